@@ -1,0 +1,1 @@
+//! C++ bridge to hepml inference — see issue 5.

@@ -1,0 +1,2 @@
+//! ROOT ntuple I/O, inference engines and the inject pipeline.
+pub mod rootio;

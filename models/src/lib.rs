@@ -1,0 +1,1 @@
+//! hepml models (training, ONNX export) — see issue 4.

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates the project venv (.venv) with everything the tests' Python cross-checks need:
+# uproot/numpy/awkward (reference reader), ROOT 6.40 (pip `root` wheel: PyROOT, cling, ACLiC),
+# onnx/onnxruntime (reference inference), scikit-learn/skl2onnx (BDT models).
+# Idempotent: a stamp file records the requirement set that was installed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+venv="$here/.venv"
+req="$here/scripts/requirements.txt"
+stamp="$venv/.hepml-req-stamp"
+if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then
+  exit 0
+fi
+python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+cp "$req" "$stamp"
