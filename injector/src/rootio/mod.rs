@@ -1,1 +1,14 @@
+//! hepml's own ROOT file I/O: TFile/TDirectory/TKey, TStreamerInfo, TTree/TBranch/TLeaf
+//! metadata through a generic streamer-driven object model, basket decoding, and writing.
 
+pub mod compress;
+pub mod error;
+pub mod rbuf;
+
+pub use compress::{Algorithm, Compression};
+pub use error::{Result, RootError};
+pub mod file;
+pub mod object;
+pub mod streamers;
+
+pub use file::RootFile;

@@ -1,0 +1,378 @@
+//! TFile: the header, directories and their keys, the streamer-info list, and reading a key's
+//! object. Files are read with positioned reads (no mmap, no whole-file buffering), so memory
+//! stays bounded whatever the file size; 32- and 64-bit seeks (files over 2 GB) are handled.
+
+use super::compress::decompress_into;
+use super::error::{Context, Result, RootError};
+use super::object::{Object, Reader};
+use super::rbuf::RBuf;
+use super::streamers::Streamers;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The fixed-size header of a TKey (also the start of every on-disk basket).
+#[derive(Debug, Clone)]
+pub struct KeyHeader {
+    pub nbytes: i32,
+    pub version: i16,
+    pub objlen: i32,
+    pub datime: u32,
+    pub keylen: i16,
+    pub cycle: i16,
+    pub seek_key: u64,
+    pub seek_pdir: u64,
+    pub class: String,
+    pub name: String,
+    pub title: String,
+}
+
+impl KeyHeader {
+    pub fn read(b: &mut RBuf) -> Result<Self> {
+        let nbytes = b.i32()?;
+        let version = b.i16()?;
+        let objlen = b.i32()?;
+        let datime = b.u32()?;
+        let keylen = b.i16()?;
+        let cycle = b.i16()?;
+        let (seek_key, seek_pdir) = if version > 1000 {
+            (b.i64()? as u64, b.i64()? as u64)
+        } else {
+            (b.i32()? as u32 as u64, b.i32()? as u32 as u64)
+        };
+        let class = b.tstring_lossy()?;
+        let name = b.tstring_lossy()?;
+        let title = b.tstring_lossy()?;
+        if nbytes < 0 || objlen < 0 || keylen < 0 || (keylen as i32) > nbytes {
+            return Err(RootError::malformed(format!(
+                "key '{name}': nbytes {nbytes}, objlen {objlen}, keylen {keylen}"
+            )));
+        }
+        Ok(KeyHeader {
+            nbytes,
+            version,
+            objlen,
+            datime,
+            keylen,
+            cycle,
+            seek_key,
+            seek_pdir,
+            class,
+            name,
+            title,
+        })
+    }
+}
+
+/// A directory's keys.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    pub version: i16,
+    pub seek_dir: u64,
+    pub seek_keys: u64,
+    pub nbytes_name: i32,
+    pub keys: Vec<KeyHeader>,
+}
+
+/// An open ROOT file (read-only).
+pub struct RootFile {
+    path: PathBuf,
+    file: File,
+    pub len: u64,
+    pub version: i32,
+    pub begin: u64,
+    pub end: u64,
+    pub seek_free: u64,
+    pub nbytes_free: i32,
+    pub nbytes_name: i32,
+    pub units: u8,
+    pub compress: i32,
+    pub seek_info: u64,
+    pub nbytes_info: i32,
+    pub uuid: [u8; 18],
+    pub streamers: Streamers,
+    pub root: Directory,
+}
+
+impl std::fmt::Debug for RootFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RootFile({})", self.path.display())
+    }
+}
+
+impl RootFile {
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        Self::open_inner(path).context(|| path.display().to_string())
+    }
+
+    fn open_inner(path: &Path) -> Result<Self> {
+        let io = |source| RootError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut head = vec![0u8; 100.min(len as usize)];
+        file.read_exact_at(&mut head, 0).map_err(io)?;
+        if head.len() < 4 || &head[..4] != b"root" {
+            return Err(RootError::NotRoot);
+        }
+        let mut b = RBuf::new(&head, 0);
+        b.skip(4)?;
+        let version = b.i32()?;
+        let begin = b.i32()? as u32 as u64;
+        let big = version >= 1_000_000;
+        let seek = |b: &mut RBuf| -> Result<u64> {
+            Ok(if big {
+                b.i64()? as u64
+            } else {
+                b.i32()? as u32 as u64
+            })
+        };
+        let end = seek(&mut b)?;
+        let seek_free = seek(&mut b)?;
+        let nbytes_free = b.i32()?;
+        let _nfree = b.i32()?;
+        let nbytes_name = b.i32()?;
+        let units = b.u8()?;
+        let compress = b.i32()?;
+        let seek_info = seek(&mut b)?;
+        let nbytes_info = b.i32()?;
+        let mut uuid = [0u8; 18];
+        if let Ok(u) = b.bytes(18) {
+            uuid.copy_from_slice(u);
+        }
+        if begin < 64 || begin >= len || nbytes_name < 0 {
+            return Err(RootError::malformed(format!(
+                "file header (fBEGIN {begin}, length {len})"
+            )));
+        }
+        if end > len {
+            return Err(RootError::malformed(format!(
+                "file header says the file ends at {end} but it has {len} bytes (truncated?)"
+            )));
+        }
+        let mut f = RootFile {
+            path: path.to_path_buf(),
+            file,
+            len,
+            version: version % 1_000_000,
+            begin,
+            end,
+            seek_free,
+            nbytes_free,
+            nbytes_name,
+            units,
+            compress,
+            seek_info,
+            nbytes_info,
+            uuid,
+            streamers: Streamers::default(),
+            root: Directory {
+                version: 0,
+                seek_dir: 0,
+                seek_keys: 0,
+                nbytes_name: 0,
+                keys: Vec::new(),
+            },
+        };
+        // The top directory record follows the TFile key and the file's name and title.
+        f.root = f
+            .read_directory(begin + nbytes_name as u64)
+            .context(|| "top directory".to_string())?;
+        if seek_info > 0 && nbytes_info > 0 {
+            let (kh, payload) = f.read_key_payload(seek_info, nbytes_info as usize)?;
+            f.streamers = Streamers::parse(&payload, kh.keylen as usize)
+                .context(|| "streamer info list".to_string())?;
+        }
+        Ok(f)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads `n` bytes at `pos`, failing clearly if they are not in the file.
+    pub fn read_at(&self, pos: u64, n: usize, out: &mut Vec<u8>) -> Result<()> {
+        if pos.checked_add(n as u64).is_none_or(|e| e > self.len) {
+            return Err(RootError::Truncated {
+                what: "file",
+                at: pos as usize,
+                wanted: n,
+                len: self.len as usize,
+            });
+        }
+        out.resize(n, 0);
+        self.file
+            .read_exact_at(out, pos)
+            .map_err(|source| RootError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    fn read_directory(&self, pos: u64) -> Result<Directory> {
+        let mut buf = Vec::new();
+        let n = 42.min((self.len - pos.min(self.len)) as usize);
+        self.read_at(pos, n, &mut buf)?;
+        let mut b = RBuf::new(&buf, 0);
+        let version = b.i16()?;
+        let _ctime = b.u32()?;
+        let _mtime = b.u32()?;
+        let _nbytes_keys = b.i32()?;
+        let nbytes_name = b.i32()?;
+        let big = version > 1000;
+        let seek = |b: &mut RBuf| -> Result<u64> {
+            Ok(if big {
+                b.i64()? as u64
+            } else {
+                b.i32()? as u32 as u64
+            })
+        };
+        let seek_dir = seek(&mut b)?;
+        let _seek_parent = seek(&mut b)?;
+        let seek_keys = seek(&mut b)?;
+        let mut keys = Vec::new();
+        if seek_keys > 0 {
+            // The keys list: a key header, then the number of keys and each key's header.
+            let mut head = Vec::new();
+            self.read_at(seek_keys, 4, &mut head)?;
+            let nbytes = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+            if nbytes <= 0 {
+                return Err(RootError::malformed(format!("keys list of {nbytes} bytes")));
+            }
+            self.read_at(seek_keys, nbytes as usize, &mut head)?;
+            let mut b = RBuf::new(&head, 0);
+            let kh = KeyHeader::read(&mut b)?;
+            b.set_pos(kh.keylen as usize)?;
+            let nkeys = b.i32()?;
+            for i in 0..nkeys.max(0) {
+                keys.push(KeyHeader::read(&mut b).context(|| format!("key {i} of the directory"))?);
+            }
+        }
+        Ok(Directory {
+            version,
+            seek_dir,
+            seek_keys,
+            nbytes_name,
+            keys,
+        })
+    }
+
+    /// Reads a key at `seek` (whose total size is `nbytes`, or unknown = 0) and returns its
+    /// header and uncompressed payload.
+    pub fn read_key_payload(&self, seek: u64, nbytes: usize) -> Result<(KeyHeader, Vec<u8>)> {
+        let mut raw = Vec::new();
+        let n = if nbytes > 0 {
+            nbytes
+        } else {
+            self.read_at(seek, 4, &mut raw)?;
+            i32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]).max(0) as usize
+        };
+        self.read_at(seek, n, &mut raw)?;
+        let mut b = RBuf::new(&raw, 0);
+        let kh = KeyHeader::read(&mut b).context(|| format!("key at {seek}"))?;
+        if kh.nbytes as usize > raw.len() {
+            return Err(RootError::malformed(format!(
+                "key '{}' at {seek}: {} bytes, have {}",
+                kh.name,
+                kh.nbytes,
+                raw.len()
+            )));
+        }
+        let mut out = Vec::new();
+        decompress_into(
+            &raw[kh.keylen as usize..kh.nbytes as usize],
+            kh.objlen as usize,
+            &mut out,
+        )
+        .context(|| format!("key '{}' ({})", kh.name, kh.class))?;
+        Ok((kh, out))
+    }
+
+    /// Reads and deserialises the object behind a key.
+    pub fn read_object(&self, key: &KeyHeader) -> Result<Object> {
+        let (kh, payload) = self.read_key_payload(key.seek_key, key.nbytes as usize)?;
+        let mut b = RBuf::new(&payload, kh.keylen as usize);
+        let mut r = Reader::new(&self.streamers);
+        r.read_object(&mut b, &kh.class, Some(payload.len()))
+            .context(|| format!("{} '{}'", kh.class, kh.name))
+    }
+
+    /// The directory behind a `TDirectory(File)` key.
+    pub fn subdirectory(&self, key: &KeyHeader) -> Result<Directory> {
+        self.read_directory(key.seek_key + key.keylen as u64)
+            .context(|| format!("directory '{}'", key.name))
+    }
+
+    /// Every key of a class (by `TTree`-like prefix match) in the file, recursively, with its
+    /// path (`dir/name`), highest cycle only.
+    pub fn walk_keys(&self) -> Result<Vec<(String, KeyHeader)>> {
+        let mut out = Vec::new();
+        self.walk_dir(&self.root, "", &mut out, 0)?;
+        Ok(out)
+    }
+
+    fn walk_dir(
+        &self,
+        d: &Directory,
+        prefix: &str,
+        out: &mut Vec<(String, KeyHeader)>,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > 64 {
+            return Err(RootError::malformed(
+                "directories nested over 64 deep (a cycle?)",
+            ));
+        }
+        let mut best: Vec<&KeyHeader> = Vec::new();
+        for k in &d.keys {
+            match best.iter_mut().find(|b| b.name == k.name) {
+                Some(b) if b.cycle < k.cycle => *b = k,
+                Some(_) => {}
+                None => best.push(k),
+            }
+        }
+        for k in best {
+            let path = format!("{prefix}{}", k.name);
+            if k.class == "TDirectory" || k.class == "TDirectoryFile" {
+                let sub = self.subdirectory(k)?;
+                self.walk_dir(&sub, &format!("{path}/"), out, depth + 1)?;
+            } else {
+                out.push((path, k.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The key of an object by path (`name`, `dir/name`, optionally `;cycle`).
+    pub fn find_key(&self, path: &str) -> Result<KeyHeader> {
+        let (path, cycle) = match path.rsplit_once(';') {
+            Some((p, c)) => (p, c.parse::<i16>().ok()),
+            None => (path, None),
+        };
+        let mut dir = self.root.clone();
+        let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let key = dir
+                .keys
+                .iter()
+                .filter(|k| k.name == *part && (!last || cycle.is_none_or(|c| c == k.cycle)))
+                .max_by_key(|k| k.cycle)
+                .cloned()
+                .ok_or_else(|| {
+                    RootError::NotFound(format!("no object '{path}' in {}", self.path.display()))
+                })?;
+            if last {
+                return Ok(key);
+            }
+            dir = self.subdirectory(&key)?;
+        }
+        Err(RootError::NotFound(format!(
+            "no object '{path}' in {}",
+            self.path.display()
+        )))
+    }
+}
