@@ -1,1 +1,40 @@
-fn main() {}
+//! The `hepml` command line.
+
+mod inspect;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hepml",
+    version,
+    about = "ML toolchain for high-energy physics: ROOT ntuples in, models and score branches out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List trees and branches of ROOT files (type, compression, baskets, size, readability),
+    /// or dump branch values as JSON.
+    Inspect(inspect::InspectArgs),
+    /// Read every entry of some branches and report the time (benchmark helper).
+    #[command(hide = true)]
+    ReadBench(inspect::ReadBenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r: Result<()> = match cli.cmd {
+        Cmd::Inspect(a) => inspect::run(a),
+        Cmd::ReadBench(a) => inspect::read_bench(a),
+    };
+    if let Err(e) = r {
+        let msg = format!("{e:#}");
+        eprintln!("hepml: error: {}", msg.replace('\n', " "));
+        std::process::exit(1);
+    }
+}

@@ -6,12 +6,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// (The cause is part of the message, not a `source()`, so a chain prints it once.)
+    #[error("{err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("not a ROOT file (no 'root' magic)")]
     NotRoot,
     #[error("truncated data: wanted {wanted} bytes at offset {at} of a {len}-byte {what}")]
@@ -29,11 +26,10 @@ pub enum RootError {
     Decompress { algo: &'static str, msg: String },
     #[error("{0}")]
     NotFound(String),
-    #[error("{context}: {source}")]
+    #[error("{context}: {inner}")]
     Context {
         context: String,
-        #[source]
-        source: Box<RootError>,
+        inner: Box<RootError>,
     },
 }
 
@@ -57,7 +53,7 @@ impl<T> Context<T> for Result<T> {
     fn context(self, ctx: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| RootError::Context {
             context: ctx(),
-            source: Box::new(e),
+            inner: Box::new(e),
         })
     }
 }

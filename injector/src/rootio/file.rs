@@ -43,7 +43,9 @@ impl KeyHeader {
         let class = b.tstring_lossy()?;
         let name = b.tstring_lossy()?;
         let title = b.tstring_lossy()?;
-        if nbytes < 0 || objlen < 0 || keylen < 0 || (keylen as i32) > nbytes {
+        // (fNbytes is 0 in the copy of a basket's key kept inside a TBranch; callers that
+        // read a key from disk check it against what they read.)
+        if nbytes < 0 || objlen < 0 || keylen < 19 {
             return Err(RootError::malformed(format!(
                 "key '{name}': nbytes {nbytes}, objlen {objlen}, keylen {keylen}"
             )));
@@ -107,9 +109,9 @@ impl RootFile {
     }
 
     fn open_inner(path: &Path) -> Result<Self> {
-        let io = |source| RootError::Io {
+        let io = |err| RootError::Io {
             path: path.to_path_buf(),
-            source,
+            err,
         };
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
@@ -206,9 +208,9 @@ impl RootFile {
         out.resize(n, 0);
         self.file
             .read_exact_at(out, pos)
-            .map_err(|source| RootError::Io {
+            .map_err(|err| RootError::Io {
                 path: self.path.clone(),
-                source,
+                err,
             })
     }
 
@@ -273,7 +275,7 @@ impl RootFile {
         self.read_at(seek, n, &mut raw)?;
         let mut b = RBuf::new(&raw, 0);
         let kh = KeyHeader::read(&mut b).context(|| format!("key at {seek}"))?;
-        if kh.nbytes as usize > raw.len() {
+        if kh.nbytes as usize > raw.len() || (kh.keylen as i32) > kh.nbytes {
             return Err(RootError::malformed(format!(
                 "key '{}' at {seek}: {} bytes, have {}",
                 kh.name,

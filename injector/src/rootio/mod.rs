@@ -9,6 +9,10 @@ pub use compress::{Algorithm, Compression};
 pub use error::{Result, RootError};
 pub mod file;
 pub mod object;
+pub mod read;
 pub mod streamers;
+pub mod tree;
 
 pub use file::RootFile;
+pub use read::{Array, BranchReader, Data};
+pub use tree::{Branch, Interp, Prim, Shape, Tree};

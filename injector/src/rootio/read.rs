@@ -1,0 +1,561 @@
+//! Basket loading and decoding into typed arrays. A [`BranchReader`] keeps one decompressed
+//! basket per branch, so reading any entry range sequentially uses memory bounded by the
+//! basket size, not the file size. Every basket is checked against what the branch's type
+//! implies (byte lengths, entry counts, vector headers): a mismatch is an error, never a guess.
+
+use super::compress::decompress_into;
+use super::error::{Context, Result, RootError};
+use super::file::{KeyHeader, RootFile};
+use super::rbuf::{RBuf, BYTE_COUNT_MASK};
+use super::tree::{BasketLoc, BasketSource, Branch, Interp, Prim, Shape, Tree};
+
+/// Decoded values of a branch over an entry range.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    Bool(Vec<bool>),
+    I8(Vec<i8>),
+    U8(Vec<u8>),
+    I16(Vec<i16>),
+    U16(Vec<u16>),
+    I32(Vec<i32>),
+    U32(Vec<u32>),
+    I64(Vec<i64>),
+    U64(Vec<u64>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+macro_rules! each_data {
+    ($d:expr, $v:ident => $e:expr) => {
+        match $d {
+            Data::Bool($v) => $e,
+            Data::I8($v) => $e,
+            Data::U8($v) => $e,
+            Data::I16($v) => $e,
+            Data::U16($v) => $e,
+            Data::I32($v) => $e,
+            Data::U32($v) => $e,
+            Data::I64($v) => $e,
+            Data::U64($v) => $e,
+            Data::F32($v) => $e,
+            Data::F64($v) => $e,
+        }
+    };
+}
+
+impl Data {
+    pub fn empty(p: Prim) -> Data {
+        match p {
+            Prim::Bool => Data::Bool(Vec::new()),
+            Prim::I8 => Data::I8(Vec::new()),
+            Prim::U8 => Data::U8(Vec::new()),
+            Prim::I16 => Data::I16(Vec::new()),
+            Prim::U16 => Data::U16(Vec::new()),
+            Prim::I32 => Data::I32(Vec::new()),
+            Prim::U32 => Data::U32(Vec::new()),
+            Prim::I64 => Data::I64(Vec::new()),
+            Prim::U64 => Data::U64(Vec::new()),
+            Prim::F32 | Prim::Packed { double: false, .. } => Data::F32(Vec::new()),
+            Prim::F64 | Prim::Packed { double: true, .. } => Data::F64(Vec::new()),
+        }
+    }
+    pub fn len(&self) -> usize {
+        each_data!(self, v => v.len())
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn clear(&mut self) {
+        each_data!(self, v => v.clear())
+    }
+    /// Value `i` as f64 (for scores and features; bools and integers convert exactly where
+    /// f64 can hold them).
+    pub fn get_f64(&self, i: usize) -> f64 {
+        match self {
+            Data::Bool(v) => v[i] as u8 as f64,
+            Data::I8(v) => v[i] as f64,
+            Data::U8(v) => v[i] as f64,
+            Data::I16(v) => v[i] as f64,
+            Data::U16(v) => v[i] as f64,
+            Data::I32(v) => v[i] as f64,
+            Data::U32(v) => v[i] as f64,
+            Data::I64(v) => v[i] as f64,
+            Data::U64(v) => v[i] as f64,
+            Data::F32(v) => v[i] as f64,
+            Data::F64(v) => v[i],
+        }
+    }
+}
+
+/// A branch's values over entries `[start, start + entries)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    pub interp: Interp,
+    pub start: u64,
+    pub entries: u64,
+    pub data: Data,
+    /// For variable-size entries: `entries + 1` offsets into `data`, in values (bytes for strings).
+    pub offsets: Option<Vec<usize>>,
+}
+
+impl Array {
+    fn new(interp: Interp, start: u64) -> Self {
+        let var = matches!(
+            interp.shape,
+            Shape::Var { .. } | Shape::Vector | Shape::String { .. }
+        );
+        Array {
+            data: Data::empty(interp.prim),
+            offsets: if var { Some(vec![0]) } else { None },
+            interp,
+            start,
+            entries: 0,
+        }
+    }
+    /// The range of `data` holding entry `i` (relative to `start`).
+    pub fn entry_range(&self, i: usize) -> std::ops::Range<usize> {
+        match &self.offsets {
+            Some(o) => o[i]..o[i + 1],
+            None => {
+                let n = self.interp.item_len();
+                i * n..(i + 1) * n
+            }
+        }
+    }
+}
+
+/// An uncompressed basket: the data bytes and, for variable-size entries, per-entry offsets.
+#[derive(Debug, Default)]
+pub struct RawBasket {
+    pub data: Vec<u8>,
+    pub offsets: Option<Vec<usize>>,
+    pub nev: u64,
+}
+
+/// The TBasket fields after the key header.
+struct BasketHeader {
+    nevbuf: i32,
+    last: i32,
+}
+
+fn basket_header(b: &mut RBuf, kh: &KeyHeader) -> Result<BasketHeader> {
+    b.set_pos(kh.keylen as usize - 19)?;
+    let _version = b.i16()?;
+    let _bufsize = b.i32()?;
+    let _nevbufsize = b.i32()?;
+    let nevbuf = b.i32()?;
+    let last = b.i32()?;
+    let _flag = b.u8()?;
+    if nevbuf < 0 || last < kh.keylen as i32 {
+        return Err(RootError::malformed(format!(
+            "basket header: fNevBuf {nevbuf}, fLast {last}"
+        )));
+    }
+    Ok(BasketHeader { nevbuf, last })
+}
+
+/// Splits the tail of a basket buffer into entry offsets (ROOT stores them after the data,
+/// each including the key length).
+fn entry_offsets(tail: &[u8], nev: usize, keylen: usize, border: usize) -> Result<Vec<usize>> {
+    let mut b = RBuf::new(tail, 0);
+    let count = b.i32()?;
+    let count = usize::try_from(count)
+        .map_err(|_| RootError::malformed(format!("offset count {count}")))?;
+    if count < nev {
+        return Err(RootError::malformed(format!(
+            "{count} entry offsets for {nev} entries"
+        )));
+    }
+    let mut out = Vec::with_capacity(nev + 1);
+    for _ in 0..nev {
+        let o = b.i32()? as i64 - keylen as i64;
+        if o < 0 || o as usize > border || out.last().is_some_and(|&l| l > o as usize) {
+            return Err(RootError::malformed(format!(
+                "entry offset {o} outside 0..{border}"
+            )));
+        }
+        out.push(o as usize);
+    }
+    out.push(border);
+    Ok(out)
+}
+
+impl RawBasket {
+    pub fn load(
+        file: &RootFile,
+        tree: &Tree,
+        branch: &Branch,
+        loc: &BasketLoc,
+        scratch: &mut Vec<u8>,
+    ) -> Result<RawBasket> {
+        let var = branch.entry_offset_len > 0
+            || matches!(
+                branch.interp,
+                Ok(Interp {
+                    shape: Shape::Var { .. } | Shape::Vector | Shape::String { .. },
+                    ..
+                })
+            );
+        let mut out = RawBasket::default();
+        match loc.source {
+            BasketSource::Disk { seek, nbytes } => {
+                file.read_at(seek, nbytes as usize, scratch)?;
+                let mut b = RBuf::new(scratch, 0);
+                let kh = KeyHeader::read(&mut b)?;
+                if kh.nbytes as u32 != nbytes {
+                    return Err(RootError::malformed(format!(
+                        "basket at {seek}: key says {} bytes, branch says {nbytes}",
+                        kh.nbytes
+                    )));
+                }
+                let h = basket_header(&mut b, &kh)?;
+                let keylen = kh.keylen as usize;
+                decompress_into(&scratch[keylen..], kh.objlen as usize, &mut out.data)?;
+                let border = h.last as usize - keylen;
+                if border > out.data.len() {
+                    return Err(RootError::malformed(format!(
+                        "basket fLast {} beyond its {} bytes",
+                        h.last,
+                        out.data.len() + keylen
+                    )));
+                }
+                out.nev = h.nevbuf as u64;
+                if var && out.data.len() > border {
+                    out.offsets = Some(entry_offsets(
+                        &out.data[border..],
+                        h.nevbuf as usize,
+                        keylen,
+                        border,
+                    )?);
+                } else if var && h.nevbuf > 0 {
+                    return Err(RootError::malformed(
+                        "variable-size basket without entry offsets",
+                    ));
+                }
+                out.data.truncate(border);
+            }
+            BasketSource::Embedded(slot) => {
+                let raw = tree.embedded_basket(branch, slot)?;
+                let mut b = RBuf::new(raw, 0);
+                let kh = KeyHeader::read(&mut b)?;
+                let h = basket_header(&mut b, &kh)?;
+                let keylen = kh.keylen as usize;
+                let border = h.last as usize - keylen;
+                let nev = h.nevbuf as usize;
+                b.set_pos(keylen)?;
+                // With entry offsets, they come first (count, then values); then a copy of the
+                // key header; then the data.
+                let mut r = RBuf::new(raw, 0);
+                r.set_pos(keylen)?;
+                let fixed_size_guess = {
+                    let mut t = RBuf::new(raw, 0);
+                    t.set_pos(kh.keylen as usize - 13)?;
+                    t.i32()? as i64
+                };
+                if fixed_size_guess * nev as i64 + keylen as i64 != h.last as i64 {
+                    let count = r.i32()?;
+                    if count < 0 || (count as usize) != nev {
+                        return Err(RootError::malformed(format!(
+                            "embedded basket: {count} offsets for {nev} entries"
+                        )));
+                    }
+                    let mut offs = Vec::with_capacity(nev + 1);
+                    for _ in 0..count {
+                        offs.push(r.i32()?);
+                    }
+                    let mut o: Vec<usize> = Vec::with_capacity(nev + 1);
+                    for &x in offs.iter().take(nev) {
+                        let v = x as i64 - keylen as i64;
+                        if v < 0 || v as usize > border {
+                            return Err(RootError::malformed(format!("embedded entry offset {v}")));
+                        }
+                        o.push(v as usize);
+                    }
+                    o.push(border);
+                    out.offsets = Some(o);
+                } else if var && nev > 0 {
+                    return Err(RootError::malformed(
+                        "embedded variable-size basket without entry offsets",
+                    ));
+                }
+                r.skip(keylen)?; // the buffer's copy of the key header
+                out.data = r.bytes(border)?.to_vec();
+                out.nev = nev as u64;
+            }
+        }
+        if out.nev != loc.entries {
+            return Err(RootError::malformed(format!(
+                "basket holds {} entries, the branch expects {}",
+                out.nev, loc.entries
+            )));
+        }
+        Ok(out)
+    }
+}
+
+macro_rules! decode_be {
+    ($src:expr, $t:ty, $out:expr) => {{
+        const N: usize = std::mem::size_of::<$t>();
+        $out.extend(
+            $src.chunks_exact(N)
+                .map(|c| <$t>::from_be_bytes(c.try_into().expect("chunk size"))),
+        );
+    }};
+}
+
+fn decode_values(src: &[u8], prim: Prim, out: &mut Data) -> Result<()> {
+    let size = prim.disk_size();
+    if src.len() % size != 0 {
+        return Err(RootError::malformed(format!(
+            "{} bytes is not a whole number of {}-byte values",
+            src.len(),
+            size
+        )));
+    }
+    match (prim, out) {
+        (Prim::Bool, Data::Bool(v)) => v.extend(src.iter().map(|&b| b != 0)),
+        (Prim::I8, Data::I8(v)) => v.extend(src.iter().map(|&b| b as i8)),
+        (Prim::U8, Data::U8(v)) => v.extend_from_slice(src),
+        (Prim::I16, Data::I16(v)) => decode_be!(src, i16, v),
+        (Prim::U16, Data::U16(v)) => decode_be!(src, u16, v),
+        (Prim::I32, Data::I32(v)) => decode_be!(src, i32, v),
+        (Prim::U32, Data::U32(v)) => decode_be!(src, u32, v),
+        (Prim::I64, Data::I64(v)) => decode_be!(src, i64, v),
+        (Prim::U64, Data::U64(v)) => decode_be!(src, u64, v),
+        (Prim::F32, Data::F32(v)) => decode_be!(src, f32, v),
+        (Prim::F64, Data::F64(v)) => decode_be!(src, f64, v),
+        (
+            Prim::Packed {
+                low,
+                high,
+                bits,
+                double,
+            },
+            out,
+        ) => {
+            let vals = unpack(src, low, high, bits, double);
+            match out {
+                Data::F32(v) if !double => v.extend(vals.iter().map(|&x| x as f32)),
+                Data::F64(v) if double => v.extend(vals),
+                _ => return Err(RootError::malformed("packed float output type")),
+            }
+        }
+        _ => {
+            return Err(RootError::malformed(
+                "decoded type does not match the array",
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// Float16_t / Double32_t decoding, as ROOT's `ReadWithNbits` / `ReadWithFactor` (and uproot).
+fn unpack(src: &[u8], low: f64, high: f64, bits: u32, double: bool) -> Vec<f64> {
+    if low == 0.0 && high == 0.0 {
+        if double && bits == 0 {
+            // Double32_t without range: a float on disk.
+            return src
+                .chunks_exact(4)
+                .map(|c| f32::from_be_bytes(c.try_into().expect("4")) as f64)
+                .collect();
+        }
+        // Truncated mantissa: exponent byte, then mantissa u16 with the sign above it.
+        return src
+            .chunks_exact(3)
+            .map(|c| {
+                let exp = c[0] as u32;
+                let man = u16::from_be_bytes([c[1], c[2]]) as u32;
+                let bits_v = (exp << 23) | ((man & ((1 << (bits + 1)) - 1)) << (23 - bits));
+                let sign = if man & (1 << (bits + 1)) != 0 {
+                    -1.0f32
+                } else {
+                    1.0
+                };
+                (f32::from_bits(bits_v) * sign) as f64
+            })
+            .collect();
+    }
+    let raw = src
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes(c.try_into().expect("4")));
+    if double {
+        let f = (high - low) / (1u64 << bits) as f64;
+        raw.map(|r| r as f64 * f + low).collect()
+    } else {
+        let f = ((high - low) / (1u64 << bits) as f64) as f32;
+        raw.map(|r| (r as f32 * f + low as f32) as f64).collect()
+    }
+}
+
+/// Appends entries `[a, b)` of a loaded basket (relative to the basket) to `out`.
+fn append_entries(
+    basket: &RawBasket,
+    interp: &Interp,
+    a: usize,
+    b: usize,
+    out: &mut Array,
+) -> Result<()> {
+    let prim = interp.prim;
+    match &interp.shape {
+        Shape::Scalar | Shape::Fixed(_) => {
+            let item = prim.disk_size() * interp.item_len();
+            if basket.data.len() != basket.nev as usize * item {
+                return Err(RootError::malformed(format!(
+                    "basket of {} entries has {} bytes, {} expected for {}",
+                    basket.nev,
+                    basket.data.len(),
+                    basket.nev as usize * item,
+                    interp.type_name()
+                )));
+            }
+            decode_values(&basket.data[a * item..b * item], prim, &mut out.data)?;
+        }
+        Shape::Var { .. } | Shape::Vector | Shape::String { .. } => {
+            let offs = basket.offsets.as_ref().ok_or_else(|| {
+                RootError::malformed("variable-size basket without entry offsets")
+            })?;
+            let out_offs = out.offsets.as_mut().expect("variable arrays have offsets");
+            for e in a..b {
+                let bytes = &basket.data[offs[e]..offs[e + 1]];
+                match &interp.shape {
+                    Shape::Var { .. } => {
+                        let row = prim.disk_size() * interp.item_len();
+                        if bytes.len() % row != 0 {
+                            return Err(RootError::malformed(format!(
+                                "entry of {} bytes is not a whole number of {row}-byte rows",
+                                bytes.len()
+                            )));
+                        }
+                        decode_values(bytes, prim, &mut out.data)?;
+                    }
+                    Shape::Vector => {
+                        let mut r = RBuf::new(bytes, 0);
+                        let bcnt = r.u32()?;
+                        let _v = r.u16()?;
+                        let n = r.u32()? as usize;
+                        if bcnt & BYTE_COUNT_MASK == 0
+                            || (bcnt & !BYTE_COUNT_MASK) as usize != bytes.len() - 4
+                            || n * prim.disk_size() != bytes.len() - 10
+                        {
+                            return Err(RootError::malformed(format!(
+                                "std::vector entry of {} bytes with header (count {:#x}, size {n})",
+                                bytes.len(),
+                                bcnt
+                            )));
+                        }
+                        decode_values(&bytes[10..], prim, &mut out.data)?;
+                    }
+                    Shape::String { header } => {
+                        let mut r = RBuf::new(bytes, 0);
+                        if *header {
+                            let h = r.header("std::string")?;
+                            if h.end != Some(bytes.len()) {
+                                return Err(RootError::malformed("std::string entry byte count"));
+                            }
+                        }
+                        let s = r.tstring()?;
+                        // A char* leaf may keep a trailing NUL or padding; ROOT ends at the length.
+                        if !*header && r.remaining() > 1 {
+                            return Err(RootError::malformed(format!(
+                                "string entry of {} bytes holds a {}-byte string",
+                                bytes.len(),
+                                s.len()
+                            )));
+                        }
+                        match &mut out.data {
+                            Data::U8(v) => v.extend_from_slice(s),
+                            _ => return Err(RootError::malformed("string output type")),
+                        }
+                    }
+                    _ => unreachable!("matched above"),
+                }
+                out_offs.push(out.data.len() / interp.item_len().max(1));
+            }
+        }
+    }
+    out.entries += (b - a) as u64;
+    Ok(())
+}
+
+/// Reads one branch, keeping its current basket decompressed.
+pub struct BranchReader<'a> {
+    file: &'a RootFile,
+    tree: &'a Tree,
+    branch: &'a Branch,
+    interp: Interp,
+    current: Option<(usize, RawBasket)>,
+    scratch: Vec<u8>,
+}
+
+impl<'a> BranchReader<'a> {
+    pub fn new(file: &'a RootFile, tree: &'a Tree, branch: &'a Branch) -> Result<Self> {
+        let interp = branch
+            .interp
+            .clone()
+            .map_err(|why| RootError::unsupported(format!("branch '{}': {why}", branch.name)))?;
+        Ok(BranchReader {
+            file,
+            tree,
+            branch,
+            interp,
+            current: None,
+            scratch: Vec::new(),
+        })
+    }
+    pub fn branch(&self) -> &Branch {
+        self.branch
+    }
+    pub fn interp(&self) -> &Interp {
+        &self.interp
+    }
+
+    /// Reads entries `[start, stop)`.
+    pub fn read(&mut self, start: u64, stop: u64) -> Result<Array> {
+        let mut out = Array::new(self.interp.clone(), start);
+        self.read_into(start, stop, &mut out)?;
+        Ok(out)
+    }
+
+    /// Reads entries `[start, stop)` into `out`, reusing its allocations.
+    pub fn read_into(&mut self, start: u64, stop: u64, out: &mut Array) -> Result<()> {
+        let name = &self.branch.name;
+        if stop > self.branch.entries || start > stop {
+            return Err(RootError::NotFound(format!(
+                "entries {start}..{stop} of branch '{name}' with {} entries",
+                self.branch.entries
+            )));
+        }
+        out.start = start;
+        out.entries = 0;
+        out.data.clear();
+        if let Some(o) = out.offsets.as_mut() {
+            o.clear();
+            o.push(0);
+        }
+        let mut i = self
+            .branch
+            .baskets
+            .partition_point(|b| b.first_entry + b.entries <= start);
+        let mut e = start;
+        while e < stop {
+            let loc = self.branch.baskets.get(i).ok_or_else(|| {
+                RootError::malformed(format!("branch '{name}': no basket for entry {e}"))
+            })?;
+            if self.current.as_ref().is_none_or(|(ci, _)| *ci != i) {
+                self.current = None;
+                let raw =
+                    RawBasket::load(self.file, self.tree, self.branch, loc, &mut self.scratch)
+                        .context(|| format!("branch '{name}', basket {i}"))?;
+                self.current = Some((i, raw));
+            }
+            let (_, raw) = self.current.as_ref().expect("loaded above");
+            let a = (e - loc.first_entry) as usize;
+            let b = (stop.min(loc.first_entry + loc.entries) - loc.first_entry) as usize;
+            append_entries(raw, &self.interp, a, b, out)
+                .context(|| format!("branch '{name}', basket {i}"))?;
+            e = loc.first_entry + b as u64;
+            i += 1;
+        }
+        Ok(())
+    }
+}

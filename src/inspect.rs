@@ -1,0 +1,376 @@
+//! `hepml inspect`: what is in a ROOT file, and (with `--dump`) the values of branches as JSON,
+//! in a form any other reader (uproot, ROOT) can be compared against.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use injector::rootio::{compress, Array, BranchReader, Compression, Data, RootFile, Shape, Tree};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// ROOT files.
+    #[arg(required = true)]
+    files: Vec<String>,
+    /// Only this tree (path inside the file).
+    #[arg(long)]
+    tree: Option<String>,
+    /// Print the values of these branches (needs --tree when the file has several trees).
+    #[arg(long, num_args = 1..)]
+    dump: Vec<String>,
+    /// Entry range START:STOP for --dump (either side may be empty).
+    #[arg(long)]
+    entries: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ReadBenchArgs {
+    file: String,
+    #[arg(long)]
+    tree: Option<String>,
+    #[arg(long, num_args = 1..)]
+    branches: Vec<String>,
+    /// Entries per chunk.
+    #[arg(long, default_value_t = 100_000)]
+    chunk: u64,
+}
+
+fn pick_tree(f: &RootFile, want: Option<&str>) -> Result<Tree> {
+    let name = match want {
+        Some(t) => t.to_string(),
+        None => {
+            let trees = f.tree_paths()?;
+            match trees.as_slice() {
+                [one] => one.clone(),
+                [] => bail!("{}: no TTree in the file", f.path().display()),
+                many => bail!(
+                    "{}: several trees ({}); choose one with --tree",
+                    f.path().display(),
+                    many.join(", ")
+                ),
+            }
+        }
+    };
+    Ok(f.tree(&name)?)
+}
+
+/// The compression of a branch as stored: the algorithm of its first compressed basket, with
+/// the branch's level (baskets that did not shrink are stored raw and say nothing).
+fn branch_compression(f: &RootFile, b: &injector::rootio::Branch) -> String {
+    let setting = Compression::from_setting(b.compress.max(0)).ok();
+    for loc in b.baskets.iter().take(4) {
+        if let injector::rootio::tree::BasketSource::Disk { seek, nbytes } = loc.source {
+            let mut raw = Vec::new();
+            if f.read_at(seek, nbytes as usize, &mut raw).is_err() {
+                break;
+            }
+            let mut rb = injector::rootio::rbuf::RBuf::new(&raw, 0);
+            if let Ok(kh) = injector::rootio::file::KeyHeader::read(&mut rb) {
+                if kh.nbytes - kh.keylen as i32 != kh.objlen {
+                    if let Some(a) = compress::block_algorithm(&raw[kh.keylen as usize..]) {
+                        let level = setting.map(|s| s.level).unwrap_or(0);
+                        return Compression {
+                            algorithm: a,
+                            level,
+                        }
+                        .to_string();
+                    }
+                }
+            }
+        }
+    }
+    match setting {
+        Some(s)
+            if b.baskets
+                .iter()
+                .all(|l| matches!(l.source, injector::rootio::tree::BasketSource::Embedded(_))) =>
+        {
+            format!("{s} (embedded, uncompressed)")
+        }
+        Some(s) if s.algorithm != injector::rootio::Algorithm::None => {
+            format!("{s} (stored uncompressed)")
+        }
+        _ => "none".into(),
+    }
+}
+
+pub fn run(a: InspectArgs) -> Result<()> {
+    if !a.dump.is_empty() {
+        if a.files.len() != 1 {
+            bail!("--dump takes exactly one file");
+        }
+        return dump(&a);
+    }
+    let mut files = Vec::new();
+    let mut text = String::new();
+    for path in &a.files {
+        let f = RootFile::open(path)?;
+        let names = match &a.tree {
+            Some(t) => vec![t.clone()],
+            None => f.tree_paths()?,
+        };
+        let mut trees = Vec::new();
+        let _ = writeln!(
+            text,
+            "{path}  (ROOT {}, compression {})",
+            f.version, f.compress
+        );
+        for name in names {
+            let t = f.tree(&name)?;
+            let _ = writeln!(
+                text,
+                "  tree {name}  \"{}\"  {} entries, {} branches",
+                t.title,
+                t.entries,
+                t.branches.len()
+            );
+            let mut branches = Vec::new();
+            for b in &t.branches {
+                let comp = branch_compression(&f, b);
+                let (ty, counter, readable, reason) = match &b.interp {
+                    Ok(i) => (
+                        i.type_name(),
+                        match &i.shape {
+                            Shape::Var { counter, .. } => Some(counter.clone()),
+                            _ => None,
+                        },
+                        true,
+                        None,
+                    ),
+                    Err(why) => ("?".to_string(), None, false, Some(why.clone())),
+                };
+                let _ = writeln!(
+                    text,
+                    "    {:<32} {:<18} {:<10} {:>4} baskets {:>10} B on disk {:>10} B{}",
+                    b.name,
+                    ty,
+                    comp,
+                    b.baskets.len(),
+                    b.zip_bytes,
+                    b.tot_bytes,
+                    reason
+                        .as_deref()
+                        .map(|r| format!("  UNSUPPORTED: {r}"))
+                        .unwrap_or_default()
+                );
+                branches.push(json!({
+                    "name": b.name, "title": b.title, "type": ty,
+                    "leaf": b.leaves.first().map(|l| l.class.clone()),
+                    "counter": counter, "compression": comp, "baskets": b.baskets.len(),
+                    "zip_bytes": b.zip_bytes, "tot_bytes": b.tot_bytes,
+                    "readable": readable, "reason": reason,
+                }));
+            }
+            trees.push(
+                json!({"name": name, "title": t.title, "entries": t.entries, "branches": branches}),
+            );
+        }
+        files.push(json!({"path": path, "version": f.version, "trees": trees}));
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer(&mut out, &json!({ "files": files }))?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{text}")?;
+    }
+    Ok(())
+}
+
+fn parse_range(s: Option<&str>, n: u64) -> Result<(u64, u64)> {
+    let Some(s) = s else { return Ok((0, n)) };
+    let (a, b) = s
+        .split_once(':')
+        .with_context(|| format!("--entries '{s}': expected START:STOP"))?;
+    let a: u64 = if a.is_empty() {
+        0
+    } else {
+        a.parse()
+            .with_context(|| format!("--entries start '{a}'"))?
+    };
+    let b: u64 = if b.is_empty() {
+        n
+    } else {
+        b.parse().with_context(|| format!("--entries stop '{b}'"))?
+    };
+    if a > b || b > n {
+        bail!("--entries {a}:{b} outside the tree's {n} entries");
+    }
+    Ok((a, b))
+}
+
+fn dump(a: &InspectArgs) -> Result<()> {
+    let path = &a.files[0];
+    let f = RootFile::open(path)?;
+    let t = pick_tree(&f, a.tree.as_deref())?;
+    let (start, stop) = parse_range(a.entries.as_deref(), t.entries)?;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "{{\"tree\":{},\"start\":{start},\"stop\":{stop},\"branches\":{{",
+        json!(t.name)
+    );
+    for (k, name) in a.dump.iter().enumerate() {
+        let b = t.branch(name)?;
+        let mut r = BranchReader::new(&f, &t, b)?;
+        let arr = r
+            .read(start, stop)
+            .with_context(|| format!("{path}: reading branch '{name}'"))?;
+        if k > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{}:", json!(name));
+        write_array_json(&arr, &mut out);
+    }
+    out.push_str("}}\n");
+    if !a.json {
+        // The dump is JSON either way; --json is accepted for symmetry with the listing.
+    }
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(())
+}
+
+fn push_value(d: &Data, i: usize, out: &mut String) {
+    fn float(v: f64, s: String, out: &mut String) {
+        if v.is_nan() {
+            out.push_str("\"nan\"");
+        } else if v.is_infinite() {
+            out.push_str(if v > 0.0 { "\"inf\"" } else { "\"-inf\"" });
+        } else {
+            out.push_str(&s);
+        }
+    }
+    let _ = match d {
+        Data::Bool(v) => write!(out, "{}", v[i]),
+        Data::I8(v) => write!(out, "{}", v[i]),
+        Data::U8(v) => write!(out, "{}", v[i]),
+        Data::I16(v) => write!(out, "{}", v[i]),
+        Data::U16(v) => write!(out, "{}", v[i]),
+        Data::I32(v) => write!(out, "{}", v[i]),
+        Data::U32(v) => write!(out, "{}", v[i]),
+        Data::I64(v) => write!(out, "{}", v[i]),
+        Data::U64(v) => write!(out, "{}", v[i]),
+        Data::F32(v) => {
+            float(v[i] as f64, format!("{:?}", v[i]), out);
+            Ok(())
+        }
+        Data::F64(v) => {
+            float(v[i], format!("{:?}", v[i]), out);
+            Ok(())
+        }
+    };
+}
+
+/// Values `range` of `d` nested by `dims` (row-major).
+fn push_block(d: &Data, start: usize, dims: &[usize], out: &mut String) {
+    match dims.split_first() {
+        None => push_value(d, start, out),
+        Some((&n, rest)) => {
+            let stride: usize = rest.iter().product();
+            out.push('[');
+            for j in 0..n {
+                if j > 0 {
+                    out.push(',');
+                }
+                push_block(d, start + j * stride, rest, out);
+            }
+            out.push(']');
+        }
+    }
+}
+
+pub fn write_array_json(arr: &Array, out: &mut String) {
+    out.push('[');
+    for e in 0..arr.entries as usize {
+        if e > 0 {
+            out.push(',');
+        }
+        match &arr.interp.shape {
+            Shape::Scalar => push_value(&arr.data, e, out),
+            Shape::Fixed(dims) => push_block(&arr.data, e * arr.interp.item_len(), dims, out),
+            Shape::Var { inner, .. } => {
+                let r = arr.entry_range(e);
+                let row: usize = inner.iter().product();
+                out.push('[');
+                for (j, item) in (r.start..r.end).enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    if inner.is_empty() {
+                        push_value(&arr.data, item, out);
+                    } else {
+                        push_block(&arr.data, item * row, inner, out);
+                    }
+                }
+                out.push(']');
+            }
+            Shape::Vector => {
+                let r = arr.entry_range(e);
+                out.push('[');
+                for (j, item) in r.enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    push_value(&arr.data, item, out);
+                }
+                out.push(']');
+            }
+            Shape::String { .. } => {
+                let r = arr.entry_range(e);
+                let bytes = match &arr.data {
+                    Data::U8(v) => &v[r],
+                    _ => &[][..],
+                };
+                let _ = write!(out, "{}", json!(String::from_utf8_lossy(bytes)));
+            }
+        }
+    }
+    out.push(']');
+}
+
+pub fn read_bench(a: ReadBenchArgs) -> Result<()> {
+    let f = RootFile::open(&a.file)?;
+    let t = pick_tree(&f, a.tree.as_deref())?;
+    let names: Vec<String> = if a.branches.is_empty() {
+        t.branches
+            .iter()
+            .filter(|b| b.interp.is_ok())
+            .map(|b| b.name.clone())
+            .collect()
+    } else {
+        a.branches.clone()
+    };
+    let t0 = std::time::Instant::now();
+    let mut readers = names
+        .iter()
+        .map(|n| BranchReader::new(&f, &t, t.branch(n)?))
+        .collect::<injector::rootio::Result<Vec<_>>>()?;
+    let mut arrays: Vec<Array> = Vec::new();
+    let mut checksum = 0f64;
+    let mut start = 0;
+    while start < t.entries {
+        let stop = (start + a.chunk.max(1)).min(t.entries);
+        for (k, r) in readers.iter_mut().enumerate() {
+            if arrays.len() <= k {
+                arrays.push(r.read(start, stop)?);
+            } else {
+                r.read_into(start, stop, &mut arrays[k])?;
+            }
+            let d = &arrays[k].data;
+            if !d.is_empty() {
+                checksum += d.get_f64(0) + d.get_f64(d.len() - 1);
+            }
+        }
+        start = stop;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({"entries": t.entries, "branches": names.len(), "seconds": secs, "checksum": checksum})
+    );
+    Ok(())
+}
