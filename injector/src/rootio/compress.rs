@@ -150,7 +150,9 @@ pub fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> Result<(
         out.extend_from_slice(src);
         return Ok(());
     }
-    out.reserve(objlen);
+    // A corrupted object length must not turn into a huge allocation: reserve no more than
+    // any ROOT algorithm can expand this payload to; blocks grow the buffer as they decode.
+    out.reserve(objlen.min(src.len().saturating_mul(64)));
     let mut pos = 0;
     while pos < src.len() {
         let h = src

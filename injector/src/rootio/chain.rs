@@ -1,0 +1,190 @@
+//! Several files' trees read as one (a TChain), and a chunked event iterator over selected
+//! branches. Each branch keeps one decompressed basket, so memory is bounded by
+//! (branches x basket size + chunk arrays), independent of file size.
+
+use super::error::{Context, Result, RootError};
+use super::read::{Array, BranchReader};
+use super::tree::{Interp, Tree};
+use super::RootFile;
+use std::path::{Path, PathBuf};
+
+/// One file's tree within a chain.
+pub struct Member {
+    pub file: RootFile,
+    pub tree: Tree,
+    /// Global index of this member's first entry.
+    pub first_entry: u64,
+}
+
+pub struct Chain {
+    pub members: Vec<Member>,
+    pub tree_name: String,
+}
+
+impl Chain {
+    /// Opens `tree` in every file, in order.
+    pub fn open<P: AsRef<Path>>(paths: &[P], tree: &str) -> Result<Chain> {
+        if paths.is_empty() {
+            return Err(RootError::NotFound("no input files".into()));
+        }
+        let mut members = Vec::new();
+        let mut first = 0;
+        for p in paths {
+            let file = RootFile::open(p)?;
+            let t = file.tree(tree)?;
+            let n = t.entries;
+            members.push(Member {
+                file,
+                tree: t,
+                first_entry: first,
+            });
+            first += n;
+        }
+        Ok(Chain {
+            members,
+            tree_name: tree.to_string(),
+        })
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.members.iter().map(|m| m.tree.entries).sum()
+    }
+
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.members
+            .iter()
+            .map(|m| m.file.path().to_path_buf())
+            .collect()
+    }
+
+    /// The interpretation of a branch, checked to be the same in every file.
+    pub fn interp(&self, branch: &str) -> Result<Interp> {
+        let mut found: Option<Interp> = None;
+        for m in &self.members {
+            let b = m
+                .tree
+                .branch(branch)
+                .context(|| m.file.path().display().to_string())?;
+            let i = b.interp.clone().map_err(|why| {
+                RootError::unsupported(format!(
+                    "{}: branch '{branch}': {why}",
+                    m.file.path().display()
+                ))
+            })?;
+            match &found {
+                Some(f) if *f != i => {
+                    return Err(RootError::malformed(format!(
+                        "{}: branch '{branch}' is {} here but {} in the first file",
+                        m.file.path().display(),
+                        i.type_name(),
+                        f.type_name()
+                    )))
+                }
+                Some(_) => {}
+                None => found = Some(i),
+            }
+        }
+        found.ok_or_else(|| RootError::NotFound(format!("branch '{branch}'")))
+    }
+
+    /// Iterates over `[start, stop)` of the whole chain in chunks of at most `chunk` entries
+    /// that never straddle two files.
+    pub fn chunks(&self, branches: &[String], chunk: u64) -> Result<Chunks<'_>> {
+        for b in branches {
+            self.interp(b)?;
+        }
+        Ok(Chunks {
+            chain: self,
+            branches: branches.to_vec(),
+            chunk: chunk.max(1),
+            member: 0,
+            next: 0,
+            readers: Vec::new(),
+        })
+    }
+}
+
+/// One chunk of events: the arrays of the requested branches, in request order.
+pub struct Chunk {
+    /// Index of the file in the chain.
+    pub member: usize,
+    /// Entry range within that file's tree.
+    pub start: u64,
+    pub stop: u64,
+    /// Global index of `start` in the chain.
+    pub global_start: u64,
+    pub arrays: Vec<Array>,
+}
+
+pub struct Chunks<'c> {
+    chain: &'c Chain,
+    branches: Vec<String>,
+    chunk: u64,
+    member: usize,
+    next: u64,
+    readers: Vec<BranchReader<'c>>,
+}
+
+impl<'c> Chunks<'c> {
+    /// Reads the next chunk into `out` (reusing its arrays); returns false at the end.
+    pub fn next_into(&mut self, out: &mut Chunk) -> Result<bool> {
+        loop {
+            let Some(m) = self.chain.members.get(self.member) else {
+                return Ok(false);
+            };
+            if self.next >= m.tree.entries {
+                self.member += 1;
+                self.next = 0;
+                self.readers.clear();
+                continue;
+            }
+            if self.readers.is_empty() {
+                for b in &self.branches {
+                    let br = m.tree.branch(b)?;
+                    self.readers.push(BranchReader::new(&m.file, &m.tree, br)?);
+                }
+            }
+            let start = self.next;
+            let stop = (start + self.chunk).min(m.tree.entries);
+            out.arrays.truncate(self.readers.len());
+            for (k, r) in self.readers.iter_mut().enumerate() {
+                let res = if k < out.arrays.len() {
+                    r.read_into(start, stop, &mut out.arrays[k])
+                } else {
+                    r.read(start, stop).map(|a| out.arrays.push(a))
+                };
+                res.context(|| m.file.path().display().to_string())?;
+            }
+            out.member = self.member;
+            out.start = start;
+            out.stop = stop;
+            out.global_start = m.first_entry + start;
+            self.next = stop;
+            return Ok(true);
+        }
+    }
+}
+
+impl Chunk {
+    pub fn new() -> Self {
+        Chunk {
+            member: 0,
+            start: 0,
+            stop: 0,
+            global_start: 0,
+            arrays: Vec::new(),
+        }
+    }
+    pub fn len(&self) -> usize {
+        (self.stop - self.start) as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.stop == self.start
+    }
+}
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,230 @@
+//! Reader checks on the real reference files (values against uproot are checked by the Python
+//! gate, scripts/check_read.py, run from tests/read_gate.rs).
+
+mod common;
+
+use injector::rootio::object::Writer;
+use injector::rootio::rbuf::WBuf;
+use injector::rootio::{BranchReader, RootFile, Shape};
+
+/// TTree metadata read through the streamer-driven object model and written back gives the
+/// exact bytes of the file: the model loses nothing (the writer's fast clone relies on this).
+#[test]
+fn ttree_metadata_reserialises_byte_identically() {
+    for path in common::shared_root_files() {
+        let f = RootFile::open(&path).unwrap();
+        for tp in f.tree_paths().unwrap() {
+            let key = f.find_key(&tp).unwrap();
+            let (kh, payload) = f
+                .read_key_payload(key.seek_key, key.nbytes as usize)
+                .unwrap();
+            let obj = f.read_object(&key).unwrap();
+            let mut w = WBuf::new(kh.keylen as usize);
+            Writer::new().write_object(&mut w, &obj).unwrap();
+            assert!(
+                w.data == payload,
+                "{}:{tp}: re-serialised TTree differs",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Structure facts uproot also reports, checked on a few files (entries, types, baskets).
+#[test]
+fn known_structure_of_reference_files() {
+    let f = RootFile::open(common::shared("root/uproot-HZZ.root")).unwrap();
+    let t = f.tree("events").unwrap();
+    assert_eq!(t.entries, 2421);
+    assert_eq!(t.branches.len(), 51);
+    let px = t.branch("Jet_Px").unwrap();
+    let i = px.interp.as_ref().unwrap();
+    assert_eq!(i.type_name(), "float32[]");
+    assert_eq!(
+        i.shape,
+        Shape::Var {
+            counter: "NJet".into(),
+            inner: vec![]
+        }
+    );
+
+    let f = RootFile::open(common::shared("root/nanoAOD_2015_CMS_Open_Data_ttbar.root")).unwrap();
+    let t = f.tree("Events").unwrap();
+    assert_eq!(t.entries, 200);
+    let b = t.branch("LHEPdfWeight").unwrap();
+    // The NanoAOD file keeps its only basket inside the TBranch record.
+    assert!(b
+        .baskets
+        .iter()
+        .any(|l| matches!(l.source, injector::rootio::tree::BasketSource::Embedded(_))));
+    let mut r = BranchReader::new(&f, &t, b).unwrap();
+    let a = r.read(0, 200).unwrap();
+    let n = t.branch("nLHEPdfWeight").unwrap();
+    let counts = BranchReader::new(&f, &t, n).unwrap().read(0, 200).unwrap();
+    for e in 0..200 {
+        assert_eq!(
+            a.entry_range(e).len() as f64,
+            counts.data.get_f64(e),
+            "entry {e}"
+        );
+    }
+    // Entry 0 holds real weights near 1, not garbage (the value oxyroot got wrong).
+    let w0 = a.data.get_f64(a.entry_range(0).start);
+    assert!((0.5..1.5).contains(&w0), "LHEPdfWeight[0][0] = {w0}");
+
+    let f = RootFile::open(common::shared("root/uproot-leaflist.root")).unwrap();
+    let t = f.tree("tree").unwrap();
+    let why = t.branch("leaflist").unwrap().interp.as_ref().unwrap_err();
+    assert!(why.contains("leaf-list"), "{why}");
+    assert!(BranchReader::new(&f, &t, t.branch("leaflist").unwrap()).is_err());
+}
+
+/// Reading a sub-range equals the same entries of a full read, across basket boundaries.
+#[test]
+fn ranges_match_full_reads() {
+    let f = RootFile::open(common::shared("root/uproot-sample-6.20.04-zlib.root")).unwrap();
+    let t = f.tree("sample").unwrap();
+    for b in &t.branches {
+        let mut r = BranchReader::new(&f, &t, b).unwrap();
+        let full = r.read(0, t.entries).unwrap();
+        for (a, z) in [(0, 1), (3, 17), (7, 30), (29, 30), (12, 12)] {
+            let part = r.read(a, z).unwrap();
+            assert_eq!(part.entries, z - a);
+            for e in 0..(z - a) as usize {
+                let pr = part.entry_range(e);
+                let fr = full.entry_range(e + a as usize);
+                assert_eq!(pr.len(), fr.len(), "{} entry {}", b.name, e as u64 + a);
+                for (x, y) in pr.zip(fr) {
+                    let (u, v) = (part.data.get_f64(x), full.data.get_f64(y));
+                    assert!(
+                        u == v || (u.is_nan() && v.is_nan()),
+                        "{} entry {}",
+                        b.name,
+                        e as u64 + a
+                    );
+                }
+            }
+        }
+        assert!(r.read(0, t.entries + 1).is_err());
+    }
+}
+
+/// Reads everything readable; returns the number of branches read without error.
+fn read_all(path: &std::path::Path) -> Result<usize, String> {
+    let f = RootFile::open(path).map_err(|e| e.to_string())?;
+    let mut ok = 0;
+    for tp in f.tree_paths().map_err(|e| e.to_string())? {
+        let t = f.tree(&tp).map_err(|e| e.to_string())?;
+        for b in &t.branches {
+            if let Ok(mut r) = BranchReader::new(&f, &t, b) {
+                if r.read(0, b.entries).is_ok() {
+                    ok += 1;
+                }
+            }
+        }
+    }
+    Ok(ok)
+}
+
+/// Deterministic corruption: truncated files and bit flips anywhere give errors (or, where the
+/// flip lands in uncompressed payload bytes that no checksum covers, values), never a panic.
+#[test]
+fn corrupted_files_give_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut errors = 0;
+    let mut cases = 0;
+    for name in [
+        "uproot-HZZ-zlib.root",
+        "uproot-HZZ-lz4.root",
+        "uproot-HZZ-zstd.root",
+        "uproot-HZZ-lzma.root",
+        "uproot-Zmumu-uncompressed.root",
+        "uproot-sample-6.20.04-zlib.root",
+        "uproot-small-flat-tree.root",
+        "nanoAOD_2015_CMS_Open_Data_ttbar.root",
+    ] {
+        let orig = std::fs::read(common::shared(&format!("root/{name}"))).unwrap();
+        let p = dir.path().join(name);
+        // Truncations at spread-out points, including inside the header and metadata.
+        let mut cuts: Vec<usize> = vec![0, 3, 10, 60, 100, 200, 500];
+        cuts.extend((1..20).map(|i| orig.len() * i / 20));
+        for cut in cuts {
+            std::fs::write(&p, &orig[..cut.min(orig.len())]).unwrap();
+            cases += 1;
+            let r = std::panic::catch_unwind(|| read_all(&p));
+            match r {
+                Ok(Err(_)) => errors += 1,
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("{name} truncated at {cut}: reader panicked"),
+            }
+        }
+        // Random bit flips, one per case, in the whole file and concentrated in the tail
+        // (where ROOT keeps the streamer infos, the TTree and the keys list).
+        for k in 0..60 {
+            let mut data = orig.clone();
+            let pos = if k % 2 == 0 {
+                (next() as usize) % data.len()
+            } else {
+                data.len() - 1 - (next() as usize) % (data.len() / 8)
+            };
+            data[pos] ^= 1 << (next() % 8);
+            std::fs::write(&p, &data).unwrap();
+            cases += 1;
+            match std::panic::catch_unwind(|| read_all(&p)) {
+                Ok(Err(_)) => errors += 1,
+                Ok(Ok(_)) => {}
+                Err(_) => panic!("{name} with bit flip at {pos}: reader panicked"),
+            }
+        }
+    }
+    // Most corruptions must be noticed (truncations always are).
+    assert!(
+        errors * 3 > cases,
+        "only {errors} of {cases} corruptions reported"
+    );
+}
+
+/// A chain of several files reads as their concatenation, in chunks that never straddle files.
+#[test]
+fn chain_reads_files_in_order_in_chunks() {
+    use injector::rootio::{Chain, Chunk};
+    let paths = [
+        common::shared("root/uproot-HZZ-zlib.root"),
+        common::shared("root/uproot-HZZ-lz4.root"),
+        common::shared("root/uproot-HZZ-zstd.root"),
+    ];
+    let chain = Chain::open(&paths, "events").unwrap();
+    assert_eq!(chain.entries(), 3 * 2421);
+    let names = vec!["NJet".to_string(), "Jet_Px".to_string()];
+    let mut it = chain.chunks(&names, 1000).unwrap();
+    let mut c = Chunk::new();
+    let (mut total, mut jets, mut njet_sum) = (0u64, 0usize, 0f64);
+    let mut last_global = 0;
+    while it.next_into(&mut c).unwrap() {
+        assert!(c.len() <= 1000 && c.stop <= 2421);
+        assert_eq!(c.global_start, last_global);
+        last_global += c.len() as u64;
+        total += c.len() as u64;
+        jets += c.arrays[1].data.len();
+        njet_sum += (0..c.len())
+            .map(|i| c.arrays[0].data.get_f64(i))
+            .sum::<f64>();
+    }
+    assert_eq!(total, 3 * 2421);
+    assert_eq!(jets as f64, njet_sum);
+    // A missing branch or tree is an error naming it.
+    let e = chain
+        .chunks(&["nope".to_string()], 10)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("nope"), "{e}");
+    assert!(Chain::open(&paths, "nothere").is_err());
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): installs what the tests need into the project
+# (Python venv with uproot, ROOT 6.40, onnxruntime, ...), then runs every Rust test, which
+# in turn run the Python cross-checks under scripts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d ../shared/data/root ]; then
+  echo "error: ../shared/data (reference files) must sit beside the checkout" >&2
+  exit 1
+fi
+bash scripts/setup_env.sh
+export HEPML_PYTHON="$PWD/.venv/bin/python"
+cargo test --workspace --all-targets "$@"
