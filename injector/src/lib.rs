@@ -1,2 +1,3 @@
 //! ROOT ntuple I/O, inference engines and the inject pipeline.
+pub mod expr;
 pub mod rootio;
