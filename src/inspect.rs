@@ -3,7 +3,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use injector::rootio::{compress, Array, BranchReader, Compression, Data, RootFile, Shape, Tree};
+use injector::rootio::{
+    compress, Array, BranchReader, Chain, Chunk, Compression, Data, RootFile, Shape, Tree,
+};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -37,6 +39,9 @@ pub struct ReadBenchArgs {
     /// Entries per chunk.
     #[arg(long, default_value_t = 100_000)]
     chunk: u64,
+    /// Decoding threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn pick_tree(f: &RootFile, want: Option<&str>) -> Result<Tree> {
@@ -344,33 +349,27 @@ pub fn read_bench(a: ReadBenchArgs) -> Result<()> {
     } else {
         a.branches.clone()
     };
+    drop(f);
     let t0 = std::time::Instant::now();
-    let mut readers = names
-        .iter()
-        .map(|n| BranchReader::new(&f, &t, t.branch(n)?))
-        .collect::<injector::rootio::Result<Vec<_>>>()?;
-    let mut arrays: Vec<Array> = Vec::new();
+    let chain = Chain::open(&[&a.file], &t.name)?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut it = chain.chunks(&names, a.chunk)?.threads(threads);
+    let mut c = Chunk::new();
     let mut checksum = 0f64;
-    let mut start = 0;
-    while start < t.entries {
-        let stop = (start + a.chunk.max(1)).min(t.entries);
-        for (k, r) in readers.iter_mut().enumerate() {
-            if arrays.len() <= k {
-                arrays.push(r.read(start, stop)?);
-            } else {
-                r.read_into(start, stop, &mut arrays[k])?;
-            }
-            let d = &arrays[k].data;
+    while it.next_into(&mut c)? {
+        for arr in &c.arrays {
+            let d = &arr.data;
             if !d.is_empty() {
                 checksum += d.get_f64(0) + d.get_f64(d.len() - 1);
             }
         }
-        start = stop;
     }
     let secs = t0.elapsed().as_secs_f64();
     println!(
         "{}",
-        json!({"entries": t.entries, "branches": names.len(), "seconds": secs, "checksum": checksum})
+        json!({"entries": t.entries, "branches": names.len(), "threads": threads, "seconds": secs, "checksum": checksum})
     );
     Ok(())
 }

@@ -228,3 +228,31 @@ fn chain_reads_files_in_order_in_chunks() {
     assert!(e.contains("nope"), "{e}");
     assert!(Chain::open(&paths, "nothere").is_err());
 }
+
+/// Decoding branches on several threads gives exactly the single-threaded arrays.
+#[test]
+fn threaded_chunks_equal_single_threaded() {
+    use injector::rootio::{Chain, Chunk};
+    let path = common::shared("root/nanoAOD_2015_CMS_Open_Data_ttbar.root");
+    let chain = Chain::open(&[&path], "Events").unwrap();
+    let names: Vec<String> = chain.members[0]
+        .tree
+        .branches
+        .iter()
+        .filter(|b| b.interp.is_ok())
+        .map(|b| b.name.clone())
+        .take(300)
+        .collect();
+    let collect = |threads| {
+        let mut it = chain.chunks(&names, 64).unwrap().threads(threads);
+        let mut c = Chunk::new();
+        let mut all = Vec::new();
+        while it.next_into(&mut c).unwrap() {
+            all.push(c.arrays.clone());
+        }
+        all
+    };
+    let one = collect(1);
+    assert_eq!(one.len(), 4); // 200 entries in chunks of 64
+    assert!(one == collect(3));
+}

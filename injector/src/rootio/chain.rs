@@ -100,6 +100,7 @@ impl Chain {
             member: 0,
             next: 0,
             readers: Vec::new(),
+            threads: 1,
         })
     }
 }
@@ -123,9 +124,17 @@ pub struct Chunks<'c> {
     member: usize,
     next: u64,
     readers: Vec<BranchReader<'c>>,
+    threads: usize,
 }
 
 impl<'c> Chunks<'c> {
+    /// Decompresses and decodes the branches of a chunk on up to `n` threads (branches are
+    /// independent; each keeps its own basket).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
     /// Reads the next chunk into `out` (reusing its arrays); returns false at the end.
     pub fn next_into(&mut self, out: &mut Chunk) -> Result<bool> {
         loop {
@@ -147,13 +156,47 @@ impl<'c> Chunks<'c> {
             let start = self.next;
             let stop = (start + self.chunk).min(m.tree.entries);
             out.arrays.truncate(self.readers.len());
-            for (k, r) in self.readers.iter_mut().enumerate() {
-                let res = if k < out.arrays.len() {
-                    r.read_into(start, stop, &mut out.arrays[k])
-                } else {
-                    r.read(start, stop).map(|a| out.arrays.push(a))
-                };
-                res.context(|| m.file.path().display().to_string())?;
+            while out.arrays.len() < self.readers.len() {
+                let k = out.arrays.len();
+                out.arrays.push(self.readers[k].read(start, start)?);
+            }
+            let threads = self.threads.min(self.readers.len()).max(1);
+            if threads == 1 {
+                for (r, a) in self.readers.iter_mut().zip(out.arrays.iter_mut()) {
+                    r.read_into(start, stop, a)
+                        .context(|| m.file.path().display().to_string())?;
+                }
+            } else {
+                // Deal branches round-robin to threads so heavy and light ones mix.
+                let mut groups: Vec<Vec<(&mut BranchReader<'c>, &mut Array)>> =
+                    (0..threads).map(|_| Vec::new()).collect();
+                for (k, pair) in self
+                    .readers
+                    .iter_mut()
+                    .zip(out.arrays.iter_mut())
+                    .enumerate()
+                {
+                    groups[k % threads].push(pair);
+                }
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = groups
+                        .into_iter()
+                        .map(|g| {
+                            s.spawn(move || -> Result<()> {
+                                for (r, a) in g {
+                                    r.read_into(start, stop, a)?;
+                                }
+                                Ok(())
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        h.join()
+                            .map_err(|_| RootError::malformed("a reader thread panicked"))?
+                            .context(|| m.file.path().display().to_string())?;
+                    }
+                    Ok::<(), RootError>(())
+                })?;
             }
             out.member = self.member;
             out.start = start;

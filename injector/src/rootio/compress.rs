@@ -181,8 +181,15 @@ pub fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> Result<(
         }
         match &h[..2] {
             b"ZL" => {
-                let mut d = flate2::read::ZlibDecoder::new(body);
-                read_exact_into(&mut d, ulen, out).map_err(|e| dec_err("zlib", e))?;
+                // Inflate straight into the output (no intermediate reader buffer).
+                out.reserve(ulen);
+                let mut d = flate2::Decompress::new(true);
+                let status = d
+                    .decompress_vec(body, out, flate2::FlushDecompress::Finish)
+                    .map_err(|e| dec_err("zlib", e))?;
+                if status != flate2::Status::StreamEnd {
+                    return Err(size_err("zlib", out.len() - before, ulen));
+                }
             }
             b"XZ" => {
                 let mut d = xz2::read::XzDecoder::new(body);
