@@ -27,6 +27,9 @@ pub enum ExprError {
     },
 }
 
+/// Fills a variable's values for the events being evaluated: (name, index, out).
+pub type VarFn<'a, E> = dyn FnMut(&str, Option<usize>, &mut [f64]) -> Result<(), E> + 'a;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     Num(f64),
@@ -380,11 +383,7 @@ impl Expr {
 
     /// Evaluates over `n` events; `var(name, index, out)` fills `out` (length n) with a
     /// variable's values.
-    pub fn eval<E>(
-        &self,
-        n: usize,
-        var: &mut dyn FnMut(&str, Option<usize>, &mut [f64]) -> Result<(), E>,
-    ) -> Result<Vec<f64>, E> {
+    pub fn eval<E>(&self, n: usize, var: &mut VarFn<'_, E>) -> Result<Vec<f64>, E> {
         Ok(match self {
             Expr::Num(x) => vec![*x; n],
             Expr::Var { name, index } => {

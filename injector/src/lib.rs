@@ -1,3 +1,4 @@
 //! ROOT ntuple I/O, inference engines and the inject pipeline.
 pub mod expr;
+pub mod inject;
 pub mod rootio;

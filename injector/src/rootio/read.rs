@@ -305,7 +305,7 @@ macro_rules! decode_be {
 
 fn decode_values(src: &[u8], prim: Prim, out: &mut Data) -> Result<()> {
     let size = prim.disk_size();
-    if src.len() % size != 0 {
+    if !src.len().is_multiple_of(size) {
         return Err(RootError::malformed(format!(
             "{} bytes is not a whole number of {}-byte values",
             src.len(),
@@ -420,7 +420,7 @@ fn append_entries(
                 match &interp.shape {
                     Shape::Var { .. } => {
                         let row = prim.disk_size() * interp.item_len();
-                        if bytes.len() % row != 0 {
+                        if !bytes.len().is_multiple_of(row) {
                             return Err(RootError::malformed(format!(
                                 "entry of {} bytes is not a whole number of {row}-byte rows",
                                 bytes.len()

@@ -233,7 +233,10 @@ fn read_any_header(
     Ok((Some(class), start))
 }
 
-fn read_tnamed(b: &mut RBuf) -> Result<(i16, (i16, u32, u32), String, String)> {
+/// (version, TObject part, name, title)
+type Named = (i16, (i16, u32, u32), String, String);
+
+fn read_tnamed(b: &mut RBuf) -> Result<Named> {
     let h = b.header("TNamed")?;
     let t = read_tobject(b)?;
     let name = b.tstring_lossy()?;
@@ -330,10 +333,8 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
         tobject,
     };
     match element_class {
-        "TStreamerBase" => {
-            if outer.version >= 2 {
-                e.base_version = Some(b.i32()?);
-            }
+        "TStreamerBase" if outer.version >= 2 => {
+            e.base_version = Some(b.i32()?);
         }
         "TStreamerBasicPointer" | "TStreamerLoop" => {
             let v = b.i32()?;

@@ -1,0 +1,3 @@
+//! The inject pipeline: read ntuples in chunks, build model inputs, score, write branches.
+
+pub mod inputs;
