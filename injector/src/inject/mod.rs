@@ -1,3 +1,4 @@
 //! The inject pipeline: read ntuples in chunks, build model inputs, score, write branches.
 
 pub mod inputs;
+pub mod pipeline;
