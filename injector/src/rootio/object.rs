@@ -22,6 +22,8 @@ pub enum Value {
     U64(u64),
     F32(f32),
     F64(f64),
+    /// A Float16_t member without range: exponent byte + 16-bit mantissa, kept as stored.
+    F16([u8; 3]),
     /// A fixed-length array member.
     Array(Vec<Value>),
     /// A `T* fX; //[fN]` member: absent (flag 0) or the counted elements.
@@ -107,6 +109,12 @@ impl Value {
         match *self {
             Value::F32(v) => Some(v as f64),
             Value::F64(v) => Some(v),
+            Value::F16(b) => {
+                let man = u16::from_be_bytes([b[1], b[2]]) as u32;
+                let bits = ((b[0] as u32) << 23) | ((man & 0x1fff) << 11);
+                let sign = if man & (1 << 13) != 0 { -1.0 } else { 1.0 };
+                Some(f32::from_bits(bits) as f64 * sign)
+            }
             _ => self.as_i64().map(|v| v as f64),
         }
     }
@@ -540,6 +548,10 @@ fn read_basic(b: &mut RBuf, t: i32) -> Result<Value> {
         kind::UINT | kind::BITS => Value::U32(b.u32()?),
         kind::ULONG | kind::ULONG64 => Value::U64(b.u64()?),
         kind::BOOL => Value::Bool(b.u8()? != 0),
+        kind::FLOAT16 => {
+            let x = b.bytes(3)?;
+            Value::F16([x[0], x[1], x[2]])
+        }
         _ => return Err(RootError::unsupported(format!("basic streamer type {t}"))),
     })
 }
@@ -557,6 +569,7 @@ fn write_basic(w: &mut WBuf, v: &Value) -> Result<()> {
         Value::U64(x) => w.u64(x),
         Value::F32(x) => w.f32(x),
         Value::F64(x) => w.f64(x),
+        Value::F16(b) => w.bytes(&b),
         _ => return Err(RootError::malformed("non-basic value in a basic member")),
     }
     Ok(())
@@ -789,6 +802,7 @@ fn zero_basic(t: i32) -> Result<Value> {
         kind::UINT | kind::BITS => Value::U32(0),
         kind::ULONG | kind::ULONG64 => Value::U64(0),
         kind::BOOL => Value::Bool(false),
+        kind::FLOAT16 => Value::F16([0; 3]),
         _ => return Err(RootError::unsupported(format!("basic streamer type {t}"))),
     })
 }

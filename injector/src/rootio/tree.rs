@@ -39,8 +39,15 @@ impl Prim {
             Prim::I16 | Prim::U16 => 2,
             Prim::I32 | Prim::U32 | Prim::F32 => 4,
             Prim::I64 | Prim::U64 | Prim::F64 => 8,
-            Prim::Packed { low, high, .. } => {
-                if low == 0.0 && high == 0.0 {
+            // Truncated mantissa: 3 bytes; a range: a 4-byte integer; Double32_t without
+            // any bracket: a plain float.
+            Prim::Packed {
+                low,
+                high,
+                bits,
+                double,
+            } => {
+                if low == 0.0 && high == 0.0 && !(double && bits == 0) {
                     3
                 } else {
                     4
@@ -690,12 +697,16 @@ fn interpret_element(
                 None => Err(format!("std::vector of {inner} is not supported")),
             };
         }
-        if cls == "string" || cls == "std::string" {
-            return Ok(Interp {
-                prim: Prim::U8,
-                shape: Shape::String { header: true },
-            });
-        }
+    }
+    // A top-level std::string: each entry is the string as a TString, no object header.
+    if (btype == 0 || btype == -1)
+        && (streamer_type == -1 || streamer_type == 365)
+        && (cls == "string" || cls == "std::string")
+    {
+        return Ok(Interp {
+            prim: Prim::U8,
+            shape: Shape::String { header: false },
+        });
     }
     Err(format!(
         "object branch of class '{class_name}' (fType {btype}, streamer type {streamer_type}) is not supported"
