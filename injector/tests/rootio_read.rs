@@ -262,3 +262,27 @@ fn threaded_chunks_equal_single_threaded() {
     );
     assert_eq!(format!("{one:?}"), format!("{:?}", collect(3)));
 }
+
+/// The streamer-info list parses and serialises back to the exact bytes of every file.
+#[test]
+fn streamer_lists_reserialise_byte_identically() {
+    let mut files = common::shared_root_files();
+    files.push(common::repo_root().join("injector/src/rootio/write/template-root-6.40.root"));
+    for path in files {
+        let f = RootFile::open(&path).unwrap();
+        let (kh, payload) = f
+            .read_key_payload(f.seek_info, f.nbytes_info as usize)
+            .unwrap();
+        let s =
+            injector::rootio::streamers::Streamers::parse(&payload, kh.keylen as usize).unwrap();
+        let back = s.to_payload(kh.keylen as usize);
+        let first = back.iter().zip(&payload).position(|(a, b)| a != b);
+        assert!(
+            back == payload,
+            "{}: differs at {first:?} (len {} vs {})",
+            path.display(),
+            back.len(),
+            payload.len()
+        );
+    }
+}

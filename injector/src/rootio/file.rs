@@ -76,10 +76,16 @@ pub struct Directory {
     pub keys: Vec<KeyHeader>,
 }
 
+/// Where a file's bytes come from: a file on disk (positioned reads) or memory.
+enum Source {
+    Disk(File),
+    Memory(&'static [u8]),
+}
+
 /// An open ROOT file (read-only).
 pub struct RootFile {
     path: PathBuf,
-    file: File,
+    file: Source,
     pub len: u64,
     pub version: i32,
     pub begin: u64,
@@ -105,18 +111,52 @@ impl std::fmt::Debug for RootFile {
 impl RootFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        Self::open_inner(path).context(|| path.display().to_string())
-    }
-
-    fn open_inner(path: &Path) -> Result<Self> {
         let io = |err| RootError::Io {
             path: path.to_path_buf(),
             err,
         };
-        let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let mut head = vec![0u8; 100.min(len as usize)];
-        file.read_exact_at(&mut head, 0).map_err(io)?;
+        let open = || -> Result<(File, u64)> {
+            let file = File::open(path).map_err(io)?;
+            let len = file.metadata().map_err(io)?.len();
+            Ok((file, len))
+        };
+        let (file, len) = open().context(|| path.display().to_string())?;
+        Self::open_source(path, Source::Disk(file), len).context(|| path.display().to_string())
+    }
+
+    /// Opens a ROOT file held in memory (e.g. a template compiled into the binary).
+    pub fn from_static(name: &str, bytes: &'static [u8]) -> Result<Self> {
+        Self::open_source(Path::new(name), Source::Memory(bytes), bytes.len() as u64)
+            .context(|| name.to_string())
+    }
+
+    fn open_source(path: &Path, file: Source, len: u64) -> Result<Self> {
+        let mut head = Vec::new();
+        let mut f = RootFile {
+            path: path.to_path_buf(),
+            file,
+            len,
+            version: 0,
+            begin: 0,
+            end: 0,
+            seek_free: 0,
+            nbytes_free: 0,
+            nbytes_name: 0,
+            units: 0,
+            compress: 0,
+            seek_info: 0,
+            nbytes_info: 0,
+            uuid: [0; 18],
+            streamers: Streamers::default(),
+            root: Directory {
+                version: 0,
+                seek_dir: 0,
+                seek_keys: 0,
+                nbytes_name: 0,
+                keys: Vec::new(),
+            },
+        };
+        f.read_at(0, 100.min(len as usize), &mut head)?;
         if head.len() < 4 || &head[..4] != b"root" {
             return Err(RootError::NotRoot);
         }
@@ -155,30 +195,17 @@ impl RootFile {
                 "file header says the file ends at {end} but it has {len} bytes (truncated?)"
             )));
         }
-        let mut f = RootFile {
-            path: path.to_path_buf(),
-            file,
-            len,
-            version: version % 1_000_000,
-            begin,
-            end,
-            seek_free,
-            nbytes_free,
-            nbytes_name,
-            units,
-            compress,
-            seek_info,
-            nbytes_info,
-            uuid,
-            streamers: Streamers::default(),
-            root: Directory {
-                version: 0,
-                seek_dir: 0,
-                seek_keys: 0,
-                nbytes_name: 0,
-                keys: Vec::new(),
-            },
-        };
+        f.version = version % 1_000_000;
+        f.begin = begin;
+        f.end = end;
+        f.seek_free = seek_free;
+        f.nbytes_free = nbytes_free;
+        f.nbytes_name = nbytes_name;
+        f.units = units;
+        f.compress = compress;
+        f.seek_info = seek_info;
+        f.nbytes_info = nbytes_info;
+        f.uuid = uuid;
         // The top directory record follows the TFile key and the file's name and title.
         f.root = f
             .read_directory(begin + nbytes_name as u64)
@@ -206,12 +233,16 @@ impl RootFile {
             });
         }
         out.resize(n, 0);
-        self.file
-            .read_exact_at(out, pos)
-            .map_err(|err| RootError::Io {
+        match &self.file {
+            Source::Disk(f) => f.read_exact_at(out, pos).map_err(|err| RootError::Io {
                 path: self.path.clone(),
                 err,
-            })
+            }),
+            Source::Memory(b) => {
+                out.copy_from_slice(&b[pos as usize..pos as usize + n]);
+                Ok(())
+            }
+        }
     }
 
     fn read_directory(&self, pos: u64) -> Result<Directory> {

@@ -67,6 +67,9 @@ pub struct Element {
     pub stl: Option<(i32, i32)>,
     /// TObject part of the element as read (kept for faithful re-serialisation).
     pub tobject: (i16, u32, u32),
+    /// Header versions from the outermost class down to TStreamerElement, and TNamed's.
+    pub versions: Vec<i16>,
+    pub named_version: i16,
 }
 
 /// A class layout at one version.
@@ -81,6 +84,7 @@ pub struct StreamerInfo {
     pub version: i16,
     pub named_version: i16,
     pub array_version: i16,
+    pub array_tobject: (i16, u32, u32),
 }
 
 /// The streamer infos of a file, by class name and version.
@@ -88,8 +92,11 @@ pub struct StreamerInfo {
 pub struct Streamers {
     pub infos: Vec<StreamerInfo>,
     by_name: HashMap<String, Vec<usize>>,
-    /// Anything else the file's streamer list held (schema-evolution rule lists), kept raw.
-    pub extra: Vec<Vec<u8>>,
+    /// Anything else the file's streamer list held (schema-evolution rule lists), kept raw
+    /// with the number of infos that preceded it (so it is written back at the same offset).
+    pub extra: Vec<(usize, Vec<u8>)>,
+    /// The list's own TObject part and version.
+    pub list_header: (i16, (i16, u32, u32)),
 }
 
 impl Streamers {
@@ -98,6 +105,7 @@ impl Streamers {
             infos: Vec::new(),
             by_name: HashMap::new(),
             extra: Vec::new(),
+            list_header: (5, (1, 0, 0)),
         };
         for i in infos {
             s.add(i);
@@ -134,7 +142,7 @@ impl Streamers {
     pub fn parse(payload: &[u8], keylen: usize) -> Result<Self> {
         let mut b = RBuf::new(payload, keylen);
         let h = b.header("TList")?;
-        let _tobject = read_tobject(&mut b)?;
+        let tobject = read_tobject(&mut b)?;
         let _name = b.tstring()?;
         let n = b.i32()?;
         if n < 0 {
@@ -142,7 +150,10 @@ impl Streamers {
                 "streamer list with {n} entries"
             )));
         }
-        let mut out = Streamers::default();
+        let mut out = Streamers {
+            list_header: (h.version, tobject),
+            ..Streamers::default()
+        };
         let mut classes: HashMap<u32, String> = HashMap::new();
         for i in 0..n {
             let start = b.pos();
@@ -152,7 +163,12 @@ impl Streamers {
                 Some("TStreamerInfo") => {
                     let info = read_streamer_info(&mut b, &mut classes)
                         .context(|| format!("streamer list entry {i}"))?;
-                    out.add(info);
+                    // Kept even if a (class, version) repeats, so the list writes back as read.
+                    out.by_name
+                        .entry(info.name.clone())
+                        .or_default()
+                        .push(out.infos.len());
+                    out.infos.push(info);
                 }
                 Some(_) => {
                     // e.g. the TList of schema-evolution rules: skip by its byte count.
@@ -163,7 +179,8 @@ impl Streamers {
                         ));
                     }
                     b.finish(&h, "streamer list entry")?;
-                    out.extra.push(b.data()[start..b.pos()].to_vec());
+                    out.extra
+                        .push((out.infos.len(), b.data()[start..b.pos()].to_vec()));
                 }
                 None => {}
             }
@@ -254,10 +271,11 @@ fn read_streamer_info(b: &mut RBuf, classes: &mut HashMap<u32, String>) -> Resul
     let (cls, _) = read_any_header(b, classes)?;
     let mut elements = Vec::new();
     let mut array_version = 3;
+    let mut array_tobject = (1, 0, 0);
     if cls.is_some() {
         let ah = b.header("TObjArray")?;
         array_version = ah.version;
-        read_tobject(b)?;
+        array_tobject = read_tobject(b)?;
         b.tstring()?;
         let n = b.i32()?;
         let _low = b.i32()?;
@@ -281,6 +299,7 @@ fn read_streamer_info(b: &mut RBuf, classes: &mut HashMap<u32, String>) -> Resul
         version: h.version,
         named_version,
         array_version,
+        array_tobject,
     })
 }
 
@@ -289,6 +308,7 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
         let h = b.header(element_class)?;
         let mut e = read_element(b, "TStreamerSTL")?;
         e.element_class = element_class.to_string();
+        e.versions.insert(0, h.version);
         b.finish(&h, element_class)?;
         return Ok(e);
     }
@@ -298,7 +318,7 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
     } else {
         b.header("TStreamerElement")?
     };
-    let (_, tobject, name, title) = read_tnamed(b)?;
+    let (named_version, tobject, name, title) = read_tnamed(b)?;
     let mut etype = b.i32()?;
     let size = b.i32()?;
     let array_length = b.i32()?;
@@ -310,9 +330,8 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
         (0..5).map(|_| b.i32()).collect::<Result<Vec<_>>>()?
     };
     let type_name = b.tstring_lossy()?;
-    if etype == kind::UCHAR && (type_name == "Bool_t" || type_name == "bool") {
-        etype = kind::BOOL;
-    }
+    // (ROOT files say 11 for Bool_t; kept as read so it is written back the same.)
+    let _ = &mut etype;
     if element_class != "TStreamerElement" {
         b.finish(&inner, "TStreamerElement")?;
     }
@@ -331,6 +350,12 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
         count: None,
         stl: None,
         tobject,
+        versions: if element_class == "TStreamerElement" {
+            vec![inner.version]
+        } else {
+            vec![outer.version, inner.version]
+        },
+        named_version,
     };
     match element_class {
         "TStreamerBase" if outer.version >= 2 => {
@@ -350,4 +375,136 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
     }
     b.finish(&outer, element_class)?;
     Ok(e)
+}
+
+/// Writes a class tag (new class by name, or a reference to one already written).
+fn write_class_tag(w: &mut WBuf, tags: &mut HashMap<String, u32>, class: &str) {
+    match tags.get(class) {
+        Some(&t) => w.u32(t | CLASS_MASK),
+        None => {
+            tags.insert(class.to_string(), w.disp() as u32 + MAP_OFFSET);
+            w.u32(NEW_CLASS_TAG);
+            w.bytes(class.as_bytes());
+            w.u8(0);
+        }
+    }
+}
+
+/// Starts a pointer-to-new-object (byte count + class tag); returns the byte count position.
+fn begin_ptr(w: &mut WBuf, tags: &mut HashMap<String, u32>, class: &str) -> usize {
+    let at = w.pos();
+    w.u32(0);
+    write_class_tag(w, tags, class);
+    at
+}
+
+fn end_ptr(w: &mut WBuf, at: usize) {
+    let n = (w.pos() - at - 4) as u32;
+    w.data[at..at + 4].copy_from_slice(&(n | super::rbuf::BYTE_COUNT_MASK).to_be_bytes());
+}
+
+fn write_named(w: &mut WBuf, version: i16, tobject: (i16, u32, u32), name: &str, title: &str) {
+    let at = w.begin(version);
+    write_tobject(w, tobject);
+    w.tstring(name.as_bytes());
+    w.tstring(title.as_bytes());
+    w.end(at);
+}
+
+fn write_element(w: &mut WBuf, e: &Element) {
+    let mut open = Vec::new();
+    for &v in &e.versions {
+        open.push(w.begin(v));
+    }
+    write_named(w, e.named_version, e.tobject, &e.name, &e.title);
+    w.i32(e.etype);
+    w.i32(e.size);
+    w.i32(e.array_length);
+    w.i32(e.array_dim);
+    if e.versions.last() == Some(&1) {
+        w.i32(e.max_index.len() as i32);
+    }
+    for &m in &e.max_index {
+        w.i32(m);
+    }
+    w.tstring(e.type_name.as_bytes());
+    // Close TStreamerElement, then write each subclass's own members as its header closes.
+    if let Some(at) = open.pop() {
+        w.end(at);
+    }
+    if let Some(b) = e.base_version {
+        w.i32(b);
+    }
+    if let Some((v, n, c)) = &e.count {
+        w.i32(*v);
+        w.tstring(n.as_bytes());
+        w.tstring(c.as_bytes());
+    }
+    if let Some((st, ct)) = e.stl {
+        w.i32(st);
+        w.i32(ct);
+    }
+    while let Some(at) = open.pop() {
+        w.end(at);
+    }
+}
+
+fn write_info(w: &mut WBuf, tags: &mut HashMap<String, u32>, info: &StreamerInfo) {
+    let at = w.begin(info.version);
+    write_named(w, info.named_version, info.tobject, &info.name, &info.title);
+    w.u32(info.checksum);
+    w.i32(info.class_version);
+    let arr = begin_ptr(w, tags, "TObjArray");
+    let body = w.begin(info.array_version);
+    write_tobject(w, info.array_tobject);
+    w.tstring(b"");
+    w.i32(info.elements.len() as i32);
+    w.i32(0);
+    for e in &info.elements {
+        let p = begin_ptr(w, tags, &e.element_class);
+        write_element(w, e);
+        end_ptr(w, p);
+    }
+    w.end(body);
+    end_ptr(w, arr);
+    w.end(at);
+}
+
+impl Streamers {
+    /// Serialises the list as the payload of a `StreamerInfo` key whose key length is
+    /// `keylen` (reference tags count from the key's start).
+    pub fn to_payload(&self, keylen: usize) -> Vec<u8> {
+        let mut w = WBuf::new(keylen);
+        let mut tags = HashMap::new();
+        let at = w.begin(self.list_header.0);
+        write_tobject(&mut w, self.list_header.1);
+        w.tstring(b"");
+        w.i32((self.infos.len() + self.extra.len()) as i32);
+        let mut extra = self.extra.iter().peekable();
+        for (i, info) in self.infos.iter().enumerate() {
+            while let Some((_, raw)) = extra.next_if(|(k, _)| *k == i) {
+                w.bytes(raw);
+                w.tstring(b"");
+            }
+            let p = begin_ptr(&mut w, &mut tags, "TStreamerInfo");
+            write_info(&mut w, &mut tags, info);
+            end_ptr(&mut w, p);
+            w.tstring(b"");
+        }
+        for (_, raw) in extra {
+            w.bytes(raw);
+            w.tstring(b"");
+        }
+        w.end(at);
+        w.data
+    }
+
+    /// Adds every class (name, version) of `other` this list lacks; returns how many.
+    pub fn merge(&mut self, other: &Streamers) -> usize {
+        let before = self.infos.len();
+        for i in &other.infos {
+            self.add(i.clone());
+        }
+        self.infos.len() - before
+    }
 }
