@@ -28,6 +28,32 @@ pub struct KeyHeader {
 }
 
 impl KeyHeader {
+    /// Bytes of the header for a key of this version and these strings.
+    pub fn len_for(version: i16, class: &str, name: &str, title: &str) -> usize {
+        let ts = |s: &str| s.len() + if s.len() < 255 { 1 } else { 5 };
+        (if version > 1000 { 34 } else { 26 }) + ts(class) + ts(name) + ts(title)
+    }
+
+    /// Serialises the header (seeks as 64-bit when the version is above 1000).
+    pub fn write(&self, w: &mut super::rbuf::WBuf) {
+        w.i32(self.nbytes);
+        w.i16(self.version);
+        w.i32(self.objlen);
+        w.u32(self.datime);
+        w.i16(self.keylen);
+        w.i16(self.cycle);
+        if self.version > 1000 {
+            w.i64(self.seek_key as i64);
+            w.i64(self.seek_pdir as i64);
+        } else {
+            w.i32(self.seek_key as i32);
+            w.i32(self.seek_pdir as i32);
+        }
+        w.tstring(self.class.as_bytes());
+        w.tstring(self.name.as_bytes());
+        w.tstring(self.title.as_bytes());
+    }
+
     pub fn read(b: &mut RBuf) -> Result<Self> {
         let nbytes = b.i32()?;
         let version = b.i16()?;

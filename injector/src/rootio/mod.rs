@@ -13,6 +13,7 @@ pub mod object;
 pub mod read;
 pub mod streamers;
 pub mod tree;
+pub mod write;
 
 pub use chain::{Chain, Chunk};
 pub use file::RootFile;

@@ -88,7 +88,7 @@ pub struct StreamerInfo {
 }
 
 /// The streamer infos of a file, by class name and version.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Streamers {
     pub infos: Vec<StreamerInfo>,
     by_name: HashMap<String, Vec<usize>>,
@@ -97,6 +97,17 @@ pub struct Streamers {
     pub extra: Vec<(usize, Vec<u8>)>,
     /// The list's own TObject part and version.
     pub list_header: (i16, (i16, u32, u32)),
+}
+
+impl Default for Streamers {
+    fn default() -> Self {
+        Streamers {
+            infos: Vec::new(),
+            by_name: HashMap::new(),
+            extra: Vec::new(),
+            list_header: (5, (1, 0, 0)),
+        }
+    }
 }
 
 impl Streamers {
@@ -501,6 +512,10 @@ impl Streamers {
 
     /// Adds every class (name, version) of `other` this list lacks; returns how many.
     pub fn merge(&mut self, other: &Streamers) -> usize {
+        if self.infos.is_empty() && self.extra.is_empty() {
+            // A new list takes the header ROOT wrote for the other one (TList v5).
+            self.list_header = other.list_header;
+        }
         let before = self.infos.len();
         for i in &other.infos {
             self.add(i.clone());

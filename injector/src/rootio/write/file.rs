@@ -1,0 +1,423 @@
+//! Writing ROOT files: the header, the top directory, keys, the streamer-info list and the
+//! free-segments record, laid out as ROOT 6.40 does. Output goes to a temporary name beside
+//! the destination and is renamed only by [`FileWriter::finish`]; dropping an unfinished
+//! writer removes the temporary file, so the destination is never half-written.
+
+use crate::rootio::compress::{compress, Compression};
+use crate::rootio::error::{Context, Result, RootError};
+use crate::rootio::file::KeyHeader;
+use crate::rootio::rbuf::WBuf;
+use crate::rootio::streamers::Streamers;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Where the TFile key starts (ROOT `kBEGIN`).
+pub const BEGIN: u64 = 100;
+/// Seeks at or past this need 64-bit keys and headers (ROOT `kStartBigFile`).
+pub const BIG: u64 = 2_000_000_000;
+/// ROOT version these files are written as (6.40/00).
+pub const ROOT_VERSION: i32 = 64000;
+/// Size of a directory record (both layouts).
+const DIR_RECORD: usize = 60;
+
+/// TDatime encoding of the current UTC time.
+pub fn datime_now() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = (yoe + era * 400 + if month <= 2 { 1 } else { 0 }) as u32;
+    ((year.saturating_sub(1995)) << 26)
+        | (month << 22)
+        | (day << 17)
+        | (((rem / 3600) as u32) << 12)
+        | ((((rem % 3600) / 60) as u32) << 6)
+        | (rem % 60) as u32
+}
+
+fn uuid() -> [u8; 16] {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let a = xxhash_rust::xxh64::xxh64(&t.to_le_bytes(), std::process::id() as u64);
+    let b = xxhash_rust::xxh64::xxh64(&a.to_le_bytes(), t as u64);
+    let mut u = [0u8; 16];
+    u[..8].copy_from_slice(&a.to_be_bytes());
+    u[8..].copy_from_slice(&b.to_be_bytes());
+    u
+}
+
+pub struct FileWriter {
+    final_path: PathBuf,
+    tmp_path: PathBuf,
+    file: File,
+    end: u64,
+    name: String,
+    title: String,
+    compression: Compression,
+    keys: Vec<KeyHeader>,
+    pub streamers: Streamers,
+    uuid: [u8; 16],
+    datime: u32,
+    tfile_keylen: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for FileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileWriter({})", self.final_path.display())
+    }
+}
+
+impl FileWriter {
+    /// Starts a new file at `path` (written as `path.hepml-tmp-PID` until finished).
+    pub fn create(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
+        let final_path = path.as_ref().to_path_buf();
+        let fname = final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| RootError::NotFound(format!("output path {}", final_path.display())))?;
+        let tmp_path =
+            final_path.with_file_name(format!(".{fname}.hepml-tmp-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp_path)
+            .map_err(|err| RootError::Io {
+                path: tmp_path.clone(),
+                err,
+            })
+            .context(|| format!("creating {}", tmp_path.display()))?;
+        let title = String::new();
+        let tfile_keylen = KeyHeader::len_for(4, "TFile", &fname, &title);
+        let name_len = tstr_len(&fname) + tstr_len(&title);
+        let end = BEGIN + (tfile_keylen + name_len + DIR_RECORD) as u64;
+        Ok(FileWriter {
+            final_path,
+            tmp_path,
+            file,
+            end,
+            name: fname,
+            title,
+            compression,
+            keys: Vec::new(),
+            streamers: Streamers::default(),
+            uuid: uuid(),
+            datime: datime_now(),
+            tfile_keylen,
+            done: false,
+        })
+    }
+
+    /// Leaves a hole so that everything written next lands at or after `offset` (a sparse
+    /// region on disk): lets small tests exercise the 64-bit (> 2 GB) layout.
+    pub fn skip_to(&mut self, offset: u64) {
+        self.end = self.end.max(offset);
+    }
+
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn datime(&self) -> u32 {
+        self.datime
+    }
+    pub fn path(&self) -> &Path {
+        &self.final_path
+    }
+
+    /// Reserves `n` bytes at the end of the file.
+    pub fn alloc(&mut self, n: u64) -> u64 {
+        let p = self.end;
+        self.end += n;
+        p
+    }
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    pub fn write_at(&self, pos: u64, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all_at(bytes, pos)
+            .map_err(|err| RootError::Io {
+                path: self.tmp_path.clone(),
+                err,
+            })
+    }
+
+    /// Key version for a key placed at the current end, given its payload size.
+    fn key_version(&self, extra: u64) -> i16 {
+        if self.end + extra + 1024 >= BIG {
+            1004
+        } else {
+            4
+        }
+    }
+
+    /// Writes an object as a key of the top directory. `serialize(keylen)` produces the
+    /// uncompressed payload (reference tags count from the key's start).
+    pub fn write_object(
+        &mut self,
+        class: &str,
+        name: &str,
+        title: &str,
+        serialize: impl FnOnce(usize) -> Result<Vec<u8>>,
+    ) -> Result<KeyHeader> {
+        let version = self.key_version(1 << 30);
+        let keylen = KeyHeader::len_for(version, class, name, title);
+        let payload = serialize(keylen)?;
+        let kh = self.write_key(version, class, name, title, &payload, true)?;
+        let cycle = self
+            .keys
+            .iter()
+            .filter(|k| k.name == name)
+            .map(|k| k.cycle)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut kh = kh;
+        if cycle != 1 {
+            // Rewrite the header with the right cycle (same length).
+            kh.cycle = cycle;
+            let mut w = WBuf::new(0);
+            kh.write(&mut w);
+            self.write_at(kh.seek_key, &w.data)?;
+        }
+        self.keys.push(kh.clone());
+        Ok(kh)
+    }
+
+    fn write_key(
+        &mut self,
+        version: i16,
+        class: &str,
+        name: &str,
+        title: &str,
+        payload: &[u8],
+        compressed: bool,
+    ) -> Result<KeyHeader> {
+        let keylen = KeyHeader::len_for(version, class, name, title);
+        let z = if compressed {
+            compress(payload, self.compression)?
+        } else {
+            None
+        };
+        let data = z.as_deref().unwrap_or(payload);
+        let nbytes = keylen + data.len();
+        let seek = self.alloc(nbytes as u64);
+        if version <= 1000 && seek + nbytes as u64 >= BIG {
+            return Err(RootError::malformed(
+                "internal: small key placed beyond 2 GB",
+            ));
+        }
+        let kh = KeyHeader {
+            nbytes: i32::try_from(nbytes)
+                .map_err(|_| RootError::unsupported(format!("object '{name}' over 2 GB")))?,
+            version,
+            objlen: payload.len() as i32,
+            datime: self.datime,
+            keylen: keylen as i16,
+            cycle: 1,
+            seek_key: seek,
+            seek_pdir: BEGIN,
+            class: class.into(),
+            name: name.into(),
+            title: title.into(),
+        };
+        let mut w = WBuf::new(0);
+        kh.write(&mut w);
+        debug_assert_eq!(w.data.len(), keylen);
+        w.bytes(data);
+        self.write_at(seek, &w.data)?;
+        Ok(kh)
+    }
+
+    /// Copies a complete key (header + payload bytes, as read from another file) into this file's
+    /// top directory, updating its position fields.
+    pub fn copy_key(&mut self, raw: &[u8]) -> Result<KeyHeader> {
+        let mut b = crate::rootio::rbuf::RBuf::new(raw, 0);
+        let mut kh = KeyHeader::read(&mut b)?;
+        let seek = self.alloc(raw.len() as u64);
+        if kh.version <= 1000 && seek + raw.len() as u64 >= BIG {
+            return Err(RootError::unsupported(format!(
+                "copying '{}' ({}) beyond 2 GB would change its key length",
+                kh.name, kh.class
+            )));
+        }
+        kh.seek_key = seek;
+        kh.seek_pdir = BEGIN;
+        let mut w = WBuf::new(0);
+        kh.write(&mut w);
+        w.bytes(&raw[kh.keylen as usize..]);
+        self.write_at(seek, &w.data)?;
+        self.keys.push(kh.clone());
+        Ok(kh)
+    }
+
+    /// Writes the streamer list, keys list, free segments, directory and header, then renames
+    /// the file into place.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        let name = self.name.clone();
+        let title = self.title.clone();
+        // Streamer infos.
+        let v = self.key_version(1 << 24);
+        let keylen = KeyHeader::len_for(v, "TList", "StreamerInfo", "Doubly linked list");
+        let payload = self.streamers.to_payload(keylen);
+        let info = self.write_key(
+            v,
+            "TList",
+            "StreamerInfo",
+            "Doubly linked list",
+            &payload,
+            true,
+        )?;
+        // Keys list of the top directory.
+        let v = self.key_version(1 << 24);
+        let mut w = WBuf::new(0);
+        w.i32(self.keys.len() as i32);
+        for k in &self.keys {
+            k.write(&mut w);
+        }
+        let keys = self.write_key(v, "TFile", &name, &title, &w.data, false)?;
+        // Free segments: one record, from the end of the file to "infinity".
+        let v = self.key_version(1 << 20);
+        let klen = KeyHeader::len_for(v, "TFile", &name, &title);
+        let rec = if v > 1000 { 18 } else { 10 };
+        let fend = self.end + (klen + rec) as u64;
+        let mut fw = WBuf::new(0);
+        if v > 1000 {
+            let mut inf = BIG;
+            while inf <= fend {
+                inf *= 2;
+            }
+            fw.i16(1001);
+            fw.i64(fend as i64);
+            fw.i64(inf as i64);
+        } else {
+            fw.i16(1);
+            fw.i32(fend as i32);
+            fw.i32(BIG as i32);
+        }
+        let free = self.write_key(v, "TFile", &name, &title, &fw.data, false)?;
+        debug_assert_eq!(self.end, fend);
+        let big = fend >= BIG;
+
+        // The TFile key, its name and title, and the top directory record, at BEGIN.
+        let name_len = tstr_len(&name) + tstr_len(&title);
+        let nbytes_name = self.tfile_keylen + name_len;
+        let mut w = WBuf::new(0);
+        KeyHeader {
+            nbytes: (nbytes_name + DIR_RECORD) as i32,
+            version: 4,
+            objlen: (name_len + DIR_RECORD) as i32,
+            datime: self.datime,
+            keylen: self.tfile_keylen as i16,
+            cycle: 1,
+            seek_key: BEGIN,
+            seek_pdir: 0,
+            class: "TFile".into(),
+            name: name.clone(),
+            title: title.clone(),
+        }
+        .write(&mut w);
+        w.tstring(name.as_bytes());
+        w.tstring(title.as_bytes());
+        let dir_big = big || keys.seek_key >= BIG;
+        w.i16(if dir_big { 1005 } else { 5 });
+        w.u32(self.datime);
+        w.u32(self.datime);
+        w.i32(keys.nbytes);
+        w.i32(nbytes_name as i32);
+        if dir_big {
+            w.i64(BEGIN as i64);
+            w.i64(0);
+            w.i64(keys.seek_key as i64);
+        } else {
+            w.i32(BEGIN as i32);
+            w.i32(0);
+            w.i32(keys.seek_key as i32);
+        }
+        w.u16(1);
+        w.bytes(&self.uuid);
+        if !dir_big {
+            w.bytes(&[0; 12]);
+        }
+        self.write_at(BEGIN, &w.data)?;
+
+        // The file header.
+        let mut h = WBuf::new(0);
+        h.bytes(b"root");
+        if big {
+            h.i32(ROOT_VERSION + 1_000_000);
+            h.i32(BEGIN as i32);
+            h.i64(fend as i64);
+            h.i64(free.seek_key as i64);
+            h.i32(free.nbytes);
+            h.i32(1);
+            h.i32(nbytes_name as i32);
+            h.u8(8);
+            h.i32(self.compression.setting());
+            h.i64(info.seek_key as i64);
+            h.i32(info.nbytes);
+        } else {
+            h.i32(ROOT_VERSION);
+            h.i32(BEGIN as i32);
+            h.i32(fend as i32);
+            h.i32(free.seek_key as i32);
+            h.i32(free.nbytes);
+            h.i32(1);
+            h.i32(nbytes_name as i32);
+            h.u8(4);
+            h.i32(self.compression.setting());
+            h.i32(info.seek_key as i32);
+            h.i32(info.nbytes);
+        }
+        h.u16(1);
+        h.bytes(&self.uuid);
+        h.data.resize(BEGIN as usize, 0);
+        self.write_at(0, &h.data)?;
+        self.file
+            .set_len(fend)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|err| RootError::Io {
+                path: self.tmp_path.clone(),
+                err,
+            })?;
+        std::fs::rename(&self.tmp_path, &self.final_path)
+            .map_err(|err| RootError::Io {
+                path: self.final_path.clone(),
+                err,
+            })
+            .context(|| format!("renaming {} into place", self.tmp_path.display()))?;
+        self.done = true;
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+pub(crate) fn tstr_len(s: &str) -> usize {
+    s.len() + if s.len() < 255 { 1 } else { 5 }
+}
