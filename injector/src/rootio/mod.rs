@@ -9,6 +9,7 @@ pub mod rbuf;
 pub use compress::{Algorithm, Compression};
 pub use error::{Result, RootError};
 pub mod file;
+pub mod json;
 pub mod object;
 pub mod read;
 pub mod streamers;

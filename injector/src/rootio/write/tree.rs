@@ -211,6 +211,8 @@ struct BranchOut {
     zip: i64,
     max_count: i64,
     max_str: usize,
+    /// Some variable-size branch counts its entries with this one.
+    is_counter: bool,
 }
 
 impl BranchOut {
@@ -294,6 +296,7 @@ impl BranchOut {
             zip: 0,
             max_count: 0,
             max_str: 0,
+            is_counter: false,
         })
     }
 
@@ -338,7 +341,7 @@ impl BranchOut {
                 }
                 _ => encode(&a.data, r, &mut self.buf),
             }
-            if self.spec.interp.shape == Shape::Scalar {
+            if self.is_counter {
                 // Counters need their largest value recorded (ROOT sizes arrays with it).
                 self.max_count = self.max_count.max(a.data.get_f64(e) as i64);
             }
@@ -542,9 +545,12 @@ impl TreeWriter {
         let counter_tag = match &spec.interp.shape {
             Shape::Var { counter, .. } => Some(
                 self.branches
-                    .iter()
+                    .iter_mut()
                     .find(|b| &b.spec.name == counter)
-                    .map(|b| b.leaf_tag)
+                    .map(|b| {
+                        b.is_counter = true;
+                        b.leaf_tag
+                    })
                     .or_else(|| {
                         self.base_leaf_tags
                             .iter()

@@ -1,0 +1,110 @@
+//! Branch values as JSON, one element per entry (nested lists for arrays, strings for text),
+//! floats printed as the shortest decimal that round-trips at the branch's own precision and
+//! NaN/±inf as the strings "nan", "inf", "-inf". `hepml inspect --dump` prints this, and the
+//! Python cross-checks compare it with uproot and ROOT.
+
+use super::read::{Array, Data};
+use super::tree::Shape;
+use std::fmt::Write as _;
+
+fn push_value(d: &Data, i: usize, out: &mut String) {
+    fn float(v: f64, s: String, out: &mut String) {
+        if v.is_nan() {
+            out.push_str("\"nan\"");
+        } else if v.is_infinite() {
+            out.push_str(if v > 0.0 { "\"inf\"" } else { "\"-inf\"" });
+        } else {
+            out.push_str(&s);
+        }
+    }
+    let _ = match d {
+        Data::Bool(v) => write!(out, "{}", v[i]),
+        Data::I8(v) => write!(out, "{}", v[i]),
+        Data::U8(v) => write!(out, "{}", v[i]),
+        Data::I16(v) => write!(out, "{}", v[i]),
+        Data::U16(v) => write!(out, "{}", v[i]),
+        Data::I32(v) => write!(out, "{}", v[i]),
+        Data::U32(v) => write!(out, "{}", v[i]),
+        Data::I64(v) => write!(out, "{}", v[i]),
+        Data::U64(v) => write!(out, "{}", v[i]),
+        Data::F32(v) => {
+            float(v[i] as f64, format!("{:?}", v[i]), out);
+            Ok(())
+        }
+        Data::F64(v) => {
+            float(v[i], format!("{:?}", v[i]), out);
+            Ok(())
+        }
+    };
+}
+
+/// Values `range` of `d` nested by `dims` (row-major).
+fn push_block(d: &Data, start: usize, dims: &[usize], out: &mut String) {
+    match dims.split_first() {
+        None => push_value(d, start, out),
+        Some((&n, rest)) => {
+            let stride: usize = rest.iter().product();
+            out.push('[');
+            for j in 0..n {
+                if j > 0 {
+                    out.push(',');
+                }
+                push_block(d, start + j * stride, rest, out);
+            }
+            out.push(']');
+        }
+    }
+}
+
+pub fn write_array_json(arr: &Array, out: &mut String) {
+    out.push('[');
+    for e in 0..arr.entries as usize {
+        if e > 0 {
+            out.push(',');
+        }
+        match &arr.interp.shape {
+            Shape::Scalar => push_value(&arr.data, e, out),
+            Shape::Fixed(dims) => push_block(&arr.data, e * arr.interp.item_len(), dims, out),
+            Shape::Var { inner, .. } => {
+                let r = arr.entry_range(e);
+                let row: usize = inner.iter().product();
+                out.push('[');
+                for (j, item) in (r.start..r.end).enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    if inner.is_empty() {
+                        push_value(&arr.data, item, out);
+                    } else {
+                        push_block(&arr.data, item * row, inner, out);
+                    }
+                }
+                out.push(']');
+            }
+            Shape::Vector => {
+                let r = arr.entry_range(e);
+                out.push('[');
+                for (j, item) in r.enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    push_value(&arr.data, item, out);
+                }
+                out.push(']');
+            }
+            Shape::String { .. } => {
+                let r = arr.entry_range(e);
+                let bytes = match &arr.data {
+                    Data::U8(v) => &v[r],
+                    _ => &[][..],
+                };
+                let _ = write!(
+                    out,
+                    "{}",
+                    serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
+                );
+            }
+        }
+    }
+    out.push(']');
+}

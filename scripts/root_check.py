@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Cross-checks files hepml writes against the two reference readers: real ROOT 6.40 (PyROOT,
+from the pip `root` wheel) and uproot.
+
+  root_check.py compare FILE TREE EXPECTED.json
+      Reads every branch named in EXPECTED (hepml's JSON dump format: {"branches": {name:
+      [one value per entry]}}) with uproot and with ROOT and requires both to equal it exactly
+      (float32 values compared at float32 precision, NaN equal to NaN). ROOT runs in a child
+      process; any "Error in <" or "Warning in <" line it prints fails the check.
+  root_check.py friend MAIN TREE FRIEND FTREE BRANCH...
+      TTree::AddFriend in ROOT, and uproot, must see the friend's branches with the main tree's
+      entry count; prints their sums as JSON.
+  root_check.py same-baskets A B TREE
+      Every branch of TREE in A must be in B with identical raw (compressed) basket bytes,
+      basket by basket, and identical values (uproot).
+Exit status 0 when the check holds, 1 with a one-line reason otherwise.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+
+
+def fail(msg):
+    print("root_check: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def norm(x):
+    """Nested Python values with floats as floats and "nan"/"inf" strings decoded."""
+    if isinstance(x, (list, tuple)):
+        return [norm(y) for y in x]
+    if isinstance(x, str) and x in ("nan", "inf", "-inf"):
+        return float(x)
+    if isinstance(x, bytes):
+        return x.decode("utf-8", "replace")
+    if hasattr(x, "tolist"):
+        return norm(x.tolist())
+    return x
+
+
+def equal(a, b, f32):
+    if isinstance(a, list) or isinstance(b, list):
+        return isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(equal(x, y, f32) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, str) or isinstance(b, str):
+            return False
+        a, b = float(a), float(b)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        if f32:
+            import numpy as np
+            return np.float32(a) == np.float32(b)
+        return a == b
+    return a == b
+
+
+def first_diff(a, b, f32):
+    for i, (x, y) in enumerate(zip(a, b)):
+        if not equal(x, y, f32):
+            return i, x, y
+    return min(len(a), len(b)), "(length)", (len(a), len(b))
+
+
+def uproot_values(path, tree, names):
+    import uproot
+    import awkward as ak
+    t = uproot.open(path)[tree]
+    out, f32 = {}, {}
+    for n in names:
+        arr = t[n].array(library="ak")
+        out[n] = norm(ak.to_list(arr))
+        f32[n] = "float32" in str(ak.type(arr))
+    return out, f32
+
+
+ROOT_CHILD = r'''
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+import ROOT
+path, tree = sys.argv[1], sys.argv[2]
+names = json.loads(sys.argv[3])
+f = ROOT.TFile.Open(path)
+if not f or f.IsZombie():
+    sys.exit("cannot open")
+t = f.Get(tree)
+n = int(t.GetEntries())
+plan = []
+for name in names:
+    br = t.GetBranch(name)
+    if br is None:
+        sys.exit("no branch " + name)
+    leaf = br.GetLeaf(name) or br.GetListOfLeaves().At(0)
+    cls = br.GetClassName() if br.InheritsFrom("TBranchElement") else ""
+    title = leaf.GetTitle()
+    parts = title.split("/")[0].replace("]", "[").split("[")[1::2]
+    dims = [int(x) for x in parts if x.isdigit()]
+    counter = leaf.GetLeafCount().GetName() if leaf.GetLeafCount() else None
+    ltype = leaf.GetTypeName()
+    if cls.startswith("vector"):
+        kind = "vector"
+    elif cls == "string" or leaf.IsA().GetName() == "TLeafC":
+        kind = "string"
+    elif counter:
+        kind = "var"
+    elif dims:
+        kind = "fixed"
+    else:
+        kind = "scalar"
+    plan.append((name, kind, dims, counter, ltype, leaf))
+
+def num(x, ltype):
+    if isinstance(x, str):
+        x = ord(x) if x else 0
+        if ltype == "Char_t" and x > 127:
+            x -= 256
+    if isinstance(x, float):
+        return x
+    return x
+
+def nest(xs, ds):
+    if len(ds) <= 1:
+        return xs
+    step = len(xs) // ds[0]
+    return [nest(xs[i * step:(i + 1) * step], ds[1:]) for i in range(ds[0])]
+
+class LeafValues:
+    """Element access through TLeaf::GetValue, for leaves PyROOT has no attribute for
+    (Char_t/UChar_t); exact for integers up to 32 bits."""
+    def __init__(self, leaf, ltype):
+        self.leaf, self.ltype = leaf, ltype
+    def __getitem__(self, k):
+        x = self.leaf.GetValue(k)
+        return bool(x) if self.ltype == "Bool_t" else int(x)
+
+out = {p[0]: [] for p in plan}
+for i in range(n):
+    t.GetEntry(i)
+    for name, kind, dims, counter, ltype, leaf in plan:
+        try:
+            v = getattr(t, name)
+        except AttributeError:
+            if ltype not in ("Char_t", "UChar_t", "Bool_t", "Short_t", "UShort_t", "Int_t", "UInt_t"):
+                raise
+            v = LeafValues(leaf, ltype)
+            if kind == "scalar":
+                v = v[0]
+        if kind == "scalar":
+            out[name].append(num(v, ltype))
+        elif kind == "string":
+            if not isinstance(v, str):
+                try:
+                    raw = bytes(v)
+                except TypeError:
+                    raw = bytes(bytearray(ord(c) if isinstance(c, str) else c % 256 for c in v))
+                v = raw.split(b"\0")[0].decode("utf-8", "replace")
+            out[name].append(str(v))
+        elif kind == "vector":
+            out[name].append([num(x, ltype) for x in v])
+        else:
+            shape = ([int(getattr(t, counter))] if kind == "var" else []) + dims
+            def flat(view, ds):
+                if len(ds) == 1:
+                    return [num(view[k], ltype) for k in range(ds[0])]
+                try:
+                    return [x for a in range(ds[0]) for x in flat(view[a], ds[1:])]
+                except (IndexError, TypeError):
+                    size = 1
+                    for d in ds:
+                        size *= d
+                    return [num(view[k], ltype) for k in range(size)]
+            vals = flat(v, shape) if shape and shape[0] > 0 else []
+            out[name].append(nest(vals, dims) if kind == "fixed" else vals)
+def enc(x):
+    if isinstance(x, float) and x != x: return "nan"
+    if isinstance(x, float) and x in (float("inf"), float("-inf")): return "inf" if x > 0 else "-inf"
+    if isinstance(x, list): return [enc(y) for y in x]
+    return x
+print(json.dumps({k: enc(v) for k, v in out.items()}))
+'''
+
+
+def root_values(path, tree, names):
+    r = subprocess.run([sys.executable, "-c", ROOT_CHILD, path, tree, json.dumps(names)],
+                       capture_output=True, text=True, timeout=600)
+    noise = [l for l in (r.stderr + r.stdout).splitlines() if l.startswith(("Error in <", "Warning in <", "Fatal in <"))]
+    if noise:
+        fail(f"ROOT complained reading {path}: {noise[0]}")
+    if r.returncode != 0:
+        fail(f"ROOT could not read {path}: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+    return {k: norm(v) for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items()}
+
+
+def cmd_compare(a):
+    exp = json.load(open(a.expected))["branches"]
+    names = list(exp)
+    up, f32 = uproot_values(a.file, a.tree, names)
+    rt = root_values(a.file, a.tree, names)
+    for n in names:
+        e = norm(exp[n])
+        for who, got in (("uproot", up[n]), ("ROOT", rt[n])):
+            if not equal(e, got, f32[n]):
+                i, x, y = first_diff(e, got, f32[n])
+                fail(f"{a.file}:{a.tree}:{n}: {who} differs at entry {i}: expected {x!r}, got {y!r}")
+    print(json.dumps({"branches": len(names), "entries": len(next(iter(exp.values()), []))}))
+
+
+FRIEND_CHILD = r'''
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+import ROOT
+main, tree, friend, ftree = sys.argv[1:5]
+names = sys.argv[5:]
+f = ROOT.TFile.Open(main); t = f.Get(tree)
+t.AddFriend(ftree, friend)
+n = int(t.GetEntries())
+df = ROOT.RDataFrame(t)
+sums = {b: float(df.Sum(ftree + "." + b).GetValue()) for b in names}
+cnt = int(df.Count().GetValue())
+print(json.dumps({"entries": n, "count": cnt, "sums": sums}))
+'''
+
+
+def cmd_friend(a):
+    import uproot
+    import numpy as np
+    r = subprocess.run([sys.executable, "-c", FRIEND_CHILD, a.main, a.tree, a.friend, a.ftree, *a.branches],
+                       capture_output=True, text=True, timeout=600)
+    noise = [l for l in (r.stderr + r.stdout).splitlines() if l.startswith(("Error in <", "Warning in <", "Fatal in <"))]
+    if noise or r.returncode:
+        fail(f"ROOT AddFriend failed: {noise[0] if noise else r.stderr.strip()[-300:]}")
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    main_n = uproot.open(a.main)[a.tree].num_entries
+    ft = uproot.open(a.friend)[a.ftree]
+    if ft.num_entries != main_n or res["entries"] != main_n or res["count"] != main_n:
+        fail(f"entry counts differ: main {main_n}, friend {ft.num_entries}, ROOT {res}")
+    for b in a.branches:
+        s = float(np.sum(ft[b].array(library="np").astype(np.float64)))
+        if not math.isclose(s, res["sums"][b], rel_tol=1e-9, abs_tol=1e-9):
+            fail(f"friend branch {b}: ROOT sum {res['sums'][b]} != uproot sum {s}")
+    print(json.dumps(res))
+
+
+def basket_bytes(f, branch):
+    """Raw compressed payload bytes of each on-disk basket (key header excluded)."""
+    out = []
+    seeks = branch.member("fBasketSeek")
+    sizes = branch.member("fBasketBytes")
+    for i in range(branch.member("fWriteBasket")):
+        chunk = f.file.source.chunk(int(seeks[i]), int(seeks[i]) + int(sizes[i]))
+        raw = chunk.raw_data.tobytes()
+        keylen = int.from_bytes(raw[14:16], "big")
+        out.append(raw[keylen:])
+    return out
+
+
+def cmd_same_baskets(a):
+    import uproot
+    import awkward as ak
+    fa, fb = uproot.open(a.a), uproot.open(a.b)
+    ta, tb = fa[a.tree], fb[a.tree]
+    if ta.num_entries != tb.num_entries:
+        fail(f"entries {ta.num_entries} vs {tb.num_entries}")
+    nb = 0
+    for br in ta.branches:
+        if br.name not in tb:
+            fail(f"branch {br.name} missing from {a.b}")
+        other = tb[br.name]
+        x, y = basket_bytes(fa, br), basket_bytes(fb, other)
+        if x != y:
+            fail(f"branch {br.name}: compressed basket bytes differ ({len(x)} vs {len(y)} baskets)")
+        nb += len(x)
+        va, vb = ak.to_list(br.array(library="ak")), ak.to_list(other.array(library="ak"))
+        if not equal(norm(va), norm(vb), False):
+            i, p, q = first_diff(norm(va), norm(vb), False)
+            fail(f"branch {br.name}: values differ at entry {i}")
+    print(json.dumps({"branches": len(ta.branches), "baskets": nb}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("compare"); c.add_argument("file"); c.add_argument("tree"); c.add_argument("expected")
+    c = sub.add_parser("friend"); c.add_argument("main"); c.add_argument("tree"); c.add_argument("friend"); c.add_argument("ftree"); c.add_argument("branches", nargs="+")
+    c = sub.add_parser("same-baskets"); c.add_argument("a"); c.add_argument("b"); c.add_argument("tree")
+    a = p.parse_args()
+    {"compare": cmd_compare, "friend": cmd_friend, "same-baskets": cmd_same_baskets}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
