@@ -1,5 +1,6 @@
 //! The `hepml` command line.
 
+mod inject;
 mod inspect;
 
 use anyhow::Result;
@@ -21,6 +22,9 @@ enum Cmd {
     /// List trees and branches of ROOT files (type, compression, baskets, size, readability),
     /// or dump branch values as JSON.
     Inspect(inspect::InspectArgs),
+    /// Score ROOT ntuples with ONNX models and write the scores as new branches (a decorated
+    /// copy with the original baskets byte for byte, or a friend tree).
+    Inject(inject::InjectArgs),
     /// Read every entry of some branches and report the time (benchmark helper).
     #[command(hide = true)]
     ReadBench(inspect::ReadBenchArgs),
@@ -30,6 +34,7 @@ fn main() {
     let cli = Cli::parse();
     let r: Result<()> = match cli.cmd {
         Cmd::Inspect(a) => inspect::run(a),
+        Cmd::Inject(a) => inject::run(a),
         Cmd::ReadBench(a) => inspect::read_bench(a),
     };
     if let Err(e) = r {

@@ -1,4 +1,5 @@
 //! ROOT ntuple I/O, inference engines and the inject pipeline.
+pub mod engine;
 pub mod expr;
 pub mod inject;
 pub mod rootio;

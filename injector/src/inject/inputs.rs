@@ -95,10 +95,13 @@ pub enum InputKind {
     Event {
         columns: Vec<Expr>,
     },
+    /// `count_branch`: where object counts come from when no variable is a branch (a
+    /// mask-only input).
     Objects {
         vars: Vec<ObjectVar>,
         length: usize,
         vars_first: bool,
+        count_branch: Option<String>,
     },
     ObjectRows {
         columns: Vec<String>,
@@ -125,11 +128,18 @@ impl InputSpec {
                 .iter()
                 .flat_map(|e| e.vars())
                 .for_each(|(n, _)| add(&n)),
-            InputKind::Objects { vars, .. } => vars.iter().for_each(|v| {
-                if let ObjectVar::Branch { name, .. } = v {
-                    add(name)
+            InputKind::Objects {
+                vars, count_branch, ..
+            } => {
+                vars.iter().for_each(|v| {
+                    if let ObjectVar::Branch { name, .. } = v {
+                        add(name)
+                    }
+                });
+                if let Some(c) = count_branch.as_deref() {
+                    add(c);
                 }
-            }),
+            }
             InputKind::ObjectRows { columns } => columns.iter().for_each(|c| add(c)),
         }
         out
@@ -143,11 +153,13 @@ impl InputSpec {
                 vars,
                 length,
                 vars_first: true,
+                ..
             } => vec![events, vars.len(), *length],
             InputKind::Objects {
                 vars,
                 length,
                 vars_first: false,
+                ..
             } => vec![events, *length, vars.len()],
             InputKind::ObjectRows { columns } => vec![objects, columns.len()],
         }
@@ -298,15 +310,19 @@ pub fn build(
             vars,
             length,
             vars_first,
+            count_branch,
         } => {
             let (c, l) = (vars.len(), *length);
-            let names: Vec<&str> = vars
+            let mut names: Vec<&str> = vars
                 .iter()
                 .filter_map(|v| match v {
                     ObjectVar::Branch { name, .. } => Some(name.as_str()),
                     ObjectVar::Mask => None,
                 })
                 .collect();
+            if names.is_empty() {
+                names.extend(count_branch.as_deref());
+            }
             let counts = view.object_counts(&names)?;
             out.resize(n * c * l, 0.0);
             let at = |i: usize, v: usize, k: usize| {
@@ -473,6 +489,7 @@ mod tests {
                     ],
                     length: 3,
                     vars_first,
+                    count_branch: None,
                 },
             };
             build(&spec, &view, NonFinite::Error, &mut out).unwrap();

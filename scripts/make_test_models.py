@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Models and ntuples for the inject parity tests (real exporters, no hand-tuned weights).
+
+  make_test_models.py OUTDIR
+
+- mlp.onnx: sklearn MLPClassifier (5-16-16-2) trained on uproot-Zmumu.root features
+  [E1, px1, py1, pz1, pt1] (label: M > 90), exported by skl2onnx (zipmap off): input 'x',
+  outputs 'label', 'probabilities'.
+- pnn.onnx: a parameterised NN with two inputs, 'features' [N,5] and 'mass' [N,1], built with
+  onnx.helper from the weights of an sklearn MLPClassifier trained on features + mass;
+  output 'score' [N,1] (sigmoid).
+- pfcands.root: a per-jet ntuple with the jagged PF-candidate and SV branches the CMS
+  ParticleNet preprocess.json names (written by uproot), for feeding the real ParticleNet.
+"""
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared", "data")
+
+
+def main(out):
+    import onnx
+    import uproot
+    import awkward as ak
+    from onnx import helper, TensorProto, numpy_helper
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPClassifier
+
+    os.makedirs(out, exist_ok=True)
+    t = uproot.open(os.path.join(SHARED, "root", "uproot-Zmumu.root"))["events"]
+    a = t.arrays(["E1", "px1", "py1", "pz1", "pt1", "M"], library="np")
+    X = np.stack([a[k] for k in ["E1", "px1", "py1", "pz1", "pt1"]], axis=1).astype(np.float32)
+    y = (a["M"] > 90).astype(int)
+    mu, sd = X.mean(0), X.std(0)
+    clf = MLPClassifier((16, 16), max_iter=200, random_state=1).fit((X - mu) / sd, y)
+    # Standardisation folded into the first layer so the model takes raw branch values.
+    W0 = clf.coefs_[0] / sd[:, None]
+    b0 = clf.intercepts_[0] - (mu / sd) @ clf.coefs_[0]
+    clf.coefs_[0], clf.intercepts_[0] = W0.astype(np.float64), b0.astype(np.float64)
+    m = to_onnx(clf, X[:1], options={id(clf): {"zipmap": False}}, target_opset=15)
+    m.graph.input[0].name = "x"
+    for node in m.graph.node:
+        node.input[:] = ["x" if i == "X" else i for i in node.input]
+    m.metadata_props.add(key="hepml.note", value="sklearn MLPClassifier via skl2onnx")
+    onnx.save(m, os.path.join(out, "mlp.onnx"))
+
+    # PNN: features + mass -> two hidden layers -> sigmoid score.
+    rng = np.random.default_rng(2)
+    mass = rng.choice([60.0, 90.0, 120.0], size=len(X)).astype(np.float32)
+    Xp = np.concatenate([X, mass[:, None]], axis=1)
+    mu2, sd2 = Xp.mean(0), Xp.std(0)
+    pnn = MLPClassifier((12, 8), max_iter=200, random_state=3).fit((Xp - mu2) / sd2, (a["M"] > mass).astype(int))
+    Ws = [w.astype(np.float32) for w in pnn.coefs_]
+    bs = [b.astype(np.float32) for b in pnn.intercepts_]
+    bs[0] = bs[0] - (mu2 / sd2).astype(np.float32) @ Ws[0]
+    Ws[0] = Ws[0] / sd2[:, None].astype(np.float32)
+    inits, nodes, prev = [], [helper.make_node("Concat", ["features", "mass"], ["x"], axis=1)], "x"
+    for i, (W, b) in enumerate(zip(Ws, bs)):
+        inits += [numpy_helper.from_array(W, f"W{i}"), numpy_helper.from_array(b, f"b{i}")]
+        nodes.append(helper.make_node("Gemm", [prev, f"W{i}", f"b{i}"], [f"h{i}"]))
+        prev = f"h{i}"
+        if i < len(Ws) - 1:
+            nodes.append(helper.make_node("Relu", [prev], [f"r{i}"]))
+            prev = f"r{i}"
+    nodes.append(helper.make_node("Sigmoid", [prev], ["score"]))
+    g = helper.make_graph(nodes, "pnn", [
+        helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 5]),
+        helper.make_tensor_value_info("mass", TensorProto.FLOAT, ["N", 1])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])], inits)
+    pm = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)], producer_name="sklearn+onnx.helper")
+    pm.ir_version = 8
+    onnx.checker.check_model(pm)
+    onnx.save(pm, os.path.join(out, "pnn.onnx"))
+
+    # Jets with PF candidates and SVs named as ParticleNet's preprocess.json says.
+    pre = json.load(open(os.path.join(SHARED, "onnx", "cms-particlenet-ak4-hlt", "preprocess.json")))
+    n = 300
+    npf = rng.integers(0, 40, n)
+    nsv = rng.integers(0, 4, n)
+    data = {}
+    for group, counts in (("pf_points", npf), ("pf_features", npf), ("sv_points", nsv), ("sv_features", nsv)):
+        for v in pre[group]["var_names"]:
+            if v in data:
+                continue
+            vals = rng.normal(0, 1.5, int(counts.sum())).astype(np.float32)
+            if v.endswith("_log"):
+                vals = vals + 2.0
+            data[v] = ak.unflatten(vals, counts)
+    with uproot.recreate(os.path.join(out, "pfcands.root")) as f:
+        f.mktree("jets", {k: "var * float32" for k in data} | {"event": np.int64})
+        f["jets"].extend(dict(data, event=np.arange(n, dtype=np.int64)))
+    print(json.dumps({"mlp_inputs": [i.name for i in m.graph.input], "pf_jets": n}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

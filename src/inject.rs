@@ -1,0 +1,504 @@
+//! `hepml inject`: score ROOT ntuples with ONNX models and write the scores as new branches,
+//! into a decorated copy (original baskets copied byte for byte) or a friend tree.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use injector::engine::{read_info, tract::TractEngine};
+use injector::inject::inputs::{InputKind, NonFinite};
+use injector::inject::pipeline::{self, Folds, ModelJob, OutColumn, Scorer};
+use injector::inject::spec::{self, FeatureSpec};
+use injector::rootio::object::{default_object, Value};
+use injector::rootio::rbuf::WBuf;
+use injector::rootio::write::{clone_tree, copy_other_keys, BranchSpec, FileWriter, TreeWriter};
+use injector::rootio::{Array, Chain, Compression, Data, Prim, RootFile, Shape};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct InjectArgs {
+    /// Input ROOT files (globs allowed).
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// ONNX model (repeat for several models; with --fold-branch, the fold members in order).
+    #[arg(long = "model", required = true)]
+    models: Vec<PathBuf>,
+    /// Feature spec (YAML, or a CMS preprocess.json) per model, or one for all; without it the
+    /// model's own metadata (written by `hepml export`) says which branches feed it.
+    #[arg(long = "features")]
+    features: Vec<PathBuf>,
+    /// Tree to read (default: the file's only tree).
+    #[arg(long)]
+    tree: Option<String>,
+    /// Output file (one input) or folder (several inputs).
+    #[arg(long, short)]
+    output: PathBuf,
+    /// Write a friend tree holding only the new branches instead of a decorated copy.
+    #[arg(long)]
+    friend: bool,
+    /// Inference engine.
+    #[arg(long, default_value = "tract", value_parser = ["tract", "ort"])]
+    engine: String,
+    /// Device for the engine.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    device: String,
+    /// The models are the members of a k-fold ensemble routed by this branch: member i scores
+    /// events whose value % k == i.
+    #[arg(long)]
+    fold_branch: Option<String>,
+    /// Object length for a preprocess.json spec without max_length.
+    #[arg(long)]
+    length: Option<usize>,
+    /// NaN/inf in inputs: error (default) or pass them to the model.
+    #[arg(long, value_parser = ["error", "pass"])]
+    nan: Option<String>,
+    /// Decoding threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Events per chunk.
+    #[arg(long, default_value_t = 10_000)]
+    chunk: u64,
+    /// Compression of new baskets (default: ROOT's 101, zlib level 1).
+    #[arg(long, default_value = "zlib-1")]
+    compression: String,
+    /// Progress bar off.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn expand(inputs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for i in inputs {
+        if i.contains(['*', '?', '[']) {
+            let mut found: Vec<PathBuf> = glob::glob(i)
+                .with_context(|| format!("bad glob '{i}'"))?
+                .filter_map(|p| p.ok())
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                bail!("no file matches '{i}'");
+            }
+            out.extend(found);
+        } else {
+            out.push(PathBuf::from(i));
+        }
+    }
+    Ok(out)
+}
+
+fn load_spec(path: &Path, length: Option<usize>) -> Result<FeatureSpec> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "json") {
+        let inputs = spec::from_preprocess_json(&text, length)
+            .with_context(|| path.display().to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        // preprocess.json names the outputs' classes: one branch per column, prefixed "pnet_".
+        let outputs = match v["output_names"].as_array() {
+            Some(names) => {
+                let branches: Vec<String> = names
+                    .iter()
+                    .filter_map(|n| n.as_str())
+                    .map(|n| format!("pnet_{n}"))
+                    .collect();
+                let yaml = format!("output: {{branches: [{}]}}", branches.join(", "));
+                serde_yaml::from_str(&yaml)?
+            }
+            None => bail!("{}: no output_names", path.display()),
+        };
+        return Ok(FeatureSpec {
+            inputs,
+            outputs,
+            folds: None,
+            nan: None,
+        });
+    }
+    FeatureSpec::from_yaml(&text).with_context(|| path.display().to_string())
+}
+
+fn load_engine(path: &Path, engine: &str, device: &str) -> Result<TractEngine> {
+    if engine == "ort" {
+        bail!("this hepml was built without the ONNX Runtime backend (cargo build --features injector/ort); use --engine tract");
+    }
+    if device == "cuda" {
+        bail!("--device cuda needs --engine ort; tract runs on the CPU only");
+    }
+    Ok(TractEngine::load(path)?)
+}
+
+/// A job per model (or one fold ensemble), with the output branches it writes.
+fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
+    if !a.features.is_empty() && a.features.len() != 1 && a.features.len() != a.models.len() {
+        bail!(
+            "give one --features for all models or one per model ({} models, {} specs)",
+            a.models.len(),
+            a.features.len()
+        );
+    }
+    let spec_for = |i: usize| -> Result<FeatureSpec> {
+        match a.features.get(i).or(a.features.first()) {
+            Some(p) => load_spec(p, a.length),
+            None => Ok(
+                FeatureSpec::from_metadata(&read_info(&a.models[i])?.metadata)
+                    .with_context(|| a.models[i].display().to_string())?,
+            ),
+        }
+    };
+    let mut jobs = Vec::new();
+    let groups: Vec<Vec<usize>> = if a.fold_branch.is_some() {
+        vec![(0..a.models.len()).collect()]
+    } else {
+        (0..a.models.len()).map(|i| vec![i]).collect()
+    };
+    for g in groups {
+        let first = g[0];
+        let spec = spec_for(first)?;
+        let engines: Vec<TractEngine> = g
+            .iter()
+            .map(|&i| load_engine(&a.models[i], &a.engine, &a.device))
+            .collect::<Result<_>>()?;
+        let info = engines[0].info.clone();
+        let width = |name: &str| -> Option<usize> {
+            info.outputs
+                .iter()
+                .find(|o| o.name == name)
+                .and_then(|o| o.shape.get(1).copied().flatten())
+        };
+        let resolved = spec
+            .resolve(&width)
+            .with_context(|| a.models[first].display().to_string())?;
+        for o in &resolved.outputs {
+            if !info.outputs.iter().any(|p| p.name == o.tensor) {
+                bail!(
+                    "{}: no output '{}' (outputs: {})",
+                    a.models[first].display(),
+                    o.tensor,
+                    info.outputs
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        for i in &resolved.inputs {
+            if !info.inputs.iter().any(|p| p.name == i.name) {
+                bail!(
+                    "{}: the spec feeds '{}' but the model's inputs are {}",
+                    a.models[first].display(),
+                    i.name,
+                    info.inputs
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            if let (InputKind::Event { columns }, Some(port)) =
+                (&i.kind, info.inputs.iter().find(|p| p.name == i.name))
+            {
+                if let Some(Some(w)) = port.shape.get(1) {
+                    if *w != columns.len() {
+                        bail!(
+                            "{}: input '{}' takes {w} features, the spec gives {}",
+                            a.models[first].display(),
+                            i.name,
+                            columns.len()
+                        );
+                    }
+                }
+            }
+            for b in i.branches() {
+                chain.interp(&b).with_context(|| {
+                    format!("input '{}' of {}", i.name, a.models[first].display())
+                })?;
+            }
+        }
+        for p in &info.inputs {
+            if !resolved.inputs.iter().any(|i| i.name == p.name) {
+                bail!(
+                    "{}: model input '{}' is not fed by the spec",
+                    a.models[first].display(),
+                    p.name
+                );
+            }
+        }
+        let fold_branch = a
+            .fold_branch
+            .clone()
+            .or(resolved.folds.as_ref().map(|f| f.branch.clone()));
+        let mut members: Vec<Box<dyn Scorer>> = engines
+            .into_iter()
+            .map(|e| Box::new(e) as Box<dyn Scorer>)
+            .collect();
+        let (scorer, folds) = match fold_branch {
+            Some(branch) if members.len() > 1 => {
+                chain.interp(&branch).context("--fold-branch")?;
+                let first = members.remove(0);
+                members.insert(0, first);
+                let placeholder = Box::new(load_engine(&a.models[g[0]], &a.engine, &a.device)?)
+                    as Box<dyn Scorer>;
+                (placeholder, Some(Folds { branch, members }))
+            }
+            Some(_) => bail!("a fold ensemble needs one --model per fold"),
+            None => (members.remove(0), None),
+        };
+        jobs.push(ModelJob {
+            name: a.models[first].display().to_string(),
+            scorer,
+            folds,
+            inputs: resolved.inputs,
+            outputs: resolved.outputs,
+            per_object: resolved.per_object,
+        });
+    }
+    Ok(jobs)
+}
+
+fn nan_policy(a: &InjectArgs) -> NonFinite {
+    if a.nan.as_deref() == Some("pass") {
+        NonFinite::PassThrough
+    } else {
+        NonFinite::Error
+    }
+}
+
+/// The output branches: their specs, and for per-object models the counter they use.
+fn output_specs(
+    jobs: &[ModelJob],
+    chain: &Chain,
+    friend: bool,
+) -> Result<(Vec<BranchSpec>, Vec<BranchSpec>)> {
+    let mut specs = Vec::new();
+    let mut counters = Vec::new();
+    for j in jobs {
+        let counter = if j.per_object {
+            let first = j
+                .inputs
+                .iter()
+                .flat_map(|i| i.branches())
+                .next()
+                .context("per-object model without inputs")?;
+            match chain.interp(&first)?.shape {
+                Shape::Var { counter, .. } if !friend => Some(Shape::Var {
+                    counter,
+                    inner: vec![],
+                }),
+                Shape::Var { .. } | Shape::Vector => {
+                    let name = format!("n{}", j.outputs[0].branch);
+                    counters.push(BranchSpec::scalar(&name, Prim::I32));
+                    Some(Shape::Var {
+                        counter: name,
+                        inner: vec![],
+                    })
+                }
+                _ => bail!("per-object input '{first}' is not jagged"),
+            }
+        } else {
+            None
+        };
+        for o in &j.outputs {
+            let prim = if o.double { Prim::F64 } else { Prim::F32 };
+            specs.push(BranchSpec::new(
+                &o.branch,
+                prim,
+                counter.clone().unwrap_or(Shape::Scalar),
+            ));
+        }
+    }
+    for (i, s) in specs.iter().enumerate() {
+        if specs[..i].iter().any(|t| t.name == s.name) {
+            bail!("two outputs write branch '{}'", s.name);
+        }
+        if !friend && chain.members[0].tree.branch(&s.name).is_ok() {
+            bail!(
+                "branch '{}' exists already in the input tree; choose another output name",
+                s.name
+            );
+        }
+    }
+    Ok((counters, specs))
+}
+
+fn to_array(col: &OutColumn, spec: &BranchSpec) -> Array {
+    let n = col.counts.as_ref().map_or(col.values.len(), |c| c.len());
+    let data = if col.double {
+        Data::F64(col.values.iter().map(|&v| v as f64).collect())
+    } else {
+        Data::F32(col.values.clone())
+    };
+    let offsets = col.counts.as_ref().map(|c| {
+        let mut o = vec![0];
+        for x in c {
+            o.push(o.last().copied().unwrap_or(0) + x);
+        }
+        o
+    });
+    Array {
+        interp: spec.interp.clone(),
+        start: 0,
+        entries: n as u64,
+        data,
+        offsets,
+    }
+}
+
+fn provenance(fw: &mut FileWriter, jobs: &[ModelJob], a: &InjectArgs, input: &Path) -> Result<()> {
+    let text = serde_json::json!({
+        "hepml": env!("CARGO_PKG_VERSION"),
+        "input": input.display().to_string(),
+        "engine": a.engine,
+        "models": jobs.iter().map(|j| match &j.folds { Some(f) => f.members.iter().map(|m| m.describe()).collect::<Vec<_>>(), None => vec![j.scorer.describe()] }).collect::<Vec<_>>(),
+        "branches": jobs.iter().flat_map(|j| j.outputs.iter().map(|o| o.branch.clone())).collect::<Vec<_>>(),
+    })
+    .to_string();
+    let mut obj = default_object(&fw.streamers, "TNamed")?;
+    *obj.get_mut("fName").context("TNamed fName")? = Value::Str(b"hepml_provenance".to_vec());
+    *obj.get_mut("fTitle").context("TNamed fTitle")? = Value::Str(text.clone().into_bytes());
+    fw.write_object("TNamed", "hepml_provenance", &text, |keylen| {
+        let mut w = WBuf::new(keylen);
+        injector::rootio::object::Writer::new().write_object(&mut w, &obj)?;
+        Ok(w.data)
+    })?;
+    Ok(())
+}
+
+pub fn run(a: InjectArgs) -> Result<()> {
+    let inputs = expand(&a.inputs)?;
+    let compression = Compression::parse(&a.compression)?;
+    let several = inputs.len() > 1 || a.output.is_dir();
+    if several {
+        std::fs::create_dir_all(&a.output)
+            .with_context(|| format!("creating {}", a.output.display()))?;
+    }
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    for input in &inputs {
+        let out = if several {
+            a.output
+                .join(input.file_name().context("input without a file name")?)
+        } else {
+            a.output.clone()
+        };
+        if out.exists() && std::fs::canonicalize(&out).ok() == std::fs::canonicalize(input).ok() {
+            bail!("{}: output would overwrite the input", out.display());
+        }
+        let file = RootFile::open(input)?;
+        let tree_name = match &a.tree {
+            Some(t) => t.clone(),
+            None => match file.tree_paths()?.as_slice() {
+                [one] => one.clone(),
+                [] => bail!("{}: no TTree", input.display()),
+                many => bail!(
+                    "{}: several trees ({}); choose one with --tree",
+                    input.display(),
+                    many.join(", ")
+                ),
+            },
+        };
+        drop(file);
+        let chain = Chain::open(std::slice::from_ref(input), &tree_name)?;
+        let jobs = build_jobs(&a, &chain)?;
+        let (counters, specs) = output_specs(&jobs, &chain, a.friend)?;
+        let m = &chain.members[0];
+        let mut fw = FileWriter::create(&out, compression)?;
+        let mut all_specs = counters.clone();
+        all_specs.extend(specs.iter().cloned());
+        let mut tw = if a.friend {
+            TreeWriter::new(
+                &mut fw,
+                &tree_name,
+                &format!("hepml scores for {}", input.display()),
+                &all_specs,
+            )?
+        } else {
+            clone_tree(&m.file, &m.tree, &mut fw, &specs)?
+        };
+        let bar = if a.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(chain.entries())
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} events, {per_sec}, eta {eta}",
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .progress_chars("=> "),
+        );
+        bar.set_message(
+            input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        let t0 = std::time::Instant::now();
+        pipeline::run(
+            &chain,
+            &jobs,
+            nan_policy(&a),
+            a.chunk,
+            threads,
+            |chunk, cols| {
+                let mut k = 0;
+                for (ci, c) in counters.iter().enumerate() {
+                    let counts = cols
+                        .iter()
+                        .find_map(|c| c.counts.clone())
+                        .unwrap_or_default();
+                    let arr = Array {
+                        interp: c.interp.clone(),
+                        start: 0,
+                        entries: counts.len() as u64,
+                        data: Data::I32(counts.iter().map(|&x| x as i32).collect()),
+                        offsets: None,
+                    };
+                    tw.append(&mut fw, ci, &arr)?;
+                    k = ci + 1;
+                }
+                for (j, col) in cols.iter().enumerate() {
+                    let idx = if a.friend {
+                        k + j
+                    } else {
+                        tw.branch_index(&specs[j].name).unwrap_or(j)
+                    };
+                    tw.append(&mut fw, idx, &to_array(col, &specs[j]))?;
+                }
+                bar.inc(chunk.len() as u64);
+                Ok(())
+            },
+        )
+        .with_context(|| input.display().to_string())?;
+        tw.finish(&mut fw)?;
+        if !a.friend {
+            let skipped = copy_other_keys(&m.file, &tree_name, &mut fw)?;
+            for s in skipped {
+                eprintln!(
+                    "hepml: note: directory '{s}' of {} is not copied",
+                    input.display()
+                );
+            }
+        }
+        provenance(&mut fw, &jobs, &a, input)?;
+        let done = fw.finish()?;
+        bar.finish_and_clear();
+        let secs = t0.elapsed().as_secs_f64();
+        eprintln!(
+            "hepml: {} -> {} ({} events, {:.0} events/s, {}; {})",
+            input.display(),
+            done.display(),
+            chain.entries(),
+            chain.entries() as f64 / secs.max(1e-9),
+            jobs.iter()
+                .map(|j| j.scorer.describe())
+                .collect::<Vec<_>>()
+                .join(", "),
+            specs
+                .iter()
+                .map(|s| format!("{} {}", s.name, s.interp.type_name()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
