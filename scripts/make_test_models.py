@@ -49,6 +49,16 @@ def main(out):
         node.input[:] = ["x" if i == "X" else i for i in node.input]
     m.metadata_props.add(key="hepml.note", value="sklearn MLPClassifier via skl2onnx")
     onnx.save(m, os.path.join(out, "mlp.onnx"))
+    # A second member for a 2-fold ensemble: trained on odd events only (fold 0 scores even).
+    odd = (np.arange(len(X)) % 2) == 1
+    clf2 = MLPClassifier((16, 16), max_iter=200, random_state=7).fit((X[odd] - mu) / sd, y[odd])
+    clf2.coefs_[0] = (clf2.coefs_[0] / sd[:, None]).astype(np.float64)
+    clf2.intercepts_[0] = (clf2.intercepts_[0] - (mu / sd) @ (clf2.coefs_[0] * sd[:, None])).astype(np.float64)
+    m2 = to_onnx(clf2, X[:1], options={id(clf2): {"zipmap": False}}, target_opset=15)
+    m2.graph.input[0].name = "x"
+    for node in m2.graph.node:
+        node.input[:] = ["x" if i == "X" else i for i in node.input]
+    onnx.save(m2, os.path.join(out, "mlp_b.onnx"))
 
     # PNN: features + mass -> two hidden layers -> sigmoid score.
     rng = np.random.default_rng(2)

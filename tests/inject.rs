@@ -1,0 +1,378 @@
+//! `hepml inject` end to end on real files and real models (sklearn via skl2onnx, a two-input
+//! PNN, the CMS ParticleNet): scores equal onnxruntime's on inputs built independently in
+//! Python (scripts/check_inject.py, |diff| <= 1e-5); decorated outputs keep every original
+//! basket byte for byte and read in ROOT 6.40; bad input fails with one line and no output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+fn python() -> PathBuf {
+    std::env::var("HEPML_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join(".venv/bin/python"))
+}
+fn shared(rel: &str) -> String {
+    repo()
+        .join("../shared/data")
+        .join(rel)
+        .display()
+        .to_string()
+}
+fn script(name: &str, args: &[&str]) -> String {
+    let o = Command::new(python())
+        .arg(repo().join("scripts").join(name))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{name} {args:?}:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn hepml(args: &[&str]) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+fn ok(args: &[&str]) {
+    let (good, err) = hepml(args);
+    assert!(good, "hepml {args:?}: {err}");
+}
+fn max_diff(out: &str) -> f64 {
+    let v: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    v["max_abs_diff"].as_f64().unwrap()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        script("make_test_models.py", &[dir.path().to_str().unwrap()]);
+        let w = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        w("mlp.yaml", "inputs:\n  x: [E1, px1, py1, pz1, pt1]\noutputs:\n  probabilities: {branch: score, column: 1}\n");
+        w(
+            "mlp.json",
+            r#"{"inputs": {"x": ["E1","px1","py1","pz1","pt1"]}, "outputs": [["probabilities", 1, "score"]]}"#,
+        );
+        w("pnn.yaml", "inputs:\n  features: [E1, px1, py1, pz1, pt1]\n  mass: [\"90\"]\noutputs:\n  score: pnn_m90\n");
+        w(
+            "pnn.json",
+            r#"{"inputs": {"features": ["E1","px1","py1","pz1","pt1"], "mass": ["90"]}, "outputs": [["score", 0, "pnn_m90"]]}"#,
+        );
+        Fixture { dir }
+    }
+    fn p(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+#[test]
+fn decorated_mlp_and_pnn_match_onnxruntime_and_keep_originals() {
+    let f = Fixture::new();
+    let zmumu = shared("root/uproot-Zmumu-zstd.root");
+    let (mlp_out, pnn_out) = (f.p("mlp_out.root"), f.p("pnn_out.root"));
+    ok(&[
+        "inject",
+        &zmumu,
+        "--model",
+        &f.p("mlp.onnx"),
+        "--features",
+        &f.p("mlp.yaml"),
+        "-o",
+        &mlp_out,
+        "--quiet",
+    ]);
+    assert!(
+        max_diff(&script(
+            "check_inject.py",
+            &[
+                "event",
+                &f.p("mlp.onnx"),
+                &zmumu,
+                "events",
+                &mlp_out,
+                "events",
+                &f.p("mlp.json")
+            ]
+        )) <= 1e-5
+    );
+    ok(&[
+        "inject",
+        &zmumu,
+        "--model",
+        &f.p("pnn.onnx"),
+        "--features",
+        &f.p("pnn.yaml"),
+        "-o",
+        &pnn_out,
+        "--quiet",
+        "--chunk",
+        "500",
+    ]);
+    assert!(
+        max_diff(&script(
+            "check_inject.py",
+            &[
+                "event",
+                &f.p("pnn.onnx"),
+                &zmumu,
+                "events",
+                &pnn_out,
+                "events",
+                &f.p("pnn.json")
+            ]
+        )) <= 1e-5
+    );
+    // Originals byte for byte, and ROOT reads the decorated file (new branch + an original).
+    script(
+        "root_check.py",
+        &["same-baskets", &zmumu, &mlp_out, "events"],
+    );
+    let dump = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args(["inspect", &mlp_out, "--dump", "score", "M"])
+        .output()
+        .unwrap();
+    assert!(dump.status.success());
+    std::fs::write(f.p("expect.json"), &dump.stdout).unwrap();
+    script(
+        "root_check.py",
+        &["compare", &mlp_out, "events", &f.p("expect.json")],
+    );
+    // Provenance is in the file.
+    let listing = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args(["inspect", &mlp_out, "--json"])
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+}
+
+#[test]
+fn particlenet_from_jagged_branches_matches_onnxruntime() {
+    let f = Fixture::new();
+    let model = shared("onnx/cms-particlenet-ak4-hlt/particle-net.onnx");
+    let pre = shared("onnx/cms-particlenet-ak4-hlt/preprocess.json");
+    let out = f.p("pnet.root");
+    ok(&[
+        "inject",
+        &f.p("pfcands.root"),
+        "--model",
+        &model,
+        "--features",
+        &pre,
+        "--length",
+        "25",
+        "-o",
+        &out,
+        "--friend",
+        "--quiet",
+        "--chunk",
+        "128",
+    ]);
+    let d = max_diff(&script(
+        "check_inject.py",
+        &[
+            "particlenet",
+            &model,
+            &pre,
+            "25",
+            &f.p("pfcands.root"),
+            "jets",
+            &out,
+            "jets",
+            "pnet_",
+        ],
+    ));
+    assert!(d <= 1e-5, "{d}");
+    // The friend tree works with TTree::AddFriend.
+    script(
+        "root_check.py",
+        &[
+            "friend",
+            &f.p("pfcands.root"),
+            "jets",
+            &out,
+            "jets",
+            "pnet_label_b",
+        ],
+    );
+}
+
+#[test]
+fn kfold_members_score_only_their_events() {
+    let f = Fixture::new();
+    let zmumu = shared("root/uproot-Zmumu.root");
+    let (a, b, both) = (f.p("a.root"), f.p("b.root"), f.p("folds.root"));
+    ok(&[
+        "inject",
+        &zmumu,
+        "--model",
+        &f.p("mlp.onnx"),
+        "--features",
+        &f.p("mlp.yaml"),
+        "-o",
+        &a,
+        "--quiet",
+    ]);
+    ok(&[
+        "inject",
+        &zmumu,
+        "--model",
+        &f.p("mlp_b.onnx"),
+        "--features",
+        &f.p("mlp.yaml"),
+        "-o",
+        &b,
+        "--quiet",
+    ]);
+    ok(&[
+        "inject",
+        &zmumu,
+        "--model",
+        &f.p("mlp.onnx"),
+        "--model",
+        &f.p("mlp_b.onnx"),
+        "--features",
+        &f.p("mlp.yaml"),
+        "--fold-branch",
+        "Event",
+        "-o",
+        &both,
+        "--quiet",
+        "--chunk",
+        "333",
+    ]);
+    let read = |p: &str| -> (Vec<f64>, Vec<f64>) {
+        let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
+            .args(["inspect", p, "--dump", "score", "Event"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let f = |k: &str| {
+            v["branches"][k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        (f("score"), f("Event"))
+    };
+    let ((sa, ev), (sb, _), (sf, _)) = (read(&a), read(&b), read(&both));
+    let mut seen = [0, 0];
+    for i in 0..ev.len() {
+        let fold = (ev[i] as i64).rem_euclid(2) as usize;
+        seen[fold] += 1;
+        assert_eq!(sf[i], if fold == 0 { sa[i] } else { sb[i] }, "event {i}");
+    }
+    assert!(seen[0] > 100 && seen[1] > 100, "{seen:?}");
+}
+
+#[test]
+fn bad_input_fails_with_one_line_and_leaves_no_output() {
+    let f = Fixture::new();
+    let zmumu = shared("root/uproot-Zmumu.root");
+    let out = f.p("out.root");
+    let w = |name: &str, text: &str| {
+        std::fs::write(f.p(name), text).unwrap();
+        f.p(name)
+    };
+    let missing = w("missing.yaml", "inputs:\n  x: [E1, px1, py1, pz1, nope]\noutputs:\n  probabilities: {branch: s, column: 1}\n");
+    let count = w(
+        "count.yaml",
+        "inputs:\n  x: [E1, px1, py1, pz1]\noutputs:\n  probabilities: {branch: s, column: 1}\n",
+    );
+    let typo = w(
+        "typo.yaml",
+        "inputs:\n  x: [E1, px1, py1, pz1, pt1]\noutput:\n  probabilities: s\n",
+    );
+    let nan = w("nan.yaml", "inputs:\n  x: [E1, px1, py1, pz1, \"log(pt1 - 1000)\"]\noutputs:\n  probabilities: {branch: s, column: 1}\n");
+    let junk = w("junk.onnx", "not a model");
+    let mut corrupt = std::fs::read(&zmumu).unwrap();
+    let n = corrupt.len();
+    corrupt.truncate(n / 2);
+    let corrupt_path = f.p("corrupt.root");
+    std::fs::write(&corrupt_path, corrupt).unwrap();
+    let mlp = f.p("mlp.onnx");
+    let yaml = f.p("mlp.yaml");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![&zmumu, "--model", &mlp, "--features", &missing],
+            "nope",
+        ),
+        (
+            vec![&zmumu, "--model", &mlp, "--features", &count],
+            "takes 5 features",
+        ),
+        (
+            vec![&zmumu, "--model", &mlp, "--features", &typo],
+            "unknown field `output`",
+        ),
+        (vec![&zmumu, "--model", &mlp, "--features", &nan], "NaN"),
+        (
+            vec![&zmumu, "--model", &junk, "--features", &yaml],
+            "junk.onnx",
+        ),
+        (
+            vec![&corrupt_path, "--model", &mlp, "--features", &yaml],
+            "corrupt.root",
+        ),
+        (
+            vec![
+                &zmumu,
+                "--model",
+                &mlp,
+                "--features",
+                &yaml,
+                "--device",
+                "cuda",
+            ],
+            "cuda",
+        ),
+        (vec![&zmumu, "--model", &mlp], "hepml.inputs"),
+    ];
+    for (args, want) in cases {
+        let mut full = vec!["inject"];
+        full.extend(args.iter());
+        full.extend(["-o", &out, "--quiet"]);
+        let (good, err) = hepml(&full);
+        assert!(!good, "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: not one line: {err}"
+        );
+        assert!(!Path::new(&out).exists(), "{args:?}: output left behind");
+        let leftovers: Vec<_> = std::fs::read_dir(f.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("hepml-tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{args:?}: temporary file left");
+    }
+    // The input is never overwritten.
+    let (good, err) = hepml(&[
+        "inject",
+        &zmumu,
+        "--model",
+        &mlp,
+        "--features",
+        &yaml,
+        "-o",
+        &zmumu,
+        "--quiet",
+    ]);
+    assert!(!good && err.contains("overwrite"), "{err}");
+}
