@@ -1,5 +1,6 @@
 //! The `hepml` command line.
 
+mod demo;
 mod inject;
 mod inspect;
 
@@ -25,6 +26,9 @@ enum Cmd {
     /// Score ROOT ntuples with ONNX models and write the scores as new branches (a decorated
     /// copy with the original baskets byte for byte, or a friend tree).
     Inject(inject::InjectArgs),
+    /// Run the main job end to end on generated data: write an ntuple, fit a classifier,
+    /// export it as ONNX, score the ntuple with `inject`, report the AUC.
+    Demo(demo::DemoArgs),
     /// Read every entry of some branches and report the time (benchmark helper).
     #[command(hide = true)]
     ReadBench(inspect::ReadBenchArgs),
@@ -35,6 +39,10 @@ fn main() {
     let r: Result<()> = match cli.cmd {
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Inject(a) => inject::run(a),
+        Cmd::Demo(a) => demo::run(a, |argv| match Cli::parse_from(argv).cmd {
+            Cmd::Inject(i) => inject::run(i),
+            _ => unreachable!("the demo only runs inject"),
+        }),
         Cmd::ReadBench(a) => inspect::read_bench(a),
     };
     if let Err(e) = r {

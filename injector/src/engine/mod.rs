@@ -1,6 +1,7 @@
 //! Inference engines behind one interface ([`crate::inject::pipeline::Scorer`]): tract (pure
 //! Rust, the default). Models are ONNX files; their `metadata_props` carry hepml's feature map.
 
+pub mod onnx_build;
 pub mod tract;
 
 use std::collections::BTreeMap;
