@@ -20,7 +20,12 @@ pub struct TractEngine {
     fixed: Mutex<HashMap<Vec<Vec<usize>>, Plan>>,
     /// Build fixed-shape plans (off for models whose shapes vary chunk to chunk).
     pub fixed_plans: bool,
+    /// Batches of at least 2 x `SPLIT_MIN` rows are split across this many threads.
+    pub threads: usize,
 }
+
+/// Smallest part worth a thread of its own.
+const SPLIT_MIN: usize = 2048;
 
 impl TractEngine {
     pub fn load(path: &Path) -> Result<Self, EngineError> {
@@ -55,6 +60,7 @@ impl TractEngine {
             symbolic_error,
             fixed: Mutex::new(HashMap::new()),
             fixed_plans: true,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
     }
 
@@ -116,7 +122,76 @@ impl TractEngine {
 }
 
 impl Scorer for TractEngine {
+    /// Scores a batch; large batches are cut into row ranges scored on several threads (rows
+    /// are independent, plans are shared) and put back in order.
     fn score(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+        let rows = inputs
+            .first()
+            .and_then(|t| t.shape.first().copied())
+            .unwrap_or(0);
+        let parts = self.threads.min(rows / SPLIT_MIN).max(1);
+        if parts == 1 || inputs.iter().any(|t| t.shape.first() != Some(&rows)) {
+            return self.score_one(inputs);
+        }
+        let bounds: Vec<(usize, usize)> = (0..parts)
+            .map(|p| (rows * p / parts, rows * (p + 1) / parts))
+            .collect();
+        let results: Vec<Result<Vec<Tensor>, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = bounds
+                .iter()
+                .map(|&(a, b)| {
+                    s.spawn(move || {
+                        let part: Vec<Tensor> = inputs
+                            .iter()
+                            .map(|t| {
+                                let w: usize = t.shape[1..].iter().product();
+                                let mut shape = t.shape.clone();
+                                shape[0] = b - a;
+                                Tensor {
+                                    name: t.name.clone(),
+                                    shape,
+                                    data: t.data[a * w..b * w].to_vec(),
+                                }
+                            })
+                            .collect();
+                        self.score_one(&part)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("an inference thread panicked".into()))
+                })
+                .collect()
+        });
+        let mut merged: Vec<Tensor> = Vec::new();
+        for r in results {
+            for (k, t) in r?.into_iter().enumerate() {
+                match merged.get_mut(k) {
+                    Some(m) => {
+                        m.shape[0] += t.shape[0];
+                        m.data.extend_from_slice(&t.data);
+                    }
+                    None => merged.push(t),
+                }
+            }
+        }
+        Ok(merged)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "tract 0.23 on {} (xxh64 {})",
+            self.info.path.display(),
+            self.info.hash
+        )
+    }
+}
+
+impl TractEngine {
+    fn score_one(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
         // Order and check the inputs as the graph declares them.
         let mut ordered = Vec::with_capacity(self.info.inputs.len());
         for port in &self.info.inputs {
@@ -195,14 +270,6 @@ impl Scorer for TractEngine {
         };
         self.run_plan(&plan, &ordered)
             .map_err(|e| format!("tract: {e:#}"))
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "tract 0.23 on {} (xxh64 {})",
-            self.info.path.display(),
-            self.info.hash
-        )
     }
 }
 
