@@ -88,6 +88,17 @@ def main(out):
     onnx.checker.check_model(pm)
     onnx.save(pm, os.path.join(out, "pnn.onnx"))
 
+    # A per-jet tagger: one row per jet, [Jet_Px, Jet_Py, Jet_E] -> sigmoid score.
+    W = rng.normal(0, 0.05, (3, 1)).astype(np.float32)
+    jg = helper.make_graph(
+        [helper.make_node("Gemm", ["jet", "Wj", "bj"], ["z"]), helper.make_node("Sigmoid", ["z"], ["jet_score"])],
+        "jet", [helper.make_tensor_value_info("jet", TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("jet_score", TensorProto.FLOAT, ["N", 1])],
+        [numpy_helper.from_array(W, "Wj"), numpy_helper.from_array(np.array([0.1], np.float32), "bj")])
+    jm = helper.make_model(jg, opset_imports=[helper.make_opsetid("", 13)])
+    jm.ir_version = 8
+    onnx.save(jm, os.path.join(out, "jet.onnx"))
+
     # Jets with PF candidates and SVs named as ParticleNet's preprocess.json says.
     pre = json.load(open(os.path.join(SHARED, "onnx", "cms-particlenet-ak4-hlt", "preprocess.json")))
     n = 300

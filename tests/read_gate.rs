@@ -132,3 +132,35 @@ fn the_gate_catches_a_wrong_value_and_a_missing_entry() {
         assert!(text.contains("MISMATCH"), "{name}: {text}");
     }
 }
+
+/// A basket over 16 MiB (uproot writes one basket per extend): multi-block decompression, and
+/// the values equal uproot's (oxyroot returned wrong values here).
+#[test]
+fn basket_over_16_mib_matches_uproot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big_basket.root");
+    let code = r#"
+import sys, numpy as np, uproot
+x = np.random.default_rng(3).normal(size=5_000_000).astype(np.float64)
+with uproot.recreate(sys.argv[1], compression=uproot.ZLIB(1)) as f:
+    f.mktree("t", {"x": np.float64})
+    f["t"].extend({"x": x})
+b = uproot.open(sys.argv[1])["t"]["x"]
+assert b.num_baskets == 1 and b.basket(0).uncompressed_bytes > 16 * 2**20
+"#;
+    let st = Command::new(python())
+        .args(["-c", code])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let (ok, text) = gate(
+        Path::new(env!("CARGO_BIN_EXE_hepml")),
+        std::slice::from_ref(&path),
+    );
+    assert!(ok && text.contains("1/1 readable"), "{text}");
+}
