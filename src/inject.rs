@@ -6,7 +6,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use injector::engine::{read_info, tract::TractEngine};
 use injector::inject::inputs::{InputKind, NonFinite};
-use injector::inject::pipeline::{self, Folds, ModelJob, OutColumn, Scorer};
+use injector::inject::pipeline::{self, Folds, ModelJob, Models, OutColumn, Scorer};
 use injector::inject::spec::{self, FeatureSpec};
 use injector::rootio::object::{default_object, Value};
 use injector::rootio::rbuf::WBuf;
@@ -230,22 +230,17 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
             .into_iter()
             .map(|e| Box::new(e) as Box<dyn Scorer>)
             .collect();
-        let (scorer, folds) = match fold_branch {
+        let models = match fold_branch {
             Some(branch) if members.len() > 1 => {
                 chain.interp(&branch).context("--fold-branch")?;
-                let first = members.remove(0);
-                members.insert(0, first);
-                let placeholder = Box::new(load_engine(&a.models[g[0]], &a.engine, &a.device)?)
-                    as Box<dyn Scorer>;
-                (placeholder, Some(Folds { branch, members }))
+                Models::Folds(Folds { branch, members })
             }
             Some(_) => bail!("a fold ensemble needs one --model per fold"),
-            None => (members.remove(0), None),
+            None => Models::Single(members.remove(0)),
         };
         jobs.push(ModelJob {
             name: a.models[first].display().to_string(),
-            scorer,
-            folds,
+            models,
             inputs: resolved.inputs,
             outputs: resolved.outputs,
             per_object: resolved.per_object,
@@ -347,7 +342,7 @@ fn provenance(fw: &mut FileWriter, jobs: &[ModelJob], a: &InjectArgs, input: &Pa
         "hepml": env!("CARGO_PKG_VERSION"),
         "input": input.display().to_string(),
         "engine": a.engine,
-        "models": jobs.iter().map(|j| match &j.folds { Some(f) => f.members.iter().map(|m| m.describe()).collect::<Vec<_>>(), None => vec![j.scorer.describe()] }).collect::<Vec<_>>(),
+        "models": jobs.iter().map(|j| j.models.describe()).collect::<Vec<_>>(),
         "branches": jobs.iter().flat_map(|j| j.outputs.iter().map(|o| o.branch.clone())).collect::<Vec<_>>(),
     })
     .to_string();
@@ -490,7 +485,7 @@ pub fn run(a: InjectArgs) -> Result<()> {
             chain.entries(),
             chain.entries() as f64 / secs.max(1e-9),
             jobs.iter()
-                .map(|j| j.scorer.describe())
+                .flat_map(|j| j.models.describe())
                 .collect::<Vec<_>>()
                 .join(", "),
             specs

@@ -43,6 +43,22 @@ pub struct OutputSpec {
     pub double: bool,
 }
 
+/// What scores a job's events: one model, or a k-fold ensemble.
+pub enum Models {
+    Single(Box<dyn Scorer>),
+    Folds(Folds),
+}
+
+impl Models {
+    /// Each model's description (engine, file, hash), in fold order.
+    pub fn describe(&self) -> Vec<String> {
+        match self {
+            Models::Single(s) => vec![s.describe()],
+            Models::Folds(f) => f.members.iter().map(|m| m.describe()).collect(),
+        }
+    }
+}
+
 /// k-fold ensemble: member `i` scores events whose `branch` value has `value % k == i`.
 pub struct Folds {
     pub branch: String,
@@ -51,8 +67,7 @@ pub struct Folds {
 
 pub struct ModelJob {
     pub name: String,
-    pub scorer: Box<dyn Scorer>,
-    pub folds: Option<Folds>,
+    pub models: Models,
     pub inputs: Vec<InputSpec>,
     pub outputs: Vec<OutputSpec>,
     /// True when inputs are per-object rows: outputs become jagged branches.
@@ -78,7 +93,7 @@ impl ModelJob {
                 }
             }
         }
-        if let Some(f) = &self.folds {
+        if let Models::Folds(f) = &self.models {
             if !v.contains(&f.branch) {
                 v.push(f.branch.clone());
             }
@@ -134,9 +149,9 @@ impl ModelJob {
                 data: std::mem::take(buf),
             });
         }
-        let outs = match &self.folds {
-            None => self.run(&*self.scorer, &tensors)?,
-            Some(f) => self.run_folds(f, view, &tensors, counts.as_deref())?,
+        let outs = match &self.models {
+            Models::Single(s) => self.run(&**s, &tensors)?,
+            Models::Folds(f) => self.run_folds(f, view, &tensors, counts.as_deref())?,
         };
         // Give the buffers back for the next chunk.
         for (t, buf) in tensors.into_iter().zip(scratch.iter_mut()) {
@@ -367,11 +382,7 @@ mod tests {
         ];
         let job = ModelJob {
             name: "m".into(),
-            scorer: Box::new(Linear {
-                w: vec![0.0, 0.0],
-                b: -1.0,
-            }),
-            folds: Some(Folds {
+            models: Models::Folds(Folds {
                 branch: "NPrimaryVertices".into(),
                 members: vec![
                     Box::new(Linear {
@@ -398,11 +409,10 @@ mod tests {
         };
         let jet = ModelJob {
             name: "jets".into(),
-            scorer: Box::new(Linear {
+            models: Models::Single(Box::new(Linear {
                 w: vec![2.0],
                 b: 0.0,
-            }),
-            folds: None,
+            })),
             inputs: vec![InputSpec {
                 name: "x".into(),
                 kind: InputKind::ObjectRows {
@@ -466,11 +476,10 @@ mod tests {
         let chain = hzz();
         let job = ModelJob {
             name: "bad.onnx".into(),
-            scorer: Box::new(Linear {
+            models: Models::Single(Box::new(Linear {
                 w: vec![1.0; 3],
                 b: 0.0,
-            }),
-            folds: None,
+            })),
             inputs: vec![InputSpec {
                 name: "x".into(),
                 kind: InputKind::Event {
