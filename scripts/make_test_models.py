@@ -88,6 +88,20 @@ def main(out):
     onnx.checker.check_model(pm)
     onnx.save(pm, os.path.join(out, "pnn.onnx"))
 
+    # BDTs (tree ensembles): binary GBC 100 trees depth 3, 3-class random forest, regressor.
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor, RandomForestClassifier
+    three = (a["M"] > 85).astype(int) + (a["M"] > 95).astype(int)
+    for name, est, target in (("bdt", GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=1), y),
+                              ("rf3", RandomForestClassifier(n_estimators=20, max_depth=4, random_state=1), three),
+                              ("gbr", GradientBoostingRegressor(n_estimators=50, max_depth=3, random_state=1), a["M"])):
+        est.fit(X, target)
+        opts = {id(est): {"zipmap": False}} if name != "gbr" else None
+        bm = to_onnx(est, X[:1], options=opts, target_opset={"": 15, "ai.onnx.ml": 3})
+        bm.graph.input[0].name = "x"
+        for node in bm.graph.node:
+            node.input[:] = ["x" if i == "X" else i for i in node.input]
+        onnx.save(bm, os.path.join(out, f"{name}.onnx"))
+
     # A per-jet tagger: one row per jet, [Jet_Px, Jet_Py, Jet_E] -> sigmoid score.
     W = rng.normal(0, 0.05, (3, 1)).astype(np.float32)
     jg = helper.make_graph(

@@ -4,7 +4,8 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use injector::engine::{read_info, tract::TractEngine};
+use injector::engine::trees::{is_tree_model, TreeEngine};
+use injector::engine::{read_info, tract::TractEngine, ModelInfo};
 use injector::inject::inputs::{InputKind, NonFinite};
 use injector::inject::pipeline::{self, Folds, ModelJob, Models, OutColumn, Scorer};
 use injector::inject::spec::{self, FeatureSpec};
@@ -115,14 +116,23 @@ fn load_spec(path: &Path, length: Option<usize>) -> Result<FeatureSpec> {
     FeatureSpec::from_yaml(&text).with_context(|| path.display().to_string())
 }
 
-fn load_engine(path: &Path, engine: &str, device: &str) -> Result<TractEngine> {
+/// Tree ensembles (sklearn/xgboost BDTs) go to hepml's native evaluator; every other graph
+/// to tract. The engine's description (in the log line and the provenance) says which.
+fn load_engine(path: &Path, engine: &str, device: &str) -> Result<(Box<dyn Scorer>, ModelInfo)> {
     if engine == "ort" {
         bail!("this hepml was built without the ONNX Runtime backend (cargo build --features injector/ort); use --engine tract");
     }
     if device == "cuda" {
-        bail!("--device cuda needs --engine ort; tract runs on the CPU only");
+        bail!("--device cuda needs --engine ort; tract and the native tree evaluator run on the CPU only");
     }
-    Ok(TractEngine::load(path)?)
+    if is_tree_model(path) {
+        let e = TreeEngine::load(path)?;
+        let info = e.info.clone();
+        return Ok((Box::new(e), info));
+    }
+    let e = TractEngine::load(path)?;
+    let info = e.info.clone();
+    Ok((Box::new(e), info))
 }
 
 /// A job per model (or one fold ensemble), with the output branches it writes.
@@ -152,11 +162,11 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
     for g in groups {
         let first = g[0];
         let spec = spec_for(first)?;
-        let engines: Vec<TractEngine> = g
+        let engines: Vec<(Box<dyn Scorer>, ModelInfo)> = g
             .iter()
             .map(|&i| load_engine(&a.models[i], &a.engine, &a.device))
             .collect::<Result<_>>()?;
-        let info = engines[0].info.clone();
+        let info = engines[0].1.clone();
         let width = |name: &str| -> Option<usize> {
             info.outputs
                 .iter()
@@ -226,10 +236,7 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
             .fold_branch
             .clone()
             .or(resolved.folds.as_ref().map(|f| f.branch.clone()));
-        let mut members: Vec<Box<dyn Scorer>> = engines
-            .into_iter()
-            .map(|e| Box::new(e) as Box<dyn Scorer>)
-            .collect();
+        let mut members: Vec<Box<dyn Scorer>> = engines.into_iter().map(|e| e.0).collect();
         let models = match fold_branch {
             Some(branch) if members.len() > 1 => {
                 chain.interp(&branch).context("--fold-branch")?;

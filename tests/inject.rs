@@ -479,3 +479,72 @@ fn tract_fixed_symbolic_and_threaded_paths_agree() {
         assert!(d <= 1e-6, "{d}");
     }
 }
+
+/// sklearn BDTs exported by skl2onnx (TreeEnsembleClassifier/Regressor, which tract rejects)
+/// are routed to hepml's native tree evaluator, said in the log, and equal onnxruntime.
+#[test]
+fn bdts_run_on_native_trees_and_match_onnxruntime() {
+    let f = Fixture::new();
+    let zmumu = shared("root/uproot-Zmumu.root");
+    let x = r#""x": ["E1","px1","py1","pz1","pt1"]"#;
+    for (name, yaml, json) in [
+        (
+            "bdt",
+            "probabilities: {branches: [bdt_p0, bdt_p1]}\n  label: bdt_label",
+            r#"[["probabilities", 0, "bdt_p0"], ["probabilities", 1, "bdt_p1"], ["label", 0, "bdt_label"]]"#,
+        ),
+        (
+            "rf3",
+            "probabilities: {branches: [rf_p0, rf_p1, rf_p2]}",
+            r#"[["probabilities", 0, "rf_p0"], ["probabilities", 1, "rf_p1"], ["probabilities", 2, "rf_p2"]]"#,
+        ),
+        ("gbr", "variable: gbr_m", r#"[["variable", 0, "gbr_m"]]"#),
+    ] {
+        std::fs::write(
+            f.p(&format!("{name}.yaml")),
+            format!("inputs:\n  x: [E1, px1, py1, pz1, pt1]\noutputs:\n  {yaml}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            f.p(&format!("{name}.json")),
+            format!(r#"{{"inputs": {{{x}}}, "outputs": {json}}}"#),
+        )
+        .unwrap();
+        let out = f.p(&format!("z_{name}.root"));
+        let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
+            .args([
+                "inject",
+                &zmumu,
+                "--model",
+                &f.p(&format!("{name}.onnx")),
+                "--features",
+                &f.p(&format!("{name}.yaml")),
+                "-o",
+                &out,
+                "--quiet",
+                "--chunk",
+                "1000",
+            ])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{name}: {log}");
+        assert!(
+            log.contains("native trees"),
+            "{name}: engine not said in the log: {log}"
+        );
+        let d = max_diff(&script(
+            "check_inject.py",
+            &[
+                "event",
+                &f.p(&format!("{name}.onnx")),
+                &zmumu,
+                "events",
+                &out,
+                "events",
+                &f.p(&format!("{name}.json")),
+            ],
+        ));
+        assert!(d <= 1e-5, "{name}: {d}");
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod onnx_build;
 pub mod tract;
+pub mod trees;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
