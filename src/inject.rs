@@ -39,9 +39,14 @@ pub struct InjectArgs {
     /// Inference engine.
     #[arg(long, default_value = "tract", value_parser = ["tract", "ort"])]
     engine: String,
-    /// Device for the engine.
+    /// Device for the engine (cuda: ONNX Runtime's CUDA execution provider, never a silent
+    /// CPU fallback).
     #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
     device: String,
+    /// libonnxruntime.so for --engine ort (default: ORT_DYLIB_PATH, else the project venv's
+    /// pip onnxruntime).
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
     /// The models are the members of a k-fold ensemble routed by this branch: member i scores
     /// events whose value % k == i.
     #[arg(long)]
@@ -118,11 +123,26 @@ fn load_spec(path: &Path, length: Option<usize>) -> Result<FeatureSpec> {
 
 /// Tree ensembles (sklearn/xgboost BDTs) go to hepml's native evaluator; every other graph
 /// to tract. The engine's description (in the log line and the provenance) says which.
-fn load_engine(path: &Path, engine: &str, device: &str) -> Result<(Box<dyn Scorer>, ModelInfo)> {
-    if engine == "ort" {
-        bail!("this hepml was built without the ONNX Runtime backend (cargo build --features injector/ort); use --engine tract");
+fn load_engine(a: &InjectArgs, path: &Path) -> Result<(Box<dyn Scorer>, ModelInfo)> {
+    if a.engine == "ort" {
+        #[cfg(feature = "ort")]
+        {
+            let pool = a
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let e = injector::engine::ort::OrtEngine::load(
+                path,
+                a.ort_lib.as_deref(),
+                a.device == "cuda",
+                pool,
+            )?;
+            let info = e.info.clone();
+            return Ok((Box::new(e), info));
+        }
+        #[cfg(not(feature = "ort"))]
+        bail!("this hepml was built without the ONNX Runtime backend (cargo build --features ort); use --engine tract");
     }
-    if device == "cuda" {
+    if a.device == "cuda" {
         bail!("--device cuda needs --engine ort; tract and the native tree evaluator run on the CPU only");
     }
     if is_tree_model(path) {
@@ -164,7 +184,7 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
         let spec = spec_for(first)?;
         let engines: Vec<(Box<dyn Scorer>, ModelInfo)> = g
             .iter()
-            .map(|&i| load_engine(&a.models[i], &a.engine, &a.device))
+            .map(|&i| load_engine(a, &a.models[i]))
             .collect::<Result<_>>()?;
         let info = engines[0].1.clone();
         let width = |name: &str| -> Option<usize> {

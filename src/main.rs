@@ -25,7 +25,7 @@ enum Cmd {
     Inspect(inspect::InspectArgs),
     /// Score ROOT ntuples with ONNX models and write the scores as new branches (a decorated
     /// copy with the original baskets byte for byte, or a friend tree).
-    Inject(inject::InjectArgs),
+    Inject(Box<inject::InjectArgs>),
     /// Run the main job end to end on generated data: write an ntuple, fit a classifier,
     /// export it as ONNX, score the ntuple with `inject`, report the AUC.
     Demo(demo::DemoArgs),
@@ -38,9 +38,9 @@ fn main() {
     let cli = Cli::parse();
     let r: Result<()> = match cli.cmd {
         Cmd::Inspect(a) => inspect::run(a),
-        Cmd::Inject(a) => inject::run(a),
+        Cmd::Inject(a) => inject::run(*a),
         Cmd::Demo(a) => demo::run(a, |argv| match Cli::parse_from(argv).cmd {
-            Cmd::Inject(i) => inject::run(i),
+            Cmd::Inject(i) => inject::run(*i),
             _ => unreachable!("the demo only runs inject"),
         }),
         Cmd::ReadBench(a) => inspect::read_bench(a),

@@ -548,3 +548,80 @@ fn bdts_run_on_native_trees_and_match_onnxruntime() {
         assert!(d <= 1e-5, "{name}: {d}");
     }
 }
+
+/// --engine ort (ONNX Runtime loaded from the venv's pip wheel) gives onnxruntime's scores,
+/// for a DNN and a BDT; --device cuda where the CUDA provider cannot be registered is an error,
+/// never a silent CPU run.
+#[test]
+fn ort_backend_matches_and_cuda_fails_loudly() {
+    let f = Fixture::new();
+    let zmumu = shared("root/uproot-Zmumu.root");
+    std::fs::write(f.p("bdt.yaml"), "inputs:\n  x: [E1, px1, py1, pz1, pt1]\noutputs:\n  probabilities: {branches: [bdt_p0, bdt_p1]}\n").unwrap();
+    std::fs::write(f.p("bdt.json"), r#"{"inputs": {"x": ["E1","px1","py1","pz1","pt1"]}, "outputs": [["probabilities", 1, "bdt_p1"]]}"#).unwrap();
+    for (model, spec, json) in [
+        ("mlp.onnx", "mlp.yaml", "mlp.json"),
+        ("bdt.onnx", "bdt.yaml", "bdt.json"),
+    ] {
+        let out = f.p(&format!("ort_{model}.root"));
+        let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
+            .args([
+                "inject",
+                &zmumu,
+                "--model",
+                &f.p(model),
+                "--features",
+                &f.p(spec),
+                "-o",
+                &out,
+                "--engine",
+                "ort",
+                "--quiet",
+            ])
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{model}: {log}");
+        assert!(log.contains("onnxruntime (cpu"), "{log}");
+        assert!(
+            max_diff(&script(
+                "check_inject.py",
+                &[
+                    "event",
+                    &f.p(model),
+                    &zmumu,
+                    "events",
+                    &out,
+                    "events",
+                    &f.p(json)
+                ]
+            )) <= 1e-5
+        );
+    }
+    let out = f.p("cuda.root");
+    let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args([
+            "inject",
+            &zmumu,
+            "--model",
+            &f.p("mlp.onnx"),
+            "--features",
+            &f.p("mlp.yaml"),
+            "-o",
+            &out,
+            "--engine",
+            "ort",
+            "--device",
+            "cuda",
+            "--quiet",
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("CUDA") && err.contains("no silent CPU fallback"),
+        "{err}"
+    );
+    assert!(!Path::new(&out).exists());
+}

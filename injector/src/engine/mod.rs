@@ -2,6 +2,8 @@
 //! Rust, the default). Models are ONNX files; their `metadata_props` carry hepml's feature map.
 
 pub mod onnx_build;
+#[cfg(feature = "ort")]
+pub mod ort;
 pub mod tract;
 pub mod trees;
 
