@@ -4,6 +4,13 @@
 # onnx/onnxruntime (reference inference), scikit-learn/skl2onnx (BDT models).
 # Idempotent: a stamp file records the requirement set that was installed.
 set -euo pipefail
+# System HDF5 (for the `hdf5-metno` crate used by `hepml convert`/`train`): a fresh machine has
+# none. Installed only when missing; quiet.
+if ! [ -f /usr/include/hdf5/serial/hdf5.h ] && ! [ -f /usr/include/hdf5.h ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends libhdf5-dev pkg-config >/dev/null
+fi
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv="$here/.venv"
 req="$here/scripts/requirements.txt"
