@@ -4,3 +4,4 @@
 //! strictly (unknown keys are errors that name the key) and validated before any work starts.
 
 pub mod config;
+pub mod h5;
