@@ -30,6 +30,81 @@ const SPLIT_MIN: usize = 2048;
 /// Distinct input shapes given plans of their own; later shapes run on the symbolic plan.
 const MAX_FIXED: usize = 8;
 
+/// Recurrent-layer attributes tract 0.23 does not read: it always builds a forward layer with
+/// the default activations (`Sigmoid`/`Tanh`), so a Keras GRU (`HardSigmoid`, often
+/// `direction: reverse`) would run without error and give wrong numbers. Such graphs are
+/// refused by name; ONNX Runtime runs them.
+fn refuse_what_tract_ignores(
+    model: &tract_onnx::pb::ModelProto,
+    path: &Path,
+) -> Result<(), EngineError> {
+    fn walk(g: &tract_onnx::pb::GraphProto, problems: &mut Vec<String>) {
+        for n in &g.node {
+            for a in &n.attribute {
+                for sub in a.g.iter().chain(&a.graphs) {
+                    walk(sub, problems);
+                }
+            }
+            let defaults: &[&str] = match n.op_type.as_str() {
+                "RNN" => &["tanh"],
+                "GRU" => &["sigmoid", "tanh"],
+                "LSTM" => &["sigmoid", "tanh", "tanh"],
+                _ => continue,
+            };
+            let attr = |name: &str| n.attribute.iter().find(|a| a.name == name);
+            let mut bad = Vec::new();
+            if let Some(a) = attr("direction") {
+                if a.s.eq_ignore_ascii_case(b"reverse") {
+                    bad.push("direction reverse".to_string());
+                }
+            }
+            if let Some(a) = attr("activations") {
+                let acts: Vec<String> = a
+                    .strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect();
+                let default = acts
+                    .iter()
+                    .enumerate()
+                    .all(|(i, s)| s.eq_ignore_ascii_case(defaults[i % defaults.len()]));
+                if !default {
+                    bad.push(format!("activations {}", acts.join(", ")));
+                }
+            }
+            if attr("clip").is_some() {
+                bad.push("clip".into());
+            }
+            if attr("input_forget").is_some_and(|a| a.i != 0) {
+                bad.push("input_forget".into());
+            }
+            if !bad.is_empty() {
+                let name = if n.name.is_empty() {
+                    String::new()
+                } else {
+                    format!("'{}' ", n.name)
+                };
+                problems.push(format!("node {name}({}): {}", n.op_type, bad.join(", ")));
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    if let Some(g) = &model.graph {
+        walk(g, &mut problems);
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::Unsupported {
+        path: path.to_path_buf(),
+        msg: format!(
+            "{} not implemented by tract 0.23 (it would silently run a forward layer with the \
+             default activations: wrong values); use the ort engine",
+            problems.join("; ")
+        ),
+    })
+}
+
 impl TractEngine {
     pub fn load(path: &Path) -> Result<Self, EngineError> {
         let info = read_info(path)?;
@@ -42,6 +117,7 @@ impl TractEngine {
                 });
             }
         }
+        refuse_what_tract_ignores(&super::read_proto(path)?, path)?;
         // A graph tract cannot load is an error now; one it cannot optimise with symbolic
         // shapes (ParticleNet's `n_pf + n_sv`) runs on fixed-shape plans only.
         let model = tract_onnx::onnx()
