@@ -4,10 +4,9 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use injector::engine::trees::{is_tree_model, TreeEngine};
-use injector::engine::{read_info, tract::TractEngine, ModelInfo};
+use injector::engine::{self, read_info, Device, EngineKind, EngineOptions, ModelInfo};
 use injector::inject::inputs::{InputKind, NonFinite};
-use injector::inject::pipeline::{self, Folds, ModelJob, Models, OutColumn, Scorer};
+use injector::inject::pipeline::{self, Engine, Folds, ModelJob, Models, OutColumn};
 use injector::inject::spec::{self, FeatureSpec};
 use injector::rootio::object::{default_object, Value};
 use injector::rootio::rbuf::WBuf;
@@ -122,37 +121,23 @@ fn load_spec(path: &Path, length: Option<usize>) -> Result<FeatureSpec> {
 }
 
 /// Tree ensembles (sklearn/xgboost BDTs) go to hepml's native evaluator; every other graph
-/// to tract. The engine's description (in the log line and the provenance) says which.
-fn load_engine(a: &InjectArgs, path: &Path) -> Result<(Box<dyn Scorer>, ModelInfo)> {
-    if a.engine == "ort" {
-        #[cfg(feature = "ort")]
-        {
-            let pool = a
-                .threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let e = injector::engine::ort::OrtEngine::load(
-                path,
-                a.ort_lib.as_deref(),
-                a.device == "cuda",
-                pool,
-            )?;
-            let info = e.info.clone();
-            return Ok((Box::new(e), info));
-        }
-        #[cfg(not(feature = "ort"))]
-        bail!("this hepml was built without the ONNX Runtime backend (cargo build --features ort); use --engine tract");
-    }
-    if a.device == "cuda" {
-        bail!("--device cuda needs --engine ort; tract and the native tree evaluator run on the CPU only");
-    }
-    if is_tree_model(path) {
-        let e = TreeEngine::load(path)?;
-        let info = e.info.clone();
-        return Ok((Box::new(e), info));
-    }
-    let e = TractEngine::load(path)?;
-    let info = e.info.clone();
-    Ok((Box::new(e), info))
+/// to tract (or everything to ONNX Runtime with --engine ort). The engine's description (in the
+/// log line and the provenance) says which.
+fn load_engine(a: &InjectArgs, path: &Path) -> Result<(Box<dyn Engine>, ModelInfo)> {
+    let opts = EngineOptions {
+        kind: if a.engine == "ort" {
+            EngineKind::Ort
+        } else {
+            EngineKind::Auto
+        },
+        device: a.device.parse::<Device>()?,
+        ort_library: a.ort_lib.clone(),
+        ort_sessions: a.threads.unwrap_or(0),
+        threads: 0,
+    };
+    let e = engine::open(path, &opts)?;
+    let info = e.info().clone();
+    Ok((e, info))
 }
 
 /// A job per model (or one fold ensemble), with the output branches it writes.
@@ -182,7 +167,7 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
     for g in groups {
         let first = g[0];
         let spec = spec_for(first)?;
-        let engines: Vec<(Box<dyn Scorer>, ModelInfo)> = g
+        let engines: Vec<(Box<dyn Engine>, ModelInfo)> = g
             .iter()
             .map(|&i| load_engine(a, &a.models[i]))
             .collect::<Result<_>>()?;
@@ -256,7 +241,7 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
             .fold_branch
             .clone()
             .or(resolved.folds.as_ref().map(|f| f.branch.clone()));
-        let mut members: Vec<Box<dyn Scorer>> = engines.into_iter().map(|e| e.0).collect();
+        let mut members: Vec<Box<dyn Engine>> = engines.into_iter().map(|e| e.0).collect();
         let models = match fold_branch {
             Some(branch) if members.len() > 1 => {
                 chain.interp(&branch).context("--fold-branch")?;

@@ -447,7 +447,7 @@ print(d)
 #[test]
 fn tract_fixed_symbolic_and_threaded_paths_agree() {
     use injector::engine::tract::TractEngine;
-    use injector::inject::pipeline::{Scorer, Tensor};
+    use injector::engine::{Engine, Tensor};
     let f = Fixture::new();
     let mut e = TractEngine::load(Path::new(&f.p("mlp.onnx"))).unwrap();
     let rows = 9001;
@@ -460,10 +460,10 @@ fn tract_fixed_symbolic_and_threaded_paths_agree() {
         data,
     }];
     e.threads = 1;
-    let one = e.score(&x).unwrap();
+    let one = e.run(&x).unwrap();
     e.threads = 3;
-    let split = e.score(&x).unwrap();
-    let sym = e.score_symbolic(&x).unwrap();
+    let split = e.run(&x).unwrap();
+    let sym = e.run_symbolic(&x).unwrap();
     for (a, b) in [(&one, &split), (&one, &sym)] {
         let (pa, pb) = (
             a.iter().find(|t| t.name == "probabilities").unwrap(),

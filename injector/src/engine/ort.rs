@@ -4,22 +4,21 @@
 //! sessions, one per concurrent caller. `--device cuda` registers the CUDA execution provider
 //! with `error_on_failure`: no silent fallback to the CPU.
 
-use super::{read_info, EngineError, ModelInfo};
-use crate::inject::pipeline::{Scorer, Tensor};
+use super::{read_info, Engine, EngineError, ModelInfo, Tensor};
 use ort::session::Session;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
-static ENV: OnceLock<Result<(ort::environment::Environment, PathBuf), String>> = OnceLock::new();
-
-/// Finds libonnxruntime: explicit path, ORT_DYLIB_PATH, or a project venv's onnxruntime wheel
-/// (searched from the current directory and the executable's folders upwards).
+/// Finds libonnxruntime: explicit path, `ORT_DYLIB_PATH`, or the newest
+/// `.venv/lib/python3.*/site-packages/onnxruntime/capi/libonnxruntime.so.1.*` of a project venv,
+/// searched upwards from the current directory, the executable, and the checkout this crate was
+/// built from (the wheel has no unversioned symlink: the versioned file is loaded).
 pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
         return if p.exists() {
             Ok(p.to_path_buf())
         } else {
-            Err(format!("--ort-lib {}: no such file", p.display()))
+            Err(format!("onnxruntime library {}: no such file", p.display()))
         };
     }
     if let Ok(p) = std::env::var("ORT_DYLIB_PATH") {
@@ -36,6 +35,7 @@ pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Ok(e) = std::env::current_exe() {
         starts.push(e);
     }
+    starts.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     for s in starts {
         for dir in s.ancestors() {
             let lib = dir.join(".venv/lib");
@@ -72,7 +72,43 @@ pub struct OrtEngine {
     lib: PathBuf,
 }
 
+/// The process's ONNX Runtime (a library is loaded once per process): its environment and
+/// where it came from. Only a successful load is kept, so a later call can name a library.
+static ENV: Mutex<Option<(ort::environment::Environment, PathBuf)>> = Mutex::new(None);
+
+fn environment(
+    lib: Option<&Path>,
+) -> Result<(ort::environment::Environment, PathBuf), EngineError> {
+    let mut env = ENV
+        .lock()
+        .map_err(|_| EngineError::Config("onnxruntime environment lock poisoned".into()))?;
+    if let Some((e, loaded)) = env.as_ref() {
+        if let Some(want) = lib {
+            let same = want.canonicalize().ok() == loaded.canonicalize().ok();
+            if !same {
+                return Err(EngineError::Config(format!(
+                    "onnxruntime is already loaded from {} in this process; cannot switch to {}",
+                    loaded.display(),
+                    want.display()
+                )));
+            }
+        }
+        return Ok((e.clone(), loaded.clone()));
+    }
+    let path = find_library(lib).map_err(EngineError::Config)?;
+    let e = ort::init_from(&path)
+        .map_err(|e| EngineError::Config(format!("loading {}: {e}", path.display())))?
+        .build()
+        .map_err(|e| {
+            EngineError::Config(format!("onnxruntime environment ({}): {e}", path.display()))
+        })?;
+    *env = Some((e.clone(), path.clone()));
+    Ok((e, path))
+}
+
 impl OrtEngine {
+    /// Loads `path` into `pool` sessions (one per concurrent caller: `Session::run` needs
+    /// `&mut`). `cuda`: register the CUDA execution provider or fail, never run on the CPU.
     pub fn load(
         path: &Path,
         lib: Option<&Path>,
@@ -84,18 +120,21 @@ impl OrtEngine {
             msg,
         };
         let info = read_info(path)?;
-        let env = ENV.get_or_init(|| {
-            let lib = find_library(lib)?;
-            let env = ort::init_from(&lib)
-                .map_err(|e| format!("loading {}: {e}", lib.display()))?
-                .build()
-                .map_err(|e| format!("onnxruntime environment: {e}"))?;
-            Ok((env, lib))
-        });
-        let (env, lib) = env.as_ref().map_err(|e| err(e.clone()))?;
+        for o in &info.outputs {
+            if o.elem != "float" && o.elem != "int64" {
+                return Err(EngineError::Unsupported {
+                    path: path.to_path_buf(),
+                    msg: format!(
+                        "output '{}' is a {} (a ZipMap?): the ort engine returns float and int64                          tensors only; export with skl2onnx options={{'zipmap': False}} or use                          the native tree engine",
+                        o.name, o.elem
+                    ),
+                });
+            }
+        }
+        let (env, lib) = environment(lib)?;
         let mut sessions = Vec::new();
         for _ in 0..pool.max(1) {
-            let b = Session::builder(env).map_err(|e| err(format!("onnxruntime: {e}")))?;
+            let b = Session::builder(&env).map_err(|e| err(format!("onnxruntime: {e}")))?;
             let mut b = b
                 .with_intra_threads(1)
                 .map_err(|e| err(format!("onnxruntime: {e}")))?;
@@ -104,7 +143,8 @@ impl OrtEngine {
                     .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
                     .map_err(|e| {
                         err(format!(
-                            "CUDA execution provider unavailable (no silent CPU fallback): {e}"
+                            "the CUDA execution provider cannot be registered (no silent CPU \
+                             fallback): {e}"
                         ))
                     })?;
             }
@@ -117,41 +157,46 @@ impl OrtEngine {
             info,
             sessions,
             device: if cuda { "cuda".into() } else { "cpu".into() },
-            lib: lib.clone(),
+            lib,
         })
     }
 }
 
-impl Scorer for OrtEngine {
-    fn score(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-        let mut guard = None;
-        for s in &self.sessions {
-            if let Ok(g) = s.try_lock() {
-                guard = Some(g);
-                break;
-            }
+impl OrtEngine {
+    fn run_err(&self, msg: impl std::fmt::Display) -> EngineError {
+        EngineError::Run {
+            path: self.info.path.clone(),
+            msg: format!("onnxruntime: {msg}"),
         }
-        let mut session = match guard {
+    }
+}
+
+impl Engine for OrtEngine {
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
+        let ordered = self.info.check_inputs(inputs)?;
+        // A free session if there is one, else wait for the first.
+        let mut session = match self.sessions.iter().find_map(|s| s.try_lock().ok()) {
             Some(g) => g,
             None => self.sessions[0]
                 .lock()
-                .map_err(|_| "onnxruntime session lock poisoned".to_string())?,
+                .map_err(|_| self.run_err("session lock poisoned"))?,
         };
-        let mut feed: Vec<(String, ort::value::DynValue)> = Vec::with_capacity(inputs.len());
-        for t in inputs {
-            if !self.info.inputs.iter().any(|p| p.name == t.name) {
-                return Err(format!("the model has no input named '{}'", t.name));
-            }
+        let mut feed: Vec<(String, ort::value::DynValue)> = Vec::with_capacity(ordered.len());
+        for t in ordered {
             let v = ort::value::Tensor::<f32>::from_array((t.shape.clone(), t.data.clone()))
-                .map_err(|e| format!("input '{}': {e}", t.name))?;
+                .map_err(|e| EngineError::Input {
+                    path: self.info.path.clone(),
+                    input: t.name.clone(),
+                    msg: format!("onnxruntime: {e}"),
+                })?;
             feed.push((t.name.clone(), v.into_dyn()));
         }
-        let outs = session.run(feed).map_err(|e| format!("onnxruntime: {e}"))?;
-        let mut result = Vec::new();
+        let outs = session.run(feed).map_err(|e| self.run_err(e))?;
+        let mut result = Vec::with_capacity(self.info.outputs.len());
         for port in &self.info.outputs {
             let v = outs
                 .get(&port.name)
-                .ok_or_else(|| format!("onnxruntime gave no output '{}'", port.name))?;
+                .ok_or_else(|| self.run_err(format!("no output '{}'", port.name)))?;
             let (shape, data): (Vec<usize>, Vec<f32>) =
                 if let Ok((s, d)) = v.try_extract_tensor::<f32>() {
                     (s.iter().map(|&x| x as usize).collect(), d.to_vec())
@@ -161,7 +206,10 @@ impl Scorer for OrtEngine {
                         d.iter().map(|&x| x as f32).collect(),
                     )
                 } else {
-                    return Err(format!("output '{}' is neither float nor int64", port.name));
+                    return Err(self.run_err(format!(
+                        "output '{}' is neither a float nor an int64 tensor",
+                        port.name
+                    )));
                 };
             result.push(Tensor {
                 name: port.name.clone(),
@@ -180,5 +228,9 @@ impl Scorer for OrtEngine {
             self.info.path.display(),
             self.info.hash
         )
+    }
+
+    fn info(&self) -> &ModelInfo {
+        &self.info
     }
 }

@@ -2,8 +2,7 @@
 //! plans optimised for the fixed batch sizes actually seen (tract runs fixed shapes 1.2-3x
 //! faster), built on first use and cached.
 
-use super::{read_info, EngineError, ModelInfo};
-use crate::inject::pipeline::{Scorer, Tensor};
+use super::{read_info, Engine, EngineError, ModelInfo, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -13,6 +12,8 @@ type Plan = Arc<TypedRunnableModel>;
 
 pub struct TractEngine {
     pub info: ModelInfo,
+    /// The parsed graph, from which each plan is optimised.
+    model: InferenceModel,
     /// None when tract cannot optimise the graph with symbolic shapes (ParticleNet's
     /// `n_pf + n_sv`): such models run on fixed-shape plans only.
     symbolic: Option<Plan>,
@@ -26,6 +27,83 @@ pub struct TractEngine {
 
 /// Smallest part worth a thread of its own.
 const SPLIT_MIN: usize = 2048;
+/// Distinct input shapes given plans of their own; later shapes run on the symbolic plan.
+const MAX_FIXED: usize = 8;
+
+/// Recurrent-layer attributes tract 0.23 does not read: it always builds a forward layer with
+/// the default activations (`Sigmoid`/`Tanh`), so a Keras GRU (`HardSigmoid`, often
+/// `direction: reverse`) would run without error and give wrong numbers. Such graphs are
+/// refused by name; ONNX Runtime runs them.
+fn refuse_what_tract_ignores(
+    model: &tract_onnx::pb::ModelProto,
+    path: &Path,
+) -> Result<(), EngineError> {
+    fn walk(g: &tract_onnx::pb::GraphProto, problems: &mut Vec<String>) {
+        for n in &g.node {
+            for a in &n.attribute {
+                for sub in a.g.iter().chain(&a.graphs) {
+                    walk(sub, problems);
+                }
+            }
+            let defaults: &[&str] = match n.op_type.as_str() {
+                "RNN" => &["tanh"],
+                "GRU" => &["sigmoid", "tanh"],
+                "LSTM" => &["sigmoid", "tanh", "tanh"],
+                _ => continue,
+            };
+            let attr = |name: &str| n.attribute.iter().find(|a| a.name == name);
+            let mut bad = Vec::new();
+            if let Some(a) = attr("direction") {
+                if a.s.eq_ignore_ascii_case(b"reverse") {
+                    bad.push("direction reverse".to_string());
+                }
+            }
+            if let Some(a) = attr("activations") {
+                let acts: Vec<String> = a
+                    .strings
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect();
+                let default = acts
+                    .iter()
+                    .enumerate()
+                    .all(|(i, s)| s.eq_ignore_ascii_case(defaults[i % defaults.len()]));
+                if !default {
+                    bad.push(format!("activations {}", acts.join(", ")));
+                }
+            }
+            if attr("clip").is_some() {
+                bad.push("clip".into());
+            }
+            if attr("input_forget").is_some_and(|a| a.i != 0) {
+                bad.push("input_forget".into());
+            }
+            if !bad.is_empty() {
+                let name = if n.name.is_empty() {
+                    String::new()
+                } else {
+                    format!("'{}' ", n.name)
+                };
+                problems.push(format!("node {name}({}): {}", n.op_type, bad.join(", ")));
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    if let Some(g) = &model.graph {
+        walk(g, &mut problems);
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::Unsupported {
+        path: path.to_path_buf(),
+        msg: format!(
+            "{} not implemented by tract 0.23 (it would silently run a forward layer with the \
+             default activations: wrong values); use the ort engine",
+            problems.join("; ")
+        ),
+    })
+}
 
 impl TractEngine {
     pub fn load(path: &Path) -> Result<Self, EngineError> {
@@ -39,23 +117,22 @@ impl TractEngine {
                 });
             }
         }
-        let (symbolic, symbolic_error) = match Self::plan(path, None, &info) {
+        refuse_what_tract_ignores(&super::read_proto(path)?, path)?;
+        // A graph tract cannot load is an error now; one it cannot optimise with symbolic
+        // shapes (ParticleNet's `n_pf + n_sv`) runs on fixed-shape plans only.
+        let model = tract_onnx::onnx()
+            .model_for_path(path)
+            .map_err(|e| EngineError::Load {
+                path: path.to_path_buf(),
+                msg: format!("tract: {e:#}"),
+            })?;
+        let (symbolic, symbolic_error) = match Self::plan(&model, None, &info) {
             Ok(p) => (Some(p), String::new()),
-            Err(e) => {
-                let msg = format!("{e:#}");
-                // A graph tract cannot even load is an error now; one it cannot optimise with
-                // symbolic shapes is tried with the first fixed shapes instead.
-                if tract_onnx::onnx().model_for_path(path).is_err() {
-                    return Err(EngineError::Load {
-                        path: path.to_path_buf(),
-                        msg: format!("tract: {msg}"),
-                    });
-                }
-                (None, msg)
-            }
+            Err(e) => (None, format!("{e:#}")),
         };
         Ok(TractEngine {
             info,
+            model,
             symbolic,
             symbolic_error,
             fixed: Mutex::new(HashMap::new()),
@@ -67,8 +144,34 @@ impl TractEngine {
     /// A plan for fixed input shapes, or (None) with every undeclared dimension a symbol: the
     /// first is the batch `N`, others `D<input>_<axis>` (anonymous dims as skl2onnx writes them
     /// would leave tract without a fact).
-    fn plan(path: &Path, shapes: Option<&[Vec<usize>]>, info: &ModelInfo) -> TractResult<Plan> {
-        let mut m = tract_onnx::onnx().model_for_path(path)?;
+    fn plan(
+        model: &InferenceModel,
+        shapes: Option<&[Vec<usize>]>,
+        info: &ModelInfo,
+    ) -> TractResult<Plan> {
+        // tract 0.23 panics on some graphs it cannot type (a GRU with a symbolic batch): an
+        // error here, not a crash.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::plan_inner(model, shapes, info)
+        }))
+        .unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(TractError::msg(format!(
+                "tract panicked while optimising the graph: {what}"
+            )))
+        })
+    }
+
+    fn plan_inner(
+        model: &InferenceModel,
+        shapes: Option<&[Vec<usize>]>,
+        info: &ModelInfo,
+    ) -> TractResult<Plan> {
+        let mut m = model.clone();
         match shapes {
             Some(shapes) => {
                 for (i, s) in shapes.iter().enumerate() {
@@ -98,7 +201,7 @@ impl TractEngine {
         m.into_optimized()?.into_runnable()
     }
 
-    fn run_plan(&self, plan: &Plan, inputs: &[Tensor]) -> TractResult<Vec<Tensor>> {
+    fn run_plan(&self, plan: &Plan, inputs: &[&Tensor]) -> TractResult<Vec<Tensor>> {
         let tv: TVec<TValue> = inputs
             .iter()
             .map(|t| {
@@ -121,29 +224,31 @@ impl TractEngine {
     }
 }
 
-impl Scorer for TractEngine {
-    /// Scores a batch; large batches are cut into row ranges scored on several threads (rows
-    /// are independent, plans are shared) and put back in order.
-    fn score(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-        let rows = inputs
+impl Engine for TractEngine {
+    /// Runs a batch; large batches are cut into row ranges run on several threads (rows are
+    /// independent, plans are shared) and put back in order.
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
+        let ordered = self.info.check_inputs(inputs)?;
+        let rows = ordered
             .first()
             .and_then(|t| t.shape.first().copied())
             .unwrap_or(0);
         let parts = self.threads.min(rows / SPLIT_MIN).max(1);
-        if parts == 1 || inputs.iter().any(|t| t.shape.first() != Some(&rows)) {
-            return self.score_one(inputs);
+        if parts == 1 || ordered.iter().any(|t| t.shape.first() != Some(&rows)) {
+            return self.run_checked(&ordered);
         }
+        let inputs = &ordered;
         let bounds: Vec<(usize, usize)> = (0..parts)
             .map(|p| (rows * p / parts, rows * (p + 1) / parts))
             .collect();
-        let results: Vec<Result<Vec<Tensor>, String>> = std::thread::scope(|s| {
+        let results: Vec<Result<Vec<Tensor>, EngineError>> = std::thread::scope(|s| {
             let handles: Vec<_> = bounds
                 .iter()
                 .map(|&(a, b)| {
                     s.spawn(move || {
                         let part: Vec<Tensor> = inputs
                             .iter()
-                            .map(|t| {
+                            .map(|&t| {
                                 let w: usize = t.shape[1..].iter().product();
                                 let mut shape = t.shape.clone();
                                 shape[0] = b - a;
@@ -154,7 +259,7 @@ impl Scorer for TractEngine {
                                 }
                             })
                             .collect();
-                        self.score_one(&part)
+                        self.run_checked(&part.iter().collect::<Vec<_>>())
                     })
                 })
                 .collect();
@@ -162,7 +267,7 @@ impl Scorer for TractEngine {
                 .into_iter()
                 .map(|h| {
                     h.join()
-                        .unwrap_or_else(|_| Err("an inference thread panicked".into()))
+                        .unwrap_or_else(|_| Err(self.run_err("an inference thread panicked")))
                 })
                 .collect()
         });
@@ -188,40 +293,23 @@ impl Scorer for TractEngine {
             self.info.hash
         )
     }
+
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
 }
 
 impl TractEngine {
-    fn score_one(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-        // Order and check the inputs as the graph declares them.
-        let mut ordered = Vec::with_capacity(self.info.inputs.len());
-        for port in &self.info.inputs {
-            let t = inputs
-                .iter()
-                .find(|t| t.name == port.name)
-                .ok_or_else(|| format!("no data for model input '{}'", port.name))?;
-            if t.shape.len() != port.shape.len()
-                || t.shape
-                    .iter()
-                    .zip(&port.shape)
-                    .any(|(a, b)| b.is_some_and(|b| b != *a))
-            {
-                return Err(format!(
-                    "input '{}' has shape {:?}, the model expects {:?}",
-                    port.name,
-                    t.shape,
-                    port.shape
-                        .iter()
-                        .map(|d| d.map_or("?".to_string(), |n| n.to_string()))
-                        .collect::<Vec<_>>()
-                ));
-            }
-            ordered.push(t.clone());
+    fn run_err(&self, msg: impl std::fmt::Display) -> EngineError {
+        EngineError::Run {
+            path: self.info.path.clone(),
+            msg: format!("tract: {msg}"),
         }
-        for t in inputs {
-            if !self.info.inputs.iter().any(|p| p.name == t.name) {
-                return Err(format!("the model has no input named '{}'", t.name));
-            }
-        }
+    }
+
+    /// Runs inputs already checked and in graph order, on a fixed-shape plan (built on first
+    /// use) or, past `MAX_FIXED` shapes, the symbolic one.
+    fn run_checked(&self, ordered: &[&Tensor]) -> Result<Vec<Tensor>, EngineError> {
         if ordered.first().is_some_and(|t| t.shape.first() == Some(&0)) {
             // Nothing to score: empty outputs of the right width.
             return Ok(self
@@ -243,44 +331,77 @@ impl TractEngine {
         }
         let plan = if self.fixed_plans {
             let key: Vec<Vec<usize>> = ordered.iter().map(|t| t.shape.clone()).collect();
-            let mut cache = self
+            let cached = self
                 .fixed
                 .lock()
-                .map_err(|_| "engine lock poisoned".to_string())?;
-            if let Some(p) = cache.get(&key) {
-                p.clone()
-            } else if cache.len() < 8 || self.symbolic.is_none() {
-                let p = Self::plan(&self.info.path, Some(&key), &self.info)
-                    .map_err(|e| format!("tract: {e:#}"))?;
-                if cache.len() >= 32 {
-                    cache.clear();
+                .map_err(|_| self.run_err("plan cache lock poisoned"))?
+                .get(&key)
+                .cloned();
+            match (cached, &self.symbolic) {
+                (Some(p), _) => p,
+                (None, Some(sym)) if self.fixed_len() >= MAX_FIXED => sym.clone(),
+                (None, _) => {
+                    // Optimised outside the lock: other shapes keep running meanwhile.
+                    let p = Self::plan(&self.model, Some(&key), &self.info)
+                        .map_err(|e| self.run_err(format!("{e:#}")))?;
+                    let mut cache = self
+                        .fixed
+                        .lock()
+                        .map_err(|_| self.run_err("plan cache lock poisoned"))?;
+                    if cache.len() >= 4 * MAX_FIXED {
+                        cache.clear();
+                    }
+                    cache.insert(key, p.clone());
+                    p
                 }
-                cache.insert(key, p.clone());
-                p
-            } else {
-                self.symbolic.clone().expect("checked above")
             }
         } else {
             self.symbolic.clone().ok_or_else(|| {
-                format!(
-                    "tract cannot run this model with symbolic shapes: {}",
+                self.run_err(format!(
+                    "cannot run this model with symbolic shapes: {}",
                     self.symbolic_error
-                )
+                ))
             })?
         };
-        self.run_plan(&plan, &ordered)
-            .map_err(|e| format!("tract: {e:#}"))
+        self.run_plan(&plan, ordered)
+            .map_err(|e| self.run_err(format!("{e:#}")))
+    }
+
+    fn fixed_len(&self) -> usize {
+        self.fixed.lock().map_or(0, |c| c.len())
     }
 }
 
 impl TractEngine {
-    /// Runs the symbolic-batch plan (for checks that both paths agree).
-    pub fn score_symbolic(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-        let p = self
-            .symbolic
-            .as_ref()
-            .ok_or_else(|| self.symbolic_error.clone())?;
-        self.run_plan(p, inputs)
-            .map_err(|e| format!("tract: {e:#}"))
+    /// Runs the symbolic-batch plan only (for checks that both paths agree).
+    pub fn run_symbolic(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
+        let ordered = self.info.check_inputs(inputs)?;
+        let p = self.symbolic.as_ref().ok_or_else(|| {
+            self.run_err(format!(
+                "cannot run this model with symbolic shapes: {}",
+                self.symbolic_error
+            ))
+        })?;
+        self.run_plan(p, &ordered)
+            .map_err(|e| self.run_err(format!("{e:#}")))
+    }
+
+    /// Runs a plan optimised for these exact shapes only (built and cached on first use).
+    pub fn run_fixed(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
+        let ordered = self.info.check_inputs(inputs)?;
+        let key: Vec<Vec<usize>> = ordered.iter().map(|t| t.shape.clone()).collect();
+        let cached = self
+            .fixed
+            .lock()
+            .map_err(|_| self.run_err("plan cache lock poisoned"))?
+            .get(&key)
+            .cloned();
+        let p = match cached {
+            Some(p) => p,
+            None => Self::plan(&self.model, Some(&key), &self.info)
+                .map_err(|e| self.run_err(format!("{e:#}")))?,
+        };
+        self.run_plan(&p, &ordered)
+            .map_err(|e| self.run_err(format!("{e:#}")))
     }
 }

@@ -1,14 +1,27 @@
 //! Native evaluation of ONNX-ML tree ensembles (`TreeEnsembleClassifier` /
 //! `TreeEnsembleRegressor`, as skl2onnx and onnxmltools export sklearn/xgboost/lightgbm BDTs):
-//! tract rejects binary classifiers with `base_values` and runs trees ~150x slower. Semantics
-//! follow ONNX Runtime: node modes, missing-value tracks, SUM aggregation, base values,
-//! post-transforms, and the binary one-score-column case ([1 - p, p]).
+//! tract rejects binary classifiers with `base_values` and runs trees ~150x slower.
+//!
+//! The numbers follow ONNX Runtime's CPU kernels (the reference the tests compare against):
+//! node modes `BRANCH_LEQ/LT/GTE/GT/EQ/NEQ` and `LEAF`, missing-value tracks (NaN goes to the
+//! true branch where `nodes_missing_value_tracks_true` is set), leaf weights summed in f32 in
+//! tree order, `base_values`, `aggregate_function` SUM or AVERAGE, post-transforms NONE,
+//! LOGISTIC, SOFTMAX, SOFTMAX_ZERO, PROBIT, and ONNX Runtime's rules for binary classifiers that
+//! train one score column (sklearn's GradientBoostingClassifier and RandomForestClassifier):
+//! `[1 - p, p]` for all-positive weights, `[-s, s]` or `[σ(-s), σ(s)]` otherwise.
+//!
+//! After the trees a graph may hold what skl2onnx adds: `Identity`, `Cast` of the label or the
+//! scores, and `ZipMap` (its output is returned as the `[N, classes]` probability matrix, columns
+//! in class-label order, under the ZipMap output's name). Anything else is an error naming the
+//! node or attribute, never a guessed value.
+//!
+//! One deliberate difference: a two-class classifier with weights for both classes gets label
+//! `classlabels[1]` or `classlabels[0]`; ONNX Runtime returns the literal 1 or 0 there, which is
+//! the same only for labels {0, 1}.
 
-use super::{read_info, EngineError, ModelInfo};
-use crate::inject::pipeline::{Scorer, Tensor};
-use prost::Message;
-use std::collections::HashMap;
-use std::path::Path;
+use super::{read_info, read_proto, Engine, EngineError, ModelInfo, Tensor};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use tract_onnx::pb;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,134 +44,345 @@ enum Post {
     Probit,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Node {
     mode: Mode,
-    feature: usize,
-    value: f32,
-    yes: usize,
-    no: usize,
     missing_yes: bool,
-    /// Range into `weights` for a leaf.
-    leaf: (usize, usize),
+    feature: u32,
+    value: f32,
+    yes: u32,
+    no: u32,
+    /// Range into `weights` (leaves).
+    w0: u32,
+    w1: u32,
+}
+
+/// What a graph output carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Out {
+    Label,
+    Scores,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Regressor {
+        average: bool,
+    },
+    Classifier {
+        labels: Vec<i64>,
+        /// Two classes, one class id used: ONNX Runtime's "binary case".
+        binary: bool,
+        all_positive: bool,
+    },
 }
 
 pub struct TreeEngine {
     pub info: ModelInfo,
+    op: String,
     input: String,
-    features: usize,
+    /// Columns the trees read (the input must have at least as many).
+    width: usize,
     nodes: Vec<Node>,
-    roots: Vec<usize>,
-    weights: Vec<(usize, f32)>,
+    roots: Vec<u32>,
+    weights: Vec<(u32, f32)>,
     base: Vec<f32>,
     post: Post,
-    /// Columns of the score output.
+    /// Score columns.
     n_out: usize,
-    /// Classifier: the labels, and whether only one score column is trained (binary case).
-    labels: Option<Vec<i64>>,
-    binary_single: bool,
-    /// Graph output names: (label output, scores output) for classifiers, (-, scores) otherwise.
-    label_name: Option<String>,
-    score_name: String,
+    kind: Kind,
+    outputs: Vec<(String, Out)>,
+    /// Batches of at least 2 x `SPLIT_MIN` rows are split across this many threads.
+    pub threads: usize,
 }
 
-/// Whether the model is a tree ensemble hepml evaluates natively.
-pub fn is_tree_model(path: &Path) -> bool {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| pb::ModelProto::decode(b.as_slice()).ok())
-        .and_then(|m| m.graph)
-        .is_some_and(|g| g.node.iter().any(|n| n.op_type.starts_with("TreeEnsemble")))
+const SPLIT_MIN: usize = 4096;
+const TREE_OPS: [&str; 2] = ["TreeEnsembleClassifier", "TreeEnsembleRegressor"];
+
+/// Whether the model's graph is a tree ensemble (possibly followed by what skl2onnx adds): the
+/// models [`super::open`] routes to the native evaluator.
+pub fn is_tree_model(path: &Path) -> Result<bool, EngineError> {
+    let m = read_proto(path)?;
+    Ok(m.graph.is_some_and(|g| {
+        g.node
+            .iter()
+            .any(|n| TREE_OPS.contains(&n.op_type.as_str()) || n.op_type == "TreeEnsemble")
+    }))
 }
 
 fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
     n.attribute.iter().find(|a| a.name == name)
 }
 
+fn node_label(n: &pb::NodeProto) -> String {
+    if n.name.is_empty() {
+        format!("{} node", n.op_type)
+    } else {
+        format!("node '{}' ({})", n.name, n.op_type)
+    }
+}
+
+/// ONNX Runtime's logistic (same rounding).
+#[inline]
+fn logistic(v: f32) -> f32 {
+    let a = 1.0 / (1.0 + (-v.abs()).exp());
+    if v < 0.0 {
+        1.0 - a
+    } else {
+        a
+    }
+}
+
+/// ONNX Runtime's inverse error function (Winitzki's approximation, a = 0.147), with its
+/// constants as written there (3.14159, not π) so the results agree to the bit.
+#[allow(clippy::approx_constant)]
+fn erf_inv(x: f32) -> f32 {
+    let sgn = if x < 0.0 { -1.0f32 } else { 1.0 };
+    let x = (1.0 - x) * (1.0 + x);
+    let log = x.ln();
+    let v = 2.0 / (3.14159f32 * 0.147) + 0.5 * log;
+    let v2 = 1.0 / 0.147f32 * log;
+    let v3 = -v + (v * v - v2).sqrt();
+    sgn * v3.sqrt()
+}
+
+#[inline]
+fn probit(v: f32) -> f32 {
+    std::f32::consts::SQRT_2 * erf_inv(2.0 * v - 1.0)
+}
+
+fn softmax(v: &mut [f32]) {
+    let m = v.iter().copied().fold(-f32::MAX, f32::max);
+    let mut sum = 0.0f32;
+    for x in v.iter_mut() {
+        *x = (*x - m).exp();
+        sum += *x;
+    }
+    for x in v.iter_mut() {
+        *x /= sum;
+    }
+}
+
+/// Softmax skipping (near-)zero scores, as ONNX Runtime's SOFTMAX_ZERO.
+fn softmax_zero(v: &mut [f32]) {
+    let m = v.iter().copied().fold(-f32::MAX, f32::max);
+    let exp_neg_max = (-m).exp();
+    let mut sum = 0.0f32;
+    for x in v.iter_mut() {
+        if *x > 0.0000001 || *x < -0.0000001 {
+            *x = (*x - m).exp();
+            sum += *x;
+        } else {
+            *x *= exp_neg_max;
+        }
+    }
+    for x in v.iter_mut() {
+        *x /= sum;
+    }
+}
+
+fn transform(post: Post, v: &mut [f32]) {
+    match post {
+        Post::None => {}
+        Post::Logistic => v.iter_mut().for_each(|x| *x = logistic(*x)),
+        Post::Softmax => softmax(v),
+        Post::SoftmaxZero => softmax_zero(v),
+        Post::Probit => v.iter_mut().for_each(|x| *x = probit(*x)),
+    }
+}
+
 impl TreeEngine {
     pub fn load(path: &Path) -> Result<Self, EngineError> {
-        let err = |msg: String| EngineError::Load {
+        let unsupported = |msg: String| EngineError::Unsupported {
             path: path.to_path_buf(),
             msg,
         };
         let info = read_info(path)?;
-        let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-        let model = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| err(e.to_string()))?;
-        let graph = model.graph.ok_or_else(|| err("no graph".into()))?;
-        let tree_nodes: Vec<&pb::NodeProto> = graph
+        let model = read_proto(path)?;
+        let graph = model
+            .graph
+            .ok_or_else(|| unsupported("ONNX model without a graph".into()))?;
+        if let Some(n) = graph.node.iter().find(|n| n.op_type == "TreeEnsemble") {
+            return Err(unsupported(format!(
+                "{}: the ai.onnx.ml opset-5 TreeEnsemble operator is not supported natively; \
+                 export with ai.onnx.ml opset <= 3 (TreeEnsembleClassifier/Regressor)",
+                node_label(n)
+            )));
+        }
+        let trees: Vec<&pb::NodeProto> = graph
             .node
             .iter()
-            .filter(|n| n.op_type.starts_with("TreeEnsemble"))
+            .filter(|n| TREE_OPS.contains(&n.op_type.as_str()))
             .collect();
-        let [node] = tree_nodes.as_slice() else {
-            return Err(err(format!(
-                "{} tree-ensemble nodes (one supported)",
-                tree_nodes.len()
+        let [node] = trees.as_slice() else {
+            return Err(unsupported(format!(
+                "{} tree-ensemble nodes (the native evaluator takes one)",
+                trees.len()
             )));
         };
-        // Other nodes may only rename outputs.
-        let mut alias: HashMap<String, String> = HashMap::new();
-        for n in &graph.node {
-            if n.op_type.starts_with("TreeEnsemble") {
-                continue;
+        let node: &pb::NodeProto = node;
+        let what = node_label(node);
+        let classifier = node.op_type == "TreeEnsembleClassifier";
+
+        // The trees read a graph input directly.
+        let input = node
+            .input
+            .first()
+            .cloned()
+            .ok_or_else(|| unsupported(format!("{what} has no input")))?;
+        let port = info
+            .inputs
+            .iter()
+            .find(|p| p.name == input)
+            .ok_or_else(|| {
+                unsupported(format!(
+                    "{what} reads '{input}', which is not a graph input (only nodes after the \
+                     trees are supported)"
+                ))
+            })?;
+        if info.inputs.len() != 1 {
+            return Err(unsupported(format!(
+                "{} graph inputs; the trees take one",
+                info.inputs.len()
+            )));
+        }
+        if port.elem != "float" {
+            return Err(EngineError::Input {
+                path: path.to_path_buf(),
+                input: input.clone(),
+                msg: format!("element type {} (the native trees take float)", port.elem),
+            });
+        }
+        if port.shape.len() != 2 {
+            return Err(EngineError::Input {
+                path: path.to_path_buf(),
+                input: input.clone(),
+                msg: format!(
+                    "shape {}; the trees take [N, features]",
+                    port.shape_string()
+                ),
+            });
+        }
+
+        // What follows the trees: Identity, Cast and ZipMap only.
+        let mut sources: HashMap<String, Out> = HashMap::new();
+        if classifier {
+            for (k, o) in [Out::Label, Out::Scores].into_iter().enumerate() {
+                if let Some(name) = node.output.get(k).filter(|n| !n.is_empty()) {
+                    sources.insert(name.clone(), o);
+                }
             }
-            if n.op_type != "Identity" || n.input.len() != 1 || n.output.len() != 1 {
-                return Err(err(format!(
-                    "node {} ({}) after the trees is not supported natively",
-                    n.name, n.op_type
+        } else if let Some(name) = node.output.first() {
+            sources.insert(name.clone(), Out::Scores);
+        }
+        let mut pending: Vec<&pb::NodeProto> = graph
+            .node
+            .iter()
+            .filter(|n| !std::ptr::eq(*n, node))
+            .collect();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut rest = Vec::new();
+            for n in pending {
+                let src = n.input.first().and_then(|i| sources.get(i)).copied();
+                let Some(src) = src else {
+                    rest.push(n);
+                    continue;
+                };
+                let ok = match n.op_type.as_str() {
+                    "Identity" => true,
+                    "ZipMap" => src == Out::Scores && classifier,
+                    "Cast" => {
+                        use pb::tensor_proto::DataType as D;
+                        let to = attr(n, "to").map_or(0, |a| a.i as i32);
+                        let float = [D::Float as i32, D::Double as i32].contains(&to);
+                        let int = [D::Int64 as i32, D::Int32 as i32].contains(&to);
+                        float || (src == Out::Label && int)
+                    }
+                    _ => false,
+                };
+                if !ok || n.input.len() != 1 || n.output.len() != 1 {
+                    return Err(unsupported(format!(
+                        "{} after the trees is not supported by the native tree evaluator \
+                         (supported: Identity, Cast, ZipMap); run it with --engine ort",
+                        node_label(n)
+                    )));
+                }
+                sources.insert(n.output[0].clone(), src);
+            }
+            if rest.len() == before {
+                return Err(unsupported(format!(
+                    "{} does not follow the trees (the native evaluator runs a tree ensemble \
+                     and what skl2onnx appends to it only)",
+                    node_label(rest[0])
                 )));
             }
-            alias.insert(n.output[0].clone(), n.input[0].clone());
+            pending = rest;
         }
-        let resolve = |mut name: String| {
-            while let Some(a) = alias.get(&name) {
-                name = a.clone();
-            }
-            name
-        };
+        let mut outputs = Vec::new();
+        for o in &info.outputs {
+            let src = sources.get(&o.name).copied().ok_or_else(|| {
+                unsupported(format!(
+                    "graph output '{}' is not computed by the trees",
+                    o.name
+                ))
+            })?;
+            outputs.push((o.name.clone(), src));
+        }
+
+        // Attributes.
         let ints = |name: &str| attr(node, name).map(|a| a.ints.clone()).unwrap_or_default();
         let floats = |name: &str| {
             attr(node, name)
                 .map(|a| a.floats.clone())
                 .unwrap_or_default()
         };
-        let strings = |name: &str| {
-            attr(node, name)
-                .map(|a| {
-                    a.strings
-                        .iter()
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
+        let string =
+            |name: &str| attr(node, name).map(|a| String::from_utf8_lossy(&a.s).into_owned());
+        for a in &node.attribute {
+            if a.name.ends_with("_as_tensor") {
+                return Err(unsupported(format!(
+                    "{what}: attribute {} (double-precision trees) is not supported natively",
+                    a.name
+                )));
+            }
+        }
+        if classifier && attr(node, "classlabels_strings").is_some_and(|a| !a.strings.is_empty()) {
+            return Err(unsupported(format!(
+                "{what}: attribute classlabels_strings (string class labels) is not supported \
+                 natively; labels must be integers"
+            )));
+        }
+        let average = match string("aggregate_function").as_deref() {
+            None | Some("SUM") => false,
+            Some("AVERAGE") if !classifier => true,
+            Some(other) => {
+                return Err(unsupported(format!(
+                    "{what}: aggregate_function {other} is not supported natively (SUM, AVERAGE)"
+                )))
+            }
         };
-        for unsupported in [
-            "nodes_values_as_tensor",
-            "base_values_as_tensor",
-            "class_weights_as_tensor",
-            "target_weights_as_tensor",
-        ] {
-            if attr(node, unsupported).is_some() {
-                return Err(err(format!(
-                    "attribute {unsupported} (double-precision trees) is not supported natively"
-                )));
+        let post = match string("post_transform").as_deref() {
+            None | Some("NONE") => Post::None,
+            Some("LOGISTIC") => Post::Logistic,
+            Some("SOFTMAX") => Post::Softmax,
+            Some("SOFTMAX_ZERO") => Post::SoftmaxZero,
+            Some("PROBIT") => Post::Probit,
+            Some(other) => {
+                return Err(unsupported(format!(
+                    "{what}: post_transform {other} is not supported"
+                )))
             }
-        }
-        if let Some(a) = attr(node, "aggregate_function") {
-            if a.s != b"SUM" {
-                return Err(err(format!(
-                    "aggregate_function {} (only SUM)",
-                    String::from_utf8_lossy(&a.s)
-                )));
-            }
-        }
-        let classifier = node.op_type == "TreeEnsembleClassifier";
+        };
+
         let (tids, nids, feats, vals, modes) = (
             ints("nodes_treeids"),
             ints("nodes_nodeids"),
             ints("nodes_featureids"),
             floats("nodes_values"),
-            strings("nodes_modes"),
+            attr(node, "nodes_modes")
+                .map(|a| a.strings.clone())
+                .unwrap_or_default(),
         );
         let (yes, no, miss) = (
             ints("nodes_truenodeids"),
@@ -166,56 +390,96 @@ impl TreeEngine {
             ints("nodes_missing_value_tracks_true"),
         );
         let n = tids.len();
-        if [
-            nids.len(),
-            feats.len(),
-            vals.len(),
-            modes.len(),
-            yes.len(),
-            no.len(),
-        ]
-        .iter()
-        .any(|&l| l != n)
-        {
-            return Err(err("inconsistent node attribute lengths".into()));
+        for (name, len) in [
+            ("nodes_nodeids", nids.len()),
+            ("nodes_featureids", feats.len()),
+            ("nodes_values", vals.len()),
+            ("nodes_modes", modes.len()),
+            ("nodes_truenodeids", yes.len()),
+            ("nodes_falsenodeids", no.len()),
+        ] {
+            if len != n {
+                return Err(unsupported(format!(
+                    "{what}: attribute {name} has {len} values, nodes_treeids {n}"
+                )));
+            }
         }
-        let mut index: HashMap<(i64, i64), usize> = HashMap::new();
+        if !miss.is_empty() && miss.len() != n {
+            return Err(unsupported(format!(
+                "{what}: attribute nodes_missing_value_tracks_true has {} values for {n} nodes",
+                miss.len()
+            )));
+        }
+        if n == 0 || n > u32::MAX as usize / 2 {
+            return Err(unsupported(format!("{what}: {n} tree nodes")));
+        }
+        let mut index: HashMap<(i64, i64), usize> = HashMap::with_capacity(n);
         for i in 0..n {
-            index.insert((tids[i], nids[i]), i);
+            if index.insert((tids[i], nids[i]), i).is_some() {
+                return Err(unsupported(format!(
+                    "{what}: tree {} node {} defined twice",
+                    tids[i], nids[i]
+                )));
+            }
         }
+        let declared_width = port.shape[1];
         let mut nodes = Vec::with_capacity(n);
+        let mut width = 0usize;
         for i in 0..n {
-            let mode = match modes[i].as_str() {
-                "BRANCH_LEQ" => Mode::Leq,
-                "BRANCH_LT" => Mode::Lt,
-                "BRANCH_GTE" => Mode::Gte,
-                "BRANCH_GT" => Mode::Gt,
-                "BRANCH_EQ" => Mode::Eq,
-                "BRANCH_NEQ" => Mode::Neq,
-                "LEAF" => Mode::Leaf,
-                m => return Err(err(format!("node mode {m}"))),
-            };
-            let child = |id: i64| -> Result<usize, EngineError> {
-                if mode == Mode::Leaf {
-                    return Ok(0);
+            let at = || format!("{what}: tree {} node {}", tids[i], nids[i]);
+            let mode = match modes[i].as_slice() {
+                b"BRANCH_LEQ" => Mode::Leq,
+                b"BRANCH_LT" => Mode::Lt,
+                b"BRANCH_GTE" => Mode::Gte,
+                b"BRANCH_GT" => Mode::Gt,
+                b"BRANCH_EQ" => Mode::Eq,
+                b"BRANCH_NEQ" => Mode::Neq,
+                b"LEAF" => Mode::Leaf,
+                m => {
+                    return Err(unsupported(format!(
+                        "{}: nodes_modes {} is not a node mode",
+                        at(),
+                        String::from_utf8_lossy(m)
+                    )))
                 }
-                index.get(&(tids[i], id)).copied().ok_or_else(|| {
-                    err(format!(
-                        "tree {} node {}: child {id} missing",
-                        tids[i], nids[i]
-                    ))
-                })
             };
+            let (mut y, mut f, mut feature) = (0u32, 0u32, 0u32);
+            if mode != Mode::Leaf {
+                let child = |id: i64| -> Result<u32, EngineError> {
+                    index
+                        .get(&(tids[i], id))
+                        .map(|&c| c as u32)
+                        .ok_or_else(|| unsupported(format!("{}: child node {id} missing", at())))
+                };
+                y = child(yes[i])?;
+                f = child(no[i])?;
+                let fid = feats[i];
+                if fid < 0
+                    || declared_width.is_some_and(|w| fid as usize >= w)
+                    || fid > u32::MAX as i64
+                {
+                    return Err(unsupported(format!(
+                        "{}: nodes_featureids {fid} outside the input's {} columns",
+                        at(),
+                        declared_width.map_or("?".into(), |w| w.to_string())
+                    )));
+                }
+                feature = fid as u32;
+                width = width.max(fid as usize + 1);
+            }
             nodes.push(Node {
                 mode,
-                feature: feats[i].max(0) as usize,
-                value: vals[i],
-                yes: child(yes[i])?,
-                no: child(no[i])?,
                 missing_yes: miss.get(i).copied().unwrap_or(0) != 0,
-                leaf: (0, 0),
+                feature,
+                value: vals[i],
+                yes: y,
+                no: f,
+                w0: 0,
+                w1: 0,
             });
         }
+
+        // Leaf weights.
         let p = if classifier { "class" } else { "target" };
         let (wt, wn, wid, ww) = (
             ints(&format!("{p}_treeids")),
@@ -223,279 +487,390 @@ impl TreeEngine {
             ints(&format!("{p}_ids")),
             floats(&format!("{p}_weights")),
         );
-        let mut per_leaf: HashMap<usize, Vec<(usize, f32)>> = HashMap::new();
-        for k in 0..wt.len() {
-            let i = *index
-                .get(&(wt[k], wn[k]))
-                .ok_or_else(|| err(format!("weight for unknown node {}/{}", wt[k], wn[k])))?;
-            per_leaf
-                .entry(i)
-                .or_default()
-                .push((wid[k].max(0) as usize, ww[k]));
-        }
-        let mut weights = Vec::new();
-        for (i, node) in nodes.iter_mut().enumerate() {
-            if let Some(w) = per_leaf.get(&i) {
-                node.leaf = (weights.len(), weights.len() + w.len());
-                weights.extend_from_slice(w);
-            }
-        }
-        let mut roots: Vec<(i64, usize)> = Vec::new();
-        let targets: std::collections::HashSet<usize> = nodes
+        if [wn.len(), wid.len(), ww.len()]
             .iter()
-            .filter(|n| n.mode != Mode::Leaf)
-            .flat_map(|n| [n.yes, n.no])
-            .collect();
-        for (i, &tree) in tids.iter().enumerate() {
-            if !targets.contains(&i) && !roots.iter().any(|r| r.0 == tree) {
-                roots.push((tree, i));
+            .any(|&l| l != wt.len())
+        {
+            return Err(unsupported(format!(
+                "{what}: {p}_treeids/nodeids/ids/weights differ in length ({}, {}, {}, {})",
+                wt.len(),
+                wn.len(),
+                wid.len(),
+                ww.len()
+            )));
+        }
+        let (n_out, labels) = if classifier {
+            let labels = ints("classlabels_int64s");
+            if labels.len() < 2 {
+                return Err(unsupported(format!(
+                    "{what}: {} class labels (classlabels_int64s)",
+                    labels.len()
+                )));
+            }
+            let l = labels.len();
+            (l, labels)
+        } else {
+            let t = attr(node, "n_targets").map_or(1, |a| a.i);
+            if t < 1 {
+                return Err(unsupported(format!("{what}: n_targets {t}")));
+            }
+            (t as usize, Vec::new())
+        };
+        let mut per_leaf: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
+        for k in 0..wt.len() {
+            let i = *index.get(&(wt[k], wn[k])).ok_or_else(|| {
+                unsupported(format!(
+                    "{what}: {p} weight for tree {} node {}, which does not exist",
+                    wt[k], wn[k]
+                ))
+            })?;
+            if nodes[i].mode != Mode::Leaf {
+                return Err(unsupported(format!(
+                    "{what}: {p} weight on tree {} node {}, which is not a LEAF",
+                    wt[k], wn[k]
+                )));
+            }
+            if wid[k] < 0 || wid[k] as usize >= n_out {
+                return Err(unsupported(format!(
+                    "{what}: {p}_ids {} outside the {n_out} {}",
+                    wid[k],
+                    if classifier { "classes" } else { "targets" }
+                )));
+            }
+            per_leaf[i].push((wid[k] as u32, ww[k]));
+        }
+        let mut weights = Vec::with_capacity(wt.len());
+        for (node, w) in nodes.iter_mut().zip(&per_leaf) {
+            node.w0 = weights.len() as u32;
+            weights.extend_from_slice(w);
+            node.w1 = weights.len() as u32;
+        }
+
+        // Roots: nodes no branch points to, in the order their trees appear; no cycles.
+        let mut targeted = vec![false; n];
+        for node in &nodes {
+            if node.mode != Mode::Leaf {
+                targeted[node.yes as usize] = true;
+                targeted[node.no as usize] = true;
             }
         }
-        roots.sort();
-        let post = match attr(node, "post_transform")
-            .map(|a| a.s.as_slice())
-            .unwrap_or(b"NONE")
-        {
-            b"NONE" => Post::None,
-            b"LOGISTIC" => Post::Logistic,
-            b"SOFTMAX" => Post::Softmax,
-            b"SOFTMAX_ZERO" => Post::SoftmaxZero,
-            b"PROBIT" => Post::Probit,
-            other => {
-                return Err(err(format!(
-                    "post_transform {}",
-                    String::from_utf8_lossy(other)
-                )))
+        let mut roots: Vec<u32> = Vec::new();
+        let mut seen_trees: HashSet<i64> = HashSet::new();
+        for i in 0..n {
+            if !targeted[i] {
+                if !seen_trees.insert(tids[i]) {
+                    return Err(unsupported(format!(
+                        "{what}: tree {} has more than one root",
+                        tids[i]
+                    )));
+                }
+                roots.push(i as u32);
             }
-        };
-        let (labels, n_out, binary_single) = if classifier {
-            let labels = ints("classlabels_int64s");
-            if labels.is_empty() {
-                return Err(err("string class labels are not supported natively".into()));
+        }
+        let all_trees: HashSet<i64> = tids.iter().copied().collect();
+        if all_trees.len() != roots.len() {
+            return Err(unsupported(format!(
+                "{what}: a tree without a root (its branches form a cycle)"
+            )));
+        }
+        // Every path must end in a leaf within n steps.
+        let mut depth_ok = vec![false; n];
+        for &r in &roots {
+            let mut stack = vec![(r as usize, 0usize)];
+            while let Some((i, d)) = stack.pop() {
+                if d > n {
+                    return Err(unsupported(format!(
+                        "{what}: tree {} has a cycle",
+                        tids[r as usize]
+                    )));
+                }
+                if depth_ok[i] {
+                    continue;
+                }
+                depth_ok[i] = true;
+                if nodes[i].mode != Mode::Leaf {
+                    stack.push((nodes[i].yes as usize, d + 1));
+                    stack.push((nodes[i].no as usize, d + 1));
+                }
             }
-            let used: std::collections::HashSet<usize> = weights.iter().map(|w| w.0).collect();
-            let single = labels.len() == 2 && used.len() <= 1;
-            (Some(labels.clone()), labels.len(), single)
+        }
+
+        let base = floats("base_values");
+        let used: HashSet<u32> = weights.iter().map(|w| w.0).collect();
+        let kind = if classifier {
+            let binary = n_out == 2 && used.len() == 1;
+            let all_positive = weights.iter().all(|w| w.1 >= 0.0);
+            let ok_base = if n_out == 2 {
+                base.len() <= 2
+            } else {
+                base.is_empty() || base.len() == n_out
+            };
+            if !ok_base {
+                return Err(unsupported(format!(
+                    "{what}: base_values has {} values for {n_out} classes",
+                    base.len()
+                )));
+            }
+            if n_out == 2 && binary && post == Post::Probit {
+                return Err(unsupported(format!(
+                    "{what}: post_transform PROBIT on a one-score binary classifier (ONNX \
+                     Runtime writes a single column there) is not supported natively"
+                )));
+            }
+            if n_out == 2 && !binary && base.len() == 1 {
+                let leaf_without_1 = nodes.iter().any(|nd| {
+                    nd.mode == Mode::Leaf
+                        && !weights[nd.w0 as usize..nd.w1 as usize]
+                            .iter()
+                            .any(|w| w.0 == 1)
+                });
+                if leaf_without_1 {
+                    return Err(unsupported(format!(
+                        "{what}: two classes with weights for both, one base value and leaves \
+                         without a class-1 weight: ONNX Runtime leaves the second score unset \
+                         there; not supported natively"
+                    )));
+                }
+            }
+            Kind::Classifier {
+                labels,
+                binary,
+                all_positive,
+            }
         } else {
-            let nt = attr(node, "n_targets").map(|a| a.i).unwrap_or(1).max(1) as usize;
-            (None, nt, false)
+            if !(base.is_empty() || base.len() == n_out) {
+                return Err(unsupported(format!(
+                    "{what}: base_values has {} values for {n_out} targets",
+                    base.len()
+                )));
+            }
+            Kind::Regressor { average }
         };
-        let graph_outs: Vec<String> = info.outputs.iter().map(|o| o.name.clone()).collect();
-        let find = |k: usize| -> Option<String> {
-            graph_outs
-                .iter()
-                .find(|g| resolve((*g).clone()) == node.output.get(k).cloned().unwrap_or_default())
-                .cloned()
-        };
-        let (label_name, score_name) = if classifier {
-            (
-                find(0),
-                find(1).ok_or_else(|| err("the class scores are not a graph output".into()))?,
-            )
-        } else {
-            (
-                None,
-                find(0).ok_or_else(|| err("the tree output is not a graph output".into()))?,
-            )
-        };
-        let input = info
-            .inputs
-            .first()
-            .map(|i| i.name.clone())
-            .ok_or_else(|| err("no input".into()))?;
-        let features = info.inputs[0]
-            .shape
-            .get(1)
-            .copied()
-            .flatten()
-            .unwrap_or_else(|| nodes.iter().map(|n| n.feature + 1).max().unwrap_or(0));
         Ok(TreeEngine {
-            info,
+            op: node.op_type.clone(),
             input,
-            features,
+            width: declared_width.unwrap_or(width),
             nodes,
-            roots: roots.into_iter().map(|r| r.1).collect(),
+            roots,
             weights,
-            base: floats("base_values"),
+            base,
             post,
             n_out,
-            labels,
-            binary_single,
-            label_name,
-            score_name,
+            kind,
+            outputs,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            info,
         })
     }
 
-    fn eval_row(&self, x: &[f32], out: &mut [f32]) {
-        // Summed in f64, base values added in f32, as ONNX Runtime does.
-        let mut acc64 = vec![0f64; if self.binary_single { 1 } else { self.n_out }];
+    fn path(&self) -> PathBuf {
+        self.info.path.clone()
+    }
+
+    /// Sums the leaf weights the row reaches, per class/target, in tree order (f32, as ONNX
+    /// Runtime); `has` marks the classes some leaf gave a weight.
+    #[inline]
+    fn accumulate(&self, x: &[f32], acc: &mut [f32], has: &mut [bool]) {
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        has.iter_mut().for_each(|h| *h = false);
         for &root in &self.roots {
-            let mut i = root;
-            loop {
-                let n = &self.nodes[i];
-                if n.mode == Mode::Leaf {
-                    for &(c, w) in &self.weights[n.leaf.0..n.leaf.1] {
-                        if let Some(a) = acc64.get_mut(c) {
-                            *a += w as f64;
-                        }
+            let mut n = &self.nodes[root as usize];
+            while n.mode != Mode::Leaf {
+                let v = x[n.feature as usize];
+                let go = match n.mode {
+                    Mode::Leq => v <= n.value,
+                    Mode::Lt => v < n.value,
+                    Mode::Gte => v >= n.value,
+                    Mode::Gt => v > n.value,
+                    Mode::Eq => v == n.value,
+                    Mode::Neq => v != n.value,
+                    Mode::Leaf => false,
+                } || (n.missing_yes && v.is_nan());
+                n = &self.nodes[if go { n.yes } else { n.no } as usize];
+            }
+            for &(c, w) in &self.weights[n.w0 as usize..n.w1 as usize] {
+                acc[c as usize] += w;
+                has[c as usize] = true;
+            }
+        }
+    }
+
+    /// One row: scores into `out` (n_out columns), the label (classifiers) returned.
+    fn eval_row(&self, x: &[f32], acc: &mut [f32], has: &mut [bool], out: &mut [f32]) -> f32 {
+        self.accumulate(x, acc, has);
+        match &self.kind {
+            Kind::Regressor { average } => {
+                let n_trees = self.roots.len() as f32;
+                for (k, o) in out.iter_mut().enumerate() {
+                    let mut s = acc[k];
+                    if *average {
+                        s /= n_trees;
                     }
-                    break;
+                    if let Some(b) = self.base.get(k) {
+                        s += b;
+                    }
+                    *o = s;
                 }
-                let v = x[n.feature];
-                let go = if v.is_nan() && n.missing_yes {
-                    true
+                if self.n_out == 1 {
+                    // ONNX Runtime's one-target path applies PROBIT only.
+                    if self.post == Post::Probit {
+                        out[0] = probit(out[0]);
+                    }
                 } else {
-                    match n.mode {
-                        Mode::Leq => v <= n.value,
-                        Mode::Lt => v < n.value,
-                        Mode::Gte => v >= n.value,
-                        Mode::Gt => v > n.value,
-                        Mode::Eq => v == n.value,
-                        Mode::Neq => v != n.value,
-                        Mode::Leaf => unreachable!("handled above"),
+                    transform(self.post, out);
+                }
+                f32::NAN
+            }
+            Kind::Classifier { labels, .. } if self.n_out > 2 => {
+                for (k, b) in self.base.iter().enumerate() {
+                    acc[k] += b;
+                    has[k] = true;
+                }
+                let mut best: Option<usize> = None;
+                for k in 0..self.n_out {
+                    if has[k] && best.is_none_or(|b| acc[k] > acc[b]) {
+                        best = Some(k);
                     }
-                };
-                i = if go { n.yes } else { n.no };
-            }
-        }
-        let mut acc: Vec<f32> = acc64.iter().map(|&a| a as f32).collect();
-        for (a, b) in acc.iter_mut().zip(&self.base) {
-            *a += b;
-        }
-        if self.binary_single {
-            let s = acc[0];
-            match self.post {
-                Post::Logistic => {
-                    let p = 1.0 / (1.0 + (-s).exp());
-                    out[0] = 1.0 - p;
-                    out[1] = p;
                 }
-                _ => {
-                    out[0] = -s;
-                    out[1] = s;
+                for k in 0..self.n_out {
+                    out[k] = if has[k] { acc[k] } else { 0.0 };
+                }
+                transform(self.post, out);
+                best.map_or(f32::NAN, |b| labels[b] as f32)
+            }
+            Kind::Classifier {
+                labels,
+                binary,
+                all_positive,
+            } => self.binary_row(acc, has, out, labels, *binary, *all_positive),
+        }
+    }
+
+    /// ONNX Runtime's two-class rules (TreeAggregatorClassifier::FinalizeScores).
+    fn binary_row(
+        &self,
+        acc: &mut [f32],
+        has: &mut [bool],
+        out: &mut [f32],
+        labels: &[i64],
+        binary: bool,
+        all_positive: bool,
+    ) -> f32 {
+        let (mut s0, mut s1) = (acc[0], acc[1]);
+        match self.base.as_slice() {
+            [b0, b1] => {
+                if has[1] {
+                    s1 = b1 + s0;
+                    s0 = -s1;
+                } else {
+                    s1 += b1;
+                    s0 += b0;
                 }
             }
-            return;
+            [b0] => s0 += b0,
+            _ => {}
         }
-        match self.post {
-            Post::None => out.copy_from_slice(&acc),
-            Post::Logistic => out
-                .iter_mut()
-                .zip(&acc)
-                .for_each(|(o, a)| *o = 1.0 / (1.0 + (-a).exp())),
-            Post::Softmax | Post::SoftmaxZero => {
-                let m = acc.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let e: Vec<f32> = acc
-                    .iter()
-                    .map(|a| {
-                        if self.post == Post::SoftmaxZero && *a == 0.0 {
-                            0.0
-                        } else {
-                            (a - m).exp()
-                        }
-                    })
-                    .collect();
-                let s: f32 = e.iter().sum();
-                out.iter_mut().zip(&e).for_each(|(o, v)| *o = v / s);
-            }
-            Post::Probit => out
-                .iter_mut()
-                .zip(&acc)
-                .for_each(|(o, a)| *o = std::f32::consts::SQRT_2 * erfinv(2.0 * a - 1.0)),
+        let two = has[1];
+        let pos = if two {
+            s1
+        } else if has[0] {
+            s0
+        } else {
+            0.0
+        };
+        let (positive, half) = if binary && all_positive {
+            (pos > 0.5, true)
+        } else {
+            (pos > 0.0, false)
+        };
+        let label = labels[usize::from(positive)] as f32;
+        if two {
+            out[0] = if has[0] { s0 } else { 0.0 };
+            out[1] = s1;
+            transform(self.post, out);
+        } else if self.post == Post::Logistic {
+            out[0] = logistic(-s0);
+            out[1] = logistic(s0);
+        } else if half {
+            out[0] = 1.0 - s0;
+            out[1] = s0;
+        } else {
+            out[0] = -s0;
+            out[1] = s0;
+        }
+        label
+    }
+
+    fn eval_rows(&self, x: &[f32], cols: usize, scores: &mut [f32], labels: &mut [f32]) {
+        let mut acc = vec![0f32; self.n_out];
+        let mut has = vec![false; self.n_out];
+        for (r, (out, label)) in scores
+            .chunks_mut(self.n_out)
+            .zip(labels.iter_mut())
+            .enumerate()
+        {
+            *label = self.eval_row(&x[r * cols..(r + 1) * cols], &mut acc, &mut has, out);
         }
     }
 }
 
-/// Inverse error function (Giles' approximation, as ONNX Runtime uses for PROBIT).
-fn erfinv(x: f32) -> f32 {
-    let w = -((1.0 - x) * (1.0 + x)).ln();
-    if w < 5.0 {
-        let w = w - 2.5;
-        let mut p = 2.810_226_4e-8f32;
-        for c in [
-            3.432_739_4e-7,
-            -3.523_387_6e-6,
-            -4.391_506_5e-6,
-            2.185_808_8e-4,
-            -1.253_725e-3,
-            -4.177_681_6e-3,
-            2.466_407_4e-1,
-            1.501_409_4,
-        ] {
-            p = c + p * w;
-        }
-        p * x
-    } else {
-        let w = w.sqrt() - 3.0;
-        let mut p = -2.002_142_6e-4f32;
-        for c in [
-            1.009_505_6e-4,
-            1.349_343_2e-3,
-            -3.673_428_4e-3,
-            5.739_507_7e-3,
-            -7.622_461e-3,
-            9.438_870_5e-3,
-            1.001_674_3,
-            2.832_976_8,
-        ] {
-            p = c + p * w;
-        }
-        p * x
-    }
-}
-
-impl Scorer for TreeEngine {
-    fn score(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
-        let x = inputs
-            .iter()
-            .find(|t| t.name == self.input)
-            .ok_or_else(|| format!("no data for model input '{}'", self.input))?;
-        if x.shape.len() != 2 || x.shape[1] != self.features {
-            return Err(format!(
-                "input '{}' has shape {:?}, the trees take [N, {}]",
-                self.input, x.shape, self.features
-            ));
-        }
-        let rows = x.shape[0];
-        let mut scores = vec![0f32; rows * self.n_out];
-        for r in 0..rows {
-            self.eval_row(
-                &x.data[r * self.features..(r + 1) * self.features],
-                &mut scores[r * self.n_out..(r + 1) * self.n_out],
-            );
-        }
-        let mut out = Vec::new();
-        if let (Some(labels), Some(name)) = (&self.labels, &self.label_name) {
-            let data = scores
-                .chunks(self.n_out)
-                .map(|s| {
-                    let k = s
-                        .iter()
-                        .enumerate()
-                        .fold(0, |b, (i, v)| if *v > s[b] { i } else { b });
-                    labels[k] as f32
-                })
-                .collect();
-            out.push(Tensor {
-                name: name.clone(),
-                shape: vec![rows],
-                data,
+impl Engine for TreeEngine {
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
+        let ordered = self.info.check_inputs(inputs)?;
+        let x = ordered[0];
+        let (rows, cols) = (x.shape[0], x.shape[1]);
+        if cols < self.width {
+            return Err(EngineError::Input {
+                path: self.path(),
+                input: self.input.clone(),
+                msg: format!("shape {:?}, the trees read {} columns", x.shape, self.width),
             });
         }
-        out.push(Tensor {
-            name: self.score_name.clone(),
-            shape: vec![rows, self.n_out],
-            data: scores,
-        });
-        Ok(out)
+        let mut scores = vec![0f32; rows * self.n_out];
+        let mut labels = vec![0f32; rows];
+        let parts = self.threads.min(rows / SPLIT_MIN).max(1);
+        if parts == 1 {
+            self.eval_rows(&x.data, cols, &mut scores, &mut labels);
+        } else {
+            let per = rows.div_ceil(parts);
+            std::thread::scope(|s| {
+                for ((xs, sc), lb) in x
+                    .data
+                    .chunks(per * cols)
+                    .zip(scores.chunks_mut(per * self.n_out))
+                    .zip(labels.chunks_mut(per))
+                {
+                    s.spawn(move || self.eval_rows(xs, cols, sc, lb));
+                }
+            });
+        }
+        Ok(self
+            .outputs
+            .iter()
+            .map(|(name, o)| match o {
+                Out::Label => Tensor::new(name.clone(), vec![rows], labels.clone()),
+                Out::Scores => Tensor::new(name.clone(), vec![rows, self.n_out], scores.clone()),
+            })
+            .collect())
     }
 
     fn describe(&self) -> String {
         format!(
-            "native trees ({} trees) on {} (xxh64 {})",
+            "native trees ({}, {} trees, {} {}) on {} (xxh64 {})",
+            self.op,
             self.roots.len(),
+            self.n_out,
+            if matches!(self.kind, Kind::Classifier { .. }) {
+                "classes"
+            } else {
+                "targets"
+            },
             self.info.path.display(),
             self.info.hash
         )
+    }
+
+    fn info(&self) -> &ModelInfo {
+        &self.info
     }
 }

@@ -1,25 +1,12 @@
 //! The scoring loop: chunks of events in, score columns out. Engine- and writer-agnostic:
-//! a model is anything implementing [`Scorer`]; the caller receives each chunk's output
+//! a model is anything implementing [`Engine`]; the caller receives each chunk's output
 //! columns and writes them (decorated copy or friend tree).
 
 use super::inputs::{build, fold_of, ChunkView, InputError, InputKind, InputSpec, NonFinite};
 use crate::rootio::{Chain, Chunk, RootError};
 use std::collections::HashMap;
 
-/// A named f32 tensor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tensor {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-}
-
-/// Something that turns named input tensors into named output tensors (an ONNX engine).
-pub trait Scorer: Send + Sync {
-    fn score(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String>;
-    /// Engine and model, for logs and provenance.
-    fn describe(&self) -> String;
-}
+pub use crate::engine::{Engine, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InjectError {
@@ -45,7 +32,7 @@ pub struct OutputSpec {
 
 /// What scores a job's events: one model, or a k-fold ensemble.
 pub enum Models {
-    Single(Box<dyn Scorer>),
+    Single(Box<dyn Engine>),
     Folds(Folds),
 }
 
@@ -62,7 +49,7 @@ impl Models {
 /// k-fold ensemble: member `i` scores events whose `branch` value has `value % k == i`.
 pub struct Folds {
     pub branch: String,
-    pub members: Vec<Box<dyn Scorer>>,
+    pub members: Vec<Box<dyn Engine>>,
 }
 
 pub struct ModelJob {
@@ -207,8 +194,8 @@ impl ModelJob {
         }
     }
 
-    fn run(&self, s: &dyn Scorer, tensors: &[Tensor]) -> Result<Vec<Tensor>, InjectError> {
-        s.score(tensors).map_err(|m| self.err(m))
+    fn run(&self, s: &dyn Engine, tensors: &[Tensor]) -> Result<Vec<Tensor>, InjectError> {
+        s.run(tensors).map_err(|e| self.err(e.to_string()))
     }
 
     /// Splits the chunk's rows by fold, scores each part with its member, and puts the rows back
@@ -344,12 +331,24 @@ mod tests {
         w: Vec<f32>,
         b: f32,
     }
-    impl Scorer for Linear {
-        fn score(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, String> {
+    static LINEAR_INFO: std::sync::LazyLock<crate::engine::ModelInfo> =
+        std::sync::LazyLock::new(|| crate::engine::ModelInfo {
+            path: "linear".into(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            metadata: Default::default(),
+            producer: String::new(),
+            hash: String::new(),
+        });
+    impl Engine for Linear {
+        fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, crate::engine::EngineError> {
             let x = &inputs[0];
             let c = x.shape[1];
             if c != self.w.len() {
-                return Err(format!("expected {} columns, got {c}", self.w.len()));
+                return Err(crate::engine::EngineError::Config(format!(
+                    "expected {} columns, got {c}",
+                    self.w.len()
+                )));
             }
             let data: Vec<f32> = x
                 .data
@@ -364,6 +363,9 @@ mod tests {
         }
         fn describe(&self) -> String {
             "linear".into()
+        }
+        fn info(&self) -> &crate::engine::ModelInfo {
+            &LINEAR_INFO
         }
     }
 

@@ -1,0 +1,558 @@
+//! The inference engines on real models against onnxruntime.
+//!
+//! `scripts/make_engine_models.py` trains and exports the models (sklearn MLPs, a two-input
+//! PNN, gradient-boosted and random-forest BDTs via skl2onnx, hand-written tree ensembles for
+//! the operator corners), references the CMS ParticleNet and DeepDoubleX models in
+//! `<repo>/../shared/data`, and writes inputs and onnxruntime's outputs as .npy. Every output of
+//! every engine must be within 1e-5 of onnxruntime's.
+
+mod common;
+
+use injector::engine::{
+    self, tract::TractEngine, Device, Engine, EngineError, EngineKind, EngineOptions, Tensor,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const TOL: f32 = 1e-5;
+
+/// A float32 C-order .npy file.
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&b[..6], b"\x93NUMPY", "{}", path.display());
+    let (hlen, start) = if b[6] == 1 {
+        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+    } else {
+        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+    };
+    let header = std::str::from_utf8(&b[start..start + hlen]).unwrap();
+    assert!(header.contains("'descr': '<f4'"), "{header}");
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let shape_txt = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap();
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let data: Vec<f32> = b[start + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(data.len(), shape.iter().product::<usize>());
+    (shape, data)
+}
+
+struct Case {
+    name: String,
+    model: PathBuf,
+    route: String,
+    inputs: Vec<Tensor>,
+    outputs: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+/// Generates the models once per test process (under the target dir, never in the repo).
+fn models_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine-models");
+        let dir = root.join(std::process::id().to_string());
+        // Leftovers of earlier runs.
+        if let Ok(rd) = std::fs::read_dir(&root) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        common::run_script("make_engine_models.py", &[dir.to_str().unwrap()]);
+        dir
+    })
+}
+
+fn cases() -> Vec<Case> {
+    let dir = models_dir();
+    let man: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for c in man["cases"].as_array().unwrap() {
+        let files = |k: &str| -> Vec<(String, PathBuf)> {
+            c[k].as_object()
+                .unwrap()
+                .iter()
+                .map(|(n, f)| (n.clone(), dir.join(f.as_str().unwrap())))
+                .collect()
+        };
+        out.push(Case {
+            name: c["name"].as_str().unwrap().into(),
+            model: PathBuf::from(c["model"].as_str().unwrap()),
+            route: c["route"].as_str().unwrap().into(),
+            inputs: files("inputs")
+                .into_iter()
+                .map(|(n, f)| {
+                    let (shape, data) = read_npy(&f);
+                    Tensor::new(n, shape, data)
+                })
+                .collect(),
+            outputs: files("outputs")
+                .into_iter()
+                .map(|(n, f)| (n, read_npy(&f)))
+                .collect(),
+        });
+    }
+    for want in ["particlenet", "bvl", "mlp_80_100_100_1", "gbc", "pnn"] {
+        assert!(
+            out.iter().any(|c| c.name == want),
+            "case {want} missing (shared/data beside the checkout?)"
+        );
+    }
+    out
+}
+
+fn case(name: &str) -> Case {
+    cases().into_iter().find(|c| c.name == name).unwrap()
+}
+
+/// Largest |a - b| over all values (NaN == NaN; NaN against a number is infinite).
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            if x.is_nan() && y.is_nan() {
+                0.0
+            } else if x.is_nan() || y.is_nan() {
+                f32::INFINITY
+            } else {
+                (x - y).abs()
+            }
+        })
+        .fold(0.0, f32::max)
+}
+
+/// Runs a case on an engine and returns the largest difference to onnxruntime's outputs.
+fn compare(c: &Case, e: &dyn Engine) -> f32 {
+    let outs = e
+        .run(&c.inputs)
+        .unwrap_or_else(|err| panic!("{}: {err}", c.name));
+    assert_eq!(outs.len(), c.outputs.len(), "{}: output count", c.name);
+    let mut worst = 0f32;
+    for t in &outs {
+        let (shape, data) = c
+            .outputs
+            .get(&t.name)
+            .unwrap_or_else(|| panic!("{}: unexpected output {}", c.name, t.name));
+        assert_eq!(&t.shape, shape, "{}: output {} shape", c.name, t.name);
+        let d = max_diff(&t.data, data);
+        assert!(
+            d <= TOL,
+            "{} on {}: output {} differs by {d}",
+            c.name,
+            e.describe(),
+            t.name
+        );
+        worst = worst.max(d);
+    }
+    worst
+}
+
+fn open(path: &Path, kind: EngineKind) -> Result<Box<dyn Engine>, EngineError> {
+    engine::open(
+        path,
+        &EngineOptions {
+            kind,
+            ort_sessions: 2,
+            ..Default::default()
+        },
+    )
+}
+
+/// Auto routing: tree ensembles on the native evaluator, the rest on tract; all within 1e-5.
+#[test]
+fn tract_and_native_trees_match_onnxruntime() {
+    let mut report = Vec::new();
+    for c in cases() {
+        if c.route == "ort" {
+            // Graphs tract would run with wrong numbers are refused, naming the node.
+            let err = open(&c.model, EngineKind::Auto).err().expect("refused");
+            assert_one_line(
+                &err,
+                &["(GRU)", "not implemented by tract", "use the ort engine"],
+            );
+            report.push(format!("{:30} refused by tract: {err}", c.name));
+            continue;
+        }
+        let e = open(&c.model, EngineKind::Auto).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let want = if c.route == "trees" {
+            "native trees"
+        } else {
+            "tract"
+        };
+        assert!(
+            e.describe().starts_with(want),
+            "{}: routed to {}",
+            c.name,
+            e.describe()
+        );
+        let d = compare(&c, e.as_ref());
+        report.push(format!("{:30} {:13} max|diff| {d:.2e}", c.name, want));
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+/// The same cases on ONNX Runtime through the `ort` crate (venv libonnxruntime).
+#[cfg(feature = "ort")]
+#[test]
+fn ort_matches_onnxruntime() {
+    let mut report = Vec::new();
+    for c in cases() {
+        if c.name == "gbc_zipmap" {
+            // A ZipMap output is a sequence of maps: refused with a pointer to zipmap=False.
+            let err = open(&c.model, EngineKind::Ort)
+                .err()
+                .expect("zipmap refused");
+            assert!(err.to_string().contains("zipmap"), "{err}");
+            continue;
+        }
+        let e = open(&c.model, EngineKind::Ort).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        assert!(
+            e.describe().starts_with("onnxruntime (cpu"),
+            "{}",
+            e.describe()
+        );
+        let d = compare(&c, e.as_ref());
+        report.push(format!("{:30} ort           max|diff| {d:.2e}", c.name));
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+/// tract's plan optimised for the batch's fixed shapes and its symbolic-batch plan give the
+/// same numbers; so do batches split over threads, and each row run alone.
+#[test]
+fn tract_fixed_and_symbolic_plans_agree() {
+    for name in ["mlp_5_20_20_1", "mlp_80_100_100_1", "pnn"] {
+        let c = case(name);
+        let e = TractEngine::load(&c.model).unwrap();
+        let fixed = e.run_fixed(&c.inputs).unwrap();
+        let symbolic = e.run_symbolic(&c.inputs).unwrap();
+        for (f, s) in fixed.iter().zip(&symbolic) {
+            assert_eq!(f.shape, s.shape);
+            let d = max_diff(&f.data, &s.data);
+            eprintln!(
+                "{name:20} {:14} fixed vs symbolic max|diff| {d:.2e}",
+                f.name
+            );
+            assert!(d <= 1e-6, "{name} {}: {d}", f.name);
+        }
+        // Row 3 alone (batch 1) equals row 3 of the batch.
+        let row: Vec<Tensor> = c
+            .inputs
+            .iter()
+            .map(|t| {
+                let w: usize = t.shape[1..].iter().product();
+                let mut shape = t.shape.clone();
+                shape[0] = 1;
+                Tensor::new(t.name.clone(), shape, t.data[3 * w..4 * w].to_vec())
+            })
+            .collect();
+        for one in [e.run(&row).unwrap(), e.run_symbolic(&row).unwrap()] {
+            for (a, b) in one.iter().zip(&fixed) {
+                let w: usize = b.shape[1..].iter().product();
+                let d = max_diff(&a.data, &b.data[3 * w..4 * w]);
+                assert!(d <= 1e-6, "{name} {} batch 1: {d}", a.name);
+            }
+        }
+    }
+    // ParticleNet's `n_pf + n_sv` defeats tract's symbolic optimisation: fixed plans only, and
+    // the symbolic path says so instead of guessing.
+    let c = case("particlenet");
+    let e = TractEngine::load(&c.model).unwrap();
+    if let Err(err) = e.run_symbolic(&c.inputs) {
+        assert!(err.to_string().contains("symbolic"), "{err}");
+    }
+    // Split over threads: 9000 rows in 3 parts.
+    let c = case("mlp_80_100_100_1");
+    let mut e = TractEngine::load(&c.model).unwrap();
+    let x = &c.inputs[0];
+    let rows = 9000;
+    let data: Vec<f32> = (0..rows)
+        .flat_map(|r| x.data[(r % 257) * 80..(r % 257 + 1) * 80].to_vec())
+        .collect();
+    let big = [Tensor::new("x", vec![rows, 80], data)];
+    e.threads = 1;
+    let one = e.run(&big).unwrap();
+    e.threads = 3;
+    let split = e.run(&big).unwrap();
+    assert_eq!(one, split);
+}
+
+/// One engine value used from several threads at once gives every thread the single-thread
+/// answer (tract plans and tree tables are shared; ort keeps a session per caller).
+#[test]
+fn engines_are_shared_across_threads() {
+    let mut engines: Vec<(Case, Box<dyn Engine>)> = Vec::new();
+    for (name, kind) in [
+        ("mlp_80_100_100_1", EngineKind::Tract),
+        ("gbc", EngineKind::Trees),
+        #[cfg(feature = "ort")]
+        ("pnn", EngineKind::Ort),
+    ] {
+        let c = case(name);
+        let e = open(&c.model, kind).unwrap();
+        engines.push((c, e));
+    }
+    for (c, e) in &engines {
+        let want = e.run(&c.inputs).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..5 {
+                        assert_eq!(e.run(&c.inputs).unwrap(), want, "{}", c.name);
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// Ports (names, element types, shapes with symbolic dimensions) and metadata_props.
+#[test]
+fn model_info_lists_ports_and_metadata() {
+    let mlp = case("mlp_5_20_20_1");
+    let e = open(&mlp.model, EngineKind::Auto).unwrap();
+    let info = e.info();
+    assert_eq!(info.inputs.len(), 1);
+    assert_eq!(info.inputs[0].name, "x");
+    assert_eq!(info.inputs[0].elem, "float");
+    assert_eq!(info.inputs[0].shape, vec![None, Some(5)]);
+    let outs: Vec<(&str, &str)> = info
+        .outputs
+        .iter()
+        .map(|p| (p.name.as_str(), p.elem.as_str()))
+        .collect();
+    assert_eq!(outs, vec![("label", "int64"), ("probabilities", "float")]);
+    let features: serde_json::Value =
+        serde_json::from_str(&info.metadata["hepml.features"]).unwrap();
+    assert_eq!(features["x"][4], "f4");
+
+    let pnn = engine::read_info(&case("pnn").model).unwrap();
+    assert_eq!(pnn.metadata["hepml.note"], "PNN: features + mass");
+    assert_eq!(pnn.inputs[1].shape_string(), "[N, 1]");
+
+    let pn = engine::read_info(&case("particlenet").model).unwrap();
+    let shapes: Vec<String> = pn.inputs.iter().map(|p| p.shape_string()).collect();
+    assert_eq!(shapes[1], "[N, 23, n_pf]");
+    assert_eq!(shapes[5], "[N, 1, n_sv]");
+    assert_eq!(pn.outputs[0].shape_string(), "[N, 7]");
+
+    let zip = engine::read_info(&case("gbc_zipmap").model).unwrap();
+    assert_eq!(zip.outputs[1].elem, "non-tensor");
+}
+
+fn assert_one_line(err: &EngineError, want: &[&str]) {
+    let msg = err.to_string();
+    assert!(!msg.contains('\n'), "not one line: {msg}");
+    for w in want {
+        assert!(msg.contains(w), "'{w}' not in: {msg}");
+    }
+}
+
+fn with_shape(t: &Tensor, shape: Vec<usize>) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::new(t.name.clone(), shape, vec![0.5; n])
+}
+
+/// Bad input is an error naming the model file and the input, with expected vs got; no panic.
+#[test]
+fn bad_inputs_are_one_line_errors() {
+    let dir = models_dir();
+    let mut kinds = vec![EngineKind::Tract, EngineKind::Trees];
+    if cfg!(feature = "ort") {
+        kinds.push(EngineKind::Ort);
+    }
+    // Missing and unreadable files.
+    let missing = dir.join("no-such-model.onnx");
+    let junk = dir.join("junk.onnx");
+    std::fs::write(&junk, b"this is not protobuf \xff\xff\xff").unwrap();
+    for &k in &kinds {
+        let err = open(&missing, k).err().expect("missing file");
+        assert_one_line(&err, &["no-such-model.onnx", "cannot read the model"]);
+        let err = open(&junk, k).err().expect("junk file");
+        assert_one_line(&err, &["junk.onnx", "not an ONNX model"]);
+    }
+    for (name, kind) in [("pnn", EngineKind::Tract), ("gbc", EngineKind::Trees)]
+        .into_iter()
+        .chain(
+            kinds
+                .contains(&EngineKind::Ort)
+                .then_some([("pnn", EngineKind::Ort), ("gbc", EngineKind::Ort)])
+                .into_iter()
+                .flatten(),
+        )
+    {
+        let c = case(name);
+        let e = open(&c.model, kind).unwrap();
+        let file = c.model.file_name().unwrap().to_str().unwrap().to_string();
+        let x = &c.inputs[0];
+        let w = x.shape[1];
+        let mut tries: Vec<(Vec<Tensor>, Vec<String>)> = vec![
+            // Wrong width.
+            (
+                [vec![with_shape(x, vec![3, w + 1])], c.inputs[1..].to_vec()].concat(),
+                vec![
+                    format!("input '{}'", x.name),
+                    format!("shape [3, {}]", w + 1),
+                    format!("expects [{}, {w}]", if name == "pnn" { "N" } else { "?" }),
+                ],
+            ),
+            // Wrong rank.
+            (
+                [vec![with_shape(x, vec![3 * w])], c.inputs[1..].to_vec()].concat(),
+                vec![format!("shape [{}]", 3 * w)],
+            ),
+            // Unknown name.
+            (
+                [
+                    c.inputs.clone(),
+                    vec![Tensor::new("jets", vec![1, 1], vec![0.0])],
+                ]
+                .concat(),
+                vec!["input 'jets'".into(), "no such input".into()],
+            ),
+            // Data length that does not fit the shape.
+            (
+                [
+                    vec![Tensor::new(
+                        x.name.clone(),
+                        vec![2, w],
+                        vec![0.0; 2 * w - 1],
+                    )],
+                    c.inputs[1..].to_vec(),
+                ]
+                .concat(),
+                vec![format!("{} values for shape [2, {w}]", 2 * w - 1)],
+            ),
+            // Nothing at all.
+            (
+                vec![],
+                vec![format!("input '{}'", x.name), "missing".into()],
+            ),
+        ];
+        if name == "pnn" {
+            // One input of two, and inputs disagreeing on the batch.
+            tries.push((
+                vec![x.clone()],
+                vec!["input 'mass'".into(), "missing (1 inputs given".into()],
+            ));
+            tries.push((
+                vec![x.clone(), with_shape(&c.inputs[1], vec![x.shape[0] + 1, 1])],
+                vec![format!(
+                    "dimension N is {} here but {} in input 'features'",
+                    x.shape[0] + 1,
+                    x.shape[0]
+                )],
+            ));
+        }
+        for (inputs, want) in tries {
+            let err = e
+                .run(&inputs)
+                .err()
+                .unwrap_or_else(|| panic!("{name} on {kind:?}: {want:?} accepted"));
+            let mut w: Vec<&str> = want.iter().map(String::as_str).collect();
+            w.push(&file);
+            assert_one_line(&err, &w);
+        }
+    }
+    // ParticleNet's inputs must agree on n_pf.
+    let c = case("particlenet");
+    let e = open(&c.model, EngineKind::Tract).unwrap();
+    let mut inputs = c.inputs.clone();
+    let k = inputs.iter().position(|t| t.name == "pf_mask").unwrap();
+    inputs[k] = with_shape(&inputs[k], vec![inputs[k].shape[0], 1, 49]);
+    let err = e.run(&inputs).expect_err("n_pf mismatch");
+    assert_one_line(
+        &err,
+        &[
+            "particle-net.onnx",
+            "input 'pf_mask'",
+            "dimension n_pf is 49 here but 50",
+        ],
+    );
+}
+
+/// Tree graphs the native evaluator cannot run exactly are refused, naming the attribute or
+/// node (onnxruntime runs them, so they are valid models).
+#[test]
+fn unsupported_trees_are_refused_by_name() {
+    let dir = models_dir();
+    let err = open(&dir.join("bad_aggregate_min.onnx"), EngineKind::Auto)
+        .err()
+        .expect("MIN refused");
+    assert_one_line(&err, &["bad_aggregate_min.onnx", "aggregate_function MIN"]);
+    let err = open(&dir.join("bad_mul_after.onnx"), EngineKind::Auto)
+        .err()
+        .expect("Mul refused");
+    assert_one_line(
+        &err,
+        &["bad_mul_after.onnx", "node 'square' (Mul)", "--engine ort"],
+    );
+    #[cfg(feature = "ort")]
+    for f in ["bad_aggregate_min.onnx", "bad_mul_after.onnx"] {
+        let e = open(&dir.join(f), EngineKind::Ort).unwrap();
+        let x = Tensor::new("x", vec![2, 4], vec![0.5; 8]);
+        assert_eq!(e.run(&[x]).unwrap()[0].shape, vec![2, 1]);
+    }
+    // A neural network forced onto the tree evaluator.
+    let err = open(&case("pnn").model, EngineKind::Trees)
+        .err()
+        .expect("not trees");
+    assert_one_line(&err, &["pnn.onnx", "0 tree-ensemble nodes"]);
+}
+
+/// `device cuda` never falls back to the CPU: without a usable CUDA execution provider (this
+/// machine has no GPU) it is an error that says so; tract and the trees refuse it outright.
+#[test]
+fn cuda_without_a_gpu_fails_loudly() {
+    let c = case("mlp_5_20_20_1");
+    for kind in [EngineKind::Auto, EngineKind::Tract, EngineKind::Trees] {
+        let err = engine::open(
+            &c.model,
+            &EngineOptions {
+                kind,
+                device: Device::Cuda,
+                ..Default::default()
+            },
+        )
+        .err()
+        .expect("cuda refused");
+        assert_one_line(&err, &["device cuda needs the ort engine"]);
+    }
+    let r = engine::open(
+        &c.model,
+        &EngineOptions {
+            kind: EngineKind::Ort,
+            device: Device::Cuda,
+            ..Default::default()
+        },
+    );
+    if cfg!(feature = "ort") {
+        let has_gpu = Path::new("/dev/nvidia0").exists();
+        match r {
+            Err(err) => {
+                let msg = err.to_string();
+                assert!(
+                    msg.contains("CUDA") && msg.contains("no silent CPU fallback"),
+                    "{msg}"
+                );
+                eprintln!("cuda request: {msg}");
+            }
+            Ok(e) => assert!(has_gpu, "CUDA accepted without a GPU: {}", e.describe()),
+        }
+    } else {
+        let err = r.err().expect("ort needs the feature");
+        assert_one_line(&err, &["without the ONNX Runtime backend"]);
+    }
+}
