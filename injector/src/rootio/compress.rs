@@ -304,10 +304,14 @@ pub fn compress(src: &[u8], c: Compression) -> Result<Option<Vec<u8>>> {
         let body_at = out.len();
         match c.algorithm {
             Algorithm::Zlib => {
-                let mut e = flate2::write::ZlibEncoder::new(
-                    &mut out,
-                    flate2::Compression::new(c.level.min(9)),
-                );
+                // zlib-rs (like zlib-ng) runs level 1 as "deflate_quick": static Huffman
+                // codes only, which leaves typical basket data (big-endian floats) larger
+                // than it was (4000 -> 4083 bytes for a float ramp where zlib's level 1, as
+                // ROOT uses it, gives 1714), so such baskets ended up stored uncompressed.
+                // Level 2 is zlib's fast deflate with dynamic codes (4000 -> 2234).
+                let level = c.level.clamp(2, 9);
+                let mut e =
+                    flate2::write::ZlibEncoder::new(&mut out, flate2::Compression::new(level));
                 e.write_all(block).map_err(|e| dec_err("zlib", e))?;
                 e.finish().map_err(|e| dec_err("zlib", e))?;
             }

@@ -18,8 +18,27 @@ pub const BEGIN: u64 = 100;
 pub const BIG: u64 = 2_000_000_000;
 /// ROOT version these files are written as (6.40/00).
 pub const ROOT_VERSION: i32 = 64000;
-/// Size of a directory record (both layouts).
+/// Size of a directory record (both layouts; the small one is padded so that it can be
+/// rewritten as the big one).
 const DIR_RECORD: usize = 60;
+
+/// A directory of the file being written: [`TOP`] or one made by [`FileWriter::mkdir`].
+pub type DirId = usize;
+/// The file's top directory.
+pub const TOP: DirId = 0;
+
+/// A directory being written: its key (in the parent) and the keys it holds.
+struct DirOut {
+    name: String,
+    title: String,
+    parent: DirId,
+    /// Where its key starts (`fSeekDir`); [`BEGIN`] for the top directory.
+    seek: u64,
+    /// `fNbytesName`: the key length (for the top directory, also the file's name and title).
+    nbytes_name: usize,
+    keys: Vec<KeyHeader>,
+    uuid: [u8; 16],
+}
 
 /// TDatime encoding of the current UTC time.
 pub fn datime_now() -> u32 {
@@ -68,7 +87,8 @@ pub struct FileWriter {
     name: String,
     title: String,
     compression: Compression,
-    keys: Vec<KeyHeader>,
+    /// The top directory (index [`TOP`]) and every subdirectory, in creation order.
+    dirs: Vec<DirOut>,
     pub streamers: Streamers,
     uuid: [u8; 16],
     datime: u32,
@@ -90,8 +110,13 @@ impl FileWriter {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| RootError::NotFound(format!("output path {}", final_path.display())))?;
-        let tmp_path =
-            final_path.with_file_name(format!(".{fname}.hepml-tmp-{}", std::process::id()));
+        // Unique per process and writer: two writers of one path never share a temporary.
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp_path = final_path.with_file_name(format!(
+            ".{fname}.hepml-tmp-{}-{serial}",
+            std::process::id()
+        ));
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -106,6 +131,16 @@ impl FileWriter {
         let tfile_keylen = KeyHeader::len_for(4, "TFile", &fname, &title);
         let name_len = tstr_len(&fname) + tstr_len(&title);
         let end = BEGIN + (tfile_keylen + name_len + DIR_RECORD) as u64;
+        let uuid = uuid();
+        let top = DirOut {
+            name: fname.clone(),
+            title: title.clone(),
+            parent: TOP,
+            seek: BEGIN,
+            nbytes_name: tfile_keylen + name_len,
+            keys: Vec::new(),
+            uuid,
+        };
         Ok(FileWriter {
             final_path,
             tmp_path,
@@ -114,9 +149,9 @@ impl FileWriter {
             name: fname,
             title,
             compression,
-            keys: Vec::new(),
+            dirs: vec![top],
             streamers: Streamers::default(),
-            uuid: uuid(),
+            uuid,
             datime: datime_now(),
             tfile_keylen,
             done: false,
@@ -170,6 +205,70 @@ impl FileWriter {
         }
     }
 
+    fn dir(&self, dir: DirId) -> Result<&DirOut> {
+        self.dirs
+            .get(dir)
+            .ok_or_else(|| RootError::NotFound(format!("output directory #{dir}")))
+    }
+
+    /// `fSeekDir` of a directory: what the keys it holds record as `fSeekPdir`.
+    pub fn dir_seek(&self, dir: DirId) -> Result<u64> {
+        Ok(self.dir(dir)?.seek)
+    }
+
+    /// The subdirectory `name` of `parent`, made if it does not exist yet (then with `title`).
+    /// Like ROOT, its key (class `TDirectory`) is written now; its record and keys list are
+    /// written by [`FileWriter::finish`].
+    pub fn mkdir(&mut self, parent: DirId, name: &str, title: &str) -> Result<DirId> {
+        let pseek = self.dir(parent)?.seek;
+        if let Some(i) = (1..self.dirs.len())
+            .find(|&i| self.dirs[i].parent == parent && self.dirs[i].name == name)
+        {
+            return Ok(i);
+        }
+        if name.is_empty() || name.contains('/') {
+            return Err(RootError::unsupported(format!(
+                "directory name '{name}' (empty or with '/')"
+            )));
+        }
+        if self.dirs[parent].keys.iter().any(|k| k.name == name) {
+            return Err(RootError::malformed(format!(
+                "'{name}' exists already and is not a directory"
+            )));
+        }
+        let version = self.key_version(DIR_RECORD as u64);
+        let keylen = KeyHeader::len_for(version, "TDirectory", name, title);
+        let seek = self.alloc((keylen + DIR_RECORD) as u64);
+        let kh = KeyHeader {
+            nbytes: (keylen + DIR_RECORD) as i32,
+            version,
+            objlen: DIR_RECORD as i32,
+            datime: self.datime,
+            keylen: keylen as i16,
+            cycle: 1,
+            seek_key: seek,
+            seek_pdir: pseek,
+            class: "TDirectory".into(),
+            name: name.into(),
+            title: title.into(),
+        };
+        let mut w = WBuf::new(0);
+        kh.write(&mut w);
+        w.data.resize(keylen + DIR_RECORD, 0);
+        self.write_at(seek, &w.data)?;
+        self.dirs[parent].keys.push(kh);
+        self.dirs.push(DirOut {
+            name: name.into(),
+            title: title.into(),
+            parent,
+            seek,
+            nbytes_name: keylen,
+            keys: Vec::new(),
+            uuid: uuid(),
+        });
+        Ok(self.dirs.len() - 1)
+    }
+
     /// Writes an object as a key of the top directory. `serialize(keylen)` produces the
     /// uncompressed payload (reference tags count from the key's start).
     pub fn write_object(
@@ -179,36 +278,46 @@ impl FileWriter {
         title: &str,
         serialize: impl FnOnce(usize) -> Result<Vec<u8>>,
     ) -> Result<KeyHeader> {
-        let version = self.key_version(1 << 30);
-        let keylen = KeyHeader::len_for(version, class, name, title);
-        let payload = serialize(keylen)?;
-        let kh = self.write_key(version, class, name, title, &payload, true)?;
-        let cycle = self
+        self.write_object_in(TOP, class, name, title, serialize)
+    }
+
+    /// Writes an object as a key of directory `dir` (cycle: one more than any key of that name
+    /// there).
+    pub fn write_object_in(
+        &mut self,
+        dir: DirId,
+        class: &str,
+        name: &str,
+        title: &str,
+        serialize: impl FnOnce(usize) -> Result<Vec<u8>>,
+    ) -> Result<KeyHeader> {
+        let pdir = self.dir(dir)?.seek;
+        let cycle = self.dirs[dir]
             .keys
             .iter()
             .filter(|k| k.name == name)
             .map(|k| k.cycle)
             .max()
             .unwrap_or(0)
-            + 1;
-        let mut kh = kh;
-        if cycle != 1 {
-            // Rewrite the header with the right cycle (same length).
-            kh.cycle = cycle;
-            let mut w = WBuf::new(0);
-            kh.write(&mut w);
-            self.write_at(kh.seek_key, &w.data)?;
-        }
-        self.keys.push(kh.clone());
+            .checked_add(1)
+            .ok_or_else(|| RootError::unsupported(format!("too many cycles of '{name}'")))?;
+        let version = self.key_version(1 << 30);
+        let keylen = KeyHeader::len_for(version, class, name, title);
+        let payload = serialize(keylen)?;
+        let kh = self.write_key(version, class, name, title, pdir, cycle, &payload, true)?;
+        self.dirs[dir].keys.push(kh.clone());
         Ok(kh)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write_key(
         &mut self,
         version: i16,
         class: &str,
         name: &str,
         title: &str,
+        pdir: u64,
+        cycle: i16,
         payload: &[u8],
         compressed: bool,
     ) -> Result<KeyHeader> {
@@ -230,12 +339,13 @@ impl FileWriter {
             nbytes: i32::try_from(nbytes)
                 .map_err(|_| RootError::unsupported(format!("object '{name}' over 2 GB")))?,
             version,
-            objlen: payload.len() as i32,
+            objlen: i32::try_from(payload.len())
+                .map_err(|_| RootError::unsupported(format!("object '{name}' over 2 GB")))?,
             datime: self.datime,
             keylen: keylen as i16,
-            cycle: 1,
+            cycle,
             seek_key: seek,
-            seek_pdir: BEGIN,
+            seek_pdir: pdir,
             class: class.into(),
             name: name.into(),
             title: title.into(),
@@ -251,8 +361,23 @@ impl FileWriter {
     /// Copies a complete key (header + payload bytes, as read from another file) into this file's
     /// top directory, updating its position fields.
     pub fn copy_key(&mut self, raw: &[u8]) -> Result<KeyHeader> {
+        self.copy_key_in(TOP, raw)
+    }
+
+    /// Copies a complete key into directory `dir`: the payload is copied byte for byte; only
+    /// fSeekKey/fSeekPdir change. A key of a name already in `dir` gets the next cycle.
+    pub fn copy_key_in(&mut self, dir: DirId, raw: &[u8]) -> Result<KeyHeader> {
+        let pdir = self.dir(dir)?.seek;
         let mut b = crate::rootio::rbuf::RBuf::new(raw, 0);
         let mut kh = KeyHeader::read(&mut b)?;
+        if kh.nbytes as usize != raw.len() || kh.keylen as usize > raw.len() {
+            return Err(RootError::malformed(format!(
+                "key '{}': {} bytes, given {}",
+                kh.name,
+                kh.nbytes,
+                raw.len()
+            )));
+        }
         let seek = self.alloc(raw.len() as u64);
         if kh.version <= 1000 && seek + raw.len() as u64 >= BIG {
             return Err(RootError::unsupported(format!(
@@ -260,14 +385,62 @@ impl FileWriter {
                 kh.name, kh.class
             )));
         }
+        if let Some(c) = self.dirs[dir]
+            .keys
+            .iter()
+            .filter(|k| k.name == kh.name)
+            .map(|k| k.cycle)
+            .max()
+        {
+            kh.cycle = c.saturating_add(1);
+        }
         kh.seek_key = seek;
-        kh.seek_pdir = BEGIN;
+        kh.seek_pdir = pdir;
         let mut w = WBuf::new(0);
         kh.write(&mut w);
         w.bytes(&raw[kh.keylen as usize..]);
         self.write_at(seek, &w.data)?;
-        self.keys.push(kh.clone());
+        self.dirs[dir].keys.push(kh.clone());
         Ok(kh)
+    }
+
+    /// Adds to this file's streamer list, from `source`, the infos of `classes` (name and
+    /// version) and of every class they are built from (base classes and members, as ROOT's
+    /// `TStreamerInfo::ForceWriteInfo` does), keeping `source`'s order. Classes already listed
+    /// (same name and version) are not repeated.
+    pub fn add_streamers(&mut self, source: &Streamers, classes: &[(String, i32)]) {
+        let mut want: Vec<(String, i32)> = Vec::new();
+        let mut todo: Vec<(String, Option<i32>)> =
+            classes.iter().map(|(c, v)| (c.clone(), Some(*v))).collect();
+        while let Some((class, version)) = todo.pop() {
+            let info = match version {
+                Some(v) => source.get(&class, v),
+                None => source.latest(&class),
+            };
+            let Some(info) = info else { continue };
+            let key = (info.name.clone(), info.class_version);
+            if want.contains(&key) {
+                continue;
+            }
+            want.push(key);
+            for e in &info.elements {
+                if e.etype == crate::rootio::streamers::kind::BASE {
+                    todo.push((e.name.clone(), e.base_version));
+                } else {
+                    let t = e.type_name.trim_end_matches('*').trim();
+                    let t = t.strip_prefix("const ").unwrap_or(t);
+                    todo.push((t.to_string(), None));
+                }
+            }
+        }
+        for info in &source.infos {
+            if want
+                .iter()
+                .any(|(n, v)| *n == info.name && *v == info.class_version)
+            {
+                self.streamers.add(info.clone());
+            }
+        }
     }
 
     /// Writes the streamer list, keys list, free segments, directory and header, then renames
@@ -284,17 +457,40 @@ impl FileWriter {
             "TList",
             "StreamerInfo",
             "Doubly linked list",
+            BEGIN,
+            1,
             &payload,
             true,
         )?;
-        // Keys list of the top directory.
-        let v = self.key_version(1 << 24);
-        let mut w = WBuf::new(0);
-        w.i32(self.keys.len() as i32);
-        for k in &self.keys {
-            k.write(&mut w);
+        // Subdirectories: each one's keys list (a `TDirectory` key of the directory itself),
+        // then its record behind the key written by mkdir.
+        for d in 1..self.dirs.len() {
+            let (dname, dtitle, seek) = {
+                let x = &self.dirs[d];
+                (x.name.clone(), x.title.clone(), x.seek)
+            };
+            let list = keys_list(&self.dirs[d].keys);
+            let v = self.key_version(list.len() as u64);
+            let keys = self.write_key(v, "TDirectory", &dname, &dtitle, seek, 1, &list, false)?;
+            let x = &self.dirs[d];
+            let pseek = self.dirs[x.parent].seek;
+            let big = seek.max(pseek).max(keys.seek_key) >= BIG;
+            let rec = dir_record(
+                self.datime,
+                keys.nbytes,
+                x.nbytes_name,
+                seek,
+                pseek,
+                keys.seek_key,
+                &x.uuid,
+                big,
+            );
+            self.write_at(seek + x.nbytes_name as u64, &rec)?;
         }
-        let keys = self.write_key(v, "TFile", &name, &title, &w.data, false)?;
+        // Keys list of the top directory.
+        let list = keys_list(&self.dirs[TOP].keys);
+        let v = self.key_version(list.len() as u64);
+        let keys = self.write_key(v, "TFile", &name, &title, BEGIN, 1, &list, false)?;
         // Free segments: one record, from the end of the file to "infinity".
         let v = self.key_version(1 << 20);
         let klen = KeyHeader::len_for(v, "TFile", &name, &title);
@@ -314,7 +510,7 @@ impl FileWriter {
             fw.i32(fend as i32);
             fw.i32(BIG as i32);
         }
-        let free = self.write_key(v, "TFile", &name, &title, &fw.data, false)?;
+        let free = self.write_key(v, "TFile", &name, &title, BEGIN, 1, &fw.data, false)?;
         debug_assert_eq!(self.end, fend);
         let big = fend >= BIG;
 
@@ -339,25 +535,16 @@ impl FileWriter {
         w.tstring(name.as_bytes());
         w.tstring(title.as_bytes());
         let dir_big = big || keys.seek_key >= BIG;
-        w.i16(if dir_big { 1005 } else { 5 });
-        w.u32(self.datime);
-        w.u32(self.datime);
-        w.i32(keys.nbytes);
-        w.i32(nbytes_name as i32);
-        if dir_big {
-            w.i64(BEGIN as i64);
-            w.i64(0);
-            w.i64(keys.seek_key as i64);
-        } else {
-            w.i32(BEGIN as i32);
-            w.i32(0);
-            w.i32(keys.seek_key as i32);
-        }
-        w.u16(1);
-        w.bytes(&self.uuid);
-        if !dir_big {
-            w.bytes(&[0; 12]);
-        }
+        w.bytes(&dir_record(
+            self.datime,
+            keys.nbytes,
+            nbytes_name,
+            BEGIN,
+            0,
+            keys.seek_key,
+            &self.uuid,
+            dir_big,
+        ));
         self.write_at(BEGIN, &w.data)?;
 
         // The file header.
@@ -415,6 +602,48 @@ impl Drop for FileWriter {
             let _ = std::fs::remove_file(&self.tmp_path);
         }
     }
+}
+
+/// The payload of a directory's keys-list key: the number of keys, then each key's header.
+fn keys_list(keys: &[KeyHeader]) -> Vec<u8> {
+    let mut w = WBuf::new(0);
+    w.i32(keys.len() as i32);
+    for k in keys {
+        k.write(&mut w);
+    }
+    w.data
+}
+
+/// A TDirectory record (`TDirectoryFile::FillBuffer`): version 5, or 1005 with 64-bit seeks;
+/// the small form is padded to the big one's size.
+#[allow(clippy::too_many_arguments)]
+fn dir_record(
+    datime: u32,
+    nbytes_keys: i32,
+    nbytes_name: usize,
+    seek_dir: u64,
+    seek_parent: u64,
+    seek_keys: u64,
+    uuid: &[u8; 16],
+    big: bool,
+) -> Vec<u8> {
+    let mut w = WBuf::new(0);
+    w.i16(if big { 1005 } else { 5 });
+    w.u32(datime);
+    w.u32(datime);
+    w.i32(nbytes_keys);
+    w.i32(nbytes_name as i32);
+    for s in [seek_dir, seek_parent, seek_keys] {
+        if big {
+            w.i64(s as i64);
+        } else {
+            w.i32(s as i32);
+        }
+    }
+    w.u16(1);
+    w.bytes(uuid);
+    w.data.resize(DIR_RECORD, 0);
+    w.data
 }
 
 pub(crate) fn tstr_len(s: &str) -> usize {

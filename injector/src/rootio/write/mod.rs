@@ -3,5 +3,5 @@
 pub mod file;
 pub mod tree;
 
-pub use file::FileWriter;
-pub use tree::{clone_tree, copy_other_keys, BranchSpec, TreeWriter};
+pub use file::{DirId, FileWriter, TOP};
+pub use tree::{clone_tree, copy_other_keys, BranchSpec, TreeWriter, AUTO_FLUSH, BASKET_SIZE};
