@@ -136,20 +136,45 @@ class LeafValues:
         self.leaf, self.ltype = leaf, ltype
     def __getitem__(self, k):
         x = self.leaf.GetValue(k)
+        if self.ltype in ("Float_t", "Double_t"):
+            return float(x)
         return bool(x) if self.ltype == "Bool_t" else int(x)
+
+def vec_values(v, ltype):
+    # Index by index: iterating a std::vector<char> fails in cppyy, and its elements (and
+    # those of vector<unsigned char>) come back as 1-character strings.
+    out = []
+    for j in range(int(v.size())):
+        x = v[j]
+        if isinstance(x, str):
+            x = ord(x) if x else 0
+            if ltype == "vector<char>" and x > 127:
+                x -= 256
+        elif not isinstance(x, (int, float)):
+            x = bool(x)
+        out.append(x)
+    return out
 
 out = {p[0]: [] for p in plan}
 for i in range(n):
     t.GetEntry(i)
     for name, kind, dims, counter, ltype, leaf in plan:
-        try:
-            v = getattr(t, name)
-        except AttributeError:
-            if ltype not in ("Char_t", "UChar_t", "Bool_t", "Short_t", "UShort_t", "Int_t", "UInt_t"):
-                raise
+        if (ltype in ("Char_t", "UChar_t") and kind in ("scalar", "fixed", "var")) or \
+                (kind == "var" and dims):
+            # PyROOT's views of char arrays fail on values outside ASCII, and of x[n][M]
+            # arrays crash (ROOT-written files alike): read via TLeaf.
             v = LeafValues(leaf, ltype)
             if kind == "scalar":
                 v = v[0]
+        else:
+            try:
+                v = getattr(t, name)
+            except AttributeError:
+                if ltype not in ("Char_t", "UChar_t", "Bool_t", "Short_t", "UShort_t", "Int_t", "UInt_t"):
+                    raise
+                v = LeafValues(leaf, ltype)
+                if kind == "scalar":
+                    v = v[0]
         if kind == "scalar":
             out[name].append(num(v, ltype))
         elif kind == "string":
@@ -161,7 +186,7 @@ for i in range(n):
                 v = raw.split(b"\0")[0].decode("utf-8", "replace")
             out[name].append(str(v))
         elif kind == "vector":
-            out[name].append([num(x, ltype) for x in v])
+            out[name].append(vec_values(v, ltype))
         else:
             shape = ([int(getattr(t, counter))] if kind == "var" else []) + dims
             def flat(view, ds):
@@ -175,7 +200,14 @@ for i in range(n):
                         size *= d
                     return [num(view[k], ltype) for k in range(size)]
             vals = flat(v, shape) if shape and shape[0] > 0 else []
-            out[name].append(nest(vals, dims) if kind == "fixed" else vals)
+            if kind == "fixed":
+                out[name].append(nest(vals, dims))
+            elif dims:
+                # x[n][M]: n rows of M values.
+                row = len(vals) // shape[0] if shape[0] else 1
+                out[name].append([nest(vals[k * row:(k + 1) * row], dims) for k in range(shape[0])])
+            else:
+                out[name].append(vals)
 def enc(x):
     if isinstance(x, float) and x != x: return "nan"
     if isinstance(x, float) and x in (float("inf"), float("-inf")): return "inf" if x > 0 else "-inf"

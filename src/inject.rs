@@ -412,12 +412,16 @@ pub fn run(a: InjectArgs) -> Result<()> {
         let mut all_specs = counters.clone();
         all_specs.extend(specs.iter().cloned());
         let mut tw = if a.friend {
-            TreeWriter::new(
+            // Same name and directory as the input tree, so AddFriend("dir/tree", file) works.
+            let (dir, base) = tree_name.rsplit_once('/').unwrap_or(("", &tree_name));
+            let mut tw = TreeWriter::new(
                 &mut fw,
-                &tree_name,
+                base,
                 &format!("hepml scores for {}", input.display()),
                 &all_specs,
-            )?
+            )?;
+            tw.set_directory(fw.mkdir_path(dir)?);
+            tw
         } else {
             clone_tree(&m.file, &m.tree, &mut fw, &specs)?
         };
@@ -480,10 +484,7 @@ pub fn run(a: InjectArgs) -> Result<()> {
         if !a.friend {
             let skipped = copy_other_keys(&m.file, &tree_name, &mut fw)?;
             for s in skipped {
-                eprintln!(
-                    "hepml: note: directory '{s}' of {} is not copied",
-                    input.display()
-                );
+                eprintln!("hepml: note: {s} of {} is not copied", input.display());
             }
         }
         provenance(&mut fw, &jobs, &a, input)?;

@@ -5,6 +5,9 @@
 mod common;
 
 use injector::rootio::json::write_array_json;
+use injector::rootio::object::Writer;
+use injector::rootio::rbuf::WBuf;
+use injector::rootio::tree::BasketSource;
 use injector::rootio::write::{clone_tree, copy_other_keys, BranchSpec, FileWriter, TreeWriter};
 use injector::rootio::{Array, BranchReader, Compression, Data, Interp, Prim, RootFile, Shape};
 use std::path::Path;
@@ -27,88 +30,79 @@ fn offsets(counts: &[usize]) -> Vec<usize> {
     o
 }
 
-/// Every supported branch kind, `n` entries of deterministic data with NaN/inf and extremes.
+const PRIMS: [Prim; 11] = [
+    Prim::Bool,
+    Prim::I8,
+    Prim::U8,
+    Prim::I16,
+    Prim::U16,
+    Prim::I32,
+    Prim::U32,
+    Prim::I64,
+    Prim::U64,
+    Prim::F32,
+    Prim::F64,
+];
+
+/// `count` deterministic values of a type, with each type's extremes, NaN, infinities, -0.0
+/// and subnormals mixed in.
+fn values(p: Prim, count: usize, seed: usize) -> Data {
+    let k = |i: usize| (i as u64 ^ (seed as u64) << 20).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7;
+    let f = |i: usize| match (i + seed) % 97 {
+        13 => f64::NAN,
+        29 => f64::INFINITY,
+        31 => f64::NEG_INFINITY,
+        37 => -0.0,
+        41 => 5e-324,
+        43 => f64::MAX,
+        _ => ((i + seed) as f64 * 0.37).sin() * 1e3,
+    };
+    macro_rules! ints {
+        ($t:ty, $v:ident) => {
+            Data::$v(
+                (0..count)
+                    .map(|i| match (i + seed) % 50 {
+                        7 => <$t>::MIN,
+                        11 => <$t>::MAX,
+                        _ => k(i) as $t,
+                    })
+                    .collect(),
+            )
+        };
+    }
+    match p {
+        Prim::Bool => Data::Bool((0..count).map(|i| k(i) % 3 == 0).collect()),
+        Prim::I8 => ints!(i8, I8),
+        Prim::U8 => ints!(u8, U8),
+        Prim::I16 => ints!(i16, I16),
+        Prim::U16 => ints!(u16, U16),
+        Prim::I32 => ints!(i32, I32),
+        Prim::U32 => ints!(u32, U32),
+        Prim::I64 => ints!(i64, I64),
+        Prim::U64 => ints!(u64, U64),
+        Prim::F32 => Data::F32(
+            (0..count)
+                .map(|i| match (i + seed) % 97 {
+                    41 => 1e-45,
+                    43 => f32::MAX,
+                    _ => f(i) as f32,
+                })
+                .collect(),
+        ),
+        Prim::F64 => Data::F64((0..count).map(f).collect()),
+        Prim::Packed { .. } => unreachable!(),
+    }
+}
+
+/// Every supported branch kind, `n` entries of deterministic data: each type as a scalar, a
+/// fixed array, a variable array (counted by `nobj`) and a std::vector; 2-d fixed and
+/// variable arrays; a second counter of another integer type; strings of up to ~300 bytes.
 fn all_types(n: usize) -> Vec<(BranchSpec, Array)> {
     let mut v = Vec::new();
     let mut add = |spec: BranchSpec, data: Data, offs: Option<Vec<usize>>| {
         let a = array(&spec.interp, n, data, offs);
         v.push((spec, a));
     };
-    let f = |i: usize| match i % 97 {
-        13 => f64::NAN,
-        29 => f64::INFINITY,
-        31 => f64::NEG_INFINITY,
-        _ => (i as f64 * 0.37).sin() * 1e3,
-    };
-    add(
-        BranchSpec::scalar("b", Prim::Bool),
-        Data::Bool((0..n).map(|i| i % 3 == 0).collect()),
-        None,
-    );
-    add(
-        BranchSpec::scalar("i1", Prim::I8),
-        Data::I8((0..n).map(|i| (i % 256) as u8 as i8).collect()),
-        None,
-    );
-    add(
-        BranchSpec::scalar("u1", Prim::U8),
-        Data::U8((0..n).map(|i| (i % 256) as u8).collect()),
-        None,
-    );
-    add(
-        BranchSpec::scalar("i2", Prim::I16),
-        Data::I16(
-            (0..n)
-                .map(|i| (i as i64 * 7919 % 65536 - 32768) as i16)
-                .collect(),
-        ),
-        None,
-    );
-    add(
-        BranchSpec::scalar("u2", Prim::U16),
-        Data::U16((0..n).map(|i| (i * 7919 % 65536) as u16).collect()),
-        None,
-    );
-    add(
-        BranchSpec::scalar("i4", Prim::I32),
-        Data::I32((0..n).map(|i| i as i32 * -104729).collect()),
-        None,
-    );
-    add(
-        BranchSpec::scalar("u4", Prim::U32),
-        Data::U32((0..n).map(|i| u32::MAX - i as u32).collect()),
-        None,
-    );
-    add(
-        BranchSpec::scalar("i8", Prim::I64),
-        Data::I64((0..n).map(|i| i64::MIN + i as i64 * 1_000_003).collect()),
-        None,
-    );
-    add(
-        BranchSpec::scalar("u8", Prim::U64),
-        Data::U64((0..n).map(|i| u64::MAX - i as u64 * 3).collect()),
-        None,
-    );
-    add(
-        BranchSpec::scalar("f4", Prim::F32),
-        Data::F32((0..n).map(|i| f(i) as f32).collect()),
-        None,
-    );
-    add(
-        BranchSpec::scalar("f8", Prim::F64),
-        Data::F64((0..n).map(f).collect()),
-        None,
-    );
-    add(
-        BranchSpec::new("a3", Prim::F32, Shape::Fixed(vec![3])),
-        Data::F32((0..3 * n).map(|i| f(i) as f32).collect()),
-        None,
-    );
-    add(
-        BranchSpec::new("m23", Prim::I16, Shape::Fixed(vec![2, 3])),
-        Data::I16((0..6 * n).map(|i| (i % 30000) as i16).collect()),
-        None,
-    );
     let counts: Vec<usize> = (0..n).map(|i| (i * 7) % 5).collect();
     let tot: usize = counts.iter().sum();
     add(
@@ -116,41 +110,76 @@ fn all_types(n: usize) -> Vec<(BranchSpec, Array)> {
         Data::I32(counts.iter().map(|&c| c as i32).collect()),
         None,
     );
+    let small: Vec<usize> = (0..n).map(|i| (i * 3) % 4).collect();
+    let stot: usize = small.iter().sum();
+    add(
+        BranchSpec::scalar("nsmall", Prim::I16),
+        Data::I16(small.iter().map(|&c| c as i16).collect()),
+        None,
+    );
+    for (s, &p) in PRIMS.iter().enumerate() {
+        let t = p.name();
+        add(
+            BranchSpec::scalar(&format!("s_{t}"), p),
+            values(p, n, s),
+            None,
+        );
+        add(
+            BranchSpec::new(&format!("a_{t}"), p, Shape::Fixed(vec![3])),
+            values(p, 3 * n, s + 1),
+            None,
+        );
+        add(
+            BranchSpec::new(
+                &format!("v_{t}"),
+                p,
+                Shape::Var {
+                    counter: "nobj".into(),
+                    inner: vec![],
+                },
+            ),
+            values(p, tot, s + 2),
+            Some(offsets(&counts)),
+        );
+        add(
+            BranchSpec::new(&format!("vec_{t}"), p, Shape::Vector),
+            values(p, stot, s + 3),
+            Some(offsets(&small)),
+        );
+    }
+    add(
+        BranchSpec::new("m23", Prim::I16, Shape::Fixed(vec![2, 3])),
+        values(Prim::I16, 6 * n, 5),
+        None,
+    );
+    add(
+        BranchSpec::new("m22", Prim::F64, Shape::Fixed(vec![2, 2])),
+        values(Prim::F64, 4 * n, 6),
+        None,
+    );
     add(
         BranchSpec::new(
-            "obj_pt",
+            "vr2",
             Prim::F32,
             Shape::Var {
                 counter: "nobj".into(),
-                inner: vec![],
+                inner: vec![2],
             },
         ),
-        Data::F32((0..tot).map(|i| f(i) as f32).collect()),
+        values(Prim::F32, 2 * tot, 7),
         Some(offsets(&counts)),
     );
     add(
         BranchSpec::new(
-            "obj_id",
-            Prim::U8,
+            "vs",
+            Prim::U64,
             Shape::Var {
-                counter: "nobj".into(),
+                counter: "nsmall".into(),
                 inner: vec![],
             },
         ),
-        Data::U8((0..tot).map(|i| (i % 200) as u8).collect()),
-        Some(offsets(&counts)),
-    );
-    let vc: Vec<usize> = (0..n).map(|i| (i * 3) % 4).collect();
-    let vt: usize = vc.iter().sum();
-    add(
-        BranchSpec::new("vd", Prim::F64, Shape::Vector),
-        Data::F64((0..vt).map(f).collect()),
-        Some(offsets(&vc)),
-    );
-    add(
-        BranchSpec::new("vi", Prim::I32, Shape::Vector),
-        Data::I32((0..vt).map(|i| i as i32 - 50).collect()),
-        Some(offsets(&vc)),
+        values(Prim::U64, stot, 8),
+        Some(offsets(&small)),
     );
     let mut s = Vec::new();
     let mut so = vec![0];
@@ -160,7 +189,7 @@ fn all_types(n: usize) -> Vec<(BranchSpec, Array)> {
         so.push(s.len());
     }
     add(
-        BranchSpec::new("s", Prim::U8, Shape::String { header: false }),
+        BranchSpec::new("str", Prim::U8, Shape::String { header: false }),
         Data::U8(s),
         Some(so),
     );
@@ -283,8 +312,8 @@ fn new_trees_of_every_type_and_compression_read_back_in_uproot_and_root() {
         if n == 6_000 {
             // Many baskets per branch.
             assert!(
-                t.branch("f8").unwrap().baskets.len() > 1
-                    && t.branch("s").unwrap().baskets.len() > 3,
+                t.branch("s_float64").unwrap().baskets.len() > 1
+                    && t.branch("str").unwrap().baskets.len() > 3,
                 "{c}"
             );
             let stored = injector::rootio::Compression::from_setting(f.compress).unwrap();
@@ -293,7 +322,7 @@ fn new_trees_of_every_type_and_compression_read_back_in_uproot_and_root() {
         let exp = dir.path().join(format!("new_{c}_{n}.json"));
         let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.name.clone(), a)).collect();
         expected_json(&named, &exp);
-        common::run_script(
+        let out = common::run_script(
             "root_check.py",
             &[
                 "compare",
@@ -301,6 +330,13 @@ fn new_trees_of_every_type_and_compression_read_back_in_uproot_and_root() {
                 "events",
                 exp.to_str().unwrap(),
             ],
+        );
+        let layout = common::run_script("verify_written.py", &["layout", p.to_str().unwrap()]);
+        eprintln!(
+            "{c} {n} entries: {} bytes; ROOT+uproot {} ; layout {}",
+            std::fs::metadata(&p).unwrap().len(),
+            out.trim(),
+            layout.trim()
         );
     }
 }
@@ -339,14 +375,38 @@ fn decorate(input: &Path, tree: &str, out: &Path, big: bool) {
     w.append(&mut fw, 0, &p).unwrap();
     w.append(&mut fw, 0, &q).unwrap();
     w.finish(&mut fw).unwrap();
-    copy_other_keys(&f, tree, &mut fw).unwrap();
+    assert!(copy_other_keys(&f, tree, &mut fw).unwrap().is_empty());
     fw.finish().unwrap();
+}
+
+/// ROOT reads every original branch of the copy exactly as it reads the input (per-branch
+/// checksums over all entries) and the new branch too, with no warning; uproot reads every
+/// branch; the key layout is ROOT's.
+fn check_same_objects(input: &Path, out: &Path, tree: &str, gaps: bool) -> String {
+    let same = common::run_script(
+        "verify_written.py",
+        &[
+            "same-objects",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--decorated",
+            tree,
+            "--new",
+            "hepml_score",
+        ],
+    );
+    let mut args = vec!["layout", out.to_str().unwrap()];
+    if gaps {
+        args.push("--allow-gaps");
+    }
+    let layout = common::run_script("verify_written.py", &args);
+    format!("{} {}", same.trim(), layout.trim())
 }
 
 fn check_decorated(input: &Path, tree: &str, out: &Path, also: &str) {
     // Originals: same compressed basket bytes and values; new branch and one original read by
     // ROOT and uproot.
-    common::run_script(
+    let baskets = common::run_script(
         "root_check.py",
         &[
             "same-baskets",
@@ -384,83 +444,86 @@ fn check_decorated(input: &Path, tree: &str, out: &Path, also: &str) {
             exp.to_str().unwrap(),
         ],
     );
+    let same = check_same_objects(input, out, tree, false);
+    eprintln!(
+        "{}: {} -> {} bytes; baskets {}; {same}",
+        input.file_name().unwrap().to_string_lossy(),
+        std::fs::metadata(input).unwrap().len(),
+        std::fs::metadata(out).unwrap().len(),
+        baskets.trim()
+    );
 }
+
+const DECORATED: [(&str, &str, &str); 8] = [
+    ("uproot-HZZ.root", "events", "Jet_Px"),
+    ("uproot-HZZ-zlib.root", "events", "Electron_Px"),
+    ("uproot-HZZ-lz4.root", "events", "Muon_Px"),
+    ("uproot-HZZ-zstd.root", "events", "NJet"),
+    ("uproot-HZZ-lzma.root", "events", "Photon_Px"),
+    ("uproot-HZZ-uncompressed.root", "events", "MET_px"),
+    (
+        "nanoAOD_2015_CMS_Open_Data_ttbar.root",
+        "Events",
+        "LHEPdfWeight",
+    ),
+    ("uproot-sample-6.20.04-zlib.root", "sample", "Af8"),
+];
 
 #[test]
 fn decorated_copies_keep_original_baskets_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, tree, also) in [
-        ("uproot-HZZ.root", "events", "Jet_Px"),
-        ("uproot-HZZ-lz4.root", "events", "Muon_Px"),
-        ("uproot-HZZ-zstd.root", "events", "NJet"),
-        ("uproot-HZZ-lzma.root", "events", "Photon_Px"),
-        ("uproot-HZZ-uncompressed.root", "events", "MET_px"),
-        (
-            "nanoAOD_2015_CMS_Open_Data_ttbar.root",
-            "Events",
-            "LHEPdfWeight",
-        ),
-        ("uproot-sample-6.20.04-zlib.root", "sample", "Af8"),
-    ] {
+    for (name, tree, also) in DECORATED {
         let input = common::shared(&format!("root/{name}"));
+        let before = std::fs::read(&input).unwrap();
         let out = dir.path().join(format!("deco_{name}"));
         decorate(&input, tree, &out, false);
         check_decorated(&input, tree, &out, also);
         // The input is untouched.
-        assert_eq!(
-            std::fs::read(&input).unwrap(),
-            std::fs::read(&input).unwrap()
-        );
+        assert!(std::fs::read(&input).unwrap() == before, "{name} changed");
     }
 }
 
 /// Past 2 GB every seek is 64-bit: a sparse file whose data starts beyond 2^31 exercises the
 /// big header, directory and keys, and the upgrade of 32-bit basket keys (with the entry
-/// offsets of jagged branches shifted) — read by uproot and ROOT.
+/// offsets of jagged branches shifted, recompressed with the basket's own algorithm) — for
+/// every compression, NanoAOD's embedded baskets and ROOT-written jagged leaves; read by
+/// uproot and ROOT exactly as the inputs are.
 #[test]
 fn big_file_layout_beyond_2gb() {
     let dir = tempfile::tempdir().unwrap();
-    let input = common::shared("root/uproot-HZZ-zlib.root");
-    let out = dir.path().join("big_deco.root");
-    decorate(&input, "events", &out, true);
-    let f = RootFile::open(&out).unwrap();
-    assert!(f.end > 2_100_000_000 && f.version == 64000);
-    let t = f.tree("events").unwrap();
-    let px = t.branch("Jet_Px").unwrap();
-    assert!(px.baskets.iter().all(|l| matches!(l.source, injector::rootio::tree::BasketSource::Disk { seek, .. } if seek > 2_000_000_000)));
-    // Values (not bytes: the keys grew) must equal the input's.
-    let g = RootFile::open(&input).unwrap();
-    let gt = g.tree("events").unwrap();
-    for b in &gt.branches {
-        let x = BranchReader::new(&g, &gt, b)
-            .unwrap()
-            .read(0, gt.entries)
-            .unwrap();
-        let y = BranchReader::new(&f, &t, t.branch(&b.name).unwrap())
-            .unwrap()
-            .read(0, t.entries)
-            .unwrap();
-        assert_eq!(format!("{x:?}"), format!("{y:?}"), "{}", b.name);
+    for (name, tree, _) in DECORATED {
+        let input = common::shared(&format!("root/{name}"));
+        let out = dir.path().join(format!("big_{name}"));
+        decorate(&input, tree, &out, true);
+        let f = RootFile::open(&out).unwrap();
+        assert!(f.end > 2_100_000_000 && f.version == 64000, "{name}");
+        let t = f.tree(tree).unwrap();
+        // Values (not bytes: the keys grew) must equal the input's.
+        let g = RootFile::open(&input).unwrap();
+        let gt = g.tree(tree).unwrap();
+        let mut disk = 0;
+        for b in &gt.branches {
+            let Ok(x) = BranchReader::new(&g, &gt, b).and_then(|mut r| r.read(0, gt.entries))
+            else {
+                continue; // (a branch hepml does not interpret)
+            };
+            let tb = t.branch(&b.name).unwrap();
+            for l in &tb.baskets {
+                if let BasketSource::Disk { seek, .. } = l.source {
+                    assert!(seek > 2_000_000_000, "{name}: {} basket at {seek}", b.name);
+                    disk += 1;
+                }
+            }
+            let y = BranchReader::new(&f, &t, tb)
+                .unwrap()
+                .read(0, t.entries)
+                .unwrap();
+            assert_eq!(format!("{x:?}"), format!("{y:?}"), "{name}: {}", b.name);
+        }
+        assert!(disk > 0);
+        let same = check_same_objects(&input, &out, tree, true);
+        eprintln!("{name} beyond 2 GB: fEND {}; {disk} baskets; {same}", f.end);
     }
-    let exp = dir.path().join("big.json");
-    let score = score_array(t.entries);
-    let jet = BranchReader::new(&f, &t, px)
-        .unwrap()
-        .read(0, t.entries)
-        .unwrap();
-    expected_json(
-        &[("hepml_score".into(), &score), ("Jet_Px".into(), &jet)],
-        &exp,
-    );
-    common::run_script(
-        "root_check.py",
-        &[
-            "compare",
-            out.to_str().unwrap(),
-            "events",
-            exp.to_str().unwrap(),
-        ],
-    );
 
     let new = dir.path().join("big_new.root");
     let cols = all_types(3000);
@@ -482,6 +545,276 @@ fn big_file_layout_beyond_2gb() {
         &[
             "compare",
             new.to_str().unwrap(),
+            "events",
+            exp.to_str().unwrap(),
+        ],
+    );
+    common::run_script(
+        "verify_written.py",
+        &["layout", new.to_str().unwrap(), "--allow-gaps"],
+    );
+}
+
+/// Histograms (with two cycles), a TObjString, a second tree, directories two deep with a
+/// tree inside, all written by ROOT: a decorated copy of the top tree has every other object
+/// where it was and equal as ROOT reads it; decorating the tree in the subdirectory keeps it
+/// there.
+#[test]
+fn decorated_copies_keep_other_objects_and_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.root");
+    common::run_script(
+        "verify_written.py",
+        &["make-mixed", input.to_str().unwrap()],
+    );
+    // Every object (histograms with their `//->` members, TObjString, trees) reads and
+    // streams back to the bytes ROOT wrote: what a copy beyond 2 GB relies on.
+    let f = RootFile::open(&input).unwrap();
+    let keys = f.walk_keys().unwrap();
+    assert_eq!(keys.len(), 7);
+    for (path, k) in keys {
+        let (kh, payload) = f.read_key_payload(k.seek_key, k.nbytes as usize).unwrap();
+        let obj = f.read_object(&k).unwrap();
+        let mut w = WBuf::new(kh.keylen as usize);
+        Writer::new().write_object(&mut w, &obj).unwrap();
+        assert!(
+            w.data == payload,
+            "{path} ({}) streams back differently",
+            k.class
+        );
+    }
+    for tree in ["events", "plots/deep/inner"] {
+        let out = dir
+            .path()
+            .join(format!("deco_{}.root", tree.replace('/', "_")));
+        decorate(&input, tree, &out, false);
+        let f = RootFile::open(&out).unwrap();
+        let t = f.tree(tree).unwrap();
+        assert!(t.branch("hepml_score").is_ok());
+        let same = check_same_objects(&input, &out, tree, false);
+        let baskets = common::run_script(
+            "root_check.py",
+            &[
+                "same-baskets",
+                input.to_str().unwrap(),
+                out.to_str().unwrap(),
+                tree,
+            ],
+        );
+        eprintln!("mixed, decorating {tree}: {same}; {}", baskets.trim());
+    }
+    // The same with the copy placed beyond 2 GB.
+    let out = dir.path().join("deco_big_mixed.root");
+    decorate(&input, "plots/deep/inner", &out, true);
+    let same = check_same_objects(&input, &out, "plots/deep/inner", true);
+    eprintln!("mixed beyond 2 GB: {same}");
+}
+
+/// The streamer list of a new file holds exactly the classes ROOT itself writes for the same
+/// branches; a decorated copy keeps the input's list and adds only what the new branches
+/// need.
+#[test]
+fn streamer_lists_match_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let twin = dir.path().join("twin_root.root");
+    common::run_script("verify_written.py", &["make-twin", twin.to_str().unwrap()]);
+    let ours = dir.path().join("twin_hepml.root");
+    let mut fw = FileWriter::create(&ours, Compression::DEFAULT).unwrap();
+    let specs = [
+        BranchSpec::scalar("x", Prim::F32),
+        BranchSpec::scalar("n", Prim::I32),
+        BranchSpec::new(
+            "v",
+            Prim::F32,
+            Shape::Var {
+                counter: "n".into(),
+                inner: vec![],
+            },
+        ),
+        BranchSpec::new("vec", Prim::F64, Shape::Vector),
+        BranchSpec::new("s", Prim::U8, Shape::String { header: false }),
+    ];
+    TreeWriter::new(&mut fw, "t", "t", &specs)
+        .unwrap()
+        .finish(&mut fw)
+        .unwrap();
+    fw.finish().unwrap();
+    let classes = |p: &Path| {
+        let mut v: Vec<(String, i32)> = RootFile::open(p)
+            .unwrap()
+            .streamers
+            .infos
+            .iter()
+            .map(|i| (i.name.clone(), i.class_version))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(classes(&ours), classes(&twin));
+
+    // Decorating a ROOT 6.20 file: its 6.20 list first, unchanged, then what it lacked.
+    let input = common::shared("root/uproot-sample-6.20.04-zlib.root");
+    let out = dir.path().join("deco.root");
+    decorate(&input, "sample", &out, false);
+    let a = RootFile::open(&input).unwrap();
+    let b = RootFile::open(&out).unwrap();
+    let n = a.streamers.infos.len();
+    assert!(b.streamers.infos.len() >= n);
+    for (x, y) in a.streamers.infos.iter().zip(&b.streamers.infos) {
+        assert_eq!(
+            (&x.name, x.class_version, x.checksum),
+            (&y.name, y.class_version, y.checksum)
+        );
+    }
+    let (kh, payload) = a
+        .read_key_payload(a.seek_info, a.nbytes_info as usize)
+        .unwrap();
+    let (kh2, payload2) = b
+        .read_key_payload(b.seek_info, b.nbytes_info as usize)
+        .unwrap();
+    if b.streamers.infos.len() == n {
+        // Nothing added: the list is the input's, byte for byte (same key length here).
+        assert_eq!(kh.keylen, kh2.keylen);
+        assert!(payload == payload2);
+    }
+    eprintln!(
+        "new: {} classes as ROOT; 6.20 copy: {n} + {} classes",
+        classes(&ours).len(),
+        b.streamers.infos.len() - n
+    );
+}
+
+/// Filling one entry at a time, with clusters every 300 entries (TTree::SetAutoFlush(300)),
+/// and by chunks with the byte-based auto-flush: every branch starts a basket where ROOT's
+/// cluster iterator and uproot see a cluster start.
+#[test]
+fn event_by_event_filling_and_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2500;
+    let cols = all_types(n);
+    let specs: Vec<BranchSpec> = cols.iter().map(|(s, _)| s.clone()).collect();
+    for (label, flush, chunk) in [
+        ("every300", 300i64, 1usize),
+        ("bytes", -60_000, 250),
+        ("off", 0, 1000),
+    ] {
+        let p = dir.path().join(format!("clusters_{label}.root"));
+        let mut fw = FileWriter::create(&p, Compression::DEFAULT).unwrap();
+        let mut tw = TreeWriter::new(&mut fw, "events", "", &specs).unwrap();
+        tw.set_auto_flush(flush).unwrap();
+        for start in (0..n).step_by(chunk) {
+            let stop = (start + chunk).min(n);
+            for (k, (_, a)) in cols.iter().enumerate() {
+                tw.append(&mut fw, k, &slice(a, start, stop)).unwrap();
+            }
+        }
+        tw.finish(&mut fw).unwrap();
+        fw.finish().unwrap();
+        check_with_hepml(&p, &cols);
+        let out = common::run_script(
+            "verify_written.py",
+            &["clusters", p.to_str().unwrap(), "events"],
+        );
+        let c: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let root: Vec<u64> = serde_json::from_value(c["root"].clone()).unwrap();
+        let up: Vec<u64> = serde_json::from_value(c["uproot"].clone()).unwrap();
+        let af = c["autoflush"].as_i64().unwrap();
+        let want: Vec<u64> = match flush {
+            0 => vec![0],
+            f if f > 0 => (0..n as u64).step_by(f as usize).collect(),
+            _ => {
+                assert!(af > 0 && af % chunk as i64 == 0, "auto-flush {af}");
+                (0..n as u64).step_by(af as usize).collect()
+            }
+        };
+        if flush > 0 {
+            assert_eq!(af, flush);
+        }
+        assert_eq!(root, want, "{label}: ROOT clusters");
+        for (b, starts) in c["baskets"].as_object().unwrap() {
+            let starts: Vec<u64> = serde_json::from_value(starts.clone()).unwrap();
+            assert!(
+                want.iter().all(|w| starts.contains(w)),
+                "{label}: {b} baskets {starts:?}"
+            );
+        }
+        assert!(
+            want.iter().all(|w| up.contains(w)),
+            "{label}: uproot {up:?}"
+        );
+        let exp = dir.path().join(format!("clusters_{label}.json"));
+        let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.name.clone(), a)).collect();
+        expected_json(&named, &exp);
+        common::run_script(
+            "root_check.py",
+            &[
+                "compare",
+                p.to_str().unwrap(),
+                "events",
+                exp.to_str().unwrap(),
+            ],
+        );
+        eprintln!("{label}: fAutoFlush {af}, ROOT clusters {}", root.len());
+    }
+}
+
+/// Each branch with its own compression: its fCompress and every basket's block header say
+/// so, and ROOT and uproot read the values.
+#[test]
+fn per_branch_compression() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("mixed_compression.root");
+    let n = 20_000;
+    let algos = ["none", "zlib-6", "lzma-2", "lz4", "zstd-3"];
+    let mut fw = FileWriter::create(&p, Compression::parse("zstd-5").unwrap()).unwrap();
+    let mut specs = vec![BranchSpec::scalar("file_default", Prim::F64)];
+    for a in algos {
+        specs.push(
+            BranchSpec::scalar(&format!("x_{}", a.replace('-', "_")), Prim::F64)
+                .with_compression(Compression::parse(a).unwrap()),
+        );
+    }
+    let mut tw = TreeWriter::new(&mut fw, "events", "", &specs).unwrap();
+    let data = array(
+        &specs[0].interp,
+        n,
+        Data::F64((0..n).map(|i| (i / 7) as f64 * 0.5).collect()),
+        None,
+    );
+    for k in 0..specs.len() {
+        tw.append(&mut fw, k, &data).unwrap();
+    }
+    tw.finish(&mut fw).unwrap();
+    fw.finish().unwrap();
+    let f = RootFile::open(&p).unwrap();
+    let t = f.tree("events").unwrap();
+    let mut raw = Vec::new();
+    let mut cols = Vec::new();
+    for (spec, c) in specs.iter().zip(std::iter::once("zstd-5").chain(algos)) {
+        let c = Compression::parse(c).unwrap();
+        let b = t.branch(&spec.name).unwrap();
+        assert_eq!(b.compress, c.setting(), "{}", spec.name);
+        assert!(b.baskets.len() > 2);
+        for l in &b.baskets {
+            let BasketSource::Disk { seek, nbytes } = l.source else {
+                panic!("embedded basket")
+            };
+            f.read_at(seek, nbytes as usize, &mut raw).unwrap();
+            let keylen = u16::from_be_bytes([raw[14], raw[15]]) as usize;
+            let algo = injector::rootio::compress::block_algorithm(&raw[keylen..])
+                .unwrap_or(injector::rootio::Algorithm::None);
+            assert_eq!(algo, c.algorithm, "{}", spec.name);
+        }
+        cols.push((spec.name.clone(), data.clone()));
+    }
+    let exp = dir.path().join("mixed_compression.json");
+    let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.clone(), a)).collect();
+    expected_json(&named, &exp);
+    common::run_script(
+        "root_check.py",
+        &[
+            "compare",
+            p.to_str().unwrap(),
             "events",
             exp.to_str().unwrap(),
         ],
@@ -577,4 +910,105 @@ fn unfinished_or_failed_writes_leave_nothing() {
     let mut w = clone_tree(&f, &t, &mut fw, &[BranchSpec::scalar("s", Prim::F32)]).unwrap();
     w.append(&mut fw, 0, &score_array(10)).unwrap();
     assert!(w.finish(&mut fw).is_err());
+}
+
+/// Inconsistent input is an error (never a panic, never a file ROOT and uproot would read
+/// differently): counters that disagree with the arrays they count, offsets out of order or
+/// past the data, data of the wrong type or length, a variable array before its counter,
+/// names ROOT cannot take, branches added after filling, too many entries for a copy.
+#[test]
+fn inconsistent_input_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bad.root");
+    let var = |counter: &str| {
+        BranchSpec::new(
+            "v",
+            Prim::F32,
+            Shape::Var {
+                counter: counter.into(),
+                inner: vec![],
+            },
+        )
+    };
+    let n_spec = BranchSpec::scalar("n", Prim::I32);
+    let counts = |c: &[i32]| array(&n_spec.interp, c.len(), Data::I32(c.to_vec()), None);
+    let rows = |o: Vec<usize>, len: usize| {
+        array(
+            &var("n").interp,
+            o.len() - 1,
+            Data::F32(vec![1.0; len]),
+            Some(o),
+        )
+    };
+    let err = |r: injector::rootio::Result<()>| r.unwrap_err().to_string();
+    {
+        let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();
+        // The counter says 2 then 1; the array has 2 then 2.
+        let mut tw = TreeWriter::new(&mut fw, "t", "", &[n_spec.clone(), var("n")]).unwrap();
+        tw.append(&mut fw, 0, &counts(&[2, 1])).unwrap();
+        let e = err(tw.append(&mut fw, 1, &rows(vec![0, 2, 4], 4)));
+        assert!(e.contains("counter 'n' says 1"), "{e}");
+    }
+    {
+        // Array first, counter later: caught when the counter arrives.
+        let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();
+        let mut tw = TreeWriter::new(&mut fw, "t", "", &[n_spec.clone(), var("n")]).unwrap();
+        tw.append(&mut fw, 1, &rows(vec![0, 2, 3], 3)).unwrap();
+        let e = err(tw.append(&mut fw, 0, &counts(&[2, 2])));
+        assert!(e.contains("has 1 rows"), "{e}");
+        // Offsets out of order, past the data, data of another type or length.
+        let e = err(tw.append(&mut fw, 1, &rows(vec![0, 3, 2], 3)));
+        assert!(e.contains("offsets"), "{e}");
+        let e = err(tw.append(&mut fw, 1, &rows(vec![0, 2, 9], 3)));
+        assert!(e.contains("data has 3 values"), "{e}");
+        let mut wrong = rows(vec![0, 1], 1);
+        wrong.data = Data::F64(vec![1.0]);
+        assert!(err(tw.append(&mut fw, 1, &wrong)).contains("data"));
+        let short = array(&n_spec.interp, 3, Data::I32(vec![1]), None);
+        assert!(err(tw.append(&mut fw, 0, &short)).contains("need 3 values"));
+        let e = err(tw
+            .add_branch(&fw, &BranchSpec::scalar("late", Prim::F32))
+            .map(|_| ()));
+        assert!(e.contains("after entries"), "{e}");
+    }
+    {
+        let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();
+        let e = TreeWriter::new(&mut fw, "t", "", &[var("n")])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("declare it first"), "{e}");
+        let e = TreeWriter::new(&mut fw, "t", "", &[BranchSpec::scalar("a/b", Prim::F32)])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("branch name"), "{e}");
+        let f = BranchSpec::scalar("f", Prim::F32);
+        let e = TreeWriter::new(&mut fw, "t", "", &[f, var("f")])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("integer scalar"), "{e}");
+        let e = TreeWriter::new(
+            &mut fw,
+            "t",
+            "",
+            &[BranchSpec::new("z", Prim::F32, Shape::Fixed(vec![0]))],
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("dimensions"), "{e}");
+    }
+    {
+        // A copy refuses entries beyond the input's.
+        let input = common::shared("root/uproot-Zmumu.root");
+        let f = RootFile::open(&input).unwrap();
+        let t = f.tree("events").unwrap();
+        let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();
+        let mut w = clone_tree(&f, &t, &mut fw, &[BranchSpec::scalar("s", Prim::F32)]).unwrap();
+        assert!(w.append(&mut fw, 0, &score_array(t.entries + 1)).is_err());
+    }
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "temporary file left behind"
+    );
 }

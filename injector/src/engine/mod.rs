@@ -277,7 +277,7 @@ pub struct EngineOptions {
     pub ort_library: Option<PathBuf>,
     /// ONNX Runtime sessions kept for concurrent callers (0: one per core).
     pub ort_sessions: usize,
-    /// tract: threads a large batch is split over (0: one per core).
+    /// tract and native trees: threads a large batch is split over (0: one per core).
     pub threads: usize,
 }
 
@@ -299,7 +299,13 @@ pub fn open(path: &Path, opts: &EngineOptions) -> Result<Box<dyn Engine>, Engine
         )));
     }
     match kind {
-        EngineKind::Trees => Ok(Box::new(trees::TreeEngine::load(path)?)),
+        EngineKind::Trees => {
+            let mut e = trees::TreeEngine::load(path)?;
+            if opts.threads > 0 {
+                e.threads = opts.threads;
+            }
+            Ok(Box::new(e))
+        }
         EngineKind::Ort => open_ort(path, opts),
         _ => {
             let mut e = tract::TractEngine::load(path)?;

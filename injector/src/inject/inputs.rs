@@ -10,7 +10,7 @@
 //!   (a jet tagger scoring every jet); its outputs are written back as jagged branches.
 
 use crate::expr::Expr;
-use crate::rootio::{Array, Chunk, Shape};
+use crate::rootio::{Array, Chunk, Data, Shape};
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +277,61 @@ pub enum NonFinite {
 }
 
 /// Fills `out` (row-major, `spec.shape(...)`) for one chunk.
+/// Copies the first `n` values of `data` into column `j` of the row-major `[n, c]` buffer.
+fn fill_column(data: &Data, n: usize, out: &mut [f32], j: usize, c: usize) {
+    macro_rules! copy {
+        ($v:expr, $conv:expr) => {
+            for (o, x) in out.iter_mut().skip(j).step_by(c).zip($v.iter().take(n)) {
+                *o = $conv(*x);
+            }
+        };
+    }
+    match data {
+        Data::F32(v) => copy!(v, |x: f32| x),
+        Data::F64(v) => copy!(v, |x: f64| x as f32),
+        Data::I32(v) => copy!(v, |x: i32| x as f32),
+        Data::I64(v) => copy!(v, |x: i64| x as f32),
+        Data::U32(v) => copy!(v, |x: u32| x as f32),
+        Data::U64(v) => copy!(v, |x: u64| x as f32),
+        Data::I16(v) => copy!(v, |x: i16| x as f32),
+        Data::U16(v) => copy!(v, |x: u16| x as f32),
+        Data::I8(v) => copy!(v, |x: i8| x as f32),
+        Data::U8(v) => copy!(v, |x: u8| x as f32),
+        Data::Bool(v) => copy!(v, |x: bool| x as u8 as f32),
+    }
+}
+
+/// With [`NonFinite::Error`], fails on the first NaN/inf in column `j` of the `[n, c]` buffer.
+fn check_column(
+    spec: &InputSpec,
+    policy: NonFinite,
+    view: &ChunkView,
+    out: &[f32],
+    j: usize,
+    c: usize,
+    e: &Expr,
+) -> Result<(), InputError> {
+    if policy != NonFinite::Error {
+        return Ok(());
+    }
+    if let Some((i, x)) = out
+        .iter()
+        .skip(j)
+        .step_by(c)
+        .enumerate()
+        .find(|(_, x)| !x.is_finite())
+    {
+        return Err(InputError::NonFinite {
+            input: spec.name.clone(),
+            what: if x.is_nan() { "NaN" } else { "infinity" },
+            column: j,
+            expr: e.to_string(),
+            entry: view.chunk.start + i as u64,
+        });
+    }
+    Ok(())
+}
+
 pub fn build(
     spec: &InputSpec,
     view: &ChunkView,
@@ -290,20 +345,21 @@ pub fn build(
             let c = columns.len();
             out.resize(n * c, 0.0);
             for (j, e) in columns.iter().enumerate() {
+                // A plain scalar branch goes straight into its column (no f64 round trip, no
+                // expression evaluation): the common case of a model fed by branches.
+                if let Expr::Var { name, index: None } = e {
+                    let a = view.array(name)?;
+                    if a.interp.shape == Shape::Scalar && a.data.len() >= n {
+                        fill_column(&a.data, n, out, j, c);
+                        check_column(spec, policy, view, out, j, c, e)?;
+                        continue;
+                    }
+                }
                 let vals = e.eval(n, &mut |name, idx, o| view.event_values(name, idx, o))?;
                 for (i, v) in vals.iter().enumerate() {
-                    let x = *v as f32;
-                    if policy == NonFinite::Error && !x.is_finite() {
-                        return Err(InputError::NonFinite {
-                            input: spec.name.clone(),
-                            what: if x.is_nan() { "NaN" } else { "infinity" },
-                            column: j,
-                            expr: e.to_string(),
-                            entry: view.chunk.start + i as u64,
-                        });
-                    }
-                    out[i * c + j] = x;
+                    out[i * c + j] = *v as f32;
                 }
+                check_column(spec, policy, view, out, j, c, e)?;
             }
         }
         InputKind::Objects {

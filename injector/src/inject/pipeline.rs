@@ -5,6 +5,8 @@
 use super::inputs::{build, fold_of, ChunkView, InputError, InputKind, InputSpec, NonFinite};
 use crate::rootio::{Chain, Chunk, RootError};
 use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 pub use crate::engine::{Engine, Tensor};
 
@@ -282,8 +284,16 @@ impl ModelJob {
     }
 }
 
+/// Chunk buffers in flight: one being read, one queued, one being scored.
+const IN_FLIGHT: usize = 3;
+
 /// Runs every model over a chain, handing each chunk's output columns (all models, in order)
 /// to `sink` together with the chunk.
+///
+/// Reading (decompression and decoding, on up to `threads` threads) runs in its own thread,
+/// one chunk ahead of scoring and writing, so the file is read while the previous chunk is
+/// scored. Chunks reach `sink` in file order. With `HEPML_TIMING` set in the environment, the
+/// time spent in each stage is printed to stderr at the end.
 pub fn run(
     chain: &Chain,
     jobs: &[ModelJob],
@@ -307,17 +317,74 @@ pub fn run(
         .map(|(i, n)| (n.clone(), i))
         .collect();
     let mut it = chain.chunks(&names, chunk_size)?.threads(threads);
-    let mut chunk = Chunk::new();
-    let mut scratch: Vec<Vec<Vec<f32>>> = jobs.iter().map(|_| Vec::new()).collect();
-    while it.next_into(&mut chunk)? {
-        let view = ChunkView::new(&chunk, &index);
-        let mut cols = Vec::new();
-        for (j, s) in jobs.iter().zip(scratch.iter_mut()) {
-            cols.extend(j.score_chunk(&view, policy, s)?);
-        }
-        sink(&chunk, cols)?;
+    let timing = std::env::var_os("HEPML_TIMING").is_some();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Result<Chunk, RootError>>(1);
+    let (empty_tx, empty_rx) = mpsc::channel::<Chunk>();
+    for _ in 0..IN_FLIGHT {
+        // Cannot fail: the receiver is alive.
+        let _ = empty_tx.send(Chunk::new());
     }
-    Ok(())
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut busy = Duration::ZERO;
+            while let Ok(mut chunk) = empty_rx.recv() {
+                let t = Instant::now();
+                let r = it.next_into(&mut chunk);
+                busy += t.elapsed();
+                let msg = match r {
+                    Ok(true) => Ok(chunk),
+                    Ok(false) => break,
+                    Err(e) => Err(e),
+                };
+                let stop = msg.is_err();
+                if full_tx.send(msg).is_err() || stop {
+                    break;
+                }
+            }
+            busy
+        });
+        let mut scratch: Vec<Vec<Vec<f32>>> = jobs.iter().map(|_| Vec::new()).collect();
+        let (mut wait, mut score, mut write) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let mut body = || -> Result<(), InjectError> {
+            loop {
+                let t = Instant::now();
+                let Ok(msg) = full_rx.recv() else {
+                    return Ok(());
+                };
+                wait += t.elapsed();
+                let chunk = msg?;
+                let t = Instant::now();
+                let view = ChunkView::new(&chunk, &index);
+                let mut cols = Vec::new();
+                for (j, s) in jobs.iter().zip(scratch.iter_mut()) {
+                    cols.extend(j.score_chunk(&view, policy, s)?);
+                }
+                score += t.elapsed();
+                let t = Instant::now();
+                sink(&chunk, cols)?;
+                write += t.elapsed();
+                // The reader may have stopped already; then the buffer is simply dropped.
+                let _ = empty_tx.send(chunk);
+            }
+        };
+        let result = body();
+        // Unblock the reader whether it waits for a buffer or for room in the queue.
+        drop(empty_tx);
+        drop(full_rx);
+        let read = reader
+            .join()
+            .map_err(|_| InjectError::Config("the reading thread panicked".into()))?;
+        if timing {
+            eprintln!(
+                "hepml timing: read {:.3} s (own thread), waiting for reads {:.3} s, inputs+inference {:.3} s, writing {:.3} s",
+                read.as_secs_f64(),
+                wait.as_secs_f64(),
+                score.as_secs_f64(),
+                write.as_secs_f64()
+            );
+        }
+        result
+    })
 }
 
 #[cfg(test)]

@@ -485,13 +485,13 @@ impl<'s> Reader<'s> {
                     ))
                 }
             }
-            kind::OBJECT | kind::ANY => {
+            // `T* fX; //->` pointers (kObjectp, kAnyp) are never null: ROOT streams the object
+            // in place, like a member object, not through a pointer tag.
+            kind::OBJECT | kind::ANY | kind::OBJECTP | kind::ANYP => {
                 let class = el.type_name.trim_end_matches('*');
                 Value::Object(Box::new(self.read_object(b, class, None)?))
             }
-            kind::OBJECTP | kind::OBJECT_PP | kind::ANYP | kind::ANY_PP => {
-                Value::Ptr(self.read_ptr(b)?)
-            }
+            kind::OBJECT_PP | kind::ANY_PP => Value::Ptr(self.read_ptr(b)?),
             kind::STL | kind::STLSTRING | kind::STREAMER | kind::STREAM_LOOP => {
                 let h = b.header(&el.type_name)?;
                 let end = h.end.ok_or_else(|| {
@@ -768,11 +768,10 @@ pub fn default_object(streamers: &Streamers, class: &str) -> Result<Object> {
                     .collect::<Result<_>>()?,
             ),
             41..=59 => Value::BasicPtr(None),
-            kind::OBJECT | kind::ANY => Value::Object(Box::new(default_object(
-                streamers,
-                el.type_name.trim_end_matches('*'),
-            )?)),
-            kind::OBJECTP | kind::OBJECT_PP | kind::ANYP | kind::ANY_PP => Value::Ptr(Ptr::Null),
+            kind::OBJECT | kind::ANY | kind::OBJECTP | kind::ANYP => Value::Object(Box::new(
+                default_object(streamers, el.type_name.trim_end_matches('*'))?,
+            )),
+            kind::OBJECT_PP | kind::ANY_PP => Value::Ptr(Ptr::Null),
             _ => {
                 return Err(RootError::unsupported(format!(
                     "default value of {class} member {} (type {})",

@@ -196,6 +196,12 @@ impl FileWriter {
             })
     }
 
+    /// Whether a key of `nbytes` placed next would reach past 2 GB, where a 32-bit key
+    /// (version < 1000) cannot be.
+    pub fn needs_big_key(&self, nbytes: u64) -> bool {
+        self.end + nbytes + 8 >= BIG
+    }
+
     /// Key version for a key placed at the current end, given its payload size.
     fn key_version(&self, extra: u64) -> i16 {
         if self.end + extra + 1024 >= BIG {
@@ -267,6 +273,15 @@ impl FileWriter {
             uuid: uuid(),
         });
         Ok(self.dirs.len() - 1)
+    }
+
+    /// The directory at `path` (`a/b`; empty: the top), made as needed with empty titles.
+    pub fn mkdir_path(&mut self, path: &str) -> Result<DirId> {
+        let mut d = TOP;
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            d = self.mkdir(d, part, "")?;
+        }
+        Ok(d)
     }
 
     /// Writes an object as a key of the top directory. `serialize(keylen)` produces the

@@ -1323,6 +1323,8 @@ pub fn copy_other_keys(
 ) -> Result<Vec<String>> {
     let skip = skip_tree.trim_start_matches('/');
     let skip = skip.rsplit_once(';').map_or(skip, |(p, _)| p);
+    // The copied objects' classes (a decorated copy has them already).
+    fw.streamers.merge(&input.streamers);
     let mut skipped = Vec::new();
     copy_dir(input, &input.root, "", TOP, skip, fw, &mut skipped, 0)?;
     Ok(skipped)
@@ -1382,6 +1384,20 @@ fn copy_dir(
             }
             c if c.contains("RNTuple") => {
                 skipped.push(format!("{path} ({c}: its pages are not keys)"));
+            }
+            _ if k.version <= 1000 && fw.needs_big_key(k.nbytes.max(0) as u64) => {
+                // A 32-bit key cannot sit beyond 2 GB, and a 64-bit one is 8 bytes longer,
+                // which moves the reference tags inside the object (they count from the key's
+                // start): the object is read and streamed again for its new key.
+                let obj = input
+                    .read_object(k)
+                    .context(|| format!("reading '{path}' ({})", k.class))?;
+                fw.write_object_in(dir, &k.class, &k.name, &k.title, |keylen| {
+                    let mut w = WBuf::new(keylen);
+                    Writer::new().write_object(&mut w, &obj)?;
+                    Ok(w.data)
+                })
+                .context(|| format!("copying '{path}' ({})", k.class))?;
             }
             _ => {
                 input.read_at(k.seek_key, k.nbytes as usize, &mut raw)?;
