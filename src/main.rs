@@ -1,5 +1,6 @@
 //! The `hepml` command line.
 
+mod convert;
 mod demo;
 mod inject;
 mod inspect;
@@ -26,6 +27,9 @@ enum Cmd {
     /// Score ROOT ntuples with ONNX models and write the scores as new branches (a decorated
     /// copy with the original baskets byte for byte, or a friend tree).
     Inject(Box<inject::InjectArgs>),
+    /// Convert ROOT ntuples to one HDF5 table (pandas `read_hdf`, h5py) from a YAML config:
+    /// columns (branches or expressions), selection, weights, a label per sample.
+    Convert(convert::ConvertArgs),
     /// Run the main job end to end on generated data: write an ntuple, fit a classifier,
     /// export it as ONNX, score the ntuple with `inject`, report the AUC.
     Demo(demo::DemoArgs),
@@ -39,6 +43,7 @@ fn main() {
     let r: Result<()> = match cli.cmd {
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Inject(a) => inject::run(*a),
+        Cmd::Convert(a) => convert::run(a),
         Cmd::Demo(a) => demo::run(a, |argv| match Cli::parse_from(argv).cmd {
             Cmd::Inject(i) => inject::run(*i),
             _ => unreachable!("the demo only runs inject"),

@@ -3,37 +3,12 @@
 //! Python (scripts/check_inject.py, |diff| <= 1e-5); decorated outputs keep every original
 //! basket byte for byte and read in ROOT 6.40; bad input fails with one line and no output.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-fn python() -> PathBuf {
-    std::env::var("HEPML_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join(".venv/bin/python"))
-}
-fn shared(rel: &str) -> String {
-    repo()
-        .join("../shared/data")
-        .join(rel)
-        .display()
-        .to_string()
-}
-fn script(name: &str, args: &[&str]) -> String {
-    let o = Command::new(python())
-        .arg(repo().join("scripts").join(name))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{name} {args:?}:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{python, repo, script, shared};
+
 fn hepml(args: &[&str]) -> (bool, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
         .args(args)

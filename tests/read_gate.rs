@@ -6,15 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    std::env::var("HEPML_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join(".venv/bin/python"))
-}
+mod common;
+use common::{python, repo};
 
 fn gate(hepml: &Path, files: &[PathBuf]) -> (bool, String) {
     let out = Command::new(python())

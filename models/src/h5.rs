@@ -1,12 +1,22 @@
-//! Columnar HDF5 tables: `hepml convert` writes them, `hepml train` reads them.
+//! HDF5 tables in pandas' `fixed` layout: `hepml convert` writes them, `hepml train` reads them.
 //!
-//! Layout written: group `/<key>` with one 1-D float64 dataset per column, chunked and
-//! extendable so that conversion streams chunk by chunk (memory bounded by the chunk size), and
-//! a `columns` attribute on the group listing the column order (h5py: `f[key][col][:]`).
+//! Written: the layout `DataFrame.to_hdf(path, key=key, format="fixed")` produces (group
+//! `/<key>` with `pandas_type = "frame"`, `axis0` = column names, `axis1` = row index,
+//! `block<i>_items`/`block<i>_values` = one 2-D `[rows, columns]` block per dtype), so
+//! `pandas.read_hdf(path, key)` and h5py read it. The value and index datasets are chunked and
+//! extendable: conversion streams chunk by chunk with memory bounded by the chunk size.
+//!
+//! Read: that layout (any number of blocks, any numeric dtype, as the public top-tagging data
+//! set's files use) and the columnar layout of earlier hepml versions (one 1-D dataset per column
+//! and a `columns` attribute).
 
 use std::path::Path;
+use std::str::FromStr;
 
+use hdf5::types::{FixedAscii, FixedUnicode, TypeDescriptor};
 use hdf5_metno as hdf5;
+use hdf5_metno_sys as hdf5_sys;
+use ndarray::{s, ArrayView2};
 
 #[derive(Debug, thiserror::Error)]
 pub enum H5Error {
@@ -28,53 +38,217 @@ fn ctx<T>(r: hdf5::Result<T>, path: &Path, what: impl Into<String>) -> Result<T,
     })
 }
 
-/// Streaming writer of a columnar table.
+fn layout(path: &Path, what: impl Into<String>) -> H5Error {
+    H5Error::Layout {
+        path: path.display().to_string(),
+        what: what.into(),
+    }
+}
+
+/// Storage type of a column. Values are handed over as f64 and stored in this type (integers
+/// up to 2^53 survive exactly: event numbers, labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    F64,
+    F32,
+    I64,
+}
+
+/// Longest column name stored (bytes).
+const NAME_LEN: usize = 255;
+type Name = FixedAscii<NAME_LEN>;
+/// Rows per HDF5 chunk of the value datasets.
+const CHUNK_ROWS: usize = 16_384;
+
+/// A scalar string attribute as PyTables writes them (UTF-8 strings come back as `str` in
+/// PyTables; ASCII ones as bytes, which is how pandas stores a pickled `None` name: `N.`).
+fn str_attr(
+    loc: &hdf5::Location,
+    path: &Path,
+    name: &str,
+    value: &str,
+    utf8: bool,
+) -> Result<(), H5Error> {
+    let what = format!("attribute {name}");
+    // Stored with the value's exact length (no padding PyTables would keep): the memory
+    // string is converted to the file's fixed-length type by HDF5.
+    let len = value.len().max(1);
+    let file_type = if utf8 {
+        TypeDescriptor::FixedUnicode(len)
+    } else {
+        TypeDescriptor::FixedAscii(len)
+    };
+    let a = ctx(
+        loc.new_attr_builder()
+            .empty_as(&file_type)
+            .shape(())
+            .create(name),
+        path,
+        &what,
+    )?;
+    if utf8 {
+        let v = FixedUnicode::<64>::from_str(value).map_err(|_| layout(path, &what))?;
+        ctx(a.write_scalar(&v), path, &what)
+    } else {
+        let v = FixedAscii::<64>::from_ascii(value.as_bytes()).map_err(|_| layout(path, &what))?;
+        ctx(a.write_scalar(&v), path, &what)
+    }
+}
+
+fn int_attr<T: hdf5::H5Type>(
+    loc: &hdf5::Location,
+    path: &Path,
+    name: &str,
+    value: T,
+) -> Result<(), H5Error> {
+    let a = ctx(loc.new_attr::<T>().shape(()).create(name), path, name)?;
+    ctx(a.write_scalar(&value), path, name)
+}
+
+/// PyTables' bookkeeping attributes of an array node, and pandas' `transposed` flag.
+fn array_attrs(ds: &hdf5::Dataset, path: &Path, kind: Option<&str>) -> Result<(), H5Error> {
+    str_attr(ds, path, "CLASS", "ARRAY", true)?;
+    str_attr(ds, path, "VERSION", "2.4", true)?;
+    str_attr(ds, path, "FLAVOR", "numpy", true)?;
+    int_attr(ds, path, "transposed", 1u8)?;
+    if let Some(k) = kind {
+        str_attr(ds, path, "kind", k, true)?;
+        // pickle of None: pandas' "no name".
+        str_attr(ds, path, "name", "N.", false)?;
+    }
+    Ok(())
+}
+
+fn names_dataset(
+    group: &hdf5::Group,
+    path: &Path,
+    ds_name: &str,
+    names: &[&str],
+) -> Result<(), H5Error> {
+    let v: Vec<Name> = names
+        .iter()
+        .map(|n| {
+            Name::from_ascii(n.as_bytes()).map_err(|_| {
+                layout(
+                    path,
+                    format!("column name `{n}` must be ASCII and at most {NAME_LEN} bytes"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let ds = ctx(
+        group.new_dataset::<Name>().shape(v.len()).create(ds_name),
+        path,
+        ds_name,
+    )?;
+    ctx(ds.write_raw(&v), path, ds_name)?;
+    array_attrs(&ds, path, Some("string"))
+}
+
+struct Block {
+    ds: hdf5::Dataset,
+    ty: ColType,
+    /// Positions of this block's columns in the table's column order.
+    cols: Vec<usize>,
+}
+
+/// Streaming writer of a table in pandas' `fixed` layout.
 pub struct TableWriter {
     path: std::path::PathBuf,
     _file: hdf5::File,
-    datasets: Vec<hdf5::Dataset>,
+    index: hdf5::Dataset,
+    blocks: Vec<Block>,
+    ncols: usize,
     len: usize,
 }
 
 impl TableWriter {
+    /// A table of float64 columns.
     pub fn create(path: &Path, key: &str, columns: &[String]) -> Result<Self, H5Error> {
+        let typed: Vec<(String, ColType)> =
+            columns.iter().map(|c| (c.clone(), ColType::F64)).collect();
+        Self::create_typed(path, key, &typed)
+    }
+
+    /// A table whose columns are stored with the given types (one pandas block per type, in
+    /// the order F64, F32, I64; `axis0` keeps the given column order).
+    pub fn create_typed(
+        path: &Path,
+        key: &str,
+        columns: &[(String, ColType)],
+    ) -> Result<Self, H5Error> {
         let file = ctx(hdf5::File::create(path), path, "create")?;
+        str_attr(&file, path, "CLASS", "GROUP", true)?;
+        str_attr(&file, path, "PYTABLES_FORMAT_VERSION", "2.1", true)?;
+        str_attr(&file, path, "VERSION", "1.0", true)?;
         let group = ctx(file.create_group(key), path, format!("create group {key}"))?;
-        let mut datasets = Vec::with_capacity(columns.len());
-        for c in columns {
-            let ds = ctx(
-                group
-                    .new_dataset::<f64>()
-                    .chunk(65_536)
-                    .shape(0..)
-                    .create(c.as_str()),
-                path,
-                format!("create dataset {c}"),
-            )?;
-            datasets.push(ds);
-        }
-        let names: Vec<hdf5::types::VarLenUnicode> = columns
-            .iter()
-            .map(|c| {
-                c.parse().map_err(|_| H5Error::Layout {
-                    path: path.display().to_string(),
-                    what: format!("column name `{c}` is not a valid HDF5 string"),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let attr = ctx(
+        str_attr(&group, path, "CLASS", "GROUP", true)?;
+        str_attr(&group, path, "VERSION", "1.0", true)?;
+        str_attr(&group, path, "pandas_type", "frame", true)?;
+        str_attr(&group, path, "encoding", "UTF-8", true)?;
+        str_attr(&group, path, "errors", "strict", true)?;
+        int_attr(&group, path, "ndim", 2i64)?;
+        let all: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+        names_dataset(&group, path, "axis0", &all)?;
+        str_attr(&group, path, "axis0_variety", "regular", true)?;
+        str_attr(&group, path, "axis1_variety", "regular", true)?;
+        let index = ctx(
             group
-                .new_attr::<hdf5::types::VarLenUnicode>()
-                .shape(names.len())
-                .create("columns"),
+                .new_dataset::<i64>()
+                .chunk(CHUNK_ROWS)
+                .shape(0..)
+                .create("axis1"),
             path,
-            "create columns attribute",
+            "create axis1",
         )?;
-        ctx(attr.write_raw(&names), path, "write columns attribute")?;
+        array_attrs(&index, path, Some("integer"))?;
+        let mut blocks = Vec::new();
+        for ty in [ColType::F64, ColType::F32, ColType::I64] {
+            let cols: Vec<usize> = (0..columns.len()).filter(|&i| columns[i].1 == ty).collect();
+            if cols.is_empty() {
+                continue;
+            }
+            let b = blocks.len();
+            let names: Vec<&str> = cols.iter().map(|&i| all[i]).collect();
+            names_dataset(&group, path, &format!("block{b}_items"), &names)?;
+            str_attr(
+                &group,
+                path,
+                &format!("block{b}_items_variety"),
+                "regular",
+                true,
+            )?;
+            let name = format!("block{b}_values");
+            let k = cols.len();
+            let chunk = (CHUNK_ROWS.min((1 << 20) / k.max(1)).max(1), k);
+            let ds = match ty {
+                ColType::F64 => group
+                    .new_dataset::<f64>()
+                    .chunk(chunk)
+                    .shape((0.., k))
+                    .create(name.as_str()),
+                ColType::F32 => group
+                    .new_dataset::<f32>()
+                    .chunk(chunk)
+                    .shape((0.., k))
+                    .create(name.as_str()),
+                ColType::I64 => group
+                    .new_dataset::<i64>()
+                    .chunk(chunk)
+                    .shape((0.., k))
+                    .create(name.as_str()),
+            };
+            let ds = ctx(ds, path, format!("create {name}"))?;
+            array_attrs(&ds, path, None)?;
+            blocks.push(Block { ds, ty, cols });
+        }
+        int_attr(&group, path, "nblocks", blocks.len() as i64)?;
         Ok(Self {
             path: path.to_owned(),
             _file: file,
-            datasets,
+            index,
+            blocks,
+            ncols: columns.len(),
             len: 0,
         })
     }
@@ -82,24 +256,37 @@ impl TableWriter {
     /// Appends one chunk: `columns[i]` holds the new rows of column i (all the same length).
     pub fn append(&mut self, columns: &[Vec<f64>]) -> Result<(), H5Error> {
         let n = columns.first().map_or(0, Vec::len);
-        if columns.len() != self.datasets.len() || columns.iter().any(|c| c.len() != n) {
-            return Err(H5Error::Layout {
-                path: self.path.display().to_string(),
-                what: "append: ragged chunk".into(),
-            });
+        if columns.len() != self.ncols || columns.iter().any(|c| c.len() != n) {
+            return Err(layout(&self.path, "append: ragged chunk"));
         }
         if n == 0 {
             return Ok(());
         }
         let (start, end) = (self.len, self.len + n);
-        for (ds, col) in self.datasets.iter().zip(columns) {
-            ctx(ds.resize(end), &self.path, "resize")?;
-            ctx(
-                ds.write_slice(col.as_slice(), start..end),
-                &self.path,
-                "write",
-            )?;
+        let p = &self.path;
+        for b in &self.blocks {
+            let k = b.cols.len();
+            ctx(b.ds.resize((end, k)), p, "resize")?;
+            macro_rules! put {
+                ($t:ty) => {{
+                    let mut buf: Vec<$t> = Vec::with_capacity(n * k);
+                    for r in 0..n {
+                        buf.extend(b.cols.iter().map(|&c| columns[c][r] as $t));
+                    }
+                    let view = ArrayView2::from_shape((n, k), &buf)
+                        .map_err(|e| layout(p, e.to_string()))?;
+                    ctx(b.ds.write_slice(view, s![start..end, ..]), p, "write")?;
+                }};
+            }
+            match b.ty {
+                ColType::F64 => put!(f64),
+                ColType::F32 => put!(f32),
+                ColType::I64 => put!(i64),
+            }
         }
+        ctx(self.index.resize(end), p, "resize")?;
+        let idx: Vec<i64> = (start as i64..end as i64).collect();
+        ctx(self.index.write_slice(&idx, start..end), p, "write index")?;
         self.len = end;
         Ok(())
     }
@@ -127,12 +314,163 @@ impl Table {
             .position(|n| n == name)
             .map(|i| self.columns[i].as_slice())
     }
+
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, Vec::len)
+    }
 }
 
-/// Reads a table written by [`TableWriter`].
+fn read_names(group: &hdf5::Group, path: &Path, name: &str) -> Result<Vec<String>, H5Error> {
+    let ds = ctx(group.dataset(name), path, name)?;
+    // Fixed-length strings of any size convert to a wider fixed-length memory type.
+    if let Ok(v) = ds.read_raw::<FixedAscii<1024>>() {
+        return Ok(v.iter().map(|s| s.as_str().to_owned()).collect());
+    }
+    if let Ok(v) = ds.read_raw::<FixedUnicode<1024>>() {
+        return Ok(v.iter().map(|s| s.as_str().to_owned()).collect());
+    }
+    let v = ctx(
+        ds.read_raw::<hdf5::types::VarLenUnicode>(),
+        path,
+        format!("{name}: column names must be strings"),
+    )?;
+    Ok(v.iter().map(|s| s.as_str().to_owned()).collect())
+}
+
+fn attr_string(loc: &hdf5::Location, name: &str) -> Option<String> {
+    let a = loc.attr(name).ok()?;
+    if let Ok(v) = a.read_scalar::<hdf5::types::VarLenUnicode>() {
+        return Some(v.as_str().to_owned());
+    }
+    if let Ok(v) = a.read_scalar::<FixedUnicode<256>>() {
+        return Some(v.as_str().to_owned());
+    }
+    a.read_scalar::<FixedAscii<256>>()
+        .ok()
+        .map(|v| v.as_str().to_owned())
+}
+
+/// Reads a table: pandas `fixed` layout (what [`TableWriter`] writes, or pandas itself), or the
+/// older one-dataset-per-column layout.
 pub fn read_table(path: &Path, key: &str) -> Result<Table, H5Error> {
     let file = ctx(hdf5::File::open(path), path, "open")?;
-    let group = ctx(file.group(key), path, format!("group {key}"))?;
+    let group = ctx(file.group(key), path, format!("no group `{key}`"))?;
+    match attr_string(&group, "pandas_type").as_deref() {
+        Some("frame") => read_fixed(&group, path),
+        Some("frame_table") => Err(layout(
+            path,
+            format!("`{key}` is a pandas `table` layout; only `fixed` is read (re-save with df.to_hdf(..., format=\"fixed\"))"),
+        )),
+        Some(other) => Err(layout(path, format!("`{key}` is a pandas `{other}`, not a DataFrame"))),
+        None if group.attr("columns").is_ok() => read_columnar(&group, path),
+        None => Err(layout(path, format!("`{key}` is neither a pandas DataFrame nor a hepml table"))),
+    }
+}
+
+fn read_fixed(group: &hdf5::Group, path: &Path) -> Result<Table, H5Error> {
+    let names = read_names(group, path, "axis0")?;
+    let nblocks: i64 = ctx(
+        group.attr("nblocks").and_then(|a| a.read_scalar::<i64>()),
+        path,
+        "attribute nblocks",
+    )?;
+    let mut columns: Vec<Option<Vec<f64>>> = vec![None; names.len()];
+    let mut rows: Option<usize> = None;
+    for b in 0..nblocks.max(0) {
+        let items = read_names(group, path, &format!("block{b}_items"))?;
+        let name = format!("block{b}_values");
+        let ds = ctx(group.dataset(&name), path, &name)?;
+        let shape = ds.shape();
+        // pandas stores blocks transposed ([rows, columns]) with a boolean `transposed` flag;
+        // the shape against the number of items tells which way round, the flag breaks a tie.
+        let k_items = items.len();
+        let transposed = match shape.as_slice() {
+            [_, k] if *k == k_items && shape[0] != k_items => true,
+            [k, _] if *k == k_items && shape[1] != k_items => false,
+            _ => ds
+                .attr("transposed")
+                .and_then(|a| {
+                    a.read_scalar::<u8>()
+                        .or_else(|_| a.read_scalar::<bool>().map(u8::from))
+                })
+                .map_or(true, |t| t != 0),
+        };
+        let (n, k) = match (shape.as_slice(), transposed) {
+            ([n, k], true) => (*n, *k),
+            ([k, n], false) => (*n, *k),
+            _ => {
+                return Err(layout(
+                    path,
+                    format!("{name} has shape {shape:?}, expected 2-D"),
+                ))
+            }
+        };
+        if k != items.len() {
+            return Err(layout(
+                path,
+                format!(
+                    "{name} has {k} columns but block{b}_items names {}",
+                    items.len()
+                ),
+            ));
+        }
+        if *rows.get_or_insert(n) != n {
+            return Err(layout(
+                path,
+                format!("{name} has {n} rows, other blocks {}", rows.unwrap_or(0)),
+            ));
+        }
+        let flat: Vec<f64> = match ds.read_raw::<f64>() {
+            Ok(v) => v,
+            Err(e) => read_bool_block(&ds).ok_or_else(|| H5Error::Hdf5 {
+                path: path.display().to_string(),
+                what: format!("read {name} (columns {})", items.join(", ")),
+                source: e,
+            })?,
+        };
+        for (j, item) in items.iter().enumerate() {
+            let col: Vec<f64> = if transposed {
+                flat.iter().skip(j).step_by(k).copied().collect()
+            } else {
+                flat[j * n..(j + 1) * n].to_vec()
+            };
+            let pos = names.iter().position(|x| x == item).ok_or_else(|| {
+                layout(path, format!("block{b}_items names `{item}`, not in axis0"))
+            })?;
+            columns[pos] = Some(col);
+        }
+    }
+    let columns = columns
+        .into_iter()
+        .zip(&names)
+        .map(|(c, n)| c.ok_or_else(|| layout(path, format!("column `{n}` is in no block"))))
+        .collect::<Result<_, _>>()?;
+    Ok(Table { names, columns })
+}
+
+/// pandas stores bool columns as 1-byte HDF5 bitfields, which have no conversion to numbers:
+/// read the bytes with the dataset's own type and map them to 0/1.
+fn read_bool_block(ds: &hdf5::Dataset) -> Option<Vec<f64>> {
+    let dt = ds.dtype().ok()?;
+    if dt.size() != 1 {
+        return None;
+    }
+    let mut buf = vec![0u8; ds.size()];
+    // SAFETY: `buf` holds `size()` elements of the dataset's own 1-byte type, read whole.
+    let r = hdf5::sync::sync(|| unsafe {
+        hdf5_sys::h5d::H5Dread(
+            ds.id(),
+            dt.id(),
+            hdf5_sys::h5s::H5S_ALL,
+            hdf5_sys::h5s::H5S_ALL,
+            hdf5_sys::h5p::H5P_DEFAULT,
+            buf.as_mut_ptr().cast(),
+        )
+    });
+    (r >= 0).then(|| buf.iter().map(|&b| f64::from(b != 0)).collect())
+}
+
+fn read_columnar(group: &hdf5::Group, path: &Path) -> Result<Table, H5Error> {
     let attr = ctx(group.attr("columns"), path, "columns attribute")?;
     let names: Vec<hdf5::types::VarLenUnicode> = ctx(attr.read_raw(), path, "columns attribute")?;
     let names: Vec<String> = names.iter().map(|s| s.as_str().to_owned()).collect();

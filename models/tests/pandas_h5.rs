@@ -1,0 +1,122 @@
+//! hepml's HDF5 tables against pandas and h5py (scripts/check_h5.py, project venv).
+
+use models::h5::{read_table, ColType, TableWriter};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn check_h5(args: &[&str]) -> serde_json::Value {
+    let py = std::env::var("HEPML_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join(".venv/bin/python"));
+    let out = Command::new(py)
+        .arg(repo().join("scripts/check_h5.py"))
+        .args(args)
+        .output()
+        .expect("running python");
+    assert!(
+        out.status.success(),
+        "check_h5.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("check_h5.py prints JSON")
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
+}
+
+/// Equal element by element up to JSON's decimal round trip (serde_json's default float parsing
+/// may be off by an ulp); on failure names the first differing row, not the whole column.
+fn same(got: &[f64], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let off = |a: f64, b: f64| (a - b).abs() > 4.0 * f64::EPSILON * a.abs().max(b.abs());
+    if let Some(i) = (0..got.len()).find(|&i| off(got[i], want[i])) {
+        panic!("{what}: row {i}: {} != {}", got[i], want[i]);
+    }
+}
+
+#[test]
+fn pandas_reads_what_hepml_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.h5");
+    let cols = vec![
+        ("pt".to_string(), ColType::F64),
+        ("event".to_string(), ColType::I64),
+        ("log(pt)".to_string(), ColType::F32),
+        ("label".to_string(), ColType::I64),
+    ];
+    let mut w = TableWriter::create_typed(&path, "events", &cols).unwrap();
+    // Three appends, crossing the HDF5 chunk boundary (16384 rows).
+    let mut want: Vec<Vec<f64>> = vec![Vec::new(); 4];
+    let mut start = 0u64;
+    for n in [10_000u64, 20_000, 7] {
+        let chunk: Vec<Vec<f64>> = vec![
+            (start..start + n).map(|i| i as f64 * 0.25 - 3.0).collect(),
+            (start..start + n).map(|i| (i * 1_000_003) as f64).collect(),
+            (start..start + n)
+                .map(|i| ((i as f64) + 1.0).ln() as f32 as f64)
+                .collect(),
+            (start..start + n).map(|i| (i % 2) as f64).collect(),
+        ];
+        w.append(&chunk).unwrap();
+        for (a, b) in want.iter_mut().zip(chunk) {
+            a.extend(b);
+        }
+        start += n;
+    }
+    assert_eq!(w.len(), 30_007);
+    drop(w);
+
+    let got = check_h5(&["read", path.to_str().unwrap(), "events"]);
+    assert_eq!(
+        got["names"],
+        serde_json::json!(["pt", "event", "log(pt)", "label"])
+    );
+    assert_eq!(got["h5py_names"], got["names"]);
+    assert_eq!(
+        got["dtypes"],
+        serde_json::json!(["float64", "int64", "float32", "int64"])
+    );
+    for (j, w) in want.iter().enumerate() {
+        same(
+            &floats(&got["columns"][j]),
+            w,
+            &format!("pandas column {j}"),
+        );
+    }
+    // And hepml reads its own file back.
+    let t = read_table(&path, "events").unwrap();
+    assert_eq!(t.names, ["pt", "event", "log(pt)", "label"]);
+    assert_eq!(t.columns, want);
+}
+
+#[test]
+fn hepml_reads_what_pandas_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.h5");
+    let p = path.to_str().unwrap();
+    let want = check_h5(&["write", p, "table", "20000"]);
+    let t = read_table(&path, "table").unwrap();
+    let names: Vec<String> = want["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(t.names, names);
+    for (j, n) in names.iter().enumerate() {
+        same(t.column(n).unwrap(), &floats(&want["columns"][j]), n);
+    }
+    assert_eq!(t.rows(), 20_000);
+    // A missing key or a non-table group is an error naming the file and key.
+    let e = read_table(&path, "nope").unwrap_err().to_string();
+    assert!(e.contains("p.h5") && e.contains("nope"), "{e}");
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""pandas/h5py cross-checks of hepml's HDF5 tables (used by models/tests/pandas_h5.rs).
+
+  check_h5.py read FILE KEY      pandas.read_hdf(FILE, KEY) and h5py: prints JSON
+                                 {names, dtypes, columns, h5py_names} (columns as float lists)
+  check_h5.py write FILE KEY N   pandas writes a known DataFrame of N rows with
+                                 DataFrame.to_hdf(format="fixed"): float64, float32, int64, int32,
+                                 uint8 and bool columns; prints the same JSON as `read`.
+"""
+import json
+import sys
+
+import h5py
+import numpy as np
+import pandas as pd
+
+
+def dump(df, path, key):
+    with h5py.File(path) as h:
+        names = [n.decode() for n in h[key]["axis0"][:]]
+    return {
+        "names": [str(c) for c in df.columns],
+        "dtypes": [str(t) for t in df.dtypes],
+        "columns": [df[c].to_numpy(np.float64).tolist() for c in df.columns],
+        "h5py_names": names,
+    }
+
+
+def main():
+    cmd, path, key = sys.argv[1:4]
+    if cmd == "read":
+        df = pd.read_hdf(path, key)
+    elif cmd == "write":
+        n = int(sys.argv[4])
+        i = np.arange(n)
+        df = pd.DataFrame({
+            "pt": (i * 0.5).astype(np.float64),
+            "log(pt)": np.log1p(i).astype(np.float32),
+            "event": (i * 7 + 3).astype(np.int64),
+            "n_jets": (i % 5).astype(np.int32),
+            "flag": (i % 3).astype(np.uint8),
+            "is_sig": (i % 2 == 0),
+        })
+        df.to_hdf(path, key=key, format="fixed", mode="w")
+        df = pd.read_hdf(path, key)
+    else:
+        sys.exit(f"unknown command {cmd}")
+    json.dump(dump(df, path, key), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
