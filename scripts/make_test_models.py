@@ -102,6 +102,16 @@ def main(out):
             node.input[:] = ["x" if i == "X" else i for i in node.input]
         onnx.save(bm, os.path.join(out, f"{name}.onnx"))
 
+    # xgboost BDTs (onnxmltools: TreeEnsembleClassifier with base_score, TreeEnsembleRegressor).
+    import xgboost
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+    for name, est, target in (("xgb", xgboost.XGBClassifier(n_estimators=100, max_depth=3, random_state=1), y),
+                              ("xgbr", xgboost.XGBRegressor(n_estimators=50, max_depth=3, random_state=1), a["M"])):
+        est.fit(X, target)
+        xm = convert_xgboost(est, initial_types=[("x", FloatTensorType([None, X.shape[1]]))], target_opset=15)
+        onnx.save(xm, os.path.join(out, f"{name}.onnx"))
+
     # A per-jet tagger: one row per jet, [Jet_Px, Jet_Py, Jet_E] -> sigmoid score.
     W = rng.normal(0, 0.05, (3, 1)).astype(np.float32)
     jg = helper.make_graph(

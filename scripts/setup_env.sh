@@ -2,7 +2,7 @@
 # Creates the project venv (.venv) with everything the tests' Python cross-checks need:
 # uproot/numpy/awkward (reference reader), ROOT 6.40 (pip `root` wheel: PyROOT, cling, ACLiC),
 # onnx/onnxruntime (reference inference), scikit-learn/skl2onnx (BDT models), pandas/tables/h5py
-# (HDF5 cross-checks of `hepml convert`).
+# (HDF5 cross-checks of `hepml convert`), xgboost-cpu/onnxmltools (xgboost BDTs as ONNX).
 # Idempotent: a stamp file records the requirement set that was installed.
 set -euo pipefail
 # System HDF5 (for the `hdf5-metno` crate used by `hepml convert`/`train`): a fresh machine has

@@ -455,7 +455,8 @@ fn tract_fixed_symbolic_and_threaded_paths_agree() {
     }
 }
 
-/// sklearn BDTs exported by skl2onnx (TreeEnsembleClassifier/Regressor, which tract rejects)
+/// sklearn BDTs exported by skl2onnx and xgboost BDTs exported by onnxmltools
+/// (TreeEnsembleClassifier/Regressor, which tract rejects)
 /// are routed to hepml's native tree evaluator, said in the log, and equal onnxruntime.
 #[test]
 fn bdts_run_on_native_trees_and_match_onnxruntime() {
@@ -474,6 +475,12 @@ fn bdts_run_on_native_trees_and_match_onnxruntime() {
             r#"[["probabilities", 0, "rf_p0"], ["probabilities", 1, "rf_p1"], ["probabilities", 2, "rf_p2"]]"#,
         ),
         ("gbr", "variable: gbr_m", r#"[["variable", 0, "gbr_m"]]"#),
+        (
+            "xgb",
+            "probabilities: {branches: [xgb_p0, xgb_p1]}",
+            r#"[["probabilities", 0, "xgb_p0"], ["probabilities", 1, "xgb_p1"]]"#,
+        ),
+        ("xgbr", "variable: xgb_m", r#"[["variable", 0, "xgb_m"]]"#),
     ] {
         std::fs::write(
             f.p(&format!("{name}.yaml")),
