@@ -306,6 +306,16 @@ fn shape_of(p: &engine::Port, dims: *mut i64, cap: usize) -> usize {
     p.shape.len()
 }
 
+fn port_shape(m: *const Model, i: usize, dims: *mut i64, cap: usize, output: bool) -> usize {
+    model(m)
+        .ok()
+        .and_then(|m| {
+            let info = m.engine().info();
+            if output { &info.outputs } else { &info.inputs }.get(i)
+        })
+        .map_or(0, |p| shape_of(p, dims, cap))
+}
+
 /// Writes up to `cap` dimensions of input `i` (the batch included; -1 for a symbolic one) and
 /// returns its rank (0 past the end).
 #[no_mangle]
@@ -315,10 +325,7 @@ pub extern "C" fn hepml_input_shape(
     dims: *mut i64,
     cap: usize,
 ) -> usize {
-    model(m)
-        .ok()
-        .and_then(|m| m.engine().info().inputs.get(i))
-        .map_or(0, |p| shape_of(p, dims, cap))
+    port_shape(m, i, dims, cap, false)
 }
 
 /// As [`hepml_input_shape`] for output `i`.
@@ -329,10 +336,7 @@ pub extern "C" fn hepml_output_shape(
     dims: *mut i64,
     cap: usize,
 ) -> usize {
-    model(m)
-        .ok()
-        .and_then(|m| m.engine().info().outputs.get(i))
-        .map_or(0, |p| shape_of(p, dims, cap))
+    port_shape(m, i, dims, cap, true)
 }
 
 /// How many features `hepml.inputs` lists for input `i` (0 without that metadata).
