@@ -343,3 +343,83 @@ fn root_macros_score_like_onnxruntime_and_inject() {
     assert!(o.status.success(), "{text}");
     assert!(text.contains("\"values\": 2304"), "{text}");
 }
+
+/// install.sh lays out lib/, include/, the CMake package and the pkg-config file; the plain
+/// example builds against the installed copy with `pkg-config --cflags --libs hepml` and with
+/// CMake's `find_package(hepml)`, and both scores equal onnxruntime's.
+#[test]
+fn installed_package_works_with_pkg_config_and_cmake() {
+    let dir = cases();
+    let prefix = tmp().join(format!("cxx-install-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&prefix);
+    let (o, text) = run(Command::new("bash")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("install.sh"))
+        .arg(&prefix)
+        .arg(lib_dir()));
+    assert!(o.status.success(), "install.sh: {text}");
+    for f in [
+        "lib/libhepml.so",
+        "include/hepml/hepml.hpp",
+        "include/hepml/hepml.h",
+        "lib/cmake/hepml/hepmlConfig.cmake",
+        "lib/cmake/hepml/hepmlConfigVersion.cmake",
+        "lib/pkgconfig/hepml.pc",
+    ] {
+        assert!(prefix.join(f).exists(), "{f} not installed");
+    }
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let (o, flags) = run(Command::new("pkg-config")
+        .args(["--cflags", "--libs", "hepml"])
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")));
+    assert!(o.status.success(), "pkg-config: {flags}");
+    assert!(flags.contains("-lhepml"), "{flags}");
+    let pc_exe = prefix.join("plain-pkgconfig");
+    let (o, text) = run(Command::new("g++")
+        .arg("-std=c++11")
+        .arg(examples.join("plain.cpp"))
+        .args(flags.split_whitespace())
+        .arg("-o")
+        .arg(&pc_exe));
+    assert!(o.status.success(), "g++ with pkg-config flags: {text}");
+
+    let build = prefix.join("cmake-build");
+    let cmake = |args: &[&str]| {
+        let (o, text) = run(Command::new("cmake").args(args));
+        assert!(
+            o.status.success(),
+            "cmake {args:?} (cmake comes from scripts/setup_env.sh): {text}"
+        );
+    };
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cmake-example");
+    cmake(&[
+        "-S",
+        src.to_str().unwrap(),
+        "-B",
+        build.to_str().unwrap(),
+        &format!("-DCMAKE_PREFIX_PATH={}", prefix.display()),
+    ]);
+    cmake(&["--build", build.to_str().unwrap()]);
+
+    let x = dir.join("mlp_5_20_20_1.in.x.f32");
+    let want = read_f32(&dir.join("mlp_5_20_20_1.out.probabilities.f32"));
+    for exe in [pc_exe, build.join("plain")] {
+        let out = prefix.join("scores.f32");
+        let (o, text) = run(Command::new(&exe)
+            .arg(dir.join("mlp_5_20_20_1.onnx"))
+            .arg("257")
+            .arg(&out)
+            .arg(format!("x={}", x.display()))
+            // Found through the rpath the package recorded, not the environment.
+            .env_remove("LD_LIBRARY_PATH"));
+        assert!(o.status.success(), "{}: {text}", exe.display());
+        let got = read_f32(&out);
+        assert_eq!(got.len(), want.len());
+        let d = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("{}: max|diff| vs onnxruntime {d:.2e}", exe.display());
+        assert!(d <= TOL, "{}: {d}", exe.display());
+    }
+}
