@@ -15,7 +15,9 @@
 // checked for null here; marking them `unsafe fn` would change nothing for C callers.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-use injector::engine::{self, native::NativeEngine, Engine, EngineError, EngineOptions, Tensor};
+use injector::engine::{
+    self, native::NativeEngine, trees::TreeEngine, Engine, EngineError, EngineOptions, Tensor,
+};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -34,7 +36,25 @@ pub enum BridgeError {
 
 enum Inner {
     Native(Box<NativeEngine>),
+    Trees(Box<TreeEngine>),
     Other(Box<dyn Engine>),
+}
+
+impl Inner {
+    fn engine(&self) -> &dyn Engine {
+        match self {
+            Inner::Native(e) => e.as_ref(),
+            Inner::Trees(e) => e.as_ref(),
+            Inner::Other(e) => e.as_ref(),
+        }
+    }
+}
+
+/// What the allocation-free path needs: values per event of each input (graph order) and
+/// output.
+struct Fast {
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
 }
 
 /// An opened model (opaque to C).
@@ -47,14 +67,12 @@ pub struct Model {
     /// Per input (graph order): the branch/expression names from `hepml.inputs`.
     features: Vec<Vec<CString>>,
     default_output: usize,
+    fast: Option<Fast>,
 }
 
 impl Model {
     fn engine(&self) -> &dyn Engine {
-        match &self.inner {
-            Inner::Native(e) => e.as_ref(),
-            Inner::Other(e) => e.as_ref(),
-        }
+        self.inner.engine()
     }
 
     fn open(path: &str, kind: &str) -> Result<Model, BridgeError> {
@@ -64,17 +82,33 @@ impl Model {
         };
         let path = Path::new(path);
         let boxed = engine::open(path, &opts)?;
-        // The native dense evaluator is kept concretely for the allocation-free path.
-        let inner = if boxed.describe().starts_with("native dense") {
-            Inner::Native(Box::new(NativeEngine::load(path)?))
+        // The native evaluators are kept concretely for the allocation-free path.
+        let d = boxed.describe();
+        let (inner, fast) = if d.starts_with("native dense") {
+            let e = NativeEngine::load(path)?;
+            let fast = Fast {
+                inputs: e.input_widths().collect(),
+                outputs: (0..e.output_names().count())
+                    .map(|i| e.output_width(i))
+                    .collect(),
+            };
+            (Inner::Native(Box::new(e)), Some(fast))
+        } else if d.starts_with("native trees") {
+            let e = TreeEngine::load(path)?;
+            let fast = match e.info().inputs[0].shape.as_slice() {
+                [_, Some(w)] => Some(Fast {
+                    inputs: vec![*w],
+                    outputs: (0..e.info().outputs.len())
+                        .map(|i| e.output_width(i).unwrap_or(0))
+                        .collect(),
+                }),
+                _ => None,
+            };
+            (Inner::Trees(Box::new(e)), fast)
         } else {
-            Inner::Other(boxed)
+            (Inner::Other(boxed), None)
         };
-        let e: &dyn Engine = match &inner {
-            Inner::Native(e) => e.as_ref(),
-            Inner::Other(e) => e.as_ref(),
-        };
-        let info = e.info();
+        let info = inner.engine().info();
         let cstr = |s: &str| CString::new(s.replace('\0', " ")).unwrap_or_default();
         let map: std::collections::BTreeMap<String, Vec<String>> = info
             .metadata
@@ -103,7 +137,7 @@ impl Model {
             .or_else(|| info.outputs.iter().position(|o| o.elem == "float"))
             .unwrap_or(0);
         Ok(Model {
-            describe: cstr(&e.describe()),
+            describe: cstr(&inner.engine().describe()),
             input_names: info.inputs.iter().map(|p| cstr(&p.name)).collect(),
             output_names: info.outputs.iter().map(|p| cstr(&p.name)).collect(),
             metadata: info
@@ -121,16 +155,16 @@ impl Model {
                 })
                 .collect(),
             default_output,
+            fast,
             inner,
         })
     }
 
-    /// The native fast path: inputs in graph order with shapes `[batch, width]`. `None` when it
-    /// does not apply (the general path then checks and reports).
-    #[allow(clippy::too_many_arguments)]
-    fn run_native(
+    /// The allocation-free path of the native evaluators: inputs in graph order with shapes
+    /// `[batch, width]`. `None` when it does not apply (the general path then checks the inputs
+    /// and reports what is wrong).
+    fn run_fast(
         &self,
-        e: &NativeEngine,
         names: Option<&[*const c_char]>,
         data: &[*const f32],
         shapes: &[*const i64],
@@ -139,13 +173,15 @@ impl Model {
         out: &mut [f32],
     ) -> Option<Result<usize, BridgeError>> {
         const MAX: usize = 8;
-        let n = self.input_names.len();
+        let fast = self.fast.as_ref()?;
+        let n = fast.inputs.len();
         if data.len() != n || n > MAX {
             return None;
         }
         if let Some(names) = names {
             // Only graph order (cheap to check); other orders take the general path.
             for (p, want) in names.iter().zip(&self.input_names) {
+                // SAFETY: a non-null NUL-terminated string from the caller.
                 if p.is_null() || unsafe { CStr::from_ptr(*p) } != want.as_c_str() {
                     return None;
                 }
@@ -153,7 +189,7 @@ impl Model {
         }
         let mut xs: [&[f32]; MAX] = [&[]; MAX];
         let mut batch = None;
-        for (k, w) in e.input_widths().enumerate() {
+        for (k, &w) in fast.inputs.iter().enumerate() {
             if ranks[k] != 2 || shapes[k].is_null() || data[k].is_null() {
                 return None;
             }
@@ -167,15 +203,17 @@ impl Model {
             xs[k] = unsafe { std::slice::from_raw_parts(data[k], s[0] as usize * w) };
         }
         let batch = batch? as usize;
-        let need = batch * e.output_width(output);
+        let need = batch * fast.outputs[output];
         if out.len() < need {
             return Some(Ok(need));
         }
-        Some(
-            e.run_into(&xs[..n], batch, output, &mut out[..need])
-                .map(|_| need)
-                .map_err(BridgeError::from),
-        )
+        let out = &mut out[..need];
+        let r = match &self.inner {
+            Inner::Native(e) => e.run_into(&xs[..n], batch, output, out),
+            Inner::Trees(e) => e.run_into(xs[0], batch, output, out),
+            Inner::Other(_) => return None,
+        };
+        Some(r.map(|_| need).map_err(BridgeError::from))
     }
 }
 
@@ -457,12 +495,10 @@ pub extern "C" fn hepml_run(
                 unsafe { *out_len = n };
             }
         };
-        if let Inner::Native(e) = &m.inner {
-            if let Some(r) = m.run_native(e, names, data, shapes, ranks, output, out) {
-                let need = r?;
-                set_len(need);
-                return Ok(if need > out_cap { 2 } else { 0 });
-            }
+        if let Some(r) = m.run_fast(names, data, shapes, ranks, output, out) {
+            let need = r?;
+            set_len(need);
+            return Ok(if need > out_cap { 2 } else { 0 });
         }
         // General path: named tensors through Engine::run (which checks them).
         let mut tensors = Vec::with_capacity(n_inputs);

@@ -656,3 +656,28 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
         }
     }
 }
+
+/// The trees' allocation-free path gives `run`'s values for every output, batched and row by
+/// row.
+#[test]
+fn native_trees_run_into_equals_run() {
+    use injector::engine::trees::TreeEngine;
+    for c in cases().into_iter().filter(|c| c.route == "trees") {
+        let e = TreeEngine::load(&c.model).unwrap();
+        let want = e.run(&c.inputs).unwrap();
+        let x = &c.inputs[0];
+        let (rows, cols) = (x.shape[0], x.shape[1]);
+        for (i, t) in want.iter().enumerate() {
+            let w = e.output_width(i).unwrap();
+            let mut out = vec![0f32; rows * w];
+            e.run_into(&x.data, rows, i, &mut out).unwrap();
+            assert_eq!(max_diff(&out, &t.data), 0.0, "{} {}", c.name, t.name);
+            let mut one = vec![0f32; w];
+            e.run_into(&x.data[7 * cols..8 * cols], 1, i, &mut one)
+                .unwrap();
+            assert_eq!(max_diff(&one, &t.data[7 * w..8 * w]), 0.0, "{}", c.name);
+        }
+        let err = e.run_into(&x.data[..cols - 1], 1, 0, &mut [0.0; 4]);
+        assert!(err.is_err(), "{}: short row accepted", c.name);
+    }
+}
