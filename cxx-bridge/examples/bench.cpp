@@ -5,6 +5,8 @@
 // CASES_DIR from scripts/make_cxx_cases.py; scripts/bench_cxx.sh builds and runs everything.
 #include <hepml/hepml.hpp>
 
+#include "read_f32.hpp"
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -14,15 +16,6 @@
 #include <vector>
 
 using Clock = std::chrono::steady_clock;
-
-static std::vector<float> read_f32(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw hepml::Error("cannot read " + path);
-  std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<float> v(b.size() / sizeof(float));
-  std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
-  return v;
-}
 
 struct Case {
   const char* name;
@@ -110,7 +103,7 @@ int main(int argc, char** argv) {
         std::string d = m.describe();
         std::printf("%-38s %-7s %-34.34s %12.3f %14.0f\n", c.label, engines[e], d.c_str(),
                     lat[e] * 1e6, thr[e]);
-      } catch (const hepml::Error& err) {
+      } catch (const std::exception& err) {
         std::printf("%-38s %-7s unavailable: %s\n", c.label, engines[e], err.what());
       }
     }

@@ -7,21 +7,14 @@
 // turns them back into per-jet object lists (the objects the mask marks) and scores each jet.
 #include <hepml/hepml.hpp>
 
+#include "read_f32.hpp"
+
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <string>
 #include <vector>
-
-static std::vector<float> load(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw hepml::Error("cannot read " + path);
-  std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<float> v(b.size() / sizeof(float));
-  std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
-  return v;
-}
 
 // Objects of jet j from a padded [jets, vars, length] array and its [jets, 1, length] mask.
 static std::vector<std::vector<float>> objects_of(const std::vector<float>& x,
@@ -53,10 +46,10 @@ int main(int argc, char** argv) {
       std::vector<hepml::Padded> padded;
       for (const char* group : {"pf", "sv"}) {
         std::string g = group;
-        std::vector<float> mask = load(dir + "/particlenet.in." + g + "_mask.f32");
+        std::vector<float> mask = read_f32(dir + "/particlenet.in." + g + "_mask.f32");
         std::size_t length = mask.size() / jets;
         for (const char* part : {"_points", "_features"}) {
-          std::vector<float> x = load(dir + "/particlenet.in." + g + part + ".f32");
+          std::vector<float> x = read_f32(dir + "/particlenet.in." + g + part + ".f32");
           std::size_t vars = x.size() / jets / length;
           padded.push_back(hepml::pad_objects(objects_of(x, mask, j, vars, length), length));
           // A jet without objects gives no variables: keep the model's count.
@@ -77,8 +70,8 @@ int main(int argc, char** argv) {
     std::ofstream f(argv[4], std::ios::binary);
     f.write(reinterpret_cast<const char*>(out.data()), out.size() * sizeof(float));
     std::cout << "engine: " << m.describe() << "\n" << jets << " jets, " << out.size() << " values\n";
-  } catch (const hepml::Error& e) {
-    std::cerr << "hepml error: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
     return 1;
   }
   return 0;

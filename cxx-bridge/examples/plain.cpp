@@ -9,6 +9,8 @@
 // call gives the same values bit for bit.
 #include <hepml/hepml.hpp>
 
+#include "read_f32.hpp"
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -17,15 +19,6 @@
 #include <map>
 #include <string>
 #include <vector>
-
-static std::vector<float> read_f32(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read " + path);
-  std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<float> v(b.size() / sizeof(float));
-  std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
-  return v;
-}
 
 int main(int argc, char** argv) {
   if (argc < 5) {
@@ -85,8 +78,8 @@ int main(int argc, char** argv) {
     std::ofstream f(argv[3], std::ios::binary);
     f.write(reinterpret_cast<const char*>(out.data()), out.size() * sizeof(float));
     std::cout << rows << " events, " << out.size() << " values written\n";
-  } catch (const hepml::Error& e) {
-    std::cerr << "hepml error: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
     return 1;
   }
   return 0;

@@ -4,6 +4,8 @@
 //   threads MODEL INPUT.f32 ROWS THREADS CALLS
 #include <hepml/hepml.hpp>
 
+#include "read_f32.hpp"
+
 #include <atomic>
 #include <cstring>
 #include <fstream>
@@ -19,10 +21,7 @@ int main(int argc, char** argv) {
   }
   try {
     hepml::Model m(argv[1]);
-    std::ifstream f(argv[2], std::ios::binary);
-    std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::vector<float> x(b.size() / sizeof(float));
-    std::memcpy(x.data(), b.data(), x.size() * sizeof(float));
+    std::vector<float> x = read_f32(argv[2]);
     std::size_t rows = std::stoul(argv[3]), nthreads = std::stoul(argv[4]),
                 calls = std::stoul(argv[5]);
     std::size_t w = m.input_size(), k = m.output_size();
