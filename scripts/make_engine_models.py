@@ -116,7 +116,7 @@ def sklearn_models(w, rng):
         clf.coefs_[0] = clf.coefs_[0] / X.std(0)[:, None]  # raw inputs in, as a tagger gets them
         m = rename_input(to_onnx(clf, X[:1], options=nozip(clf), target_opset=15))
         m.metadata_props.add(key="hepml.features", value=json.dumps({"x": [f"f{i}" for i in range(n_in)]}))
-        w.case(name, w.save_model(name, m), "tract", {"x": X[:257]})
+        w.case(name, w.save_model(name, m), "native", {"x": X[:257]})
 
     # PNN: features + mass, weights from sklearn, graph written with onnx.helper.
     from onnx import TensorProto, helper, numpy_helper
@@ -152,7 +152,49 @@ def sklearn_models(w, rng):
     pm = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)], producer_name="sklearn+onnx.helper")
     pm.ir_version = 8
     pm.metadata_props.add(key="hepml.note", value="PNN: features + mass")
-    w.case("pnn", w.save_model("pnn", pm), "tract", {"features": X[:300], "mass": mass[:300, None]})
+    w.case("pnn", w.save_model("pnn", pm), "native", {"features": X[:300], "mass": mass[:300, None]})
+
+    # Every other operator the native dense evaluator takes, as a torch export writes them:
+    # standardisation (Sub/Div by constants), MatMul + Add, Tanh, Elu, Selu, LeakyRelu, Gemm with
+    # transB/alpha/beta, Softmax; random weights (operator parity, not a trained model).
+    n_in = 7
+    mu, sd = rng.normal(0, 5, n_in).astype(np.float32), rng.uniform(0.5, 20, n_in).astype(np.float32)
+    Xs = (rng.normal(0, 1, (300, n_in)) * sd + mu).astype(np.float32)
+    W = [rng.normal(0, 0.4, s).astype(np.float32) for s in ((n_in, 33), (33, 17), (17, 9), (3, 9))]
+    b = [rng.normal(0, 0.1, s).astype(np.float32) for s in (33, 17, 9, 3)]
+    inits = [numpy_helper.from_array(v, n) for v, n in ((mu, "mu"), (sd, "sd"))]
+    inits += [numpy_helper.from_array(v, f"W{i}") for i, v in enumerate(W)]
+    inits += [numpy_helper.from_array(v, f"b{i}") for i, v in enumerate(b)]
+    nodes = [
+        helper.make_node("Sub", ["x", "mu"], ["c"]),
+        helper.make_node("Div", ["c", "sd"], ["z"]),
+        helper.make_node("MatMul", ["z", "W0"], ["m0"]),
+        helper.make_node("Add", ["m0", "b0"], ["a0"]),
+        helper.make_node("Tanh", ["a0"], ["t0"]),
+        helper.make_node("MatMul", ["t0", "W1"], ["m1"]),
+        helper.make_node("Add", ["b1", "m1"], ["a1"]),
+        helper.make_node("Elu", ["a1"], ["e1"], alpha=0.7),
+        helper.make_node("Gemm", ["e1", "W2", "b2"], ["g2"], alpha=0.9, beta=1.1),
+        helper.make_node("Selu", ["g2"], ["s2"]),
+        helper.make_node("LeakyRelu", ["s2"], ["l2"], alpha=0.2),
+        helper.make_node("Gemm", ["l2", "W3", "b3"], ["g3"], transB=1),
+        helper.make_node("Mul", ["g3", "g3"], ["sq"]),
+        helper.make_node("Softmax", ["sq"], ["probs"], axis=-1),
+        helper.make_node("Flatten", ["t0"], ["hidden"], axis=1),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "dense_ops",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", n_in])],
+        [
+            helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["N", 33]),
+        ],
+        inits,
+    )
+    dm = helper.make_model(g, opset_imports=[helper.make_opsetid("", 15)], producer_name="onnx.helper")
+    dm.ir_version = 8
+    w.case("dense_ops", w.save_model("dense_ops", dm), "native", {"x": Xs})
 
     # BDTs.
     X = rng.normal(0, 1, (3000, 5)).astype(np.float32) * np.float32([40, 30, 30, 100, 25])

@@ -12,6 +12,12 @@ if ! [ -f /usr/include/hdf5/serial/hdf5.h ] && ! [ -f /usr/include/hdf5.h ]; the
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends libhdf5-dev pkg-config >/dev/null
 fi
+# CMake, for the cxx-bridge test of find_package(hepml). Installed only when missing.
+if ! command -v cmake >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends cmake >/dev/null
+fi
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv="$here/.venv"
 req="$here/scripts/requirements.txt"

@@ -170,7 +170,8 @@ fn open(path: &Path, kind: EngineKind) -> Result<Box<dyn Engine>, EngineError> {
     )
 }
 
-/// Auto routing: tree ensembles on the native evaluator, the rest on tract; all within 1e-5.
+/// Auto routing: tree ensembles and dense networks on the native evaluators, the rest on tract;
+/// all within 1e-5.
 #[test]
 fn tract_and_native_trees_match_onnxruntime() {
     let mut report = Vec::new();
@@ -186,10 +187,10 @@ fn tract_and_native_trees_match_onnxruntime() {
             continue;
         }
         let e = open(&c.model, EngineKind::Auto).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-        let want = if c.route == "trees" {
-            "native trees"
-        } else {
-            "tract"
+        let want = match c.route.as_str() {
+            "trees" => "native trees",
+            "native" => "native dense",
+            _ => "tract",
         };
         assert!(
             e.describe().starts_with(want),
@@ -296,6 +297,8 @@ fn engines_are_shared_across_threads() {
     let mut engines: Vec<(Case, Box<dyn Engine>)> = Vec::new();
     for (name, kind) in [
         ("mlp_80_100_100_1", EngineKind::Tract),
+        ("mlp_80_100_100_1", EngineKind::Native),
+        ("pnn", EngineKind::Native),
         ("gbc", EngineKind::Trees),
         #[cfg(feature = "ort")]
         ("pnn", EngineKind::Ort),
@@ -369,7 +372,7 @@ fn with_shape(t: &Tensor, shape: Vec<usize>) -> Tensor {
 #[test]
 fn bad_inputs_are_one_line_errors() {
     let dir = models_dir();
-    let mut kinds = vec![EngineKind::Tract, EngineKind::Trees];
+    let mut kinds = vec![EngineKind::Tract, EngineKind::Trees, EngineKind::Native];
     if cfg!(feature = "ort") {
         kinds.push(EngineKind::Ort);
     }
@@ -383,16 +386,19 @@ fn bad_inputs_are_one_line_errors() {
         let err = open(&junk, k).err().expect("junk file");
         assert_one_line(&err, &["junk.onnx", "not an ONNX model"]);
     }
-    for (name, kind) in [("pnn", EngineKind::Tract), ("gbc", EngineKind::Trees)]
-        .into_iter()
-        .chain(
-            kinds
-                .contains(&EngineKind::Ort)
-                .then_some([("pnn", EngineKind::Ort), ("gbc", EngineKind::Ort)])
-                .into_iter()
-                .flatten(),
-        )
-    {
+    for (name, kind) in [
+        ("pnn", EngineKind::Tract),
+        ("pnn", EngineKind::Native),
+        ("gbc", EngineKind::Trees),
+    ]
+    .into_iter()
+    .chain(
+        kinds
+            .contains(&EngineKind::Ort)
+            .then_some([("pnn", EngineKind::Ort), ("gbc", EngineKind::Ort)])
+            .into_iter()
+            .flatten(),
+    ) {
         let c = case(name);
         let e = open(&c.model, kind).unwrap();
         let file = c.model.file_name().unwrap().to_str().unwrap().to_string();
@@ -554,5 +560,124 @@ fn cuda_without_a_gpu_fails_loudly() {
     } else {
         let err = r.err().expect("ort needs the feature");
         assert_one_line(&err, &["without the ONNX Runtime backend"]);
+    }
+}
+
+/// The native dense evaluator and tract agree on every dense case (and on the same rows run one
+/// at a time, and on hepml's own Gemm models); graphs with anything else are not routed to it.
+#[test]
+fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
+    use injector::engine::native::{self, NativeEngine};
+    for c in cases().into_iter().filter(|c| c.route == "native") {
+        let n = NativeEngine::load(&c.model).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let t = TractEngine::load(&c.model).unwrap();
+        let (a, b) = (n.run(&c.inputs).unwrap(), t.run(&c.inputs).unwrap());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.shape, y.shape, "{} {}", c.name, x.name);
+            let d = max_diff(&x.data, &y.data);
+            eprintln!(
+                "{:20} {:14} native vs tract max|diff| {d:.2e}",
+                c.name, x.name
+            );
+            assert!(d <= TOL, "{} {}: {d}", c.name, x.name);
+        }
+        // Batch 1, through the allocation-free path, equals the batch's rows.
+        let widths: Vec<usize> = n.input_widths().collect();
+        let last = n.output_names().count() - 1;
+        let ow = n.output_width(last);
+        let rows = c.inputs[0].shape[0];
+        for r in [0, 5, rows - 1] {
+            let xs: Vec<&[f32]> = c
+                .inputs
+                .iter()
+                .zip(&widths)
+                .map(|(t, w)| &t.data[r * w..(r + 1) * w])
+                .collect();
+            let mut out = vec![0f32; ow];
+            n.run_into(&xs, 1, last, &mut out).unwrap();
+            assert_eq!(
+                out,
+                a[last].data[r * ow..(r + 1) * ow],
+                "{} row {r}",
+                c.name
+            );
+        }
+    }
+    // hepml's own dense models (onnx_build), with a hidden activation of each kind.
+    let dir = models_dir();
+    for act in ["Relu", "Tanh", "Sigmoid"] {
+        let layers = [(4usize, 9usize), (9, 70), (70, 2)]
+            .iter()
+            .enumerate()
+            .map(|(l, &(i, o))| {
+                let w = (0..i * o)
+                    .map(|k| ((k * 37 + l * 11) % 23) as f32 / 23.0 - 0.5)
+                    .collect();
+                let b = (0..o).map(|k| (k % 5) as f32 * 0.1 - 0.2).collect();
+                (i, o, w, b)
+            })
+            .collect();
+        let d = engine::onnx_build::Dense {
+            input: "x".into(),
+            output: "y".into(),
+            layers,
+            hidden: act.into(),
+            final_act: "Sigmoid".into(),
+            metadata: vec![],
+        };
+        let p = dir.join(format!("dense_{act}.onnx"));
+        std::fs::write(&p, d.to_bytes()).unwrap();
+        let e = open(&p, EngineKind::Auto).unwrap();
+        assert!(
+            e.describe().starts_with("native dense (dense 4-9-70-2"),
+            "{}",
+            e.describe()
+        );
+        let x = Tensor::new(
+            "x",
+            vec![21, 4],
+            (0..84).map(|k| (k as f32 * 0.37).sin() * 3.0).collect(),
+        );
+        let a = e.run(std::slice::from_ref(&x)).unwrap();
+        let b = TractEngine::load(&p).unwrap().run(&[x]).unwrap();
+        let d = max_diff(&a[0].data, &b[0].data);
+        assert!(d <= TOL, "{act}: {d}");
+    }
+    // Not dense networks: tree ensembles, ParticleNet (EdgeConv), DeepDoubleX (GRUs).
+    for name in ["gbc", "particlenet", "bvl"] {
+        let c = case(name);
+        let why = native::recognise(&c.model).unwrap().expect_err(name);
+        eprintln!("{name:12} not native: {why}");
+        let err = open(&c.model, EngineKind::Native).err().expect("refused");
+        assert_one_line(&err, &["not a dense network for the native evaluator"]);
+        if name == "particlenet" {
+            let e = open(&c.model, EngineKind::Auto).unwrap();
+            assert!(e.describe().starts_with("tract"), "{}", e.describe());
+        }
+    }
+}
+
+/// The trees' allocation-free path gives `run`'s values for every output, batched and row by
+/// row.
+#[test]
+fn native_trees_run_into_equals_run() {
+    use injector::engine::trees::TreeEngine;
+    for c in cases().into_iter().filter(|c| c.route == "trees") {
+        let e = TreeEngine::load(&c.model).unwrap();
+        let want = e.run(&c.inputs).unwrap();
+        let x = &c.inputs[0];
+        let (rows, cols) = (x.shape[0], x.shape[1]);
+        for (i, t) in want.iter().enumerate() {
+            let w = e.output_width(i).unwrap();
+            let mut out = vec![0f32; rows * w];
+            e.run_into(&x.data, rows, i, &mut out).unwrap();
+            assert_eq!(max_diff(&out, &t.data), 0.0, "{} {}", c.name, t.name);
+            let mut one = vec![0f32; w];
+            e.run_into(&x.data[7 * cols..8 * cols], 1, i, &mut one)
+                .unwrap();
+            assert_eq!(max_diff(&one, &t.data[7 * w..8 * w]), 0.0, "{}", c.name);
+        }
+        let err = e.run_into(&x.data[..cols - 1], 1, 0, &mut [0.0; 4]);
+        assert!(err.is_err(), "{}: short row accepted", c.name);
     }
 }

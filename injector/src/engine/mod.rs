@@ -4,12 +4,15 @@
 //! - [`tract::TractEngine`] (pure Rust, the default for neural networks): a plan with a
 //!   symbolic batch plus plans optimised for the fixed shapes actually seen, cached;
 //! - [`trees::TreeEngine`]: ONNX-ML tree ensembles (sklearn/xgboost BDTs) evaluated natively;
+//! - [`native::NativeEngine`]: dense networks (MLPs, PNNs: dense layers, activations,
+//!   standardisation) evaluated natively, allocation-free, sub-microsecond per event;
 //! - `ort::OrtEngine` (feature `ort`): ONNX Runtime loaded at run time, CPU or CUDA.
 //!
-//! [`open`] picks one ([`EngineKind::Auto`]: tree ensembles to the native evaluator, every other
-//! graph to tract); [`Engine::describe`] says which, for logs and provenance. Models are ONNX
+//! [`open`] picks one ([`EngineKind::Auto`]: tree ensembles and dense networks to the native
+//! evaluators, every other graph to tract); [`Engine::describe`] says which, for logs and provenance. Models are ONNX
 //! files; their `metadata_props` (see [`ModelInfo::metadata`]) carry hepml's feature map.
 
+pub mod native;
 pub mod onnx_build;
 #[cfg(feature = "ort")]
 pub mod ort;
@@ -223,11 +226,13 @@ impl ModelInfo {
 /// Which engine [`open`] loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EngineKind {
-    /// Tree ensembles to the native evaluator, every other graph to tract.
+    /// Tree ensembles and dense networks to the native evaluators, every other graph to tract.
     #[default]
     Auto,
     Tract,
     Trees,
+    /// The native dense-network evaluator (an error for any other graph).
+    Native,
     /// ONNX Runtime (needs the `ort` feature).
     Ort,
 }
@@ -239,9 +244,10 @@ impl std::str::FromStr for EngineKind {
             "auto" => Ok(EngineKind::Auto),
             "tract" => Ok(EngineKind::Tract),
             "trees" => Ok(EngineKind::Trees),
+            "native" => Ok(EngineKind::Native),
             "ort" => Ok(EngineKind::Ort),
             _ => Err(EngineError::Config(format!(
-                "unknown engine '{s}' (auto, tract, trees, ort)"
+                "unknown engine '{s}' (auto, tract, trees, native, ort)"
             ))),
         }
     }
@@ -285,6 +291,7 @@ pub struct EngineOptions {
 pub fn open(path: &Path, opts: &EngineOptions) -> Result<Box<dyn Engine>, EngineError> {
     let kind = match opts.kind {
         EngineKind::Auto if trees::is_tree_model(path)? => EngineKind::Trees,
+        EngineKind::Auto if native::recognise(path)?.is_ok() => EngineKind::Native,
         EngineKind::Auto => EngineKind::Tract,
         k => k,
     };
@@ -293,6 +300,8 @@ pub fn open(path: &Path, opts: &EngineOptions) -> Result<Box<dyn Engine>, Engine
             "device cuda needs the ort engine; {} runs on the CPU only",
             if kind == EngineKind::Trees {
                 "the native tree evaluator"
+            } else if kind == EngineKind::Native {
+                "the native dense evaluator"
             } else {
                 "tract"
             }
@@ -306,6 +315,7 @@ pub fn open(path: &Path, opts: &EngineOptions) -> Result<Box<dyn Engine>, Engine
             }
             Ok(Box::new(e))
         }
+        EngineKind::Native => Ok(Box::new(native::NativeEngine::load(path)?)),
         EngineKind::Ort => open_ort(path, opts),
         _ => {
             let mut e = tract::TractEngine::load(path)?;

@@ -801,6 +801,70 @@ impl TreeEngine {
         label
     }
 
+    /// Values per event of output `i` (graph order): 1 for the label, the score columns for
+    /// the scores; `None` past the end.
+    pub fn output_width(&self, i: usize) -> Option<usize> {
+        self.outputs.get(i).map(|(_, o)| match o {
+            Out::Label => 1,
+            Out::Scores => self.n_out,
+        })
+    }
+
+    /// The allocation-free path for per-event calls: `x` holds `batch` rows of the input
+    /// (`x.len() / batch` columns, at least the ones the trees read); output `output` goes to
+    /// `out` (`batch * output_width(output)` values). Same numbers as [`Engine::run`].
+    pub fn run_into(
+        &self,
+        x: &[f32],
+        batch: usize,
+        output: usize,
+        out: &mut [f32],
+    ) -> Result<(), EngineError> {
+        const STACK: usize = 16;
+        let bad = |msg: String| EngineError::Input {
+            path: self.path(),
+            input: self.input.clone(),
+            msg,
+        };
+        let width = self
+            .output_width(output)
+            .ok_or_else(|| bad(format!("no output {output}")))?;
+        let cols = x.len().checked_div(batch).unwrap_or(self.width);
+        if cols < self.width || cols * batch != x.len() {
+            return Err(bad(format!(
+                "{} values for {batch} events: the trees read {} columns",
+                x.len(),
+                self.width
+            )));
+        }
+        if out.len() != batch * width {
+            return Err(bad(format!(
+                "room for {} output values, {} needed",
+                out.len(),
+                batch * width
+            )));
+        }
+        let label_out = matches!(self.outputs[output].1, Out::Label);
+        if self.n_out > STACK {
+            let mut scores = vec![0f32; batch * self.n_out];
+            let mut labels = vec![0f32; batch];
+            self.eval_rows(x, cols, &mut scores, &mut labels);
+            out.copy_from_slice(if label_out { &labels } else { &scores });
+            return Ok(());
+        }
+        let (mut acc, mut has, mut scores) = ([0f32; STACK], [false; STACK], [0f32; STACK]);
+        let n = self.n_out;
+        for (r, row) in x.chunks_exact(cols).enumerate() {
+            let label = self.eval_row(row, &mut acc[..n], &mut has[..n], &mut scores[..n]);
+            if label_out {
+                out[r] = label;
+            } else {
+                out[r * n..(r + 1) * n].copy_from_slice(&scores[..n]);
+            }
+        }
+        Ok(())
+    }
+
     fn eval_rows(&self, x: &[f32], cols: usize, scores: &mut [f32], labels: &mut [f32]) {
         let mut acc = vec![0f32; self.n_out];
         let mut has = vec![false; self.n_out];

@@ -1,0 +1,1083 @@
+//! Native evaluation of dense networks: ONNX graphs made only of dense layers (`MatMul` /
+//! `Gemm` with constant weights), element-wise arithmetic with constants (standardisation:
+//! `Add`/`Sub`/`Mul`/`Div`), activations (`Relu`, `LeakyRelu`, `Sigmoid`, `Tanh`, `Elu`, `Selu`,
+//! `Softmax`), `Concat` of per-event vectors (a PNN's features + mass), shape no-ops (`Identity`,
+//! `Cast`, `Flatten`, `Reshape` of one row) and the label tail skl2onnx appends to classifiers
+//! (`ArgMax` -> `ArrayFeatureExtractor` over the class labels).
+//!
+//! At load the graph becomes a straight program over per-event vectors: weights are packed in
+//! column blocks so the inner loops keep their accumulators in registers (AVX+FMA when the CPU
+//! has them, detected once), and every intermediate value has a fixed place in a per-thread
+//! scratch arena, so a call allocates nothing. Batch-1 calls of an 80-100-100-1 MLP take well
+//! under a microsecond. Graphs with anything else are not recognised ([`recognise`] says why)
+//! and [`super::open`] gives them to tract.
+//!
+//! Results agree with ONNX Runtime within float rounding (sums are accumulated in a different
+//! order); the tests hold them to 1e-5.
+
+use super::{read_info, read_proto, Engine, EngineError, ModelInfo, Tensor};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+use tract_onnx::pb;
+
+/// Rows evaluated together (the arena holds this many rows of every value).
+const TILE: usize = 8;
+
+/// Where a per-event value lives in the arena: `TILE` rows of `width` floats from `off * TILE`.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    off: usize,
+    width: usize,
+}
+
+impl Slot {
+    fn range(&self) -> std::ops::Range<usize> {
+        self.off * TILE..(self.off + self.width) * TILE
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Operand {
+    Value(Slot),
+    /// One value for every column, or one per column.
+    Const(Vec<f32>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Act {
+    Relu,
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+    Elu(f32),
+    Selu(f32, f32),
+}
+
+/// A dense layer, weights packed for the kernel.
+#[derive(Debug, Clone)]
+struct Dense {
+    k: usize,
+    n: usize,
+    /// Column block width (a multiple of 8) for the axpy kernel; 0: dot kernel (few outputs).
+    block: usize,
+    /// axpy: blocks of `block` columns, each `k` rows of `block` weights (zero padded);
+    /// dot: `n` rows of `k` weights (transposed).
+    w: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Copy {
+        src: Slot,
+        dst: Slot,
+        /// Column in dst.
+        at: usize,
+    },
+    Dense {
+        src: Slot,
+        dst: Slot,
+        layer: Dense,
+    },
+    Bin {
+        a: Operand,
+        b: Operand,
+        dst: Slot,
+        op: BinOp,
+    },
+    Act {
+        src: Slot,
+        dst: Slot,
+        act: Act,
+    },
+    Softmax {
+        src: Slot,
+        dst: Slot,
+    },
+    ArgMax {
+        src: Slot,
+        dst: Slot,
+    },
+    Gather {
+        src: Slot,
+        dst: Slot,
+        table: Vec<f32>,
+    },
+}
+
+impl Op {
+    fn dst(&self) -> Slot {
+        match self {
+            Op::Copy { dst, .. }
+            | Op::Dense { dst, .. }
+            | Op::Bin { dst, .. }
+            | Op::Act { dst, .. }
+            | Op::Softmax { dst, .. }
+            | Op::ArgMax { dst, .. }
+            | Op::Gather { dst, .. } => *dst,
+        }
+    }
+}
+
+struct Output {
+    name: String,
+    slot: Slot,
+    /// Dimensions after the batch.
+    row_shape: Vec<usize>,
+}
+
+/// A recognised dense network, ready to run. `Sync`: the program is read-only, scratch is
+/// per thread.
+pub struct NativeEngine {
+    pub info: ModelInfo,
+    /// Graph inputs in `info.inputs` order.
+    inputs: Vec<Slot>,
+    ops: Vec<Op>,
+    outputs: Vec<Output>,
+    /// Arena floats per row.
+    arena: usize,
+    fma: bool,
+    summary: String,
+}
+
+/// Why a graph is not a dense network the native evaluator runs.
+fn no(msg: impl Into<String>) -> String {
+    msg.into()
+}
+
+fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    n.attribute.iter().find(|a| a.name == name)
+}
+
+fn attr_i(n: &pb::NodeProto, name: &str, default: i64) -> i64 {
+    attr(n, name).map_or(default, |a| a.i)
+}
+
+fn attr_f(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
+    attr(n, name).map_or(default, |a| a.f)
+}
+
+/// The values of a float, double or integer initialiser as f32 (dims, data).
+fn const_values(t: &pb::TensorProto) -> Result<(Vec<i64>, Vec<f32>), String> {
+    use pb::tensor_proto::DataType as D;
+    let n: i64 = t.dims.iter().product();
+    let raw = &t.raw_data;
+    let data: Vec<f32> = match D::try_from(t.data_type) {
+        Ok(D::Float) if !raw.is_empty() => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Ok(D::Float) => t.float_data.clone(),
+        Ok(D::Double) if !raw.is_empty() => raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        Ok(D::Double) => t.double_data.iter().map(|&v| v as f32).collect(),
+        Ok(D::Int64) if !raw.is_empty() => raw
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        Ok(D::Int64) => t.int64_data.iter().map(|&v| v as f32).collect(),
+        Ok(D::Int32) if !raw.is_empty() => raw
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+            .collect(),
+        Ok(D::Int32) => t.int32_data.iter().map(|&v| v as f32).collect(),
+        _ => return Err(format!("constant '{}' of type {}", t.name, t.data_type)),
+    };
+    if data.len() as i64 != n.max(1) && !(n == 0 && data.is_empty()) {
+        return Err(format!(
+            "constant '{}': {} values for dims {:?}",
+            t.name,
+            data.len(),
+            t.dims
+        ));
+    }
+    Ok((t.dims.clone(), data))
+}
+
+#[derive(Debug, Clone)]
+enum Val {
+    /// Per-event vector in the arena, with its dimensions after the batch.
+    Dyn(Slot, Vec<usize>),
+    Const(Vec<i64>, Vec<f32>),
+}
+
+struct Builder {
+    vals: HashMap<String, Val>,
+    ops: Vec<Op>,
+    next: usize,
+    /// How many nodes / graph outputs read each value (for fusing a bias into its layer).
+    uses: HashMap<String, usize>,
+}
+
+impl Builder {
+    fn alloc(&mut self, width: usize) -> Slot {
+        let s = Slot {
+            off: self.next,
+            width,
+        };
+        self.next += width;
+        s
+    }
+
+    fn get(&self, name: &str) -> Result<&Val, String> {
+        self.vals.get(name).ok_or_else(|| {
+            no(format!(
+                "value '{name}' is not computed by a supported node"
+            ))
+        })
+    }
+
+    fn dynamic(&self, name: &str) -> Result<(Slot, Vec<usize>), String> {
+        match self.get(name)? {
+            Val::Dyn(s, shape) => Ok((*s, shape.clone())),
+            Val::Const(..) => Err(no(format!("constant-only computation on '{name}'"))),
+        }
+    }
+
+    /// A constant broadcast along one per-event vector of `width`: one value or one per column.
+    fn broadcast(&self, name: &str, width: usize) -> Result<Vec<f32>, String> {
+        match self.get(name)? {
+            Val::Const(dims, data) => {
+                let lead_ones = dims.len() <= 2 && dims.iter().rev().skip(1).all(|&d| d == 1);
+                if data.len() == 1 || (data.len() == width && lead_ones) {
+                    Ok(data.clone())
+                } else {
+                    Err(no(format!(
+                        "constant '{name}' of dims {dims:?} does not broadcast over {width} columns"
+                    )))
+                }
+            }
+            Val::Dyn(..) => Err(no(format!("'{name}' is not a constant"))),
+        }
+    }
+
+    fn node(&mut self, n: &pb::NodeProto) -> Result<(), String> {
+        let op = n.op_type.as_str();
+        let label = if n.name.is_empty() {
+            op.to_string()
+        } else {
+            format!("{} ({op})", n.name)
+        };
+        if !n.domain.is_empty() && n.domain != "ai.onnx" {
+            return Err(no(format!("node {label} of domain {}", n.domain)));
+        }
+        let input = |i: usize| -> Result<&str, String> {
+            n.input
+                .get(i)
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| no(format!("node {label} lacks input {i}")))
+        };
+        let out = n
+            .output
+            .first()
+            .cloned()
+            .ok_or_else(|| no(format!("node {label} has no output")))?;
+        if n.output.len() > 1 {
+            return Err(no(format!("node {label} has several outputs")));
+        }
+        let val = match op {
+            "Constant" => {
+                let t = attr(n, "value")
+                    .and_then(|a| a.t.as_ref())
+                    .ok_or_else(|| no(format!("node {label}: only tensor constants")))?;
+                let (dims, data) = const_values(t)?;
+                Val::Const(dims, data)
+            }
+            "Identity" | "Flatten" => {
+                let (s, shape) = self.dynamic(input(0)?)?;
+                if op == "Flatten" && attr_i(n, "axis", 1) != 1 {
+                    return Err(no(format!("node {label}: Flatten axis other than 1")));
+                }
+                Val::Dyn(
+                    s,
+                    if op == "Flatten" {
+                        vec![s.width]
+                    } else {
+                        shape
+                    },
+                )
+            }
+            "Cast" => {
+                use pb::tensor_proto::DataType as D;
+                let to = attr_i(n, "to", 0) as i32;
+                let ok = [D::Float, D::Double, D::Int64, D::Int32].map(|d| d as i32);
+                if !ok.contains(&to) {
+                    return Err(no(format!("node {label}: Cast to type {to}")));
+                }
+                self.get(input(0)?)?.clone()
+            }
+            "Reshape" => {
+                let (s, _) = self.dynamic(input(0)?)?;
+                let shape = match self.get(input(1)?)? {
+                    Val::Const(_, d) => d.clone(),
+                    _ => return Err(no(format!("node {label}: a computed shape"))),
+                };
+                let row: Vec<usize> = shape.iter().skip(1).map(|&d| d as usize).collect();
+                let keeps_rows = matches!(shape.first(), Some(&d) if d == -1.0 || d == 0.0);
+                if shape == [-1.0] && s.width == 1 {
+                    Val::Dyn(s, vec![])
+                } else if keeps_rows
+                    && shape[1..].iter().all(|&d| d >= 1.0)
+                    && row.iter().product::<usize>() == s.width
+                {
+                    Val::Dyn(s, row)
+                } else {
+                    return Err(no(format!(
+                        "node {label}: Reshape to {shape:?} mixes events"
+                    )));
+                }
+            }
+            "MatMul" | "Gemm" => {
+                let (src, shape) = self.dynamic(input(0)?)?;
+                if shape.len() != 1 {
+                    return Err(no(format!(
+                        "node {label} on a rank-{} input",
+                        shape.len() + 1
+                    )));
+                }
+                let (dims, w) = match self.get(input(1)?)? {
+                    Val::Const(d, w) if d.len() == 2 => (d.clone(), w.clone()),
+                    _ => return Err(no(format!("node {label}: weights not a constant matrix"))),
+                };
+                let (alpha, beta) = (attr_f(n, "alpha", 1.0), attr_f(n, "beta", 1.0));
+                let trans_b = op == "Gemm" && attr_i(n, "transB", 0) != 0;
+                if op == "Gemm" && attr_i(n, "transA", 0) != 0 {
+                    return Err(no(format!("node {label}: transA")));
+                }
+                let (k, nn) = if trans_b {
+                    (dims[1] as usize, dims[0] as usize)
+                } else {
+                    (dims[0] as usize, dims[1] as usize)
+                };
+                if k != src.width {
+                    return Err(no(format!(
+                        "node {label}: {} inputs into a {k}-row weight matrix",
+                        src.width
+                    )));
+                }
+                // Row-major [k, n] with alpha applied.
+                let mut wk = vec![0f32; k * nn];
+                for i in 0..k {
+                    for j in 0..nn {
+                        let v = if trans_b { w[j * k + i] } else { w[i * nn + j] };
+                        wk[i * nn + j] = if alpha == 1.0 { v } else { alpha * v };
+                    }
+                }
+                let mut bias = vec![0f32; nn];
+                if op == "Gemm" {
+                    if let Some(c) = n.input.get(2).filter(|s| !s.is_empty()) {
+                        let c = self.broadcast(c, nn)?;
+                        for (j, b) in bias.iter_mut().enumerate() {
+                            let v = if c.len() == 1 { c[0] } else { c[j] };
+                            *b = if beta == 1.0 { v } else { beta * v };
+                        }
+                    }
+                }
+                let dst = self.alloc(nn);
+                self.ops.push(Op::Dense {
+                    src,
+                    dst,
+                    layer: Dense::new(k, nn, &wk, bias),
+                });
+                Val::Dyn(dst, vec![nn])
+            }
+            "Add" | "Sub" | "Mul" | "Div" => {
+                let bop = match op {
+                    "Add" => BinOp::Add,
+                    "Sub" => BinOp::Sub,
+                    "Mul" => BinOp::Mul,
+                    _ => BinOp::Div,
+                };
+                let (an, bn) = (input(0)?, input(1)?);
+                let (a, b) = (self.get(an)?.clone(), self.get(bn)?.clone());
+                let (width, shape) = match (&a, &b) {
+                    (Val::Dyn(s, sh), Val::Dyn(t, _)) if s.width == t.width => {
+                        (s.width, sh.clone())
+                    }
+                    (Val::Dyn(s, sh), Val::Const(..)) | (Val::Const(..), Val::Dyn(s, sh)) => {
+                        (s.width, sh.clone())
+                    }
+                    _ => return Err(no(format!("node {label}: operands of different shapes"))),
+                };
+                let operand = |name: &str, v: &Val| -> Result<Operand, String> {
+                    match v {
+                        Val::Dyn(s, _) => Ok(Operand::Value(*s)),
+                        Val::Const(..) => Ok(Operand::Const(self.broadcast(name, width)?)),
+                    }
+                };
+                let (oa, ob) = (operand(an, &a)?, operand(bn, &b)?);
+                // A bias straight after a dense layer that nothing else reads: fold it in.
+                if let (BinOp::Add | BinOp::Sub, Operand::Value(s), Operand::Const(c)) =
+                    (bop, &oa, &ob)
+                {
+                    if let Some(Op::Dense { dst, layer, .. }) = self.ops.last_mut() {
+                        if dst.off == s.off && self.uses.get(an) == Some(&1) {
+                            for (j, b) in layer.bias.iter_mut().enumerate() {
+                                let v = if c.len() == 1 { c[0] } else { c[j] };
+                                if bop == BinOp::Add {
+                                    *b += v
+                                } else {
+                                    *b -= v
+                                }
+                            }
+                            self.vals.insert(out, Val::Dyn(*s, shape));
+                            return Ok(());
+                        }
+                    }
+                }
+                let dst = self.alloc(width);
+                self.ops.push(Op::Bin {
+                    a: oa,
+                    b: ob,
+                    dst,
+                    op: bop,
+                });
+                Val::Dyn(dst, shape)
+            }
+            "Relu" | "LeakyRelu" | "Sigmoid" | "Tanh" | "Elu" | "Selu" => {
+                let act = match op {
+                    "Relu" => Act::Relu,
+                    "LeakyRelu" => Act::LeakyRelu(attr_f(n, "alpha", 0.01)),
+                    "Sigmoid" => Act::Sigmoid,
+                    "Tanh" => Act::Tanh,
+                    "Elu" => Act::Elu(attr_f(n, "alpha", 1.0)),
+                    _ => Act::Selu(
+                        attr_f(n, "alpha", 1.673_263_2),
+                        attr_f(n, "gamma", 1.050_701),
+                    ),
+                };
+                let (src, shape) = self.dynamic(input(0)?)?;
+                let dst = self.alloc(src.width);
+                self.ops.push(Op::Act { src, dst, act });
+                Val::Dyn(dst, shape)
+            }
+            "Softmax" => {
+                let (src, shape) = self.dynamic(input(0)?)?;
+                let axis = attr_i(n, "axis", -1);
+                if shape.len() != 1 || !(axis == -1 || axis == 1) {
+                    return Err(no(format!("node {label}: Softmax over axis {axis}")));
+                }
+                let dst = self.alloc(src.width);
+                self.ops.push(Op::Softmax { src, dst });
+                Val::Dyn(dst, shape)
+            }
+            "Concat" => {
+                let axis = attr_i(n, "axis", 1);
+                let parts: Vec<(Slot, Vec<usize>)> = n
+                    .input
+                    .iter()
+                    .map(|i| self.dynamic(i))
+                    .collect::<Result<_, _>>()?;
+                if !(axis == 1 || axis == -1) || parts.iter().any(|(_, s)| s.len() != 1) {
+                    return Err(no(format!("node {label}: Concat other than of vectors")));
+                }
+                let width = parts.iter().map(|(s, _)| s.width).sum();
+                let dst = self.alloc(width);
+                let mut at = 0;
+                for (src, _) in parts {
+                    self.ops.push(Op::Copy { src, dst, at });
+                    at += src.width;
+                }
+                Val::Dyn(dst, vec![width])
+            }
+            "ArgMax" => {
+                let (src, shape) = self.dynamic(input(0)?)?;
+                let axis = attr_i(n, "axis", 0);
+                if shape.len() != 1 || !(axis == 1 || axis == -1) {
+                    return Err(no(format!("node {label}: ArgMax over axis {axis}")));
+                }
+                if attr_i(n, "select_last_index", 0) != 0 {
+                    return Err(no(format!("node {label}: select_last_index")));
+                }
+                let dst = self.alloc(1);
+                self.ops.push(Op::ArgMax { src, dst });
+                let keep = attr_i(n, "keepdims", 1) != 0;
+                Val::Dyn(dst, if keep { vec![1] } else { vec![] })
+            }
+            _ => return Err(no(format!("node {label}: operator {op}"))),
+        };
+        self.vals.insert(out, val);
+        Ok(())
+    }
+
+    /// skl2onnx's label lookup: `ArrayFeatureExtractor(classes, argmax)`.
+    fn gather(&mut self, n: &pb::NodeProto) -> Result<(), String> {
+        let (Some(table), Some(idx), Some(out)) =
+            (n.input.first(), n.input.get(1), n.output.first())
+        else {
+            return Err(no("ArrayFeatureExtractor without its inputs"));
+        };
+        let table = match self.get(table)? {
+            Val::Const(d, t) if d.len() <= 1 => t.clone(),
+            _ => return Err(no("ArrayFeatureExtractor over a computed table")),
+        };
+        let (src, shape) = self.dynamic(idx)?;
+        if src.width != 1 {
+            return Err(no("ArrayFeatureExtractor with several indices"));
+        }
+        let dst = self.alloc(1);
+        self.ops.push(Op::Gather { src, dst, table });
+        self.vals.insert(out.clone(), Val::Dyn(dst, shape));
+        Ok(())
+    }
+}
+
+impl Dense {
+    fn new(k: usize, n: usize, w: &[f32], bias: Vec<f32>) -> Dense {
+        if n < 8 {
+            let mut t = vec![0f32; n * k];
+            for i in 0..k {
+                for j in 0..n {
+                    t[j * k + i] = w[i * n + j];
+                }
+            }
+            return Dense {
+                k,
+                n,
+                block: 0,
+                w: t,
+                bias,
+            };
+        }
+        let block = match n {
+            48.. => 64,
+            24.. => 32,
+            12.. => 16,
+            _ => 8,
+        };
+        let blocks = n.div_ceil(block);
+        let mut p = vec![0f32; blocks * k * block];
+        for b in 0..blocks {
+            for i in 0..k {
+                for c in 0..block {
+                    let j = b * block + c;
+                    if j < n {
+                        p[(b * k + i) * block + c] = w[i * n + j];
+                    }
+                }
+            }
+        }
+        Dense {
+            k,
+            n,
+            block,
+            w: p,
+            bias,
+        }
+    }
+}
+
+/// Whether a graph is a dense network the native evaluator runs: `Ok(())`, or why not.
+pub fn recognise(path: &Path) -> Result<Result<(), String>, EngineError> {
+    let model = read_proto(path)?;
+    Ok(build(&model, &read_info(path)?).map(|_| ()))
+}
+
+type Program = (Vec<Slot>, Vec<Op>, Vec<Output>, usize);
+
+fn build(model: &pb::ModelProto, info: &ModelInfo) -> Result<Program, String> {
+    let graph = model.graph.as_ref().ok_or_else(|| no("no graph"))?;
+    let mut b = Builder {
+        vals: HashMap::new(),
+        ops: Vec::new(),
+        next: 0,
+        uses: HashMap::new(),
+    };
+    for n in &graph.node {
+        for i in &n.input {
+            *b.uses.entry(i.clone()).or_default() += 1;
+        }
+    }
+    for o in &graph.output {
+        *b.uses.entry(o.name.clone()).or_default() += 1;
+    }
+    for t in &graph.initializer {
+        let (dims, data) = const_values(t)?;
+        b.vals.insert(t.name.clone(), Val::Const(dims, data));
+    }
+    let mut inputs = Vec::new();
+    for p in &info.inputs {
+        let width = match p.shape.as_slice() {
+            [_, Some(w)] if p.elem == "float" => *w,
+            _ => {
+                return Err(no(format!(
+                    "input '{}' is {} {} (the native path takes float [N, k])",
+                    p.name,
+                    p.elem,
+                    p.shape_string()
+                )))
+            }
+        };
+        let s = b.alloc(width);
+        inputs.push(s);
+        b.vals.insert(p.name.clone(), Val::Dyn(s, vec![width]));
+    }
+    if graph.node.is_empty() {
+        return Err(no("an empty graph"));
+    }
+    for n in &graph.node {
+        if n.op_type == "ArrayFeatureExtractor" && n.domain == "ai.onnx.ml" {
+            b.gather(n)?;
+        } else {
+            b.node(n)?;
+        }
+    }
+    if !b.ops.iter().any(|o| matches!(o, Op::Dense { .. })) {
+        return Err(no("no dense layer"));
+    }
+    let mut outputs = Vec::new();
+    for o in &graph.output {
+        let (slot, row_shape) = b.dynamic(&o.name)?;
+        outputs.push(Output {
+            name: o.name.clone(),
+            slot,
+            row_shape,
+        });
+    }
+    Ok((inputs, b.ops, outputs, b.next))
+}
+
+fn fma_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// out[j] = bias[j] + sum_i x[i] w[i, j] for one row, axpy form over register blocks of B.
+#[inline(always)]
+fn dense_row_blocked<const B: usize, const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
+    let (k, n) = (l.k, l.n);
+    let x = &x[..k];
+    for (bi, wb) in l.w.chunks_exact(k * B).enumerate() {
+        let j0 = bi * B;
+        let mut acc = [0f32; B];
+        let m = B.min(n - j0);
+        acc[..m].copy_from_slice(&l.bias[j0..j0 + m]);
+        for (xv, wr) in x.iter().zip(wb.chunks_exact(B)) {
+            let wr: &[f32; B] = wr.try_into().unwrap_or(&[0.0; B]);
+            for c in 0..B {
+                acc[c] = madd::<FMA>(*xv, wr[c], acc[c]);
+            }
+        }
+        out[j0..j0 + m].copy_from_slice(&acc[..m]);
+    }
+}
+
+/// Dot form for layers with few outputs: 8 partial sums per output.
+#[inline(always)]
+fn dense_row_dot<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
+    let k = l.k;
+    for (j, wr) in l.w.chunks_exact(k).enumerate() {
+        let mut acc = [0f32; 8];
+        let (xc, wc) = (x[..k].chunks_exact(8), wr.chunks_exact(8));
+        let (xr, wrr) = (xc.remainder(), wc.remainder());
+        for (xs, ws) in xc.zip(wc) {
+            for c in 0..8 {
+                acc[c] = madd::<FMA>(xs[c], ws[c], acc[c]);
+            }
+        }
+        let mut s =
+            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (a, b) in xr.iter().zip(wrr) {
+            s = madd::<FMA>(*a, *b, s);
+        }
+        out[j] = s + l.bias[j];
+    }
+}
+
+#[inline(always)]
+fn dense_row<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
+    match l.block {
+        64 => dense_row_blocked::<64, FMA>(l, x, out),
+        32 => dense_row_blocked::<32, FMA>(l, x, out),
+        16 => dense_row_blocked::<16, FMA>(l, x, out),
+        8 => dense_row_blocked::<8, FMA>(l, x, out),
+        _ => dense_row_dot::<FMA>(l, x, out),
+    }
+}
+
+/// ONNX Runtime's logistic form (stable for large |v|).
+#[inline]
+fn sigmoid(v: f32) -> f32 {
+    if v >= 0.0 {
+        1.0 / (1.0 + (-v).exp())
+    } else {
+        let e = v.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[inline]
+fn activate(act: Act, v: f32) -> f32 {
+    match act {
+        Act::Relu => v.max(0.0),
+        Act::LeakyRelu(a) => {
+            if v >= 0.0 {
+                v
+            } else {
+                a * v
+            }
+        }
+        Act::Sigmoid => sigmoid(v),
+        Act::Tanh => v.tanh(),
+        Act::Elu(a) => {
+            if v >= 0.0 {
+                v
+            } else {
+                a * (v.exp() - 1.0)
+            }
+        }
+        Act::Selu(a, g) => {
+            if v > 0.0 {
+                g * v
+            } else {
+                g * (a * v.exp() - a)
+            }
+        }
+    }
+}
+
+/// Splits the arena into the part before `dst` (every source lives there: values are laid out
+/// in program order) and dst's rows.
+#[inline(always)]
+fn split(arena: &mut [f32], dst: Slot) -> (&[f32], &mut [f32]) {
+    let (src, rest) = arena.split_at_mut(dst.off * TILE);
+    (src, &mut rest[..dst.width * TILE])
+}
+
+#[inline(always)]
+fn row(arena: &[f32], s: Slot, r: usize) -> &[f32] {
+    &arena[s.off * TILE + r * s.width..s.off * TILE + (r + 1) * s.width]
+}
+
+impl NativeEngine {
+    /// Loads a dense network; [`EngineError::Unsupported`] (saying which node) for any other
+    /// graph.
+    pub fn load(path: &Path) -> Result<Self, EngineError> {
+        let info = read_info(path)?;
+        let model = read_proto(path)?;
+        let (inputs, ops, outputs, arena) =
+            build(&model, &info).map_err(|msg| EngineError::Unsupported {
+                path: path.to_path_buf(),
+                msg: format!("not a dense network for the native evaluator: {msg}"),
+            })?;
+        let layers: Vec<String> = std::iter::once(
+            inputs
+                .iter()
+                .map(|s| s.width.to_string())
+                .collect::<Vec<_>>()
+                .join("+"),
+        )
+        .chain(ops.iter().filter_map(|o| match o {
+            Op::Dense { layer, .. } => Some(layer.n.to_string()),
+            _ => None,
+        }))
+        .collect();
+        let fma = fma_available();
+        Ok(NativeEngine {
+            info,
+            inputs,
+            ops,
+            outputs,
+            arena,
+            fma,
+            summary: format!(
+                "dense {}, {}",
+                layers.join("-"),
+                if fma { "avx+fma" } else { "portable" }
+            ),
+        })
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.info.path.clone()
+    }
+
+    /// Output names in graph order.
+    pub fn output_names(&self) -> impl Iterator<Item = &str> {
+        self.outputs.iter().map(|o| o.name.as_str())
+    }
+
+    /// Values per event of output `i`.
+    pub fn output_width(&self, i: usize) -> usize {
+        self.outputs.get(i).map_or(0, |o| o.slot.width)
+    }
+
+    /// Values per event of each input, in `info().inputs` order.
+    pub fn input_widths(&self) -> impl Iterator<Item = usize> + '_ {
+        self.inputs.iter().map(|s| s.width)
+    }
+
+    /// The allocation-free path: `inputs` in `info().inputs` order, each `batch x width`
+    /// row-major; writes output `output` (`batch x output_width(output)`) into `out`.
+    pub fn run_into(
+        &self,
+        inputs: &[&[f32]],
+        batch: usize,
+        output: usize,
+        out: &mut [f32],
+    ) -> Result<(), EngineError> {
+        let o = self.outputs.get(output).ok_or_else(|| EngineError::Run {
+            path: self.path(),
+            msg: format!("no output {output} ({} outputs)", self.outputs.len()),
+        })?;
+        let bad = |input: &str, msg: String| EngineError::Input {
+            path: self.path(),
+            input: input.to_string(),
+            msg,
+        };
+        if inputs.len() != self.inputs.len() {
+            return Err(bad(
+                "*",
+                format!(
+                    "{} inputs given, the model takes {}",
+                    inputs.len(),
+                    self.inputs.len()
+                ),
+            ));
+        }
+        for ((x, s), p) in inputs.iter().zip(&self.inputs).zip(&self.info.inputs) {
+            if x.len() != batch * s.width {
+                return Err(bad(
+                    &p.name,
+                    format!(
+                        "{} values for {batch} events of {} ({} expected)",
+                        x.len(),
+                        s.width,
+                        batch * s.width
+                    ),
+                ));
+            }
+        }
+        if out.len() != batch * o.slot.width {
+            return Err(EngineError::Run {
+                path: self.path(),
+                msg: format!(
+                    "output '{}': room for {} values, {batch} events need {}",
+                    o.name,
+                    out.len(),
+                    batch * o.slot.width
+                ),
+            });
+        }
+        self.eval(inputs, batch, &mut [(o.slot, out)]);
+        Ok(())
+    }
+
+    /// Runs checked inputs, copying each requested value out.
+    fn eval(&self, inputs: &[&[f32]], batch: usize, outs: &mut [(Slot, &mut [f32])]) {
+        self.with_arena(|arena| {
+            for r0 in (0..batch).step_by(TILE) {
+                let rows = TILE.min(batch - r0);
+                self.tile(arena, inputs, r0, rows);
+                for (s, out) in outs.iter_mut() {
+                    let w = s.width;
+                    out[r0 * w..(r0 + rows) * w]
+                        .copy_from_slice(&arena[s.off * TILE..s.off * TILE + rows * w]);
+                }
+            }
+        });
+    }
+
+    fn with_arena<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        let need = self.arena * TILE;
+        SCRATCH.with(|s| match s.try_borrow_mut() {
+            Ok(mut v) => {
+                if v.len() < need {
+                    v.resize(need, 0.0);
+                }
+                f(&mut v[..need])
+            }
+            // Only reachable re-entrantly; stay correct.
+            Err(_) => f(&mut vec![0f32; need]),
+        })
+    }
+
+    fn tile(&self, arena: &mut [f32], inputs: &[&[f32]], r0: usize, rows: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if self.fma {
+            // SAFETY: `fma` is set only when the CPU reports AVX and FMA (checked at load).
+            unsafe { tile_fma(self, arena, inputs, r0, rows) };
+            return;
+        }
+        run_tile::<false>(self, arena, inputs, r0, rows);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma")]
+unsafe fn tile_fma(e: &NativeEngine, arena: &mut [f32], inputs: &[&[f32]], r0: usize, rows: usize) {
+    run_tile::<true>(e, arena, inputs, r0, rows)
+}
+
+#[inline(always)]
+fn run_tile<const FMA: bool>(
+    e: &NativeEngine,
+    arena: &mut [f32],
+    inputs: &[&[f32]],
+    r0: usize,
+    rows: usize,
+) {
+    for (x, s) in inputs.iter().zip(&e.inputs) {
+        let w = s.width;
+        arena[s.off * TILE..s.off * TILE + rows * w].copy_from_slice(&x[r0 * w..(r0 + rows) * w]);
+    }
+    for op in &e.ops {
+        let dst = op.dst();
+        let (src, out) = split(arena, dst);
+        match op {
+            Op::Copy { src: s, at, .. } => {
+                for r in 0..rows {
+                    out[r * dst.width + at..r * dst.width + at + s.width]
+                        .copy_from_slice(row(src, *s, r));
+                }
+            }
+            Op::Dense { src: s, layer, .. } => {
+                for r in 0..rows {
+                    dense_row::<FMA>(
+                        layer,
+                        row(src, *s, r),
+                        &mut out[r * dst.width..(r + 1) * dst.width],
+                    );
+                }
+            }
+            Op::Bin { a, b, op, .. } => {
+                let w = dst.width;
+                for r in 0..rows {
+                    let o = &mut out[r * w..(r + 1) * w];
+                    let get = |v: &Operand, j: usize| match v {
+                        Operand::Value(s) => src[s.off * TILE + r * s.width + j],
+                        Operand::Const(c) if c.len() == 1 => c[0],
+                        Operand::Const(c) => c[j],
+                    };
+                    for (j, o) in o.iter_mut().enumerate() {
+                        let (x, y) = (get(a, j), get(b, j));
+                        *o = match op {
+                            BinOp::Add => x + y,
+                            BinOp::Sub => x - y,
+                            BinOp::Mul => x * y,
+                            BinOp::Div => x / y,
+                        };
+                    }
+                }
+            }
+            Op::Act { src: s, act, .. } => {
+                let n = rows * s.width;
+                let x = &src[s.range()][..n];
+                if *act == Act::Relu {
+                    for (o, v) in out[..n].iter_mut().zip(x) {
+                        *o = v.max(0.0);
+                    }
+                } else {
+                    for (o, v) in out[..n].iter_mut().zip(x) {
+                        *o = activate(*act, *v);
+                    }
+                }
+            }
+            Op::Softmax { src: s, .. } => {
+                for r in 0..rows {
+                    let x = row(src, *s, r);
+                    let o = &mut out[r * s.width..(r + 1) * s.width];
+                    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for (o, v) in o.iter_mut().zip(x) {
+                        *o = (v - m).exp();
+                        sum += *o;
+                    }
+                    o.iter_mut().for_each(|v| *v /= sum);
+                }
+            }
+            Op::ArgMax { src: s, .. } => {
+                for (r, o) in out[..rows].iter_mut().enumerate() {
+                    let x = row(src, *s, r);
+                    let mut best = 0;
+                    for (j, v) in x.iter().enumerate() {
+                        if *v > x[best] {
+                            best = j;
+                        }
+                    }
+                    *o = best as f32;
+                }
+            }
+            Op::Gather { src: s, table, .. } => {
+                for (r, o) in out[..rows].iter_mut().enumerate() {
+                    let i = row(src, *s, r)[0] as usize;
+                    *o = table.get(i).copied().unwrap_or(f32::NAN);
+                }
+            }
+        }
+    }
+}
+
+impl Engine for NativeEngine {
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
+        let ordered = self.info.check_inputs(inputs)?;
+        let batch = ordered.first().map_or(0, |t| t.shape[0]);
+        let xs: Vec<&[f32]> = ordered.iter().map(|t| t.data.as_slice()).collect();
+        let mut data: Vec<Vec<f32>> = self
+            .outputs
+            .iter()
+            .map(|o| vec![0f32; batch * o.slot.width])
+            .collect();
+        let mut want: Vec<(Slot, &mut [f32])> = self
+            .outputs
+            .iter()
+            .zip(data.iter_mut())
+            .map(|(o, d)| (o.slot, d.as_mut_slice()))
+            .collect();
+        self.eval(&xs, batch, &mut want);
+        Ok(self
+            .outputs
+            .iter()
+            .zip(data)
+            .map(|(o, d)| {
+                let mut shape = vec![batch];
+                shape.extend(&o.row_shape);
+                Tensor::new(o.name.clone(), shape, d)
+            })
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "native dense ({}) on {} (xxh64 {})",
+            self.summary,
+            self.info.path.display(),
+            self.info.hash
+        )
+    }
+
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+}
