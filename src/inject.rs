@@ -90,14 +90,25 @@ fn expand(inputs: &[String]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn load_spec(path: &Path, length: Option<usize>) -> Result<FeatureSpec> {
+fn load_spec(path: &Path, length: Option<usize>, model: &Path) -> Result<FeatureSpec> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "json") {
         let inputs = spec::from_preprocess_json(&text, length)
             .with_context(|| path.display().to_string())?;
         let v: serde_json::Value = serde_json::from_str(&text)?;
-        // preprocess.json names the outputs' classes: one branch per column, prefixed "pnet_".
+        // preprocess.json names the classes of the model's (single) output: one branch per
+        // column, prefixed "pnet_".
+        let info = read_info(model)?;
+        let tensor = match info.outputs.as_slice() {
+            [one] => one.name.clone(),
+            many => bail!(
+                "{}: names one output's classes but {} has {} outputs",
+                path.display(),
+                model.display(),
+                many.len()
+            ),
+        };
         let outputs = match v["output_names"].as_array() {
             Some(names) => {
                 let branches: Vec<String> = names
@@ -105,7 +116,7 @@ fn load_spec(path: &Path, length: Option<usize>) -> Result<FeatureSpec> {
                     .filter_map(|n| n.as_str())
                     .map(|n| format!("pnet_{n}"))
                     .collect();
-                let yaml = format!("output: {{branches: [{}]}}", branches.join(", "));
+                let yaml = format!("{tensor}: {{branches: [{}]}}", branches.join(", "));
                 serde_yaml::from_str(&yaml)?
             }
             None => bail!("{}: no output_names", path.display()),
@@ -151,7 +162,7 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
     }
     let spec_for = |i: usize| -> Result<FeatureSpec> {
         match a.features.get(i).or(a.features.first()) {
-            Some(p) => load_spec(p, a.length),
+            Some(p) => load_spec(p, a.length, &a.models[i]),
             None => Ok(
                 FeatureSpec::from_metadata(&read_info(&a.models[i])?.metadata)
                     .with_context(|| a.models[i].display().to_string())?,

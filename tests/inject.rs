@@ -184,6 +184,49 @@ fn particlenet_from_jagged_branches_matches_onnxruntime() {
     );
 }
 
+/// A ParticleNet-style GNN exported by torch.onnx (EdgeConv with kNN from TopK on pairwise
+/// distances, GatherElements, masks, batch norm; scripts/make_gnn_model.py, committed under
+/// tests/data/gnn-topk) fed from jagged branches equals onnxruntime.
+#[test]
+fn torch_gnn_with_topk_matches_onnxruntime() {
+    let f = Fixture::new();
+    let dir = repo().join("tests/data/gnn-topk");
+    let model = dir.join("gnn-topk.onnx").display().to_string();
+    let pre = dir.join("preprocess.json").display().to_string();
+    let out = f.p("gnn.root");
+    ok(&[
+        "inject",
+        &f.p("pfcands.root"),
+        "--model",
+        &model,
+        "--features",
+        &pre,
+        "--length",
+        "25",
+        "-o",
+        &out,
+        "--friend",
+        "--quiet",
+        "--chunk",
+        "100",
+    ]);
+    let d = max_diff(&script(
+        "check_inject.py",
+        &[
+            "particlenet",
+            &model,
+            &pre,
+            "25",
+            &f.p("pfcands.root"),
+            "jets",
+            &out,
+            "jets",
+            "pnet_",
+        ],
+    ));
+    assert!(d <= 1e-5, "{d}");
+}
+
 #[test]
 fn kfold_members_score_only_their_events() {
     let f = Fixture::new();
