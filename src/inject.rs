@@ -35,8 +35,9 @@ pub struct InjectArgs {
     /// Write a friend tree holding only the new branches instead of a decorated copy.
     #[arg(long)]
     friend: bool,
-    /// Inference engine.
-    #[arg(long, default_value = "tract", value_parser = ["tract", "ort"])]
+    /// Inference engine: auto (tree ensembles and dense networks to hepml's native evaluators,
+    /// every other graph to tract), or one forced: tract, native, trees, ort.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "tract", "native", "trees", "ort"])]
     engine: String,
     /// Device for the engine (cuda: ONNX Runtime's CUDA execution provider, never a silent
     /// CPU fallback).
@@ -136,11 +137,7 @@ fn load_spec(path: &Path, length: Option<usize>, model: &Path) -> Result<Feature
 /// log line and the provenance) says which.
 fn load_engine(a: &InjectArgs, path: &Path) -> Result<(Box<dyn Engine>, ModelInfo)> {
     let opts = EngineOptions {
-        kind: if a.engine == "ort" {
-            EngineKind::Ort
-        } else {
-            EngineKind::Auto
-        },
+        kind: a.engine.parse::<EngineKind>()?,
         device: a.device.parse::<Device>()?,
         ort_library: a.ort_lib.clone(),
         ort_sessions: a.threads.unwrap_or(0),

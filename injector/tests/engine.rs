@@ -681,3 +681,41 @@ fn native_trees_run_into_equals_run() {
         assert!(err.is_err(), "{}: short row accepted", c.name);
     }
 }
+
+/// A large batch split over threads gives the single-threaded values bit for bit, with row
+/// counts that do not divide evenly.
+#[test]
+fn native_dense_threaded_batches_equal_one_thread() {
+    use injector::engine::native::NativeEngine;
+    for c in cases().into_iter().filter(|c| c.route == "native") {
+        let mut one = NativeEngine::load(&c.model).unwrap();
+        one.threads = 1;
+        let mut many = NativeEngine::load(&c.model).unwrap();
+        many.threads = 3;
+        let rows = c.inputs[0].shape[0];
+        let reps = 7001 / rows + 1;
+        let big: Vec<Tensor> = c
+            .inputs
+            .iter()
+            .map(|t| {
+                let mut shape = t.shape.clone();
+                shape[0] = rows * reps;
+                Tensor::new(t.name.clone(), shape, t.data.repeat(reps))
+            })
+            .collect();
+        let (a, b) = (one.run(&big).unwrap(), many.run(&big).unwrap());
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.shape, y.shape, "{}", c.name);
+            assert!(
+                x.data
+                    .iter()
+                    .zip(&y.data)
+                    .all(|(p, q)| p.to_bits() == q.to_bits()),
+                "{} {}: threaded batch differs",
+                c.name,
+                x.name
+            );
+        }
+    }
+}

@@ -307,23 +307,21 @@ pub fn open(path: &Path, opts: &EngineOptions) -> Result<Box<dyn Engine>, Engine
             }
         )));
     }
+    // The CPU engines split large batches over `threads` (0: one per core, their default).
+    macro_rules! with_threads {
+        ($load:expr) => {{
+            let mut e = $load;
+            if opts.threads > 0 {
+                e.threads = opts.threads;
+            }
+            Ok(Box::new(e))
+        }};
+    }
     match kind {
-        EngineKind::Trees => {
-            let mut e = trees::TreeEngine::load(path)?;
-            if opts.threads > 0 {
-                e.threads = opts.threads;
-            }
-            Ok(Box::new(e))
-        }
-        EngineKind::Native => Ok(Box::new(native::NativeEngine::load(path)?)),
+        EngineKind::Trees => with_threads!(trees::TreeEngine::load(path)?),
+        EngineKind::Native => with_threads!(native::NativeEngine::load(path)?),
         EngineKind::Ort => open_ort(path, opts),
-        _ => {
-            let mut e = tract::TractEngine::load(path)?;
-            if opts.threads > 0 {
-                e.threads = opts.threads;
-            }
-            Ok(Box::new(e))
-        }
+        _ => with_threads!(tract::TractEngine::load(path)?),
     }
 }
 

@@ -147,7 +147,12 @@ pub struct NativeEngine {
     arena: usize,
     fma: bool,
     summary: String,
+    /// `run` splits batches of at least 2 x [`SPLIT_MIN`] rows over this many threads.
+    pub threads: usize,
 }
+
+/// Smallest row range a thread of a split batch gets.
+const SPLIT_MIN: usize = 2048;
 
 /// Why a graph is not a dense network the native evaluator runs.
 fn no(msg: impl Into<String>) -> String {
@@ -811,6 +816,7 @@ impl NativeEngine {
             outputs,
             arena,
             fma,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             summary: format!(
                 "dense {}, {}",
                 layers.join("-"),
@@ -1049,13 +1055,39 @@ impl Engine for NativeEngine {
             .iter()
             .map(|o| vec![0f32; batch * o.slot.width])
             .collect();
-        let mut want: Vec<(Slot, &mut [f32])> = self
-            .outputs
-            .iter()
-            .zip(data.iter_mut())
-            .map(|(o, d)| (o.slot, d.as_mut_slice()))
-            .collect();
-        self.eval(&xs, batch, &mut want);
+        let parts = self.threads.min(batch / SPLIT_MIN).max(1);
+        if parts == 1 {
+            let mut want: Vec<(Slot, &mut [f32])> = self
+                .outputs
+                .iter()
+                .zip(data.iter_mut())
+                .map(|(o, d)| (o.slot, d.as_mut_slice()))
+                .collect();
+            self.eval(&xs, batch, &mut want);
+        } else {
+            // Rows are independent: each thread evaluates a contiguous row range into its part
+            // of the outputs (every thread has its own scratch arena).
+            let step = batch.div_ceil(parts);
+            let mut per_part: Vec<Vec<(Slot, &mut [f32])>> =
+                (0..parts).map(|_| Vec::new()).collect();
+            for (o, d) in self.outputs.iter().zip(data.iter_mut()) {
+                for (p, chunk) in d.chunks_mut(step * o.slot.width).enumerate() {
+                    per_part[p].push((o.slot, chunk));
+                }
+            }
+            std::thread::scope(|s| {
+                for (p, mut want) in per_part.into_iter().enumerate() {
+                    let r0 = p * step;
+                    let rows = step.min(batch - r0);
+                    let part: Vec<&[f32]> = xs
+                        .iter()
+                        .zip(&self.inputs)
+                        .map(|(x, slot)| &x[r0 * slot.width..(r0 + rows) * slot.width])
+                        .collect();
+                    s.spawn(move || self.eval(&part, rows, &mut want));
+                }
+            });
+        }
         Ok(self
             .outputs
             .iter()
