@@ -259,6 +259,7 @@ pub fn run(a: DemoArgs, inject: impl Fn(Vec<String>) -> Result<()>) -> Result<()
         layers: vec![(FEATURES, 1, w.clone(), vec![b])],
         hidden: String::new(),
         final_act: "Sigmoid".into(),
+        standardise: None,
         metadata: vec![
             (
                 "hepml.inputs".into(),

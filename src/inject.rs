@@ -167,7 +167,20 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
         }
     };
     let mut jobs = Vec::new();
-    let groups: Vec<Vec<usize>> = if a.fold_branch.is_some() {
+    // Models exported by `hepml export` from a k-fold run say so in their metadata: given
+    // together (in fold order), they form one ensemble without --fold-branch.
+    let metadata_folds = a.features.is_empty()
+        && a.models.len() > 1
+        && a.models.iter().enumerate().all(|(i, m)| {
+            read_info(m).is_ok_and(|info| {
+                info.metadata.contains_key("hepml.fold")
+                    && info
+                        .metadata
+                        .get("hepml.fold_index")
+                        .is_none_or(|f| f.parse() == Ok(i))
+            })
+        });
+    let groups: Vec<Vec<usize>> = if a.fold_branch.is_some() || metadata_folds {
         vec![(0..a.models.len()).collect()]
     } else {
         (0..a.models.len()).map(|i| vec![i]).collect()
@@ -255,7 +268,18 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
                 chain.interp(&branch).context("--fold-branch")?;
                 Models::Folds(Folds { branch, members })
             }
-            Some(_) => bail!("a fold ensemble needs one --model per fold"),
+            Some(_) if a.fold_branch.is_some() => {
+                bail!("a fold ensemble needs one --model per fold")
+            }
+            // One member of a k-fold export given alone scores every event (e.g. data, which
+            // no fold trained on).
+            Some(_) => {
+                eprintln!(
+                    "hepml: note: {} is one fold of an ensemble; it scores every event",
+                    a.models[first].display()
+                );
+                Models::Single(members.remove(0))
+            }
             None => Models::Single(members.remove(0)),
         };
         jobs.push(ModelJob {

@@ -4,6 +4,7 @@ mod convert;
 mod demo;
 mod inject;
 mod inspect;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -30,6 +31,11 @@ enum Cmd {
     /// Convert ROOT ntuples to one HDF5 table (pandas `read_hdf`, h5py) from a YAML config:
     /// columns (branches or expressions), selection, weights, a label per sample.
     Convert(convert::ConvertArgs),
+    /// Train a DNN or parameterised NN (k-fold ensembles, early stopping, OneCycle, LR finder)
+    /// from a YAML config on HDF5 tables; writes a run directory with metrics.
+    Train(train::TrainArgs),
+    /// Export a trained run directory to ONNX (standardisation inside, hepml metadata).
+    Export(train::ExportArgs),
     /// Run the main job end to end on generated data: write an ntuple, fit a classifier,
     /// export it as ONNX, score the ntuple with `inject`, report the AUC.
     Demo(demo::DemoArgs),
@@ -58,6 +64,8 @@ fn main() {
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Inject(a) => inject::run(*a),
         Cmd::Convert(a) => convert::run(a),
+        Cmd::Train(a) => train::run(a),
+        Cmd::Export(a) => train::export(a),
         Cmd::Demo(a) => demo::run(a, |argv| match Cli::parse_from(argv).cmd {
             Cmd::Inject(i) => inject::run(*i),
             _ => unreachable!("the demo only runs inject"),

@@ -624,6 +624,8 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
             hidden: act.into(),
             final_act: "Sigmoid".into(),
             metadata: vec![],
+            // Standardisation inside the graph, as `hepml export` writes it.
+            standardise: Some((vec![0.1, -0.2, 0.3, 0.0], vec![1.5, 0.5, 2.0, 1.0])),
         };
         let p = dir.join(format!("dense_{act}.onnx"));
         std::fs::write(&p, d.to_bytes()).unwrap();

@@ -276,8 +276,15 @@ fn default_activation() -> Activation {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
+    /// Files whose events are all signal (label 1).
+    #[serde(default)]
     pub signal: Vec<PathBuf>,
+    /// Files whose events are all background (label 0).
+    #[serde(default)]
     pub background: Vec<PathBuf>,
+    /// Files with a label column (what `hepml convert` writes).
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
     /// HDF5 key (pandas `key=`); default `events`.
     #[serde(default = "default_key")]
     pub key: String,
@@ -475,9 +482,11 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&m.dropout) {
             return Err(bad(format!("model.dropout {} not in [0, 1)", m.dropout)));
         }
-        if self.data.signal.is_empty() || self.data.background.is_empty() {
+        let d = &self.data;
+        if d.files.is_empty() && (d.signal.is_empty() || d.background.is_empty()) {
             return Err(bad(
-                "data.signal and data.background need a file each".into()
+                "data needs `files` (tables with a label column) or `signal` and `background`"
+                    .into(),
             ));
         }
         let p = &self.preparation;

@@ -8,9 +8,18 @@
 //! - [`convert`]: ROOT chunks -> expressions -> selection -> weights -> HDF5, one table for all
 //!   samples with `label`, `weight`, `sample` and the event number.
 //!
-//! Not yet here: pandas `table` layout reading, training on burn `flex`, ONNX export of trained
-//! models, k-fold/PNN, plots and the training benchmark.
+//! - [`train`]: DNN / parameterised NN on burn's `flex` CPU backend (`wgpu` with the `gpu`
+//!   feature): k-fold ensembles routed by event number, weighted and class-balanced BCE,
+//!   standardisation fitted on the training split, early stopping, OneCycle, LR finder, seeded.
+//! - [`plots`]: loss/accuracy, ROC, scores, confusion, inputs, correlations, LR finder, PNN ROC
+//!   per parameter value, as PNG with an embedded font.
+//! - [`export`]: ONNX per fold with standardisation in the graph and hepml metadata.
+//!
+//! Not yet here: pandas `table` layout reading.
 
 pub mod config;
 pub mod convert;
+pub mod export;
 pub mod h5;
+pub mod plots;
+pub mod train;

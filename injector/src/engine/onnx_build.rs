@@ -40,8 +40,10 @@ fn tensor(name: &str, dims: &[usize], data: Vec<f32>) -> pb::TensorProto {
     }
 }
 
-/// A dense network: `input` [N, n_in] -> Gemm layers (weights row-major [n_in, n_out]) with
-/// `hidden` activation between them -> `final_act` ("Sigmoid" or "") -> `output`.
+/// A dense network: `input` [N, n_in] -> optional standardisation `(x - mean) / std` -> Gemm
+/// layers (weights row-major [n_in, n_out]) with the `hidden` activation between them ("Relu",
+/// "Tanh", "Elu", "Sigmoid", or "Swish" = x * sigmoid(x) and "Gelu" = x * Phi(x), written with
+/// standard operators) -> `final_act` ("Sigmoid" or "") -> `output`.
 pub struct Dense {
     pub input: String,
     pub output: String,
@@ -49,6 +51,18 @@ pub struct Dense {
     pub hidden: String,
     pub final_act: String,
     pub metadata: Vec<(String, String)>,
+    /// Per-input-column mean and standard deviation, applied inside the graph.
+    pub standardise: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+fn node(op: &str, name: String, input: Vec<String>, output: &str) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        name,
+        input,
+        output: vec![output.into()],
+        ..Default::default()
+    }
 }
 
 impl Dense {
@@ -56,34 +70,79 @@ impl Dense {
         let mut nodes = Vec::new();
         let mut inits = Vec::new();
         let mut prev = self.input.clone();
+        if let Some((mean, std)) = &self.standardise {
+            inits.push(tensor("mean", &[mean.len()], mean.clone()));
+            inits.push(tensor("std", &[std.len()], std.clone()));
+            nodes.push(node(
+                "Sub",
+                "centre".into(),
+                vec![prev, "mean".into()],
+                "centred",
+            ));
+            nodes.push(node(
+                "Div",
+                "scale".into(),
+                vec!["centred".into(), "std".into()],
+                "standardised",
+            ));
+            prev = "standardised".into();
+        }
         for (i, (n_in, n_out, w, b)) in self.layers.iter().enumerate() {
             inits.push(tensor(&format!("W{i}"), &[*n_in, *n_out], w.clone()));
             inits.push(tensor(&format!("B{i}"), &[*n_out], b.clone()));
             let out = format!("gemm{i}");
-            nodes.push(pb::NodeProto {
-                op_type: "Gemm".into(),
-                name: format!("dense{i}"),
-                input: vec![prev.clone(), format!("W{i}"), format!("B{i}")],
-                output: vec![out.clone()],
-                ..Default::default()
-            });
+            nodes.push(node(
+                "Gemm",
+                format!("dense{i}"),
+                vec![prev.clone(), format!("W{i}"), format!("B{i}")],
+                &out,
+            ));
             prev = out;
             let act = if i + 1 < self.layers.len() {
                 &self.hidden
             } else {
                 &self.final_act
             };
-            if !act.is_empty() {
-                let out = format!("act{i}");
-                nodes.push(pb::NodeProto {
-                    op_type: act.clone(),
-                    name: format!("{act}{i}"),
-                    input: vec![prev.clone()],
-                    output: vec![out.clone()],
-                    ..Default::default()
-                });
-                prev = out;
+            let out = format!("act{i}");
+            match act.as_str() {
+                "" => continue,
+                "Swish" => {
+                    let sig = format!("sig{i}");
+                    nodes.push(node(
+                        "Sigmoid",
+                        format!("sigmoid{i}"),
+                        vec![prev.clone()],
+                        &sig,
+                    ));
+                    nodes.push(node(
+                        "Mul",
+                        format!("swish{i}"),
+                        vec![prev.clone(), sig],
+                        &out,
+                    ));
+                }
+                "Gelu" => {
+                    // 0.5 x (1 + erf(x / sqrt 2))
+                    if !inits.iter().any(|t| t.name == "sqrt2") {
+                        inits.push(tensor("sqrt2", &[], vec![std::f32::consts::SQRT_2]));
+                        inits.push(tensor("one", &[], vec![1.0]));
+                        inits.push(tensor("half", &[], vec![0.5]));
+                    }
+                    let t = |k: &str| format!("gelu{i}_{k}");
+                    nodes.push(node(
+                        "Div",
+                        t("div"),
+                        vec![prev.clone(), "sqrt2".into()],
+                        &t("a"),
+                    ));
+                    nodes.push(node("Erf", t("erf"), vec![t("a")], &t("b")));
+                    nodes.push(node("Add", t("add"), vec![t("b"), "one".into()], &t("c")));
+                    nodes.push(node("Mul", t("mul"), vec![prev.clone(), t("c")], &t("d")));
+                    nodes.push(node("Mul", t("half"), vec![t("d"), "half".into()], &out));
+                }
+                op => nodes.push(node(op, format!("{op}{i}"), vec![prev.clone()], &out)),
             }
+            prev = out;
         }
         // Name the last tensor as the output.
         if let Some(last) = nodes.last_mut() {

@@ -192,7 +192,7 @@ pub fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> Result<(
                 }
             }
             b"XZ" => {
-                let mut d = xz2::read::XzDecoder::new(body);
+                let mut d = liblzma::read::XzDecoder::new(body);
                 read_exact_into(&mut d, ulen, out).map_err(|e| dec_err("lzma", e))?;
             }
             b"ZS" => {
@@ -316,7 +316,7 @@ pub fn compress(src: &[u8], c: Compression) -> Result<Option<Vec<u8>>> {
                 e.finish().map_err(|e| dec_err("zlib", e))?;
             }
             Algorithm::Lzma => {
-                let mut e = xz2::write::XzEncoder::new(&mut out, c.level.min(9));
+                let mut e = liblzma::write::XzEncoder::new(&mut out, c.level.min(9));
                 e.write_all(block).map_err(|e| dec_err("lzma", e))?;
                 e.finish().map_err(|e| dec_err("lzma", e))?;
             }

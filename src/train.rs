@@ -1,0 +1,166 @@
+//! `hepml train CONFIG -o RUN_DIR` and `hepml export RUN_DIR -o MODEL.onnx`.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use models::config::TrainConfig;
+use models::train;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// YAML config: model, data, preparation, features, training, evaluation blocks.
+    pub config: PathBuf,
+    /// Run directory to create (written under a temporary name, renamed when complete).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Seed of initialisation, shuffling, splits and PNN parameter sampling.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// cpu (burn flex) or wgpu (needs a build with `--features gpu`).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace an existing run directory.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn tmp_beside(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!(".{name}.hepml-tmp-{}", std::process::id()))
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("reading {}", a.config.display()))?;
+    let cfg = TrainConfig::from_str(&text, &a.config)?;
+    if a.output.exists() && !a.force {
+        bail!(
+            "{} exists; choose another run directory or pass --force",
+            a.output.display()
+        );
+    }
+    let device = train::device(&a.device)?;
+    let hash = format!("{:016x}", xxhash_rust::xxh64::xxh64(text.as_bytes(), 0));
+    let data = train::load(&cfg, a.seed).with_context(|| a.config.display().to_string())?;
+    let folds = cfg.preparation.kfold.as_ref().map_or(1, |k| k.k as u64);
+    let bar = if a.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(folds * cfg.training.epochs as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("train [{bar:30}] {pos}/{len} epochs {msg} eta {eta}")
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .progress_chars("=> "),
+    );
+    let t0 = std::time::Instant::now();
+    let out = train::train(&cfg, &data, a.seed, &hash, device, |fold, epoch, vl| {
+        bar.set_message(format!("fold {fold} epoch {epoch} valid loss {vl:.4}"));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let tmp = tmp_beside(&a.output);
+    let r = write_run(&tmp, &cfg, &text, &data, &out);
+    if let Err(e) = r {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if a.output.exists() {
+        std::fs::remove_dir_all(&a.output)
+            .with_context(|| format!("replacing {}", a.output.display()))?;
+    }
+    std::fs::rename(&tmp, &a.output)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), a.output.display()))?;
+    let m = train::metrics(&cfg, &data, &out);
+    eprintln!(
+        "hepml: trained {} fold(s) on {} events in {:.1} s ({:.0} events/s); test AUC {:.4}, accuracy {:.4} -> {}",
+        folds,
+        data.rows(),
+        t0.elapsed().as_secs_f64(),
+        out.events_per_second,
+        m["test"]["auc"].as_f64().unwrap_or(f64::NAN),
+        m["test"]["accuracy"].as_f64().unwrap_or(f64::NAN),
+        a.output.display()
+    );
+    if let Some((_, _, s)) = &out.lr_finder {
+        eprintln!("hepml: lr finder suggests a learning rate of {s:.2e}");
+    }
+    Ok(())
+}
+
+fn write_run(
+    dir: &Path,
+    cfg: &TrainConfig,
+    text: &str,
+    data: &train::Data,
+    out: &train::Outcome,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |name: &str, bytes: &[u8]| -> Result<()> {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))
+    };
+    write("config.yaml", text.as_bytes())?;
+    write("model.json", serde_json::to_string(&out.model)?.as_bytes())?;
+    let metrics = train::metrics(cfg, data, out);
+    write(
+        "metrics.json",
+        serde_json::to_string_pretty(&metrics)?.as_bytes(),
+    )?;
+    if cfg.evaluation.plots {
+        let plots = dir.join("plots");
+        std::fs::create_dir_all(&plots)?;
+        models::plots::write_all(&plots, data, out, &metrics)?;
+    }
+    let f = data.width();
+    for (i, (rows, scores)) in out.test.iter().enumerate() {
+        let mut x = Vec::with_capacity(rows.len() * f);
+        for &r in rows {
+            x.extend_from_slice(&data.x[r * f..(r + 1) * f]);
+        }
+        train::write_npy(
+            &dir.join(format!("test_fold{i}_x.npy")),
+            &[rows.len(), f],
+            &x,
+        )?;
+        train::write_npy(
+            &dir.join(format!("test_fold{i}_score.npy")),
+            &[scores.len()],
+            scores,
+        )?;
+        let y: Vec<f32> = rows.iter().map(|&r| data.y[r]).collect();
+        train::write_npy(&dir.join(format!("test_fold{i}_label.npy")), &[y.len()], &y)?;
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Run directory written by `hepml train`.
+    pub run: PathBuf,
+    /// ONNX file (k-fold runs: NAME.fold<i>.onnx beside it, one per fold).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Branch `hepml inject` writes the score to.
+    #[arg(long, default_value = "score")]
+    pub branch: String,
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    let m = models::export::load(&a.run)?;
+    let files = models::export::export(&m, &a.branch);
+    let paths = models::export::fold_paths(&a.output, files.len());
+    for (p, bytes) in paths.iter().zip(&files) {
+        let tmp = tmp_beside(p);
+        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+        eprintln!("hepml: wrote {}", p.display());
+    }
+    Ok(())
+}
