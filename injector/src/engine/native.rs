@@ -693,6 +693,51 @@ fn dense_row_blocked<const B: usize, const FMA: bool>(l: &Dense, x: &[f32], out:
     }
 }
 
+/// Four rows at once (batches), 16 columns at a time: each weight load serves four rows, so a
+/// wide layer's weights stream from cache a quarter as often. Same operation order per value as
+/// [`dense_row_blocked`]: bit-identical results.
+#[inline(always)]
+fn dense_rows4<const B: usize, const FMA: bool>(l: &Dense, x: [&[f32]; 4], out: [&mut [f32]; 4]) {
+    const S: usize = 16;
+    let (k, n) = (l.k, l.n);
+    let x = x.map(|r| &r[..k]);
+    let [o0, o1, o2, o3] = out;
+    for (bi, wb) in l.w.chunks_exact(k * B).enumerate() {
+        for sub in 0..B / S {
+            let j0 = bi * B + sub * S;
+            if j0 >= n {
+                break;
+            }
+            let m = S.min(n - j0);
+            // Four separate accumulators (not a 2-D array): LLVM keeps each in two registers.
+            let (mut a0, mut a1, mut a2, mut a3) = ([0f32; S], [0f32; S], [0f32; S], [0f32; S]);
+            for a in [&mut a0, &mut a1, &mut a2, &mut a3] {
+                a[..m].copy_from_slice(&l.bias[j0..j0 + m]);
+            }
+            for (kk, wr) in wb.chunks_exact(B).enumerate() {
+                let w: &[f32; S] = wr[sub * S..sub * S + S].try_into().unwrap_or(&[0.0; S]);
+                let (x0, x1, x2, x3) = (x[0][kk], x[1][kk], x[2][kk], x[3][kk]);
+                for c in 0..S {
+                    a0[c] = madd::<FMA>(x0, w[c], a0[c]);
+                }
+                for c in 0..S {
+                    a1[c] = madd::<FMA>(x1, w[c], a1[c]);
+                }
+                for c in 0..S {
+                    a2[c] = madd::<FMA>(x2, w[c], a2[c]);
+                }
+                for c in 0..S {
+                    a3[c] = madd::<FMA>(x3, w[c], a3[c]);
+                }
+            }
+            o0[j0..j0 + m].copy_from_slice(&a0[..m]);
+            o1[j0..j0 + m].copy_from_slice(&a1[..m]);
+            o2[j0..j0 + m].copy_from_slice(&a2[..m]);
+            o3[j0..j0 + m].copy_from_slice(&a3[..m]);
+        }
+    }
+}
+
 /// Dot form for layers with few outputs: 8 partial sums per output.
 #[inline(always)]
 fn dense_row_dot<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
@@ -963,12 +1008,26 @@ fn run_tile<const FMA: bool>(
                 }
             }
             Op::Dense { src: s, layer, .. } => {
-                for r in 0..rows {
-                    dense_row::<FMA>(
-                        layer,
-                        row(src, *s, r),
-                        &mut out[r * dst.width..(r + 1) * dst.width],
-                    );
+                let mut outs = out[..rows * dst.width].chunks_exact_mut(dst.width);
+                let mut r = 0;
+                while r + 4 <= rows && layer.block >= 16 {
+                    let (Some(o0), Some(o1), Some(o2), Some(o3)) =
+                        (outs.next(), outs.next(), outs.next(), outs.next())
+                    else {
+                        break;
+                    };
+                    let x = [0, 1, 2, 3].map(|i| row(src, *s, r + i));
+                    let o = [o0, o1, o2, o3];
+                    match layer.block {
+                        64 => dense_rows4::<64, FMA>(layer, x, o),
+                        32 => dense_rows4::<32, FMA>(layer, x, o),
+                        _ => dense_rows4::<16, FMA>(layer, x, o),
+                    }
+                    r += 4;
+                }
+                for o in outs {
+                    dense_row::<FMA>(layer, row(src, *s, r), o);
+                    r += 1;
                 }
             }
             Op::Bin { a, b, op, .. } => {
