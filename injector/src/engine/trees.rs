@@ -87,6 +87,9 @@ pub struct TreeEngine {
     roots: Vec<u32>,
     /// The same trees laid out level by level, when they are shallow.
     levelled: Option<Levelled>,
+    /// The one class/target every leaf weight goes to, if so (sklearn's binary GBC): the sum
+    /// then stays in a register.
+    single_target: Option<u32>,
     weights: Vec<(u32, f32)>,
     base: Vec<f32>,
     post: Post,
@@ -179,6 +182,10 @@ impl Levelled {
 #[inline(always)]
 fn goes_yes(n: &Node, x: &[f32]) -> bool {
     let v = x[n.feature as usize];
+    if n.mode == Mode::Leq && !n.missing_yes {
+        // sklearn's only mode: a predictable branch instead of the jump table.
+        return v <= n.value;
+    }
     (match n.mode {
         Mode::Leq => v <= n.value,
         Mode::Lt => v < n.value,
@@ -742,6 +749,10 @@ impl TreeEngine {
             op: node.op_type.clone(),
             input,
             width: declared_width.unwrap_or(width),
+            single_target: match weights.first() {
+                Some(&(c, _)) if weights.iter().all(|w| w.0 == c) => Some(c),
+                _ => None,
+            },
             levelled: if width > 0 {
                 Levelled::build(&nodes, &roots)
             } else {
@@ -770,7 +781,17 @@ impl TreeEngine {
     fn accumulate(&self, x: &[f32], acc: &mut [f32], has: &mut [bool]) {
         acc.iter_mut().for_each(|a| *a = 0.0);
         has.iter_mut().for_each(|h| *h = false);
+        // Same additions in the same (tree) order either way: the sums agree to the bit.
+        let (mut sum, mut any) = (0f32, false);
+        let single = self.single_target;
         let mut add = |w0: u32, w1: u32| {
+            if single.is_some() {
+                for &(_, w) in &self.weights[w0 as usize..w1 as usize] {
+                    sum += w;
+                    any = true;
+                }
+                return;
+            }
             for &(c, w) in &self.weights[w0 as usize..w1 as usize] {
                 acc[c as usize] += w;
                 has[c as usize] = true;
@@ -792,14 +813,18 @@ impl TreeEngine {
                     add(w0, w1);
                 }
             }
-            return;
-        }
-        for &root in &self.roots {
-            let mut n = &self.nodes[root as usize];
-            while n.mode != Mode::Leaf {
-                n = &self.nodes[if goes_yes(n, x) { n.yes } else { n.no } as usize];
+        } else {
+            for &root in &self.roots {
+                let mut n = &self.nodes[root as usize];
+                while n.mode != Mode::Leaf {
+                    n = &self.nodes[if goes_yes(n, x) { n.yes } else { n.no } as usize];
+                }
+                add(n.w0, n.w1);
             }
-            add(n.w0, n.w1);
+        }
+        if let Some(c) = single {
+            acc[c as usize] = sum;
+            has[c as usize] = any;
         }
     }
 
