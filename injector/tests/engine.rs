@@ -603,6 +603,23 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
             );
         }
     }
+    // A large batch split over threads gives the one-thread values.
+    let c = case("mlp_80_100_100_1");
+    let mut e = NativeEngine::load(&c.model).unwrap();
+    let x = &c.inputs[0];
+    let rows = 9001;
+    let data: Vec<f32> = (0..rows)
+        .flat_map(|r| x.data[(r % 257) * 80..(r % 257 + 1) * 80].to_vec())
+        .collect();
+    let big = [Tensor::new("x", vec![rows, 80], data)];
+    e.threads = 1;
+    let one = e.run(&big).unwrap();
+    e.threads = 3;
+    assert_eq!(one, e.run(&big).unwrap());
+    assert_eq!(one[1].data[256 * 2..257 * 2], one[1].data[513 * 2..514 * 2]);
+    // An empty batch gives empty outputs.
+    let none = e.run(&[Tensor::new("x", vec![0, 80], vec![])]).unwrap();
+    assert_eq!(none[1].shape, vec![0, 2]);
     // hepml's own dense models (onnx_build), with a hidden activation of each kind.
     let dir = models_dir();
     for act in ["Relu", "Tanh", "Sigmoid"] {

@@ -147,7 +147,11 @@ pub struct NativeEngine {
     arena: usize,
     fma: bool,
     summary: String,
+    /// Batches of at least 2 x `SPLIT_MIN` rows are split across this many threads.
+    pub threads: usize,
 }
+
+const SPLIT_MIN: usize = 4096;
 
 /// Why a graph is not a dense network the native evaluator runs.
 fn no(msg: impl Into<String>) -> String {
@@ -856,6 +860,7 @@ impl NativeEngine {
             outputs,
             arena,
             fma,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             summary: format!(
                 "dense {}, {}",
                 layers.join("-"),
@@ -1108,13 +1113,36 @@ impl Engine for NativeEngine {
             .iter()
             .map(|o| vec![0f32; batch * o.slot.width])
             .collect();
-        let mut want: Vec<(Slot, &mut [f32])> = self
+        let parts = self.threads.min(batch / SPLIT_MIN).max(1);
+        // At least one row per part (an empty batch then runs nothing).
+        let per = batch.div_ceil(parts).max(1);
+        let mut chunks: Vec<_> = self
             .outputs
             .iter()
             .zip(data.iter_mut())
-            .map(|(o, d)| (o.slot, d.as_mut_slice()))
+            .map(|(o, d)| d.chunks_mut((per * o.slot.width).max(1)))
             .collect();
-        self.eval(&xs, batch, &mut want);
+        // Rows are independent: any split gives the same values.
+        std::thread::scope(|s| {
+            for r0 in (0..batch).step_by(per) {
+                let n = per.min(batch - r0);
+                let xs: Vec<&[f32]> = xs
+                    .iter()
+                    .zip(&self.inputs)
+                    .map(|(x, i)| &x[r0 * i.width..(r0 + n) * i.width])
+                    .collect();
+                let mut want: Vec<(Slot, &mut [f32])> = chunks
+                    .iter_mut()
+                    .zip(&self.outputs)
+                    .map(|(c, o)| (o.slot, c.next().unwrap_or_default()))
+                    .collect();
+                if parts == 1 {
+                    self.eval(&xs, n, &mut want);
+                } else {
+                    s.spawn(move || self.eval(&xs, n, &mut want));
+                }
+            }
+        });
         Ok(self
             .outputs
             .iter()
