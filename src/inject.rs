@@ -132,8 +132,8 @@ fn load_spec(path: &Path, length: Option<usize>, model: &Path) -> Result<Feature
     FeatureSpec::from_yaml(&text).with_context(|| path.display().to_string())
 }
 
-/// Tree ensembles (sklearn/xgboost BDTs) go to hepml's native evaluator; every other graph
-/// to tract (or everything to ONNX Runtime with --engine ort). The engine's description (in the
+/// Tree ensembles (sklearn/xgboost BDTs) and dense networks (MLPs, PNNs) go to hepml's native
+/// evaluators; every other graph to tract (or everything to ONNX Runtime with --engine ort). The engine's description (in the
 /// log line and the provenance) says which.
 fn load_engine(a: &InjectArgs, path: &Path) -> Result<(Box<dyn Engine>, ModelInfo)> {
     let opts = EngineOptions {

@@ -230,6 +230,15 @@ fn ort_matches_onnxruntime() {
     eprintln!("{}", report.join("\n"));
 }
 
+/// `rows` rows for the 80-input MLP, cycling through its 257 reference rows.
+fn mlp80_rows(c: &Case, rows: usize) -> [Tensor; 1] {
+    let x = &c.inputs[0];
+    let data: Vec<f32> = (0..rows)
+        .flat_map(|r| x.data[(r % 257) * 80..(r % 257 + 1) * 80].to_vec())
+        .collect();
+    [Tensor::new("x", vec![rows, 80], data)]
+}
+
 /// tract's plan optimised for the batch's fixed shapes and its symbolic-batch plan give the
 /// same numbers; so do batches split over threads, and each row run alone.
 #[test]
@@ -277,12 +286,7 @@ fn tract_fixed_and_symbolic_plans_agree() {
     // Split over threads: 9000 rows in 3 parts.
     let c = case("mlp_80_100_100_1");
     let mut e = TractEngine::load(&c.model).unwrap();
-    let x = &c.inputs[0];
-    let rows = 9000;
-    let data: Vec<f32> = (0..rows)
-        .flat_map(|r| x.data[(r % 257) * 80..(r % 257 + 1) * 80].to_vec())
-        .collect();
-    let big = [Tensor::new("x", vec![rows, 80], data)];
+    let big = mlp80_rows(&c, 9000);
     e.threads = 1;
     let one = e.run(&big).unwrap();
     e.threads = 3;
@@ -603,6 +607,18 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
             );
         }
     }
+    // A large batch split over threads gives the one-thread values.
+    let c = case("mlp_80_100_100_1");
+    let mut e = NativeEngine::load(&c.model).unwrap();
+    let big = mlp80_rows(&c, 9001);
+    e.threads = 1;
+    let one = e.run(&big).unwrap();
+    e.threads = 3;
+    assert_eq!(one, e.run(&big).unwrap());
+    assert_eq!(one[1].data[256 * 2..257 * 2], one[1].data[513 * 2..514 * 2]);
+    // An empty batch gives empty outputs.
+    let none = e.run(&[Tensor::new("x", vec![0, 80], vec![])]).unwrap();
+    assert_eq!(none[1].shape, vec![0, 2]);
     // hepml's own dense models (onnx_build), with a hidden activation of each kind.
     let dir = models_dir();
     for act in ["Relu", "Tanh", "Sigmoid"] {

@@ -147,12 +147,11 @@ pub struct NativeEngine {
     arena: usize,
     fma: bool,
     summary: String,
-    /// `run` splits batches of at least 2 x [`SPLIT_MIN`] rows over this many threads.
+    /// Batches of at least 2 x `SPLIT_MIN` rows are split across this many threads.
     pub threads: usize,
 }
 
-/// Smallest row range a thread of a split batch gets.
-const SPLIT_MIN: usize = 2048;
+const SPLIT_MIN: usize = 4096;
 
 /// Why a graph is not a dense network the native evaluator runs.
 fn no(msg: impl Into<String>) -> String {
@@ -698,6 +697,51 @@ fn dense_row_blocked<const B: usize, const FMA: bool>(l: &Dense, x: &[f32], out:
     }
 }
 
+/// Four rows at once (batches), 16 columns at a time: each weight load serves four rows, so a
+/// wide layer's weights stream from cache a quarter as often. Same operation order per value as
+/// [`dense_row_blocked`]: bit-identical results.
+#[inline(always)]
+fn dense_rows4<const B: usize, const FMA: bool>(l: &Dense, x: [&[f32]; 4], out: [&mut [f32]; 4]) {
+    const S: usize = 16;
+    let (k, n) = (l.k, l.n);
+    let x = x.map(|r| &r[..k]);
+    let [o0, o1, o2, o3] = out;
+    for (bi, wb) in l.w.chunks_exact(k * B).enumerate() {
+        for sub in 0..B / S {
+            let j0 = bi * B + sub * S;
+            if j0 >= n {
+                break;
+            }
+            let m = S.min(n - j0);
+            // Four separate accumulators (not a 2-D array): LLVM keeps each in two registers.
+            let (mut a0, mut a1, mut a2, mut a3) = ([0f32; S], [0f32; S], [0f32; S], [0f32; S]);
+            for a in [&mut a0, &mut a1, &mut a2, &mut a3] {
+                a[..m].copy_from_slice(&l.bias[j0..j0 + m]);
+            }
+            for (kk, wr) in wb.chunks_exact(B).enumerate() {
+                let w: &[f32; S] = wr[sub * S..sub * S + S].try_into().unwrap_or(&[0.0; S]);
+                let (x0, x1, x2, x3) = (x[0][kk], x[1][kk], x[2][kk], x[3][kk]);
+                for c in 0..S {
+                    a0[c] = madd::<FMA>(x0, w[c], a0[c]);
+                }
+                for c in 0..S {
+                    a1[c] = madd::<FMA>(x1, w[c], a1[c]);
+                }
+                for c in 0..S {
+                    a2[c] = madd::<FMA>(x2, w[c], a2[c]);
+                }
+                for c in 0..S {
+                    a3[c] = madd::<FMA>(x3, w[c], a3[c]);
+                }
+            }
+            o0[j0..j0 + m].copy_from_slice(&a0[..m]);
+            o1[j0..j0 + m].copy_from_slice(&a1[..m]);
+            o2[j0..j0 + m].copy_from_slice(&a2[..m]);
+            o3[j0..j0 + m].copy_from_slice(&a3[..m]);
+        }
+    }
+}
+
 /// Dot form for layers with few outputs: 8 partial sums per output.
 #[inline(always)]
 fn dense_row_dot<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
@@ -969,12 +1013,26 @@ fn run_tile<const FMA: bool>(
                 }
             }
             Op::Dense { src: s, layer, .. } => {
-                for r in 0..rows {
-                    dense_row::<FMA>(
-                        layer,
-                        row(src, *s, r),
-                        &mut out[r * dst.width..(r + 1) * dst.width],
-                    );
+                let mut outs = out[..rows * dst.width].chunks_exact_mut(dst.width);
+                let mut r = 0;
+                while r + 4 <= rows && layer.block >= 16 {
+                    let (Some(o0), Some(o1), Some(o2), Some(o3)) =
+                        (outs.next(), outs.next(), outs.next(), outs.next())
+                    else {
+                        break;
+                    };
+                    let x = [0, 1, 2, 3].map(|i| row(src, *s, r + i));
+                    let o = [o0, o1, o2, o3];
+                    match layer.block {
+                        64 => dense_rows4::<64, FMA>(layer, x, o),
+                        32 => dense_rows4::<32, FMA>(layer, x, o),
+                        _ => dense_rows4::<16, FMA>(layer, x, o),
+                    }
+                    r += 4;
+                }
+                for o in outs {
+                    dense_row::<FMA>(layer, row(src, *s, r), o);
+                    r += 1;
                 }
             }
             Op::Bin { a, b, op, .. } => {
@@ -1056,38 +1114,35 @@ impl Engine for NativeEngine {
             .map(|o| vec![0f32; batch * o.slot.width])
             .collect();
         let parts = self.threads.min(batch / SPLIT_MIN).max(1);
-        if parts == 1 {
-            let mut want: Vec<(Slot, &mut [f32])> = self
-                .outputs
-                .iter()
-                .zip(data.iter_mut())
-                .map(|(o, d)| (o.slot, d.as_mut_slice()))
-                .collect();
-            self.eval(&xs, batch, &mut want);
-        } else {
-            // Rows are independent: each thread evaluates a contiguous row range into its part
-            // of the outputs (every thread has its own scratch arena).
-            let step = batch.div_ceil(parts);
-            let mut per_part: Vec<Vec<(Slot, &mut [f32])>> =
-                (0..parts).map(|_| Vec::new()).collect();
-            for (o, d) in self.outputs.iter().zip(data.iter_mut()) {
-                for (p, chunk) in d.chunks_mut(step * o.slot.width).enumerate() {
-                    per_part[p].push((o.slot, chunk));
+        // At least one row per part (an empty batch then runs nothing).
+        let per = batch.div_ceil(parts).max(1);
+        let mut chunks: Vec<_> = self
+            .outputs
+            .iter()
+            .zip(data.iter_mut())
+            .map(|(o, d)| d.chunks_mut((per * o.slot.width).max(1)))
+            .collect();
+        // Rows are independent: any split gives the same values.
+        std::thread::scope(|s| {
+            for r0 in (0..batch).step_by(per) {
+                let n = per.min(batch - r0);
+                let xs: Vec<&[f32]> = xs
+                    .iter()
+                    .zip(&self.inputs)
+                    .map(|(x, i)| &x[r0 * i.width..(r0 + n) * i.width])
+                    .collect();
+                let mut want: Vec<(Slot, &mut [f32])> = chunks
+                    .iter_mut()
+                    .zip(&self.outputs)
+                    .map(|(c, o)| (o.slot, c.next().unwrap_or_default()))
+                    .collect();
+                if parts == 1 {
+                    self.eval(&xs, n, &mut want);
+                } else {
+                    s.spawn(move || self.eval(&xs, n, &mut want));
                 }
             }
-            std::thread::scope(|s| {
-                for (p, mut want) in per_part.into_iter().enumerate() {
-                    let r0 = p * step;
-                    let rows = step.min(batch - r0);
-                    let part: Vec<&[f32]> = xs
-                        .iter()
-                        .zip(&self.inputs)
-                        .map(|(x, slot)| &x[r0 * slot.width..(r0 + rows) * slot.width])
-                        .collect();
-                    s.spawn(move || self.eval(&part, rows, &mut want));
-                }
-            });
-        }
+        });
         Ok(self
             .outputs
             .iter()

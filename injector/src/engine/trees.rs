@@ -85,6 +85,11 @@ pub struct TreeEngine {
     width: usize,
     nodes: Vec<Node>,
     roots: Vec<u32>,
+    /// The same trees laid out level by level, when they are shallow.
+    levelled: Option<Levelled>,
+    /// The one class/target every leaf weight goes to, if so (sklearn's binary GBC): the sum
+    /// then stays in a register.
+    single_target: Option<u32>,
     weights: Vec<(u32, f32)>,
     base: Vec<f32>,
     post: Post,
@@ -97,6 +102,100 @@ pub struct TreeEngine {
 }
 
 const SPLIT_MIN: usize = 4096;
+/// Trees up to this depth get the level-by-level layout.
+const MAX_LEVELS: usize = 8;
+/// Trees walked together in the level-by-level layout.
+const LANES: usize = 8;
+
+/// Shallow trees laid out complete, in heap order (a leaf above the bottom level is repeated
+/// into every bottom slot under it), so that `LANES` trees are walked together level by level:
+/// no data-dependent loop exits, and independent chains the CPU overlaps. Leaf weights are
+/// still added in tree order, so the sums are the same to the bit.
+#[derive(Debug, Clone)]
+struct Levelled {
+    depth: usize,
+    /// Per tree, `2^depth - 1` branch nodes.
+    inner: Vec<Node>,
+    /// Per tree, `2^depth` ranges into `weights`.
+    leaves: Vec<(u32, u32)>,
+}
+
+impl Levelled {
+    fn build(nodes: &[Node], roots: &[u32]) -> Option<Levelled> {
+        fn depth(nodes: &[Node], i: usize, d: usize) -> usize {
+            let n = &nodes[i];
+            if n.mode == Mode::Leaf || d > MAX_LEVELS {
+                d
+            } else {
+                depth(nodes, n.yes as usize, d + 1).max(depth(nodes, n.no as usize, d + 1))
+            }
+        }
+        let d = roots
+            .iter()
+            .map(|&r| depth(nodes, r as usize, 0))
+            .max()
+            .unwrap_or(0);
+        if d > MAX_LEVELS {
+            return None;
+        }
+        let (ni, nl) = ((1usize << d) - 1, 1usize << d);
+        let mut lv = Levelled {
+            depth: d,
+            inner: Vec::with_capacity(roots.len() * ni),
+            leaves: Vec::with_capacity(roots.len() * nl),
+        };
+        // A branch that is never taken differently: both sides hold the same leaf.
+        let filler = Node {
+            mode: Mode::Leq,
+            missing_yes: false,
+            feature: 0,
+            value: 0.0,
+            yes: 0,
+            no: 0,
+            w0: 0,
+            w1: 0,
+        };
+        for &r in roots {
+            let (i0, l0) = (lv.inner.len(), lv.leaves.len());
+            lv.inner.resize(i0 + ni, filler);
+            lv.leaves.resize(l0 + nl, (0, 0));
+            let mut stack = vec![(0usize, r as usize, 0usize)];
+            while let Some((p, i, level)) = stack.pop() {
+                let n = &nodes[i];
+                if level == d {
+                    lv.leaves[l0 + p - ni] = (n.w0, n.w1);
+                } else if n.mode == Mode::Leaf {
+                    stack.push((2 * p + 1, i, level + 1));
+                    stack.push((2 * p + 2, i, level + 1));
+                } else {
+                    lv.inner[i0 + p] = *n;
+                    stack.push((2 * p + 1, n.yes as usize, level + 1));
+                    stack.push((2 * p + 2, n.no as usize, level + 1));
+                }
+            }
+        }
+        Some(lv)
+    }
+}
+
+/// Whether a row goes to the node's true branch.
+#[inline(always)]
+fn goes_yes(n: &Node, x: &[f32]) -> bool {
+    let v = x[n.feature as usize];
+    if n.mode == Mode::Leq && !n.missing_yes {
+        // sklearn's only mode: a predictable branch instead of the jump table.
+        return v <= n.value;
+    }
+    (match n.mode {
+        Mode::Leq => v <= n.value,
+        Mode::Lt => v < n.value,
+        Mode::Gte => v >= n.value,
+        Mode::Gt => v > n.value,
+        Mode::Eq => v == n.value,
+        Mode::Neq => v != n.value,
+        Mode::Leaf => false,
+    }) || (n.missing_yes && v.is_nan())
+}
 const TREE_OPS: [&str; 2] = ["TreeEnsembleClassifier", "TreeEnsembleRegressor"];
 
 /// Whether the model's graph is a tree ensemble (possibly followed by what skl2onnx adds): the
@@ -650,6 +749,15 @@ impl TreeEngine {
             op: node.op_type.clone(),
             input,
             width: declared_width.unwrap_or(width),
+            single_target: match weights.first() {
+                Some(&(c, _)) if weights.iter().all(|w| w.0 == c) => Some(c),
+                _ => None,
+            },
+            levelled: if width > 0 {
+                Levelled::build(&nodes, &roots)
+            } else {
+                None
+            },
             nodes,
             roots,
             weights,
@@ -673,25 +781,50 @@ impl TreeEngine {
     fn accumulate(&self, x: &[f32], acc: &mut [f32], has: &mut [bool]) {
         acc.iter_mut().for_each(|a| *a = 0.0);
         has.iter_mut().for_each(|h| *h = false);
-        for &root in &self.roots {
-            let mut n = &self.nodes[root as usize];
-            while n.mode != Mode::Leaf {
-                let v = x[n.feature as usize];
-                let go = match n.mode {
-                    Mode::Leq => v <= n.value,
-                    Mode::Lt => v < n.value,
-                    Mode::Gte => v >= n.value,
-                    Mode::Gt => v > n.value,
-                    Mode::Eq => v == n.value,
-                    Mode::Neq => v != n.value,
-                    Mode::Leaf => false,
-                } || (n.missing_yes && v.is_nan());
-                n = &self.nodes[if go { n.yes } else { n.no } as usize];
+        // Same additions in the same (tree) order either way: the sums agree to the bit.
+        let (mut sum, mut any) = (0f32, false);
+        let single = self.single_target;
+        let mut add = |w0: u32, w1: u32| {
+            if single.is_some() {
+                for &(_, w) in &self.weights[w0 as usize..w1 as usize] {
+                    sum += w;
+                    any = true;
+                }
+                return;
             }
-            for &(c, w) in &self.weights[n.w0 as usize..n.w1 as usize] {
+            for &(c, w) in &self.weights[w0 as usize..w1 as usize] {
                 acc[c as usize] += w;
                 has[c as usize] = true;
             }
+        };
+        if let Some(lv) = &self.levelled {
+            let (ni, nl) = ((1usize << lv.depth) - 1, 1usize << lv.depth);
+            for g in (0..self.roots.len()).step_by(LANES) {
+                let lanes = LANES.min(self.roots.len() - g);
+                let mut pos = [0usize; LANES];
+                for _ in 0..lv.depth {
+                    for (l, p) in pos[..lanes].iter_mut().enumerate() {
+                        let n = &lv.inner[(g + l) * ni + *p];
+                        *p = 2 * *p + 1 + usize::from(!goes_yes(n, x));
+                    }
+                }
+                for (l, p) in pos[..lanes].iter().enumerate() {
+                    let (w0, w1) = lv.leaves[(g + l) * nl + p - ni];
+                    add(w0, w1);
+                }
+            }
+        } else {
+            for &root in &self.roots {
+                let mut n = &self.nodes[root as usize];
+                while n.mode != Mode::Leaf {
+                    n = &self.nodes[if goes_yes(n, x) { n.yes } else { n.no } as usize];
+                }
+                add(n.w0, n.w1);
+            }
+        }
+        if let Some(c) = single {
+            acc[c as usize] = sum;
+            has[c as usize] = any;
         }
     }
 
