@@ -92,7 +92,7 @@ def main():
     with open(cfg, "w") as f:
         f.write(f"""model: {{type: dnn, width: 100, depth: 2, activation: relu}}
 data: {{files: ["{data}"]}}
-preparation: {{train_fraction: 1.0, valid_fraction: 0.0001, test_fraction: 0.0001, balance_classes: false}}
+preparation: {{train_fraction: 0.998, valid_fraction: 0.001, test_fraction: 0.001, balance_classes: false}}
 features: {{inputs: [{", ".join(f"x{i}" for i in range(80))}], weight: weight}}
 training: {{optimizer: adam, learning_rate: 0.001, batch_size: 1024, epochs: {a.epochs}}}
 evaluation: {{plots: false}}
@@ -100,7 +100,7 @@ evaluation: {{plots: false}}
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
     _, err, wall_h, rss_h = child([a.hepml, "train", cfg, "-o", os.path.join(d, "run"), "-q"], env)
     line = [l for l in err.splitlines() if "events/s" in l][-1]
-    eps_h = float(line.split("(")[1].split(" events/s")[0])
+    eps_h = float(line.split(" events/s")[0].rsplit("(", 1)[1])
     n = a.events * a.epochs
     print(f"hepml train    {eps_h:10.0f} events/s (training loop)  wall {wall_h:6.2f} s  peak RSS {rss_h:7.1f} MB")
     if not a.torch_python:
