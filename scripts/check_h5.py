@@ -6,6 +6,8 @@
   check_h5.py write FILE KEY N   pandas writes a known DataFrame of N rows with
                                  DataFrame.to_hdf(format="fixed"): float64, float32, int64, int32,
                                  uint8 and bool columns; prints the same JSON as `read`.
+  check_h5.py write-table FILE KEY N   the same frame without the bool column, with
+                                 format="table" (pt as a data column), appended in two pieces.
 """
 import json
 import sys
@@ -17,7 +19,7 @@ import pandas as pd
 
 def dump(df, path, key):
     with h5py.File(path) as h:
-        names = [n.decode() for n in h[key]["axis0"][:]]
+        names = [n.decode() for n in h[key]["axis0"][:]] if "axis0" in h[key] else list(map(str, df.columns))
     return {
         "names": [str(c) for c in df.columns],
         "dtypes": [str(t) for t in df.dtypes],
@@ -30,7 +32,7 @@ def main():
     cmd, path, key = sys.argv[1:4]
     if cmd == "read":
         df = pd.read_hdf(path, key)
-    elif cmd == "write":
+    elif cmd in ("write", "write-table"):
         n = int(sys.argv[4])
         i = np.arange(n)
         df = pd.DataFrame({
@@ -41,7 +43,13 @@ def main():
             "flag": (i % 3).astype(np.uint8),
             "is_sig": (i % 2 == 0),
         })
-        df.to_hdf(path, key=key, format="fixed", mode="w")
+        if cmd == "write":
+            df.to_hdf(path, key=key, format="fixed", mode="w")
+        else:
+            df = df.drop(columns=["is_sig"])  # bool fields in a compound: not read by hepml
+            half = n // 2  # appended in two pieces, as a streaming writer would
+            df.iloc[:half].to_hdf(path, key=key, format="table", data_columns=["pt"], mode="w")
+            df.iloc[half:].to_hdf(path, key=key, format="table", data_columns=["pt"], append=True)
         df = pd.read_hdf(path, key)
     else:
         sys.exit(f"unknown command {cmd}")

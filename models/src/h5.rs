@@ -6,9 +6,11 @@
 //! `pandas.read_hdf(path, key)` and h5py read it. The value and index datasets are chunked and
 //! extendable: conversion streams chunk by chunk with memory bounded by the chunk size.
 //!
-//! Read: that layout (any number of blocks, any numeric dtype, as the public top-tagging data
-//! set's files use) and the columnar layout of earlier hepml versions (one 1-D dataset per column
-//! and a `columns` attribute).
+//! Read: that layout (any number of blocks, any numeric or bool dtype, as the public
+//! top-tagging data set's files use), pandas' `table` layout (`format="table"`: a compound
+//! `/<key>/table` with `values_block_<i>` fields whose column names PyTables stores as pickled
+//! lists, and data columns as fields of their own; numeric columns), and the columnar layout of
+//! earlier hepml versions (one 1-D dataset per column and a `columns` attribute).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -357,13 +359,16 @@ pub fn read_table(path: &Path, key: &str) -> Result<Table, H5Error> {
     let group = ctx(file.group(key), path, format!("no group `{key}`"))?;
     match attr_string(&group, "pandas_type").as_deref() {
         Some("frame") => read_fixed(&group, path),
-        Some("frame_table") => Err(layout(
+        Some("frame_table") => read_pandas_table(&group, path),
+        Some(other) => Err(layout(
             path,
-            format!("`{key}` is a pandas `table` layout; only `fixed` is read (re-save with df.to_hdf(..., format=\"fixed\"))"),
+            format!("`{key}` is a pandas `{other}`, not a DataFrame"),
         )),
-        Some(other) => Err(layout(path, format!("`{key}` is a pandas `{other}`, not a DataFrame"))),
         None if group.attr("columns").is_ok() => read_columnar(&group, path),
-        None => Err(layout(path, format!("`{key}` is neither a pandas DataFrame nor a hepml table"))),
+        None => Err(layout(
+            path,
+            format!("`{key}` is neither a pandas DataFrame nor a hepml table"),
+        )),
     }
 }
 
@@ -448,6 +453,147 @@ fn read_fixed(group: &hdf5::Group, path: &Path) -> Result<Table, H5Error> {
     Ok(Table { names, columns })
 }
 
+/// The whole dataset or attribute read in its own (file) type: the raw bytes.
+fn raw_bytes(
+    id: hdf5_sys::h5i::hid_t,
+    type_id: hdf5_sys::h5i::hid_t,
+    len: usize,
+    attr: bool,
+) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    // SAFETY: `buf` holds `len` bytes: every element of the object in its own type.
+    let r = hdf5::sync::sync(|| unsafe {
+        if attr {
+            hdf5_sys::h5a::H5Aread(id, type_id, buf.as_mut_ptr().cast())
+        } else {
+            hdf5_sys::h5d::H5Dread(
+                id,
+                type_id,
+                hdf5_sys::h5s::H5S_ALL,
+                hdf5_sys::h5s::H5S_ALL,
+                hdf5_sys::h5p::H5P_DEFAULT,
+                buf.as_mut_ptr().cast(),
+            )
+        }
+    });
+    (r >= 0).then_some(buf)
+}
+
+/// The strings of a PyTables attribute holding a protocol-0 pickle of a list of str
+/// (`(lp0\nVa\np1\na.`): each `V<text>\n` opcode is one string.
+fn pickled_strings(loc: &hdf5::Location, name: &str) -> Option<Vec<String>> {
+    let a = loc.attr(name).ok()?;
+    let dt = a.dtype().ok()?;
+    let bytes = raw_bytes(a.id(), dt.id(), dt.size() * a.size().max(1), true)?;
+    let text = String::from_utf8_lossy(&bytes);
+    Some(
+        text.split('\n')
+            .filter_map(|line| line.strip_prefix('V').or_else(|| line.strip_prefix("aV")))
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// One little-endian number of `ty` at the start of `b`, as f64.
+fn number(ty: &TypeDescriptor, b: &[u8]) -> Option<f64> {
+    use hdf5::types::{FloatSize, IntSize};
+    let arr = |n: usize| -> Option<[u8; 8]> {
+        let mut a = [0u8; 8];
+        a[..n].copy_from_slice(b.get(..n)?);
+        Some(a)
+    };
+    Some(match ty {
+        TypeDescriptor::Float(FloatSize::U8) => f64::from_le_bytes(arr(8)?),
+        TypeDescriptor::Float(FloatSize::U4) => {
+            f32::from_le_bytes(arr(4)?[..4].try_into().ok()?) as f64
+        }
+        TypeDescriptor::Integer(IntSize::U8) => i64::from_le_bytes(arr(8)?) as f64,
+        TypeDescriptor::Integer(IntSize::U4) => {
+            i32::from_le_bytes(arr(4)?[..4].try_into().ok()?) as f64
+        }
+        TypeDescriptor::Integer(IntSize::U2) => {
+            i16::from_le_bytes(arr(2)?[..2].try_into().ok()?) as f64
+        }
+        TypeDescriptor::Integer(IntSize::U1) => *b.first()? as i8 as f64,
+        TypeDescriptor::Unsigned(IntSize::U8) => u64::from_le_bytes(arr(8)?) as f64,
+        TypeDescriptor::Unsigned(IntSize::U4) => {
+            u32::from_le_bytes(arr(4)?[..4].try_into().ok()?) as f64
+        }
+        TypeDescriptor::Unsigned(IntSize::U2) => {
+            u16::from_le_bytes(arr(2)?[..2].try_into().ok()?) as f64
+        }
+        TypeDescriptor::Unsigned(IntSize::U1) | TypeDescriptor::Boolean => *b.first()? as f64,
+        _ => return None,
+    })
+}
+
+/// pandas' `table` layout: a compound dataset `/<key>/table` with an `index` field, one
+/// `values_block_<i>` array field per dtype (column names pickled in the table's
+/// `values_block_<i>_kind` attribute) and one field per data column; the column order is the
+/// group's pickled `non_index_axes`.
+fn read_pandas_table(group: &hdf5::Group, path: &Path) -> Result<Table, H5Error> {
+    let ds = ctx(group.dataset("table"), path, "table")?;
+    let dt = ctx(ds.dtype(), path, "table type")?;
+    let desc = ctx(
+        dt.to_descriptor(),
+        path,
+        "pandas table: a column type hepml does not read (bool columns are only read from the fixed layout)",
+    )?;
+    let TypeDescriptor::Compound(ct) = desc else {
+        return Err(layout(
+            path,
+            "pandas table: `table` is not a compound dataset",
+        ));
+    };
+    let n = ds.size();
+    let bytes = raw_bytes(ds.id(), dt.id(), n * ct.size, false)
+        .ok_or_else(|| layout(path, "pandas table: cannot read `table`"))?;
+    let mut cols: Vec<(String, Vec<f64>)> = Vec::new();
+    for f in &ct.fields {
+        if f.name == "index" {
+            continue;
+        }
+        let (inner, k) = match &f.ty {
+            TypeDescriptor::FixedArray(t, k) => (t.as_ref(), *k),
+            t => (t, 1),
+        };
+        let names = if f.name.starts_with("values_block_") {
+            pickled_strings(&ds, &format!("{}_kind", f.name)).unwrap_or_default()
+        } else {
+            vec![f.name.clone()]
+        };
+        if names.len() != k {
+            return Err(layout(
+                path,
+                format!(
+                    "pandas table: field {} has {k} columns but names {}",
+                    f.name,
+                    names.len()
+                ),
+            ));
+        }
+        let w = inner.size();
+        for (j, name) in names.into_iter().enumerate() {
+            let col = (0..n)
+                .map(|r| number(inner, &bytes[r * ct.size + f.offset + j * w..]))
+                .collect::<Option<Vec<f64>>>()
+                .ok_or_else(|| {
+                    layout(
+                        path,
+                        format!("pandas table: column `{name}` is {inner}, not a number"),
+                    )
+                })?;
+            cols.push((name, col));
+        }
+    }
+    if let Some(order) = pickled_strings(group, "non_index_axes").filter(|o| o.len() == cols.len())
+    {
+        cols.sort_by_key(|(name, _)| order.iter().position(|o| o == name).unwrap_or(usize::MAX));
+    }
+    let (names, columns) = cols.into_iter().unzip();
+    Ok(Table { names, columns })
+}
+
 /// pandas stores bool columns as 1-byte HDF5 bitfields, which have no conversion to numbers:
 /// read the bytes with the dataset's own type and map them to 0/1.
 fn read_bool_block(ds: &hdf5::Dataset) -> Option<Vec<f64>> {
@@ -455,19 +601,8 @@ fn read_bool_block(ds: &hdf5::Dataset) -> Option<Vec<f64>> {
     if dt.size() != 1 {
         return None;
     }
-    let mut buf = vec![0u8; ds.size()];
-    // SAFETY: `buf` holds `size()` elements of the dataset's own 1-byte type, read whole.
-    let r = hdf5::sync::sync(|| unsafe {
-        hdf5_sys::h5d::H5Dread(
-            ds.id(),
-            dt.id(),
-            hdf5_sys::h5s::H5S_ALL,
-            hdf5_sys::h5s::H5S_ALL,
-            hdf5_sys::h5p::H5P_DEFAULT,
-            buf.as_mut_ptr().cast(),
-        )
-    });
-    (r >= 0).then(|| buf.iter().map(|&b| f64::from(b != 0)).collect())
+    let buf = raw_bytes(ds.id(), dt.id(), ds.size(), false)?;
+    Some(buf.iter().map(|&b| f64::from(b != 0)).collect())
 }
 
 fn read_columnar(group: &hdf5::Group, path: &Path) -> Result<Table, H5Error> {

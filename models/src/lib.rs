@@ -15,7 +15,7 @@
 //!   per parameter value, as PNG with an embedded font.
 //! - [`export`]: ONNX per fold with standardisation in the graph and hepml metadata.
 //!
-//! Not yet here: pandas `table` layout reading.
+//! pandas `table` files are read too (numeric columns; bool fields in the compound are not).
 
 pub mod config;
 pub mod convert;

@@ -8,6 +8,10 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The tests run one at a time: an HDF5 file this process has open (and locked) would be
+/// inherited by the python child another test thread forks, which then keeps the lock.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn check_h5(args: &[&str]) -> serde_json::Value {
     let py = std::env::var("HEPML_PYTHON")
         .map(PathBuf::from)
@@ -45,6 +49,7 @@ fn same(got: &[f64], want: &[f64], what: &str) {
 
 #[test]
 fn pandas_reads_what_hepml_writes() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.h5");
     let cols = vec![
@@ -100,10 +105,17 @@ fn pandas_reads_what_hepml_writes() {
 
 #[test]
 fn hepml_reads_what_pandas_writes() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for layout in ["write", "write-table"] {
+        pandas_layout(layout);
+    }
+}
+
+fn pandas_layout(layout: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.h5");
     let p = path.to_str().unwrap();
-    let want = check_h5(&["write", p, "table", "20000"]);
+    let want = check_h5(&[layout, p, "table", "20000"]);
     let t = read_table(&path, "table").unwrap();
     let names: Vec<String> = want["names"]
         .as_array()
@@ -113,7 +125,11 @@ fn hepml_reads_what_pandas_writes() {
         .collect();
     assert_eq!(t.names, names);
     for (j, n) in names.iter().enumerate() {
-        same(t.column(n).unwrap(), &floats(&want["columns"][j]), n);
+        same(
+            t.column(n).unwrap(),
+            &floats(&want["columns"][j]),
+            &format!("{layout} {n}"),
+        );
     }
     assert_eq!(t.rows(), 20_000);
     // A missing key or a non-table group is an error naming the file and key.
