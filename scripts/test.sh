@@ -10,4 +10,7 @@ if [ ! -d ../shared/data/root ]; then
 fi
 bash scripts/setup_env.sh
 export HEPML_PYTHON="$PWD/.venv/bin/python"
+# The C++ tests (cxx-bridge/tests) link against libhepml.so, which `cargo test` does not
+# produce (it builds libraries as rlibs for the test harness): build the workspace first.
+cargo build --workspace
 cargo test --workspace --all-targets "$@"
