@@ -133,42 +133,48 @@ fn decorated_mlp_and_pnn_match_onnxruntime_and_keep_originals() {
     assert!(listing.status.success());
 }
 
+/// Injects `model` with its preprocess.json spec (25 objects) into a friend tree of the
+/// fixture's pfcands.root and returns max |hepml - onnxruntime| (scripts/check_inject.py).
+fn preprocessed_max_diff(f: &Fixture, model: &str, pre: &str, out: &str, chunk: &str) -> f64 {
+    ok(&[
+        "inject",
+        &f.p("pfcands.root"),
+        "--model",
+        model,
+        "--features",
+        pre,
+        "--length",
+        "25",
+        "-o",
+        out,
+        "--friend",
+        "--quiet",
+        "--chunk",
+        chunk,
+    ]);
+    max_diff(&script(
+        "check_inject.py",
+        &[
+            "particlenet",
+            model,
+            pre,
+            "25",
+            &f.p("pfcands.root"),
+            "jets",
+            out,
+            "jets",
+            "pnet_",
+        ],
+    ))
+}
+
 #[test]
 fn particlenet_from_jagged_branches_matches_onnxruntime() {
     let f = Fixture::new();
     let model = shared("onnx/cms-particlenet-ak4-hlt/particle-net.onnx");
     let pre = shared("onnx/cms-particlenet-ak4-hlt/preprocess.json");
     let out = f.p("pnet.root");
-    ok(&[
-        "inject",
-        &f.p("pfcands.root"),
-        "--model",
-        &model,
-        "--features",
-        &pre,
-        "--length",
-        "25",
-        "-o",
-        &out,
-        "--friend",
-        "--quiet",
-        "--chunk",
-        "128",
-    ]);
-    let d = max_diff(&script(
-        "check_inject.py",
-        &[
-            "particlenet",
-            &model,
-            &pre,
-            "25",
-            &f.p("pfcands.root"),
-            "jets",
-            &out,
-            "jets",
-            "pnet_",
-        ],
-    ));
+    let d = preprocessed_max_diff(&f, &model, &pre, &out, "128");
     assert!(d <= 1e-5, "{d}");
     // The friend tree works with TTree::AddFriend.
     script(
@@ -194,36 +200,7 @@ fn torch_gnn_with_topk_matches_onnxruntime() {
     let model = dir.join("gnn-topk.onnx").display().to_string();
     let pre = dir.join("preprocess.json").display().to_string();
     let out = f.p("gnn.root");
-    ok(&[
-        "inject",
-        &f.p("pfcands.root"),
-        "--model",
-        &model,
-        "--features",
-        &pre,
-        "--length",
-        "25",
-        "-o",
-        &out,
-        "--friend",
-        "--quiet",
-        "--chunk",
-        "100",
-    ]);
-    let d = max_diff(&script(
-        "check_inject.py",
-        &[
-            "particlenet",
-            &model,
-            &pre,
-            "25",
-            &f.p("pfcands.root"),
-            "jets",
-            &out,
-            "jets",
-            "pnet_",
-        ],
-    ));
+    let d = preprocessed_max_diff(&f, &model, &pre, &out, "100");
     assert!(d <= 1e-5, "{d}");
 }
 
