@@ -27,14 +27,6 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-fn tmp_beside(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!(".{name}.hepml-tmp-{}", std::process::id()))
-}
-
 pub fn run(a: TrainArgs) -> Result<()> {
     let text = std::fs::read_to_string(&a.config)
         .with_context(|| format!("reading {}", a.config.display()))?;
@@ -65,7 +57,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let tmp = tmp_beside(&a.output);
+    let tmp = models::convert::tmp_name(&a.output);
     let r = write_run(&tmp, &cfg, &text, &data, &out);
     if let Err(e) = r {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -157,7 +149,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let files = models::export::export(&m, &a.branch);
     let paths = models::export::fold_paths(&a.output, files.len());
     for (p, bytes) in paths.iter().zip(&files) {
-        let tmp = tmp_beside(p);
+        let tmp = models::convert::tmp_name(p);
         std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("hepml: wrote {}", p.display());

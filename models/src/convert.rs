@@ -108,7 +108,9 @@ pub fn convert(
     }
 }
 
-fn tmp_name(out: &Path) -> PathBuf {
+/// The temporary name an output is written under before it is renamed into place: hidden,
+/// beside `out` (same file system), unique per process.
+pub fn tmp_name(out: &Path) -> PathBuf {
     let name = out
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
