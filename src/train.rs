@@ -58,8 +58,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let tmp = models::convert::tmp_name(&a.output);
-    let r = write_run(&tmp, &cfg, &text, &data, &out);
-    if let Err(e) = r {
+    let m = train::metrics(&cfg, &data, &out);
+    if let Err(e) = write_run(&tmp, &cfg, &text, &data, &out, &m) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -69,7 +69,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     std::fs::rename(&tmp, &a.output)
         .with_context(|| format!("renaming {} to {}", tmp.display(), a.output.display()))?;
-    let m = train::metrics(&cfg, &data, &out);
     eprintln!(
         "hepml: trained {} fold(s) on {} events in {:.1} s ({:.0} events/s); test AUC {:.4}, accuracy {:.4} -> {}",
         folds,
@@ -92,6 +91,7 @@ fn write_run(
     text: &str,
     data: &train::Data,
     out: &train::Outcome,
+    metrics: &serde_json::Value,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let write = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -100,15 +100,14 @@ fn write_run(
     };
     write("config.yaml", text.as_bytes())?;
     write("model.json", serde_json::to_string(&out.model)?.as_bytes())?;
-    let metrics = train::metrics(cfg, data, out);
     write(
         "metrics.json",
-        serde_json::to_string_pretty(&metrics)?.as_bytes(),
+        serde_json::to_string_pretty(metrics)?.as_bytes(),
     )?;
     if cfg.evaluation.plots {
         let plots = dir.join("plots");
         std::fs::create_dir_all(&plots)?;
-        models::plots::write_all(&plots, data, out, &metrics)?;
+        models::plots::write_all(&plots, data, out, metrics)?;
     }
     let f = data.width();
     for (i, (rows, scores)) in out.test.iter().enumerate() {
