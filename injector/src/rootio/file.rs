@@ -102,6 +102,21 @@ pub struct Directory {
     pub keys: Vec<KeyHeader>,
 }
 
+impl Directory {
+    /// The highest cycle of each key name, in key order.
+    pub fn latest_keys(&self) -> Vec<&KeyHeader> {
+        let mut best: Vec<&KeyHeader> = Vec::new();
+        for k in &self.keys {
+            match best.iter_mut().find(|b| b.name == k.name) {
+                Some(b) if b.cycle < k.cycle => *b = k,
+                Some(_) => {}
+                None => best.push(k),
+            }
+        }
+        best
+    }
+}
+
 /// Where a file's bytes come from: a file on disk (positioned reads) or memory.
 enum Source {
     Disk(File),
@@ -385,14 +400,7 @@ impl RootFile {
                 "directories nested over 64 deep (a cycle?)",
             ));
         }
-        let mut best: Vec<&KeyHeader> = Vec::new();
-        for k in &d.keys {
-            match best.iter_mut().find(|b| b.name == k.name) {
-                Some(b) if b.cycle < k.cycle => *b = k,
-                Some(_) => {}
-                None => best.push(k),
-            }
-        }
+        let best = d.latest_keys();
         for k in best {
             let path = format!("{prefix}{}", k.name);
             if k.class == "TDirectory" || k.class == "TDirectoryFile" {

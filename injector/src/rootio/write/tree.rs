@@ -1346,15 +1346,7 @@ fn copy_dir(
             "directories nested over 64 deep (a cycle?)",
         ));
     }
-    // The highest cycle of each name, in key order.
-    let mut best: Vec<&KeyHeader> = Vec::new();
-    for k in &d.keys {
-        match best.iter_mut().find(|b| b.name == k.name) {
-            Some(b) if b.cycle < k.cycle => *b = k,
-            Some(_) => {}
-            None => best.push(k),
-        }
-    }
+    let best = d.latest_keys();
     let mut raw = Vec::new();
     for k in best {
         let path = format!("{prefix}{}", k.name);
