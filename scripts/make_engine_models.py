@@ -322,6 +322,14 @@ def hand_trees(w, rng):
     clf("trees_cls3_none_unused", 3, [0, 2], "NONE", None, False)
     clf("trees_cls4_logistic", 4, [0, 1, 2, 3], "LOGISTIC", None, False)
 
+    # One branch mode throughout (xgboost's BRANCH_LT, LightGBM's BRANCH_LEQ) with missing-value
+    # tracks and NaN inputs: the native evaluator's packed, branch-free layout.
+    for mode in ("BRANCH_LT", "BRANCH_LEQ"):
+        nodes["nodes_modes"] = [m if m == "LEAF" else mode for m in nodes["nodes_modes"]]
+        tag = mode.split("_")[1].lower()
+        reg(f"trees_{tag}_reg_base", 1, "NONE", [0.25])
+        clf(f"trees_{tag}_bin_logistic", 2, [0], "LOGISTIC", [0.3], False)
+
 
 def cms_models(w, rng):
     pn = os.path.join(SHARED, "onnx", "cms-particlenet-ak4-hlt", "particle-net.onnx")

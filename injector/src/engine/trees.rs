@@ -87,6 +87,8 @@ pub struct TreeEngine {
     roots: Vec<u32>,
     /// The same trees laid out level by level, when they are shallow.
     levelled: Option<Levelled>,
+    /// The levelled trees packed for a branch-free walk, when the ensemble allows it.
+    flat: Option<Flat>,
     /// The one class/target every leaf weight goes to, if so (sklearn's binary GBC): the sum
     /// then stays in a register.
     single_target: Option<u32>,
@@ -175,6 +177,106 @@ impl Levelled {
             }
         }
         Some(lv)
+    }
+}
+
+/// The common binary ensemble (sklearn GBC, xgboost, LightGBM) packed tight: levelled trees,
+/// one comparison mode, each leaf one weight for the one target. A branch node is 8 bytes
+/// (feature, with the missing-goes-yes flag in the top bit, and threshold), a leaf 4, and a
+/// tree is walked with no branch at all, so the CPU overlaps many trees. The weights are added
+/// in tree order, as [`TreeEngine::accumulate`] does: the same sum to the bit.
+#[derive(Debug, Clone)]
+struct Flat {
+    depth: usize,
+    /// `Lt`, else `Leq`.
+    lt: bool,
+    /// Some node sends missing values (NaN) to its true branch.
+    missing: bool,
+    nodes: Vec<(u32, f32)>,
+    leaves: Vec<f32>,
+}
+
+const MISSING_YES: u32 = 1 << 31;
+
+impl Flat {
+    fn build(nodes: &[Node], lv: &Levelled, weights: &[(u32, f32)]) -> Option<Flat> {
+        let mut modes = nodes.iter().map(|n| n.mode).filter(|m| *m != Mode::Leaf);
+        let mode = modes.next().unwrap_or(Mode::Leq);
+        if !matches!(mode, Mode::Leq | Mode::Lt) || modes.any(|m| m != mode) {
+            return None;
+        }
+        let leaves = lv
+            .leaves
+            .iter()
+            .map(|&(w0, w1)| (w1 == w0 + 1).then(|| weights[w0 as usize].1))
+            .collect::<Option<Vec<f32>>>()?;
+        let nodes = lv
+            .inner
+            .iter()
+            .map(|n| {
+                (n.feature < MISSING_YES).then_some((
+                    n.feature | if n.missing_yes { MISSING_YES } else { 0 },
+                    n.value,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Flat {
+            depth: lv.depth,
+            lt: mode == Mode::Lt,
+            missing: nodes.iter().any(|n| n.0 & MISSING_YES != 0),
+            nodes,
+            leaves,
+        })
+    }
+
+    #[inline]
+    fn sum(&self, x: &[f32]) -> f32 {
+        macro_rules! walk {
+            ($lt:literal, $miss:literal) => {
+                match self.depth {
+                    0 => self.leaves.iter().fold(0.0, |s, w| s + w),
+                    1 => self.walk::<1, $lt, $miss>(x),
+                    2 => self.walk::<2, $lt, $miss>(x),
+                    3 => self.walk::<3, $lt, $miss>(x),
+                    4 => self.walk::<4, $lt, $miss>(x),
+                    5 => self.walk::<5, $lt, $miss>(x),
+                    6 => self.walk::<6, $lt, $miss>(x),
+                    7 => self.walk::<7, $lt, $miss>(x),
+                    _ => self.walk::<8, $lt, $miss>(x),
+                }
+            };
+        }
+        match (self.lt, self.missing) {
+            (false, false) => walk!(false, false),
+            (false, true) => walk!(false, true),
+            (true, false) => walk!(true, false),
+            (true, true) => walk!(true, true),
+        }
+    }
+
+    #[inline(always)]
+    fn walk<const D: usize, const LT: bool, const MISS: bool>(&self, x: &[f32]) -> f32 {
+        let (ni, nl) = ((1usize << D) - 1, 1usize << D);
+        let mut sum = 0f32;
+        for (nodes, leaves) in self
+            .nodes
+            .chunks_exact(ni)
+            .zip(self.leaves.chunks_exact(nl))
+        {
+            let mut p = 0usize;
+            for _ in 0..D {
+                let (f, t) = nodes[p];
+                let v = x[(if MISS { f & !MISSING_YES } else { f }) as usize];
+                let mut yes = if LT { v < t } else { v <= t };
+                if MISS {
+                    // `|` and `&`, not `||`: no branch.
+                    yes |= (f & MISSING_YES != 0) & v.is_nan();
+                }
+                p = 2 * p + 1 + usize::from(!yes);
+            }
+            sum += leaves[p - ni];
+        }
+        sum
     }
 }
 
@@ -745,19 +847,25 @@ impl TreeEngine {
             }
             Kind::Regressor { average }
         };
+        let single_target = match weights.first() {
+            Some(&(c, _)) if weights.iter().all(|w| w.0 == c) => Some(c),
+            _ => None,
+        };
+        let levelled = if width > 0 {
+            Levelled::build(&nodes, &roots)
+        } else {
+            None
+        };
         Ok(TreeEngine {
             op: node.op_type.clone(),
             input,
             width: declared_width.unwrap_or(width),
-            single_target: match weights.first() {
-                Some(&(c, _)) if weights.iter().all(|w| w.0 == c) => Some(c),
-                _ => None,
-            },
-            levelled: if width > 0 {
-                Levelled::build(&nodes, &roots)
-            } else {
-                None
-            },
+            single_target,
+            levelled: levelled.clone(),
+            flat: levelled
+                .as_ref()
+                .filter(|_| single_target.is_some())
+                .and_then(|lv| Flat::build(&nodes, lv, &weights)),
             nodes,
             roots,
             weights,
@@ -781,6 +889,11 @@ impl TreeEngine {
     fn accumulate(&self, x: &[f32], acc: &mut [f32], has: &mut [bool]) {
         acc.iter_mut().for_each(|a| *a = 0.0);
         has.iter_mut().for_each(|h| *h = false);
+        if let (Some(flat), Some(c)) = (&self.flat, self.single_target) {
+            acc[c as usize] = flat.sum(x);
+            has[c as usize] = !self.roots.is_empty();
+            return;
+        }
         // Same additions in the same (tree) order either way: the sums agree to the bit.
         let (mut sum, mut any) = (0f32, false);
         let single = self.single_target;
@@ -1053,7 +1166,7 @@ impl Engine for TreeEngine {
 
     fn describe(&self) -> String {
         format!(
-            "native trees ({}, {} trees, {} {}) on {} (xxh64 {})",
+            "native trees ({}, {} trees, {} {}{}) on {} (xxh64 {})",
             self.op,
             self.roots.len(),
             self.n_out,
@@ -1061,6 +1174,10 @@ impl Engine for TreeEngine {
                 "classes"
             } else {
                 "targets"
+            },
+            match &self.flat {
+                Some(f) => format!(", packed depth {}", f.depth),
+                None => String::new(),
             },
             self.info.path.display(),
             self.info.hash
