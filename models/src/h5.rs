@@ -358,13 +358,61 @@ pub fn read_table(path: &Path, key: &str) -> Result<Table, H5Error> {
     let file = ctx(hdf5::File::open(path), path, "open")?;
     let group = ctx(file.group(key), path, format!("no group `{key}`"))?;
     match attr_string(&group, "pandas_type").as_deref() {
-        Some("frame") => read_fixed(&group, path),
-        Some("frame_table") => read_pandas_table(&group, path),
+        Some("frame") => {
+            let fx = Fixed::open(&group, path)?;
+            fx.read(path, 0, fx.rows)
+        }
+        _ => read_other(&group, path, key),
+    }
+}
+
+/// Values per chunk of [`read_table_chunks`]: 8 MB as f64.
+const CHUNK_VALUES: usize = 1 << 20;
+
+/// Reads a table in chunks of rows, calling `f(first_row, chunk)` for each (at least once, so
+/// an empty table still shows its columns). A pandas `fixed` table (what `hepml convert`
+/// writes) is read a few MB at a time, so a reader that keeps only what it needs stays
+/// small; the other layouts come as one chunk.
+pub fn read_table_chunks<E: From<H5Error>>(
+    path: &Path,
+    key: &str,
+    f: impl FnMut(usize, &Table) -> Result<(), E>,
+) -> Result<(), E> {
+    read_chunks_of(path, key, CHUNK_VALUES, f)
+}
+
+fn read_chunks_of<E: From<H5Error>>(
+    path: &Path,
+    key: &str,
+    values: usize,
+    mut f: impl FnMut(usize, &Table) -> Result<(), E>,
+) -> Result<(), E> {
+    let file = ctx(hdf5::File::open(path), path, "open")?;
+    let group = ctx(file.group(key), path, format!("no group `{key}`"))?;
+    if attr_string(&group, "pandas_type").as_deref() != Some("frame") {
+        return f(0, &read_other(&group, path, key)?);
+    }
+    let fx = Fixed::open(&group, path)?;
+    let step = (values / fx.names.len().max(1)).max(1);
+    let mut r0 = 0;
+    loop {
+        let r1 = (r0 + step).min(fx.rows);
+        f(r0, &fx.read(path, r0, r1)?)?;
+        r0 = r1;
+        if r0 >= fx.rows {
+            return Ok(());
+        }
+    }
+}
+
+fn read_other(group: &hdf5::Group, path: &Path, key: &str) -> Result<Table, H5Error> {
+    match attr_string(group, "pandas_type").as_deref() {
+        Some("frame_table") => read_pandas_table(group, path),
         Some(other) => Err(layout(
             path,
             format!("`{key}` is a pandas `{other}`, not a DataFrame"),
         )),
-        None if group.attr("columns").is_ok() => read_columnar(&group, path),
+        None if group.attr("columns").is_ok() => read_columnar(group, path),
         None => Err(layout(
             path,
             format!("`{key}` is neither a pandas DataFrame nor a hepml table"),
@@ -372,85 +420,152 @@ pub fn read_table(path: &Path, key: &str) -> Result<Table, H5Error> {
     }
 }
 
-fn read_fixed(group: &hdf5::Group, path: &Path) -> Result<Table, H5Error> {
-    let names = read_names(group, path, "axis0")?;
-    let nblocks: i64 = ctx(
-        group.attr("nblocks").and_then(|a| a.read_scalar::<i64>()),
-        path,
-        "attribute nblocks",
-    )?;
-    let mut columns: Vec<Option<Vec<f64>>> = vec![None; names.len()];
-    let mut rows: Option<usize> = None;
-    for b in 0..nblocks.max(0) {
-        let items = read_names(group, path, &format!("block{b}_items"))?;
-        let name = format!("block{b}_values");
-        let ds = ctx(group.dataset(&name), path, &name)?;
-        let shape = ds.shape();
-        // pandas stores blocks transposed ([rows, columns]) with a boolean `transposed` flag;
-        // the shape against the number of items tells which way round, the flag breaks a tie.
-        let k_items = items.len();
-        let transposed = match shape.as_slice() {
-            [_, k] if *k == k_items && shape[0] != k_items => true,
-            [k, _] if *k == k_items && shape[1] != k_items => false,
-            _ => ds
-                .attr("transposed")
-                .and_then(|a| {
-                    a.read_scalar::<u8>()
-                        .or_else(|_| a.read_scalar::<bool>().map(u8::from))
-                })
-                .map_or(true, |t| t != 0),
-        };
-        let (n, k) = match (shape.as_slice(), transposed) {
-            ([n, k], true) => (*n, *k),
-            ([k, n], false) => (*n, *k),
-            _ => {
+/// A pandas `fixed` DataFrame: the column names and, per dtype block, its dataset and where
+/// its columns go.
+struct Fixed {
+    names: Vec<String>,
+    rows: usize,
+    blocks: Vec<FixedBlock>,
+}
+
+struct FixedBlock {
+    name: String,
+    ds: hdf5::Dataset,
+    items: Vec<String>,
+    /// Column index in `names` of each item.
+    pos: Vec<usize>,
+    /// Stored `[rows, items]` (pandas' usual), else `[items, rows]`.
+    transposed: bool,
+}
+
+impl Fixed {
+    fn open(group: &hdf5::Group, path: &Path) -> Result<Fixed, H5Error> {
+        let names = read_names(group, path, "axis0")?;
+        let nblocks: i64 = ctx(
+            group.attr("nblocks").and_then(|a| a.read_scalar::<i64>()),
+            path,
+            "attribute nblocks",
+        )?;
+        let mut rows: Option<usize> = None;
+        let mut blocks = Vec::new();
+        let mut covered = vec![false; names.len()];
+        for b in 0..nblocks.max(0) {
+            let items = read_names(group, path, &format!("block{b}_items"))?;
+            let name = format!("block{b}_values");
+            let ds = ctx(group.dataset(&name), path, &name)?;
+            let shape = ds.shape();
+            // pandas stores blocks transposed ([rows, columns]) with a boolean `transposed`
+            // flag; the shape against the number of items tells which way round, the flag
+            // breaks a tie.
+            let k_items = items.len();
+            let transposed = match shape.as_slice() {
+                [_, k] if *k == k_items && shape[0] != k_items => true,
+                [k, _] if *k == k_items && shape[1] != k_items => false,
+                _ => ds
+                    .attr("transposed")
+                    .and_then(|a| {
+                        a.read_scalar::<u8>()
+                            .or_else(|_| a.read_scalar::<bool>().map(u8::from))
+                    })
+                    .map_or(true, |t| t != 0),
+            };
+            let (n, k) = match (shape.as_slice(), transposed) {
+                ([n, k], true) => (*n, *k),
+                ([k, n], false) => (*n, *k),
+                _ => {
+                    return Err(layout(
+                        path,
+                        format!("{name} has shape {shape:?}, expected 2-D"),
+                    ))
+                }
+            };
+            if k != items.len() {
                 return Err(layout(
                     path,
-                    format!("{name} has shape {shape:?}, expected 2-D"),
-                ))
+                    format!(
+                        "{name} has {k} columns but block{b}_items names {}",
+                        items.len()
+                    ),
+                ));
             }
-        };
-        if k != items.len() {
+            if *rows.get_or_insert(n) != n {
+                return Err(layout(
+                    path,
+                    format!("{name} has {n} rows, other blocks {}", rows.unwrap_or(0)),
+                ));
+            }
+            let pos = items
+                .iter()
+                .map(|item| {
+                    names.iter().position(|x| x == item).ok_or_else(|| {
+                        layout(path, format!("block{b}_items names `{item}`, not in axis0"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            pos.iter().for_each(|&p| covered[p] = true);
+            blocks.push(FixedBlock {
+                name,
+                ds,
+                items,
+                pos,
+                transposed,
+            });
+        }
+        if let Some(i) = covered.iter().position(|c| !c) {
             return Err(layout(
                 path,
-                format!(
-                    "{name} has {k} columns but block{b}_items names {}",
-                    items.len()
-                ),
+                format!("column `{}` is in no block", names[i]),
             ));
         }
-        if *rows.get_or_insert(n) != n {
-            return Err(layout(
-                path,
-                format!("{name} has {n} rows, other blocks {}", rows.unwrap_or(0)),
-            ));
-        }
-        let flat: Vec<f64> = match ds.read_raw::<f64>() {
-            Ok(v) => v,
-            Err(e) => read_bool_block(&ds).ok_or_else(|| H5Error::Hdf5 {
-                path: path.display().to_string(),
-                what: format!("read {name} (columns {})", items.join(", ")),
-                source: e,
-            })?,
-        };
-        for (j, item) in items.iter().enumerate() {
-            let col: Vec<f64> = if transposed {
-                flat.iter().skip(j).step_by(k).copied().collect()
-            } else {
-                flat[j * n..(j + 1) * n].to_vec()
-            };
-            let pos = names.iter().position(|x| x == item).ok_or_else(|| {
-                layout(path, format!("block{b}_items names `{item}`, not in axis0"))
-            })?;
-            columns[pos] = Some(col);
-        }
+        Ok(Fixed {
+            names,
+            rows: rows.unwrap_or(0),
+            blocks,
+        })
     }
-    let columns = columns
-        .into_iter()
-        .zip(&names)
-        .map(|(c, n)| c.ok_or_else(|| layout(path, format!("column `{n}` is in no block"))))
-        .collect::<Result<_, _>>()?;
-    Ok(Table { names, columns })
+
+    /// Rows `r0..r1` of every column.
+    fn read(&self, path: &Path, r0: usize, r1: usize) -> Result<Table, H5Error> {
+        let mut columns: Vec<Vec<f64>> = vec![Vec::new(); self.names.len()];
+        for b in self.blocks.iter().filter(|_| r1 > r0) {
+            let read = if b.transposed {
+                b.ds.read_slice_2d::<f64, _>(s![r0..r1, ..])
+            } else {
+                b.ds.read_slice_2d::<f64, _>(s![.., r0..r1])
+                    .map(|a| a.reversed_axes())
+            };
+            // Now [rows, items] either way.
+            let block = match read {
+                Ok(a) => a,
+                Err(e) => self.bool_rows(b, r0, r1).ok_or_else(|| H5Error::Hdf5 {
+                    path: path.display().to_string(),
+                    what: format!("read {} (columns {})", b.name, b.items.join(", ")),
+                    source: e,
+                })?,
+            };
+            for (j, &p) in b.pos.iter().enumerate() {
+                columns[p] = block.column(j).to_vec();
+            }
+        }
+        Ok(Table {
+            names: self.names.clone(),
+            columns,
+        })
+    }
+
+    /// Rows of a bool block ([`read_bool_block`] reads it whole), as `[rows, items]`.
+    fn bool_rows(&self, b: &FixedBlock, r0: usize, r1: usize) -> Option<ndarray::Array2<f64>> {
+        let all = read_bool_block(&b.ds)?;
+        let k = b.items.len();
+        let a = if b.transposed {
+            ndarray::Array2::from_shape_vec((self.rows, k), all).ok()?
+        } else {
+            ndarray::Array2::from_shape_vec((k, self.rows), all)
+                .ok()?
+                .reversed_axes()
+        };
+        Some(a.slice(s![r0..r1, ..]).to_owned())
+    }
 }
 
 /// The whole dataset or attribute read in its own (file) type: the raw bytes.
@@ -637,6 +752,28 @@ mod tests {
         assert_eq!(t.column("x").unwrap(), &[1.0, 2.0, 5.0]);
         assert_eq!(t.column("log(pt)").unwrap(), &[3.0, 4.0, 6.0]);
         assert!(w_err(&path).is_err());
+        // In chunks of one and of two rows: the same columns, the right first rows.
+        for values in [1, 4] {
+            let mut got = vec![Vec::new(); 2];
+            let mut starts = Vec::new();
+            read_chunks_of(&path, "events", values, |r0, c: &Table| {
+                starts.push(r0);
+                for (g, col) in got.iter_mut().zip(&c.columns) {
+                    g.extend_from_slice(col);
+                }
+                Ok::<_, H5Error>(())
+            })
+            .unwrap();
+            assert_eq!(got, t.columns);
+            assert_eq!(
+                starts,
+                if values == 1 {
+                    vec![0, 1, 2]
+                } else {
+                    vec![0, 2]
+                }
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
