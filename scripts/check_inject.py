@@ -3,7 +3,7 @@
 (uproot + numpy), runs onnxruntime, and compares with the branches hepml wrote.
 
   check_inject.py event MODEL INPUT_ROOT TREE OUTPUT_ROOT OUTTREE SPEC.json
-      SPEC.json: {"inputs": {"<input>": ["branch or number", ...]},
+      SPEC.json: {"inputs": {"<input>": ["branch, number or uproot expression", ...]},
                   "outputs": [["<output tensor>", column, "<branch>"], ...]}
   check_inject.py particlenet MODEL PREPROCESS.json LENGTH INPUT_ROOT TREE OUTPUT_ROOT OUTTREE PREFIX
 Prints {"max_abs_diff": d, "values": n}; exits 1 if any |diff| > 1e-5 (or lengths differ).
@@ -59,7 +59,10 @@ def event(model, inp, tree, out, outtree, spec_path):
             try:
                 columns.append(np.full(n, float(c)))
             except ValueError:
-                columns.append(t[c].array(library="np").astype(np.float64))
+                if c in t:
+                    columns.append(t[c].array(library="np").astype(np.float64))
+                else:  # an expression of branches, evaluated by uproot
+                    columns.append(np.asarray(t.arrays([c], library="np")[c], dtype=np.float64))
         feeds[name] = np.stack(columns, axis=1).astype(np.float32)
     sess = ort.InferenceSession(model, one_thread(), providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]

@@ -51,6 +51,10 @@ pub struct InjectArgs {
     /// events whose value % k == i.
     #[arg(long)]
     fold_branch: Option<String>,
+    /// A parameterised model's parameter (a PNN's mass) set to constants: NAME=V1,V2,...
+    /// (repeatable). Each value writes its own branches, suffixed `_NAME<V>` (score_mass500).
+    #[arg(long = "param")]
+    params: Vec<String>,
     /// Object length for a preprocess.json spec without max_length.
     #[arg(long)]
     length: Option<usize>,
@@ -166,6 +170,8 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
             ),
         }
     };
+    let params = parse_params(&a.params)?;
+    let mut used = std::collections::BTreeSet::new();
     let mut jobs = Vec::new();
     // Models exported by `hepml export` from a k-fold run say so in their metadata: given
     // together (in fold order), they form one ensemble without --fold-branch.
@@ -187,110 +193,195 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
     };
     for g in groups {
         let first = g[0];
-        let spec = spec_for(first)?;
-        let engines: Vec<(Box<dyn Engine>, ModelInfo)> = g
-            .iter()
-            .map(|&i| load_engine(a, &a.models[i]))
-            .collect::<Result<_>>()?;
-        let info = engines[0].1.clone();
-        let width = |name: &str| -> Option<usize> {
-            info.outputs
+        let base = spec_for(first)?;
+        check_parameter(&a.models[first], &base, &params, chain)?;
+        // One job per combination of the --param values that apply to this model.
+        let mut variants: Vec<Vec<(&str, &str)>> = vec![vec![]];
+        for (n, values) in params.iter().filter(|(n, _)| base.has_column(n)) {
+            used.insert(n.as_str());
+            variants = variants
                 .iter()
-                .find(|o| o.name == name)
-                .and_then(|o| o.shape.get(1).copied().flatten())
-        };
-        let resolved = spec
-            .resolve(&width)
-            .with_context(|| a.models[first].display().to_string())?;
-        for o in &resolved.outputs {
-            if !info.outputs.iter().any(|p| p.name == o.tensor) {
-                bail!(
-                    "{}: no output '{}' (outputs: {})",
-                    a.models[first].display(),
-                    o.tensor,
-                    info.outputs
-                        .iter()
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
+                .flat_map(|v| {
+                    values.iter().map(move |x| {
+                        let mut v = v.clone();
+                        v.push((n.as_str(), x.as_str()));
+                        v
+                    })
+                })
+                .collect();
         }
-        for i in &resolved.inputs {
-            if !info.inputs.iter().any(|p| p.name == i.name) {
-                bail!(
-                    "{}: the spec feeds '{}' but the model's inputs are {}",
-                    a.models[first].display(),
-                    i.name,
-                    info.inputs
-                        .iter()
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+        for variant in variants {
+            let mut spec = spec_for(first)?;
+            let mut name = a.models[first].display().to_string();
+            for (n, v) in &variant {
+                spec.set_constant(n, v);
+                spec.suffix_outputs(&param_suffix(n, v));
+                name.push_str(&format!(" {n}={v}"));
             }
-            if let (InputKind::Event { columns }, Some(port)) =
-                (&i.kind, info.inputs.iter().find(|p| p.name == i.name))
-            {
-                if let Some(Some(w)) = port.shape.get(1) {
-                    if *w != columns.len() {
-                        bail!(
-                            "{}: input '{}' takes {w} features, the spec gives {}",
-                            a.models[first].display(),
-                            i.name,
-                            columns.len()
-                        );
-                    }
+            let engines: Vec<(Box<dyn Engine>, ModelInfo)> = g
+                .iter()
+                .map(|&i| load_engine(a, &a.models[i]))
+                .collect::<Result<_>>()?;
+            let info = engines[0].1.clone();
+            let width = |name: &str| -> Option<usize> {
+                info.outputs
+                    .iter()
+                    .find(|o| o.name == name)
+                    .and_then(|o| o.shape.get(1).copied().flatten())
+            };
+            let resolved = spec
+                .resolve(&width)
+                .with_context(|| a.models[first].display().to_string())?;
+            for o in &resolved.outputs {
+                if !info.outputs.iter().any(|p| p.name == o.tensor) {
+                    bail!(
+                        "{}: no output '{}' (outputs: {})",
+                        a.models[first].display(),
+                        o.tensor,
+                        info.outputs
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
                 }
             }
-            for b in i.branches() {
-                chain.interp(&b).with_context(|| {
-                    format!("input '{}' of {}", i.name, a.models[first].display())
-                })?;
+            for i in &resolved.inputs {
+                if !info.inputs.iter().any(|p| p.name == i.name) {
+                    bail!(
+                        "{}: the spec feeds '{}' but the model's inputs are {}",
+                        a.models[first].display(),
+                        i.name,
+                        info.inputs
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                if let (InputKind::Event { columns }, Some(port)) =
+                    (&i.kind, info.inputs.iter().find(|p| p.name == i.name))
+                {
+                    if let Some(Some(w)) = port.shape.get(1) {
+                        if *w != columns.len() {
+                            bail!(
+                                "{}: input '{}' takes {w} features, the spec gives {}",
+                                a.models[first].display(),
+                                i.name,
+                                columns.len()
+                            );
+                        }
+                    }
+                }
+                for b in i.branches() {
+                    chain.interp(&b).with_context(|| {
+                        format!("input '{}' of {}", i.name, a.models[first].display())
+                    })?;
+                }
             }
+            for p in &info.inputs {
+                if !resolved.inputs.iter().any(|i| i.name == p.name) {
+                    bail!(
+                        "{}: model input '{}' is not fed by the spec",
+                        a.models[first].display(),
+                        p.name
+                    );
+                }
+            }
+            let fold_branch = a
+                .fold_branch
+                .clone()
+                .or(resolved.folds.as_ref().map(|f| f.branch.clone()));
+            let mut members: Vec<Box<dyn Engine>> = engines.into_iter().map(|e| e.0).collect();
+            let models = match fold_branch {
+                Some(branch) if members.len() > 1 => {
+                    chain.interp(&branch).context("--fold-branch")?;
+                    Models::Folds(Folds { branch, members })
+                }
+                Some(_) if a.fold_branch.is_some() => {
+                    bail!("a fold ensemble needs one --model per fold")
+                }
+                // One member of a k-fold export given alone scores every event (e.g. data, which
+                // no fold trained on).
+                Some(_) => {
+                    eprintln!(
+                        "hepml: note: {} is one fold of an ensemble; it scores every event",
+                        a.models[first].display()
+                    );
+                    Models::Single(members.remove(0))
+                }
+                None => Models::Single(members.remove(0)),
+            };
+            jobs.push(ModelJob {
+                name,
+                models,
+                inputs: resolved.inputs,
+                outputs: resolved.outputs,
+                per_object: resolved.per_object,
+            });
         }
-        for p in &info.inputs {
-            if !resolved.inputs.iter().any(|i| i.name == p.name) {
-                bail!(
-                    "{}: model input '{}' is not fed by the spec",
-                    a.models[first].display(),
-                    p.name
-                );
-            }
-        }
-        let fold_branch = a
-            .fold_branch
-            .clone()
-            .or(resolved.folds.as_ref().map(|f| f.branch.clone()));
-        let mut members: Vec<Box<dyn Engine>> = engines.into_iter().map(|e| e.0).collect();
-        let models = match fold_branch {
-            Some(branch) if members.len() > 1 => {
-                chain.interp(&branch).context("--fold-branch")?;
-                Models::Folds(Folds { branch, members })
-            }
-            Some(_) if a.fold_branch.is_some() => {
-                bail!("a fold ensemble needs one --model per fold")
-            }
-            // One member of a k-fold export given alone scores every event (e.g. data, which
-            // no fold trained on).
-            Some(_) => {
-                eprintln!(
-                    "hepml: note: {} is one fold of an ensemble; it scores every event",
-                    a.models[first].display()
-                );
-                Models::Single(members.remove(0))
-            }
-            None => Models::Single(members.remove(0)),
-        };
-        jobs.push(ModelJob {
-            name: a.models[first].display().to_string(),
-            models,
-            inputs: resolved.inputs,
-            outputs: resolved.outputs,
-            per_object: resolved.per_object,
-        });
+    }
+    if let Some((n, _)) = params.iter().find(|(n, _)| !used.contains(n.as_str())) {
+        bail!("--param {n}: no model has an input column `{n}`");
     }
     Ok(jobs)
+}
+
+/// `--param NAME=V1,V2,...` -> (NAME, [V1, V2, ...]); every value a finite number.
+fn parse_params(args: &[String]) -> Result<Vec<(String, Vec<String>)>> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for p in args {
+        let (name, values) = p
+            .split_once('=')
+            .with_context(|| format!("--param {p}: expected NAME=VALUE[,VALUE...]"))?;
+        let name = name.trim();
+        if name.is_empty() || out.iter().any(|(n, _)| n == name) {
+            bail!("--param {p}: give each parameter once, with a name");
+        }
+        let values: Vec<String> = values.split(',').map(|v| v.trim().to_owned()).collect();
+        for v in &values {
+            if !v.parse::<f64>().is_ok_and(f64::is_finite) {
+                bail!("--param {p}: `{v}` is not a number");
+            }
+        }
+        out.push((name.to_owned(), values));
+    }
+    Ok(out)
+}
+
+/// The suffix of the branches a parameter value writes: `_mass500`, `_mass1p5`, `_shiftm1`
+/// (no `.` or `-` in branch names, which TTree::Draw would read as operators).
+fn param_suffix(name: &str, value: &str) -> String {
+    format!("_{name}{}", value.replace('.', "p").replace('-', "m"))
+}
+
+/// A model exported from a PNN says which input column is its parameter (`hepml.parameter`):
+/// without `--param` for it, the parameter is read from a branch of that name, and a tree
+/// without one is an error that says how to set it.
+fn check_parameter(
+    model: &Path,
+    spec: &FeatureSpec,
+    params: &[(String, Vec<String>)],
+    chain: &Chain,
+) -> Result<()> {
+    let info = read_info(model)?;
+    let Some(p) = info.metadata.get("hepml.parameter") else {
+        return Ok(());
+    };
+    if params.iter().any(|(n, _)| n == p) || !spec.has_column(p) {
+        return Ok(());
+    }
+    if chain.interp(p).is_err() {
+        bail!(
+            "{}: a parameterised model: give its parameter with --param {p}=VALUE[,VALUE...] (the tree has no branch `{p}`)",
+            model.display()
+        );
+    }
+    eprintln!(
+        "hepml: note: {}: parameter `{p}` is read from the branch `{p}` (--param {p}=VALUE sets it)",
+        model.display()
+    );
+    Ok(())
 }
 
 fn nan_policy(a: &InjectArgs) -> NonFinite {

@@ -58,7 +58,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let tmp = models::convert::tmp_name(&a.output);
-    let m = train::metrics(&cfg, &data, &out);
+    let m = train::metrics(&data, &out);
     if let Err(e) = write_run(&tmp, &cfg, &text, &data, &out, &m) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
@@ -79,6 +79,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
         m["test"]["accuracy"].as_f64().unwrap_or(f64::NAN),
         a.output.display()
     );
+    if let (Some(p), Some(per)) = (
+        &out.model.parameter,
+        m["test"]["auc_per_parameter"].as_object(),
+    ) {
+        let list: Vec<String> = per
+            .iter()
+            .map(|(v, a)| format!("{v} {:.4}", a.as_f64().unwrap_or(f64::NAN)))
+            .collect();
+        eprintln!("hepml: test AUC per {p}: {}", list.join(", "));
+    }
     if let Some((_, _, s)) = &out.lr_finder {
         eprintln!("hepml: lr finder suggests a learning rate of {s:.2e}");
     }
@@ -107,7 +117,7 @@ fn write_run(
     if cfg.evaluation.plots {
         let plots = dir.join("plots");
         std::fs::create_dir_all(&plots)?;
-        models::plots::write_all(&plots, data, out, metrics)?;
+        models::plots::write_all(&plots, data, out)?;
     }
     let f = data.width();
     for (i, (rows, scores)) in out.test.iter().enumerate() {

@@ -151,6 +151,17 @@ fn convert_into(
         }
     }
     let mut writer = TableWriter::create_typed(tmp, "events", &layout)?;
+    // Where each column came from, so a model trained on renamed columns still knows its
+    // branches (hepml train -> model.json -> hepml export's hepml.inputs -> hepml inject).
+    let mut sources: std::collections::BTreeMap<String, String> = cfg
+        .columns
+        .iter()
+        .map(|c| (c.name().to_owned(), c.expr().to_owned()))
+        .collect();
+    if let Some(ev) = &cfg.event_number {
+        sources.insert(ev.clone(), ev.clone());
+    }
+    writer.set_sources(&sources)?;
     let global_sel = cfg.selection.as_deref().map(parse);
     let global_w = cfg.weight.as_deref().map(parse);
     let event = cfg.event_number.as_deref().map(|b| Expr::Var {

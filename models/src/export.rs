@@ -35,8 +35,23 @@ pub fn load(run: &Path) -> Result<SavedModel, TrainError> {
 
 /// ONNX bytes of every fold (in fold order), scores written to branch `branch` by inject.
 pub fn export(m: &SavedModel, branch: &str) -> Vec<Vec<u8>> {
+    // `hepml.inputs` says what inject computes from the ntuple: each input's source branch or
+    // expression (a renamed convert column is computed again from its expression), then the
+    // PNN parameter by name (`hepml inject --param NAME=VALUE` sets it, or a branch of that
+    // name). `hepml.features` keeps the names the model was trained on.
     let mut columns = m.inputs.clone();
     columns.extend(m.parameter.clone());
+    let mut branches: Vec<String> = if m.sources.len() == m.inputs.len() {
+        m.sources.clone()
+    } else {
+        m.inputs.clone()
+    };
+    branches.extend(m.parameter.clone());
+    let feature_map: serde_json::Map<String, serde_json::Value> = columns
+        .iter()
+        .zip(&branches)
+        .map(|(c, b)| (c.clone(), serde_json::Value::from(b.as_str())))
+        .collect();
     let act = match m.activation.as_str() {
         "relu" => "Relu",
         "swish" => "Swish",
@@ -52,7 +67,7 @@ pub fn export(m: &SavedModel, branch: &str) -> Vec<Vec<u8>> {
             let mut metadata = vec![
                 (
                     "hepml.inputs".to_string(),
-                    serde_json::json!({ "x": columns }).to_string(),
+                    serde_json::json!({ "x": branches }).to_string(),
                 ),
                 (
                     "hepml.outputs".into(),
@@ -61,6 +76,10 @@ pub fn export(m: &SavedModel, branch: &str) -> Vec<Vec<u8>> {
                 (
                     "hepml.features".into(),
                     serde_json::json!(columns).to_string(),
+                ),
+                (
+                    "hepml.feature_map".into(),
+                    serde_json::Value::Object(feature_map.clone()).to_string(),
                 ),
                 ("hepml.label".into(), m.label.clone()),
                 ("hepml.config_hash".into(), m.config_hash.clone()),

@@ -158,6 +158,7 @@ struct Block {
 pub struct TableWriter {
     path: std::path::PathBuf,
     _file: hdf5::File,
+    group: hdf5::Group,
     index: hdf5::Dataset,
     blocks: Vec<Block>,
     ncols: usize,
@@ -248,11 +249,36 @@ impl TableWriter {
         Ok(Self {
             path: path.to_owned(),
             _file: file,
+            group,
             index,
             blocks,
             ncols: columns.len(),
             len: 0,
         })
+    }
+
+    /// Records where columns came from (column name -> the branch or expression that made it)
+    /// in the attribute [`SOURCES_ATTR`] of the table's group, a JSON object that `hepml train`
+    /// carries into the model and `hepml export` into its `hepml.inputs`, so a renamed column
+    /// (`{name: lead_jet_pt, expr: "Jet_pt[0]"}`) is computed from the ntuple again by `inject`.
+    /// pandas and h5py ignore the attribute.
+    pub fn set_sources(
+        &self,
+        sources: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), H5Error> {
+        let text = serde_json::to_string(sources).unwrap_or_default();
+        let v = hdf5::types::VarLenUnicode::from_str(&text)
+            .map_err(|_| layout(&self.path, "column sources: not a valid string"))?;
+        let what = format!("attribute {SOURCES_ATTR}");
+        let a = ctx(
+            self.group
+                .new_attr::<hdf5::types::VarLenUnicode>()
+                .shape(())
+                .create(SOURCES_ATTR),
+            &self.path,
+            &what,
+        )?;
+        ctx(a.write_scalar(&v), &self.path, &what)
     }
 
     /// Appends one chunk: `columns[i]` holds the new rows of column i (all the same length).
@@ -300,6 +326,25 @@ impl TableWriter {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// The group attribute in which `hepml convert` records each column's source expression.
+pub const SOURCES_ATTR: &str = "hepml_sources";
+
+/// The column sources `hepml convert` recorded in `path` (see [`TableWriter::set_sources`]);
+/// empty for files written by anything else, whose column names are taken as the branches.
+pub fn read_sources(
+    path: &Path,
+    key: &str,
+) -> Result<std::collections::BTreeMap<String, String>, H5Error> {
+    let file = ctx(hdf5::File::open(path), path, "open")?;
+    let group = ctx(file.group(key), path, format!("no group `{key}`"))?;
+    if group.attr(SOURCES_ATTR).is_err() {
+        return Ok(Default::default());
+    }
+    let text = attr_string(&group, SOURCES_ATTR)
+        .ok_or_else(|| layout(path, format!("attribute {SOURCES_ATTR} is not a string")))?;
+    serde_json::from_str(&text).map_err(|e| layout(path, format!("attribute {SOURCES_ATTR}: {e}")))
 }
 
 /// A table read whole: column names and column-major data.

@@ -240,12 +240,7 @@ fn correlation(path: &Path, title: &str, names: &[String], d: &Data, rows: &[usi
 /// Writes every plot of a run into `dir`: loss/accuracy vs epoch per fold, ROC with AUC, score
 /// distributions per class, confusion matrix, input distributions signal vs background,
 /// correlation matrices per class, LR finder curve, and for PNNs the ROC per parameter value.
-pub fn write_all(
-    dir: &Path,
-    d: &Data,
-    out: &Outcome,
-    metrics: &serde_json::Value,
-) -> Result<(), PlotError> {
+pub fn write_all(dir: &Path, d: &Data, out: &Outcome) -> Result<(), PlotError> {
     font();
     let p = |name: &str| dir.join(name);
     for (i, h) in out.histories.iter().enumerate() {
@@ -386,20 +381,13 @@ pub fn write_all(
             ),
         )?;
     }
-    if let (Some(pc), Some(per)) = (d.param, metrics["test"]["auc_per_parameter"].as_object()) {
-        let params: Vec<f32> = rows.iter().map(|&r| d.x[r * d.width() + pc]).collect();
+    let per = crate::train::per_parameter(d, out);
+    if !per.is_empty() {
         let mut series = Vec::new();
-        for v in per.keys().filter_map(|k| k.parse::<f32>().ok()).take(6) {
-            let (s, l): (Vec<f32>, Vec<f32>) = scores
-                .iter()
-                .zip(&labels)
-                .zip(&params)
-                .filter(|((_, l), p)| **l == 0.0 || **p == v)
-                .map(|((s, l), _)| (*s, *l))
-                .unzip();
-            let (fp, tp) = roc(&s, &l, 100);
+        for (v, s, l) in per.iter().take(6) {
+            let (fp, tp) = roc(s, l, 100);
             series.push((
-                format!("{v}: AUC {:.3}", auc(&s, &l)),
+                format!("{v}: AUC {:.3}", auc(s, l)),
                 fp.into_iter().zip(tp).collect(),
             ));
         }

@@ -17,7 +17,7 @@ use burn::tensor::{activation, Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Activation, FeaturesConfig, ModelKind, Optimizer, Schedule, TrainConfig};
-use crate::h5::{read_table_chunks, H5Error, Table};
+use crate::h5::{read_sources, read_table_chunks, H5Error, Table};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -77,6 +77,9 @@ pub struct Data {
     pub event: Option<Vec<i64>>,
     /// Column of the PNN parameter in `x`.
     pub param: Option<usize>,
+    /// Per input column (not the parameter): the branch or expression `hepml convert` made it
+    /// from (the column name for tables written by anything else).
+    pub sources: Vec<String>,
 }
 
 impl Data {
@@ -118,9 +121,27 @@ pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
         w: Vec::new(),
         event: event_col.as_ref().map(|_| Vec::new()),
         param: pnn.then_some(f - 1),
+        sources: feats.inputs.clone(),
     };
+    let mut found: Vec<Option<(String, &Path)>> = vec![None; feats.inputs.len()];
     // Chunk by chunk: only the f32 rows are kept, never a whole f64 copy of the table.
     for (path, label) in &sources {
+        let recorded = read_sources(path, &cfg.data.key)?;
+        for (i, name) in feats.inputs.iter().enumerate() {
+            let Some(src) = recorded.get(name) else {
+                continue;
+            };
+            match &found[i] {
+                Some((other, at)) if other != src => {
+                    return Err(data_err(format!(
+                        "column `{name}` is `{other}` in {} but `{src}` in {}",
+                        at.display(),
+                        path.display()
+                    )))
+                }
+                _ => found[i] = Some((src.clone(), path.as_path())),
+            }
+        }
         read_table_chunks(path, &cfg.data.key, |r0, t: &Table| {
             load_chunk(
                 &mut d,
@@ -133,6 +154,11 @@ pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
                 t,
             )
         })?;
+    }
+    for (s, f) in d.sources.iter_mut().zip(found) {
+        if let Some((src, _)) = f {
+            *s = src;
+        }
     }
     let n_sig = d.y.iter().filter(|&&y| y == 1.0).count();
     let n_bkg = d.rows() - n_sig;
@@ -404,6 +430,10 @@ pub struct KFold {
 pub struct SavedModel {
     pub hepml_version: String,
     pub inputs: Vec<String>,
+    /// Per input: the branch or expression it is computed from in the ntuples (what `hepml
+    /// convert` recorded; the input's own name when nothing was). Empty in older runs.
+    #[serde(default)]
+    pub sources: Vec<String>,
     pub parameter: Option<String>,
     pub label: String,
     pub activation: String,
@@ -429,6 +459,9 @@ pub struct Outcome {
     pub histories: Vec<History>,
     /// Per fold: test rows (indices into the data) and burn's scores for them.
     pub test: Vec<(Vec<usize>, Vec<f32>)>,
+    /// PNN only, per evaluated parameter value: the scores of every test background event
+    /// (all folds, in `test` order) with its parameter set to that value.
+    pub background_at: Vec<(f32, Vec<f32>)>,
     pub lr_finder: Option<(Vec<f64>, Vec<f64>, f64)>,
     pub events_per_second: f64,
 }
@@ -464,8 +497,10 @@ fn standardise(d: &Data, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Standardised rows, gathered into a new batch buffer (moved into the batch's tensor).
-fn gather(d: &Data, rows: &[usize], mean: &[f32], std: &[f32]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows.len() * d.width());
+/// Standardised rows; with `param_at`, the PNN parameter column set to that value first.
+fn gather(d: &Data, rows: &[usize], mean: &[f32], std: &[f32], param_at: Option<f32>) -> Vec<f32> {
+    let f = d.width();
+    let mut out = Vec::with_capacity(rows.len() * f);
     for &r in rows {
         out.extend(
             d.row(r)
@@ -473,6 +508,10 @@ fn gather(d: &Data, rows: &[usize], mean: &[f32], std: &[f32]) -> Vec<f32> {
                 .zip(mean.iter().zip(std))
                 .map(|(v, (m, s))| (v - m) / s),
         );
+        if let (Some(p), Some(v)) = (d.param, param_at) {
+            let at = out.len() - f + p;
+            out[at] = (v - mean[p]) / std[p];
+        }
     }
     out
 }
@@ -546,12 +585,14 @@ struct Batcher<'a> {
     mean: &'a [f32],
     std: &'a [f32],
     cls: [f32; 2],
+    /// Evaluate at this PNN parameter value instead of each event's own.
+    param_at: Option<f32>,
 }
 
 impl Batcher<'_> {
     /// (x, y, w, sum w) tensors of `rows`.
     fn tensors(&mut self, rows: &[usize], dev: &Device) -> (Tensor<2>, Tensor<2>, Tensor<2>, f32) {
-        let buf = gather(self.d, rows, self.mean, self.std);
+        let buf = gather(self.d, rows, self.mean, self.std, self.param_at);
         let n = rows.len();
         let x = Tensor::<2>::from_data(TensorData::new(buf, [n, self.d.width()]), dev);
         let y: Vec<f32> = rows.iter().map(|&r| self.d.y[r]).collect();
@@ -639,6 +680,10 @@ pub fn train(
     let mut seen = 0usize;
     let mut looped = std::time::Duration::ZERO;
     let mut rng = Rng::new(seed ^ 0xB47C);
+    let mut background_at: Vec<(f32, Vec<f32>)> = parameter_values(cfg, d)
+        .into_iter()
+        .map(|v| (v, Vec::new()))
+        .collect();
     for (fi, s) in folds.iter().enumerate() {
         let (mean, std) = standardise(d, &s.train);
         let cls = class_factors(d, &s.train, cfg.preparation.balance_classes);
@@ -647,6 +692,7 @@ pub fn train(
             mean: &mean,
             std: &std,
             cls,
+            param_at: None,
         };
         if t.lr_finder && fi == 0 {
             lr_finder = Some(find_lr(cfg, d, s, &mut b, &dev, &mut rng));
@@ -704,11 +750,19 @@ pub fn train(
             layers: net.dense_layers(),
         });
         tests.push((s.test.clone(), scores));
+        // A search at parameter value v scores its background at v: every test background
+        // event once per value.
+        let bkg: Vec<usize> = s.test.iter().copied().filter(|&r| d.y[r] == 0.0).collect();
+        for (v, acc) in background_at.iter_mut() {
+            b.param_at = Some(*v);
+            acc.extend(evaluate(&net, &mut b, &bkg, &base).2);
+        }
         histories.push(h);
     }
     let model = SavedModel {
         hepml_version: env!("CARGO_PKG_VERSION").into(),
         inputs: cfg.features.inputs.clone(),
+        sources: d.sources.clone(),
         parameter: d.param.map(|p| d.names[p].clone()),
         label: cfg.features.label.clone(),
         activation: format!("{:?}", cfg.model.activation).to_lowercase(),
@@ -723,6 +777,7 @@ pub fn train(
         model,
         histories,
         test: tests,
+        background_at,
         lr_finder,
         events_per_second: seen as f64 / looped.as_secs_f64().max(1e-9),
     })
@@ -843,54 +898,73 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), Train
     std::fs::write(path, out).map_err(io(path))
 }
 
+/// The parameter values a PNN is evaluated at: `evaluation.parameter_values`, else the
+/// signal's distinct values (at most 50); none for a DNN.
+pub fn parameter_values(cfg: &TrainConfig, d: &Data) -> Vec<f32> {
+    let Some(p) = d.param else {
+        return Vec::new();
+    };
+    let mut values: Vec<f32> = if cfg.evaluation.parameter_values.is_empty() {
+        (0..d.rows())
+            .filter(|&r| d.y[r] == 1.0)
+            .map(|r| d.row(r)[p])
+            .collect()
+    } else {
+        cfg.evaluation
+            .parameter_values
+            .iter()
+            .map(|&v| v as f32)
+            .collect()
+    };
+    values.sort_by(f32::total_cmp);
+    values.dedup();
+    values.truncate(50);
+    values
+}
+
+/// Per PNN parameter value v: (v, scores, labels) of the test signal generated at v against
+/// every test background event evaluated at v, as a search at v would see them.
+pub fn per_parameter(d: &Data, out: &Outcome) -> Vec<(f32, Vec<f32>, Vec<f32>)> {
+    let Some(p) = d.param else {
+        return Vec::new();
+    };
+    out.background_at
+        .iter()
+        .map(|(v, bkg)| {
+            let mut s: Vec<f32> = Vec::new();
+            for (rows, sc) in &out.test {
+                s.extend(
+                    rows.iter()
+                        .zip(sc)
+                        .filter(|(&r, _)| d.y[r] == 1.0 && d.row(r)[p] == *v)
+                        .map(|(_, x)| *x),
+                );
+            }
+            let mut l = vec![1.0; s.len()];
+            s.extend(bkg);
+            l.resize(s.len(), 0.0);
+            (*v, s, l)
+        })
+        .collect()
+}
+
 /// Test-split metrics over all folds (each event scored by the fold that did not train on it).
-pub fn metrics(cfg: &TrainConfig, d: &Data, out: &Outcome) -> serde_json::Value {
+pub fn metrics(d: &Data, out: &Outcome) -> serde_json::Value {
     let mut scores = Vec::new();
     let mut labels = Vec::new();
-    let mut params = Vec::new();
     for (rows, s) in &out.test {
         scores.extend(s);
         labels.extend(rows.iter().map(|&r| d.y[r]));
-        if let Some(p) = d.param {
-            params.extend(rows.iter().map(|&r| d.row(r)[p]));
-        }
     }
     let (fpr, tpr) = roc(&scores, &labels, 100);
     let mut conf = [[0u64; 2]; 2];
     for (s, l) in scores.iter().zip(&labels) {
         conf[*l as usize][(*s > 0.5) as usize] += 1;
     }
-    let mut per_param = BTreeMap::new();
-    if d.param.is_some() {
-        let mut values: Vec<f32> = if cfg.evaluation.parameter_values.is_empty() {
-            params
-                .iter()
-                .zip(&labels)
-                .filter(|(_, l)| **l == 1.0)
-                .map(|(p, _)| *p)
-                .collect()
-        } else {
-            cfg.evaluation
-                .parameter_values
-                .iter()
-                .map(|&v| v as f32)
-                .collect()
-        };
-        values.sort_by(f32::total_cmp);
-        values.dedup();
-        // Signal at this parameter value against all background (whose parameter was drawn
-        // from the signal's distribution): the AUC a search at this mass would see.
-        for v in values.iter().take(50) {
-            let (s, l): (Vec<f32>, Vec<f32>) = scores
-                .iter()
-                .zip(&labels)
-                .zip(&params)
-                .filter(|((_, l), p)| **l == 0.0 || **p == *v)
-                .map(|((s, l), _)| (*s, *l))
-                .unzip();
-            per_param.insert(v.to_string(), auc(&s, &l));
-        }
-    }
+    let per_param: BTreeMap<String, f64> = per_parameter(d, out)
+        .into_iter()
+        .map(|(v, s, l)| (v.to_string(), auc(&s, &l)))
+        .collect();
     let acc = (conf[0][0] + conf[1][1]) as f64 / scores.len().max(1) as f64;
     serde_json::json!({
         "test": {

@@ -183,6 +183,39 @@ impl FeatureSpec {
         })
     }
 
+    /// Replaces every event column that is exactly `name` (a PNN's parameter, e.g. `mass`) by
+    /// the constant `value`; returns how many columns it replaced.
+    pub fn set_constant(&mut self, name: &str, value: &str) -> usize {
+        let mut n = 0;
+        for d in self.inputs.values_mut() {
+            if let InputDecl::Columns(cols) = d {
+                for c in cols.iter_mut().filter(|c| c.as_str() == name) {
+                    *c = value.to_owned();
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Appends `suffix` to every output branch name.
+    pub fn suffix_outputs(&mut self, suffix: &str) {
+        for d in self.outputs.values_mut() {
+            match d {
+                OutputDecl::Branch(b) => b.push_str(suffix),
+                OutputDecl::Column(c) => c.branch.push_str(suffix),
+                OutputDecl::Columns(c) => c.branches.iter_mut().for_each(|b| b.push_str(suffix)),
+            }
+        }
+    }
+
+    /// Whether some event column is exactly `name`.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.inputs
+            .values()
+            .any(|d| matches!(d, InputDecl::Columns(c) if c.iter().any(|c| c == name)))
+    }
+
     /// Resolves against the model's output widths (`width(name)` = columns of that output).
     pub fn resolve(&self, width: &dyn Fn(&str) -> Option<usize>) -> Result<Resolved, SpecError> {
         let mut inputs = Vec::new();
