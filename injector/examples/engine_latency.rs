@@ -66,6 +66,17 @@ fn main() {
         )
     };
 
+    match open("mlp_80_100_100_1.onnx", EngineKind::Native) {
+        Ok(e) => line(
+            &format!(
+                "MLP 80-100-100-1, {}",
+                e.describe().split(" on ").next().unwrap_or("")
+            ),
+            e.as_ref(),
+            80,
+        ),
+        Err(e) => println!("native: {e}"),
+    }
     let mlp = dir.join("mlp_80_100_100_1.onnx");
     let mut tract = TractEngine::load(&mlp).unwrap();
     tract.threads = 1;
