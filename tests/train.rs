@@ -26,6 +26,19 @@ fn p(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
+/// `hepml train DIR/train.yaml -o DIR/RUN --seed SEED -q`; returns its log.
+fn train(dir: &Path, run: &str, seed: &str) -> String {
+    ok(&[
+        "train",
+        &p(dir, "train.yaml"),
+        "-o",
+        &p(dir, run),
+        "--seed",
+        seed,
+        "-q",
+    ])
+}
+
 /// `hepml inject INPUT --model M... EXTRA... -o OUT --quiet`; returns its log.
 fn inject(input: &str, models: &[&str], extra: &[&str], out: &str) -> String {
     let mut args = vec!["inject", input];
@@ -89,15 +102,7 @@ fn convert_train_export_parity_and_inject() {
     let d = dir.path();
     let data = converted(d);
     std::fs::write(d.join("train.yaml"), train_config(&data, "")).unwrap();
-    let log = ok(&[
-        "train",
-        &p(d, "train.yaml"),
-        "-o",
-        &p(d, "run"),
-        "--seed",
-        "5",
-        "-q",
-    ]);
+    let log = train(d, "run", "5");
     assert!(
         log.contains("test AUC") && log.contains("lr finder"),
         "{log}"
@@ -113,15 +118,7 @@ fn convert_train_export_parity_and_inject() {
     assert!(m["lr_finder"]["suggested"].as_f64().unwrap() > 0.0);
 
     // Same seed, same model.
-    ok(&[
-        "train",
-        &p(d, "train.yaml"),
-        "-o",
-        &p(d, "run2"),
-        "--seed",
-        "5",
-        "-q",
-    ]);
+    train(d, "run2", "5");
     let a = std::fs::read(d.join("run/model.json")).unwrap();
     assert_eq!(
         a,
@@ -268,15 +265,7 @@ evaluation: {{parameter_values: [300, 500, 700]}}
         ),
     )
     .unwrap();
-    let log = ok(&[
-        "train",
-        &p(d, "train.yaml"),
-        "-o",
-        &p(d, "run"),
-        "--seed",
-        "2",
-        "-q",
-    ]);
+    let log = train(d, "run", "2");
     assert!(log.contains("test AUC per mass"), "{log}");
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("run/metrics.json")).unwrap())
