@@ -211,120 +211,133 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
                 .collect();
         }
         for variant in variants {
-            let mut spec = spec_for(first)?;
+            let mut spec = base.clone();
             let mut name = a.models[first].display().to_string();
             for (n, v) in &variant {
                 spec.set_constant(n, v);
                 spec.suffix_outputs(&param_suffix(n, v));
                 name.push_str(&format!(" {n}={v}"));
             }
-            let engines: Vec<(Box<dyn Engine>, ModelInfo)> = g
-                .iter()
-                .map(|&i| load_engine(a, &a.models[i]))
-                .collect::<Result<_>>()?;
-            let info = engines[0].1.clone();
-            let width = |name: &str| -> Option<usize> {
-                info.outputs
-                    .iter()
-                    .find(|o| o.name == name)
-                    .and_then(|o| o.shape.get(1).copied().flatten())
-            };
-            let resolved = spec
-                .resolve(&width)
-                .with_context(|| a.models[first].display().to_string())?;
-            for o in &resolved.outputs {
-                if !info.outputs.iter().any(|p| p.name == o.tensor) {
-                    bail!(
-                        "{}: no output '{}' (outputs: {})",
-                        a.models[first].display(),
-                        o.tensor,
-                        info.outputs
-                            .iter()
-                            .map(|p| p.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                }
-            }
-            for i in &resolved.inputs {
-                if !info.inputs.iter().any(|p| p.name == i.name) {
-                    bail!(
-                        "{}: the spec feeds '{}' but the model's inputs are {}",
-                        a.models[first].display(),
-                        i.name,
-                        info.inputs
-                            .iter()
-                            .map(|p| p.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                }
-                if let (InputKind::Event { columns }, Some(port)) =
-                    (&i.kind, info.inputs.iter().find(|p| p.name == i.name))
-                {
-                    if let Some(Some(w)) = port.shape.get(1) {
-                        if *w != columns.len() {
-                            bail!(
-                                "{}: input '{}' takes {w} features, the spec gives {}",
-                                a.models[first].display(),
-                                i.name,
-                                columns.len()
-                            );
-                        }
-                    }
-                }
-                for b in i.branches() {
-                    chain.interp(&b).with_context(|| {
-                        format!("input '{}' of {}", i.name, a.models[first].display())
-                    })?;
-                }
-            }
-            for p in &info.inputs {
-                if !resolved.inputs.iter().any(|i| i.name == p.name) {
-                    bail!(
-                        "{}: model input '{}' is not fed by the spec",
-                        a.models[first].display(),
-                        p.name
-                    );
-                }
-            }
-            let fold_branch = a
-                .fold_branch
-                .clone()
-                .or(resolved.folds.as_ref().map(|f| f.branch.clone()));
-            let mut members: Vec<Box<dyn Engine>> = engines.into_iter().map(|e| e.0).collect();
-            let models = match fold_branch {
-                Some(branch) if members.len() > 1 => {
-                    chain.interp(&branch).context("--fold-branch")?;
-                    Models::Folds(Folds { branch, members })
-                }
-                Some(_) if a.fold_branch.is_some() => {
-                    bail!("a fold ensemble needs one --model per fold")
-                }
-                // One member of a k-fold export given alone scores every event (e.g. data, which
-                // no fold trained on).
-                Some(_) => {
-                    eprintln!(
-                        "hepml: note: {} is one fold of an ensemble; it scores every event",
-                        a.models[first].display()
-                    );
-                    Models::Single(members.remove(0))
-                }
-                None => Models::Single(members.remove(0)),
-            };
-            jobs.push(ModelJob {
-                name,
-                models,
-                inputs: resolved.inputs,
-                outputs: resolved.outputs,
-                per_object: resolved.per_object,
-            });
+            jobs.push(build_job(a, chain, &g, spec, name)?);
         }
     }
     if let Some((n, _)) = params.iter().find(|(n, _)| !used.contains(n.as_str())) {
         bail!("--param {n}: no model has an input column `{n}`");
     }
     Ok(jobs)
+}
+
+/// The job of one model (or one fold ensemble, `group` in fold order) fed as `spec` says,
+/// checked against the model's ports and the tree's branches.
+fn build_job(
+    a: &InjectArgs,
+    chain: &Chain,
+    group: &[usize],
+    spec: FeatureSpec,
+    name: String,
+) -> Result<ModelJob> {
+    let first = group[0];
+    let engines: Vec<(Box<dyn Engine>, ModelInfo)> = group
+        .iter()
+        .map(|&i| load_engine(a, &a.models[i]))
+        .collect::<Result<_>>()?;
+    let info = engines[0].1.clone();
+    let width = |name: &str| -> Option<usize> {
+        info.outputs
+            .iter()
+            .find(|o| o.name == name)
+            .and_then(|o| o.shape.get(1).copied().flatten())
+    };
+    let resolved = spec
+        .resolve(&width)
+        .with_context(|| a.models[first].display().to_string())?;
+    for o in &resolved.outputs {
+        if !info.outputs.iter().any(|p| p.name == o.tensor) {
+            bail!(
+                "{}: no output '{}' (outputs: {})",
+                a.models[first].display(),
+                o.tensor,
+                info.outputs
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    for i in &resolved.inputs {
+        if !info.inputs.iter().any(|p| p.name == i.name) {
+            bail!(
+                "{}: the spec feeds '{}' but the model's inputs are {}",
+                a.models[first].display(),
+                i.name,
+                info.inputs
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if let (InputKind::Event { columns }, Some(port)) =
+            (&i.kind, info.inputs.iter().find(|p| p.name == i.name))
+        {
+            if let Some(Some(w)) = port.shape.get(1) {
+                if *w != columns.len() {
+                    bail!(
+                        "{}: input '{}' takes {w} features, the spec gives {}",
+                        a.models[first].display(),
+                        i.name,
+                        columns.len()
+                    );
+                }
+            }
+        }
+        for b in i.branches() {
+            chain
+                .interp(&b)
+                .with_context(|| format!("input '{}' of {}", i.name, a.models[first].display()))?;
+        }
+    }
+    for p in &info.inputs {
+        if !resolved.inputs.iter().any(|i| i.name == p.name) {
+            bail!(
+                "{}: model input '{}' is not fed by the spec",
+                a.models[first].display(),
+                p.name
+            );
+        }
+    }
+    let fold_branch = a
+        .fold_branch
+        .clone()
+        .or(resolved.folds.as_ref().map(|f| f.branch.clone()));
+    let mut members: Vec<Box<dyn Engine>> = engines.into_iter().map(|e| e.0).collect();
+    let models = match fold_branch {
+        Some(branch) if members.len() > 1 => {
+            chain.interp(&branch).context("--fold-branch")?;
+            Models::Folds(Folds { branch, members })
+        }
+        Some(_) if a.fold_branch.is_some() => {
+            bail!("a fold ensemble needs one --model per fold")
+        }
+        // One member of a k-fold export given alone scores every event (e.g. data, which
+        // no fold trained on).
+        Some(_) => {
+            eprintln!(
+                "hepml: note: {} is one fold of an ensemble; it scores every event",
+                a.models[first].display()
+            );
+            Models::Single(members.remove(0))
+        }
+        None => Models::Single(members.remove(0)),
+    };
+    Ok(ModelJob {
+        name,
+        models,
+        inputs: resolved.inputs,
+        outputs: resolved.outputs,
+        per_object: resolved.per_object,
+    })
 }
 
 /// `--param NAME=V1,V2,...` -> (NAME, [V1, V2, ...]); every value a finite number.

@@ -123,7 +123,8 @@ pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
         param: pnn.then_some(f - 1),
         sources: feats.inputs.clone(),
     };
-    let mut found: Vec<Option<(String, &Path)>> = vec![None; feats.inputs.len()];
+    // Which file recorded each input's source (to name both when two files disagree).
+    let mut recorded_in: Vec<Option<&Path>> = vec![None; feats.inputs.len()];
     // Chunk by chunk: only the f32 rows are kept, never a whole f64 copy of the table.
     for (path, label) in &sources {
         let recorded = read_sources(path, &cfg.data.key)?;
@@ -131,16 +132,18 @@ pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
             let Some(src) = recorded.get(name) else {
                 continue;
             };
-            match &found[i] {
-                Some((other, at)) if other != src => {
+            if let Some(at) = recorded_in[i] {
+                if d.sources[i] != *src {
                     return Err(data_err(format!(
-                        "column `{name}` is `{other}` in {} but `{src}` in {}",
+                        "column `{name}` is `{}` in {} but `{src}` in {}",
+                        d.sources[i],
                         at.display(),
                         path.display()
-                    )))
+                    )));
                 }
-                _ => found[i] = Some((src.clone(), path.as_path())),
             }
+            d.sources[i] = src.clone();
+            recorded_in[i] = Some(path.as_path());
         }
         read_table_chunks(path, &cfg.data.key, |r0, t: &Table| {
             load_chunk(
@@ -154,11 +157,6 @@ pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
                 t,
             )
         })?;
-    }
-    for (s, f) in d.sources.iter_mut().zip(found) {
-        if let Some((src, _)) = f {
-            *s = src;
-        }
     }
     let n_sig = d.y.iter().filter(|&&y| y == 1.0).count();
     let n_bkg = d.rows() - n_sig;
@@ -496,8 +494,8 @@ fn standardise(d: &Data, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
     (mean.iter().map(|m| *m as f32).collect(), std)
 }
 
-/// Standardised rows, gathered into a new batch buffer (moved into the batch's tensor).
-/// Standardised rows; with `param_at`, the PNN parameter column set to that value first.
+/// Standardised rows, gathered into a new batch buffer (moved into the batch's tensor); with
+/// `param_at`, the PNN parameter column set to that value.
 fn gather(d: &Data, rows: &[usize], mean: &[f32], std: &[f32], param_at: Option<f32>) -> Vec<f32> {
     let f = d.width();
     let mut out = Vec::with_capacity(rows.len() * f);
@@ -752,7 +750,11 @@ pub fn train(
         tests.push((s.test.clone(), scores));
         // A search at parameter value v scores its background at v: every test background
         // event once per value.
-        let bkg: Vec<usize> = s.test.iter().copied().filter(|&r| d.y[r] == 0.0).collect();
+        let bkg: Vec<usize> = if background_at.is_empty() {
+            Vec::new()
+        } else {
+            s.test.iter().copied().filter(|&r| d.y[r] == 0.0).collect()
+        };
         for (v, acc) in background_at.iter_mut() {
             b.param_at = Some(*v);
             acc.extend(evaluate(&net, &mut b, &bkg, &base).2);

@@ -9,9 +9,10 @@
 //! column blocks so the inner loops keep their accumulators in registers (AVX+FMA when the CPU
 //! has them, detected once; batches of eight rows on AVX-512, where each weight load serves
 //! the eight rows 32 columns at a time, with bit-identical results), and every intermediate
-//! value has a fixed place in a per-thread scratch arena, so a call allocates nothing. A batch-1 call of an 80-100-100-1 MLP is bound by
-//! streaming its 75 kB of weights from L2 (they do not fit L1); behind a ReLU the weight rows of
-//! zero inputs are skipped, and it takes about 0.9 us on a 2.45 GHz Zen 3 core. Graphs with
+//! value has a fixed place in a per-thread scratch arena, so a call allocates nothing. A
+//! batch-1 call of an 80-100-100-1 MLP is bound by streaming its 75 kB of weights from L2
+//! (they do not fit L1); behind a ReLU the weight rows of zero inputs are skipped, and it takes
+//! about 0.9 us on a 2.45 GHz Zen 3 core (0.72 us on the AVX-512 EPYC of bench_cxx). Graphs with
 //! anything else are not recognised ([`recognise`] says why) and [`super::open`] gives them to
 //! tract.
 //!
@@ -903,7 +904,8 @@ fn sub_rows4<const W: usize, const S: usize, const FMA: bool>(
 }
 
 /// Eight rows at once (a whole tile, for AVX-512): as [`dense_rows4`], with each weight load
-/// serving eight rows; 16 columns fill one 512-bit register per row.
+/// serving eight rows, 32 columns (two 512-bit registers per row) at a time, then 16 and 8 for
+/// a block's rest.
 #[inline(always)]
 fn dense_rows8<const FMA: bool>(l: &Dense, x: [&[f32]; 8], out: [&mut [f32]; 8]) {
     let (k, n) = (l.k, l.n);

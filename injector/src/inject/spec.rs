@@ -36,7 +36,7 @@ fn bad(msg: impl Into<String>) -> SpecError {
     SpecError::Invalid(msg.into())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
     pub inputs: BTreeMap<String, InputDecl>,
@@ -47,7 +47,7 @@ pub struct FeatureSpec {
     pub nan: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum InputDecl {
     Columns(Vec<String>),
@@ -55,7 +55,7 @@ pub enum InputDecl {
     Rows(RowsDecl),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectsDecl {
     pub objects: Vec<String>,
@@ -71,13 +71,13 @@ pub struct ObjectsDecl {
     pub transform: BTreeMap<String, TransformDecl>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RowsDecl {
     pub rows: Vec<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TransformDecl {
     #[serde(default)]
@@ -98,7 +98,7 @@ fn one() -> f32 {
     1.0
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum OutputDecl {
     Branch(String),
@@ -106,7 +106,7 @@ pub enum OutputDecl {
     Columns(ColumnsDecl),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnDecl {
     pub branch: String,
@@ -116,7 +116,7 @@ pub struct ColumnDecl {
     pub ty: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnsDecl {
     pub branches: Vec<String>,
@@ -184,18 +184,15 @@ impl FeatureSpec {
     }
 
     /// Replaces every event column that is exactly `name` (a PNN's parameter, e.g. `mass`) by
-    /// the constant `value`; returns how many columns it replaced.
-    pub fn set_constant(&mut self, name: &str, value: &str) -> usize {
-        let mut n = 0;
+    /// the constant `value`.
+    pub fn set_constant(&mut self, name: &str, value: &str) {
         for d in self.inputs.values_mut() {
             if let InputDecl::Columns(cols) = d {
                 for c in cols.iter_mut().filter(|c| c.as_str() == name) {
                     *c = value.to_owned();
-                    n += 1;
                 }
             }
         }
-        n
     }
 
     /// Appends `suffix` to every output branch name.
