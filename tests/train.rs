@@ -74,7 +74,12 @@ fn converted(dir: &Path) -> String {
         p(dir, "sig.root"),
         p(dir, "bkg.root")
     );
-    std::fs::write(dir.join("convert.yaml"), cfg).unwrap();
+    convert(dir, &cfg)
+}
+
+/// `hepml convert` of the config `text` into DIR/data.h5; returns that path.
+fn convert(dir: &Path, text: &str) -> String {
+    std::fs::write(dir.join("convert.yaml"), text).unwrap();
     ok(&[
         "convert",
         &p(dir, "convert.yaml"),
@@ -243,25 +248,17 @@ fn pnn_per_mass_points_from_renamed_columns() {
         );
     }
     cfg += &format!("  - {{name: bkg, files: [\"{bkg}\"], label: 0, extra: {{mass: 0}}}}\n");
-    std::fs::write(d.join("convert.yaml"), cfg).unwrap();
-    ok(&[
-        "convert",
-        &p(d, "convert.yaml"),
-        "-o",
-        &p(d, "data.h5"),
-        "-q",
-    ]);
+    let data = convert(d, &cfg);
     std::fs::write(
         d.join("train.yaml"),
         format!(
             r#"model: {{type: pnn, width: 32, depth: 2, activation: relu}}
-data: {{files: ["{}"]}}
+data: {{files: ["{data}"]}}
 preparation: {{kfold: {{k: 2, branch: event}}}}
 features: {{inputs: [f0, f1, f2, f3, f4x2], parameter: mass, weight: weight}}
 training: {{optimizer: adam, learning_rate: 0.003, batch_size: 256, epochs: 8, schedule: onecycle}}
 evaluation: {{parameter_values: [300, 500, 700]}}
-"#,
-            p(d, "data.h5")
+"#
         ),
     )
     .unwrap();
