@@ -80,6 +80,10 @@ pub struct ConvertConfig {
     /// Events per chunk while streaming (memory bound).
     #[serde(default = "default_chunk")]
     pub chunk_size: usize,
+    /// pandas layout of the output: `fixed` (default, fastest) or `table` (queryable with
+    /// `pd.read_hdf(f, key, where=...)`).
+    #[serde(default)]
+    pub format: crate::h5::Format,
 }
 
 fn default_chunk() -> usize {

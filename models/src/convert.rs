@@ -150,7 +150,7 @@ fn convert_into(
             });
         }
     }
-    let mut writer = TableWriter::create_typed(tmp, "events", &layout)?;
+    let mut writer = TableWriter::create_with(tmp, "events", &layout, cfg.format)?;
     // Where each column came from, so a model trained on renamed columns still knows its
     // branches (hepml train -> model.json -> hepml export's hepml.inputs -> hepml inject).
     let mut sources: std::collections::BTreeMap<String, String> = cfg
@@ -273,5 +273,6 @@ fn convert_into(
         }
         stats.push(st);
     }
+    writer.finish()?;
     Ok(stats)
 }
