@@ -30,6 +30,19 @@ pub enum TrainError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A tensor read back from burn was not the float32 data the network computes in.
+    #[error("reading {what} back from burn: {source}")]
+    Tensor {
+        what: &'static str,
+        source: burn::tensor::DataError,
+    },
+}
+
+/// The values of `data` as f32 (`what` names the tensor in the error): a tensor of another
+/// element type is an error, never an empty vector.
+fn f32_values(data: TensorData, what: &'static str) -> Result<Vec<f32>, TrainError> {
+    data.try_to_vec::<f32>()
+        .map_err(|source| TrainError::Tensor { what, source })
 }
 
 fn data_err(msg: impl Into<String>) -> TrainError {
@@ -363,26 +376,25 @@ impl Net {
     }
 
     /// Dense layers with batch norm folded in (evaluation mode), weights row-major [in, out].
-    pub fn dense_layers(&self) -> Vec<Layer> {
-        let vals =
-            |t: Tensor<1>| -> Vec<f32> { t.into_data().try_to_vec::<f32>().unwrap_or_default() };
+    pub fn dense_layers(&self) -> Result<Vec<Layer>, TrainError> {
+        let vals = |t: Tensor<1>, what| f32_values(t.into_data(), what);
         let mut out = Vec::new();
         for (i, l) in self.hidden.iter().chain([&self.out]).enumerate() {
             let dims = l.weight.val().dims();
-            let mut w = l
-                .weight
-                .val()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
-            let mut b = l
-                .bias
-                .as_ref()
-                .map(|b| vals(b.val()))
-                .unwrap_or_else(|| vec![0.0; dims[1]]);
+            let mut w = f32_values(l.weight.val().into_data(), "a dense layer's weights")?;
+            let mut b = match l.bias.as_ref() {
+                Some(b) => vals(b.val(), "a dense layer's bias")?,
+                None => vec![0.0; dims[1]],
+            };
             if let Some(bn) = self.norms.get(i).filter(|_| i < self.hidden.len()) {
-                let (g, be) = (vals(bn.gamma.val()), vals(bn.beta.val()));
-                let (mu, var) = (vals(bn.running_mean.value()), vals(bn.running_var.value()));
+                let (g, be) = (
+                    vals(bn.gamma.val(), "a batch norm's gamma")?,
+                    vals(bn.beta.val(), "a batch norm's beta")?,
+                );
+                let (mu, var) = (
+                    vals(bn.running_mean.value(), "a batch norm's running mean")?,
+                    vals(bn.running_var.value(), "a batch norm's running variance")?,
+                );
                 for j in 0..dims[1] {
                     let s = g[j] / (var[j] + bn.epsilon as f32).sqrt();
                     for r in 0..dims[0] {
@@ -398,7 +410,7 @@ impl Net {
                 b,
             });
         }
-        out
+        Ok(out)
     }
 }
 
@@ -608,27 +620,32 @@ impl Batcher<'_> {
     }
 }
 
-fn values(t: Tensor<2>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap_or_default()
+fn values(t: Tensor<2>, what: &'static str) -> Result<Vec<f32>, TrainError> {
+    f32_values(t.into_data(), what)
 }
 
 /// Weighted loss and accuracy of `net` (evaluation mode) on `rows`.
-fn evaluate(net: &Net, b: &mut Batcher, rows: &[usize], dev: &Device) -> (f64, f64, Vec<f32>) {
+fn evaluate(
+    net: &Net,
+    b: &mut Batcher,
+    rows: &[usize],
+    dev: &Device,
+) -> Result<(f64, f64, Vec<f32>), TrainError> {
     let (mut lsum, mut wsum, mut correct) = (0f64, 0f64, 0f64);
     let mut scores = Vec::with_capacity(rows.len());
     for part in rows.chunks(EVAL_ROWS) {
         let (x, y, w, ws) = b.tensors(part, dev);
         let z = net.forward(x);
-        lsum += values(loss(z.clone(), y, w, 1.0).reshape([1, 1]))[0] as f64;
+        lsum += values(loss(z.clone(), y, w, 1.0).reshape([1, 1]), "the loss")?[0] as f64;
         wsum += ws as f64;
-        for (&r, zi) in part.iter().zip(values(z)) {
+        for (&r, zi) in part.iter().zip(values(z, "the scores")?) {
             let s = 1.0 / (1.0 + (-zi).exp());
             correct += ((s > 0.5) == (b.d.y[r] == 1.0)) as u8 as f64
                 * (b.d.w[r] * b.cls[b.d.y[r] as usize]) as f64;
             scores.push(s);
         }
     }
-    (lsum / wsum.max(1e-12), correct / wsum.max(1e-12), scores)
+    Ok((lsum / wsum.max(1e-12), correct / wsum.max(1e-12), scores))
 }
 
 /// The device `name` names: `cpu` (burn's flex backend) or, built with the `gpu` feature,
@@ -693,7 +710,7 @@ pub fn train(
             param_at: None,
         };
         if t.lr_finder && fi == 0 {
-            lr_finder = Some(find_lr(cfg, d, s, &mut b, &dev, &mut rng));
+            lr_finder = Some(find_lr(cfg, d, s, &mut b, &dev, &mut rng)?);
         }
         let mut net = Net::new(cfg, d.width(), &dev);
         let Opt::Adam(mut opt) = optimizer(cfg);
@@ -711,8 +728,8 @@ pub fn train(
                 let (x, y, w, ws) = b.tensors(rows, &dev);
                 let z = net.forward(x);
                 let l = loss(z.clone(), y, w, ws);
-                let lv = values(l.clone().reshape([1, 1]))[0] as f64;
-                for (&r, zi) in rows.iter().zip(values(z.detach())) {
+                let lv = values(l.clone().reshape([1, 1]), "the loss")?[0] as f64;
+                for (&r, zi) in rows.iter().zip(values(z.detach(), "the scores")?) {
                     correct += ((zi > 0.0) == (d.y[r] == 1.0)) as u8 as f64
                         * (d.w[r] * cls[d.y[r] as usize]) as f64;
                 }
@@ -724,7 +741,7 @@ pub fn train(
                 step += 1;
                 seen += rows.len();
             }
-            let (vl, va, _) = evaluate(&net.valid(), &mut b, &s.valid, &base);
+            let (vl, va, _) = evaluate(&net.valid(), &mut b, &s.valid, &base)?;
             h.train_loss.push(lsum / wsum.max(1e-12));
             h.train_accuracy.push(correct / wsum.max(1e-12));
             h.valid_loss.push(vl);
@@ -741,11 +758,11 @@ pub fn train(
         }
         looped += t0.elapsed();
         let net = best.map(|(_, n)| n).unwrap_or(net).valid();
-        let (_, _, scores) = evaluate(&net, &mut b, &s.test, &base);
+        let (_, _, scores) = evaluate(&net, &mut b, &s.test, &base)?;
         saved.push(FoldModel {
             mean: mean.clone(),
             std: std.clone(),
-            layers: net.dense_layers(),
+            layers: net.dense_layers()?,
         });
         tests.push((s.test.clone(), scores));
         // A search at parameter value v scores its background at v: every test background
@@ -757,7 +774,7 @@ pub fn train(
         };
         for (v, acc) in background_at.iter_mut() {
             b.param_at = Some(*v);
-            acc.extend(evaluate(&net, &mut b, &bkg, &base).2);
+            acc.extend(evaluate(&net, &mut b, &bkg, &base)?.2);
         }
         histories.push(h);
     }
@@ -794,7 +811,7 @@ fn find_lr(
     b: &mut Batcher,
     dev: &Device,
     rng: &mut Rng,
-) -> (Vec<f64>, Vec<f64>, f64) {
+) -> Result<(Vec<f64>, Vec<f64>, f64), TrainError> {
     let mut net = Net::new(cfg, d.width(), dev);
     let Opt::Adam(mut opt) = optimizer(cfg);
     let mut order = s.train.clone();
@@ -807,7 +824,7 @@ fn find_lr(
         let lr = 1e-6 * (1e6f64).powf(i as f64 / (n - 1) as f64);
         let (x, y, w, ws) = b.tensors(rows, dev);
         let l = loss(net.forward(x), y, w, ws);
-        let lv = values(l.clone().reshape([1, 1]))[0] as f64;
+        let lv = values(l.clone().reshape([1, 1]), "the loss")?[0] as f64;
         avg = 0.98 * avg + 0.02 * lv;
         let smooth = avg / (1.0 - 0.98f64.powi(i as i32 + 1));
         lrs.push(lr);
@@ -825,7 +842,7 @@ fn find_lr(
             g(a).total_cmp(&g(c))
         })
         .map_or(cfg.training.learning_rate, |k| lrs[k]);
-    (lrs, losses, suggested)
+    Ok((lrs, losses, suggested))
 }
 
 /// Area under the ROC curve (ties count half), unweighted.
@@ -981,4 +998,34 @@ pub fn metrics(d: &Data, out: &Outcome) -> serde_json::Value {
         "lr_finder": out.lr_finder.as_ref().map(|(l, s, sug)| serde_json::json!({"lr": l, "loss": s, "suggested": sug})),
         "events_per_second": out.events_per_second,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tensor that is not float32 cannot come out of the network from any config (burn
+    /// computes in f32 on both backends), so the error path is exercised here directly.
+    #[test]
+    fn non_f32_tensor_is_an_error_not_an_empty_vector() {
+        let ints = TensorData::new(vec![1i32, 2, 3], [3]);
+        let err = f32_values(ints, "the scores").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TrainError::Tensor {
+                    what: "the scores",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("reading the scores back from burn"),
+            "{err}"
+        );
+        let floats = TensorData::new(vec![1f32, 2.0], [2]);
+        assert_eq!(f32_values(floats, "x").unwrap(), vec![1.0, 2.0]);
+    }
 }
