@@ -21,5 +21,7 @@ pub mod config;
 pub mod convert;
 pub mod export;
 pub mod h5;
+pub mod metrics;
 pub mod plots;
+pub mod rng;
 pub mod train;
