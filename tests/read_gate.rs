@@ -26,7 +26,7 @@ fn gate(hepml: &Path, files: &[PathBuf]) -> (bool, String) {
 }
 
 fn shared_files() -> Vec<PathBuf> {
-    let dir = repo().join("../shared/data/root");
+    let dir = testutil::shared("root");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
