@@ -1,4 +1,4 @@
-//! The reader's correctness gate (issue 2): every branch of every file in ../shared/data/root,
+//! The reader's correctness gate: every branch of every file in ../shared/data/root,
 //! and of files with varied schemas written in this test by real ROOT 6.40 and by uproot,
 //! equals uproot's reading — or is reported unsupported with a reason. The comparison is
 //! scripts/check_read.py; this test also proves the gate fails when a value is wrong.
