@@ -25,21 +25,6 @@ pub struct DemoArgs {
 
 const FEATURES: usize = 5;
 
-/// xorshift64* with Box-Muller normals: reproducible from the seed, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.next().max(1e-300), self.next());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
-
 fn arr(prim: Prim, shape: Shape, n: usize, data: Data, offsets: Option<Vec<usize>>) -> Array {
     Array {
         interp: Interp { prim, shape },
@@ -53,7 +38,7 @@ fn arr(prim: Prim, shape: Shape, n: usize, data: Data, offsets: Option<Vec<usize
 /// Writes the demo ntuple: event, label, weight, f0..f4 (signal shifted and correlated),
 /// nJet and Jet_pt[nJet].
 fn generate(path: &Path, events: u64, seed: u64) -> Result<()> {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = models::rng::Rng::new(seed);
     let mut fw = FileWriter::create(path, Compression::DEFAULT)?;
     let mut specs = vec![
         BranchSpec::scalar("event", Prim::U64),
@@ -106,10 +91,12 @@ fn generate(path: &Path, events: u64, seed: u64) -> Result<()> {
             ev.push(e);
             lab.push(sig as i32);
             wt.push(if sig { 0.5 } else { 1.0 + 0.1 * rng.normal() } as f32);
-            let j = (rng.next() * if sig { 6.0 } else { 4.0 }) as usize;
+            let j = (rng.uniform() * if sig { 6.0 } else { 4.0 }) as usize;
             nj.push(j as i32);
             for _ in 0..j {
-                jpt.push((30.0 + 40.0 * rng.next().powi(2) * if sig { 2.0 } else { 1.0 }) as f32);
+                jpt.push(
+                    (30.0 + 40.0 * rng.uniform().powi(2) * if sig { 2.0 } else { 1.0 }) as f32,
+                );
             }
             offs.push(jpt.len());
         }
@@ -220,22 +207,13 @@ fn fit(path: &Path) -> Result<(Vec<f32>, f32)> {
     Ok((w.iter().map(|&v| v as f32).collect(), -mid as f32))
 }
 
-/// Area under the ROC curve (Mann-Whitney), events of one parity.
-fn auc(score: &[f64], label: &[f64], event: &[f64], parity: u64) -> f64 {
-    let mut v: Vec<(f64, bool)> = (0..score.len())
+/// AUC (models' metrics: ties averaged) of the events of one parity.
+fn parity_auc(score: &[f64], label: &[f64], event: &[f64], parity: u64) -> f64 {
+    let (s, l): (Vec<f32>, Vec<f32>) = (0..score.len())
         .filter(|&i| event[i] as u64 % 2 == parity)
-        .map(|i| (score[i], label[i] > 0.5))
-        .collect();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (mut rank_sum, mut npos) = (0.0, 0.0);
-    for (r, (_, pos)) in v.iter().enumerate() {
-        if *pos {
-            rank_sum += r as f64 + 1.0;
-            npos += 1.0;
-        }
-    }
-    let nneg = v.len() as f64 - npos;
-    (rank_sum - npos * (npos + 1.0) / 2.0) / (npos * nneg)
+        .map(|i| (score[i] as f32, f32::from(label[i] > 0.5)))
+        .unzip();
+    models::metrics::auc(&s, &l)
 }
 
 pub fn run(a: DemoArgs, inject: impl Fn(Vec<String>) -> Result<()>) -> Result<()> {
@@ -304,8 +282,8 @@ pub fn run(a: DemoArgs, inject: impl Fn(Vec<String>) -> Result<()>) -> Result<()
     let label = read_f64(&f, &t, "label")?;
     let event = read_f64(&f, &t, "event")?;
     let (train_auc, test_auc) = (
-        auc(&score, &label, &event, 0),
-        auc(&score, &label, &event, 1),
+        parity_auc(&score, &label, &event, 0),
+        parity_auc(&score, &label, &event, 1),
     );
     println!(
         "{}",

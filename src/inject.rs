@@ -122,7 +122,7 @@ fn load_spec(path: &Path, length: Option<usize>, model: &Path) -> Result<Feature
                     .map(|n| format!("pnet_{n}"))
                     .collect();
                 let yaml = format!("{tensor}: {{branches: [{}]}}", branches.join(", "));
-                serde_yaml::from_str(&yaml)?
+                yaml_serde::from_str(&yaml)?
             }
             None => bail!("{}: no output_names", path.display()),
         };

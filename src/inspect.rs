@@ -230,9 +230,6 @@ fn dump(a: &InspectArgs) -> Result<()> {
         injector::rootio::json::write_array_json(&arr, &mut out);
     }
     out.push_str("}}\n");
-    if !a.json {
-        // The dump is JSON either way; --json is accepted for symmetry with the listing.
-    }
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(())
 }

@@ -19,11 +19,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// serde_yaml's message names the unknown or missing key and its line/column.
+    /// yaml_serde's message names the unknown or missing key and its line/column.
     #[error("config {path}: {source}")]
     Parse {
         path: PathBuf,
-        source: serde_yaml::Error,
+        source: yaml_serde::Error,
     },
     #[error("config {path}: {what}")]
     Invalid { path: PathBuf, what: String },
@@ -38,7 +38,7 @@ fn read_yaml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError
 }
 
 fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+    yaml_serde::from_str(text).map_err(|source| ConfigError::Parse {
         path: path.to_owned(),
         source,
     })

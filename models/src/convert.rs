@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use injector::expr::Expr;
 use injector::inject::inputs::{ChunkView, InputError};
+use injector::rootio::write::file::tmp_name;
 use injector::rootio::{Chain, Chunk, RootError};
 
 use crate::config::ConvertConfig;
@@ -106,16 +107,6 @@ pub fn convert(
             Err(e)
         }
     }
-}
-
-/// The temporary name an output is written under before it is renamed into place: hidden,
-/// beside `out` (same file system), unique per process.
-pub fn tmp_name(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!(".{name}.hepml-tmp-{}", std::process::id()))
 }
 
 fn convert_into(
