@@ -6,7 +6,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use injector::engine::{self, read_info, Device, EngineKind, EngineOptions, ModelInfo};
 use injector::inject::inputs::{InputKind, NonFinite};
-use injector::inject::pipeline::{self, Engine, Folds, ModelJob, Models, OutColumn};
+use injector::inject::pipeline::{self, Engine, Folds, InjectError, ModelJob, Models, OutColumn};
 use injector::inject::spec::{self, FeatureSpec};
 use injector::rootio::object::{default_object, Value};
 use injector::rootio::rbuf::WBuf;
@@ -405,12 +405,19 @@ fn nan_policy(a: &InjectArgs) -> NonFinite {
     }
 }
 
+/// A counter branch written with the outputs, and the output column whose per-event counts it
+/// holds (the first output of its per-object model).
+struct Counter {
+    spec: BranchSpec,
+    column: usize,
+}
+
 /// The output branches: their specs, and for per-object models the counter they use.
 fn output_specs(
     jobs: &[ModelJob],
     chain: &Chain,
     friend: bool,
-) -> Result<(Vec<BranchSpec>, Vec<BranchSpec>)> {
+) -> Result<(Vec<Counter>, Vec<BranchSpec>)> {
     let mut specs = Vec::new();
     let mut counters = Vec::new();
     for j in jobs {
@@ -428,7 +435,10 @@ fn output_specs(
                 }),
                 Shape::Var { .. } | Shape::Vector => {
                     let name = format!("n{}", j.outputs[0].branch);
-                    counters.push(BranchSpec::scalar(&name, Prim::I32));
+                    counters.push(Counter {
+                        spec: BranchSpec::scalar(&name, Prim::I32),
+                        column: specs.len(),
+                    });
                     Some(Shape::Var {
                         counter: name,
                         inner: vec![],
@@ -545,7 +555,7 @@ pub fn run(a: InjectArgs) -> Result<()> {
         let (counters, specs) = output_specs(&jobs, &chain, a.friend)?;
         let m = &chain.members[0];
         let mut fw = FileWriter::create(&out, compression)?;
-        let mut all_specs = counters.clone();
+        let mut all_specs: Vec<BranchSpec> = counters.iter().map(|c| c.spec.clone()).collect();
         all_specs.extend(specs.iter().cloned());
         let mut tw = if a.friend {
             // Same name and directory as the input tree, so AddFriend("dir/tree", file) works.
@@ -561,6 +571,15 @@ pub fn run(a: InjectArgs) -> Result<()> {
         } else {
             clone_tree(&m.file, &m.tree, &mut fw, &specs)?
         };
+        // Where each output branch sits: after the counters in a friend tree, after the
+        // original branches in a decorated copy.
+        let index: Vec<usize> = specs
+            .iter()
+            .map(|s| {
+                tw.branch_index(&s.name)
+                    .with_context(|| format!("branch '{}' missing from the output tree", s.name))
+            })
+            .collect::<Result<_>>()?;
         let bar = if a.quiet {
             ProgressBar::hidden()
         } else {
@@ -587,29 +606,24 @@ pub fn run(a: InjectArgs) -> Result<()> {
             a.chunk,
             threads,
             |chunk, cols| {
-                let mut k = 0;
                 for (ci, c) in counters.iter().enumerate() {
-                    let counts = cols
-                        .iter()
-                        .find_map(|c| c.counts.clone())
-                        .unwrap_or_default();
+                    let counts = cols[c.column].counts.as_ref().ok_or_else(|| {
+                        InjectError::Config(format!(
+                            "output '{}' has no per-event counts for '{}'",
+                            cols[c.column].branch, c.spec.name
+                        ))
+                    })?;
                     let arr = Array {
-                        interp: c.interp.clone(),
+                        interp: c.spec.interp.clone(),
                         start: 0,
                         entries: counts.len() as u64,
                         data: Data::I32(counts.iter().map(|&x| x as i32).collect()),
                         offsets: None,
                     };
                     tw.append(&mut fw, ci, &arr)?;
-                    k = ci + 1;
                 }
                 for (j, col) in cols.iter().enumerate() {
-                    let idx = if a.friend {
-                        k + j
-                    } else {
-                        tw.branch_index(&specs[j].name).unwrap_or(j)
-                    };
-                    tw.append(&mut fw, idx, &to_array(col, &specs[j]))?;
+                    tw.append(&mut fw, index[j], &to_array(col, &specs[j]))?;
                 }
                 bar.inc(chunk.len() as u64);
                 Ok(())

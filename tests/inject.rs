@@ -627,3 +627,66 @@ fn ort_backend_matches_and_cuda_fails_loudly() {
     );
     assert!(!Path::new(&out).exists());
 }
+
+/// Two per-object models over collections of different multiplicity (jets and muons) written
+/// to a friend tree: each gets its own counter branch holding its own collection's counts
+/// (uproot reads counters and values; the values equal onnxruntime's on uproot's rows).
+#[test]
+fn per_object_models_over_two_collections_get_their_own_counts() {
+    let f = Fixture::new();
+    let w = |name: &str, coll: &str| {
+        let text = format!(
+            "inputs:\n  jet: {{rows: [{coll}_Px, {coll}_Py, {coll}_E]}}\noutputs:\n  jet_score: {coll}_score\n"
+        );
+        std::fs::write(f.p(name), text).unwrap();
+        f.p(name)
+    };
+    let (jets, muons) = (w("jets.yaml", "Jet"), w("muons.yaml", "Muon"));
+    let hzz = shared("root/uproot-HZZ.root");
+    let out = f.p("two.root");
+    let model = f.p("jet.onnx");
+    ok(&[
+        "inject",
+        &hzz,
+        "--model",
+        &model,
+        "--model",
+        &model,
+        "--features",
+        &jets,
+        "--features",
+        &muons,
+        "-o",
+        &out,
+        "--friend",
+        "--quiet",
+        "--chunk",
+        "700",
+    ]);
+    let code = r#"
+import sys, numpy as np, uproot, awkward as ak, onnxruntime as ort
+inp, out, model = sys.argv[1:4]
+t = uproot.open(inp)["events"]; o = uproot.open(out)["events"]
+s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+assert sorted(o.keys()) == ["Jet_score", "Muon_score", "nJet_score", "nMuon_score"], o.keys()
+worst = 0.0
+for coll, n in (("Jet", "NJet"), ("Muon", "NMuon")):
+    counts = t[n].array(library="np")
+    got_n = o[f"n{coll}_score"].array(library="np")
+    assert np.array_equal(got_n, counts), f"n{coll}_score differs from {n}"
+    got = o[f"{coll}_score"].array()
+    assert np.array_equal(ak.to_numpy(ak.num(got)), counts), f"{coll}_score counts differ"
+    j = t.arrays([f"{coll}_Px", f"{coll}_Py", f"{coll}_E"])
+    x = np.stack([ak.to_numpy(ak.flatten(j[k])) for k in j.fields], axis=1).astype(np.float32)
+    want = s.run(None, {"jet": x})[0][:, 0]
+    worst = max(worst, float(np.max(np.abs(ak.to_numpy(ak.flatten(got)) - want))))
+print(worst)
+"#;
+    let o = Command::new(python())
+        .args(["-c", code, &hzz, &out, &model])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert!(d <= 1e-5, "{d}");
+}
