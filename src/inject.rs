@@ -145,7 +145,7 @@ fn load_engine(a: &InjectArgs, path: &Path) -> Result<(Box<dyn Engine>, ModelInf
         device: a.device.parse::<Device>()?,
         ort_library: a.ort_lib.clone(),
         ort_sessions: a.threads.unwrap_or(0),
-        threads: 0,
+        threads: a.threads.unwrap_or(0),
     };
     let e = engine::open(path, &opts)?;
     let info = e.info().clone();

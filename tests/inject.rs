@@ -690,3 +690,81 @@ print(worst)
     let d: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
     assert!(d <= 1e-5, "{d}");
 }
+
+/// The most threads `hepml args` has at once, sampled from /proc/PID/task until it exits.
+#[cfg(target_os = "linux")]
+fn peak_threads(args: &[&str]) -> usize {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tasks = format!("/proc/{}/task", child.id());
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            assert!(status.success(), "hepml {args:?}: {err}");
+            return peak;
+        }
+        if let Ok(d) = std::fs::read_dir(&tasks) {
+            peak = peak.max(d.count());
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// `--threads 1` holds inference to one thread: the process never has more than its main
+/// thread and the chunk reader, on the native and the tract engine, with chunks large enough
+/// that an engine left at its default would split them over every core. (A run with more
+/// threads shows the sampling sees the engines' threads at all.)
+#[cfg(target_os = "linux")]
+#[test]
+fn threads_limit_inference() {
+    let f = Fixture::new();
+    let big = f.p("big.root");
+    let code = r#"
+import sys, numpy as np, uproot
+rng = np.random.default_rng(5)
+n = 400_000
+with uproot.recreate(sys.argv[1]) as f:
+    cols = {k: rng.normal(50, 20, n) for k in ["E1", "px1", "py1", "pz1", "pt1"]}
+    f.mktree("events", {k: np.float64 for k in cols})
+    f["events"].extend(cols)
+"#;
+    let o = Command::new(python())
+        .args(["-c", code, &big])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (model, spec, out) = (f.p("mlp.onnx"), f.p("mlp.yaml"), f.p("big_out.root"));
+    let run = |engine: &str, threads: &str| {
+        peak_threads(&[
+            "inject",
+            &big,
+            "--model",
+            &model,
+            "--features",
+            &spec,
+            "-o",
+            &out,
+            "--quiet",
+            "--chunk",
+            "200000",
+            "--engine",
+            engine,
+            "--threads",
+            threads,
+        ])
+    };
+    for engine in ["native", "tract"] {
+        let one = run(engine, "1");
+        assert!(
+            one <= 2,
+            "--engine {engine} --threads 1: {one} threads at once"
+        );
+    }
+    let many = run("tract", "4");
+    assert!(many > 2, "--threads 4: only {many} threads seen");
+}
