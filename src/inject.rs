@@ -7,11 +7,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use injector::engine::{self, read_info, Device, EngineKind, EngineOptions, ModelInfo};
 use injector::inject::inputs::{InputKind, NonFinite};
 use injector::inject::pipeline::{self, Engine, Folds, InjectError, ModelJob, Models, OutColumn};
-use injector::inject::spec::{self, FeatureSpec};
+use injector::inject::spec::{self, ColumnsDecl, FeatureSpec, OutputDecl};
 use injector::rootio::object::{default_object, Value};
 use injector::rootio::rbuf::WBuf;
 use injector::rootio::write::{clone_tree, copy_other_keys, BranchSpec, FileWriter, TreeWriter};
 use injector::rootio::{Array, Chain, Compression, Data, Prim, RootFile, Shape};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -114,18 +115,19 @@ fn load_spec(path: &Path, length: Option<usize>, model: &Path) -> Result<Feature
                 many.len()
             ),
         };
-        let outputs = match v["output_names"].as_array() {
-            Some(names) => {
-                let branches: Vec<String> = names
-                    .iter()
-                    .filter_map(|n| n.as_str())
-                    .map(|n| format!("pnet_{n}"))
-                    .collect();
-                let yaml = format!("{tensor}: {{branches: [{}]}}", branches.join(", "));
-                serde_yaml::from_str(&yaml)?
-            }
-            None => bail!("{}: no output_names", path.display()),
-        };
+        // The names are data: the spec is built directly, never through YAML text.
+        let names = v["output_names"]
+            .as_array()
+            .with_context(|| format!("{}: no output_names", path.display()))?;
+        let branches = names
+            .iter()
+            .map(|n| n.as_str().map(|n| format!("pnet_{n}")))
+            .collect::<Option<Vec<String>>>()
+            .with_context(|| format!("{}: output_names holds a non-string", path.display()))?;
+        let outputs = BTreeMap::from([(
+            tensor,
+            OutputDecl::Columns(ColumnsDecl { branches, ty: None }),
+        )]);
         return Ok(FeatureSpec {
             inputs,
             outputs,

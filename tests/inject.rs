@@ -204,6 +204,22 @@ fn torch_gnn_with_topk_matches_onnxruntime() {
     assert!(d <= 1e-5, "{d}");
 }
 
+/// preprocess.json class names are data, not YAML: a name with a YAML comment marker and
+/// quotes still becomes its own branch (`pnet_sig #1`), scored as onnxruntime scores it.
+#[test]
+fn preprocess_json_output_names_are_taken_verbatim() {
+    let f = Fixture::new();
+    let dir = repo().join("tests/data/gnn-topk");
+    let model = dir.join("gnn-topk.onnx").display().to_string();
+    let text = std::fs::read_to_string(dir.join("preprocess.json")).unwrap();
+    let mut pre: serde_json::Value = serde_json::from_str(&text).unwrap();
+    pre["output_names"] = serde_json::json!(["sig #1", "bkg 'b': \"x\""]);
+    let path = f.p("preprocess.json");
+    std::fs::write(&path, pre.to_string()).unwrap();
+    let d = preprocessed_max_diff(&f, &model, &path, &f.p("names.root"), "100");
+    assert!(d <= 1e-5, "{d}");
+}
+
 #[test]
 fn kfold_members_score_only_their_events() {
     let f = Fixture::new();
