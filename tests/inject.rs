@@ -204,6 +204,22 @@ fn torch_gnn_with_topk_matches_onnxruntime() {
     assert!(d <= 1e-5, "{d}");
 }
 
+/// preprocess.json class names are data, not YAML: a name with a YAML comment marker and
+/// quotes still becomes its own branch (`pnet_sig #1`), scored as onnxruntime scores it.
+#[test]
+fn preprocess_json_output_names_are_taken_verbatim() {
+    let f = Fixture::new();
+    let dir = repo().join("tests/data/gnn-topk");
+    let model = dir.join("gnn-topk.onnx").display().to_string();
+    let text = std::fs::read_to_string(dir.join("preprocess.json")).unwrap();
+    let mut pre: serde_json::Value = serde_json::from_str(&text).unwrap();
+    pre["output_names"] = serde_json::json!(["sig #1", "bkg 'b': \"x\""]);
+    let path = f.p("preprocess.json");
+    std::fs::write(&path, pre.to_string()).unwrap();
+    let d = preprocessed_max_diff(&f, &model, &path, &f.p("names.root"), "100");
+    assert!(d <= 1e-5, "{d}");
+}
+
 #[test]
 fn kfold_members_score_only_their_events() {
     let f = Fixture::new();
@@ -626,4 +642,145 @@ fn ort_backend_matches_and_cuda_fails_loudly() {
         "{err}"
     );
     assert!(!Path::new(&out).exists());
+}
+
+/// Two per-object models over collections of different multiplicity (jets and muons) written
+/// to a friend tree: each gets its own counter branch holding its own collection's counts
+/// (uproot reads counters and values; the values equal onnxruntime's on uproot's rows).
+#[test]
+fn per_object_models_over_two_collections_get_their_own_counts() {
+    let f = Fixture::new();
+    let w = |name: &str, coll: &str| {
+        let text = format!(
+            "inputs:\n  jet: {{rows: [{coll}_Px, {coll}_Py, {coll}_E]}}\noutputs:\n  jet_score: {coll}_score\n"
+        );
+        std::fs::write(f.p(name), text).unwrap();
+        f.p(name)
+    };
+    let (jets, muons) = (w("jets.yaml", "Jet"), w("muons.yaml", "Muon"));
+    let hzz = shared("root/uproot-HZZ.root");
+    let out = f.p("two.root");
+    let model = f.p("jet.onnx");
+    ok(&[
+        "inject",
+        &hzz,
+        "--model",
+        &model,
+        "--model",
+        &model,
+        "--features",
+        &jets,
+        "--features",
+        &muons,
+        "-o",
+        &out,
+        "--friend",
+        "--quiet",
+        "--chunk",
+        "700",
+    ]);
+    let code = r#"
+import sys, numpy as np, uproot, awkward as ak, onnxruntime as ort
+inp, out, model = sys.argv[1:4]
+t = uproot.open(inp)["events"]; o = uproot.open(out)["events"]
+s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+assert sorted(o.keys()) == ["Jet_score", "Muon_score", "nJet_score", "nMuon_score"], o.keys()
+worst = 0.0
+for coll, n in (("Jet", "NJet"), ("Muon", "NMuon")):
+    counts = t[n].array(library="np")
+    got_n = o[f"n{coll}_score"].array(library="np")
+    assert np.array_equal(got_n, counts), f"n{coll}_score differs from {n}"
+    got = o[f"{coll}_score"].array()
+    assert np.array_equal(ak.to_numpy(ak.num(got)), counts), f"{coll}_score counts differ"
+    j = t.arrays([f"{coll}_Px", f"{coll}_Py", f"{coll}_E"])
+    x = np.stack([ak.to_numpy(ak.flatten(j[k])) for k in j.fields], axis=1).astype(np.float32)
+    want = s.run(None, {"jet": x})[0][:, 0]
+    worst = max(worst, float(np.max(np.abs(ak.to_numpy(ak.flatten(got)) - want))))
+print(worst)
+"#;
+    let o = Command::new(python())
+        .args(["-c", code, &hzz, &out, &model])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert!(d <= 1e-5, "{d}");
+}
+
+/// The most threads `hepml args` has at once, sampled from /proc/PID/task until it exits.
+#[cfg(target_os = "linux")]
+fn peak_threads(args: &[&str]) -> usize {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tasks = format!("/proc/{}/task", child.id());
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            assert!(status.success(), "hepml {args:?}: {err}");
+            return peak;
+        }
+        if let Ok(d) = std::fs::read_dir(&tasks) {
+            peak = peak.max(d.count());
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// `--threads 1` holds inference to one thread: the process never has more than its main
+/// thread and the chunk reader, on the native and the tract engine, with chunks large enough
+/// that an engine left at its default would split them over every core. (A run with more
+/// threads shows the sampling sees the engines' threads at all.)
+#[cfg(target_os = "linux")]
+#[test]
+fn threads_limit_inference() {
+    let f = Fixture::new();
+    let big = f.p("big.root");
+    let code = r#"
+import sys, numpy as np, uproot
+rng = np.random.default_rng(5)
+n = 400_000
+with uproot.recreate(sys.argv[1]) as f:
+    cols = {k: rng.normal(50, 20, n) for k in ["E1", "px1", "py1", "pz1", "pt1"]}
+    f.mktree("events", {k: np.float64 for k in cols})
+    f["events"].extend(cols)
+"#;
+    let o = Command::new(python())
+        .args(["-c", code, &big])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (model, spec, out) = (f.p("mlp.onnx"), f.p("mlp.yaml"), f.p("big_out.root"));
+    let run = |engine: &str, threads: &str| {
+        peak_threads(&[
+            "inject",
+            &big,
+            "--model",
+            &model,
+            "--features",
+            &spec,
+            "-o",
+            &out,
+            "--quiet",
+            "--chunk",
+            "200000",
+            "--engine",
+            engine,
+            "--threads",
+            threads,
+        ])
+    };
+    for engine in ["native", "tract"] {
+        let one = run(engine, "1");
+        assert!(
+            one <= 2,
+            "--engine {engine} --threads 1: {one} threads at once"
+        );
+    }
+    let many = run("tract", "4");
+    assert!(many > 2, "--threads 4: only {many} threads seen");
 }

@@ -1,27 +1,16 @@
 //! `hepml demo`: the main job end to end on data it generates, on the CPU, in seconds:
 //! write a signal/background ntuple with hepml's own ROOT writer, fit a classifier on the even
 //! events (a Fisher linear discriminant — closed form, no training loop), export it as ONNX
-//! with hepml metadata, score the ntuple with `hepml inject` (the same code path users run),
+//! with hepml metadata, score the ntuple with inject (the same `Plan` that `hepml inject` runs),
 //! and measure the AUC on the odd events the classifier never saw.
 
+use crate::cli::DemoArgs;
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use injector::engine::onnx_build::Dense;
+use injector::inject::{Options, Plan};
 use injector::rootio::write::{BranchSpec, FileWriter, TreeWriter};
 use injector::rootio::{Array, BranchReader, Compression, Data, Interp, Prim, RootFile, Shape};
-use std::path::{Path, PathBuf};
-
-#[derive(Args)]
-pub struct DemoArgs {
-    /// Folder for the demo's files.
-    #[arg(long, default_value = "demo-out")]
-    out: PathBuf,
-    /// Events to generate (half signal, half background).
-    #[arg(long, default_value_t = 200_000)]
-    events: u64,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-}
+use std::path::Path;
 
 const FEATURES: usize = 5;
 
@@ -216,7 +205,7 @@ fn parity_auc(score: &[f64], label: &[f64], event: &[f64], parity: u64) -> f64 {
     models::metrics::auc(&s, &l)
 }
 
-pub fn run(a: DemoArgs, inject: impl Fn(Vec<String>) -> Result<()>) -> Result<()> {
+pub fn run(a: DemoArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let ntuple = a.out.join("demo.root");
@@ -267,15 +256,12 @@ pub fn run(a: DemoArgs, inject: impl Fn(Vec<String>) -> Result<()>) -> Result<()
         model.display(),
         scored.display()
     );
-    inject(vec![
-        "hepml".into(),
-        "inject".into(),
-        ntuple.display().to_string(),
-        "--model".into(),
-        model.display().to_string(),
-        "-o".into(),
-        scored.display().to_string(),
-    ])?;
+    let plan = Plan::new(Options::new(
+        vec![ntuple.clone()],
+        vec![model.clone()],
+        scored.clone(),
+    ))?;
+    super::inject::run_plan(&plan, false)?;
     let f = RootFile::open(&scored)?;
     let t = f.tree("events")?;
     let score = read_f64(&f, &t, "demo_score")?;

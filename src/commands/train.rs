@@ -1,31 +1,11 @@
 //! `hepml train CONFIG -o RUN_DIR` and `hepml export RUN_DIR -o MODEL.onnx`.
 
+use crate::cli::{ExportArgs, TrainArgs};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::config::TrainConfig;
 use models::train;
-use std::path::{Path, PathBuf};
-
-#[derive(Args)]
-pub struct TrainArgs {
-    /// YAML config: model, data, preparation, features, training, evaluation blocks.
-    pub config: PathBuf,
-    /// Run directory to create (written under a temporary name, renamed when complete).
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Seed of initialisation, shuffling, splits and PNN parameter sampling.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// cpu (burn flex) or wgpu (needs a build with `--features gpu`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Replace an existing run directory.
-    #[arg(long)]
-    pub force: bool,
-    #[arg(short, long)]
-    pub quiet: bool,
-}
+use std::path::Path;
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let text = std::fs::read_to_string(&a.config)
@@ -139,18 +119,6 @@ fn write_run(
         train::write_npy(&dir.join(format!("test_fold{i}_label.npy")), &[y.len()], &y)?;
     }
     Ok(())
-}
-
-#[derive(Args)]
-pub struct ExportArgs {
-    /// Run directory written by `hepml train`.
-    pub run: PathBuf,
-    /// ONNX file (k-fold runs: NAME.fold<i>.onnx beside it, one per fold).
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Branch `hepml inject` writes the score to.
-    #[arg(long, default_value = "score")]
-    pub branch: String,
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
