@@ -30,8 +30,14 @@ fn check(path: &Path) {
         .expect("running ldd (part of libc-bin)");
     assert!(out.status.success(), "ldd {}: {:?}", path.display(), out);
     let text = String::from_utf8_lossy(&out.stdout);
-    let libs: Vec<&str> = text.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    assert!(libs.iter().any(|l| l.starts_with("libc.so")), "ldd printed no libc:\n{text}");
+    let libs: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        libs.iter().any(|l| l.starts_with("libc.so")),
+        "ldd printed no libc:\n{text}"
+    );
     let extra: Vec<&&str> = libs
         .iter()
         .filter(|l| {
