@@ -30,7 +30,8 @@ def dump(df, path, key):
     return {
         "names": [str(c) for c in df.columns],
         "dtypes": [str(t) for t in df.dtypes],
-        "columns": [df[c].to_numpy(np.float64).tolist() for c in df.columns],
+        # NaN (a missing jet) as null: JSON has no NaN.
+        "columns": [[None if v != v else v for v in df[c].to_numpy(np.float64).tolist()] for c in df.columns],
         "h5py_names": names,
     }
 
