@@ -177,6 +177,24 @@ impl From<DeviceArg> for Device {
     }
 }
 
+/// `hepml train --device`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TrainDevice {
+    /// burn's flex backend on the CPU.
+    Cpu,
+    /// burn's wgpu backend (a build with `--features gpu`).
+    Wgpu,
+}
+
+impl From<TrainDevice> for models::train::DeviceKind {
+    fn from(d: TrainDevice) -> Self {
+        match d {
+            TrainDevice::Cpu => Self::Cpu,
+            TrainDevice::Wgpu => Self::Wgpu,
+        }
+    }
+}
+
 /// `--nan`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum NanArg {
@@ -195,7 +213,8 @@ impl From<NanArg> for NonFinite {
     }
 }
 
-/// `--compression`: the library's one parser of compression names.
+/// `--compression`: the library's one parser of compression names (not a `ValueEnum`: a name
+/// takes an optional level, `zstd-5`, or is a ROOT setting number, `404`).
 fn compression(s: &str) -> Result<Compression, String> {
     Compression::parse(s).map_err(|e| e.to_string())
 }
@@ -223,8 +242,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// cpu (burn flex) or wgpu (needs a build with `--features gpu`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, value_enum, default_value_t = TrainDevice::Cpu)]
+    pub device: TrainDevice,
     /// Replace an existing run directory.
     #[arg(long)]
     pub force: bool,

@@ -222,7 +222,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         config: train_yaml,
         output: run_dir.clone(),
         seed: a.seed,
-        device: "cpu".into(),
+        device: crate::cli::TrainDevice::Cpu,
         force: true,
         quiet: false,
     })?;

@@ -17,7 +17,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             a.output.display()
         );
     }
-    let device = train::device(&a.device)?;
+    let device = train::device(a.device.into())?;
     let hash = format!("{:016x}", xxhash_rust::xxh64::xxh64(text.as_bytes(), 0));
     let data = train::load(&cfg, a.seed).with_context(|| a.config.display().to_string())?;
     let folds = cfg.preparation.kfold.as_ref().map_or(1, |k| k.k as u64);

@@ -147,18 +147,25 @@ fn evaluate(
     Ok((lsum / wsum.max(1e-12), correct / wsum.max(1e-12), scores))
 }
 
-/// The device `name` names: `cpu` (burn's flex backend) or, built with the `gpu` feature,
-/// `wgpu`.
-pub fn device(name: &str) -> Result<Device, TrainError> {
-    match name {
-        "cpu" | "flex" => Ok(Device::flex()),
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// burn's flex backend on the CPU.
+    Cpu,
+    /// burn's wgpu backend on the first GPU (Vulkan/Metal/DX12); needs the `gpu` feature.
+    Wgpu,
+}
+
+/// The burn device of `kind`; an error for wgpu in a build without the `gpu` feature.
+pub fn device(kind: DeviceKind) -> Result<Device, TrainError> {
+    match kind {
+        DeviceKind::Cpu => Ok(Device::flex()),
         #[cfg(feature = "gpu")]
-        "wgpu" | "gpu" => Ok(Device::wgpu(Default::default())),
+        DeviceKind::Wgpu => Ok(Device::wgpu(Default::default())),
         #[cfg(not(feature = "gpu"))]
-        "wgpu" | "gpu" => Err(data_err(
+        DeviceKind::Wgpu => Err(data_err(
             "device wgpu: this hepml was built without the `gpu` feature (cargo build --features gpu)",
         )),
-        other => Err(data_err(format!("unknown device `{other}` (cpu, wgpu)"))),
     }
 }
 

@@ -17,7 +17,7 @@ use burn::tensor::TensorData;
 
 pub use crate::metrics::summary as metrics;
 pub use data::{load, parameter_values, per_parameter, splits, Data, Split};
-pub use fit::{device, train, History, Outcome};
+pub use fit::{device, train, DeviceKind, History, Outcome};
 pub use net::{FoldModel, KFold, Layer, Net, SavedModel};
 
 use crate::h5::H5Error;
