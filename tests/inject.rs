@@ -9,7 +9,29 @@ use std::process::Command;
 mod common;
 use common::{python, repo, script, shared};
 
-fn hepml(args: &[&str]) -> (bool, String) {
+/// `hepml inject INPUT... --model M... [--features SPEC...] -o OUT --quiet EXTRA...`: the one
+/// place the tests write an inject command line.
+fn inject(
+    inputs: &[&str],
+    models: &[&str],
+    features: &[&str],
+    out: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut a: Vec<String> = vec!["inject".into()];
+    a.extend(inputs.iter().map(|s| s.to_string()));
+    for m in models {
+        a.extend(["--model".into(), m.to_string()]);
+    }
+    for f in features {
+        a.extend(["--features".into(), f.to_string()]);
+    }
+    a.extend(["-o".into(), out.into(), "--quiet".into()]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn hepml<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
         .args(args)
         .output()
@@ -19,7 +41,7 @@ fn hepml(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
-fn ok(args: &[&str]) {
+fn ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) {
     let (good, err) = hepml(args);
     assert!(good, "hepml {args:?}: {err}");
 }
@@ -58,17 +80,13 @@ fn decorated_mlp_and_pnn_match_onnxruntime_and_keep_originals() {
     let f = Fixture::new();
     let zmumu = shared("root/uproot-Zmumu-zstd.root");
     let (mlp_out, pnn_out) = (f.p("mlp_out.root"), f.p("pnn_out.root"));
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("mlp.onnx"),
-        "--features",
-        &f.p("mlp.yaml"),
-        "-o",
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("mlp.onnx")],
+        &[&f.p("mlp.yaml")],
         &mlp_out,
-        "--quiet",
-    ]);
+        &[],
+    ));
     assert!(
         max_diff(&script(
             "check_inject.py",
@@ -83,19 +101,13 @@ fn decorated_mlp_and_pnn_match_onnxruntime_and_keep_originals() {
             ]
         )) <= 1e-5
     );
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("pnn.onnx"),
-        "--features",
-        &f.p("pnn.yaml"),
-        "-o",
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("pnn.onnx")],
+        &[&f.p("pnn.yaml")],
         &pnn_out,
-        "--quiet",
-        "--chunk",
-        "500",
-    ]);
+        &["--chunk", "500"],
+    ));
     assert!(
         max_diff(&script(
             "check_inject.py",
@@ -136,22 +148,13 @@ fn decorated_mlp_and_pnn_match_onnxruntime_and_keep_originals() {
 /// Injects `model` with its preprocess.json spec (25 objects) into a friend tree of the
 /// fixture's pfcands.root and returns max |hepml - onnxruntime| (scripts/check_inject.py).
 fn preprocessed_max_diff(f: &Fixture, model: &str, pre: &str, out: &str, chunk: &str) -> f64 {
-    ok(&[
-        "inject",
-        &f.p("pfcands.root"),
-        "--model",
-        model,
-        "--features",
-        pre,
-        "--length",
-        "25",
-        "-o",
+    ok(&inject(
+        &[&f.p("pfcands.root")],
+        &[model],
+        &[pre],
         out,
-        "--friend",
-        "--quiet",
-        "--chunk",
-        chunk,
-    ]);
+        &["--length", "25", "--friend", "--chunk", chunk],
+    ));
     max_diff(&script(
         "check_inject.py",
         &[
@@ -225,45 +228,27 @@ fn kfold_members_score_only_their_events() {
     let f = Fixture::new();
     let zmumu = shared("root/uproot-Zmumu.root");
     let (a, b, both) = (f.p("a.root"), f.p("b.root"), f.p("folds.root"));
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("mlp.onnx"),
-        "--features",
-        &f.p("mlp.yaml"),
-        "-o",
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("mlp.onnx")],
+        &[&f.p("mlp.yaml")],
         &a,
-        "--quiet",
-    ]);
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("mlp_b.onnx"),
-        "--features",
-        &f.p("mlp.yaml"),
-        "-o",
+        &[],
+    ));
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("mlp_b.onnx")],
+        &[&f.p("mlp.yaml")],
         &b,
-        "--quiet",
-    ]);
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("mlp.onnx"),
-        "--model",
-        &f.p("mlp_b.onnx"),
-        "--features",
-        &f.p("mlp.yaml"),
-        "--fold-branch",
-        "Event",
-        "-o",
+        &[],
+    ));
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("mlp.onnx"), &f.p("mlp_b.onnx")],
+        &[&f.p("mlp.yaml")],
         &both,
-        "--quiet",
-        "--chunk",
-        "333",
-    ]);
+        &["--fold-branch", "Event", "--chunk", "333"],
+    ));
     let read = |p: &str| -> (Vec<f64>, Vec<f64>) {
         let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
             .args(["inspect", p, "--dump", "score", "Event"])
@@ -354,10 +339,7 @@ fn bad_input_fails_with_one_line_and_leaves_no_output() {
         (vec![&zmumu, "--model", &mlp], "hepml.inputs"),
     ];
     for (args, want) in cases {
-        let mut full = vec!["inject"];
-        full.extend(args.iter());
-        full.extend(["-o", &out, "--quiet"]);
-        let (good, err) = hepml(&full);
+        let (good, err) = hepml(&inject(&args[..1], &[], &[], &out, &args[1..]));
         assert!(!good, "{args:?} succeeded");
         assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
         assert_eq!(
@@ -374,17 +356,7 @@ fn bad_input_fails_with_one_line_and_leaves_no_output() {
         assert!(leftovers.is_empty(), "{args:?}: temporary file left");
     }
     // The input is never overwritten.
-    let (good, err) = hepml(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &mlp,
-        "--features",
-        &yaml,
-        "-o",
-        &zmumu,
-        "--quiet",
-    ]);
+    let (good, err) = hepml(&inject(&[&zmumu], &[&mlp], &[&yaml], &zmumu, &[]));
     assert!(!good && err.contains("overwrite"), "{err}");
 }
 
@@ -403,20 +375,13 @@ fn per_object_scores_several_inputs_and_provenance() {
         shared("root/uproot-HZZ.root"),
         shared("root/uproot-HZZ-lz4.root"),
     ];
-    ok(&[
-        "inject",
-        &inputs[0],
-        &inputs[1],
-        "--model",
-        &f.p("jet.onnx"),
-        "--features",
-        &f.p("jet.yaml"),
-        "-o",
+    ok(&inject(
+        &[&inputs[0], &inputs[1]],
+        &[&f.p("jet.onnx")],
+        &[&f.p("jet.yaml")],
         &outdir,
-        "--quiet",
-        "--chunk",
-        "700",
-    ]);
+        &["--chunk", "700"],
+    ));
     for inp in &inputs {
         let out = format!(
             "{outdir}/{}",
@@ -530,19 +495,13 @@ fn bdts_run_on_native_trees_and_match_onnxruntime() {
         .unwrap();
         let out = f.p(&format!("z_{name}.root"));
         let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
-            .args([
-                "inject",
-                &zmumu,
-                "--model",
-                &f.p(&format!("{name}.onnx")),
-                "--features",
-                &f.p(&format!("{name}.yaml")),
-                "-o",
+            .args(inject(
+                &[&zmumu],
+                &[&f.p(&format!("{name}.onnx"))],
+                &[&f.p(&format!("{name}.yaml"))],
                 &out,
-                "--quiet",
-                "--chunk",
-                "1000",
-            ])
+                &["--chunk", "1000"],
+            ))
             .output()
             .unwrap();
         let log = String::from_utf8_lossy(&o.stderr);
@@ -582,19 +541,13 @@ fn ort_backend_matches_and_cuda_fails_loudly() {
     ] {
         let out = f.p(&format!("ort_{model}.root"));
         let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
-            .args([
-                "inject",
-                &zmumu,
-                "--model",
-                &f.p(model),
-                "--features",
-                &f.p(spec),
-                "-o",
+            .args(inject(
+                &[&zmumu],
+                &[&f.p(model)],
+                &[&f.p(spec)],
                 &out,
-                "--engine",
-                "ort",
-                "--quiet",
-            ])
+                &["--engine", "ort"],
+            ))
             .current_dir(repo())
             .output()
             .unwrap();
@@ -618,21 +571,13 @@ fn ort_backend_matches_and_cuda_fails_loudly() {
     }
     let out = f.p("cuda.root");
     let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
-        .args([
-            "inject",
-            &zmumu,
-            "--model",
-            &f.p("mlp.onnx"),
-            "--features",
-            &f.p("mlp.yaml"),
-            "-o",
+        .args(inject(
+            &[&zmumu],
+            &[&f.p("mlp.onnx")],
+            &[&f.p("mlp.yaml")],
             &out,
-            "--engine",
-            "ort",
-            "--device",
-            "cuda",
-            "--quiet",
-        ])
+            &["--engine", "ort", "--device", "cuda"],
+        ))
         .current_dir(repo())
         .output()
         .unwrap();
@@ -661,24 +606,13 @@ fn per_object_models_over_two_collections_get_their_own_counts() {
     let hzz = shared("root/uproot-HZZ.root");
     let out = f.p("two.root");
     let model = f.p("jet.onnx");
-    ok(&[
-        "inject",
-        &hzz,
-        "--model",
-        &model,
-        "--model",
-        &model,
-        "--features",
-        &jets,
-        "--features",
-        &muons,
-        "-o",
+    ok(&inject(
+        &[&hzz],
+        &[&model, &model],
+        &[&jets, &muons],
         &out,
-        "--friend",
-        "--quiet",
-        "--chunk",
-        "700",
-    ]);
+        &["--friend", "--chunk", "700"],
+    ));
     let code = r#"
 import sys, numpy as np, uproot, awkward as ak, onnxruntime as ort
 inp, out, model = sys.argv[1:4]
@@ -709,7 +643,7 @@ print(worst)
 
 /// The most threads `hepml args` has at once, sampled from /proc/PID/task until it exits.
 #[cfg(target_os = "linux")]
-fn peak_threads(args: &[&str]) -> usize {
+fn peak_threads(args: &[String]) -> usize {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hepml"))
         .args(args)
         .stderr(std::process::Stdio::piped())
@@ -756,23 +690,20 @@ with uproot.recreate(sys.argv[1]) as f:
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (model, spec, out) = (f.p("mlp.onnx"), f.p("mlp.yaml"), f.p("big_out.root"));
     let run = |engine: &str, threads: &str| {
-        peak_threads(&[
-            "inject",
-            &big,
-            "--model",
-            &model,
-            "--features",
-            &spec,
-            "-o",
+        peak_threads(&inject(
+            &[&big],
+            &[&model],
+            &[&spec],
             &out,
-            "--quiet",
-            "--chunk",
-            "200000",
-            "--engine",
-            engine,
-            "--threads",
-            threads,
-        ])
+            &[
+                "--chunk",
+                "200000",
+                "--engine",
+                engine,
+                "--threads",
+                threads,
+            ],
+        ))
     };
     for engine in ["native", "tract"] {
         let one = run(engine, "1");
