@@ -64,7 +64,11 @@ def main():
         cfg = os.path.join(out_dir, f"convert_{chunk}.yaml")
         with open(cfg, "w") as f:
             f.write("tree: events\ncolumns: [" + ", ".join(f"f{i}" for i in range(a.branches)) + "]\n")
-            f.write(f"chunk_size: {chunk}\nsamples:\n  - {{name: s, files: [{path}], label: 1}}\n")
+            # convert wants both classes: the file's events split by the sign of f0 (each
+            # sample reads the whole file; the output holds every event once).
+            f.write(f"chunk_size: {chunk}\nsamples:\n"
+                    f"  - {{name: s, files: [{path}], label: 1, selection: 'f0 > 0'}}\n"
+                    f"  - {{name: b, files: [{path}], label: 0, selection: 'f0 <= 0'}}\n")
         res = {}
         for name, b in bins:
             out = os.path.join(out_dir, f"convert_{name}.h5")
