@@ -129,20 +129,26 @@ fn shift(i: usize) -> f64 {
     0.5 * (i as f64 + 1.0) / FEATURES as f64 + 0.4
 }
 
-/// The optimal classifier's score (a monotonic function of the likelihood ratio) of one event.
+/// The optimal classifier's scores (a monotonic function of the likelihood ratio) of every event.
 ///
 /// f0..f4 are Gaussian with covariance S = I + 0.25 * 11^T in both classes, the signal's mean
-/// shifted by d: the log-ratio is d^T S^-1 x + const, and S^-1 = I - 0.25 / (1 + 0.25 * 5) 11^T
-/// (Sherman-Morrison). nJet is uniform on 0..5 for signal and 0..3 for background: nJet >= 4
-/// is certainly signal, below it the ratio is a constant. Jet_pt is not a training input.
-fn best_score(x: &[f64], n_jet: f64) -> f64 {
-    if n_jet >= 4.0 {
-        return f64::MAX;
-    }
+/// shifted by d: the log-ratio is w.x + const with w = S^-1 d, and S^-1 = I - c 11^T with
+/// c = 0.25 / (1 + 0.25 * 5) (Sherman-Morrison), so w_i = d_i - c * sum(d). nJet is uniform on
+/// 0..5 for signal and 0..3 for background: nJet >= 4 is certainly signal, below it the ratio is
+/// a constant. Jet_pt is not a training input.
+fn best_scores(x: &[Vec<f64>], n_jet: &[f64]) -> Vec<f32> {
     let c = 0.25 / (1.0 + 0.25 * FEATURES as f64);
     let sum_d: f64 = (0..FEATURES).map(shift).sum();
-    let sum_x: f64 = x.iter().sum();
-    (0..FEATURES).map(|i| shift(i) * x[i]).sum::<f64>() - c * sum_d * sum_x
+    let w: Vec<f64> = (0..FEATURES).map(|i| shift(i) - c * sum_d).collect();
+    (0..n_jet.len())
+        .map(|e| {
+            if n_jet[e] >= 4.0 {
+                f32::MAX
+            } else {
+                w.iter().zip(x).map(|(wi, xi)| wi * xi[e]).sum::<f64>() as f32
+            }
+        })
+        .collect()
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
@@ -268,12 +274,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let labels: Vec<f32> = label.iter().map(|&l| f32::from(l > 0.5)).collect();
     let held_out: Vec<f32> = score.iter().map(|&s| s as f32).collect();
-    let best: Vec<f32> = (0..label.len())
-        .map(|e| {
-            let xe: Vec<f64> = x.iter().map(|c| c[e]).collect();
-            best_score(&xe, n_jet[e]) as f32
-        })
-        .collect();
+    let best = best_scores(&x, &n_jet);
     let auc = models::metrics::auc(&held_out, &labels);
     let auc_best = models::metrics::auc(&best, &labels);
     println!(
