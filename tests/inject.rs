@@ -302,44 +302,21 @@ fn bad_input_fails_with_one_line_and_leaves_no_output() {
     std::fs::write(&corrupt_path, corrupt).unwrap();
     let mlp = f.p("mlp.onnx");
     let yaml = f.p("mlp.yaml");
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec![&zmumu, "--model", &mlp, "--features", &missing],
-            "nope",
-        ),
-        (
-            vec![&zmumu, "--model", &mlp, "--features", &count],
-            "takes 5 features",
-        ),
-        (
-            vec![&zmumu, "--model", &mlp, "--features", &typo],
-            "unknown field `output`",
-        ),
-        (vec![&zmumu, "--model", &mlp, "--features", &nan], "NaN"),
-        (
-            vec![&zmumu, "--model", &junk, "--features", &yaml],
-            "junk.onnx",
-        ),
-        (
-            vec![&corrupt_path, "--model", &mlp, "--features", &yaml],
-            "corrupt.root",
-        ),
-        (
-            vec![
-                &zmumu,
-                "--model",
-                &mlp,
-                "--features",
-                &yaml,
-                "--device",
-                "cuda",
-            ],
-            "cuda",
-        ),
-        (vec![&zmumu, "--model", &mlp], "hepml.inputs"),
+    // (input, model, feature spec, extra flags, what the error must name)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a [&'a str], &'a str);
+    let cases: Vec<Case> = vec![
+        (&zmumu, &mlp, Some(&missing), &[], "nope"),
+        (&zmumu, &mlp, Some(&count), &[], "takes 5 features"),
+        (&zmumu, &mlp, Some(&typo), &[], "unknown field `output`"),
+        (&zmumu, &mlp, Some(&nan), &[], "NaN"),
+        (&zmumu, &junk, Some(&yaml), &[], "junk.onnx"),
+        (&corrupt_path, &mlp, Some(&yaml), &[], "corrupt.root"),
+        (&zmumu, &mlp, Some(&yaml), &["--device", "cuda"], "cuda"),
+        (&zmumu, &mlp, None, &[], "hepml.inputs"),
     ];
-    for (args, want) in cases {
-        let (good, err) = hepml(&inject(&args[..1], &[], &[], &out, &args[1..]));
+    for (input, model, spec, extra, want) in cases {
+        let args = inject(&[input], &[model], spec.as_slice(), &out, extra);
+        let (good, err) = hepml(&args);
         assert!(!good, "{args:?} succeeded");
         assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
         assert_eq!(
