@@ -6,7 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use injector::engine::onnx_build::Dense;
+use engine::onnx_build::Dense;
 use injector::rootio::write::{BranchSpec, FileWriter, TreeWriter};
 use injector::rootio::{Array, BranchReader, Compression, Data, Interp, Prim, RootFile, Shape};
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use engine::{read_info, Device, EngineKind, EngineOptions, ModelInfo};
 use indicatif::{ProgressBar, ProgressStyle};
-use injector::engine::{self, read_info, Device, EngineKind, EngineOptions, ModelInfo};
 use injector::inject::inputs::{InputKind, NonFinite};
 use injector::inject::pipeline::{self, Engine, Folds, ModelJob, Models, OutColumn};
 use injector::inject::spec::{self, FeatureSpec};

@@ -441,8 +441,8 @@ print(d)
 /// The engine's paths agree: fixed-shape plan, symbolic plan, and a batch split over threads.
 #[test]
 fn tract_fixed_symbolic_and_threaded_paths_agree() {
-    use injector::engine::tract::TractEngine;
-    use injector::engine::{Engine, Tensor};
+    use engine::tract::TractEngine;
+    use engine::{Engine, Tensor};
     let f = Fixture::new();
     let mut e = TractEngine::load(Path::new(&f.p("mlp.onnx"))).unwrap();
     let rows = 9001;

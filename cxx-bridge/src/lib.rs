@@ -15,9 +15,7 @@
 // checked for null here; marking them `unsafe fn` would change nothing for C callers.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-use injector::engine::{
-    self, native::NativeEngine, trees::TreeEngine, Engine, EngineError, EngineOptions, Tensor,
-};
+use engine::{native::NativeEngine, trees::TreeEngine, Engine, EngineError, EngineOptions, Tensor};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;

@@ -1412,7 +1412,7 @@ impl Engine for NativeEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::onnx_build;
+    use crate::onnx_build;
 
     /// A dense network of the given widths with fixed pseudo-random weights, `act` between the
     /// layers and standardisation in front (as `hepml export` writes them).

@@ -8,9 +8,7 @@
 
 mod common;
 
-use injector::engine::{
-    self, tract::TractEngine, Device, Engine, EngineError, EngineKind, EngineOptions, Tensor,
-};
+use engine::{tract::TractEngine, Device, Engine, EngineError, EngineKind, EngineOptions, Tensor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -580,7 +578,7 @@ fn cuda_without_a_gpu_fails_loudly() {
 /// at a time, and on hepml's own Gemm models); graphs with anything else are not routed to it.
 #[test]
 fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
-    use injector::engine::native::{self, NativeEngine};
+    use engine::native::{self, NativeEngine};
     for c in cases().into_iter().filter(|c| c.route == "native") {
         let n = NativeEngine::load(&c.model).unwrap_or_else(|e| panic!("{}: {e}", c.name));
         let t = TractEngine::load(&c.model).unwrap();
@@ -688,7 +686,7 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
 /// row.
 #[test]
 fn native_trees_run_into_equals_run() {
-    use injector::engine::trees::TreeEngine;
+    use engine::trees::TreeEngine;
     for c in cases().into_iter().filter(|c| c.route == "trees") {
         let e = TreeEngine::load(&c.model).unwrap();
         let want = e.run(&c.inputs).unwrap();
@@ -713,7 +711,7 @@ fn native_trees_run_into_equals_run() {
 /// counts that do not divide evenly.
 #[test]
 fn native_dense_threaded_batches_equal_one_thread() {
-    use injector::engine::native::NativeEngine;
+    use engine::native::NativeEngine;
     for c in cases().into_iter().filter(|c| c.route == "native") {
         let mut one = NativeEngine::load(&c.model).unwrap();
         one.threads = 1;

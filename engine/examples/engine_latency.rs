@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! .venv/bin/python scripts/make_engine_models.py /tmp/engine-models
-//! cargo run --release -p injector --features ort --example engine_latency -- /tmp/engine-models
+//! cargo run --release -p engine --features ort --example engine_latency -- /tmp/engine-models
 //! ```
 //!
 //! Models: `mlp_80_100_100_1.onnx` (sklearn MLP 80-100-100-1), `gbc.onnx` (sklearn
 //! GradientBoostingClassifier, 100 trees of depth 3), `gbr.onnx` (GradientBoostingRegressor,
 //! 50 trees, which tract can load).
 
-use injector::engine::{self, tract::TractEngine, Engine, EngineKind, EngineOptions, Tensor};
+use engine::{tract::TractEngine, Engine, EngineKind, EngineOptions, Tensor};
 use std::path::Path;
 use std::time::Instant;
 
