@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use engine::{read_info, Device, EngineKind, EngineOptions, ModelInfo};
+use engine::{Device, EngineKind, EngineOptions, Model, ModelInfo};
 use indicatif::{ProgressBar, ProgressStyle};
 use injector::inject::inputs::{InputKind, NonFinite};
 use injector::inject::pipeline::{self, Engine, Folds, ModelJob, Models, OutColumn};
@@ -104,7 +104,7 @@ fn load_spec(path: &Path, length: Option<usize>, model: &Path) -> Result<Feature
         let v: serde_json::Value = serde_json::from_str(&text)?;
         // preprocess.json names the classes of the model's (single) output: one branch per
         // column, prefixed "pnet_".
-        let info = read_info(model)?;
+        let info = Model::read(model)?.into_info();
         let tensor = match info.outputs.as_slice() {
             [one] => one.name.clone(),
             many => bail!(
@@ -147,9 +147,9 @@ fn load_engine(a: &InjectArgs, path: &Path) -> Result<(Box<dyn Engine>, ModelInf
         ort_sessions: a.threads.unwrap_or(0),
         threads: 0,
     };
-    let e = engine::open(path, &opts)?;
-    let info = e.info().clone();
-    Ok((e, info))
+    let model = Model::read(path)?;
+    let e = engine::open(&model, &opts)?.into_engine();
+    Ok((e, model.into_info()))
 }
 
 /// A job per model (or one fold ensemble), with the output branches it writes.
@@ -165,7 +165,7 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
         match a.features.get(i).or(a.features.first()) {
             Some(p) => load_spec(p, a.length, &a.models[i]),
             None => Ok(
-                FeatureSpec::from_metadata(&read_info(&a.models[i])?.metadata)
+                FeatureSpec::from_metadata(&Model::read(&a.models[i])?.info().metadata)
                     .with_context(|| a.models[i].display().to_string())?,
             ),
         }
@@ -178,7 +178,8 @@ fn build_jobs(a: &InjectArgs, chain: &Chain) -> Result<Vec<ModelJob>> {
     let metadata_folds = a.features.is_empty()
         && a.models.len() > 1
         && a.models.iter().enumerate().all(|(i, m)| {
-            read_info(m).is_ok_and(|info| {
+            Model::read(m).is_ok_and(|m| {
+                let info = m.info();
                 info.metadata.contains_key("hepml.fold")
                     && info
                         .metadata
@@ -377,7 +378,7 @@ fn check_parameter(
     params: &[(String, Vec<String>)],
     chain: &Chain,
 ) -> Result<()> {
-    let info = read_info(model)?;
+    let info = Model::read(model)?.into_info();
     let Some(p) = info.metadata.get("hepml.parameter") else {
         return Ok(());
     };

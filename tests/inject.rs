@@ -442,9 +442,9 @@ print(d)
 #[test]
 fn tract_fixed_symbolic_and_threaded_paths_agree() {
     use engine::tract::TractEngine;
-    use engine::{Engine, Tensor};
+    use engine::{Engine, Model, Tensor};
     let f = Fixture::new();
-    let mut e = TractEngine::load(Path::new(&f.p("mlp.onnx"))).unwrap();
+    let mut e = TractEngine::load(&Model::read(Path::new(&f.p("mlp.onnx"))).unwrap()).unwrap();
     let rows = 9001;
     let data: Vec<f32> = (0..rows * 5)
         .map(|i| ((i * 7919) % 1000) as f32 / 10.0)

@@ -15,7 +15,7 @@
 // checked for null here; marking them `unsafe fn` would change nothing for C callers.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-use engine::{native::NativeEngine, trees::TreeEngine, Engine, EngineError, EngineOptions, Tensor};
+use engine::{Engine, EngineError, EngineOptions, Opened, Tensor};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -32,22 +32,6 @@ pub enum BridgeError {
     Panic(String),
 }
 
-enum Inner {
-    Native(Box<NativeEngine>),
-    Trees(Box<TreeEngine>),
-    Other(Box<dyn Engine>),
-}
-
-impl Inner {
-    fn engine(&self) -> &dyn Engine {
-        match self {
-            Inner::Native(e) => e.as_ref(),
-            Inner::Trees(e) => e.as_ref(),
-            Inner::Other(e) => e.as_ref(),
-        }
-    }
-}
-
 /// What the allocation-free path needs: values per event of each input (graph order) and
 /// output.
 struct Fast {
@@ -57,7 +41,8 @@ struct Fast {
 
 /// An opened model (opaque to C).
 pub struct Model {
-    inner: Inner,
+    /// The engine, by type: the native evaluators have the allocation-free path.
+    inner: Opened,
     describe: CString,
     input_names: Vec<CString>,
     output_names: Vec<CString>,
@@ -78,22 +63,17 @@ impl Model {
             kind: kind.parse()?,
             ..Default::default()
         };
-        let path = Path::new(path);
-        let boxed = engine::open(path, &opts)?;
-        // The native evaluators are kept concretely for the allocation-free path.
-        let d = boxed.describe();
-        let (inner, fast) = if d.starts_with("native dense") {
-            let e = NativeEngine::load(path)?;
-            let fast = Fast {
+        let model = engine::Model::read(Path::new(path))?;
+        let inner = engine::open(&model, &opts)?;
+        // The native evaluators (picked by type) have the allocation-free path.
+        let fast = match &inner {
+            Opened::Native(e) => Some(Fast {
                 inputs: e.input_widths().collect(),
                 outputs: (0..e.output_names().count())
                     .map(|i| e.output_width(i))
                     .collect(),
-            };
-            (Inner::Native(Box::new(e)), Some(fast))
-        } else if d.starts_with("native trees") {
-            let e = TreeEngine::load(path)?;
-            let fast = match e.info().inputs[0].shape.as_slice() {
+            }),
+            Opened::Trees(e) => match e.info().inputs[0].shape.as_slice() {
                 [_, Some(w)] => Some(Fast {
                     inputs: vec![*w],
                     outputs: (0..e.info().outputs.len())
@@ -101,12 +81,10 @@ impl Model {
                         .collect(),
                 }),
                 _ => None,
-            };
-            (Inner::Trees(Box::new(e)), fast)
-        } else {
-            (Inner::Other(boxed), None)
+            },
+            Opened::Other(_) => None,
         };
-        let info = inner.engine().info();
+        let info = model.info();
         let cstr = |s: &str| CString::new(s.replace('\0', " ")).unwrap_or_default();
         let map: std::collections::BTreeMap<String, Vec<String>> = info
             .metadata
@@ -207,9 +185,9 @@ impl Model {
         }
         let out = &mut out[..need];
         let r = match &self.inner {
-            Inner::Native(e) => e.run_into(&xs[..n], batch, output, out),
-            Inner::Trees(e) => e.run_into(xs[0], batch, output, out),
-            Inner::Other(_) => return None,
+            Opened::Native(e) => e.run_into(&xs[..n], batch, output, out),
+            Opened::Trees(e) => e.run_into(xs[0], batch, output, out),
+            Opened::Other(_) => return None,
         };
         Some(r.map(|_| need).map_err(BridgeError::from))
     }

@@ -19,10 +19,9 @@
 //! Results agree with ONNX Runtime within float rounding (sums are accumulated in a different
 //! order); the tests hold them to 1e-5.
 
-use super::{read_info, read_proto, Engine, EngineError, ModelInfo, Tensor};
+use super::{Engine, EngineError, Model, ModelInfo, Tensor};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::Path;
 use tract_onnx::pb;
 
 /// Rows evaluated together (the arena holds this many rows of every value).
@@ -601,9 +600,8 @@ impl Dense {
 }
 
 /// Whether a graph is a dense network the native evaluator runs: `Ok(())`, or why not.
-pub fn recognise(path: &Path) -> Result<Result<(), String>, EngineError> {
-    let model = read_proto(path)?;
-    Ok(build(&model, &read_info(path)?).map(|_| ()))
+pub fn recognise(model: &Model) -> Result<(), String> {
+    build(model.proto(), model.info()).map(|_| ())
 }
 
 type Program = (Vec<Slot>, Vec<Op>, Vec<Output>, usize);
@@ -1057,12 +1055,11 @@ fn row(arena: &[f32], s: Slot, r: usize) -> &[f32] {
 impl NativeEngine {
     /// Loads a dense network; [`EngineError::Unsupported`] (saying which node) for any other
     /// graph.
-    pub fn load(path: &Path) -> Result<Self, EngineError> {
-        let info = read_info(path)?;
-        let model = read_proto(path)?;
+    pub fn load(model: &Model) -> Result<Self, EngineError> {
+        let info = model.info().clone();
         let (inputs, ops, outputs, arena) =
-            build(&model, &info).map_err(|msg| EngineError::Unsupported {
-                path: path.to_path_buf(),
+            build(model.proto(), &info).map_err(|msg| EngineError::Unsupported {
+                path: info.path.clone(),
                 msg: format!("not a dense network for the native evaluator: {msg}"),
             })?;
         let layers: Vec<String> = std::iter::once(
@@ -1459,7 +1456,9 @@ mod tests {
             (&[7, 24, 40, 3][..], "Tanh"),
             (&[5, 200, 1][..], "Relu"),
         ] {
-            let mut e = NativeEngine::load(&network(dir.path(), widths, act)).unwrap();
+            let mut e =
+                NativeEngine::load(&Model::read(&network(dir.path(), widths, act)).unwrap())
+                    .unwrap();
             for batch in [1, 5, 37] {
                 let x: Vec<f32> = (0..batch * widths[0])
                     .map(|i| ((i * 7919) % 1000) as f32 / 150.0 - 3.0)

@@ -4,7 +4,7 @@
 //! sessions, one per concurrent caller. `--device cuda` registers the CUDA execution provider
 //! with `error_on_failure`: no silent fallback to the CPU.
 
-use super::{read_info, Engine, EngineError, ModelInfo, Tensor};
+use super::{Engine, EngineError, Model, ModelInfo, Tensor};
 use ort::session::Session;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -107,19 +107,22 @@ fn environment(
 }
 
 impl OrtEngine {
-    /// Loads `path` into `pool` sessions (one per concurrent caller: `Session::run` needs
+    /// Loads `model` into `pool` sessions (one per concurrent caller: `Session::run` needs
     /// `&mut`). `cuda`: register the CUDA execution provider or fail, never run on the CPU.
+    /// The ports come from `model`; ONNX Runtime parses the graph itself, from the file (so
+    /// that external data beside it resolves).
     pub fn load(
-        path: &Path,
+        model: &Model,
         lib: Option<&Path>,
         cuda: bool,
         pool: usize,
     ) -> Result<Self, EngineError> {
+        let path = model.path();
         let err = |msg: String| EngineError::Load {
             path: path.to_path_buf(),
             msg,
         };
-        let info = read_info(path)?;
+        let info = model.info().clone();
         for o in &info.outputs {
             if o.elem != "float" && o.elem != "int64" {
                 return Err(EngineError::Unsupported {

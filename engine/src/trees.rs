@@ -19,9 +19,9 @@
 //! `classlabels[1]` or `classlabels[0]`; ONNX Runtime returns the literal 1 or 0 there, which is
 //! the same only for labels {0, 1}.
 
-use super::{read_info, read_proto, Engine, EngineError, ModelInfo, Tensor};
+use super::{Engine, EngineError, Model, ModelInfo, Tensor};
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tract_onnx::pb;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -302,13 +302,12 @@ const TREE_OPS: [&str; 2] = ["TreeEnsembleClassifier", "TreeEnsembleRegressor"];
 
 /// Whether the model's graph is a tree ensemble (possibly followed by what skl2onnx adds): the
 /// models [`super::open`] routes to the native evaluator.
-pub fn is_tree_model(path: &Path) -> Result<bool, EngineError> {
-    let m = read_proto(path)?;
-    Ok(m.graph.is_some_and(|g| {
-        g.node
-            .iter()
-            .any(|n| TREE_OPS.contains(&n.op_type.as_str()) || n.op_type == "TreeEnsemble")
-    }))
+pub fn is_tree_model(model: &Model) -> bool {
+    model
+        .graph()
+        .node
+        .iter()
+        .any(|n| TREE_OPS.contains(&n.op_type.as_str()) || n.op_type == "TreeEnsemble")
 }
 
 fn attr<'a>(n: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
@@ -393,16 +392,14 @@ fn transform(post: Post, v: &mut [f32]) {
 }
 
 impl TreeEngine {
-    pub fn load(path: &Path) -> Result<Self, EngineError> {
+    pub fn load(model: &Model) -> Result<Self, EngineError> {
+        let path = model.path();
         let unsupported = |msg: String| EngineError::Unsupported {
             path: path.to_path_buf(),
             msg,
         };
-        let info = read_info(path)?;
-        let model = read_proto(path)?;
-        let graph = model
-            .graph
-            .ok_or_else(|| unsupported("ONNX model without a graph".into()))?;
+        let info = model.info().clone();
+        let graph = model.graph();
         if let Some(n) = graph.node.iter().find(|n| n.op_type == "TreeEnsemble") {
             return Err(unsupported(format!(
                 "{}: the ai.onnx.ml opset-5 TreeEnsemble operator is not supported natively; \

@@ -8,7 +8,10 @@
 
 mod common;
 
-use engine::{tract::TractEngine, Device, Engine, EngineError, EngineKind, EngineOptions, Tensor};
+use engine::{
+    tract::TractEngine, Device, Engine, EngineError, EngineKind, EngineOptions, Model, Opened,
+    Tensor,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -159,13 +162,14 @@ fn compare(c: &Case, e: &dyn Engine) -> f32 {
 
 fn open(path: &Path, kind: EngineKind) -> Result<Box<dyn Engine>, EngineError> {
     engine::open(
-        path,
+        &Model::read(path)?,
         &EngineOptions {
             kind,
             ort_sessions: 2,
             ..Default::default()
         },
     )
+    .map(Opened::into_engine)
 }
 
 /// Auto routing: tree ensembles and dense networks on the native evaluators, the rest on tract;
@@ -252,7 +256,7 @@ fn mlp80_rows(c: &Case, rows: usize) -> [Tensor; 1] {
 fn tract_fixed_and_symbolic_plans_agree() {
     for name in ["mlp_5_20_20_1", "mlp_80_100_100_1", "pnn"] {
         let c = case(name);
-        let e = TractEngine::load(&c.model).unwrap();
+        let e = TractEngine::load(&Model::read(&c.model).unwrap()).unwrap();
         let fixed = e.run_fixed(&c.inputs).unwrap();
         let symbolic = e.run_symbolic(&c.inputs).unwrap();
         for (f, s) in fixed.iter().zip(&symbolic) {
@@ -286,13 +290,13 @@ fn tract_fixed_and_symbolic_plans_agree() {
     // ParticleNet's `n_pf + n_sv` defeats tract's symbolic optimisation: fixed plans only, and
     // the symbolic path says so instead of guessing.
     let c = case("particlenet");
-    let e = TractEngine::load(&c.model).unwrap();
+    let e = TractEngine::load(&Model::read(&c.model).unwrap()).unwrap();
     if let Err(err) = e.run_symbolic(&c.inputs) {
         assert!(err.to_string().contains("symbolic"), "{err}");
     }
     // Split over threads: 9000 rows in 3 parts.
     let c = case("mlp_80_100_100_1");
-    let mut e = TractEngine::load(&c.model).unwrap();
+    let mut e = TractEngine::load(&Model::read(&c.model).unwrap()).unwrap();
     let big = mlp80_rows(&c, 9000);
     e.threads = 1;
     let one = e.run(&big).unwrap();
@@ -352,17 +356,17 @@ fn model_info_lists_ports_and_metadata() {
         serde_json::from_str(&info.metadata["hepml.features"]).unwrap();
     assert_eq!(features["x"][4], "f4");
 
-    let pnn = engine::read_info(&case("pnn").model).unwrap();
+    let pnn = Model::read(&case("pnn").model).unwrap().into_info();
     assert_eq!(pnn.metadata["hepml.note"], "PNN: features + mass");
     assert_eq!(pnn.inputs[1].shape_string(), "[N, 1]");
 
-    let pn = engine::read_info(&case("particlenet").model).unwrap();
+    let pn = Model::read(&case("particlenet").model).unwrap().into_info();
     let shapes: Vec<String> = pn.inputs.iter().map(|p| p.shape_string()).collect();
     assert_eq!(shapes[1], "[N, 23, n_pf]");
     assert_eq!(shapes[5], "[N, 1, n_sv]");
     assert_eq!(pn.outputs[0].shape_string(), "[N, 7]");
 
-    let zip = engine::read_info(&case("gbc_zipmap").model).unwrap();
+    let zip = Model::read(&case("gbc_zipmap").model).unwrap().into_info();
     assert_eq!(zip.outputs[1].elem, "non-tensor");
 }
 
@@ -536,7 +540,7 @@ fn cuda_without_a_gpu_fails_loudly() {
     let c = case("mlp_5_20_20_1");
     for kind in [EngineKind::Auto, EngineKind::Tract, EngineKind::Trees] {
         let err = engine::open(
-            &c.model,
+            &Model::read(&c.model).unwrap(),
             &EngineOptions {
                 kind,
                 device: Device::Cuda,
@@ -548,7 +552,7 @@ fn cuda_without_a_gpu_fails_loudly() {
         assert_one_line(&err, &["device cuda needs the ort engine"]);
     }
     let r = engine::open(
-        &c.model,
+        &Model::read(&c.model).unwrap(),
         &EngineOptions {
             kind: EngineKind::Ort,
             device: Device::Cuda,
@@ -566,7 +570,11 @@ fn cuda_without_a_gpu_fails_loudly() {
                 );
                 eprintln!("cuda request: {msg}");
             }
-            Ok(e) => assert!(has_gpu, "CUDA accepted without a GPU: {}", e.describe()),
+            Ok(e) => assert!(
+                has_gpu,
+                "CUDA accepted without a GPU: {}",
+                e.engine().describe()
+            ),
         }
     } else {
         let err = r.err().expect("ort needs the feature");
@@ -580,8 +588,9 @@ fn cuda_without_a_gpu_fails_loudly() {
 fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
     use engine::native::{self, NativeEngine};
     for c in cases().into_iter().filter(|c| c.route == "native") {
-        let n = NativeEngine::load(&c.model).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-        let t = TractEngine::load(&c.model).unwrap();
+        let n = NativeEngine::load(&Model::read(&c.model).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let t = TractEngine::load(&Model::read(&c.model).unwrap()).unwrap();
         let (a, b) = (n.run(&c.inputs).unwrap(), t.run(&c.inputs).unwrap());
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.shape, y.shape, "{} {}", c.name, x.name);
@@ -616,7 +625,7 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
     }
     // A large batch split over threads gives the one-thread values.
     let c = case("mlp_80_100_100_1");
-    let mut e = NativeEngine::load(&c.model).unwrap();
+    let mut e = NativeEngine::load(&Model::read(&c.model).unwrap()).unwrap();
     let big = mlp80_rows(&c, 9001);
     e.threads = 1;
     let one = e.run(&big).unwrap();
@@ -664,14 +673,17 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
             (0..84).map(|k| (k as f32 * 0.37).sin() * 3.0).collect(),
         );
         let a = e.run(std::slice::from_ref(&x)).unwrap();
-        let b = TractEngine::load(&p).unwrap().run(&[x]).unwrap();
+        let b = TractEngine::load(&Model::read(&p).unwrap())
+            .unwrap()
+            .run(&[x])
+            .unwrap();
         let d = max_diff(&a[0].data, &b[0].data);
         assert!(d <= TOL, "{act}: {d}");
     }
     // Not dense networks: tree ensembles, ParticleNet (EdgeConv), DeepDoubleX (GRUs).
     for name in ["gbc", "particlenet", "bvl"] {
         let c = case(name);
-        let why = native::recognise(&c.model).unwrap().expect_err(name);
+        let why = native::recognise(&Model::read(&c.model).unwrap()).expect_err(name);
         eprintln!("{name:12} not native: {why}");
         let err = open(&c.model, EngineKind::Native).err().expect("refused");
         assert_one_line(&err, &["not a dense network for the native evaluator"]);
@@ -688,7 +700,7 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
 fn native_trees_run_into_equals_run() {
     use engine::trees::TreeEngine;
     for c in cases().into_iter().filter(|c| c.route == "trees") {
-        let e = TreeEngine::load(&c.model).unwrap();
+        let e = TreeEngine::load(&Model::read(&c.model).unwrap()).unwrap();
         let want = e.run(&c.inputs).unwrap();
         let x = &c.inputs[0];
         let (rows, cols) = (x.shape[0], x.shape[1]);
@@ -713,9 +725,9 @@ fn native_trees_run_into_equals_run() {
 fn native_dense_threaded_batches_equal_one_thread() {
     use engine::native::NativeEngine;
     for c in cases().into_iter().filter(|c| c.route == "native") {
-        let mut one = NativeEngine::load(&c.model).unwrap();
+        let mut one = NativeEngine::load(&Model::read(&c.model).unwrap()).unwrap();
         one.threads = 1;
-        let mut many = NativeEngine::load(&c.model).unwrap();
+        let mut many = NativeEngine::load(&Model::read(&c.model).unwrap()).unwrap();
         many.threads = 3;
         let rows = c.inputs[0].shape[0];
         let reps = 7001 / rows + 1;
