@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Inject benchmark (issue 3): one run, three jobs on the same file. Not a test.
+"""Inject benchmark: one run, three jobs on the same file. Not a test.
 
   bench_inject.py [--hepml target/release/hepml] [--events 2000000] [--repeat 2]
 

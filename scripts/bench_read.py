@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Read benchmark (issue 2): hepml vs uproot in the same run. Not a test.
+"""Read benchmark: hepml vs uproot in the same run. Not a test.
 
   bench_read.py [--hepml target/release/hepml] [--events 2000000] [--branches 20] [--repeat 3]
 

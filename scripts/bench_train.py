@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Training benchmark (issue 4; not a test): the 80-100-100-1 MLP on 200k events, batch 1024,
+"""Training benchmark (not a test): the 80-100-100-1 MLP on 200k events, batch 1024,
 hepml train (burn flex, CPU) vs PyTorch CPU on the same data with the same threads, one run.
 
   bench_train.py [--hepml target/release/hepml] [--events 200000] [--epochs 3] [--threads 2] [--repeat 3]

@@ -8,6 +8,13 @@
                                  uint8 and bool columns; prints the same JSON as `read`.
   check_h5.py write-table FILE KEY N   the same frame without the bool column, with
                                  format="table" (pt as a data column), appended in two pieces.
+  check_h5.py write-zlib|write-table-zlib FILE KEY N   the same, zlib-compressed (level 5,
+                                 with PyTables' shuffle filter).
+  check_h5.py write-h5py FILE KEY N   h5py writes one float64 dataset per column under KEY and
+                                 lists them in the group attribute `columns` (hepml's earlier
+                                 layout); prints {names, columns}.
+  check_h5.py query FILE KEY WHERE   pandas.read_hdf(FILE, KEY, where=WHERE): the `table`
+                                 layout's row selection; prints the same JSON as `read`.
 """
 import json
 import sys
@@ -23,7 +30,8 @@ def dump(df, path, key):
     return {
         "names": [str(c) for c in df.columns],
         "dtypes": [str(t) for t in df.dtypes],
-        "columns": [df[c].to_numpy(np.float64).tolist() for c in df.columns],
+        # NaN (a missing jet) as null: JSON has no NaN.
+        "columns": [[None if v != v else v for v in df[c].to_numpy(np.float64).tolist()] for c in df.columns],
         "h5py_names": names,
     }
 
@@ -32,7 +40,20 @@ def main():
     cmd, path, key = sys.argv[1:4]
     if cmd == "read":
         df = pd.read_hdf(path, key)
-    elif cmd in ("write", "write-table"):
+    elif cmd == "query":
+        df = pd.read_hdf(path, key, where=sys.argv[4])
+    elif cmd == "write-h5py":
+        n = int(sys.argv[4])
+        cols = {"a": np.arange(n) * 0.5, "b": np.sqrt(np.arange(n, dtype=np.float64))}
+        with h5py.File(path, "w") as h:
+            g = h.create_group(key)
+            g.attrs["columns"] = list(cols)
+            for c, v in cols.items():
+                g[c] = v
+        json.dump({"names": list(cols), "columns": [v.tolist() for v in cols.values()]}, sys.stdout)
+        return
+    elif cmd in ("write", "write-table", "write-zlib", "write-table-zlib"):
+        zlib = {"complib": "zlib", "complevel": 5} if cmd.endswith("-zlib") else {}
         n = int(sys.argv[4])
         i = np.arange(n)
         df = pd.DataFrame({
@@ -43,13 +64,13 @@ def main():
             "flag": (i % 3).astype(np.uint8),
             "is_sig": (i % 2 == 0),
         })
-        if cmd == "write":
-            df.to_hdf(path, key=key, format="fixed", mode="w")
-        else:
+        if cmd.startswith("write-table"):
             df = df.drop(columns=["is_sig"])  # bool fields in a compound: not read by hepml
             half = n // 2  # appended in two pieces, as a streaming writer would
-            df.iloc[:half].to_hdf(path, key=key, format="table", data_columns=["pt"], mode="w")
-            df.iloc[half:].to_hdf(path, key=key, format="table", data_columns=["pt"], append=True)
+            df.iloc[:half].to_hdf(path, key=key, format="table", data_columns=["pt"], mode="w", **zlib)
+            df.iloc[half:].to_hdf(path, key=key, format="table", data_columns=["pt"], append=True, **zlib)
+        else:
+            df.to_hdf(path, key=key, format="fixed", mode="w", **zlib)
         df = pd.read_hdf(path, key)
     else:
         sys.exit(f"unknown command {cmd}")

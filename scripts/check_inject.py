@@ -4,7 +4,10 @@
 
   check_inject.py event MODEL INPUT_ROOT TREE OUTPUT_ROOT OUTTREE SPEC.json
       SPEC.json: {"inputs": {"<input>": ["branch, number or uproot expression", ...]},
-                  "outputs": [["<output tensor>", column, "<branch>"], ...]}
+                  "outputs": [["<output tensor>", column, "<branch>"], ...],
+                  "fold_branch": "event"}   (optional)
+      MODEL may be k comma-separated fold models with "fold_branch": event e then takes the
+      score of model (e mod k), as `hepml inject --fold-branch` routes it.
   check_inject.py particlenet MODEL PREPROCESS.json LENGTH INPUT_ROOT TREE OUTPUT_ROOT OUTTREE PREFIX
 Prints {"max_abs_diff": d, "values": n}; exits 1 if any |diff| > 1e-5 (or lengths differ).
 """
@@ -64,13 +67,20 @@ def event(model, inp, tree, out, outtree, spec_path):
                 else:  # an expression of branches, evaluated by uproot
                     columns.append(np.asarray(t.arrays([c], library="np")[c], dtype=np.float64))
         feeds[name] = np.stack(columns, axis=1).astype(np.float32)
-    sess = ort.InferenceSession(model, one_thread(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    res = dict(zip(names, sess.run(None, feeds)))
+    members = model.split(",")
+    fold = np.zeros(n, dtype=np.int64)
+    if len(members) > 1:
+        fold = np.mod(t[spec["fold_branch"]].array(library="np").astype(np.int64), len(members))
+    results = []
+    for m in members:
+        sess = ort.InferenceSession(m, one_thread(), providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        results.append(dict(zip(names, sess.run(None, feeds))))
     o = uproot.open(out)[outtree]
     pairs = []
     for tensor, col, branch in spec["outputs"]:
-        want = np.asarray(res[tensor], dtype=np.float64).reshape(n, -1)[:, col]
+        per = [np.asarray(r[tensor], dtype=np.float64).reshape(n, -1)[:, col] for r in results]
+        want = np.choose(fold, per)
         pairs.append((branch, want, o[branch].array(library="np")))
     finish(pairs)
 

@@ -5,13 +5,6 @@
 # (HDF5 cross-checks of `hepml convert`), xgboost-cpu/onnxmltools (xgboost BDTs as ONNX).
 # Idempotent: a stamp file records the requirement set that was installed.
 set -euo pipefail
-# System HDF5 (for the `hdf5-metno` crate used by `hepml convert`/`train`): a fresh machine has
-# none. Installed only when missing; quiet.
-if ! [ -f /usr/include/hdf5/serial/hdf5.h ] && ! [ -f /usr/include/hdf5.h ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends libhdf5-dev pkg-config >/dev/null
-fi
 # CMake, for the cxx-bridge test of find_package(hepml). Installed only when missing.
 if ! command -v cmake >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive

@@ -9,8 +9,11 @@ if [ ! -d ../shared/data/root ]; then
   exit 1
 fi
 bash scripts/setup_env.sh
+# Style and lints are part of the tests: formatting first (instant), clippy after the build.
+cargo fmt --all --check
 export HEPML_PYTHON="$PWD/.venv/bin/python"
 # The C++ tests (cxx-bridge/tests) link against libhepml.so, which `cargo test` does not
 # produce (it builds libraries as rlibs for the test harness): build the workspace first.
 cargo build --workspace
+cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets "$@"

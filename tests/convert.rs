@@ -75,6 +75,57 @@ fn convert_matches_uproot_and_pandas() {
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
+/// `format: table`: the same conversion in pandas' queryable layout; pandas answers a `where`
+/// query on it with exactly the rows the whole table has for that condition.
+#[test]
+fn table_format_is_queryable_by_pandas() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    let out = dir.path().join("out.h5");
+    let (sig, bkg) = (shared("uproot-HZZ.root"), shared("uproot-HZZ-zlib.root"));
+    std::fs::write(&cfg, config(&sig, &bkg, "format: table")).unwrap();
+    let o = convert(&cfg, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = out.to_str().unwrap();
+    let said = script("check_convert.py", &[o, &sig, &bkg]);
+    assert!(said.starts_with("ok "), "{said}");
+    let whole: serde_json::Value =
+        serde_json::from_str(&script("check_h5.py", &["read", o, "events"])).unwrap();
+    let cut = "NMuon > 1 & label == 1";
+    let got: serde_json::Value =
+        serde_json::from_str(&script("check_h5.py", &["query", o, "events", cut])).unwrap();
+    let names: Vec<&str> = whole["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(got["names"], whole["names"]);
+    let col = |v: &serde_json::Value, name: &str| -> Vec<f64> {
+        let j = names.iter().position(|n| *n == name).unwrap();
+        v["columns"][j]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let (nmu, label) = (col(&whole, "NMuon"), col(&whole, "label"));
+    let keep: Vec<usize> = (0..nmu.len())
+        .filter(|&i| nmu[i] > 1.0 && label[i] == 1.0)
+        .collect();
+    assert!(!keep.is_empty() && keep.len() < nmu.len(), "{}", keep.len());
+    for name in &names {
+        let all = col(&whole, name);
+        let want: Vec<f64> = keep.iter().map(|&i| all[i]).collect();
+        let have = col(&got, name);
+        assert_eq!(have.len(), want.len(), "{name}");
+        for (h, w) in have.iter().zip(&want) {
+            assert!(h == w || (h.is_nan() && w.is_nan()), "{name}: {h} != {w}");
+        }
+    }
+}
+
 #[test]
 fn bad_inputs_are_one_line_errors_and_leave_no_file() {
     let dir = tempfile::tempdir().unwrap();

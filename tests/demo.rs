@@ -1,6 +1,7 @@
-//! The README's first command, `hepml demo`, runs end to end: its decorated ntuple reads in
-//! ROOT 6.40, keeps the generated branches byte for byte, and its ONNX model matches
-//! onnxruntime.
+//! The README's first command, `hepml demo`, runs the real chain end to end (convert -> train
+//! -> export -> inject): its held-out AUC comes close to the best possible one, its decorated
+//! ntuple reads in ROOT 6.40 and keeps the generated branches byte for byte, and its scores are
+//! onnxruntime's, each event from the fold model that did not train on it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,9 +9,7 @@ use std::process::Command;
 #[test]
 fn demo_runs_end_to_end() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let py = std::env::var("HEPML_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo.join(".venv/bin/python"));
+    let py = testutil::python();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_hepml"))
         .args(["demo", "--events", "30000", "--out"])
@@ -24,8 +23,11 @@ fn demo_runs_end_to_end() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["events"], 30000);
-    let auc = v["auc_test_odd"].as_f64().unwrap();
-    assert!(auc > 0.7 && auc < 1.0, "{v}");
+    let auc = v["auc_held_out"].as_f64().unwrap();
+    let best = v["auc_best_possible"].as_f64().unwrap();
+    // 30k events: the statistical spread of an AUC is ~0.003.
+    assert!(best > 0.75 && best < 0.95, "{v}");
+    assert!(auc > best - 0.02 && auc < best + 0.01, "{v}");
     let p = |n: &str| dir.path().join(n).display().to_string();
     let run = |script: &str, args: &[&str]| {
         let o = Command::new(&py)
@@ -48,12 +50,18 @@ fn demo_runs_end_to_end() {
             "events",
         ],
     );
-    std::fs::write(dir.path().join("spec.json"), r#"{"inputs": {"features": ["f0","f1","f2","f3","f4"]}, "outputs": [["score", 0, "demo_score"]]}"#).unwrap();
+    std::fs::write(
+        dir.path().join("spec.json"),
+        r#"{"inputs": {"x": ["f0","f1","f2","f3","f4","nJet"]},
+            "outputs": [["score", 0, "demo_score"]], "fold_branch": "event"}"#,
+    )
+    .unwrap();
+    let models = format!("{},{}", p("model.fold0.onnx"), p("model.fold1.onnx"));
     run(
         "check_inject.py",
         &[
             "event",
-            &p("fisher.onnx"),
+            &models,
             &p("demo.root"),
             "events",
             &p("demo_scored.root"),

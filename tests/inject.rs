@@ -9,7 +9,29 @@ use std::process::Command;
 mod common;
 use common::{python, repo, script, shared};
 
-fn hepml(args: &[&str]) -> (bool, String) {
+/// `hepml inject INPUT... --model M... [--features SPEC...] -o OUT --quiet EXTRA...`: the one
+/// place the tests write an inject command line.
+fn inject(
+    inputs: &[&str],
+    models: &[&str],
+    features: &[&str],
+    out: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut a: Vec<String> = vec!["inject".into()];
+    a.extend(inputs.iter().map(|s| s.to_string()));
+    for m in models {
+        a.extend(["--model".into(), m.to_string()]);
+    }
+    for f in features {
+        a.extend(["--features".into(), f.to_string()]);
+    }
+    a.extend(["-o".into(), out.into(), "--quiet".into()]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn hepml<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
         .args(args)
         .output()
@@ -19,7 +41,7 @@ fn hepml(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
-fn ok(args: &[&str]) {
+fn ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) {
     let (good, err) = hepml(args);
     assert!(good, "hepml {args:?}: {err}");
 }
@@ -58,17 +80,13 @@ fn decorated_mlp_and_pnn_match_onnxruntime_and_keep_originals() {
     let f = Fixture::new();
     let zmumu = shared("root/uproot-Zmumu-zstd.root");
     let (mlp_out, pnn_out) = (f.p("mlp_out.root"), f.p("pnn_out.root"));
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("mlp.onnx"),
-        "--features",
-        &f.p("mlp.yaml"),
-        "-o",
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("mlp.onnx")],
+        &[&f.p("mlp.yaml")],
         &mlp_out,
-        "--quiet",
-    ]);
+        &[],
+    ));
     assert!(
         max_diff(&script(
             "check_inject.py",
@@ -83,19 +101,13 @@ fn decorated_mlp_and_pnn_match_onnxruntime_and_keep_originals() {
             ]
         )) <= 1e-5
     );
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("pnn.onnx"),
-        "--features",
-        &f.p("pnn.yaml"),
-        "-o",
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("pnn.onnx")],
+        &[&f.p("pnn.yaml")],
         &pnn_out,
-        "--quiet",
-        "--chunk",
-        "500",
-    ]);
+        &["--chunk", "500"],
+    ));
     assert!(
         max_diff(&script(
             "check_inject.py",
@@ -136,22 +148,13 @@ fn decorated_mlp_and_pnn_match_onnxruntime_and_keep_originals() {
 /// Injects `model` with its preprocess.json spec (25 objects) into a friend tree of the
 /// fixture's pfcands.root and returns max |hepml - onnxruntime| (scripts/check_inject.py).
 fn preprocessed_max_diff(f: &Fixture, model: &str, pre: &str, out: &str, chunk: &str) -> f64 {
-    ok(&[
-        "inject",
-        &f.p("pfcands.root"),
-        "--model",
-        model,
-        "--features",
-        pre,
-        "--length",
-        "25",
-        "-o",
+    ok(&inject(
+        &[&f.p("pfcands.root")],
+        &[model],
+        &[pre],
         out,
-        "--friend",
-        "--quiet",
-        "--chunk",
-        chunk,
-    ]);
+        &["--length", "25", "--friend", "--chunk", chunk],
+    ));
     max_diff(&script(
         "check_inject.py",
         &[
@@ -204,50 +207,48 @@ fn torch_gnn_with_topk_matches_onnxruntime() {
     assert!(d <= 1e-5, "{d}");
 }
 
+/// preprocess.json class names are data, not YAML: a name with a YAML comment marker and
+/// quotes still becomes its own branch (`pnet_sig #1`), scored as onnxruntime scores it.
+#[test]
+fn preprocess_json_output_names_are_taken_verbatim() {
+    let f = Fixture::new();
+    let dir = repo().join("tests/data/gnn-topk");
+    let model = dir.join("gnn-topk.onnx").display().to_string();
+    let text = std::fs::read_to_string(dir.join("preprocess.json")).unwrap();
+    let mut pre: serde_json::Value = serde_json::from_str(&text).unwrap();
+    pre["output_names"] = serde_json::json!(["sig #1", "bkg 'b': \"x\""]);
+    let path = f.p("preprocess.json");
+    std::fs::write(&path, pre.to_string()).unwrap();
+    let d = preprocessed_max_diff(&f, &model, &path, &f.p("names.root"), "100");
+    assert!(d <= 1e-5, "{d}");
+}
+
 #[test]
 fn kfold_members_score_only_their_events() {
     let f = Fixture::new();
     let zmumu = shared("root/uproot-Zmumu.root");
     let (a, b, both) = (f.p("a.root"), f.p("b.root"), f.p("folds.root"));
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("mlp.onnx"),
-        "--features",
-        &f.p("mlp.yaml"),
-        "-o",
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("mlp.onnx")],
+        &[&f.p("mlp.yaml")],
         &a,
-        "--quiet",
-    ]);
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("mlp_b.onnx"),
-        "--features",
-        &f.p("mlp.yaml"),
-        "-o",
+        &[],
+    ));
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("mlp_b.onnx")],
+        &[&f.p("mlp.yaml")],
         &b,
-        "--quiet",
-    ]);
-    ok(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &f.p("mlp.onnx"),
-        "--model",
-        &f.p("mlp_b.onnx"),
-        "--features",
-        &f.p("mlp.yaml"),
-        "--fold-branch",
-        "Event",
-        "-o",
+        &[],
+    ));
+    ok(&inject(
+        &[&zmumu],
+        &[&f.p("mlp.onnx"), &f.p("mlp_b.onnx")],
+        &[&f.p("mlp.yaml")],
         &both,
-        "--quiet",
-        "--chunk",
-        "333",
-    ]);
+        &["--fold-branch", "Event", "--chunk", "333"],
+    ));
     let read = |p: &str| -> (Vec<f64>, Vec<f64>) {
         let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
             .args(["inspect", p, "--dump", "score", "Event"])
@@ -338,10 +339,7 @@ fn bad_input_fails_with_one_line_and_leaves_no_output() {
         (vec![&zmumu, "--model", &mlp], "hepml.inputs"),
     ];
     for (args, want) in cases {
-        let mut full = vec!["inject"];
-        full.extend(args.iter());
-        full.extend(["-o", &out, "--quiet"]);
-        let (good, err) = hepml(&full);
+        let (good, err) = hepml(&inject(&args[..1], &[], &[], &out, &args[1..]));
         assert!(!good, "{args:?} succeeded");
         assert!(err.contains(want), "{args:?}: expected '{want}' in: {err}");
         assert_eq!(
@@ -358,17 +356,7 @@ fn bad_input_fails_with_one_line_and_leaves_no_output() {
         assert!(leftovers.is_empty(), "{args:?}: temporary file left");
     }
     // The input is never overwritten.
-    let (good, err) = hepml(&[
-        "inject",
-        &zmumu,
-        "--model",
-        &mlp,
-        "--features",
-        &yaml,
-        "-o",
-        &zmumu,
-        "--quiet",
-    ]);
+    let (good, err) = hepml(&inject(&[&zmumu], &[&mlp], &[&yaml], &zmumu, &[]));
     assert!(!good && err.contains("overwrite"), "{err}");
 }
 
@@ -387,20 +375,13 @@ fn per_object_scores_several_inputs_and_provenance() {
         shared("root/uproot-HZZ.root"),
         shared("root/uproot-HZZ-lz4.root"),
     ];
-    ok(&[
-        "inject",
-        &inputs[0],
-        &inputs[1],
-        "--model",
-        &f.p("jet.onnx"),
-        "--features",
-        &f.p("jet.yaml"),
-        "-o",
+    ok(&inject(
+        &[&inputs[0], &inputs[1]],
+        &[&f.p("jet.onnx")],
+        &[&f.p("jet.yaml")],
         &outdir,
-        "--quiet",
-        "--chunk",
-        "700",
-    ]);
+        &["--chunk", "700"],
+    ));
     for inp in &inputs {
         let out = format!(
             "{outdir}/{}",
@@ -514,19 +495,13 @@ fn bdts_run_on_native_trees_and_match_onnxruntime() {
         .unwrap();
         let out = f.p(&format!("z_{name}.root"));
         let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
-            .args([
-                "inject",
-                &zmumu,
-                "--model",
-                &f.p(&format!("{name}.onnx")),
-                "--features",
-                &f.p(&format!("{name}.yaml")),
-                "-o",
+            .args(inject(
+                &[&zmumu],
+                &[&f.p(&format!("{name}.onnx"))],
+                &[&f.p(&format!("{name}.yaml"))],
                 &out,
-                "--quiet",
-                "--chunk",
-                "1000",
-            ])
+                &["--chunk", "1000"],
+            ))
             .output()
             .unwrap();
         let log = String::from_utf8_lossy(&o.stderr);
@@ -566,19 +541,13 @@ fn ort_backend_matches_and_cuda_fails_loudly() {
     ] {
         let out = f.p(&format!("ort_{model}.root"));
         let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
-            .args([
-                "inject",
-                &zmumu,
-                "--model",
-                &f.p(model),
-                "--features",
-                &f.p(spec),
-                "-o",
+            .args(inject(
+                &[&zmumu],
+                &[&f.p(model)],
+                &[&f.p(spec)],
                 &out,
-                "--engine",
-                "ort",
-                "--quiet",
-            ])
+                &["--engine", "ort"],
+            ))
             .current_dir(repo())
             .output()
             .unwrap();
@@ -602,21 +571,13 @@ fn ort_backend_matches_and_cuda_fails_loudly() {
     }
     let out = f.p("cuda.root");
     let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
-        .args([
-            "inject",
-            &zmumu,
-            "--model",
-            &f.p("mlp.onnx"),
-            "--features",
-            &f.p("mlp.yaml"),
-            "-o",
+        .args(inject(
+            &[&zmumu],
+            &[&f.p("mlp.onnx")],
+            &[&f.p("mlp.yaml")],
             &out,
-            "--engine",
-            "ort",
-            "--device",
-            "cuda",
-            "--quiet",
-        ])
+            &["--engine", "ort", "--device", "cuda"],
+        ))
         .current_dir(repo())
         .output()
         .unwrap();
@@ -626,4 +587,131 @@ fn ort_backend_matches_and_cuda_fails_loudly() {
         "{err}"
     );
     assert!(!Path::new(&out).exists());
+}
+
+/// Two per-object models over collections of different multiplicity (jets and muons) written
+/// to a friend tree: each gets its own counter branch holding its own collection's counts
+/// (uproot reads counters and values; the values equal onnxruntime's on uproot's rows).
+#[test]
+fn per_object_models_over_two_collections_get_their_own_counts() {
+    let f = Fixture::new();
+    let w = |name: &str, coll: &str| {
+        let text = format!(
+            "inputs:\n  jet: {{rows: [{coll}_Px, {coll}_Py, {coll}_E]}}\noutputs:\n  jet_score: {coll}_score\n"
+        );
+        std::fs::write(f.p(name), text).unwrap();
+        f.p(name)
+    };
+    let (jets, muons) = (w("jets.yaml", "Jet"), w("muons.yaml", "Muon"));
+    let hzz = shared("root/uproot-HZZ.root");
+    let out = f.p("two.root");
+    let model = f.p("jet.onnx");
+    ok(&inject(
+        &[&hzz],
+        &[&model, &model],
+        &[&jets, &muons],
+        &out,
+        &["--friend", "--chunk", "700"],
+    ));
+    let code = r#"
+import sys, numpy as np, uproot, awkward as ak, onnxruntime as ort
+inp, out, model = sys.argv[1:4]
+t = uproot.open(inp)["events"]; o = uproot.open(out)["events"]
+s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+assert sorted(o.keys()) == ["Jet_score", "Muon_score", "nJet_score", "nMuon_score"], o.keys()
+worst = 0.0
+for coll, n in (("Jet", "NJet"), ("Muon", "NMuon")):
+    counts = t[n].array(library="np")
+    got_n = o[f"n{coll}_score"].array(library="np")
+    assert np.array_equal(got_n, counts), f"n{coll}_score differs from {n}"
+    got = o[f"{coll}_score"].array()
+    assert np.array_equal(ak.to_numpy(ak.num(got)), counts), f"{coll}_score counts differ"
+    j = t.arrays([f"{coll}_Px", f"{coll}_Py", f"{coll}_E"])
+    x = np.stack([ak.to_numpy(ak.flatten(j[k])) for k in j.fields], axis=1).astype(np.float32)
+    want = s.run(None, {"jet": x})[0][:, 0]
+    worst = max(worst, float(np.max(np.abs(ak.to_numpy(ak.flatten(got)) - want))))
+print(worst)
+"#;
+    let o = Command::new(python())
+        .args(["-c", code, &hzz, &out, &model])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert!(d <= 1e-5, "{d}");
+}
+
+/// The most threads `hepml args` has at once, sampled from /proc/PID/task until it exits.
+#[cfg(target_os = "linux")]
+fn peak_threads(args: &[String]) -> usize {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tasks = format!("/proc/{}/task", child.id());
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            assert!(status.success(), "hepml {args:?}: {err}");
+            return peak;
+        }
+        if let Ok(d) = std::fs::read_dir(&tasks) {
+            peak = peak.max(d.count());
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// `--threads 1` holds inference to one thread: the process never has more than its main
+/// thread and the chunk reader, on the native and the tract engine, with chunks large enough
+/// that an engine left at its default would split them over every core. (A run with more
+/// threads shows the sampling sees the engines' threads at all.)
+#[cfg(target_os = "linux")]
+#[test]
+fn threads_limit_inference() {
+    let f = Fixture::new();
+    let big = f.p("big.root");
+    let code = r#"
+import sys, numpy as np, uproot
+rng = np.random.default_rng(5)
+n = 400_000
+with uproot.recreate(sys.argv[1]) as f:
+    cols = {k: rng.normal(50, 20, n) for k in ["E1", "px1", "py1", "pz1", "pt1"]}
+    f.mktree("events", {k: np.float64 for k in cols})
+    f["events"].extend(cols)
+"#;
+    let o = Command::new(python())
+        .args(["-c", code, &big])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (model, spec, out) = (f.p("mlp.onnx"), f.p("mlp.yaml"), f.p("big_out.root"));
+    let run = |engine: &str, threads: &str| {
+        peak_threads(&inject(
+            &[&big],
+            &[&model],
+            &[&spec],
+            &out,
+            &[
+                "--chunk",
+                "200000",
+                "--engine",
+                engine,
+                "--threads",
+                threads,
+            ],
+        ))
+    };
+    for engine in ["native", "tract"] {
+        let one = run(engine, "1");
+        assert!(
+            one <= 2,
+            "--engine {engine} --threads 1: {one} threads at once"
+        );
+    }
+    let many = run("tract", "4");
+    assert!(many > 2, "--threads 4: only {many} threads seen");
 }

@@ -1,4 +1,4 @@
-//! The reader's correctness gate (issue 2): every branch of every file in ../shared/data/root,
+//! The reader's correctness gate: every branch of every file in ../shared/data/root,
 //! and of files with varied schemas written in this test by real ROOT 6.40 and by uproot,
 //! equals uproot's reading — or is reported unsupported with a reason. The comparison is
 //! scripts/check_read.py; this test also proves the gate fails when a value is wrong.
@@ -26,7 +26,7 @@ fn gate(hepml: &Path, files: &[PathBuf]) -> (bool, String) {
 }
 
 fn shared_files() -> Vec<PathBuf> {
-    let dir = repo().join("../shared/data/root");
+    let dir = testutil::shared("root");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())

@@ -1,24 +1,17 @@
 //! libhepml.so from C++ and ROOT: the examples under cxx-bridge/examples compiled with only
 //! `-I include -L <target> -lhepml` and run on real models (sklearn MLPs and BDT via skl2onnx,
 //! a two-input PNN; scripts/make_cxx_cases.py) and real ROOT 6.40 (the venv's pip `root`).
-//! Scores are compared with onnxruntime's on the same inputs (|diff| <= 1e-5), and, where a
-//! `hepml` binary is at hand, with `hepml inject` on the same file.
+//! Scores are compared with onnxruntime's on the same inputs (|diff| <= 1e-5) and with
+//! `hepml inject` on the same file (the `hepml` binary is required: HEPML_BIN, or beside
+//! libhepml.so).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use testutil::{max_diff, python, repo};
+
 const TOL: f32 = 1e-5;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    std::env::var("HEPML_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join(".venv/bin/python"))
-}
 
 /// The directory holding libhepml.so: the target profile directory this test was built in
 /// (cargo builds the package's cdylib before its tests).
@@ -109,21 +102,6 @@ fn run(cmd: &mut Command) -> (Output, String) {
         String::from_utf8_lossy(&o.stderr)
     );
     (o, text)
-}
-
-/// Largest |a - b| (NaN anywhere counts as infinite); lengths must match.
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "value counts differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            if x.is_nan() || y.is_nan() {
-                f32::INFINITY
-            } else {
-                (x - y).abs()
-            }
-        })
-        .fold(0f32, f32::max)
 }
 
 fn read_f32(path: &Path) -> Vec<f32> {
@@ -321,34 +299,33 @@ fn root_macros_score_like_onnxruntime_and_inject() {
     ];
     args.extend(outs.iter().map(|p| p.display().to_string()));
     // `hepml inject` on the same file: HEPML_BIN, else the binary beside libhepml.so (built by
-    // `cargo test --workspace`).
+    // `cargo test --workspace`). Without it the comparison would check nothing: fail.
     let bin = std::env::var("HEPML_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|_| lib_dir().join("hepml"));
-    if bin.exists() {
-        let injected = dir.join("zmumu_injected.root");
-        let (o, text) = run(Command::new(&bin)
-            .arg("inject")
-            .arg(&zmumu)
-            .arg("--model")
-            .arg(&model)
-            .arg("--features")
-            .arg(dir.join("zmumu_mlp.yaml"))
-            .arg("-o")
-            .arg(&injected)
-            .arg("--quiet"));
-        assert!(o.status.success(), "hepml inject: {text}");
-        args.extend([
-            "--inject".into(),
-            injected.display().to_string(),
-            "hepml_score".into(),
-        ]);
-    } else {
-        eprintln!(
-            "no hepml binary at {} (set HEPML_BIN): compared with onnxruntime only",
-            bin.display()
-        );
-    }
+    assert!(
+        bin.exists(),
+        "{} missing: the inject comparison needs the hepml binary; build it with \
+         `cargo build -p hepml` (or run `cargo test --workspace`), or set HEPML_BIN",
+        bin.display()
+    );
+    let injected = dir.join("zmumu_injected.root");
+    let (o, text) = run(Command::new(&bin)
+        .arg("inject")
+        .arg(&zmumu)
+        .arg("--model")
+        .arg(&model)
+        .arg("--features")
+        .arg(dir.join("zmumu_mlp.yaml"))
+        .arg("-o")
+        .arg(&injected)
+        .arg("--quiet"));
+    assert!(o.status.success(), "hepml inject: {text}");
+    args.extend([
+        "--inject".into(),
+        injected.display().to_string(),
+        "hepml_score".into(),
+    ]);
     let (o, text) = run(Command::new(python()).args(&args));
     eprintln!("{text}");
     assert!(o.status.success(), "{text}");

@@ -99,7 +99,7 @@ fn lib_dir() -> PathBuf {
 fn header_declares_what_lib_rs_defines() {
     let (h, r) = (header(), rust_exports());
     assert!(
-        h.len() >= 19,
+        h.contains_key("hepml_open") && h.contains_key("hepml_run"),
         "only {} declarations parsed from hepml.h",
         h.len()
     );

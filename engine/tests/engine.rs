@@ -117,23 +117,6 @@ fn case(name: &str) -> Case {
     cases().into_iter().find(|c| c.name == name).unwrap()
 }
 
-/// Largest |a - b| over all values (NaN == NaN; NaN against a number is infinite).
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            if x.is_nan() && y.is_nan() {
-                0.0
-            } else if x.is_nan() || y.is_nan() {
-                f32::INFINITY
-            } else {
-                (x - y).abs()
-            }
-        })
-        .fold(0.0, f32::max)
-}
-
 /// Runs a case on an engine and returns the largest difference to onnxruntime's outputs.
 fn compare(c: &Case, e: &dyn Engine) -> f32 {
     let outs = e
@@ -147,7 +130,7 @@ fn compare(c: &Case, e: &dyn Engine) -> f32 {
             .get(&t.name)
             .unwrap_or_else(|| panic!("{}: unexpected output {}", c.name, t.name));
         assert_eq!(&t.shape, shape, "{}: output {} shape", c.name, t.name);
-        let d = max_diff(&t.data, data);
+        let d = testutil::max_diff(&t.data, data);
         assert!(
             d <= TOL,
             "{} on {}: output {} differs by {d}",
@@ -261,7 +244,7 @@ fn tract_fixed_and_symbolic_plans_agree() {
         let symbolic = e.run_symbolic(&c.inputs).unwrap();
         for (f, s) in fixed.iter().zip(&symbolic) {
             assert_eq!(f.shape, s.shape);
-            let d = max_diff(&f.data, &s.data);
+            let d = testutil::max_diff(&f.data, &s.data);
             eprintln!(
                 "{name:20} {:14} fixed vs symbolic max|diff| {d:.2e}",
                 f.name
@@ -282,7 +265,7 @@ fn tract_fixed_and_symbolic_plans_agree() {
         for one in [e.run(&row).unwrap(), e.run_symbolic(&row).unwrap()] {
             for (a, b) in one.iter().zip(&fixed) {
                 let w: usize = b.shape[1..].iter().product();
-                let d = max_diff(&a.data, &b.data[3 * w..4 * w]);
+                let d = testutil::max_diff(&a.data, &b.data[3 * w..4 * w]);
                 assert!(d <= 1e-6, "{name} {} batch 1: {d}", a.name);
             }
         }
@@ -594,7 +577,7 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
         let (a, b) = (n.run(&c.inputs).unwrap(), t.run(&c.inputs).unwrap());
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.shape, y.shape, "{} {}", c.name, x.name);
-            let d = max_diff(&x.data, &y.data);
+            let d = testutil::max_diff(&x.data, &y.data);
             eprintln!(
                 "{:20} {:14} native vs tract max|diff| {d:.2e}",
                 c.name, x.name
@@ -677,7 +660,7 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
             .unwrap()
             .run(&[x])
             .unwrap();
-        let d = max_diff(&a[0].data, &b[0].data);
+        let d = testutil::max_diff(&a[0].data, &b[0].data);
         assert!(d <= TOL, "{act}: {d}");
     }
     // Not dense networks: tree ensembles, ParticleNet (EdgeConv), DeepDoubleX (GRUs).
@@ -708,11 +691,22 @@ fn native_trees_run_into_equals_run() {
             let w = e.output_width(i).unwrap();
             let mut out = vec![0f32; rows * w];
             e.run_into(&x.data, rows, i, &mut out).unwrap();
-            assert_eq!(max_diff(&out, &t.data), 0.0, "{} {}", c.name, t.name);
+            assert_eq!(
+                testutil::max_diff(&out, &t.data),
+                0.0,
+                "{} {}",
+                c.name,
+                t.name
+            );
             let mut one = vec![0f32; w];
             e.run_into(&x.data[7 * cols..8 * cols], 1, i, &mut one)
                 .unwrap();
-            assert_eq!(max_diff(&one, &t.data[7 * w..8 * w]), 0.0, "{}", c.name);
+            assert_eq!(
+                testutil::max_diff(&one, &t.data[7 * w..8 * w]),
+                0.0,
+                "{}",
+                c.name
+            );
         }
         let err = e.run_into(&x.data[..cols - 1], 1, 0, &mut [0.0; 4]);
         assert!(err.is_err(), "{}: short row accepted", c.name);

@@ -286,3 +286,156 @@ fn streamer_lists_reserialise_byte_identically() {
         );
     }
 }
+
+/// Structured corruption of the fields that delimit entries, not random bytes: in an
+/// uncompressed file (the offsets lie in the file as written), every basket of every jagged
+/// branch gets its header fields (fNbytes, fObjlen, fKeylen, fNevBuf, fLast) and its entry
+/// offsets (reversed, swapped, duplicated, negative, outside the basket, a wrong count) changed
+/// one at a time. Each read must give the original values or an error: never a panic, never
+/// other values. Offsets that run backwards or leave the basket must be errors.
+#[test]
+fn structured_corruption_of_basket_headers_and_offsets() {
+    use injector::rootio::tree::BasketSource;
+    let src = common::shared("root/uproot-HZZ-uncompressed.root");
+    let orig = std::fs::read(&src).unwrap();
+    let f = RootFile::open(&src).unwrap();
+    let t = f.tree("events").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("mutated.root");
+    let be32 = |d: &[u8], at: usize| i32::from_be_bytes(d[at..at + 4].try_into().unwrap());
+    let put32 = |d: &mut [u8], at: usize, v: i32| d[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    let put16 = |d: &mut [u8], at: usize, v: i16| d[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    let (mut cases, mut errors, mut must_fail) = (0, 0, 0);
+    for b in t
+        .branches
+        .iter()
+        .filter(|b| matches!(b.interp.as_ref().map(|i| &i.shape), Ok(Shape::Var { .. })))
+    {
+        let want = BranchReader::new(&f, &t, b)
+            .unwrap()
+            .read(0, b.entries)
+            .unwrap();
+        for loc in &b.baskets {
+            let BasketSource::Disk { seek, .. } = loc.source else {
+                continue;
+            };
+            let seek = seek as usize;
+            let keylen = i16::from_be_bytes(orig[seek + 14..seek + 16].try_into().unwrap());
+            let k = keylen as usize;
+            let (nev_at, last_at) = (seek + k - 9, seek + k - 5);
+            let (nev, last) = (be32(&orig, nev_at), be32(&orig, last_at));
+            let offs_at = seek + last as usize;
+            assert_eq!(be32(&orig, offs_at), nev + 1, "{}: offset count", b.name);
+            let off = move |i: usize| offs_at + 4 + 4 * i;
+            let stored: Vec<i32> = (0..nev as usize).map(|i| be32(&orig, off(i))).collect();
+            // (mutation, whether the reader must refuse it)
+            type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+            let mut muts: Vec<(String, Mutation, bool)> = Vec::new();
+            for (name, at, delta) in [
+                ("fNbytes", seek, 1),
+                ("fNbytes", seek, -1),
+                ("fObjlen", seek + 6, 1),
+                ("fObjlen", seek + 6, -1),
+                ("fNevBuf", nev_at, 1),
+                ("fNevBuf", nev_at, -1),
+                ("fLast", last_at, 4),
+                ("fLast", last_at, -4),
+                ("fLast", last_at, -(last - keylen as i32) - 1),
+            ] {
+                muts.push((
+                    format!("{name} {delta:+}"),
+                    Box::new(move |d: &mut Vec<u8>| {
+                        let v = i32::from_be_bytes(d[at..at + 4].try_into().unwrap());
+                        d[at..at + 4].copy_from_slice(&(v + delta).to_be_bytes());
+                    }),
+                    false,
+                ));
+            }
+            for delta in [-1i16, 1, -40] {
+                muts.push((
+                    format!("fKeylen {delta:+}"),
+                    Box::new(move |d: &mut Vec<u8>| put16(d, seek + 14, keylen + delta)),
+                    false,
+                ));
+            }
+            muts.push((
+                "offset count -1".into(),
+                Box::new(move |d: &mut Vec<u8>| put32(d, offs_at, -1)),
+                true,
+            ));
+            muts.push((
+                "offset count short".into(),
+                Box::new(move |d: &mut Vec<u8>| put32(d, offs_at, nev - 1)),
+                nev > 0,
+            ));
+            let n = stored.len();
+            let distinct = stored.windows(2).any(|w| w[0] != w[1]);
+            if n >= 2 && distinct {
+                let s = stored.clone();
+                muts.push((
+                    "offsets reversed".into(),
+                    Box::new(move |d: &mut Vec<u8>| {
+                        for (i, v) in s.iter().rev().enumerate() {
+                            put32(d, off(i), *v);
+                        }
+                    }),
+                    true,
+                ));
+                let i = (1..n).find(|&i| stored[i] != stored[i - 1]).unwrap();
+                let s = stored.clone();
+                muts.push((
+                    format!("offsets {} and {i} swapped", i - 1),
+                    Box::new(move |d: &mut Vec<u8>| {
+                        put32(d, off(i - 1), s[i]);
+                        put32(d, off(i), s[i - 1]);
+                    }),
+                    true,
+                ));
+            }
+            if n >= 1 {
+                let mid = n / 2;
+                for (what, v) in [
+                    ("negative", i32::MIN),
+                    ("-1", -1),
+                    ("inside the key", keylen as i32 - 1),
+                    ("past fLast", last + 1),
+                    ("far past the basket", i32::MAX),
+                ] {
+                    muts.push((
+                        format!("offset {mid} {what}"),
+                        Box::new(move |d: &mut Vec<u8>| put32(d, off(mid), v)),
+                        true,
+                    ));
+                }
+            }
+            for (what, mutate, refuse) in muts {
+                let mut data = orig.clone();
+                mutate(&mut data);
+                std::fs::write(&p, &data).unwrap();
+                cases += 1;
+                let got = std::panic::catch_unwind(|| {
+                    let f = RootFile::open(&p).map_err(|e| e.to_string())?;
+                    let t = f.tree("events").map_err(|e| e.to_string())?;
+                    let b = t.branch(&b.name).map_err(|e| e.to_string())?;
+                    BranchReader::new(&f, &t, b)
+                        .and_then(|mut r| r.read(0, b.entries))
+                        .map_err(|e| e.to_string())
+                });
+                let ctx = format!("{} basket at {seek}, {what}", b.name);
+                match got {
+                    Err(_) => panic!("{ctx}: reader panicked"),
+                    Ok(Err(_)) => errors += 1,
+                    Ok(Ok(a)) => {
+                        assert!(!refuse, "{ctx}: read without an error");
+                        assert!(a == want, "{ctx}: read other values without an error");
+                    }
+                }
+                must_fail += usize::from(refuse);
+            }
+        }
+    }
+    assert!(
+        cases > 100 && errors >= must_fail,
+        "{cases} cases, {errors} errors"
+    );
+}

@@ -19,11 +19,11 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// serde_yaml's message names the unknown or missing key and its line/column.
+    /// yaml_serde's message names the unknown or missing key and its line/column.
     #[error("config {path}: {source}")]
     Parse {
         path: PathBuf,
-        source: serde_yaml::Error,
+        source: yaml_serde::Error,
     },
     #[error("config {path}: {what}")]
     Invalid { path: PathBuf, what: String },
@@ -38,7 +38,7 @@ fn read_yaml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError
 }
 
 fn parse_yaml<T: for<'de> Deserialize<'de>>(text: &str, path: &Path) -> Result<T, ConfigError> {
-    serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+    yaml_serde::from_str(text).map_err(|source| ConfigError::Parse {
         path: path.to_owned(),
         source,
     })
@@ -80,6 +80,10 @@ pub struct ConvertConfig {
     /// Events per chunk while streaming (memory bound).
     #[serde(default = "default_chunk")]
     pub chunk_size: usize,
+    /// pandas layout of the output: `fixed` (default, fastest) or `table` (queryable with
+    /// `pd.read_hdf(f, key, where=...)`).
+    #[serde(default)]
+    pub format: crate::h5::Format,
 }
 
 fn default_chunk() -> usize {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use injector::expr::Expr;
 use injector::inject::inputs::{ChunkView, InputError};
+use injector::rootio::write::file::tmp_name;
 use injector::rootio::{Chain, Chunk, RootError};
 
 use crate::config::ConvertConfig;
@@ -108,16 +109,6 @@ pub fn convert(
     }
 }
 
-/// The temporary name an output is written under before it is renamed into place: hidden,
-/// beside `out` (same file system), unique per process.
-pub fn tmp_name(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!(".{name}.hepml-tmp-{}", std::process::id()))
-}
-
 fn convert_into(
     cfg: &ConvertConfig,
     tmp: &Path,
@@ -150,7 +141,7 @@ fn convert_into(
             });
         }
     }
-    let mut writer = TableWriter::create_typed(tmp, "events", &layout)?;
+    let mut writer = TableWriter::create_with(tmp, "events", &layout, cfg.format)?;
     // Where each column came from, so a model trained on renamed columns still knows its
     // branches (hepml train -> model.json -> hepml export's hepml.inputs -> hepml inject).
     let mut sources: std::collections::BTreeMap<String, String> = cfg
@@ -273,5 +264,6 @@ fn convert_into(
         }
         stats.push(st);
     }
+    writer.finish()?;
     Ok(stats)
 }

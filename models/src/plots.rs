@@ -6,7 +6,8 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 
-use crate::train::{auc, roc, Data, Outcome};
+use crate::metrics::{auc, roc};
+use crate::train::{Data, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 #[error("plot {file}: {msg}")]

@@ -1,6 +1,6 @@
 //! hepml's HDF5 tables against pandas and h5py (scripts/check_h5.py, project venv).
 
-use models::h5::{read_table, ColType, TableWriter};
+use models::h5::{read_table, ColType, Format, TableWriter};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -109,6 +109,77 @@ fn hepml_reads_what_pandas_writes() {
     for layout in ["write", "write-table"] {
         pandas_layout(layout);
     }
+}
+
+#[test]
+fn hepml_reads_compressed_pandas_and_h5py_files() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for layout in ["write-zlib", "write-table-zlib", "write-h5py"] {
+        pandas_layout(layout);
+    }
+}
+
+/// `format: table`: pandas reads the file whole and answers a `where` query on any column.
+#[test]
+fn pandas_queries_the_table_layout() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.h5");
+    let p = path.to_str().unwrap();
+    let cols = vec![
+        ("pt".to_string(), ColType::F64),
+        ("event".to_string(), ColType::I64),
+        ("eta".to_string(), ColType::F32),
+    ];
+    let mut w = TableWriter::create_with(&path, "events", &cols, Format::Table).unwrap();
+    let mut want: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    let mut start = 0u64;
+    // Appends that cross the table's HDF5 chunks (1 MB of 20-byte rows).
+    for n in [40_000u64, 70_000, 3] {
+        let chunk: Vec<Vec<f64>> = vec![
+            (start..start + n)
+                .map(|i| (i % 1000) as f64 * 0.5)
+                .collect(),
+            (start..start + n).map(|i| (i * 7 + 1) as f64).collect(),
+            (start..start + n)
+                .map(|i| ((i % 50) as f32 * 0.1 - 2.5) as f64)
+                .collect(),
+        ];
+        w.append(&chunk).unwrap();
+        for (a, b) in want.iter_mut().zip(chunk) {
+            a.extend(b);
+        }
+        start += n;
+    }
+    w.finish().unwrap();
+    let all = check_h5(&["read", p, "events"]);
+    assert_eq!(all["names"], serde_json::json!(["pt", "event", "eta"]));
+    assert_eq!(
+        all["dtypes"],
+        serde_json::json!(["float64", "int64", "float32"])
+    );
+    for (j, w) in want.iter().enumerate() {
+        same(
+            &floats(&all["columns"][j]),
+            w,
+            &format!("pandas column {j}"),
+        );
+    }
+    let got = check_h5(&["query", p, "events", "pt > 400 & eta < 0"]);
+    let keep: Vec<usize> = (0..want[0].len())
+        .filter(|&i| want[0][i] > 400.0 && want[2][i] < 0.0)
+        .collect();
+    assert!(!keep.is_empty() && keep.len() < want[0].len());
+    for (j, w) in want.iter().enumerate() {
+        let w: Vec<f64> = keep.iter().map(|&i| w[i]).collect();
+        same(
+            &floats(&got["columns"][j]),
+            &w,
+            &format!("query column {j}"),
+        );
+    }
+    let t = read_table(&path, "events").unwrap();
+    assert_eq!(t.columns, want);
 }
 
 fn pandas_layout(layout: &str) {

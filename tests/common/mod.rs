@@ -1,28 +1,13 @@
 //! Helpers shared by the `hepml` binary's integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// The repository root.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use testutil::{python, repo};
 
-/// The project venv's python (scripts/setup_env.sh makes it), or `HEPML_PYTHON`.
-pub fn python() -> PathBuf {
-    std::env::var("HEPML_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join(".venv/bin/python"))
-}
-
-/// A path under ../shared/data (the reference files beside the checkout).
+/// A path under ../shared/data as a string, for argv and configs (see [`testutil::shared`]).
 pub fn shared(rel: &str) -> String {
-    repo()
-        .join("../shared/data")
-        .join(rel)
-        .display()
-        .to_string()
+    testutil::shared(rel).display().to_string()
 }
 
 /// Runs scripts/NAME with the venv python; panics with its stderr on failure.

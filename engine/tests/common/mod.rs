@@ -1,24 +1,6 @@
-//! Helpers for the engine integration tests.
+//! Helpers for the engine integration tests (the shared ones come from `testutil`).
 
-use std::path::PathBuf;
-
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The project venv's python (scripts/setup_env.sh makes it; scripts/test.sh runs that first).
-pub fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("HEPML_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = repo_root().join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} missing: run `bash scripts/setup_env.sh` (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
+pub use testutil::{python, repo as repo_root};
 
 /// Runs a script under scripts/ with the venv python; panics with its stderr on failure.
 pub fn run_script(script: &str, args: &[&str]) -> String {

@@ -2,25 +2,15 @@
 //! a model is anything implementing [`Engine`]; the caller receives each chunk's output
 //! columns and writes them (decorated copy or friend tree).
 
-use super::inputs::{build, fold_of, ChunkView, InputError, InputKind, InputSpec, NonFinite};
+use super::inputs::{build, fold_of, ChunkView, InputKind, InputSpec, NonFinite};
 use crate::rootio::{Chain, Chunk, RootError};
+
+pub use super::error::InjectError;
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use engine::{Engine, Tensor};
-
-#[derive(Debug, thiserror::Error)]
-pub enum InjectError {
-    #[error(transparent)]
-    Root(#[from] RootError),
-    #[error(transparent)]
-    Input(#[from] InputError),
-    #[error("model '{model}': {msg}")]
-    Model { model: String, msg: String },
-    #[error("{0}")]
-    Config(String),
-}
 
 /// Which output tensor column goes to which new branch.
 #[derive(Debug, Clone)]

@@ -146,7 +146,7 @@ pub struct Resolved {
 
 impl FeatureSpec {
     pub fn from_yaml(text: &str) -> Result<Self, SpecError> {
-        serde_yaml::from_str(text).map_err(|e| bad(format!("feature spec: {e}")))
+        yaml_serde::from_str(text).map_err(|e| bad(format!("feature spec: {e}")))
     }
 
     /// From the model's metadata: `hepml.inputs` = {"input": ["branch or expression", ...]},

@@ -166,12 +166,26 @@ fn entry_offsets(tail: &[u8], nev: usize, keylen: usize, border: usize) -> Resul
             "{count} entry offsets for {nev} entries"
         )));
     }
-    let mut out = Vec::with_capacity(nev + 1);
-    for _ in 0..nev {
-        let o = b.i32()? as i64 - keylen as i64;
-        if o < 0 || o as usize > border || out.last().is_some_and(|&l| l > o as usize) {
+    let raw = (0..nev).map(|_| b.i32()).collect::<Result<Vec<i32>>>()?;
+    checked_offsets(&raw, keylen, border)
+}
+
+/// Entry offsets as stored (each including the key length) -> offsets into the basket's data,
+/// with `border` (the data's end) appended: the one check of disk and embedded baskets. An
+/// offset outside `0..=border`, or one before its predecessor, is an error: the entries they
+/// delimit would overlap or run backwards.
+fn checked_offsets(raw: &[i32], keylen: usize, border: usize) -> Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(raw.len() + 1);
+    for &x in raw {
+        let o = i64::from(x) - keylen as i64;
+        if o < 0 || o as usize > border {
             return Err(RootError::malformed(format!(
                 "entry offset {o} outside 0..{border}"
+            )));
+        }
+        if out.last().is_some_and(|&l| l > o as usize) {
+            return Err(RootError::malformed(format!(
+                "entry offset {o} before the previous one"
             )));
         }
         out.push(o as usize);
@@ -259,20 +273,8 @@ impl RawBasket {
                             "embedded basket: {count} offsets for {nev} entries"
                         )));
                     }
-                    let mut offs = Vec::with_capacity(nev + 1);
-                    for _ in 0..count {
-                        offs.push(r.i32()?);
-                    }
-                    let mut o: Vec<usize> = Vec::with_capacity(nev + 1);
-                    for &x in offs.iter().take(nev) {
-                        let v = x as i64 - keylen as i64;
-                        if v < 0 || v as usize > border {
-                            return Err(RootError::malformed(format!("embedded entry offset {v}")));
-                        }
-                        o.push(v as usize);
-                    }
-                    o.push(border);
-                    out.offsets = Some(o);
+                    let raw = (0..nev).map(|_| r.i32()).collect::<Result<Vec<i32>>>()?;
+                    out.offsets = Some(checked_offsets(&raw, keylen, border)?);
                 } else if var && nev > 0 {
                     return Err(RootError::malformed(
                         "embedded variable-size basket without entry offsets",
@@ -416,7 +418,14 @@ fn append_entries(
             })?;
             let out_offs = out.offsets.as_mut().expect("variable arrays have offsets");
             for e in a..b {
-                let bytes = &basket.data[offs[e]..offs[e + 1]];
+                // Offsets are checked when the basket is loaded; a basket built otherwise still
+                // gets an error here, never a panic.
+                let bytes = offs
+                    .get(e..e + 2)
+                    .and_then(|w| basket.data.get(w[0]..w[1]))
+                    .ok_or_else(|| {
+                        RootError::malformed(format!("entry {e}: offsets outside the basket"))
+                    })?;
                 match &interp.shape {
                     Shape::Var { .. } => {
                         let row = prim.disk_size() * interp.item_len();
@@ -557,5 +566,53 @@ impl<'a> BranchReader<'a> {
             i += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYLEN: usize = 70;
+
+    fn stored(offsets: &[usize]) -> Vec<i32> {
+        offsets.iter().map(|&o| (o + KEYLEN) as i32).collect()
+    }
+
+    #[test]
+    fn offsets_that_run_backwards_or_outside_are_errors() {
+        assert_eq!(
+            checked_offsets(&stored(&[0, 4, 4, 12]), KEYLEN, 16).unwrap(),
+            vec![0, 4, 4, 12, 16]
+        );
+        for bad in [&[0, 12, 4][..], &[8, 0], &[0, 20], &[16, 16, 8]] {
+            let err = checked_offsets(&stored(bad), KEYLEN, 16).unwrap_err();
+            assert!(err.to_string().contains("entry offset"), "{bad:?}: {err}");
+        }
+        assert!(checked_offsets(&[(KEYLEN as i32) - 1], KEYLEN, 16).is_err());
+        assert!(checked_offsets(&[i32::MIN], KEYLEN, 16).is_err());
+    }
+
+    /// A basket whose offsets were not checked (built by hand) gets an error from the decoder,
+    /// not a slice panic.
+    #[test]
+    fn decoding_backwards_offsets_is_an_error_not_a_panic() {
+        let interp = Interp {
+            prim: Prim::F32,
+            shape: Shape::Var {
+                counter: "n".into(),
+                inner: vec![],
+            },
+        };
+        for offsets in [vec![0, 8, 4, 12], vec![0, 4, 40, 12], vec![0, 4]] {
+            let basket = RawBasket {
+                data: vec![0; 12],
+                offsets: Some(offsets.clone()),
+                nev: 3,
+            };
+            let mut out = Array::new(interp.clone(), 0);
+            let r = append_entries(&basket, &interp, 0, 3, &mut out);
+            assert!(r.is_err(), "{offsets:?}");
+        }
     }
 }

@@ -3,18 +3,7 @@
 
 use std::path::PathBuf;
 
-/// `<repo>/../shared/data/<rel>`: the reference files live beside the checkout.
-pub fn shared(rel: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
-        .join(rel);
-    assert!(
-        p.exists(),
-        "reference data missing: {} (the checkout must sit beside shared/)",
-        p.display()
-    );
-    p
-}
+pub use testutil::{python, repo as repo_root, shared};
 
 /// Every `.root` file of the shared reference data.
 pub fn shared_root_files() -> Vec<PathBuf> {
@@ -30,24 +19,6 @@ pub fn shared_root_files() -> Vec<PathBuf> {
         v.len()
     );
     v
-}
-
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The project venv's python (scripts/setup_env.sh makes it; scripts/test.sh runs that first).
-pub fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("HEPML_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = repo_root().join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} missing: run `bash scripts/setup_env.sh` (scripts/test.sh does)",
-        p.display()
-    );
-    p
 }
 
 /// Runs a script under scripts/ with the venv python; panics with its stderr on failure.

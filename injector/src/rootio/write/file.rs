@@ -102,21 +102,28 @@ impl std::fmt::Debug for FileWriter {
     }
 }
 
+/// The temporary name hepml writes an output under before renaming it into place (ROOT files,
+/// HDF5 tables, models): hidden, beside `path` (same file system), unique per process and call,
+/// so two writers of one path never share a temporary.
+pub fn tmp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.hepml-tmp-{}-{serial}", std::process::id()))
+}
+
 impl FileWriter {
-    /// Starts a new file at `path` (written as `path.hepml-tmp-PID` until finished).
+    /// Starts a new file at `path` (written under [`tmp_name`] until finished).
     pub fn create(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
         let final_path = path.as_ref().to_path_buf();
         let fname = final_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| RootError::NotFound(format!("output path {}", final_path.display())))?;
-        // Unique per process and writer: two writers of one path never share a temporary.
-        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp_path = final_path.with_file_name(format!(
-            ".{fname}.hepml-tmp-{}-{serial}",
-            std::process::id()
-        ));
+        let tmp_path = tmp_name(&final_path);
         let file = OpenOptions::new()
             .write(true)
             .create(true)

@@ -1,31 +1,11 @@
 //! `hepml train CONFIG -o RUN_DIR` and `hepml export RUN_DIR -o MODEL.onnx`.
 
+use crate::cli::{ExportArgs, TrainArgs};
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::config::TrainConfig;
 use models::train;
-use std::path::{Path, PathBuf};
-
-#[derive(Args)]
-pub struct TrainArgs {
-    /// YAML config: model, data, preparation, features, training, evaluation blocks.
-    pub config: PathBuf,
-    /// Run directory to create (written under a temporary name, renamed when complete).
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Seed of initialisation, shuffling, splits and PNN parameter sampling.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// cpu (burn flex) or wgpu (needs a build with `--features gpu`).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Replace an existing run directory.
-    #[arg(long)]
-    pub force: bool,
-    #[arg(short, long)]
-    pub quiet: bool,
-}
+use std::path::Path;
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let text = std::fs::read_to_string(&a.config)
@@ -37,7 +17,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             a.output.display()
         );
     }
-    let device = train::device(&a.device)?;
+    let device = train::device(a.device.into())?;
     let hash = format!("{:016x}", xxhash_rust::xxh64::xxh64(text.as_bytes(), 0));
     let data = train::load(&cfg, a.seed).with_context(|| a.config.display().to_string())?;
     let folds = cfg.preparation.kfold.as_ref().map_or(1, |k| k.k as u64);
@@ -57,7 +37,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let tmp = models::convert::tmp_name(&a.output);
+    let tmp = injector::rootio::write::file::tmp_name(&a.output);
     let m = train::metrics(&data, &out);
     if let Err(e) = write_run(&tmp, &cfg, &text, &data, &out, &m) {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -141,24 +121,12 @@ fn write_run(
     Ok(())
 }
 
-#[derive(Args)]
-pub struct ExportArgs {
-    /// Run directory written by `hepml train`.
-    pub run: PathBuf,
-    /// ONNX file (k-fold runs: NAME.fold<i>.onnx beside it, one per fold).
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Branch `hepml inject` writes the score to.
-    #[arg(long, default_value = "score")]
-    pub branch: String,
-}
-
 pub fn export(a: ExportArgs) -> Result<()> {
     let m = models::export::load(&a.run)?;
     let files = models::export::export(&m, &a.branch);
     let paths = models::export::fold_paths(&a.output, files.len());
     for (p, bytes) in paths.iter().zip(&files) {
-        let tmp = models::convert::tmp_name(p);
+        let tmp = injector::rootio::write::file::tmp_name(p);
         std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("hepml: wrote {}", p.display());

@@ -1,64 +1,17 @@
 //! `hepml inspect`: what is in a ROOT file, and (with `--dump`) the values of branches as JSON,
 //! in a form any other reader (uproot, ROOT) can be compared against.
 
+use crate::cli::{InspectArgs, ReadBenchArgs};
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use injector::inject::tree_name;
 use injector::rootio::{compress, BranchReader, Chain, Chunk, Compression, RootFile, Shape, Tree};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-#[derive(Args)]
-pub struct InspectArgs {
-    /// ROOT files.
-    #[arg(required = true)]
-    files: Vec<String>,
-    /// Only this tree (path inside the file).
-    #[arg(long)]
-    tree: Option<String>,
-    /// Print the values of these branches (needs --tree when the file has several trees).
-    #[arg(long, num_args = 1..)]
-    dump: Vec<String>,
-    /// Entry range START:STOP for --dump (either side may be empty).
-    #[arg(long)]
-    entries: Option<String>,
-    /// Machine-readable JSON output.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-pub struct ReadBenchArgs {
-    file: String,
-    #[arg(long)]
-    tree: Option<String>,
-    #[arg(long, num_args = 1..)]
-    branches: Vec<String>,
-    /// Entries per chunk.
-    #[arg(long, default_value_t = 100_000)]
-    chunk: u64,
-    /// Decoding threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-}
-
+/// The tree `want` names, or the file's only tree (the same choice `hepml inject` makes).
 fn pick_tree(f: &RootFile, want: Option<&str>) -> Result<Tree> {
-    let name = match want {
-        Some(t) => t.to_string(),
-        None => {
-            let trees = f.tree_paths()?;
-            match trees.as_slice() {
-                [one] => one.clone(),
-                [] => bail!("{}: no TTree in the file", f.path().display()),
-                many => bail!(
-                    "{}: several trees ({}); choose one with --tree",
-                    f.path().display(),
-                    many.join(", ")
-                ),
-            }
-        }
-    };
-    Ok(f.tree(&name)?)
+    Ok(f.tree(&tree_name(f, want)?)?)
 }
 
 /// The compression of a branch as stored: the algorithm of its first compressed basket, with
@@ -230,9 +183,6 @@ fn dump(a: &InspectArgs) -> Result<()> {
         injector::rootio::json::write_array_json(&arr, &mut out);
     }
     out.push_str("}}\n");
-    if !a.json {
-        // The dump is JSON either way; --json is accepted for symmetry with the listing.
-    }
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(())
 }

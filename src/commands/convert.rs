@@ -1,22 +1,9 @@
 //! `hepml convert CONFIG -o OUT.h5`: ROOT ntuples -> one pandas-readable HDF5 table.
 
+use crate::cli::ConvertArgs;
 use anyhow::{Context, Result};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::config::ConvertConfig;
-use std::path::PathBuf;
-
-#[derive(Args)]
-pub struct ConvertArgs {
-    /// YAML config: tree, columns (branches or expressions), selection, weight, event_number,
-    /// samples (name, files/globs, label, extra constant columns such as a PNN mass).
-    pub config: PathBuf,
-    /// Output HDF5 file (pandas `read_hdf(OUT, "events")`, h5py).
-    #[arg(short, long)]
-    pub output: PathBuf,
-    #[arg(short, long)]
-    pub quiet: bool,
-}
 
 pub fn run(a: ConvertArgs) -> Result<()> {
     let cfg = ConvertConfig::from_file(&a.config)?;

@@ -1,0 +1,108 @@
+//! The writer loop of one input: open it, plan its jobs and output branches, and stream the
+//! scored chunks into a decorated copy (original baskets byte for byte) or a friend tree.
+
+use super::error::{config, Context, InjectError};
+use super::jobs::build_jobs;
+use super::output::{to_array, Outputs};
+use super::pipeline;
+use super::plan::{tree_name, Event, Plan, Written};
+use super::provenance;
+use crate::rootio::write::{clone_tree, copy_other_keys, FileWriter, TreeWriter};
+use crate::rootio::{Chain, RootFile};
+use std::path::Path;
+
+/// Scores `input` and writes `out`.
+pub(crate) fn one(
+    plan: &Plan,
+    input: &Path,
+    out: &Path,
+    progress: &mut dyn FnMut(Event),
+) -> Result<Written, InjectError> {
+    let o = &plan.options;
+    let tree = tree_name(&RootFile::open(input)?, o.tree.as_deref())?;
+    let chain = Chain::open(&[input.to_path_buf()], &tree)?;
+    let mut notes = Vec::new();
+    let jobs = build_jobs(o, &plan.params, &chain, &mut notes)?;
+    for n in notes {
+        progress(Event::Note(n));
+    }
+    let outputs = Outputs::new(&jobs, &chain, o.friend)?;
+    let m = &chain.members[0];
+    let mut fw = FileWriter::create(out, o.compression)?;
+    let mut tw = if o.friend {
+        // Same name and directory as the input tree, so AddFriend("dir/tree", file) works.
+        let (dir, base) = tree.rsplit_once('/').unwrap_or(("", &tree));
+        let mut tw = TreeWriter::new(
+            &mut fw,
+            base,
+            &format!("hepml scores for {}", input.display()),
+            &outputs.all(),
+        )?;
+        tw.set_directory(fw.mkdir_path(dir)?);
+        tw
+    } else {
+        clone_tree(&m.file, &m.tree, &mut fw, &outputs.specs)?
+    };
+    // Where each branch sits: after the counters in a friend tree, after the original
+    // branches in a decorated copy.
+    let find = |name: &str| {
+        tw.branch_index(name)
+            .ok_or_else(|| config(format!("branch '{name}' missing from the output tree")))
+    };
+    let counter_index = outputs
+        .counters
+        .iter()
+        .map(|c| find(&c.spec.name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let index = outputs
+        .specs
+        .iter()
+        .map(|s| find(&s.name))
+        .collect::<Result<Vec<_>, _>>()?;
+    progress(Event::Start {
+        input,
+        entries: chain.entries(),
+    });
+    let t0 = std::time::Instant::now();
+    pipeline::run(
+        &chain,
+        &jobs,
+        o.nan,
+        o.chunk,
+        plan.threads,
+        |chunk, cols| {
+            for (c, &k) in outputs.counters.iter().zip(&counter_index) {
+                tw.append(&mut fw, k, &c.array(&cols)?)?;
+            }
+            for ((col, spec), &k) in cols.iter().zip(&outputs.specs).zip(&index) {
+                tw.append(&mut fw, k, &to_array(col, spec))?;
+            }
+            progress(Event::Advance(chunk.len() as u64));
+            Ok(())
+        },
+    )
+    .context_with(|| input.display().to_string())?;
+    tw.finish(&mut fw)?;
+    if !o.friend {
+        for s in copy_other_keys(&m.file, &tree, &mut fw)? {
+            progress(Event::Note(format!(
+                "{s} of {} is not copied",
+                input.display()
+            )));
+        }
+    }
+    provenance::write(&mut fw, &jobs, o.engine, input)?;
+    let output = fw.finish()?;
+    Ok(Written {
+        input: input.to_path_buf(),
+        output,
+        entries: chain.entries(),
+        models: jobs.iter().flat_map(|j| j.models.describe()).collect(),
+        branches: outputs
+            .specs
+            .iter()
+            .map(|s| (s.name.clone(), s.interp.type_name()))
+            .collect(),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,276 @@
+//! Every argument of the `hepml` command line, apart from the code that runs the commands
+//! (`commands/`): what a user can type is read here in one place. Choices are `ValueEnum`s
+//! mapped onto the library's own enums, so each name is spelt once and checked once.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use engine::{Device, EngineKind};
+use injector::inject::inputs::NonFinite;
+use injector::rootio::Compression;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "hepml",
+    version,
+    about = "ML toolchain for high-energy physics: ROOT ntuples in, models and score branches out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// List trees and branches of ROOT files (type, compression, baskets, size, readability),
+    /// or dump branch values as JSON.
+    Inspect(InspectArgs),
+    /// Score ROOT ntuples with ONNX models and write the scores as new branches (a decorated
+    /// copy with the original baskets byte for byte, or a friend tree).
+    Inject(Box<InjectArgs>),
+    /// Convert ROOT ntuples to one HDF5 table (pandas `read_hdf`, h5py) from a YAML config:
+    /// columns (branches or expressions), selection, weights, a label per sample.
+    Convert(ConvertArgs),
+    /// Train a DNN or parameterised NN (k-fold ensembles, early stopping, OneCycle, LR finder)
+    /// from a YAML config on HDF5 tables; writes a run directory with metrics.
+    Train(TrainArgs),
+    /// Export a trained run directory to ONNX (standardisation inside, hepml metadata).
+    Export(ExportArgs),
+    /// Run the main job end to end on generated data: write an ntuple, fit a classifier,
+    /// export it as ONNX, score the ntuple with `inject`, report the AUC.
+    Demo(DemoArgs),
+    /// Read every entry of some branches and report the time (benchmark helper).
+    #[command(hide = true)]
+    ReadBench(ReadBenchArgs),
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// ROOT files.
+    #[arg(required = true)]
+    pub files: Vec<String>,
+    /// Only this tree (path inside the file).
+    #[arg(long)]
+    pub tree: Option<String>,
+    /// Print the values of these branches (needs --tree when the file has several trees).
+    #[arg(long, num_args = 1..)]
+    pub dump: Vec<String>,
+    /// Entry range START:STOP for --dump (either side may be empty).
+    #[arg(long)]
+    pub entries: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ReadBenchArgs {
+    pub file: String,
+    #[arg(long)]
+    pub tree: Option<String>,
+    #[arg(long, num_args = 1..)]
+    pub branches: Vec<String>,
+    /// Entries per chunk.
+    #[arg(long, default_value_t = 100_000)]
+    pub chunk: u64,
+    /// Decoding threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args)]
+pub struct InjectArgs {
+    /// Input ROOT files (globs allowed).
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// ONNX model (repeat for several models; with --fold-branch, the fold members in order).
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
+    /// Feature spec (YAML, or a CMS preprocess.json) per model, or one for all; without it the
+    /// model's own metadata (written by `hepml export`) says which branches feed it.
+    #[arg(long = "features")]
+    pub features: Vec<PathBuf>,
+    /// Tree to read (default: the file's only tree).
+    #[arg(long)]
+    pub tree: Option<String>,
+    /// Output file (one input) or folder (several inputs).
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Write a friend tree holding only the new branches instead of a decorated copy.
+    #[arg(long)]
+    pub friend: bool,
+    /// Inference engine: auto (tree ensembles and dense networks to hepml's native evaluators,
+    /// every other graph to tract), or one forced.
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
+    /// Device for the engine (cuda: ONNX Runtime's CUDA execution provider, never a silent
+    /// CPU fallback).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    /// libonnxruntime.so for --engine ort (default: ORT_DYLIB_PATH, else the project venv's
+    /// pip onnxruntime).
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+    /// The models are the members of a k-fold ensemble routed by this branch: member i scores
+    /// events whose value % k == i.
+    #[arg(long)]
+    pub fold_branch: Option<String>,
+    /// A parameterised model's parameter (a PNN's mass) set to constants: NAME=V1,V2,...
+    /// (repeatable). Each value writes its own branches, suffixed `_NAME<V>` (score_mass500).
+    #[arg(long = "param")]
+    pub params: Vec<String>,
+    /// Object length for a preprocess.json spec without max_length.
+    #[arg(long)]
+    pub length: Option<usize>,
+    /// NaN/inf in inputs: an error, or passed to the model.
+    #[arg(long, value_enum, default_value_t = NanArg::Error)]
+    pub nan: NanArg,
+    /// Decoding and inference threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Events per chunk.
+    #[arg(long, default_value_t = 10_000)]
+    pub chunk: u64,
+    /// Compression of new baskets: none, zlib, lzma, lz4, zstd, optionally -LEVEL, or a ROOT
+    /// setting such as 505 (default: ROOT's 101, zlib level 1).
+    #[arg(long, default_value = "zlib-1", value_parser = compression)]
+    pub compression: Compression,
+    /// Progress bar off.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `--engine`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EngineArg {
+    Auto,
+    Tract,
+    Native,
+    Trees,
+    Ort,
+}
+
+impl From<EngineArg> for EngineKind {
+    fn from(e: EngineArg) -> EngineKind {
+        match e {
+            EngineArg::Auto => EngineKind::Auto,
+            EngineArg::Tract => EngineKind::Tract,
+            EngineArg::Native => EngineKind::Native,
+            EngineArg::Trees => EngineKind::Trees,
+            EngineArg::Ort => EngineKind::Ort,
+        }
+    }
+}
+
+/// `--device`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+impl From<DeviceArg> for Device {
+    fn from(d: DeviceArg) -> Device {
+        match d {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::Cuda,
+        }
+    }
+}
+
+/// `hepml train --device`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TrainDevice {
+    /// burn's flex backend on the CPU.
+    Cpu,
+    /// burn's wgpu backend (a build with `--features gpu`).
+    Wgpu,
+}
+
+impl From<TrainDevice> for models::train::DeviceKind {
+    fn from(d: TrainDevice) -> Self {
+        match d {
+            TrainDevice::Cpu => Self::Cpu,
+            TrainDevice::Wgpu => Self::Wgpu,
+        }
+    }
+}
+
+/// `--nan`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NanArg {
+    /// A NaN or inf input stops the run, naming the event and branch.
+    Error,
+    /// NaN and inf go to the model as they are.
+    Pass,
+}
+
+impl From<NanArg> for NonFinite {
+    fn from(n: NanArg) -> NonFinite {
+        match n {
+            NanArg::Error => NonFinite::Error,
+            NanArg::Pass => NonFinite::PassThrough,
+        }
+    }
+}
+
+/// `--compression`: the library's one parser of compression names (not a `ValueEnum`: a name
+/// takes an optional level, `zstd-5`, or is a ROOT setting number, `404`).
+fn compression(s: &str) -> Result<Compression, String> {
+    Compression::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// YAML config: tree, columns (branches or expressions), selection, weight, event_number,
+    /// samples (name, files/globs, label, extra constant columns such as a PNN mass).
+    pub config: PathBuf,
+    /// Output HDF5 file (pandas `read_hdf(OUT, "events")`, h5py).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// YAML config: model, data, preparation, features, training, evaluation blocks.
+    pub config: PathBuf,
+    /// Run directory to create (written under a temporary name, renamed when complete).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Seed of initialisation, shuffling, splits and PNN parameter sampling.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// cpu (burn flex) or wgpu (needs a build with `--features gpu`).
+    #[arg(long, value_enum, default_value_t = TrainDevice::Cpu)]
+    pub device: TrainDevice,
+    /// Replace an existing run directory.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Run directory written by `hepml train`.
+    pub run: PathBuf,
+    /// ONNX file (k-fold runs: NAME.fold<i>.onnx beside it, one per fold).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Branch `hepml inject` writes the score to.
+    #[arg(long, default_value = "score")]
+    pub branch: String,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Folder for the demo's files.
+    #[arg(long, default_value = "demo-out")]
+    pub out: PathBuf,
+    /// Events to generate (half signal, half background).
+    #[arg(long, default_value_t = 200_000)]
+    pub events: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}

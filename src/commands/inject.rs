@@ -1,0 +1,97 @@
+//! `hepml inject`: the command line onto [`injector::inject::Plan`]: globs expanded, options
+//! mapped, a progress bar and one log line per output.
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use injector::inject::{Event, Options, Plan};
+use std::path::PathBuf;
+
+use crate::cli::InjectArgs;
+
+fn expand(inputs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for i in inputs {
+        if i.contains(['*', '?', '[']) {
+            let mut found: Vec<PathBuf> = glob::glob(i)
+                .with_context(|| format!("bad glob '{i}'"))?
+                .filter_map(|p| p.ok())
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                bail!("no file matches '{i}'");
+            }
+            out.extend(found);
+        } else {
+            out.push(PathBuf::from(i));
+        }
+    }
+    Ok(out)
+}
+
+/// The library's options from the command line.
+fn options(a: InjectArgs) -> Result<Options> {
+    let mut o = Options::new(expand(&a.inputs)?, a.models, a.output);
+    o.features = a.features;
+    o.tree = a.tree;
+    o.friend = a.friend;
+    o.engine = a.engine.into();
+    o.device = a.device.into();
+    o.ort_library = a.ort_lib;
+    o.fold_branch = a.fold_branch;
+    o.params = a.params;
+    o.length = a.length;
+    o.nan = a.nan.into();
+    o.threads = a.threads;
+    o.chunk = a.chunk;
+    o.compression = a.compression;
+    Ok(o)
+}
+
+/// Runs a plan with a progress bar (unless `quiet`) and a log line per output on stderr.
+pub fn run_plan(plan: &Plan, quiet: bool) -> Result<()> {
+    let style =
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} events, {per_sec}, eta {eta}")
+            .map_err(|e| anyhow!("{e}"))?
+            .progress_chars("=> ");
+    let mut bar = ProgressBar::hidden();
+    plan.run(&mut |e| match e {
+        Event::Note(n) => eprintln!("hepml: note: {n}"),
+        Event::Start { input, entries } => {
+            bar = if quiet {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::new(entries)
+            };
+            bar.set_style(style.clone());
+            bar.set_message(
+                input
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+        }
+        Event::Advance(n) => bar.inc(n),
+        Event::Done(w) => {
+            bar.finish_and_clear();
+            eprintln!(
+                "hepml: {} -> {} ({} events, {:.0} events/s, {}; {})",
+                w.input.display(),
+                w.output.display(),
+                w.entries,
+                w.entries as f64 / w.seconds.max(1e-9),
+                w.models.join(", "),
+                w.branches
+                    .iter()
+                    .map(|(n, t)| format!("{n} {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    })?;
+    Ok(())
+}
+
+pub fn run(a: InjectArgs) -> Result<()> {
+    let quiet = a.quiet;
+    run_plan(&Plan::new(options(a)?)?, quiet)
+}

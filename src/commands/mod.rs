@@ -1,0 +1,7 @@
+//! The implementation of each `hepml` command; their arguments are in `cli`.
+
+pub mod convert;
+pub mod demo;
+pub mod inject;
+pub mod inspect;
+pub mod train;

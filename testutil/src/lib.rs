@@ -1,0 +1,76 @@
+//! Helpers shared by every hepml test crate: the venv python, the shared reference data and
+//! the largest difference between two score arrays.
+//!
+//! A missing prerequisite panics with a message saying how to get it: tests never skip
+//! silently.
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root (this crate sits directly under it).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testutil sits in the workspace root")
+        .to_path_buf()
+}
+
+/// The python that runs scripts/: `HEPML_PYTHON`, else the project venv's `.venv/bin/python`.
+/// Panics, saying how to make it, when that file does not exist.
+pub fn python() -> PathBuf {
+    let (p, from) = match std::env::var_os("HEPML_PYTHON") {
+        Some(p) => (PathBuf::from(p), "HEPML_PYTHON"),
+        None => (repo().join(".venv/bin/python"), "the default venv"),
+    };
+    assert!(
+        p.exists(),
+        "python {} ({from}) missing: run `bash scripts/setup_env.sh` to make .venv, \
+         or set HEPML_PYTHON to a python with uproot, onnxruntime and h5py",
+        p.display()
+    );
+    p
+}
+
+/// `../shared/data/REL` beside the checkout (REL may be a glob pattern). Panics, saying where
+/// the data must sit, when `../shared/data` does not exist.
+pub fn shared(rel: &str) -> PathBuf {
+    let data = repo().join("../shared/data");
+    assert!(
+        data.is_dir(),
+        "reference data missing: {} does not exist: put the project's reference data \
+         (shared/data: the ROOT files and models the tests compare against) in ../shared \
+         beside the checkout",
+        data.display()
+    );
+    data.join(rel)
+}
+
+/// The largest absolute difference between `a` and `b` (equal lengths). Two NaNs at one place
+/// agree; a NaN against a number is an infinite difference.
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "value counts differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| match (x.is_nan(), y.is_nan()) {
+            (true, true) => 0.0,
+            (false, false) => (x - y).abs(),
+            _ => f32::INFINITY,
+        })
+        .fold(0.0, f32::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_diff_is_the_largest_gap_and_nan_only_matches_nan() {
+        assert_eq!(max_diff(&[1.0, 2.0], &[1.5, 2.0]), 0.5);
+        assert_eq!(max_diff(&[f32::NAN], &[f32::NAN]), 0.0);
+        assert_eq!(max_diff(&[f32::NAN], &[0.0]), f32::INFINITY);
+    }
+
+    #[test]
+    fn shared_data_is_beside_the_checkout() {
+        assert!(shared("root").is_dir());
+    }
+}
