@@ -146,24 +146,24 @@ pub struct EngineOptions {
 /// An engine [`open`] loaded, by type: the native evaluators concretely (for their
 /// allocation-free `run_into`, which the C++ bridge uses), every other engine behind the trait.
 pub enum Opened {
-    Native(native::NativeEngine),
-    Trees(trees::TreeEngine),
+    Native(Box<native::NativeEngine>),
+    Trees(Box<trees::TreeEngine>),
     Other(Box<dyn Engine>),
 }
 
 impl Opened {
     pub fn engine(&self) -> &dyn Engine {
         match self {
-            Opened::Native(e) => e,
-            Opened::Trees(e) => e,
+            Opened::Native(e) => e.as_ref(),
+            Opened::Trees(e) => e.as_ref(),
             Opened::Other(e) => e.as_ref(),
         }
     }
 
     pub fn into_engine(self) -> Box<dyn Engine> {
         match self {
-            Opened::Native(e) => Box::new(e),
-            Opened::Trees(e) => Box::new(e),
+            Opened::Native(e) => e,
+            Opened::Trees(e) => e,
             Opened::Other(e) => e,
         }
     }
@@ -200,8 +200,12 @@ pub fn open(model: &Model, opts: &EngineOptions) -> Result<Opened, EngineError> 
         }};
     }
     Ok(match kind {
-        EngineKind::Trees => Opened::Trees(with_threads!(trees::TreeEngine::load(model)?)),
-        EngineKind::Native => Opened::Native(with_threads!(native::NativeEngine::load(model)?)),
+        EngineKind::Trees => {
+            Opened::Trees(Box::new(with_threads!(trees::TreeEngine::load(model)?)))
+        }
+        EngineKind::Native => {
+            Opened::Native(Box::new(with_threads!(native::NativeEngine::load(model)?)))
+        }
         EngineKind::Ort => Opened::Other(open_ort(model, opts)?),
         _ => Opened::Other(Box::new(with_threads!(tract::TractEngine::load(model)?))),
     })
