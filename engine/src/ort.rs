@@ -65,6 +65,15 @@ pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf, String> {
     Err("no libonnxruntime found: pass --ort-lib PATH, set ORT_DYLIB_PATH, or run scripts/setup_env.sh (pip onnxruntime in .venv)".into())
 }
 
+/// How the error for `--device cuda` on an onnxruntime without the CUDA execution provider
+/// begins (no silent fallback to the CPU).
+pub const CUDA_MISSING: &str = "CUDA execution provider not available";
+
+/// How the error for a CUDA execution provider that is built in but cannot start (no GPU, no
+/// driver, no CUDA libraries) begins.
+pub const CUDA_FAILED: &str =
+    "the CUDA execution provider cannot be registered (no silent CPU fallback)";
+
 pub struct OrtEngine {
     pub info: ModelInfo,
     sessions: Vec<Mutex<Session>>,
@@ -135,6 +144,18 @@ impl OrtEngine {
             }
         }
         let (env, lib) = environment(lib)?;
+        if cuda {
+            use ort::ep::ExecutionProvider;
+            let built_with = ort::ep::CUDA::is_available()
+                .map_err(|e| err(format!("onnxruntime: listing its execution providers: {e}")))?;
+            if !built_with {
+                return Err(EngineError::Config(format!(
+                    "{CUDA_MISSING} in {} (an onnxruntime built without CUDA): install \
+                     onnxruntime-gpu and pass its library with --ort-lib, or use --device cpu",
+                    lib.display()
+                )));
+            }
+        }
         let mut sessions = Vec::new();
         for _ in 0..pool.max(1) {
             let b = Session::builder(&env).map_err(|e| err(format!("onnxruntime: {e}")))?;
@@ -144,12 +165,7 @@ impl OrtEngine {
             if cuda {
                 b = b
                     .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-                    .map_err(|e| {
-                        err(format!(
-                            "the CUDA execution provider cannot be registered (no silent CPU \
-                             fallback): {e}"
-                        ))
-                    })?;
+                    .map_err(|e| err(format!("{CUDA_FAILED}: {e}")))?;
             }
             let s = b
                 .commit_from_file(path)
