@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Models, inputs and onnxruntime reference outputs for the engine parity tests
-(injector/tests/engine.rs).
+(engine/tests/engine.rs).
 
   make_engine_models.py OUTDIR
 

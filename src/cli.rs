@@ -3,7 +3,7 @@
 //! mapped onto the library's own enums, so each name is spelt once and checked once.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use injector::engine::{Device, EngineKind};
+use engine::{Device, EngineKind};
 use injector::inject::inputs::NonFinite;
 use injector::rootio::Compression;
 use std::path::PathBuf;

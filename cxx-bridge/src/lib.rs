@@ -10,14 +10,14 @@
 //!
 //! The per-event fast path: a dense network on the native evaluator, inputs given in graph
 //! order, runs without allocating (see [`hepml_run`]).
+//!
+//! Every exported function that takes a pointer is an `unsafe extern "C" fn`: Rust cannot check
+//! what a pointer from C points to, so each states in `# Safety` what the caller guarantees
+//! (the same contract hepml.h states for C). Null pointers are checked and reported, never
+//! dereferenced.
+#![deny(unsafe_op_in_unsafe_fn)]
 
-// The exported functions are the C ABI: their pointer contracts are stated in hepml.h and
-// checked for null here; marking them `unsafe fn` would change nothing for C callers.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
-use injector::engine::{
-    self, native::NativeEngine, trees::TreeEngine, Engine, EngineError, EngineOptions, Tensor,
-};
+use engine::{Engine, EngineError, EngineOptions, Opened, Tensor};
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -34,22 +34,6 @@ pub enum BridgeError {
     Panic(String),
 }
 
-enum Inner {
-    Native(Box<NativeEngine>),
-    Trees(Box<TreeEngine>),
-    Other(Box<dyn Engine>),
-}
-
-impl Inner {
-    fn engine(&self) -> &dyn Engine {
-        match self {
-            Inner::Native(e) => e.as_ref(),
-            Inner::Trees(e) => e.as_ref(),
-            Inner::Other(e) => e.as_ref(),
-        }
-    }
-}
-
 /// What the allocation-free path needs: values per event of each input (graph order) and
 /// output.
 struct Fast {
@@ -59,7 +43,8 @@ struct Fast {
 
 /// An opened model (opaque to C).
 pub struct Model {
-    inner: Inner,
+    /// The engine, by type: the native evaluators have the allocation-free path.
+    inner: Opened,
     describe: CString,
     input_names: Vec<CString>,
     output_names: Vec<CString>,
@@ -80,22 +65,17 @@ impl Model {
             kind: kind.parse()?,
             ..Default::default()
         };
-        let path = Path::new(path);
-        let boxed = engine::open(path, &opts)?;
-        // The native evaluators are kept concretely for the allocation-free path.
-        let d = boxed.describe();
-        let (inner, fast) = if d.starts_with("native dense") {
-            let e = NativeEngine::load(path)?;
-            let fast = Fast {
+        let model = engine::Model::read(Path::new(path))?;
+        let inner = engine::open(&model, &opts)?;
+        // The native evaluators (picked by type) have the allocation-free path.
+        let fast = match &inner {
+            Opened::Native(e) => Some(Fast {
                 inputs: e.input_widths().collect(),
                 outputs: (0..e.output_names().count())
                     .map(|i| e.output_width(i))
                     .collect(),
-            };
-            (Inner::Native(Box::new(e)), Some(fast))
-        } else if d.starts_with("native trees") {
-            let e = TreeEngine::load(path)?;
-            let fast = match e.info().inputs[0].shape.as_slice() {
+            }),
+            Opened::Trees(e) => match e.info().inputs[0].shape.as_slice() {
                 [_, Some(w)] => Some(Fast {
                     inputs: vec![*w],
                     outputs: (0..e.info().outputs.len())
@@ -103,12 +83,10 @@ impl Model {
                         .collect(),
                 }),
                 _ => None,
-            };
-            (Inner::Trees(Box::new(e)), fast)
-        } else {
-            (Inner::Other(boxed), None)
+            },
+            Opened::Other(_) => None,
         };
-        let info = inner.engine().info();
+        let info = model.info();
         let cstr = |s: &str| CString::new(s.replace('\0', " ")).unwrap_or_default();
         let map: std::collections::BTreeMap<String, Vec<String>> = info
             .metadata
@@ -163,7 +141,11 @@ impl Model {
     /// The allocation-free path of the native evaluators: inputs in graph order with shapes
     /// `[batch, width]`. `None` when it does not apply (the general path then checks the inputs
     /// and reports what is wrong).
-    fn run_fast(
+    ///
+    /// # Safety
+    /// As [`hepml_run`]: each non-null `names[k]` is NUL-terminated, each non-null `shapes[k]`
+    /// holds `ranks[k]` dimensions and each non-null `data[k]` the product of them.
+    unsafe fn run_fast(
         &self,
         names: Option<&[*const c_char]>,
         data: &[*const f32],
@@ -209,9 +191,9 @@ impl Model {
         }
         let out = &mut out[..need];
         let r = match &self.inner {
-            Inner::Native(e) => e.run_into(&xs[..n], batch, output, out),
-            Inner::Trees(e) => e.run_into(xs[0], batch, output, out),
-            Inner::Other(_) => return None,
+            Opened::Native(e) => e.run_into(&xs[..n], batch, output, out),
+            Opened::Trees(e) => e.run_into(xs[0], batch, output, out),
+            Opened::Other(_) => return None,
         };
         Some(r.map(|_| need).map_err(BridgeError::from))
     }
@@ -225,7 +207,14 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Runs `f`, turning errors and panics into a message in `*error` (when `error` is not null).
-fn guard<T>(error: *mut *mut c_char, fail: T, f: impl FnOnce() -> Result<T, BridgeError>) -> T {
+///
+/// # Safety
+/// `error` is null or valid for writing one pointer.
+unsafe fn guard<T>(
+    error: *mut *mut c_char,
+    fail: T,
+    f: impl FnOnce() -> Result<T, BridgeError>,
+) -> T {
     let r = catch_unwind(AssertUnwindSafe(f))
         .unwrap_or_else(|p| Err(BridgeError::Panic(panic_message(p))));
     match r {
@@ -241,7 +230,9 @@ fn guard<T>(error: *mut *mut c_char, fail: T, f: impl FnOnce() -> Result<T, Brid
     }
 }
 
-fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, BridgeError> {
+/// # Safety
+/// `p` is null or a NUL-terminated string that outlives `'a`.
+unsafe fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, BridgeError> {
     if p.is_null() {
         return Err(BridgeError::Arg(format!("{what} is null")));
     }
@@ -251,7 +242,9 @@ fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, BridgeError> {
         .map_err(|_| BridgeError::Arg(format!("{what} is not UTF-8")))
 }
 
-fn model<'a>(m: *const Model) -> Result<&'a Model, BridgeError> {
+/// # Safety
+/// `m` is null or a handle from [`hepml_open`] not yet closed, living for `'a`.
+unsafe fn model<'a>(m: *const Model) -> Result<&'a Model, BridgeError> {
     // SAFETY: a handle from hepml_open, not yet closed (the caller's contract).
     unsafe { m.as_ref() }.ok_or_else(|| BridgeError::Arg("model handle is null".into()))
 }
@@ -259,39 +252,52 @@ fn model<'a>(m: *const Model) -> Result<&'a Model, BridgeError> {
 /// Opens `path` on `engine` ("auto" when null: tree ensembles and dense networks on the native
 /// evaluators, other graphs on tract; or "native", "tract", "trees", "ort"). Null on failure,
 /// with the message in `*error`.
+///
+/// # Safety
+/// `path` and `engine` are null or NUL-terminated strings; `error` is null or valid for writing
+/// one pointer.
 #[no_mangle]
-pub extern "C" fn hepml_open(
+pub unsafe extern "C" fn hepml_open(
     path: *const c_char,
     engine: *const c_char,
     error: *mut *mut c_char,
 ) -> *mut Model {
-    guard(error, std::ptr::null_mut(), || {
-        let path = c_str(path, "model path")?;
-        let kind = if engine.is_null() {
-            "auto"
-        } else {
-            c_str(engine, "engine")?
-        };
-        Ok(Box::into_raw(Box::new(Model::open(path, kind)?)))
-    })
+    // SAFETY: the caller's contract above, for `error`, `path` and `engine`.
+    unsafe {
+        guard(error, std::ptr::null_mut(), || {
+            let path = c_str(path, "model path")?;
+            let kind = if engine.is_null() {
+                "auto"
+            } else {
+                c_str(engine, "engine")?
+            };
+            Ok(Box::into_raw(Box::new(Model::open(path, kind)?)))
+        })
+    }
 }
 
 /// Frees a model (null is ignored).
+///
+/// # Safety
+/// `m` is null or a handle from [`hepml_open`], not closed before and not used after.
 #[no_mangle]
-pub extern "C" fn hepml_close(m: *mut Model) {
+pub unsafe extern "C" fn hepml_close(m: *mut Model) {
     if !m.is_null() {
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: a handle from hepml_open, closed once.
+            // SAFETY: a handle from hepml_open, closed once (the caller's contract).
             drop(unsafe { Box::from_raw(m) })
         }));
     }
 }
 
 /// Frees a message from `*error`.
+///
+/// # Safety
+/// `s` is null or a string hepml handed out through `*error`, not freed before.
 #[no_mangle]
-pub extern "C" fn hepml_free_string(s: *mut c_char) {
+pub unsafe extern "C" fn hepml_free_string(s: *mut c_char) {
     if !s.is_null() {
-        // SAFETY: a string hepml handed out with CString::into_raw.
+        // SAFETY: a string hepml handed out with CString::into_raw (the caller's contract).
         drop(unsafe { CString::from_raw(s) });
     }
 }
@@ -300,129 +306,204 @@ fn name_at(v: &[CString], i: usize) -> *const c_char {
     v.get(i).map_or(std::ptr::null(), |s| s.as_ptr())
 }
 
-/// Engine and model, e.g. "native dense (dense 80-100-100-1, avx+fma) on m.onnx (xxh64 ...)".
-#[no_mangle]
-pub extern "C" fn hepml_describe(m: *const Model) -> *const c_char {
-    model(m).map_or(std::ptr::null(), |m| m.describe.as_ptr())
+/// Applies `f` to the model behind `m`, or gives `none` for a null handle.
+///
+/// # Safety
+/// `m` is null or a handle from [`hepml_open`] that has not been closed.
+unsafe fn with_model<T>(m: *const Model, none: T, f: impl FnOnce(&Model) -> T) -> T {
+    // SAFETY: the caller's contract.
+    unsafe { model(m) }.map_or(none, f)
 }
 
+/// Engine and model, e.g. "native dense (dense 80-100-100-1, avx+fma) on m.onnx (xxh64 ...)".
+///
+/// # Safety
+/// `m` is null or a handle from [`hepml_open`] that has not been closed (the same for every
+/// function below that takes only a model and indices).
 #[no_mangle]
-pub extern "C" fn hepml_num_inputs(m: *const Model) -> usize {
-    model(m).map_or(0, |m| m.input_names.len())
+pub unsafe extern "C" fn hepml_describe(m: *const Model) -> *const c_char {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, std::ptr::null(), |m| m.describe.as_ptr()) }
+}
+
+/// The number of inputs (0 for a null handle).
+///
+/// # Safety
+/// As [`hepml_describe`].
+#[no_mangle]
+pub unsafe extern "C" fn hepml_num_inputs(m: *const Model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, 0, |m| m.input_names.len()) }
 }
 
 /// Input `i`'s name (graph order), valid while the model lives; null past the end.
+///
+/// # Safety
+/// As [`hepml_describe`].
 #[no_mangle]
-pub extern "C" fn hepml_input_name(m: *const Model, i: usize) -> *const c_char {
-    model(m).map_or(std::ptr::null(), |m| name_at(&m.input_names, i))
+pub unsafe extern "C" fn hepml_input_name(m: *const Model, i: usize) -> *const c_char {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, std::ptr::null(), |m| name_at(&m.input_names, i)) }
 }
 
+/// The number of outputs (0 for a null handle).
+///
+/// # Safety
+/// As [`hepml_describe`].
 #[no_mangle]
-pub extern "C" fn hepml_num_outputs(m: *const Model) -> usize {
-    model(m).map_or(0, |m| m.output_names.len())
+pub unsafe extern "C" fn hepml_num_outputs(m: *const Model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, 0, |m| m.output_names.len()) }
 }
 
+/// Output `i`'s name (graph order), valid while the model lives; null past the end.
+///
+/// # Safety
+/// As [`hepml_describe`].
 #[no_mangle]
-pub extern "C" fn hepml_output_name(m: *const Model, i: usize) -> *const c_char {
-    model(m).map_or(std::ptr::null(), |m| name_at(&m.output_names, i))
+pub unsafe extern "C" fn hepml_output_name(m: *const Model, i: usize) -> *const c_char {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, std::ptr::null(), |m| name_at(&m.output_names, i)) }
 }
 
 /// The output `evaluate` returns by default: the first named in `hepml.outputs`, else the
 /// first float output (an sklearn classifier's probabilities, not its label).
+///
+/// # Safety
+/// As [`hepml_describe`].
 #[no_mangle]
-pub extern "C" fn hepml_default_output(m: *const Model) -> usize {
-    model(m).map_or(0, |m| m.default_output)
+pub unsafe extern "C" fn hepml_default_output(m: *const Model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, 0, |m| m.default_output) }
 }
 
-fn shape_of(p: &engine::Port, dims: *mut i64, cap: usize) -> usize {
-    for (k, d) in p.shape.iter().enumerate().take(cap) {
-        if !dims.is_null() {
-            // SAFETY: the caller provides `cap` slots.
+/// # Safety
+/// `dims` is null or valid for writing `cap` values.
+unsafe fn shape_of(p: &engine::Port, dims: *mut i64, cap: usize) -> usize {
+    if !dims.is_null() {
+        for (k, d) in p.shape.iter().enumerate().take(cap) {
+            // SAFETY: `k < cap` slots (the caller's contract).
             unsafe { *dims.add(k) = d.map_or(-1, |d| d as i64) };
         }
     }
     p.shape.len()
 }
 
-fn port_shape(m: *const Model, i: usize, dims: *mut i64, cap: usize, output: bool) -> usize {
-    model(m)
-        .ok()
-        .and_then(|m| {
-            let info = m.engine().info();
-            if output { &info.outputs } else { &info.inputs }.get(i)
-        })
-        .map_or(0, |p| shape_of(p, dims, cap))
+/// # Safety
+/// As [`hepml_input_shape`].
+unsafe fn port_shape(m: *const Model, i: usize, dims: *mut i64, cap: usize, output: bool) -> usize {
+    // SAFETY: the caller's contract (a live handle or null).
+    let Ok(m) = (unsafe { model(m) }) else {
+        return 0;
+    };
+    let info = m.engine().info();
+    if output { &info.outputs } else { &info.inputs }
+        .get(i)
+        // SAFETY: the caller's contract (`cap` writable slots or null).
+        .map_or(0, |p| unsafe { shape_of(p, dims, cap) })
 }
 
 /// Writes up to `cap` dimensions of input `i` (the batch included; -1 for a symbolic one) and
 /// returns its rank (0 past the end).
+///
+/// # Safety
+/// `m` as for [`hepml_describe`]; `dims` is null or valid for writing `cap` values.
 #[no_mangle]
-pub extern "C" fn hepml_input_shape(
+pub unsafe extern "C" fn hepml_input_shape(
     m: *const Model,
     i: usize,
     dims: *mut i64,
     cap: usize,
 ) -> usize {
-    port_shape(m, i, dims, cap, false)
+    // SAFETY: the caller's contract.
+    unsafe { port_shape(m, i, dims, cap, false) }
 }
 
 /// As [`hepml_input_shape`] for output `i`.
+///
+/// # Safety
+/// As [`hepml_input_shape`].
 #[no_mangle]
-pub extern "C" fn hepml_output_shape(
+pub unsafe extern "C" fn hepml_output_shape(
     m: *const Model,
     i: usize,
     dims: *mut i64,
     cap: usize,
 ) -> usize {
-    port_shape(m, i, dims, cap, true)
+    // SAFETY: the caller's contract.
+    unsafe { port_shape(m, i, dims, cap, true) }
 }
 
 /// How many features `hepml.inputs` lists for input `i` (0 without that metadata).
+///
+/// # Safety
+/// As [`hepml_describe`].
 #[no_mangle]
-pub extern "C" fn hepml_num_features(m: *const Model, i: usize) -> usize {
-    model(m).map_or(0, |m| m.features.get(i).map_or(0, Vec::len))
+pub unsafe extern "C" fn hepml_num_features(m: *const Model, i: usize) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, 0, |m| m.features.get(i).map_or(0, Vec::len)) }
 }
 
 /// Feature `j` (a branch or expression) of input `i`, from `hepml.inputs`.
+///
+/// # Safety
+/// As [`hepml_describe`].
 #[no_mangle]
-pub extern "C" fn hepml_feature(m: *const Model, i: usize, j: usize) -> *const c_char {
-    model(m).map_or(std::ptr::null(), |m| {
-        m.features
-            .get(i)
-            .map_or(std::ptr::null(), |f| name_at(f, j))
-    })
+pub unsafe extern "C" fn hepml_feature(m: *const Model, i: usize, j: usize) -> *const c_char {
+    let none = std::ptr::null();
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_model(m, none, |m| {
+            m.features.get(i).map_or(none, |f| name_at(f, j))
+        })
+    }
 }
 
+/// The number of metadata_props entries.
+///
+/// # Safety
+/// As [`hepml_describe`].
 #[no_mangle]
-pub extern "C" fn hepml_num_metadata(m: *const Model) -> usize {
-    model(m).map_or(0, |m| m.metadata.len())
+pub unsafe extern "C" fn hepml_num_metadata(m: *const Model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, 0, |m| m.metadata.len()) }
 }
 
 /// Key `i` of the model's metadata_props.
+///
+/// # Safety
+/// As [`hepml_describe`].
 #[no_mangle]
-pub extern "C" fn hepml_metadata_key(m: *const Model, i: usize) -> *const c_char {
-    model(m).map_or(std::ptr::null(), |m| {
-        m.metadata
-            .get(i)
-            .map_or(std::ptr::null(), |(k, _)| k.as_ptr())
-    })
+pub unsafe extern "C" fn hepml_metadata_key(m: *const Model, i: usize) -> *const c_char {
+    let none = std::ptr::null();
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_model(m, none, |m| {
+            m.metadata.get(i).map_or(none, |(k, _)| k.as_ptr())
+        })
+    }
 }
 
 /// The metadata value under `key`, or null.
+///
+/// # Safety
+/// `m` as for [`hepml_describe`]; `key` is null or a NUL-terminated string.
 #[no_mangle]
-pub extern "C" fn hepml_metadata(m: *const Model, key: *const c_char) -> *const c_char {
-    let Ok(m) = model(m) else {
-        return std::ptr::null();
-    };
+pub unsafe extern "C" fn hepml_metadata(m: *const Model, key: *const c_char) -> *const c_char {
     if key.is_null() {
         return std::ptr::null();
     }
-    // SAFETY: a NUL-terminated string from the caller.
+    // SAFETY: a non-null NUL-terminated string (the caller's contract).
     let key = unsafe { CStr::from_ptr(key) };
-    m.metadata
-        .iter()
-        .find(|(k, _)| k.as_c_str() == key)
-        .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
+    // SAFETY: the caller's contract.
+    unsafe {
+        with_model(m, std::ptr::null(), |m| {
+            m.metadata
+                .iter()
+                .find(|(k, _)| k.as_c_str() == key)
+                .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
+        })
+    }
 }
 
 /// Evaluates a batch.
@@ -434,9 +515,16 @@ pub extern "C" fn hepml_metadata(m: *const Model, key: *const c_char) -> *const 
 /// Returns 0 on success; 1 on error (message in `*error`, free it with
 /// [`hepml_free_string`]); 2 when `out_cap` is too small (`*out_len` says how many are needed,
 /// nothing else happened).
+///
+/// # Safety
+/// `m` as for [`hepml_describe`]. When `n_inputs > 0`: `data`, `shapes` and `ranks` are null or
+/// hold `n_inputs` entries, and so does `names` unless null; each non-null `names[k]` is a
+/// NUL-terminated string, each non-null `shapes[k]` holds `ranks[k]` dimensions and each
+/// non-null `data[k]` the product of them in floats. `out` is null or valid for writing
+/// `out_cap` floats; `out_len` and `error` are null or valid for writing one value.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
-pub extern "C" fn hepml_run(
+pub unsafe extern "C" fn hepml_run(
     m: *const Model,
     n_inputs: usize,
     names: *const *const c_char,
@@ -449,8 +537,9 @@ pub extern "C" fn hepml_run(
     out_len: *mut usize,
     error: *mut *mut c_char,
 ) -> c_int {
-    guard(error, 1, || {
-        let m = model(m)?;
+    let run = || {
+        // SAFETY: the caller's contract (a live handle or null).
+        let m = unsafe { model(m) }?;
         let arr = |p: *const *const c_char| -> &[*const c_char] {
             // SAFETY: `n_inputs` entries (checked non-null by the caller of this closure).
             unsafe { std::slice::from_raw_parts(p, n_inputs) }
@@ -495,7 +584,8 @@ pub extern "C" fn hepml_run(
                 unsafe { *out_len = n };
             }
         };
-        if let Some(r) = m.run_fast(names, data, shapes, ranks, output, out) {
+        // SAFETY: the caller's contract for the inputs' names, shapes and data.
+        if let Some(r) = unsafe { m.run_fast(names, data, shapes, ranks, output, out) } {
             let need = r?;
             set_len(need);
             return Ok(if need > out_cap { 2 } else { 0 });
@@ -504,7 +594,8 @@ pub extern "C" fn hepml_run(
         let mut tensors = Vec::with_capacity(n_inputs);
         for k in 0..n_inputs {
             let name = match names {
-                Some(n) => c_str(n[k], "input name")?.to_string(),
+                // SAFETY: a NUL-terminated string or null (the caller's contract).
+                Some(n) => unsafe { c_str(n[k], "input name") }?.to_string(),
                 None => m
                     .input_names
                     .get(k)
@@ -558,7 +649,9 @@ pub extern "C" fn hepml_run(
         }
         out[..t.data.len()].copy_from_slice(&t.data);
         Ok(0)
-    })
+    };
+    // SAFETY: `error` is null or writable (the caller's contract).
+    unsafe { guard(error, 1, run) }
 }
 
 fn t_name(c: &CString) -> String {

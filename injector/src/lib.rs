@@ -1,5 +1,4 @@
-//! ROOT ntuple I/O, inference engines and the inject pipeline.
-pub mod engine;
+//! ROOT ntuple I/O and the inject pipeline (the inference engines are the `engine` crate).
 pub mod expr;
 pub mod inject;
 pub mod rootio;

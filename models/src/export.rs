@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use injector::engine::onnx_build::Dense;
+use engine::onnx_build::Dense;
 
 use crate::train::{SavedModel, TrainError};
 

@@ -58,6 +58,24 @@ pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Whether this machine has an NVIDIA GPU: `/dev/nvidia0` exists and `nvidia-smi -L` lists a
+/// GPU.
+pub fn nvidia_gpu() -> bool {
+    Path::new("/dev/nvidia0").exists()
+        && std::process::Command::new("nvidia-smi")
+            .arg("-L")
+            .output()
+            .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("GPU"))
+}
+
+/// Whether the onnxruntime library `lib` was built with the CUDA execution provider: its
+/// provider library `libonnxruntime_providers_cuda.so` sits beside it (the onnxruntime-gpu
+/// wheel's layout; the CPU wheel has none).
+pub fn ort_has_cuda(lib: &Path) -> bool {
+    lib.parent()
+        .is_some_and(|d| d.join("libonnxruntime_providers_cuda.so").exists())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,9 +6,9 @@ use super::error::{config, Context, InjectError};
 use super::pipeline::{Engine, Folds, ModelJob, Models};
 use super::plan::Options;
 use super::spec::{self, ColumnsDecl, FeatureSpec, OutputDecl};
-use crate::engine::{self, read_info, EngineOptions, ModelInfo};
 use crate::inject::inputs::InputKind;
 use crate::rootio::Chain;
+use engine::{EngineOptions, Model};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -47,7 +47,11 @@ fn param_suffix(name: &str, value: &str) -> String {
 
 /// A feature spec file: hepml's YAML, or a CMS preprocess.json (whose `output_names` name the
 /// classes of the model's single output: one branch per column, prefixed `pnet_`).
-fn load_spec(path: &Path, length: Option<usize>, model: &Path) -> Result<FeatureSpec, InjectError> {
+fn load_spec(
+    path: &Path,
+    length: Option<usize>,
+    model: &Model,
+) -> Result<FeatureSpec, InjectError> {
     let text = std::fs::read_to_string(path).map_err(|err| InjectError::Io {
         what: format!("reading {}", path.display()),
         err,
@@ -59,14 +63,13 @@ fn load_spec(path: &Path, length: Option<usize>, model: &Path) -> Result<Feature
         spec::from_preprocess_json(&text, length).context_with(|| path.display().to_string())?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| config(format!("{}: {e}", path.display())))?;
-    let info = read_info(model)?;
-    let tensor = match info.outputs.as_slice() {
+    let tensor = match model.info().outputs.as_slice() {
         [one] => one.name.clone(),
         many => {
             return Err(config(format!(
                 "{}: names one output's classes but {} has {} outputs",
                 path.display(),
-                model.display(),
+                model.path().display(),
                 many.len()
             )))
         }
@@ -99,7 +102,7 @@ fn load_spec(path: &Path, length: Option<usize>, model: &Path) -> Result<Feature
 /// Loads one model on the engine the options ask for: tree ensembles and dense networks go to
 /// hepml's native evaluators, every other graph to tract (or everything to ONNX Runtime). The
 /// engine's description (log line, provenance) says which.
-fn load_engine(o: &Options, path: &Path) -> Result<(Box<dyn Engine>, ModelInfo), InjectError> {
+fn load_engine(o: &Options, model: &Model) -> Result<Box<dyn Engine>, InjectError> {
     let opts = EngineOptions {
         kind: o.engine,
         device: o.device,
@@ -107,9 +110,7 @@ fn load_engine(o: &Options, path: &Path) -> Result<(Box<dyn Engine>, ModelInfo),
         ort_sessions: o.threads.unwrap_or(0),
         threads: o.threads.unwrap_or(0),
     };
-    let e = engine::open(path, &opts)?;
-    let info = e.info().clone();
-    Ok((e, info))
+    Ok(engine::open(model, &opts)?.into_engine())
 }
 
 /// A job per model (or one fold ensemble, and per combination of `--param` values), with the
@@ -121,10 +122,16 @@ pub(crate) fn build_jobs(
     chain: &Chain,
     notes: &mut Vec<String>,
 ) -> Result<Vec<ModelJob>, InjectError> {
+    // Each file is read and decoded once: its metadata, ports and engines all come from here.
+    let models: Vec<Model> = o
+        .models
+        .iter()
+        .map(|m| Model::read(m))
+        .collect::<Result<_, _>>()?;
     let spec_for = |i: usize| -> Result<FeatureSpec, InjectError> {
         match o.features.get(i).or(o.features.first()) {
-            Some(p) => load_spec(p, o.length, &o.models[i]),
-            None => FeatureSpec::from_metadata(&read_info(&o.models[i])?.metadata)
+            Some(p) => load_spec(p, o.length, &models[i]),
+            None => FeatureSpec::from_metadata(&models[i].info().metadata)
                 .context_with(|| o.models[i].display().to_string()),
         }
     };
@@ -134,14 +141,12 @@ pub(crate) fn build_jobs(
     // together (in fold order), they form one ensemble without a fold branch option.
     let metadata_folds = o.features.is_empty()
         && o.models.len() > 1
-        && o.models.iter().enumerate().all(|(i, m)| {
-            read_info(m).is_ok_and(|info| {
-                info.metadata.contains_key("hepml.fold")
-                    && info
-                        .metadata
-                        .get("hepml.fold_index")
-                        .is_none_or(|f| f.parse() == Ok(i))
-            })
+        && models.iter().enumerate().all(|(i, m)| {
+            let metadata = &m.info().metadata;
+            metadata.contains_key("hepml.fold")
+                && metadata
+                    .get("hepml.fold_index")
+                    .is_none_or(|f| f.parse() == Ok(i))
         });
     let groups: Vec<Vec<usize>> = if o.fold_branch.is_some() || metadata_folds {
         vec![(0..o.models.len()).collect()]
@@ -151,7 +156,7 @@ pub(crate) fn build_jobs(
     for g in groups {
         let first = g[0];
         let base = spec_for(first)?;
-        check_parameter(&o.models[first], &base, params, chain, notes)?;
+        check_parameter(&models[first], &base, params, chain, notes)?;
         // One job per combination of the --param values that apply to this model.
         let mut variants: Vec<Vec<(&str, &str)>> = vec![vec![]];
         for (n, values) in params.iter().filter(|(n, _)| base.has_column(n)) {
@@ -175,7 +180,7 @@ pub(crate) fn build_jobs(
                 spec.suffix_outputs(&param_suffix(n, v));
                 name.push_str(&format!(" {n}={v}"));
             }
-            jobs.push(build_job(o, chain, &g, spec, name, notes)?);
+            jobs.push(build_job(o, &models, chain, &g, spec, name, notes)?);
         }
     }
     if let Some((n, _)) = params.iter().find(|(n, _)| !used.contains(n.as_str())) {
@@ -187,7 +192,7 @@ pub(crate) fn build_jobs(
 }
 
 /// The comma-separated names of some ports, for messages.
-fn port_names(ports: &[crate::engine::Port]) -> String {
+fn port_names(ports: &[engine::Port]) -> String {
     ports
         .iter()
         .map(|p| p.name.as_str())
@@ -199,6 +204,7 @@ fn port_names(ports: &[crate::engine::Port]) -> String {
 /// checked against the model's ports and the tree's branches.
 fn build_job(
     o: &Options,
+    models: &[Model],
     chain: &Chain,
     group: &[usize],
     spec: FeatureSpec,
@@ -206,11 +212,11 @@ fn build_job(
     notes: &mut Vec<String>,
 ) -> Result<ModelJob, InjectError> {
     let model = o.models[group[0]].display().to_string();
-    let engines: Vec<(Box<dyn Engine>, ModelInfo)> = group
+    let mut members: Vec<Box<dyn Engine>> = group
         .iter()
-        .map(|&i| load_engine(o, &o.models[i]))
+        .map(|&i| load_engine(o, &models[i]))
         .collect::<Result<_, _>>()?;
-    let info = engines[0].1.clone();
+    let info = models[group[0]].info();
     let width = |name: &str| -> Option<usize> {
         info.outputs
             .iter()
@@ -262,7 +268,6 @@ fn build_job(
         .fold_branch
         .clone()
         .or(resolved.folds.as_ref().map(|f| f.branch.clone()));
-    let mut members: Vec<Box<dyn Engine>> = engines.into_iter().map(|e| e.0).collect();
     let models = match fold_branch {
         Some(branch) if members.len() > 1 => {
             chain
@@ -296,14 +301,13 @@ fn build_job(
 /// without `--param` for it, the parameter is read from a branch of that name, and a tree
 /// without one is an error that says how to set it.
 fn check_parameter(
-    model: &Path,
+    model: &Model,
     spec: &FeatureSpec,
     params: &[Param],
     chain: &Chain,
     notes: &mut Vec<String>,
 ) -> Result<(), InjectError> {
-    let info = read_info(model)?;
-    let Some(p) = info.metadata.get("hepml.parameter") else {
+    let Some(p) = model.info().metadata.get("hepml.parameter") else {
         return Ok(());
     };
     if params.iter().any(|(n, _)| n == p) || !spec.has_column(p) {
@@ -312,12 +316,12 @@ fn check_parameter(
     if chain.interp(p).is_err() {
         return Err(config(format!(
             "{}: a parameterised model: give its parameter with --param {p}=VALUE[,VALUE...] (the tree has no branch `{p}`)",
-            model.display()
+            model.path().display()
         )));
     }
     notes.push(format!(
         "{}: parameter `{p}` is read from the branch `{p}` (--param {p}=VALUE sets it)",
-        model.display()
+        model.path().display()
     ));
     Ok(())
 }

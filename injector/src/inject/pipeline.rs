@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub use crate::engine::{Engine, Tensor};
+pub use engine::{Engine, Tensor};
 
 /// Which output tensor column goes to which new branch.
 #[derive(Debug, Clone)]
@@ -388,8 +388,8 @@ mod tests {
         w: Vec<f32>,
         b: f32,
     }
-    static LINEAR_INFO: std::sync::LazyLock<crate::engine::ModelInfo> =
-        std::sync::LazyLock::new(|| crate::engine::ModelInfo {
+    static LINEAR_INFO: std::sync::LazyLock<engine::ModelInfo> =
+        std::sync::LazyLock::new(|| engine::ModelInfo {
             path: "linear".into(),
             inputs: Vec::new(),
             outputs: Vec::new(),
@@ -398,11 +398,11 @@ mod tests {
             hash: String::new(),
         });
     impl Engine for Linear {
-        fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, crate::engine::EngineError> {
+        fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, engine::EngineError> {
             let x = &inputs[0];
             let c = x.shape[1];
             if c != self.w.len() {
-                return Err(crate::engine::EngineError::Config(format!(
+                return Err(engine::EngineError::Config(format!(
                     "expected {} columns, got {c}",
                     self.w.len()
                 )));
@@ -421,7 +421,7 @@ mod tests {
         fn describe(&self) -> String {
             "linear".into()
         }
-        fn info(&self) -> &crate::engine::ModelInfo {
+        fn info(&self) -> &engine::ModelInfo {
             &LINEAR_INFO
         }
     }

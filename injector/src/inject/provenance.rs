@@ -4,11 +4,11 @@
 
 use super::error::InjectError;
 use super::pipeline::ModelJob;
-use crate::engine::EngineKind;
 use crate::rootio::object::{default_object, Value};
 use crate::rootio::rbuf::WBuf;
 use crate::rootio::write::FileWriter;
 use crate::rootio::RootError;
+use engine::EngineKind;
 use std::path::Path;
 
 /// Writes the record into `fw`.

@@ -2,7 +2,7 @@
 //! plans optimised for the fixed batch sizes actually seen (tract runs fixed shapes 1.2-3x
 //! faster), built on first use and cached.
 
-use super::{read_info, Engine, EngineError, ModelInfo, Tensor};
+use super::{Engine, EngineError, Model, ModelInfo, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -106,8 +106,9 @@ fn refuse_what_tract_ignores(
 }
 
 impl TractEngine {
-    pub fn load(path: &Path) -> Result<Self, EngineError> {
-        let info = read_info(path)?;
+    pub fn load(model: &Model) -> Result<Self, EngineError> {
+        let path = model.path();
+        let info = model.info().clone();
         for i in &info.inputs {
             if i.elem != "float" {
                 return Err(EngineError::Input {
@@ -117,15 +118,25 @@ impl TractEngine {
                 });
             }
         }
-        refuse_what_tract_ignores(&super::read_proto(path)?, path)?;
+        refuse_what_tract_ignores(model.proto(), path)?;
         // A graph tract cannot load is an error now; one it cannot optimise with symbolic
-        // shapes (ParticleNet's `n_pf + n_sv`) runs on fixed-shape plans only.
-        let model = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(|e| EngineError::Load {
-                path: path.to_path_buf(),
-                msg: format!("tract: {e:#}"),
-            })?;
+        // shapes (ParticleNet's `n_pf + n_sv`) runs on fixed-shape plans only. Parsed from the
+        // decoded protobuf as tract's `model_for_path` does (external data beside the file).
+        let tract_err = |msg: String| EngineError::Load {
+            path: path.to_path_buf(),
+            msg: format!("tract: {msg}"),
+        };
+        let dir = path.parent().and_then(Path::to_str);
+        let parsed = tract_onnx::onnx()
+            .parse(model.proto(), dir)
+            .map_err(|e| tract_err(format!("{e:#}")))?;
+        if !parsed.unresolved_inputs.is_empty() {
+            return Err(tract_err(format!(
+                "Could not resolve inputs at top-level: {:?}",
+                parsed.unresolved_inputs
+            )));
+        }
+        let model = parsed.model;
         let (symbolic, symbolic_error) = match Self::plan(&model, None, &info) {
             Ok(p) => (Some(p), String::new()),
             Err(e) => (None, format!("{e:#}")),

@@ -4,7 +4,7 @@
 //! sessions, one per concurrent caller. `--device cuda` registers the CUDA execution provider
 //! with `error_on_failure`: no silent fallback to the CPU.
 
-use super::{read_info, Engine, EngineError, ModelInfo, Tensor};
+use super::{Engine, EngineError, Model, ModelInfo, Tensor};
 use ort::session::Session;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -65,6 +65,15 @@ pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf, String> {
     Err("no libonnxruntime found: pass --ort-lib PATH, set ORT_DYLIB_PATH, or run scripts/setup_env.sh (pip onnxruntime in .venv)".into())
 }
 
+/// How the error for `--device cuda` on an onnxruntime without the CUDA execution provider
+/// begins (no silent fallback to the CPU).
+pub const CUDA_MISSING: &str = "CUDA execution provider not available";
+
+/// How the error for a CUDA execution provider that is built in but cannot start (no GPU, no
+/// driver, no CUDA libraries) begins.
+pub const CUDA_FAILED: &str =
+    "the CUDA execution provider cannot be registered (no silent CPU fallback)";
+
 pub struct OrtEngine {
     pub info: ModelInfo,
     sessions: Vec<Mutex<Session>>,
@@ -107,19 +116,22 @@ fn environment(
 }
 
 impl OrtEngine {
-    /// Loads `path` into `pool` sessions (one per concurrent caller: `Session::run` needs
+    /// Loads `model` into `pool` sessions (one per concurrent caller: `Session::run` needs
     /// `&mut`). `cuda`: register the CUDA execution provider or fail, never run on the CPU.
+    /// The ports come from `model`; ONNX Runtime parses the graph itself, from the file (so
+    /// that external data beside it resolves).
     pub fn load(
-        path: &Path,
+        model: &Model,
         lib: Option<&Path>,
         cuda: bool,
         pool: usize,
     ) -> Result<Self, EngineError> {
+        let path = model.path();
         let err = |msg: String| EngineError::Load {
             path: path.to_path_buf(),
             msg,
         };
-        let info = read_info(path)?;
+        let info = model.info().clone();
         for o in &info.outputs {
             if o.elem != "float" && o.elem != "int64" {
                 return Err(EngineError::Unsupported {
@@ -132,6 +144,18 @@ impl OrtEngine {
             }
         }
         let (env, lib) = environment(lib)?;
+        if cuda {
+            use ort::ep::ExecutionProvider;
+            let built_with = ort::ep::CUDA::is_available()
+                .map_err(|e| err(format!("onnxruntime: listing its execution providers: {e}")))?;
+            if !built_with {
+                return Err(EngineError::Config(format!(
+                    "{CUDA_MISSING} in {} (an onnxruntime built without CUDA): install \
+                     onnxruntime-gpu and pass its library with --ort-lib, or use --device cpu",
+                    lib.display()
+                )));
+            }
+        }
         let mut sessions = Vec::new();
         for _ in 0..pool.max(1) {
             let b = Session::builder(&env).map_err(|e| err(format!("onnxruntime: {e}")))?;
@@ -141,12 +165,7 @@ impl OrtEngine {
             if cuda {
                 b = b
                     .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
-                    .map_err(|e| {
-                        err(format!(
-                            "the CUDA execution provider cannot be registered (no silent CPU \
-                             fallback): {e}"
-                        ))
-                    })?;
+                    .map_err(|e| err(format!("{CUDA_FAILED}: {e}")))?;
             }
             let s = b
                 .commit_from_file(path)

@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! .venv/bin/python scripts/make_engine_models.py /tmp/engine-models
-//! cargo run --release -p injector --features ort --example engine_latency -- /tmp/engine-models
+//! cargo run --release -p engine --features ort --example engine_latency -- /tmp/engine-models
 //! ```
 //!
 //! Models: `mlp_80_100_100_1.onnx` (sklearn MLP 80-100-100-1), `gbc.onnx` (sklearn
 //! GradientBoostingClassifier, 100 trees of depth 3), `gbr.onnx` (GradientBoostingRegressor,
 //! 50 trees, which tract can load).
 
-use injector::engine::{self, tract::TractEngine, Engine, EngineKind, EngineOptions, Tensor};
+use engine::{tract::TractEngine, Engine, EngineKind, EngineOptions, Model, Opened, Tensor};
 use std::path::Path;
 use std::time::Instant;
 
@@ -55,15 +55,15 @@ fn main() {
         .expect("usage: engine_latency MODELS_DIR (from scripts/make_engine_models.py)");
     let dir = Path::new(&dir);
     let open = |file: &str, kind: EngineKind| {
-        engine::open(
-            &dir.join(file),
-            &EngineOptions {
-                kind,
-                ort_sessions: 1,
-                threads: 1,
-                ..Default::default()
-            },
-        )
+        let opts = EngineOptions {
+            kind,
+            ort_sessions: 1,
+            threads: 1,
+            ..Default::default()
+        };
+        Model::read(&dir.join(file))
+            .and_then(|m| engine::open(&m, &opts))
+            .map(Opened::into_engine)
     };
 
     match open("mlp_80_100_100_1.onnx", EngineKind::Native) {
@@ -78,7 +78,7 @@ fn main() {
         Err(e) => println!("native: {e}"),
     }
     let mlp = dir.join("mlp_80_100_100_1.onnx");
-    let mut tract = TractEngine::load(&mlp).unwrap();
+    let mut tract = TractEngine::load(&Model::read(&mlp).unwrap()).unwrap();
     tract.threads = 1;
     line("MLP 80-100-100-1, tract (fixed-shape plans)", &tract, 80);
     let x1 = input("x", 1, 80);

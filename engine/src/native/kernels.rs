@@ -1,0 +1,524 @@
+//! The evaluation kernels: one tile of rows through the program, dense layers by column
+//! blocks (one, four or eight rows at a time), activations, and the SIMD level they are
+//! compiled for, chosen at run time from what the CPU reports.
+
+use super::{Act, BinOp, Dense, NativeEngine, Op, Operand, Slot, TILE};
+
+/// The instruction set the kernels are compiled for, chosen once at load from what the CPU
+/// reports. Every level computes each value with the same operations in the same order (the
+/// wider ones only put more columns in a register): the results are bit-identical, as long as
+/// FMA is in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Simd {
+    Portable,
+    /// AVX + FMA (256-bit).
+    Fma,
+    /// AVX-512F + FMA (512-bit).
+    Avx512,
+}
+
+impl Simd {
+    /// The widest level the CPU has, capped by `HEPML_NATIVE_SIMD` (`portable`, `avx+fma`) when
+    /// set: for comparing levels on one machine.
+    pub(super) fn detect() -> Simd {
+        let cap = match std::env::var("HEPML_NATIVE_SIMD").as_deref() {
+            Ok("portable") => Simd::Portable,
+            Ok("avx+fma") | Ok("fma") => Simd::Fma,
+            _ => Simd::Avx512,
+        };
+        Simd::available().min(cap)
+    }
+
+    pub(super) fn available() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::is_x86_feature_detected!("avx") && std::is_x86_feature_detected!("fma");
+            if fma && std::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512;
+            }
+            if fma {
+                return Simd::Fma;
+            }
+        }
+        Simd::Portable
+    }
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Simd::Portable => "portable",
+            Simd::Fma => "avx+fma",
+            Simd::Avx512 => "avx512+fma",
+        }
+    }
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// The widest input the zero-skipping single-row kernel compacts.
+const NZ_MAX: usize = 256;
+
+/// Calls `$f::<W, $c...>(args)` for the block width `$w` (a multiple of 8 up to 64).
+macro_rules! by_width {
+    ($w:expr, $f:ident, [$($c:tt),*], ($($arg:expr),*)) => {
+        match $w {
+            8 => $f::<8, $($c),*>($($arg),*),
+            16 => $f::<16, $($c),*>($($arg),*),
+            24 => $f::<24, $($c),*>($($arg),*),
+            32 => $f::<32, $($c),*>($($arg),*),
+            40 => $f::<40, $($c),*>($($arg),*),
+            48 => $f::<48, $($c),*>($($arg),*),
+            56 => $f::<56, $($c),*>($($arg),*),
+            _ => $f::<64, $($c),*>($($arg),*),
+        }
+    };
+}
+
+/// One block of W columns for one row: out = bias + sum_i x[i] w[i, ..] over the inputs `idx`
+/// lists (ascending), or over all of them.
+#[inline(always)]
+fn block_row<const W: usize, const FMA: bool>(
+    wb: &[f32],
+    x: &[f32],
+    idx: Option<&[u32]>,
+    bias: &[f32],
+    out: &mut [f32],
+) {
+    let mut acc = [0f32; W];
+    acc[..bias.len()].copy_from_slice(bias);
+    block_sum::<W, FMA>(wb, x, idx, &mut acc);
+    out.copy_from_slice(&acc[..out.len()]);
+}
+
+/// The sums of [`block_row`]. `acc` is copied into a local and back whole: slices of runtime
+/// length of the local would keep it out of registers.
+#[inline(always)]
+fn block_sum<const W: usize, const FMA: bool>(
+    wb: &[f32],
+    x: &[f32],
+    idx: Option<&[u32]>,
+    acc: &mut [f32; W],
+) {
+    // Plain loops, no closure: a closure is not inlined into the `target_feature` caller and
+    // would lose FMA (a libm call per multiply-add).
+    let mut a = *acc;
+    match idx {
+        Some(idx) => {
+            for &i in idx {
+                let i = i as usize;
+                let xv = x[i];
+                let wr: &[f32; W] = wb[i * W..i * W + W].try_into().unwrap_or(&[0.0; W]);
+                for c in 0..W {
+                    a[c] = madd::<FMA>(xv, wr[c], a[c]);
+                }
+            }
+        }
+        None => {
+            for (xv, wr) in x.iter().zip(wb.chunks_exact(W)) {
+                let wr: &[f32; W] = wr.try_into().unwrap_or(&[0.0; W]);
+                for c in 0..W {
+                    a[c] = madd::<FMA>(*xv, wr[c], a[c]);
+                }
+            }
+        }
+    }
+    *acc = a;
+}
+
+/// out[j] = bias[j] + sum_i x[i] w[i, j] for one row, axpy form over the register blocks.
+/// Batch-1 calls are bound by streaming the weights from L2, so behind a ReLU the weight rows
+/// of inputs that are exactly zero are not read at all (same sums: those terms are +-0).
+#[inline(always)]
+fn dense_row_blocked<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
+    let k = l.k;
+    let x = &x[..k];
+    if l.skip_zeros && k <= NZ_MAX {
+        let mut idx = [0u32; NZ_MAX];
+        let mut cnt = 0;
+        for (j, v) in x.iter().enumerate() {
+            idx[cnt] = j as u32;
+            cnt += usize::from(*v != 0.0);
+        }
+        dense_row_blocks::<FMA>(l, x, Some(&idx[..cnt]), out);
+    } else {
+        dense_row_blocks::<FMA>(l, x, None, out);
+    }
+}
+
+#[inline(always)]
+fn dense_row_blocks<const FMA: bool>(l: &Dense, x: &[f32], nz: Option<&[u32]>, out: &mut [f32]) {
+    let (k, n) = (l.k, l.n);
+    let (mut j0, mut at) = (0, 0);
+    for &bw in &l.blocks {
+        let wb = &l.w[at..at + k * bw];
+        let m = bw.min(n - j0);
+        by_width!(
+            bw,
+            block_row,
+            [FMA],
+            (wb, x, nz, &l.bias[j0..j0 + m], &mut out[j0..j0 + m])
+        );
+        (j0, at) = (j0 + bw, at + k * bw);
+    }
+}
+
+/// Four rows at once (batches), 16 columns at a time (8 for a block's last odd 8): each weight
+/// load serves four rows, so a wide layer's weights stream from cache a quarter as often. Same
+/// operation order per value as [`dense_row_blocked`]: bit-identical results.
+#[inline(always)]
+fn dense_rows4<const FMA: bool>(l: &Dense, x: [&[f32]; 4], out: [&mut [f32]; 4]) {
+    let (k, n) = (l.k, l.n);
+    let x = x.map(|r| &r[..k]);
+    let [o0, o1, o2, o3] = out;
+    let (mut j0, mut at) = (0, 0);
+    for &bw in &l.blocks {
+        let wb = &l.w[at..at + k * bw];
+        let mut s0 = 0;
+        while s0 < bw && j0 + s0 < n {
+            let m = (n - j0 - s0).min(16);
+            let (a, b) = (j0 + s0, j0 + s0 + m.min(bw - s0));
+            let o = [&mut o0[a..b], &mut o1[a..b], &mut o2[a..b], &mut o3[a..b]];
+            if bw - s0 >= 16 {
+                by_width!(bw, sub_rows4, [16, FMA], (wb, s0, x, &l.bias[a..b], o));
+            } else {
+                by_width!(bw, sub_rows4, [8, FMA], (wb, s0, x, &l.bias[a..b], o));
+            }
+            s0 += 16;
+        }
+        (j0, at) = (j0 + bw, at + k * bw);
+    }
+}
+
+/// Columns `s0..s0 + S` of a block of width W, for four rows.
+#[inline(always)]
+fn sub_rows4<const W: usize, const S: usize, const FMA: bool>(
+    wb: &[f32],
+    s0: usize,
+    x: [&[f32]; 4],
+    bias: &[f32],
+    out: [&mut [f32]; 4],
+) {
+    let m = bias.len();
+    // Four separate accumulators (not a 2-D array): LLVM keeps each in registers.
+    let (mut a0, mut a1, mut a2, mut a3) = ([0f32; S], [0f32; S], [0f32; S], [0f32; S]);
+    for a in [&mut a0, &mut a1, &mut a2, &mut a3] {
+        a[..m].copy_from_slice(bias);
+    }
+    for (kk, wr) in wb.chunks_exact(W).enumerate() {
+        let w: &[f32; S] = wr[s0..s0 + S].try_into().unwrap_or(&[0.0; S]);
+        let (x0, x1, x2, x3) = (x[0][kk], x[1][kk], x[2][kk], x[3][kk]);
+        for c in 0..S {
+            a0[c] = madd::<FMA>(x0, w[c], a0[c]);
+        }
+        for c in 0..S {
+            a1[c] = madd::<FMA>(x1, w[c], a1[c]);
+        }
+        for c in 0..S {
+            a2[c] = madd::<FMA>(x2, w[c], a2[c]);
+        }
+        for c in 0..S {
+            a3[c] = madd::<FMA>(x3, w[c], a3[c]);
+        }
+    }
+    let [o0, o1, o2, o3] = out;
+    o0.copy_from_slice(&a0[..m]);
+    o1.copy_from_slice(&a1[..m]);
+    o2.copy_from_slice(&a2[..m]);
+    o3.copy_from_slice(&a3[..m]);
+}
+
+/// Eight rows at once (a whole tile, for AVX-512): as [`dense_rows4`], with each weight load
+/// serving eight rows, 32 columns (two 512-bit registers per row) at a time, then 16 and 8 for
+/// a block's rest.
+#[inline(always)]
+fn dense_rows8<const FMA: bool>(l: &Dense, x: [&[f32]; 8], out: [&mut [f32]; 8]) {
+    let (k, n) = (l.k, l.n);
+    let x = x.map(|r| &r[..k]);
+    let mut out = out;
+    let (mut j0, mut at) = (0, 0);
+    for &bw in &l.blocks {
+        let wb = &l.w[at..at + k * bw];
+        let mut s0 = 0;
+        while s0 < bw && j0 + s0 < n {
+            let step = if bw - s0 >= 32 {
+                32
+            } else if bw - s0 >= 16 {
+                16
+            } else {
+                8
+            };
+            let m = (n - j0 - s0).min(step);
+            let (a, b) = (j0 + s0, j0 + s0 + m.min(bw - s0));
+            let o = &mut out;
+            match step {
+                32 => by_width!(bw, sub_rows8, [32, FMA], (wb, s0, x, &l.bias[a..b], o, a)),
+                16 => by_width!(bw, sub_rows8, [16, FMA], (wb, s0, x, &l.bias[a..b], o, a)),
+                _ => by_width!(bw, sub_rows8, [8, FMA], (wb, s0, x, &l.bias[a..b], o, a)),
+            }
+            s0 += step;
+        }
+        (j0, at) = (j0 + bw, at + k * bw);
+    }
+}
+
+/// Columns `s0..s0 + S` of a block of width W, for eight rows, into `out[r][a..]`.
+#[inline(always)]
+fn sub_rows8<const W: usize, const S: usize, const FMA: bool>(
+    wb: &[f32],
+    s0: usize,
+    x: [&[f32]; 8],
+    bias: &[f32],
+    out: &mut [&mut [f32]; 8],
+    a: usize,
+) {
+    let m = bias.len();
+    // Eight named accumulators: LLVM keeps each in a register (an array of arrays spills).
+    let mut b = [0f32; S];
+    b[..m].copy_from_slice(bias);
+    let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7) = (b, b, b, b, b, b, b, b);
+    for (kk, wr) in wb.chunks_exact(W).enumerate() {
+        let w: &[f32; S] = wr[s0..s0 + S].try_into().unwrap_or(&[0.0; S]);
+        macro_rules! acc {
+            ($($acc:ident $r:literal),*) => {$(
+                let xv = x[$r][kk];
+                for c in 0..S {
+                    $acc[c] = madd::<FMA>(xv, w[c], $acc[c]);
+                }
+            )*};
+        }
+        acc!(a0 0, a1 1, a2 2, a3 3, a4 4, a5 5, a6 6, a7 7);
+    }
+    for (o, v) in out.iter_mut().zip([a0, a1, a2, a3, a4, a5, a6, a7]) {
+        o[a..a + m].copy_from_slice(&v[..m]);
+    }
+}
+
+/// Dot form for layers with few outputs: 8 partial sums per output.
+#[inline(always)]
+fn dense_row_dot<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
+    let k = l.k;
+    for (j, wr) in l.w.chunks_exact(k).enumerate() {
+        let mut acc = [0f32; 8];
+        let (xc, wc) = (x[..k].chunks_exact(8), wr.chunks_exact(8));
+        let (xr, wrr) = (xc.remainder(), wc.remainder());
+        for (xs, ws) in xc.zip(wc) {
+            for c in 0..8 {
+                acc[c] = madd::<FMA>(xs[c], ws[c], acc[c]);
+            }
+        }
+        let mut s =
+            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (a, b) in xr.iter().zip(wrr) {
+            s = madd::<FMA>(*a, *b, s);
+        }
+        out[j] = s + l.bias[j];
+    }
+}
+
+#[inline(always)]
+fn dense_row<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
+    if l.blocks.is_empty() {
+        dense_row_dot::<FMA>(l, x, out)
+    } else {
+        dense_row_blocked::<FMA>(l, x, out)
+    }
+}
+
+/// ONNX Runtime's logistic form (stable for large |v|).
+#[inline]
+fn sigmoid(v: f32) -> f32 {
+    if v >= 0.0 {
+        1.0 / (1.0 + (-v).exp())
+    } else {
+        let e = v.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[inline]
+fn activate(act: Act, v: f32) -> f32 {
+    match act {
+        Act::Relu => v.max(0.0),
+        Act::LeakyRelu(a) => {
+            if v >= 0.0 {
+                v
+            } else {
+                a * v
+            }
+        }
+        Act::Sigmoid => sigmoid(v),
+        Act::Tanh => v.tanh(),
+        Act::Elu(a) => {
+            if v >= 0.0 {
+                v
+            } else {
+                a * (v.exp() - 1.0)
+            }
+        }
+        Act::Selu(a, g) => {
+            if v > 0.0 {
+                g * v
+            } else {
+                g * (a * v.exp() - a)
+            }
+        }
+    }
+}
+
+/// Splits the arena into the part before `dst` (every source lives there: values are laid out
+/// in program order) and dst's rows.
+#[inline(always)]
+fn split(arena: &mut [f32], dst: Slot) -> (&[f32], &mut [f32]) {
+    let (src, rest) = arena.split_at_mut(dst.off * TILE);
+    (src, &mut rest[..dst.width * TILE])
+}
+
+#[inline(always)]
+fn row(arena: &[f32], s: Slot, r: usize) -> &[f32] {
+    &arena[s.off * TILE + r * s.width..s.off * TILE + (r + 1) * s.width]
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma")]
+pub(super) unsafe fn tile_fma(
+    e: &NativeEngine,
+    arena: &mut [f32],
+    inputs: &[&[f32]],
+    r0: usize,
+    rows: usize,
+) {
+    run_tile::<true, false>(e, arena, inputs, r0, rows)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma,avx512f")]
+pub(super) unsafe fn tile_avx512(
+    e: &NativeEngine,
+    arena: &mut [f32],
+    inputs: &[&[f32]],
+    r0: usize,
+    rows: usize,
+) {
+    run_tile::<true, true>(e, arena, inputs, r0, rows)
+}
+
+#[inline(always)]
+pub(super) fn run_tile<const FMA: bool, const WIDE: bool>(
+    e: &NativeEngine,
+    arena: &mut [f32],
+    inputs: &[&[f32]],
+    r0: usize,
+    rows: usize,
+) {
+    for (x, s) in inputs.iter().zip(&e.inputs) {
+        let w = s.width;
+        arena[s.off * TILE..s.off * TILE + rows * w].copy_from_slice(&x[r0 * w..(r0 + rows) * w]);
+    }
+    for op in &e.ops {
+        let dst = op.dst();
+        let (src, out) = split(arena, dst);
+        match op {
+            Op::Copy { src: s, at, .. } => {
+                for r in 0..rows {
+                    out[r * dst.width + at..r * dst.width + at + s.width]
+                        .copy_from_slice(row(src, *s, r));
+                }
+            }
+            Op::Dense { src: s, layer, .. } => {
+                let mut outs = out[..rows * dst.width].chunks_exact_mut(dst.width);
+                let mut r = 0;
+                if WIDE && rows == TILE && !layer.blocks.is_empty() {
+                    let o: [&mut [f32]; 8] =
+                        std::array::from_fn(|_| outs.next().unwrap_or_default());
+                    dense_rows8::<FMA>(layer, std::array::from_fn(|i| row(src, *s, i)), o);
+                    r = TILE;
+                }
+                while r + 4 <= rows && !layer.blocks.is_empty() {
+                    let (Some(o0), Some(o1), Some(o2), Some(o3)) =
+                        (outs.next(), outs.next(), outs.next(), outs.next())
+                    else {
+                        break;
+                    };
+                    let x = [0, 1, 2, 3].map(|i| row(src, *s, r + i));
+                    let o = [o0, o1, o2, o3];
+                    dense_rows4::<FMA>(layer, x, o);
+                    r += 4;
+                }
+                for o in outs {
+                    dense_row::<FMA>(layer, row(src, *s, r), o);
+                    r += 1;
+                }
+            }
+            Op::Bin { a, b, op, .. } => {
+                let w = dst.width;
+                for r in 0..rows {
+                    let o = &mut out[r * w..(r + 1) * w];
+                    let get = |v: &Operand, j: usize| match v {
+                        Operand::Value(s) => src[s.off * TILE + r * s.width + j],
+                        Operand::Const(c) if c.len() == 1 => c[0],
+                        Operand::Const(c) => c[j],
+                    };
+                    for (j, o) in o.iter_mut().enumerate() {
+                        let (x, y) = (get(a, j), get(b, j));
+                        *o = match op {
+                            BinOp::Add => x + y,
+                            BinOp::Sub => x - y,
+                            BinOp::Mul => x * y,
+                            BinOp::Div => x / y,
+                        };
+                    }
+                }
+            }
+            Op::Act { src: s, act, .. } => {
+                let n = rows * s.width;
+                let x = &src[s.range()][..n];
+                if *act == Act::Relu {
+                    for (o, v) in out[..n].iter_mut().zip(x) {
+                        *o = v.max(0.0);
+                    }
+                } else {
+                    for (o, v) in out[..n].iter_mut().zip(x) {
+                        *o = activate(*act, *v);
+                    }
+                }
+            }
+            Op::Softmax { src: s, .. } => {
+                for r in 0..rows {
+                    let x = row(src, *s, r);
+                    let o = &mut out[r * s.width..(r + 1) * s.width];
+                    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for (o, v) in o.iter_mut().zip(x) {
+                        *o = (v - m).exp();
+                        sum += *o;
+                    }
+                    o.iter_mut().for_each(|v| *v /= sum);
+                }
+            }
+            Op::ArgMax { src: s, .. } => {
+                for (r, o) in out[..rows].iter_mut().enumerate() {
+                    let x = row(src, *s, r);
+                    let mut best = 0;
+                    for (j, v) in x.iter().enumerate() {
+                        if *v > x[best] {
+                            best = j;
+                        }
+                    }
+                    *o = best as f32;
+                }
+            }
+            Op::Gather { src: s, table, .. } => {
+                for (r, o) in out[..rows].iter_mut().enumerate() {
+                    let i = row(src, *s, r)[0] as usize;
+                    *o = table.get(i).copied().unwrap_or(f32::NAN);
+                }
+            }
+        }
+    }
+}
