@@ -2,4 +2,3 @@
 pub mod engine;
 pub mod expr;
 pub mod inject;
-pub mod rootio;

@@ -4,7 +4,7 @@
 use crate::cli::{InspectArgs, ReadBenchArgs};
 use anyhow::{bail, Context, Result};
 use injector::inject::tree_name;
-use injector::rootio::{compress, BranchReader, Chain, Chunk, Compression, RootFile, Shape, Tree};
+use rootio::{compress, BranchReader, Chain, Chunk, Compression, RootFile, Shape, Tree};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -16,16 +16,16 @@ fn pick_tree(f: &RootFile, want: Option<&str>) -> Result<Tree> {
 
 /// The compression of a branch as stored: the algorithm of its first compressed basket, with
 /// the branch's level (baskets that did not shrink are stored raw and say nothing).
-fn branch_compression(f: &RootFile, b: &injector::rootio::Branch) -> String {
+fn branch_compression(f: &RootFile, b: &rootio::Branch) -> String {
     let setting = Compression::from_setting(b.compress.max(0)).ok();
     for loc in b.baskets.iter().take(4) {
-        if let injector::rootio::tree::BasketSource::Disk { seek, nbytes } = loc.source {
+        if let rootio::tree::BasketSource::Disk { seek, nbytes } = loc.source {
             let mut raw = Vec::new();
             if f.read_at(seek, nbytes as usize, &mut raw).is_err() {
                 break;
             }
-            let mut rb = injector::rootio::rbuf::RBuf::new(&raw, 0);
-            if let Ok(kh) = injector::rootio::file::KeyHeader::read(&mut rb) {
+            let mut rb = rootio::rbuf::RBuf::new(&raw, 0);
+            if let Ok(kh) = rootio::file::KeyHeader::read(&mut rb) {
                 if kh.nbytes - kh.keylen as i32 != kh.objlen {
                     if let Some(a) = compress::block_algorithm(&raw[kh.keylen as usize..]) {
                         let level = setting.map(|s| s.level).unwrap_or(0);
@@ -43,11 +43,11 @@ fn branch_compression(f: &RootFile, b: &injector::rootio::Branch) -> String {
         Some(s)
             if b.baskets
                 .iter()
-                .all(|l| matches!(l.source, injector::rootio::tree::BasketSource::Embedded(_))) =>
+                .all(|l| matches!(l.source, rootio::tree::BasketSource::Embedded(_))) =>
         {
             format!("{s} (embedded, uncompressed)")
         }
-        Some(s) if s.algorithm != injector::rootio::Algorithm::None => {
+        Some(s) if s.algorithm != rootio::Algorithm::None => {
             format!("{s} (stored uncompressed)")
         }
         _ => "none".into(),
@@ -180,7 +180,7 @@ fn dump(a: &InspectArgs) -> Result<()> {
             out.push(',');
         }
         let _ = write!(out, "{}:", json!(name));
-        injector::rootio::json::write_array_json(&arr, &mut out);
+        rootio::json::write_array_json(&arr, &mut out);
     }
     out.push_str("}}\n");
     std::io::stdout().lock().write_all(out.as_bytes())?;

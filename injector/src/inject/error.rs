@@ -3,7 +3,7 @@
 //! printed with `{:#}` (anyhow) reads "where: what".
 
 use crate::engine::EngineError;
-use crate::rootio::RootError;
+use rootio::RootError;
 
 use super::inputs::InputError;
 use super::spec::SpecError;

@@ -8,7 +8,7 @@ use super::plan::Options;
 use super::spec::{self, ColumnsDecl, FeatureSpec, OutputDecl};
 use crate::engine::{self, read_info, EngineOptions, ModelInfo};
 use crate::inject::inputs::InputKind;
-use crate::rootio::Chain;
+use rootio::Chain;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

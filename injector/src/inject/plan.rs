@@ -16,7 +16,7 @@ use super::inputs::NonFinite;
 use super::jobs::{parse_params, Param};
 use super::write;
 use crate::engine::{Device, EngineKind};
-use crate::rootio::{Compression, RootFile};
+use rootio::{Compression, RootFile};
 use std::path::{Path, PathBuf};
 
 /// What to score, with which models, and where to write.

@@ -5,10 +5,10 @@
 use super::error::InjectError;
 use super::pipeline::ModelJob;
 use crate::engine::EngineKind;
-use crate::rootio::object::{default_object, Value};
-use crate::rootio::rbuf::WBuf;
-use crate::rootio::write::FileWriter;
-use crate::rootio::RootError;
+use rootio::object::{default_object, Value};
+use rootio::rbuf::WBuf;
+use rootio::write::FileWriter;
+use rootio::RootError;
 use std::path::Path;
 
 /// Writes the record into `fw`.
@@ -35,7 +35,7 @@ pub(crate) fn write(
         Value::Str(text.clone().into_bytes());
     fw.write_object("TNamed", "hepml_provenance", &text, |keylen| {
         let mut w = WBuf::new(keylen);
-        crate::rootio::object::Writer::new().write_object(&mut w, &obj)?;
+        rootio::object::Writer::new().write_object(&mut w, &obj)?;
         Ok(w.data)
     })?;
     Ok(())

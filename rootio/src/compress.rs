@@ -9,8 +9,7 @@ const BLOCK_MAX: usize = 0xFF_FFFF;
 const HEADER: usize = 9;
 
 /// Compression algorithm, numbered as in `ROOT::RCompressionSetting::EAlgorithm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     None,
     Zlib,

@@ -2,14 +2,12 @@
 //! (scripts/root_check.py) with identical values and no ROOT error or warning; decorated copies
 //! keep every original basket byte for byte.
 
-mod common;
-
-use injector::rootio::json::write_array_json;
-use injector::rootio::object::Writer;
-use injector::rootio::rbuf::WBuf;
-use injector::rootio::tree::BasketSource;
-use injector::rootio::write::{clone_tree, copy_other_keys, BranchSpec, FileWriter, TreeWriter};
-use injector::rootio::{Array, BranchReader, Compression, Data, Interp, Prim, RootFile, Shape};
+use rootio::json::write_array_json;
+use rootio::object::Writer;
+use rootio::rbuf::WBuf;
+use rootio::tree::BasketSource;
+use rootio::write::{clone_tree, copy_other_keys, BranchSpec, FileWriter, TreeWriter};
+use rootio::{Array, BranchReader, Compression, Data, Interp, Prim, RootFile, Shape};
 use std::path::Path;
 
 fn array(interp: &Interp, n: usize, data: Data, offsets: Option<Vec<usize>>) -> Array {
@@ -316,13 +314,13 @@ fn new_trees_of_every_type_and_compression_read_back_in_uproot_and_root() {
                     && t.branch("str").unwrap().baskets.len() > 3,
                 "{c}"
             );
-            let stored = injector::rootio::Compression::from_setting(f.compress).unwrap();
+            let stored = rootio::Compression::from_setting(f.compress).unwrap();
             assert_eq!(stored, Compression::parse(c).unwrap());
         }
         let exp = dir.path().join(format!("new_{c}_{n}.json"));
         let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.name.clone(), a)).collect();
         expected_json(&named, &exp);
-        let out = common::run_script(
+        let out = testutil::script(
             "root_check.py",
             &[
                 "compare",
@@ -331,7 +329,7 @@ fn new_trees_of_every_type_and_compression_read_back_in_uproot_and_root() {
                 exp.to_str().unwrap(),
             ],
         );
-        let layout = common::run_script("verify_written.py", &["layout", p.to_str().unwrap()]);
+        let layout = testutil::script("verify_written.py", &["layout", p.to_str().unwrap()]);
         eprintln!(
             "{c} {n} entries: {} bytes; ROOT+uproot {} ; layout {}",
             std::fs::metadata(&p).unwrap().len(),
@@ -383,7 +381,7 @@ fn decorate(input: &Path, tree: &str, out: &Path, big: bool) {
 /// checksums over all entries) and the new branch too, with no warning; uproot reads every
 /// branch; the key layout is ROOT's.
 fn check_same_objects(input: &Path, out: &Path, tree: &str, gaps: bool) -> String {
-    let same = common::run_script(
+    let same = testutil::script(
         "verify_written.py",
         &[
             "same-objects",
@@ -399,14 +397,14 @@ fn check_same_objects(input: &Path, out: &Path, tree: &str, gaps: bool) -> Strin
     if gaps {
         args.push("--allow-gaps");
     }
-    let layout = common::run_script("verify_written.py", &args);
+    let layout = testutil::script("verify_written.py", &args);
     format!("{} {}", same.trim(), layout.trim())
 }
 
 fn check_decorated(input: &Path, tree: &str, out: &Path, also: &str) {
     // Originals: same compressed basket bytes and values; new branch and one original read by
     // ROOT and uproot.
-    let baskets = common::run_script(
+    let baskets = testutil::script(
         "root_check.py",
         &[
             "same-baskets",
@@ -435,7 +433,7 @@ fn check_decorated(input: &Path, tree: &str, out: &Path, also: &str) {
         &[("hepml_score".into(), &score), (also.into(), &orig)],
         &exp,
     );
-    common::run_script(
+    testutil::script(
         "root_check.py",
         &[
             "compare",
@@ -473,7 +471,7 @@ const DECORATED: [(&str, &str, &str); 8] = [
 fn decorated_copies_keep_original_baskets_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     for (name, tree, also) in DECORATED {
-        let input = common::shared(&format!("root/{name}"));
+        let input = testutil::shared(&format!("root/{name}"));
         let before = std::fs::read(&input).unwrap();
         let out = dir.path().join(format!("deco_{name}"));
         decorate(&input, tree, &out, false);
@@ -492,7 +490,7 @@ fn decorated_copies_keep_original_baskets_byte_for_byte() {
 fn big_file_layout_beyond_2gb() {
     let dir = tempfile::tempdir().unwrap();
     for (name, tree, _) in DECORATED {
-        let input = common::shared(&format!("root/{name}"));
+        let input = testutil::shared(&format!("root/{name}"));
         let out = dir.path().join(format!("big_{name}"));
         decorate(&input, tree, &out, true);
         let f = RootFile::open(&out).unwrap();
@@ -540,7 +538,7 @@ fn big_file_layout_beyond_2gb() {
     let exp = dir.path().join("big_new.json");
     let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.name.clone(), a)).collect();
     expected_json(&named, &exp);
-    common::run_script(
+    testutil::script(
         "root_check.py",
         &[
             "compare",
@@ -549,7 +547,7 @@ fn big_file_layout_beyond_2gb() {
             exp.to_str().unwrap(),
         ],
     );
-    common::run_script(
+    testutil::script(
         "verify_written.py",
         &["layout", new.to_str().unwrap(), "--allow-gaps"],
     );
@@ -563,7 +561,7 @@ fn big_file_layout_beyond_2gb() {
 fn decorated_copies_keep_other_objects_and_directories() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("mixed.root");
-    common::run_script(
+    testutil::script(
         "verify_written.py",
         &["make-mixed", input.to_str().unwrap()],
     );
@@ -592,7 +590,7 @@ fn decorated_copies_keep_other_objects_and_directories() {
         let t = f.tree(tree).unwrap();
         assert!(t.branch("hepml_score").is_ok());
         let same = check_same_objects(&input, &out, tree, false);
-        let baskets = common::run_script(
+        let baskets = testutil::script(
             "root_check.py",
             &[
                 "same-baskets",
@@ -617,7 +615,7 @@ fn decorated_copies_keep_other_objects_and_directories() {
 fn streamer_lists_match_roots() {
     let dir = tempfile::tempdir().unwrap();
     let twin = dir.path().join("twin_root.root");
-    common::run_script("verify_written.py", &["make-twin", twin.to_str().unwrap()]);
+    testutil::script("verify_written.py", &["make-twin", twin.to_str().unwrap()]);
     let ours = dir.path().join("twin_hepml.root");
     let mut fw = FileWriter::create(&ours, Compression::DEFAULT).unwrap();
     let specs = [
@@ -653,7 +651,7 @@ fn streamer_lists_match_roots() {
     assert_eq!(classes(&ours), classes(&twin));
 
     // Decorating a ROOT 6.20 file: its 6.20 list first, unchanged, then what it lacked.
-    let input = common::shared("root/uproot-sample-6.20.04-zlib.root");
+    let input = testutil::shared("root/uproot-sample-6.20.04-zlib.root");
     let out = dir.path().join("deco.root");
     decorate(&input, "sample", &out, false);
     let a = RootFile::open(&input).unwrap();
@@ -711,7 +709,7 @@ fn event_by_event_filling_and_clusters() {
         tw.finish(&mut fw).unwrap();
         fw.finish().unwrap();
         check_with_hepml(&p, &cols);
-        let out = common::run_script(
+        let out = testutil::script(
             "verify_written.py",
             &["clusters", p.to_str().unwrap(), "events"],
         );
@@ -745,7 +743,7 @@ fn event_by_event_filling_and_clusters() {
         let exp = dir.path().join(format!("clusters_{label}.json"));
         let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.name.clone(), a)).collect();
         expected_json(&named, &exp);
-        common::run_script(
+        testutil::script(
             "root_check.py",
             &[
                 "compare",
@@ -801,8 +799,8 @@ fn per_branch_compression() {
             };
             f.read_at(seek, nbytes as usize, &mut raw).unwrap();
             let keylen = u16::from_be_bytes([raw[14], raw[15]]) as usize;
-            let algo = injector::rootio::compress::block_algorithm(&raw[keylen..])
-                .unwrap_or(injector::rootio::Algorithm::None);
+            let algo = rootio::compress::block_algorithm(&raw[keylen..])
+                .unwrap_or(rootio::Algorithm::None);
             assert_eq!(algo, c.algorithm, "{}", spec.name);
         }
         cols.push((spec.name.clone(), data.clone()));
@@ -810,7 +808,7 @@ fn per_branch_compression() {
     let exp = dir.path().join("mixed_compression.json");
     let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.clone(), a)).collect();
     expected_json(&named, &exp);
-    common::run_script(
+    testutil::script(
         "root_check.py",
         &[
             "compare",
@@ -824,7 +822,7 @@ fn per_branch_compression() {
 #[test]
 fn friend_tree_is_usable_with_addfriend() {
     let dir = tempfile::tempdir().unwrap();
-    let input = common::shared("root/uproot-Zmumu.root");
+    let input = testutil::shared("root/uproot-Zmumu.root");
     let f = RootFile::open(&input).unwrap();
     let t = f.tree("events").unwrap();
     let out = dir.path().join("friend.root");
@@ -840,7 +838,7 @@ fn friend_tree_is_usable_with_addfriend() {
     tw.append(&mut fw, 0, &score_array(t.entries)).unwrap();
     tw.finish(&mut fw).unwrap();
     fw.finish().unwrap();
-    let out_s = common::run_script(
+    let out_s = testutil::script(
         "root_check.py",
         &[
             "friend",
@@ -903,7 +901,7 @@ fn unfinished_or_failed_writes_leave_nothing() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     // A decorated copy must get exactly the input's entry count.
-    let input = common::shared("root/uproot-Zmumu.root");
+    let input = testutil::shared("root/uproot-Zmumu.root");
     let f = RootFile::open(&input).unwrap();
     let t = f.tree("events").unwrap();
     let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();
@@ -940,7 +938,7 @@ fn inconsistent_input_is_an_error() {
             Some(o),
         )
     };
-    let err = |r: injector::rootio::Result<()>| r.unwrap_err().to_string();
+    let err = |r: rootio::Result<()>| r.unwrap_err().to_string();
     {
         let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();
         // The counter says 2 then 1; the array has 2 then 2.
@@ -998,7 +996,7 @@ fn inconsistent_input_is_an_error() {
     }
     {
         // A copy refuses entries beyond the input's.
-        let input = common::shared("root/uproot-Zmumu.root");
+        let input = testutil::shared("root/uproot-Zmumu.root");
         let f = RootFile::open(&input).unwrap();
         let t = f.tree("events").unwrap();
         let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();

@@ -5,14 +5,14 @@
 //! object model like any other object.
 
 use super::file::{DirId, FileWriter, BIG, TOP};
-use crate::rootio::compress::{block_algorithm, compress, decompress, Compression};
-use crate::rootio::error::{Context, Result, RootError};
-use crate::rootio::file::{Directory, KeyHeader};
-use crate::rootio::object::{fresh_tag, Body, Object, Ptr, Value, Writer};
-use crate::rootio::rbuf::{RBuf, WBuf, BYTE_COUNT_MASK};
-use crate::rootio::read::{Array, Data};
-use crate::rootio::tree::{BasketSource, Interp, Prim, Shape, Tree};
-use crate::rootio::RootFile;
+use crate::compress::{block_algorithm, compress, decompress, Compression};
+use crate::error::{Context, Result, RootError};
+use crate::file::{Directory, KeyHeader};
+use crate::object::{fresh_tag, Body, Object, Ptr, Value, Writer};
+use crate::rbuf::{RBuf, WBuf, BYTE_COUNT_MASK};
+use crate::read::{Array, Data};
+use crate::tree::{BasketSource, Interp, Prim, Shape, Tree};
+use crate::RootFile;
 use std::collections::VecDeque;
 use std::sync::OnceLock;
 
@@ -46,7 +46,7 @@ fn template() -> Result<&'static Template> {
 }
 
 /// The streamer infos of every class hepml writes (from ROOT 6.40).
-pub fn template_streamers() -> Result<&'static crate::rootio::streamers::Streamers> {
+pub fn template_streamers() -> Result<&'static crate::streamers::Streamers> {
     Ok(&template()?.file.streamers)
 }
 

@@ -3,11 +3,11 @@
 //! the destination and is renamed only by [`FileWriter::finish`]; dropping an unfinished
 //! writer removes the temporary file, so the destination is never half-written.
 
-use crate::rootio::compress::{compress, Compression};
-use crate::rootio::error::{Context, Result, RootError};
-use crate::rootio::file::KeyHeader;
-use crate::rootio::rbuf::WBuf;
-use crate::rootio::streamers::Streamers;
+use crate::compress::{compress, Compression};
+use crate::error::{Context, Result, RootError};
+use crate::file::KeyHeader;
+use crate::rbuf::WBuf;
+use crate::streamers::Streamers;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -390,7 +390,7 @@ impl FileWriter {
     /// fSeekKey/fSeekPdir change. A key of a name already in `dir` gets the next cycle.
     pub fn copy_key_in(&mut self, dir: DirId, raw: &[u8]) -> Result<KeyHeader> {
         let pdir = self.dir(dir)?.seek;
-        let mut b = crate::rootio::rbuf::RBuf::new(raw, 0);
+        let mut b = crate::rbuf::RBuf::new(raw, 0);
         let mut kh = KeyHeader::read(&mut b)?;
         if kh.nbytes as usize != raw.len() || kh.keylen as usize > raw.len() {
             return Err(RootError::malformed(format!(
@@ -446,7 +446,7 @@ impl FileWriter {
             }
             want.push(key);
             for e in &info.elements {
-                if e.etype == crate::rootio::streamers::kind::BASE {
+                if e.etype == crate::streamers::kind::BASE {
                     todo.push((e.name.clone(), e.base_version));
                 } else {
                     let t = e.type_name.trim_end_matches('*').trim();
