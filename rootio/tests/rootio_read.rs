@@ -1,32 +1,7 @@
 //! Reader checks on the real reference files (values against uproot are checked by the Python
 //! gate, scripts/check_read.py, run from tests/read_gate.rs).
 
-use rootio::object::Writer;
-use rootio::rbuf::WBuf;
 use rootio::{BranchReader, RootFile, Shape};
-
-/// TTree metadata read through the streamer-driven object model and written back gives the
-/// exact bytes of the file: the model loses nothing (the writer's fast clone relies on this).
-#[test]
-fn ttree_metadata_reserialises_byte_identically() {
-    for path in testutil::shared_root_files() {
-        let f = RootFile::open(&path).unwrap();
-        for tp in f.tree_paths().unwrap() {
-            let key = f.find_key(&tp).unwrap();
-            let (kh, payload) = f
-                .read_key_payload(key.seek_key, key.nbytes as usize)
-                .unwrap();
-            let obj = f.read_object(&key).unwrap();
-            let mut w = WBuf::new(kh.keylen as usize);
-            Writer::new().write_object(&mut w, &obj).unwrap();
-            assert!(
-                w.data == payload,
-                "{}:{tp}: re-serialised TTree differs",
-                path.display()
-            );
-        }
-    }
-}
 
 /// Structure facts uproot also reports, checked on a few files (entries, types, baskets).
 #[test]
@@ -57,7 +32,7 @@ fn known_structure_of_reference_files() {
     assert!(b
         .baskets
         .iter()
-        .any(|l| matches!(l.source, rootio::tree::BasketSource::Embedded(_))));
+        .any(|l| matches!(l.source, rootio::BasketSource::Embedded(_))));
     let mut r = BranchReader::new(&f, &t, b).unwrap();
     let a = r.read(0, 200).unwrap();
     let n = t.branch("nLHEPdfWeight").unwrap();
@@ -264,29 +239,6 @@ fn threaded_chunks_equal_single_threaded() {
     assert_eq!(format!("{one:?}"), format!("{:?}", collect(3)));
 }
 
-/// The streamer-info list parses and serialises back to the exact bytes of every file.
-#[test]
-fn streamer_lists_reserialise_byte_identically() {
-    let mut files = testutil::shared_root_files();
-    files.push(testutil::repo().join("rootio/src/write/template-root-6.40.root"));
-    for path in files {
-        let f = RootFile::open(&path).unwrap();
-        let (kh, payload) = f
-            .read_key_payload(f.seek_info, f.nbytes_info as usize)
-            .unwrap();
-        let s = rootio::streamers::Streamers::parse(&payload, kh.keylen as usize).unwrap();
-        let back = s.to_payload(kh.keylen as usize);
-        let first = back.iter().zip(&payload).position(|(a, b)| a != b);
-        assert!(
-            back == payload,
-            "{}: differs at {first:?} (len {} vs {})",
-            path.display(),
-            back.len(),
-            payload.len()
-        );
-    }
-}
-
 /// Structured corruption of the fields that delimit entries, not random bytes: in an
 /// uncompressed file (the offsets lie in the file as written), every basket of every jagged
 /// branch gets its header fields (fNbytes, fObjlen, fKeylen, fNevBuf, fLast) and its entry
@@ -295,7 +247,7 @@ fn streamer_lists_reserialise_byte_identically() {
 /// other values. Offsets that run backwards or leave the basket must be errors.
 #[test]
 fn structured_corruption_of_basket_headers_and_offsets() {
-    use rootio::tree::BasketSource;
+    use rootio::BasketSource;
     let src = testutil::shared("root/uproot-HZZ-uncompressed.root");
     let orig = std::fs::read(&src).unwrap();
     let f = RootFile::open(&src).unwrap();

@@ -15,13 +15,16 @@ use std::collections::VecDeque;
 /// A branch to create.
 #[derive(Debug, Clone)]
 pub struct BranchSpec {
+    /// Branch name.
     pub name: String,
+    /// Element type and entry shape.
     pub interp: Interp,
     /// Compression of this branch's baskets; `None`: the file's.
     pub compression: Option<Compression>,
 }
 
 impl BranchSpec {
+    /// A branch of element type `prim` and entry shape `shape`.
     pub fn new(name: &str, prim: Prim, shape: Shape) -> Self {
         BranchSpec {
             name: name.to_string(),
@@ -29,6 +32,7 @@ impl BranchSpec {
             compression: None,
         }
     }
+    /// A branch of one `prim` value per entry.
     pub fn scalar(name: &str, prim: Prim) -> Self {
         Self::new(name, prim, Shape::Scalar)
     }

@@ -13,6 +13,5 @@ mod writer;
 pub use branch::BranchSpec;
 pub use clone::{clone_tree, copy_other_keys};
 pub use file::{DirId, FileWriter, TOP};
-pub use template::template_streamers;
 pub use template::{AUTO_FLUSH, BASKET_SIZE};
 pub use writer::TreeWriter;

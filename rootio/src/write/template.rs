@@ -37,7 +37,7 @@ pub(super) fn template() -> Result<&'static Template> {
 }
 
 /// The streamer infos of every class hepml writes (from ROOT 6.40).
-pub fn template_streamers() -> Result<&'static crate::streamers::Streamers> {
+pub(crate) fn template_streamers() -> Result<&'static crate::streamers::Streamers> {
     Ok(&template()?.file.streamers)
 }
 

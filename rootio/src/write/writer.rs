@@ -5,7 +5,6 @@ use super::branch::*;
 use super::file::{DirId, FileWriter, TOP};
 use super::template::*;
 use crate::error::{Context, Result, RootError};
-use crate::file::KeyHeader;
 use crate::object::{fresh_tag, Body, Object, Ptr, Value, Writer};
 use crate::rbuf::WBuf;
 use crate::read::Array;
@@ -56,6 +55,7 @@ impl TreeWriter {
     pub fn set_directory(&mut self, dir: DirId) {
         self.dir = dir;
     }
+    /// The directory the tree is written to.
     pub fn directory(&self) -> DirId {
         self.dir
     }
@@ -135,6 +135,7 @@ impl TreeWriter {
         Ok(self.branches.len() - 1)
     }
 
+    /// The index of the new branch `name`, as [`TreeWriter::append`] takes it.
     pub fn branch_index(&self, name: &str) -> Option<usize> {
         self.branches.iter().position(|b| b.spec.name == name)
     }
@@ -235,8 +236,8 @@ impl TreeWriter {
     }
 
     /// Flushes, checks entry counts, and writes the TTree object (and the streamer infos of
-    /// the classes it uses). Returns its key.
-    pub fn finish(mut self, fw: &mut FileWriter) -> Result<KeyHeader> {
+    /// the classes it uses).
+    pub fn finish(mut self, fw: &mut FileWriter) -> Result<()> {
         let name = self.name.clone();
         let entries = match self.expected_entries {
             Some(n) => n,
@@ -324,7 +325,8 @@ impl TreeWriter {
             let mut w = WBuf::new(keylen);
             Writer::new().write_object(&mut w, &tree)?;
             Ok(w.data)
-        })
+        })?;
+        Ok(())
     }
 }
 
