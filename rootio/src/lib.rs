@@ -55,4 +55,11 @@ pub use storage::BranchCompression;
 pub use tree::{BasketLoc, BasketSource, Branch, Interp, Leaf, Prim, Shape, Tree};
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod roundtrip;
+
+/// The README's example runs as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

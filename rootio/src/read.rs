@@ -301,6 +301,15 @@ impl RawBasket {
                 }
                 r.skip(keylen)?; // the buffer's copy of the key header
                 out.data = r.bytes(border)?.to_vec();
+                // fLast must end the buffer: a smaller one would drop the last entry's tail
+                // silently (a shorter row of a jagged entry is still well-formed).
+                if r.remaining() != 0 {
+                    return Err(RootError::malformed(format!(
+                        "embedded basket: {} bytes after fLast {}",
+                        r.remaining(),
+                        h.last
+                    )));
+                }
                 out.nev = nev as u64;
             }
         }

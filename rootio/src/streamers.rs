@@ -155,7 +155,7 @@ impl Streamers {
         let mut classes: HashMap<u32, String> = HashMap::new();
         for i in 0..n {
             let start = b.pos();
-            let (class, obj_start) = read_any_header(&mut b, &mut classes)
+            let class = read_any_header(&mut b, &mut classes)
                 .context(|| format!("streamer list entry {i}"))?;
             match class.as_deref() {
                 Some("TStreamerInfo") => {
@@ -182,7 +182,6 @@ impl Streamers {
                 }
                 None => {}
             }
-            let _ = obj_start;
             let _opt = b.tstring()?; // the TList option string of each entry
         }
         b.finish(&h, "TList")?;
@@ -211,25 +210,18 @@ pub(crate) fn write_tobject(w: &mut WBuf, t: (i16, u32, u32)) {
 
 /// The tag part of `ReadObjectAny`, for lists whose members are all new objects:
 /// returns the class name (None for a null pointer) and the object's start position.
-fn read_any_header(
-    b: &mut RBuf,
-    classes: &mut HashMap<u32, String>,
-) -> Result<(Option<String>, usize)> {
-    let start = b.pos();
+fn read_any_header(b: &mut RBuf, classes: &mut HashMap<u32, String>) -> Result<Option<String>> {
     let bcnt = b.u32()?;
-    let tag = if bcnt & super::rbuf::BYTE_COUNT_MASK == 0 || bcnt == NEW_CLASS_TAG {
+    if bcnt & super::rbuf::BYTE_COUNT_MASK == 0 || bcnt == NEW_CLASS_TAG {
         return Err(RootError::unsupported(
             "object written without byte count (ROOT < 3)",
         ));
-    } else {
-        let at = b.disp();
-        let t = b.u32()?;
-        (t, at)
-    };
-    let (tag, tag_at) = tag;
+    }
+    let tag_at = b.disp();
+    let tag = b.u32()?;
     if tag & CLASS_MASK == 0 {
         if tag == 0 {
-            return Ok((None, start));
+            return Ok(None);
         }
         return Err(RootError::malformed(
             "object reference inside a streamer list",
@@ -245,7 +237,7 @@ fn read_any_header(
             .cloned()
             .ok_or_else(|| RootError::malformed(format!("unknown class tag {:#x}", tag)))?
     };
-    Ok((Some(class), start))
+    Ok(Some(class))
 }
 
 /// (version, TObject part, name, title)
@@ -266,7 +258,7 @@ fn read_streamer_info(b: &mut RBuf, classes: &mut HashMap<u32, String>) -> Resul
     let checksum = b.u32()?;
     let class_version = b.i32()?;
     // fElements: a TObjArray pointer
-    let (cls, _) = read_any_header(b, classes)?;
+    let cls = read_any_header(b, classes)?;
     let mut elements = Vec::new();
     let mut array_version = 3;
     let mut array_tobject = (1, 0, 0);
@@ -278,7 +270,7 @@ fn read_streamer_info(b: &mut RBuf, classes: &mut HashMap<u32, String>) -> Resul
         let n = b.i32()?;
         let _low = b.i32()?;
         for _ in 0..n.max(0) {
-            let (ecls, _) = read_any_header(b, classes)?;
+            let ecls = read_any_header(b, classes)?;
             let Some(ecls) = ecls else { continue };
             elements.push(
                 read_element(b, &ecls).context(|| format!("streamer of {name}, element {ecls}"))?,
@@ -317,7 +309,8 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
         b.header("TStreamerElement")?
     };
     let (named_version, tobject, name, title) = read_tnamed(b)?;
-    let mut etype = b.i32()?;
+    // (ROOT files say 11 for Bool_t; kept as read so it is written back the same.)
+    let etype = b.i32()?;
     let size = b.i32()?;
     let array_length = b.i32()?;
     let array_dim = b.i32()?;
@@ -328,8 +321,6 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
         (0..5).map(|_| b.i32()).collect::<Result<Vec<_>>>()?
     };
     let type_name = b.tstring_lossy()?;
-    // (ROOT files say 11 for Bool_t; kept as read so it is written back the same.)
-    let _ = &mut etype;
     if element_class != "TStreamerElement" {
         b.finish(&inner, "TStreamerElement")?;
     }

@@ -769,6 +769,22 @@ fn interpret_element(
     ))
 }
 
+/// The TBranch object at `path` (indices through the nested `fBranches` arrays) of a TTree
+/// object, mutably.
+pub(crate) fn branch_object_mut<'a>(
+    tree: &'a mut Object,
+    path: &[usize],
+) -> Option<&'a mut Object> {
+    let mut obj = tree;
+    for &i in path {
+        match obj.array_items_mut("fBranches")?.get_mut(i) {
+            Some(Ptr::New { obj: o, .. }) => obj = o,
+            _ => return None,
+        }
+    }
+    Some(obj)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

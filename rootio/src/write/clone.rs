@@ -10,6 +10,7 @@ use crate::error::{Context, Result, RootError};
 use crate::file::{Directory, KeyHeader};
 use crate::object::{Object, Ptr, Value, Writer};
 use crate::rbuf::{RBuf, WBuf};
+use crate::tree::branch_object_mut;
 use crate::tree::{BasketSource, Tree};
 use crate::RootFile;
 
@@ -135,20 +136,6 @@ pub(super) fn input_dir_path(input: &RootFile, seek: u64) -> Result<Option<Vec<K
 
 pub(super) fn is_dir(k: &KeyHeader) -> bool {
     k.class == "TDirectory" || k.class == "TDirectoryFile"
-}
-
-pub(super) fn branch_object_mut<'a>(
-    tree: &'a mut Object,
-    path: &[usize],
-) -> Option<&'a mut Object> {
-    let mut obj = tree;
-    for &i in path {
-        match obj.array_items_mut("fBranches")?.get_mut(i) {
-            Some(Ptr::New { obj: o, .. }) => obj = o,
-            _ => return None,
-        }
-    }
-    Some(obj)
 }
 
 pub(super) fn set_array_elem(o: &mut Object, member: &str, i: usize, v: Value) -> Result<()> {
