@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes injector/src/rootio/write/template-root-6.40.root with real ROOT (pip `root` wheel).
+"""Writes rootio/src/write/template-root-6.40.root with real ROOT (pip `root` wheel).
 
 hepml's writer builds new TTree/TBranch/TLeaf objects by copying the ones ROOT itself made in
 this file (one branch per leaf class, fixed/variable arrays, std::vector<T> and std::string
@@ -15,7 +15,7 @@ warnings.filterwarnings("ignore")
 import ROOT  # noqa: E402
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-    os.path.dirname(__file__), "..", "injector", "src", "rootio", "write", "template-root-6.40.root")
+    os.path.dirname(__file__), "..", "rootio", "src", "write", "template-root-6.40.root")
 f = ROOT.TFile(out + ".tmp", "RECREATE", "", 0)
 t = ROOT.TTree("template", "hepml branch templates")
 keep = []

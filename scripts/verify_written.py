@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks of files hepml's writer produces, with real ROOT 6.40 (PyROOT) and uproot, beyond
-what root_check.py compares. Used by injector/tests/rootio_write.rs.
+what root_check.py compares. Used by rootio/tests/rootio_write.rs.
 
   verify_written.py make-mixed OUT
       ROOT writes a file with several kinds of keys: a tree `events` (scalars, a jagged array,

@@ -5,7 +5,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use engine::{Device, EngineKind};
 use injector::inject::inputs::NonFinite;
-use injector::rootio::Compression;
+use rootio::Compression;
 use std::path::PathBuf;
 
 #[derive(Parser)]

@@ -1,4 +1,3 @@
 //! ROOT ntuple I/O and the inject pipeline (the inference engines are the `engine` crate).
 pub mod expr;
 pub mod inject;
-pub mod rootio;

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use injector::expr::Expr;
 use injector::inject::inputs::{ChunkView, InputError};
-use injector::rootio::write::file::tmp_name;
-use injector::rootio::{Chain, Chunk, RootError};
+use rootio::write::file::tmp_name;
+use rootio::{Chain, Chunk, RootError};
 
 use crate::config::ConvertConfig;
 use crate::h5::{ColType, H5Error, TableWriter};

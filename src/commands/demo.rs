@@ -12,8 +12,8 @@
 use crate::cli::{ConvertArgs, DemoArgs, ExportArgs, TrainArgs};
 use anyhow::{bail, Context, Result};
 use injector::inject::{Options, Plan};
-use injector::rootio::write::{BranchSpec, FileWriter, TreeWriter};
-use injector::rootio::{Array, BranchReader, Compression, Data, Interp, Prim, RootFile, Shape};
+use rootio::write::{BranchSpec, FileWriter, TreeWriter};
+use rootio::{Array, BranchReader, Compression, Data, Interp, Prim, RootFile, Shape};
 use std::path::Path;
 
 const FEATURES: usize = 5;
@@ -118,7 +118,7 @@ fn generate(path: &Path, events: u64, seed: u64) -> Result<()> {
     Ok(())
 }
 
-fn read_f64(file: &RootFile, tree: &injector::rootio::Tree, name: &str) -> Result<Vec<f64>> {
+fn read_f64(file: &RootFile, tree: &rootio::Tree, name: &str) -> Result<Vec<f64>> {
     let b = tree.branch(name)?;
     let a = BranchReader::new(file, tree, b)?.read(0, tree.entries)?;
     Ok((0..a.data.len()).map(|i| a.data.get_f64(i)).collect())

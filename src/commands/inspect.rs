@@ -4,7 +4,7 @@
 use crate::cli::{InspectArgs, ReadBenchArgs};
 use anyhow::{bail, Context, Result};
 use injector::inject::tree_name;
-use injector::rootio::{compress, BranchReader, Chain, Chunk, Compression, RootFile, Shape, Tree};
+use rootio::{BranchReader, Chain, Chunk, RootFile, Shape, Tree};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -12,46 +12,6 @@ use std::io::Write as _;
 /// The tree `want` names, or the file's only tree (the same choice `hepml inject` makes).
 fn pick_tree(f: &RootFile, want: Option<&str>) -> Result<Tree> {
     Ok(f.tree(&tree_name(f, want)?)?)
-}
-
-/// The compression of a branch as stored: the algorithm of its first compressed basket, with
-/// the branch's level (baskets that did not shrink are stored raw and say nothing).
-fn branch_compression(f: &RootFile, b: &injector::rootio::Branch) -> String {
-    let setting = Compression::from_setting(b.compress.max(0)).ok();
-    for loc in b.baskets.iter().take(4) {
-        if let injector::rootio::tree::BasketSource::Disk { seek, nbytes } = loc.source {
-            let mut raw = Vec::new();
-            if f.read_at(seek, nbytes as usize, &mut raw).is_err() {
-                break;
-            }
-            let mut rb = injector::rootio::rbuf::RBuf::new(&raw, 0);
-            if let Ok(kh) = injector::rootio::file::KeyHeader::read(&mut rb) {
-                if kh.nbytes - kh.keylen as i32 != kh.objlen {
-                    if let Some(a) = compress::block_algorithm(&raw[kh.keylen as usize..]) {
-                        let level = setting.map(|s| s.level).unwrap_or(0);
-                        return Compression {
-                            algorithm: a,
-                            level,
-                        }
-                        .to_string();
-                    }
-                }
-            }
-        }
-    }
-    match setting {
-        Some(s)
-            if b.baskets
-                .iter()
-                .all(|l| matches!(l.source, injector::rootio::tree::BasketSource::Embedded(_))) =>
-        {
-            format!("{s} (embedded, uncompressed)")
-        }
-        Some(s) if s.algorithm != injector::rootio::Algorithm::None => {
-            format!("{s} (stored uncompressed)")
-        }
-        _ => "none".into(),
-    }
 }
 
 pub fn run(a: InspectArgs) -> Result<()> {
@@ -86,7 +46,7 @@ pub fn run(a: InspectArgs) -> Result<()> {
             );
             let mut branches = Vec::new();
             for b in &t.branches {
-                let comp = branch_compression(&f, b);
+                let comp = f.branch_compression(b)?.to_string();
                 let (ty, counter, readable, reason) = match &b.interp {
                     Ok(i) => (
                         i.type_name(),
@@ -180,7 +140,7 @@ fn dump(a: &InspectArgs) -> Result<()> {
             out.push(',');
         }
         let _ = write!(out, "{}:", json!(name));
-        injector::rootio::json::write_array_json(&arr, &mut out);
+        rootio::write_array_json(&arr, &mut out);
     }
     out.push_str("}}\n");
     std::io::stdout().lock().write_all(out.as_bytes())?;

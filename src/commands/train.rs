@@ -37,7 +37,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let tmp = injector::rootio::write::file::tmp_name(&a.output);
+    let tmp = rootio::write::file::tmp_name(&a.output);
     let m = train::metrics(&data, &out);
     if let Err(e) = write_run(&tmp, &cfg, &text, &data, &out, &m) {
         let _ = std::fs::remove_dir_all(&tmp);
@@ -126,7 +126,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let files = models::export::export(&m, &a.branch);
     let paths = models::export::fold_paths(&a.output, files.len());
     for (p, bytes) in paths.iter().zip(&files) {
-        let tmp = injector::rootio::write::file::tmp_name(p);
+        let tmp = rootio::write::file::tmp_name(p);
         std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
         eprintln!("hepml: wrote {}", p.display());

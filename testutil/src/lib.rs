@@ -44,6 +44,50 @@ pub fn shared(rel: &str) -> PathBuf {
     data.join(rel)
 }
 
+/// Every `.root` file of the shared reference data (`../shared/data/root/*.root`), sorted.
+/// Panics when there are fewer than the 20 files the tests were written against.
+pub fn shared_root_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(shared("root"))
+        .expect("shared/data/root")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "root"))
+        .collect();
+    v.sort();
+    assert!(
+        v.len() >= 20,
+        "expected the 20+ shared ROOT files, found {}",
+        v.len()
+    );
+    v
+}
+
+/// Runs scripts/NAME with the venv python and returns its stdout; panics with its output on
+/// failure.
+pub fn script(name: &str, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = run(name, args);
+    assert!(ok, "{name} {args:?} failed:\n{stdout}{stderr}");
+    stdout
+}
+
+/// Like [`script`], but returns (success, stderr) instead of panicking.
+pub fn try_script(name: &str, args: &[&str]) -> (bool, String) {
+    let (ok, _, stderr) = run(name, args);
+    (ok, stderr)
+}
+
+fn run(name: &str, args: &[&str]) -> (bool, String, String) {
+    let o = std::process::Command::new(python())
+        .arg(repo().join("scripts").join(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {} failed: {e}", python().display()));
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// The largest absolute difference between `a` and `b` (equal lengths). Two NaNs at one place
 /// agree; a NaN against a number is an infinite difference.
 pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -2,8 +2,8 @@
 //! says where (which file, which model) and keeps the cause as its `source()`, so a chain
 //! printed with `{:#}` (anyhow) reads "where: what".
 
-use crate::rootio::RootError;
 use engine::EngineError;
+use rootio::RootError;
 
 use super::inputs::InputError;
 use super::spec::SpecError;

@@ -10,7 +10,7 @@
 //!   (a jet tagger scoring every jet); its outputs are written back as jagged branches.
 
 use crate::expr::Expr;
-use crate::rootio::{Array, Chunk, Data, Shape};
+use rootio::{Array, Chunk, Data, Shape};
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -470,7 +470,7 @@ pub fn fold_of(event_numbers: &[f64], k: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rootio::Chain;
+    use rootio::Chain;
 
     fn hzz_chunk(names: &[&str], n: u64) -> (Chunk, HashMap<String, usize>) {
         let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -7,8 +7,8 @@ use super::pipeline::{Engine, Folds, ModelJob, Models};
 use super::plan::Options;
 use super::spec::{self, ColumnsDecl, FeatureSpec, OutputDecl};
 use crate::inject::inputs::InputKind;
-use crate::rootio::Chain;
 use engine::{EngineOptions, Model};
+use rootio::Chain;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

@@ -3,8 +3,8 @@
 
 use super::error::{config, InjectError};
 use super::pipeline::{ModelJob, OutColumn};
-use crate::rootio::write::BranchSpec;
-use crate::rootio::{Array, Chain, Data, Prim, Shape};
+use rootio::write::BranchSpec;
+use rootio::{Array, Chain, Data, Prim, Shape};
 
 /// A counter branch written with the outputs, and the output column whose per-event counts it
 /// holds (the first output of its per-object model).

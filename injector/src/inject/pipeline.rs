@@ -3,7 +3,7 @@
 //! columns and writes them (decorated copy or friend tree).
 
 use super::inputs::{build, fold_of, ChunkView, InputKind, InputSpec, NonFinite};
-use crate::rootio::{Chain, Chunk, RootError};
+use rootio::{Chain, Chunk, RootError};
 
 pub use super::error::InjectError;
 use std::collections::HashMap;

@@ -15,8 +15,8 @@ use super::error::{config, InjectError};
 use super::inputs::NonFinite;
 use super::jobs::{parse_params, Param};
 use super::write;
-use crate::rootio::{Compression, RootFile};
 use engine::{Device, EngineKind};
+use rootio::{Compression, RootFile};
 use std::path::{Path, PathBuf};
 
 /// What to score, with which models, and where to write.

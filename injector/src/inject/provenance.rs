@@ -4,11 +4,8 @@
 
 use super::error::InjectError;
 use super::pipeline::ModelJob;
-use crate::rootio::object::{default_object, Value};
-use crate::rootio::rbuf::WBuf;
-use crate::rootio::write::FileWriter;
-use crate::rootio::RootError;
 use engine::EngineKind;
+use rootio::write::{FileWriter, TOP};
 use std::path::Path;
 
 /// Writes the record into `fw`.
@@ -27,16 +24,6 @@ pub(crate) fn write(
         "branches": jobs.iter().flat_map(|j| j.outputs.iter().map(|o| o.branch.clone())).collect::<Vec<_>>(),
     })
     .to_string();
-    let mut obj = default_object(&fw.streamers, "TNamed")?;
-    let missing = |f: &str| RootError::malformed(format!("TNamed streamer without {f}"));
-    *obj.get_mut("fName").ok_or_else(|| missing("fName"))? =
-        Value::Str(b"hepml_provenance".to_vec());
-    *obj.get_mut("fTitle").ok_or_else(|| missing("fTitle"))? =
-        Value::Str(text.clone().into_bytes());
-    fw.write_object("TNamed", "hepml_provenance", &text, |keylen| {
-        let mut w = WBuf::new(keylen);
-        crate::rootio::object::Writer::new().write_object(&mut w, &obj)?;
-        Ok(w.data)
-    })?;
+    fw.write_named(TOP, "hepml_provenance", &text)?;
     Ok(())
 }

@@ -7,8 +7,8 @@ use super::output::{to_array, Outputs};
 use super::pipeline;
 use super::plan::{tree_name, Event, Plan, Written};
 use super::provenance;
-use crate::rootio::write::{clone_tree, copy_other_keys, FileWriter, TreeWriter};
-use crate::rootio::{Chain, RootFile};
+use rootio::write::{clone_tree, copy_other_keys, FileWriter, TreeWriter};
+use rootio::{Chain, RootFile};
 use std::path::Path;
 
 /// Scores `input` and writes `out`.

@@ -9,20 +9,26 @@ const BLOCK_MAX: usize = 0xFF_FFFF;
 const HEADER: usize = 9;
 
 /// Compression algorithm, numbered as in `ROOT::RCompressionSetting::EAlgorithm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
+    /// Stored uncompressed.
     None,
+    /// zlib (deflate).
     Zlib,
+    /// LZMA (xz).
     Lzma,
+    /// LZ4 with an xxhash64 checksum per block.
     Lz4,
+    /// Zstandard.
     Zstd,
 }
 
 /// A ROOT compression setting: `algorithm * 100 + level` (ROOT's `fCompress`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compression {
+    /// The algorithm.
     pub algorithm: Algorithm,
+    /// Its level (1-9 as in ROOT; 0 with `None`).
     pub level: u32,
 }
 
@@ -32,6 +38,7 @@ impl Compression {
         algorithm: Algorithm::Zlib,
         level: 1,
     };
+    /// No compression.
     pub const NONE: Compression = Compression {
         algorithm: Algorithm::None,
         level: 0,
@@ -68,6 +75,7 @@ impl Compression {
         })
     }
 
+    /// As ROOT's setting number: `100 * algorithm + level` (`505` is zstd-5, 0 is none).
     pub fn setting(&self) -> i32 {
         let algo = match self.algorithm {
             Algorithm::None => return 0,
@@ -132,7 +140,7 @@ fn le3(b: &[u8]) -> usize {
 }
 
 /// The algorithm of the first block of a compressed buffer (for `inspect`).
-pub fn block_algorithm(src: &[u8]) -> Option<Algorithm> {
+pub(crate) fn block_algorithm(src: &[u8]) -> Option<Algorithm> {
     match src.get(..2)? {
         b"ZL" => Some(Algorithm::Zlib),
         b"XZ" => Some(Algorithm::Lzma),
@@ -144,7 +152,7 @@ pub fn block_algorithm(src: &[u8]) -> Option<Algorithm> {
 
 /// Decompresses a key or basket payload into `out` (cleared first). When the stored size
 /// equals the object length the payload was stored uncompressed and is copied.
-pub fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> Result<()> {
     out.clear();
     if src.len() == objlen {
         out.extend_from_slice(src);
@@ -252,7 +260,7 @@ pub fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> Result<(
     Ok(())
 }
 
-pub fn decompress(src: &[u8], objlen: usize) -> Result<Vec<u8>> {
+pub(crate) fn decompress(src: &[u8], objlen: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     decompress_into(src, objlen, &mut out)?;
     Ok(out)
@@ -284,7 +292,7 @@ fn size_err(algo: &'static str, got: usize, want: usize) -> RootError {
 
 /// Compresses `src` into ROOT blocks. Returns `None` when compression is off or would not
 /// shrink the data — ROOT then stores the bytes as they are (stored size == object length).
-pub fn compress(src: &[u8], c: Compression) -> Result<Option<Vec<u8>>> {
+pub(crate) fn compress(src: &[u8], c: Compression) -> Result<Option<Vec<u8>>> {
     if c.algorithm == Algorithm::None || c.level == 0 || src.is_empty() {
         return Ok(None);
     }

@@ -1,39 +1,12 @@
 //! Reader checks on the real reference files (values against uproot are checked by the Python
 //! gate, scripts/check_read.py, run from tests/read_gate.rs).
 
-mod common;
-
-use injector::rootio::object::Writer;
-use injector::rootio::rbuf::WBuf;
-use injector::rootio::{BranchReader, RootFile, Shape};
-
-/// TTree metadata read through the streamer-driven object model and written back gives the
-/// exact bytes of the file: the model loses nothing (the writer's fast clone relies on this).
-#[test]
-fn ttree_metadata_reserialises_byte_identically() {
-    for path in common::shared_root_files() {
-        let f = RootFile::open(&path).unwrap();
-        for tp in f.tree_paths().unwrap() {
-            let key = f.find_key(&tp).unwrap();
-            let (kh, payload) = f
-                .read_key_payload(key.seek_key, key.nbytes as usize)
-                .unwrap();
-            let obj = f.read_object(&key).unwrap();
-            let mut w = WBuf::new(kh.keylen as usize);
-            Writer::new().write_object(&mut w, &obj).unwrap();
-            assert!(
-                w.data == payload,
-                "{}:{tp}: re-serialised TTree differs",
-                path.display()
-            );
-        }
-    }
-}
+use rootio::{BranchReader, RootFile, Shape};
 
 /// Structure facts uproot also reports, checked on a few files (entries, types, baskets).
 #[test]
 fn known_structure_of_reference_files() {
-    let f = RootFile::open(common::shared("root/uproot-HZZ.root")).unwrap();
+    let f = RootFile::open(testutil::shared("root/uproot-HZZ.root")).unwrap();
     let t = f.tree("events").unwrap();
     assert_eq!(t.entries, 2421);
     assert_eq!(t.branches.len(), 51);
@@ -48,7 +21,10 @@ fn known_structure_of_reference_files() {
         }
     );
 
-    let f = RootFile::open(common::shared("root/nanoAOD_2015_CMS_Open_Data_ttbar.root")).unwrap();
+    let f = RootFile::open(testutil::shared(
+        "root/nanoAOD_2015_CMS_Open_Data_ttbar.root",
+    ))
+    .unwrap();
     let t = f.tree("Events").unwrap();
     assert_eq!(t.entries, 200);
     let b = t.branch("LHEPdfWeight").unwrap();
@@ -56,7 +32,7 @@ fn known_structure_of_reference_files() {
     assert!(b
         .baskets
         .iter()
-        .any(|l| matches!(l.source, injector::rootio::tree::BasketSource::Embedded(_))));
+        .any(|l| matches!(l.source, rootio::BasketSource::Embedded(_))));
     let mut r = BranchReader::new(&f, &t, b).unwrap();
     let a = r.read(0, 200).unwrap();
     let n = t.branch("nLHEPdfWeight").unwrap();
@@ -72,7 +48,7 @@ fn known_structure_of_reference_files() {
     let w0 = a.data.get_f64(a.entry_range(0).start);
     assert!((0.5..1.5).contains(&w0), "LHEPdfWeight[0][0] = {w0}");
 
-    let f = RootFile::open(common::shared("root/uproot-leaflist.root")).unwrap();
+    let f = RootFile::open(testutil::shared("root/uproot-leaflist.root")).unwrap();
     let t = f.tree("tree").unwrap();
     let why = t.branch("leaflist").unwrap().interp.as_ref().unwrap_err();
     assert!(why.contains("leaf-list"), "{why}");
@@ -82,7 +58,7 @@ fn known_structure_of_reference_files() {
 /// Reading a sub-range equals the same entries of a full read, across basket boundaries.
 #[test]
 fn ranges_match_full_reads() {
-    let f = RootFile::open(common::shared("root/uproot-sample-6.20.04-zlib.root")).unwrap();
+    let f = RootFile::open(testutil::shared("root/uproot-sample-6.20.04-zlib.root")).unwrap();
     let t = f.tree("sample").unwrap();
     for b in &t.branches {
         let mut r = BranchReader::new(&f, &t, b).unwrap();
@@ -150,7 +126,7 @@ fn corrupted_files_give_errors_not_panics() {
         "uproot-small-flat-tree.root",
         "nanoAOD_2015_CMS_Open_Data_ttbar.root",
     ] {
-        let orig = std::fs::read(common::shared(&format!("root/{name}"))).unwrap();
+        let orig = std::fs::read(testutil::shared(&format!("root/{name}"))).unwrap();
         let p = dir.path().join(name);
         // Truncations at spread-out points, including inside the header and metadata.
         let mut cuts: Vec<usize> = vec![0, 3, 10, 60, 100, 200, 500];
@@ -194,11 +170,11 @@ fn corrupted_files_give_errors_not_panics() {
 /// A chain of several files reads as their concatenation, in chunks that never straddle files.
 #[test]
 fn chain_reads_files_in_order_in_chunks() {
-    use injector::rootio::{Chain, Chunk};
+    use rootio::{Chain, Chunk};
     let paths = [
-        common::shared("root/uproot-HZZ-zlib.root"),
-        common::shared("root/uproot-HZZ-lz4.root"),
-        common::shared("root/uproot-HZZ-zstd.root"),
+        testutil::shared("root/uproot-HZZ-zlib.root"),
+        testutil::shared("root/uproot-HZZ-lz4.root"),
+        testutil::shared("root/uproot-HZZ-zstd.root"),
     ];
     let chain = Chain::open(&paths, "events").unwrap();
     assert_eq!(chain.entries(), 3 * 2421);
@@ -232,8 +208,8 @@ fn chain_reads_files_in_order_in_chunks() {
 /// Decoding branches on several threads gives exactly the single-threaded arrays.
 #[test]
 fn threaded_chunks_equal_single_threaded() {
-    use injector::rootio::{Chain, Chunk};
-    let path = common::shared("root/nanoAOD_2015_CMS_Open_Data_ttbar.root");
+    use rootio::{Chain, Chunk};
+    let path = testutil::shared("root/nanoAOD_2015_CMS_Open_Data_ttbar.root");
     let chain = Chain::open(&[&path], "Events").unwrap();
     let names: Vec<String> = chain.members[0]
         .tree
@@ -263,30 +239,6 @@ fn threaded_chunks_equal_single_threaded() {
     assert_eq!(format!("{one:?}"), format!("{:?}", collect(3)));
 }
 
-/// The streamer-info list parses and serialises back to the exact bytes of every file.
-#[test]
-fn streamer_lists_reserialise_byte_identically() {
-    let mut files = common::shared_root_files();
-    files.push(common::repo_root().join("injector/src/rootio/write/template-root-6.40.root"));
-    for path in files {
-        let f = RootFile::open(&path).unwrap();
-        let (kh, payload) = f
-            .read_key_payload(f.seek_info, f.nbytes_info as usize)
-            .unwrap();
-        let s =
-            injector::rootio::streamers::Streamers::parse(&payload, kh.keylen as usize).unwrap();
-        let back = s.to_payload(kh.keylen as usize);
-        let first = back.iter().zip(&payload).position(|(a, b)| a != b);
-        assert!(
-            back == payload,
-            "{}: differs at {first:?} (len {} vs {})",
-            path.display(),
-            back.len(),
-            payload.len()
-        );
-    }
-}
-
 /// Structured corruption of the fields that delimit entries, not random bytes: in an
 /// uncompressed file (the offsets lie in the file as written), every basket of every jagged
 /// branch gets its header fields (fNbytes, fObjlen, fKeylen, fNevBuf, fLast) and its entry
@@ -295,8 +247,8 @@ fn streamer_lists_reserialise_byte_identically() {
 /// other values. Offsets that run backwards or leave the basket must be errors.
 #[test]
 fn structured_corruption_of_basket_headers_and_offsets() {
-    use injector::rootio::tree::BasketSource;
-    let src = common::shared("root/uproot-HZZ-uncompressed.root");
+    use rootio::BasketSource;
+    let src = testutil::shared("root/uproot-HZZ-uncompressed.root");
     let orig = std::fs::read(&src).unwrap();
     let f = RootFile::open(&src).unwrap();
     let t = f.tree("events").unwrap();

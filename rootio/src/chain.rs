@@ -10,14 +10,19 @@ use std::path::{Path, PathBuf};
 
 /// One file's tree within a chain.
 pub struct Member {
+    /// The opened file.
     pub file: RootFile,
+    /// The chain's tree in that file.
     pub tree: Tree,
     /// Global index of this member's first entry.
     pub first_entry: u64,
 }
 
+/// The same tree in several files, read as one sequence of entries (files in the order given).
 pub struct Chain {
+    /// The files, in order.
     pub members: Vec<Member>,
+    /// The tree's path in every file.
     pub tree_name: String,
 }
 
@@ -46,10 +51,12 @@ impl Chain {
         })
     }
 
+    /// Entries of all files together.
     pub fn entries(&self) -> u64 {
         self.members.iter().map(|m| m.tree.entries).sum()
     }
 
+    /// The files' paths, in order.
     pub fn paths(&self) -> Vec<PathBuf> {
         self.members
             .iter()
@@ -111,12 +118,15 @@ pub struct Chunk {
     pub member: usize,
     /// Entry range within that file's tree.
     pub start: u64,
+    /// End (exclusive) of the entry range within that file's tree.
     pub stop: u64,
     /// Global index of `start` in the chain.
     pub global_start: u64,
+    /// One array per requested branch, in request order.
     pub arrays: Vec<Array>,
 }
 
+/// Iterator over the chunks of a [`Chain`] (from [`Chain::chunks`]); call [`Chunks::next_into`].
 pub struct Chunks<'c> {
     chain: &'c Chain,
     branches: Vec<String>,
@@ -209,6 +219,7 @@ impl<'c> Chunks<'c> {
 }
 
 impl Chunk {
+    /// An empty chunk, to be filled by [`Chunks::next_into`].
     pub fn new() -> Self {
         Chunk {
             member: 0,
@@ -218,9 +229,11 @@ impl Chunk {
             arrays: Vec::new(),
         }
     }
+    /// Entries in the chunk.
     pub fn len(&self) -> usize {
         (self.stop - self.start) as usize
     }
+    /// Whether the chunk holds no entry.
     pub fn is_empty(&self) -> bool {
         self.stop == self.start
     }

@@ -7,96 +7,95 @@ use super::rbuf::{RBuf, WBuf, CLASS_MASK, MAP_OFFSET, NEW_CLASS_TAG};
 use std::collections::HashMap;
 
 /// `TStreamerElement::fType` values (ROOT `TVirtualStreamerInfo::EReadWrite`).
-pub mod kind {
-    pub const BASE: i32 = 0;
-    pub const CHAR: i32 = 1;
-    pub const SHORT: i32 = 2;
-    pub const INT: i32 = 3;
-    pub const LONG: i32 = 4;
-    pub const FLOAT: i32 = 5;
-    pub const COUNTER: i32 = 6;
-    pub const CHARSTAR: i32 = 7;
-    pub const DOUBLE: i32 = 8;
-    pub const DOUBLE32: i32 = 9;
-    pub const LEGACY_CHAR: i32 = 10;
-    pub const UCHAR: i32 = 11;
-    pub const USHORT: i32 = 12;
-    pub const UINT: i32 = 13;
-    pub const ULONG: i32 = 14;
-    pub const BITS: i32 = 15;
-    pub const LONG64: i32 = 16;
-    pub const ULONG64: i32 = 17;
-    pub const BOOL: i32 = 18;
-    pub const FLOAT16: i32 = 19;
-    pub const OFFSET_L: i32 = 20;
-    pub const OFFSET_P: i32 = 40;
-    pub const OBJECT: i32 = 61;
-    pub const ANY: i32 = 62;
-    pub const OBJECTP: i32 = 63;
-    pub const OBJECT_PP: i32 = 64;
-    pub const TSTRING: i32 = 65;
-    pub const TOBJECT: i32 = 66;
-    pub const TNAMED: i32 = 67;
-    pub const ANYP: i32 = 68;
-    pub const ANY_PP: i32 = 69;
-    pub const STL: i32 = 300;
-    pub const STLSTRING: i32 = 365;
-    pub const STREAMER: i32 = 500;
-    pub const STREAM_LOOP: i32 = 501;
+pub(crate) mod kind {
+    pub(crate) const BASE: i32 = 0;
+    pub(crate) const CHAR: i32 = 1;
+    pub(crate) const SHORT: i32 = 2;
+    pub(crate) const INT: i32 = 3;
+    pub(crate) const LONG: i32 = 4;
+    pub(crate) const FLOAT: i32 = 5;
+    pub(crate) const COUNTER: i32 = 6;
+    pub(crate) const CHARSTAR: i32 = 7;
+    pub(crate) const DOUBLE: i32 = 8;
+    pub(crate) const DOUBLE32: i32 = 9;
+    pub(crate) const LEGACY_CHAR: i32 = 10;
+    pub(crate) const UCHAR: i32 = 11;
+    pub(crate) const USHORT: i32 = 12;
+    pub(crate) const UINT: i32 = 13;
+    pub(crate) const ULONG: i32 = 14;
+    pub(crate) const BITS: i32 = 15;
+    pub(crate) const LONG64: i32 = 16;
+    pub(crate) const ULONG64: i32 = 17;
+    pub(crate) const BOOL: i32 = 18;
+    pub(crate) const FLOAT16: i32 = 19;
+    pub(crate) const OFFSET_L: i32 = 20;
+    pub(crate) const OFFSET_P: i32 = 40;
+    pub(crate) const OBJECT: i32 = 61;
+    pub(crate) const ANY: i32 = 62;
+    pub(crate) const OBJECTP: i32 = 63;
+    pub(crate) const OBJECT_PP: i32 = 64;
+    pub(crate) const TSTRING: i32 = 65;
+    pub(crate) const TOBJECT: i32 = 66;
+    pub(crate) const TNAMED: i32 = 67;
+    pub(crate) const ANYP: i32 = 68;
+    pub(crate) const ANY_PP: i32 = 69;
+    pub(crate) const STL: i32 = 300;
+    pub(crate) const STLSTRING: i32 = 365;
+    pub(crate) const STREAMER: i32 = 500;
+    pub(crate) const STREAM_LOOP: i32 = 501;
 }
 
 /// One member (or base class) of a class layout.
 #[derive(Debug, Clone)]
-pub struct Element {
+pub(crate) struct Element {
     /// The streamer-element class (`TStreamerBase`, `TStreamerBasicType`, ...).
-    pub element_class: String,
-    pub version: i16,
-    pub name: String,
-    pub title: String,
-    pub etype: i32,
-    pub size: i32,
-    pub array_length: i32,
-    pub array_dim: i32,
-    pub max_index: Vec<i32>,
-    pub type_name: String,
+    pub(crate) element_class: String,
+    pub(crate) name: String,
+    pub(crate) title: String,
+    pub(crate) etype: i32,
+    pub(crate) size: i32,
+    pub(crate) array_length: i32,
+    pub(crate) array_dim: i32,
+    pub(crate) max_index: Vec<i32>,
+    pub(crate) type_name: String,
     /// TStreamerBase: the base class version.
-    pub base_version: Option<i32>,
+    pub(crate) base_version: Option<i32>,
     /// TStreamerBasicPointer / TStreamerLoop: the counter member.
-    pub count: Option<(i32, String, String)>,
+    pub(crate) count: Option<(i32, String, String)>,
     /// TStreamerSTL: container and content type.
-    pub stl: Option<(i32, i32)>,
+    pub(crate) stl: Option<(i32, i32)>,
     /// TObject part of the element as read (kept for faithful re-serialisation).
-    pub tobject: (i16, u32, u32),
+    pub(crate) tobject: (i16, u32, u32),
     /// Header versions from the outermost class down to TStreamerElement, and TNamed's.
-    pub versions: Vec<i16>,
-    pub named_version: i16,
+    pub(crate) versions: Vec<i16>,
+    pub(crate) named_version: i16,
 }
 
 /// A class layout at one version.
 #[derive(Debug, Clone)]
-pub struct StreamerInfo {
-    pub name: String,
-    pub title: String,
-    pub checksum: u32,
-    pub class_version: i32,
-    pub elements: Vec<Element>,
-    pub tobject: (i16, u32, u32),
-    pub version: i16,
-    pub named_version: i16,
-    pub array_version: i16,
-    pub array_tobject: (i16, u32, u32),
+pub(crate) struct StreamerInfo {
+    pub(crate) name: String,
+    pub(crate) title: String,
+    pub(crate) checksum: u32,
+    pub(crate) class_version: i32,
+    pub(crate) elements: Vec<Element>,
+    pub(crate) tobject: (i16, u32, u32),
+    pub(crate) version: i16,
+    pub(crate) named_version: i16,
+    pub(crate) array_version: i16,
+    pub(crate) array_tobject: (i16, u32, u32),
 }
 
 /// The streamer infos of a file, by class name and version.
 #[derive(Debug, Clone)]
-pub struct Streamers {
-    pub infos: Vec<StreamerInfo>,
+pub(crate) struct Streamers {
+    pub(crate) infos: Vec<StreamerInfo>,
     by_name: HashMap<String, Vec<usize>>,
     /// Anything else the file's streamer list held (schema-evolution rule lists), kept raw
     /// with the number of infos that preceded it (so it is written back at the same offset).
-    pub extra: Vec<(usize, Vec<u8>)>,
+    pub(crate) extra: Vec<(usize, Vec<u8>)>,
     /// The list's own TObject part and version.
-    pub list_header: (i16, (i16, u32, u32)),
+    pub(crate) list_header: (i16, (i16, u32, u32)),
 }
 
 impl Default for Streamers {
@@ -111,19 +110,7 @@ impl Default for Streamers {
 }
 
 impl Streamers {
-    pub fn from_infos(infos: Vec<StreamerInfo>) -> Self {
-        let mut s = Streamers {
-            infos: Vec::new(),
-            by_name: HashMap::new(),
-            extra: Vec::new(),
-            list_header: (5, (1, 0, 0)),
-        };
-        for i in infos {
-            s.add(i);
-        }
-        s
-    }
-    pub fn add(&mut self, info: StreamerInfo) {
+    pub(crate) fn add(&mut self, info: StreamerInfo) {
         if self.get(&info.name, info.class_version).is_some() {
             return;
         }
@@ -133,7 +120,7 @@ impl Streamers {
             .push(self.infos.len());
         self.infos.push(info);
     }
-    pub fn get(&self, class: &str, version: i32) -> Option<&StreamerInfo> {
+    pub(crate) fn get(&self, class: &str, version: i32) -> Option<&StreamerInfo> {
         self.by_name
             .get(class)?
             .iter()
@@ -141,7 +128,7 @@ impl Streamers {
             .find(|i| i.class_version == version)
     }
     /// The highest version known for a class.
-    pub fn latest(&self, class: &str) -> Option<&StreamerInfo> {
+    pub(crate) fn latest(&self, class: &str) -> Option<&StreamerInfo> {
         self.by_name
             .get(class)?
             .iter()
@@ -150,7 +137,7 @@ impl Streamers {
     }
 
     /// Parses the payload of the file's `StreamerInfo` key (a TList).
-    pub fn parse(payload: &[u8], keylen: usize) -> Result<Self> {
+    pub(crate) fn parse(payload: &[u8], keylen: usize) -> Result<Self> {
         let mut b = RBuf::new(payload, keylen);
         let h = b.header("TList")?;
         let tobject = read_tobject(&mut b)?;
@@ -168,7 +155,7 @@ impl Streamers {
         let mut classes: HashMap<u32, String> = HashMap::new();
         for i in 0..n {
             let start = b.pos();
-            let (class, obj_start) = read_any_header(&mut b, &mut classes)
+            let class = read_any_header(&mut b, &mut classes)
                 .context(|| format!("streamer list entry {i}"))?;
             match class.as_deref() {
                 Some("TStreamerInfo") => {
@@ -195,7 +182,6 @@ impl Streamers {
                 }
                 None => {}
             }
-            let _ = obj_start;
             let _opt = b.tstring()?; // the TList option string of each entry
         }
         b.finish(&h, "TList")?;
@@ -204,7 +190,7 @@ impl Streamers {
 }
 
 /// TObject's own streaming: version, fUniqueID, fBits (+ a process id when referenced).
-pub fn read_tobject(b: &mut RBuf) -> Result<(i16, u32, u32)> {
+pub(crate) fn read_tobject(b: &mut RBuf) -> Result<(i16, u32, u32)> {
     let v = b.header("TObject")?;
     let id = b.u32()?;
     let bits = b.u32()?;
@@ -216,7 +202,7 @@ pub fn read_tobject(b: &mut RBuf) -> Result<(i16, u32, u32)> {
     Ok((v.version, id, bits))
 }
 
-pub fn write_tobject(w: &mut WBuf, t: (i16, u32, u32)) {
+pub(crate) fn write_tobject(w: &mut WBuf, t: (i16, u32, u32)) {
     w.i16(t.0.max(1));
     w.u32(t.1);
     w.u32(t.2 & !(1 << 4));
@@ -224,25 +210,18 @@ pub fn write_tobject(w: &mut WBuf, t: (i16, u32, u32)) {
 
 /// The tag part of `ReadObjectAny`, for lists whose members are all new objects:
 /// returns the class name (None for a null pointer) and the object's start position.
-fn read_any_header(
-    b: &mut RBuf,
-    classes: &mut HashMap<u32, String>,
-) -> Result<(Option<String>, usize)> {
-    let start = b.pos();
+fn read_any_header(b: &mut RBuf, classes: &mut HashMap<u32, String>) -> Result<Option<String>> {
     let bcnt = b.u32()?;
-    let tag = if bcnt & super::rbuf::BYTE_COUNT_MASK == 0 || bcnt == NEW_CLASS_TAG {
+    if bcnt & super::rbuf::BYTE_COUNT_MASK == 0 || bcnt == NEW_CLASS_TAG {
         return Err(RootError::unsupported(
             "object written without byte count (ROOT < 3)",
         ));
-    } else {
-        let at = b.disp();
-        let t = b.u32()?;
-        (t, at)
-    };
-    let (tag, tag_at) = tag;
+    }
+    let tag_at = b.disp();
+    let tag = b.u32()?;
     if tag & CLASS_MASK == 0 {
         if tag == 0 {
-            return Ok((None, start));
+            return Ok(None);
         }
         return Err(RootError::malformed(
             "object reference inside a streamer list",
@@ -258,7 +237,7 @@ fn read_any_header(
             .cloned()
             .ok_or_else(|| RootError::malformed(format!("unknown class tag {:#x}", tag)))?
     };
-    Ok((Some(class), start))
+    Ok(Some(class))
 }
 
 /// (version, TObject part, name, title)
@@ -279,7 +258,7 @@ fn read_streamer_info(b: &mut RBuf, classes: &mut HashMap<u32, String>) -> Resul
     let checksum = b.u32()?;
     let class_version = b.i32()?;
     // fElements: a TObjArray pointer
-    let (cls, _) = read_any_header(b, classes)?;
+    let cls = read_any_header(b, classes)?;
     let mut elements = Vec::new();
     let mut array_version = 3;
     let mut array_tobject = (1, 0, 0);
@@ -291,7 +270,7 @@ fn read_streamer_info(b: &mut RBuf, classes: &mut HashMap<u32, String>) -> Resul
         let n = b.i32()?;
         let _low = b.i32()?;
         for _ in 0..n.max(0) {
-            let (ecls, _) = read_any_header(b, classes)?;
+            let ecls = read_any_header(b, classes)?;
             let Some(ecls) = ecls else { continue };
             elements.push(
                 read_element(b, &ecls).context(|| format!("streamer of {name}, element {ecls}"))?,
@@ -330,7 +309,8 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
         b.header("TStreamerElement")?
     };
     let (named_version, tobject, name, title) = read_tnamed(b)?;
-    let mut etype = b.i32()?;
+    // (ROOT files say 11 for Bool_t; kept as read so it is written back the same.)
+    let etype = b.i32()?;
     let size = b.i32()?;
     let array_length = b.i32()?;
     let array_dim = b.i32()?;
@@ -341,14 +321,11 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
         (0..5).map(|_| b.i32()).collect::<Result<Vec<_>>>()?
     };
     let type_name = b.tstring_lossy()?;
-    // (ROOT files say 11 for Bool_t; kept as read so it is written back the same.)
-    let _ = &mut etype;
     if element_class != "TStreamerElement" {
         b.finish(&inner, "TStreamerElement")?;
     }
     let mut e = Element {
         element_class: element_class.to_string(),
-        version: inner.version,
         name,
         title,
         etype,
@@ -484,7 +461,7 @@ fn write_info(w: &mut WBuf, tags: &mut HashMap<String, u32>, info: &StreamerInfo
 impl Streamers {
     /// Serialises the list as the payload of a `StreamerInfo` key whose key length is
     /// `keylen` (reference tags count from the key's start).
-    pub fn to_payload(&self, keylen: usize) -> Vec<u8> {
+    pub(crate) fn to_payload(&self, keylen: usize) -> Vec<u8> {
         let mut w = WBuf::new(keylen);
         let mut tags = HashMap::new();
         let at = w.begin(self.list_header.0);
@@ -511,7 +488,7 @@ impl Streamers {
     }
 
     /// Adds every class (name, version) of `other` this list lacks; returns how many.
-    pub fn merge(&mut self, other: &Streamers) -> usize {
+    pub(crate) fn merge(&mut self, other: &Streamers) -> usize {
         if self.infos.is_empty() && self.extra.is_empty() {
             // A new list takes the header ROOT wrote for the other one (TList v5).
             self.list_header = other.list_header;

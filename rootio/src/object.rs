@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     Bool(bool),
     I8(i8),
     U8(u8),
@@ -39,7 +39,7 @@ pub enum Value {
 
 /// A pointer member or collection slot, as `ReadObjectAny` sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Ptr {
+pub(crate) enum Ptr {
     Null,
     /// A reference to an object streamed earlier in the same buffer, by its tag.
     Ref(u32),
@@ -51,14 +51,14 @@ pub enum Ptr {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Object {
-    pub class: String,
-    pub version: i16,
-    pub body: Body,
+pub(crate) struct Object {
+    pub(crate) class: String,
+    pub(crate) version: i16,
+    pub(crate) body: Body,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Body {
+pub(crate) enum Body {
     /// Streamer-described members, base classes included (as objects named after the base).
     Members(Vec<(String, Value)>),
     TObject {
@@ -86,12 +86,12 @@ pub enum Body {
 static NEXT_TAG: AtomicU32 = AtomicU32::new(0x3000_0000);
 
 /// A tag for an object created in memory, distinct from any tag read from a file.
-pub fn fresh_tag() -> u32 {
+pub(crate) fn fresh_tag() -> u32 {
     NEXT_TAG.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Value {
-    pub fn as_i64(&self) -> Option<i64> {
+    pub(crate) fn as_i64(&self) -> Option<i64> {
         Some(match *self {
             Value::Bool(b) => b as i64,
             Value::I8(v) => v as i64,
@@ -105,21 +105,8 @@ impl Value {
             _ => return None,
         })
     }
-    pub fn as_f64(&self) -> Option<f64> {
-        match *self {
-            Value::F32(v) => Some(v as f64),
-            Value::F64(v) => Some(v),
-            Value::F16(b) => {
-                let man = u16::from_be_bytes([b[1], b[2]]) as u32;
-                let bits = ((b[0] as u32) << 23) | ((man & 0x1fff) << 11);
-                let sign = if man & (1 << 13) != 0 { -1.0 } else { 1.0 };
-                Some(f32::from_bits(bits) as f64 * sign)
-            }
-            _ => self.as_i64().map(|v| v as f64),
-        }
-    }
     /// Stores an integer into a numeric value, keeping its type.
-    pub fn set_int(&mut self, x: i64) -> Result<()> {
+    pub(crate) fn set_int(&mut self, x: i64) -> Result<()> {
         let bad = || RootError::malformed(format!("value {x} does not fit the member's type"));
         *self = match self {
             Value::Bool(_) => Value::Bool(x != 0),
@@ -141,7 +128,7 @@ impl Value {
         };
         Ok(())
     }
-    pub fn as_str(&self) -> Option<String> {
+    pub(crate) fn as_str(&self) -> Option<String> {
         match self {
             Value::Str(s) | Value::CharStar(s) => Some(String::from_utf8_lossy(s).into_owned()),
             _ => None,
@@ -150,14 +137,14 @@ impl Value {
 }
 
 impl Object {
-    pub fn members(&self) -> &[(String, Value)] {
+    pub(crate) fn members(&self) -> &[(String, Value)] {
         match &self.body {
             Body::Members(m) => m,
             _ => &[],
         }
     }
     /// A member by name, searched in this class and then its bases.
-    pub fn get(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
         let Body::Members(m) = &self.body else {
             return None;
         };
@@ -169,7 +156,7 @@ impl Object {
             _ => None,
         })
     }
-    pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
         let Body::Members(m) = &mut self.body else {
             return None;
         };
@@ -181,17 +168,17 @@ impl Object {
             _ => None,
         })
     }
-    pub fn int(&self, name: &str) -> Result<i64> {
+    pub(crate) fn int(&self, name: &str) -> Result<i64> {
         self.get(name)
             .and_then(Value::as_i64)
             .ok_or_else(|| self.missing(name))
     }
-    pub fn string(&self, name: &str) -> Result<String> {
+    pub(crate) fn string(&self, name: &str) -> Result<String> {
         self.get(name)
             .and_then(Value::as_str)
             .ok_or_else(|| self.missing(name))
     }
-    pub fn set_int(&mut self, name: &str, x: i64) -> Result<()> {
+    pub(crate) fn set_int(&mut self, name: &str, x: i64) -> Result<()> {
         let e = self.missing(name);
         self.get_mut(name).ok_or(e)?.set_int(x)
     }
@@ -202,20 +189,20 @@ impl Object {
         ))
     }
     /// The items of a TObjArray/TList member (or of this object if it is one).
-    pub fn items(&self) -> Vec<&Ptr> {
+    pub(crate) fn items(&self) -> Vec<&Ptr> {
         match &self.body {
             Body::ObjArray { items, .. } => items.iter().collect(),
             Body::List { items, .. } => items.iter().map(|(p, _)| p).collect(),
             _ => Vec::new(),
         }
     }
-    pub fn array_items(&self, member: &str) -> Vec<&Ptr> {
+    pub(crate) fn array_items(&self, member: &str) -> Vec<&Ptr> {
         match self.get(member) {
             Some(Value::Object(o)) => o.items(),
             _ => Vec::new(),
         }
     }
-    pub fn array_items_mut(&mut self, member: &str) -> Option<&mut Vec<Ptr>> {
+    pub(crate) fn array_items_mut(&mut self, member: &str) -> Option<&mut Vec<Ptr>> {
         match self.get_mut(member) {
             Some(Value::Object(o)) => match &mut o.body {
                 Body::ObjArray { items, .. } => Some(items),
@@ -225,7 +212,7 @@ impl Object {
         }
     }
     /// Whether this object's class is, or derives from, `class` (by base-class members).
-    pub fn inherits(&self, class: &str) -> bool {
+    pub(crate) fn inherits(&self, class: &str) -> bool {
         if self.class == class {
             return true;
         }
@@ -237,13 +224,13 @@ impl Object {
 }
 
 /// State of one buffer being read: the streamers and the class tags seen so far.
-pub struct Reader<'s> {
-    pub streamers: &'s Streamers,
+pub(crate) struct Reader<'s> {
+    pub(crate) streamers: &'s Streamers,
     classes: HashMap<u32, String>,
 }
 
 impl<'s> Reader<'s> {
-    pub fn new(streamers: &'s Streamers) -> Self {
+    pub(crate) fn new(streamers: &'s Streamers) -> Self {
         Reader {
             streamers,
             classes: HashMap::new(),
@@ -251,7 +238,7 @@ impl<'s> Reader<'s> {
     }
 
     /// `ReadObjectAny`: a pointer with its class tag.
-    pub fn read_ptr(&mut self, b: &mut RBuf) -> Result<Ptr> {
+    pub(crate) fn read_ptr(&mut self, b: &mut RBuf) -> Result<Ptr> {
         let beg = b.pos();
         let beg_disp = b.disp() as u32;
         let bcnt = b.u32()?;
@@ -311,7 +298,12 @@ impl<'s> Reader<'s> {
     }
 
     /// An object of a known class at the current position (its own header included).
-    pub fn read_object(&mut self, b: &mut RBuf, class: &str, end: Option<usize>) -> Result<Object> {
+    pub(crate) fn read_object(
+        &mut self,
+        b: &mut RBuf,
+        class: &str,
+        end: Option<usize>,
+    ) -> Result<Object> {
         match class {
             "TObject" => {
                 let (version, unique_id, bits) = read_tobject(b)?;
@@ -577,17 +569,17 @@ fn write_basic(w: &mut WBuf, v: &Value) -> Result<()> {
 
 /// State of one buffer being written: class tags and the old-to-new object tag map.
 #[derive(Default)]
-pub struct Writer {
+pub(crate) struct Writer {
     classes: HashMap<String, u32>,
     remap: HashMap<u32, u32>,
 }
 
 impl Writer {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn write_ptr(&mut self, w: &mut WBuf, p: &Ptr) -> Result<()> {
+    pub(crate) fn write_ptr(&mut self, w: &mut WBuf, p: &Ptr) -> Result<()> {
         match p {
             Ptr::Null => w.u32(0),
             Ptr::Ref(old) => {
@@ -621,7 +613,7 @@ impl Writer {
         Ok(())
     }
 
-    pub fn write_object(&mut self, w: &mut WBuf, o: &Object) -> Result<()> {
+    pub(crate) fn write_object(&mut self, w: &mut WBuf, o: &Object) -> Result<()> {
         match &o.body {
             Body::TObject { unique_id, bits } => write_tobject(w, (o.version, *unique_id, *bits)),
             Body::Raw(bytes) => w.bytes(bytes),
@@ -706,7 +698,7 @@ impl Writer {
 
 /// Builds an object of `class` at the version `streamers` knows best, every member zero,
 /// empty or null, bases built the same way. Used to create new branches and trees.
-pub fn default_object(streamers: &Streamers, class: &str) -> Result<Object> {
+pub(crate) fn default_object(streamers: &Streamers, class: &str) -> Result<Object> {
     match class {
         "TObject" => {
             return Ok(Object {

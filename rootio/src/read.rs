@@ -12,16 +12,27 @@ use super::tree::{BasketLoc, BasketSource, Branch, Interp, Prim, Shape, Tree};
 /// Decoded values of a branch over an entry range.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Data {
+    /// `bool` (`/O`).
     Bool(Vec<bool>),
+    /// `int8` (`/B`).
     I8(Vec<i8>),
+    /// `uint8` (`/b`), and the bytes of strings.
     U8(Vec<u8>),
+    /// `int16` (`/S`).
     I16(Vec<i16>),
+    /// `uint16` (`/s`).
     U16(Vec<u16>),
+    /// `int32` (`/I`).
     I32(Vec<i32>),
+    /// `uint32` (`/i`).
     U32(Vec<u32>),
+    /// `int64` (`/L`).
     I64(Vec<i64>),
+    /// `uint64` (`/l`).
     U64(Vec<u64>),
+    /// `float32` (`/F`, Float16_t).
     F32(Vec<f32>),
+    /// `float64` (`/D`, Double32_t).
     F64(Vec<f64>),
 }
 
@@ -44,6 +55,7 @@ macro_rules! each_data {
 }
 
 impl Data {
+    /// No values, of the type `p` decodes to.
     pub fn empty(p: Prim) -> Data {
         match p {
             Prim::Bool => Data::Bool(Vec::new()),
@@ -59,12 +71,15 @@ impl Data {
             Prim::F64 | Prim::Packed { double: true, .. } => Data::F64(Vec::new()),
         }
     }
+    /// Number of values.
     pub fn len(&self) -> usize {
         each_data!(self, v => v.len())
     }
+    /// Whether there is no value.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Removes every value, keeping the allocation.
     pub fn clear(&mut self) {
         each_data!(self, v => v.clear())
     }
@@ -90,9 +105,13 @@ impl Data {
 /// A branch's values over entries `[start, start + entries)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {
+    /// How the branch's values are typed and shaped.
     pub interp: Interp,
+    /// First entry.
     pub start: u64,
+    /// Number of entries.
     pub entries: u64,
+    /// The values of all entries, flattened.
     pub data: Data,
     /// For variable-size entries: `entries + 1` offsets into `data`, in values (bytes for strings).
     pub offsets: Option<Vec<usize>>,
@@ -282,6 +301,15 @@ impl RawBasket {
                 }
                 r.skip(keylen)?; // the buffer's copy of the key header
                 out.data = r.bytes(border)?.to_vec();
+                // fLast must end the buffer: a smaller one would drop the last entry's tail
+                // silently (a shorter row of a jagged entry is still well-formed).
+                if r.remaining() != 0 {
+                    return Err(RootError::malformed(format!(
+                        "embedded basket: {} bytes after fLast {}",
+                        r.remaining(),
+                        h.last
+                    )));
+                }
                 out.nev = nev as u64;
             }
         }
@@ -497,6 +525,7 @@ pub struct BranchReader<'a> {
 }
 
 impl<'a> BranchReader<'a> {
+    /// A reader of `branch` (of `tree` in `file`); an error when hepml does not interpret its type.
     pub fn new(file: &'a RootFile, tree: &'a Tree, branch: &'a Branch) -> Result<Self> {
         let interp = branch
             .interp
@@ -511,9 +540,11 @@ impl<'a> BranchReader<'a> {
             scratch: Vec::new(),
         })
     }
+    /// The branch read.
     pub fn branch(&self) -> &Branch {
         self.branch
     }
+    /// How its values are typed and shaped.
     pub fn interp(&self) -> &Interp {
         &self.interp
     }

@@ -56,6 +56,7 @@ fn push_block(d: &Data, start: usize, dims: &[usize], out: &mut String) {
     }
 }
 
+/// Appends an array as JSON to `out`: a list of values per entry (a list of lists for jagged entries, a string for strings; NaN and infinities as strings), the form `hepml inspect --dump` prints.
 pub fn write_array_json(arr: &Array, out: &mut String) {
     out.push('[');
     for e in 0..arr.entries as usize {

@@ -10,23 +10,38 @@ use std::collections::HashMap;
 /// Element type of a branch's values.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Prim {
+    /// `bool`
     Bool,
+    /// `int8`
     I8,
+    /// `uint8`
     U8,
+    /// `int16`
     I16,
+    /// `uint16`
     U16,
+    /// `int32`
     I32,
+    /// `uint32`
     U32,
+    /// `int64`
     I64,
+    /// `uint64`
     U64,
+    /// `float32`
     F32,
+    /// `float64`
     F64,
     /// Float16_t / Double32_t: stored truncated (`low == high == 0`: 3 bytes of exponent and
     /// mantissa) or as an integer over `[low, high]` in `bits` bits; `double` selects f64 output.
     Packed {
+        /// Lower end of the range.
         low: f64,
+        /// Upper end of the range.
         high: f64,
+        /// Bits per value.
         bits: u32,
+        /// Double32_t (f64 output) rather than Float16_t.
         double: bool,
     },
 }
@@ -100,16 +115,27 @@ pub enum Shape {
     /// `x[N]`, `x[N][M]`: a fixed block per entry.
     Fixed(Vec<usize>),
     /// `x[n]` or `x[n][M]` with a counter branch: a variable number of rows of `inner` values.
-    Var { counter: String, inner: Vec<usize> },
+    Var {
+        /// The branch holding each entry's row count.
+        counter: String,
+        /// The fixed dimensions of a row (empty for one value per row).
+        inner: Vec<usize>,
+    },
     /// `std::vector<T>` written object-wise: a 10-byte header then the values, per entry.
     Vector,
     /// A string per entry (`/C` leaf, or `std::string` with a 6-byte header when `header`).
-    String { header: bool },
+    String {
+        /// `std::string` (with its 6-byte object header) rather than `char*`.
+        header: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// How a branch's bytes decode: element type and entry shape.
 pub struct Interp {
+    /// Element type.
     pub prim: Prim,
+    /// Entry shape.
     pub shape: Shape,
 }
 
@@ -138,11 +164,17 @@ impl Interp {
 }
 
 #[derive(Debug, Clone)]
+/// A TLeaf of a branch.
 pub struct Leaf {
+    /// Name.
     pub name: String,
+    /// Title (`x[n]/F`).
     pub title: String,
+    /// Class (`TLeafF`, `TLeafElement`, ...).
     pub class: String,
+    /// Values per entry for fixed-size leaves (`fLen`).
     pub len: i32,
+    /// Unsigned integer type.
     pub is_unsigned: bool,
     /// The counter leaf's branch, for variable-length arrays.
     pub counter: Option<String>,
@@ -151,15 +183,22 @@ pub struct Leaf {
 /// Where one basket lives and which entries it holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BasketLoc {
+    /// First entry of the basket in its branch.
     pub first_entry: u64,
+    /// Entries in the basket.
     pub entries: u64,
+    /// Where the basket's bytes are.
     pub source: BasketSource,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// Where a basket's bytes are.
 pub enum BasketSource {
+    /// A key of its own in the file.
     Disk {
+        /// File offset of the basket's key.
         seek: u64,
+        /// Bytes of key and (compressed) payload.
         nbytes: u32,
     },
     /// A basket kept inside the TBranch record (slot in its `fBaskets` array).
@@ -167,35 +206,53 @@ pub enum BasketSource {
 }
 
 #[derive(Debug, Clone)]
+/// A TBranch: its name and type, its baskets, and how its values decode.
 pub struct Branch {
+    /// Name.
     pub name: String,
+    /// Title.
     pub title: String,
+    /// Class (`TBranch`, `TBranchElement`).
     pub class: String,
+    /// Entries.
     pub entries: u64,
+    /// Compression setting (`fCompress`).
     pub compress: i32,
+    /// Basket buffer size (`fBasketSize`).
     pub basket_size: i32,
+    /// Entry-offset table length (`fEntryOffsetLen`; non-zero for variable-size entries).
     pub entry_offset_len: i32,
+    /// Uncompressed bytes of all baskets (`fTotBytes`).
     pub tot_bytes: i64,
+    /// Compressed bytes of all baskets (`fZipBytes`).
     pub zip_bytes: i64,
+    /// The baskets in entry order (on disk, then embedded).
     pub baskets: Vec<BasketLoc>,
+    /// The leaves.
     pub leaves: Vec<Leaf>,
+    /// How its values decode, or why hepml does not read this branch.
     pub interp: std::result::Result<Interp, String>,
     /// Indices through the nested `fBranches` arrays from the TTree to this branch.
-    pub path: Vec<usize>,
-    pub n_subbranches: usize,
+    pub(crate) path: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
+/// A TTree: its entries and branches (every branch, nested ones included, flattened).
 pub struct Tree {
+    /// Name.
     pub name: String,
+    /// Title.
     pub title: String,
+    /// Entries.
     pub entries: u64,
+    /// Branches, in the tree's order (sub-branches after their parent).
     pub branches: Vec<Branch>,
-    pub object: Object,
-    pub key: KeyHeader,
+    pub(crate) object: Object,
+    pub(crate) key: KeyHeader,
 }
 
 impl Tree {
+    /// The branch called `name`.
     pub fn branch(&self, name: &str) -> Result<&Branch> {
         self.branches
             .iter()
@@ -206,7 +263,7 @@ impl Tree {
     }
 
     /// The TBranch object of a branch (by its `path`).
-    pub fn branch_object(&self, path: &[usize]) -> Option<&Object> {
+    pub(crate) fn branch_object(&self, path: &[usize]) -> Option<&Object> {
         let mut obj = &self.object;
         for &i in path {
             match obj.array_items("fBranches").get(i) {
@@ -218,7 +275,7 @@ impl Tree {
     }
 
     /// The raw bytes of an embedded basket (a `TBasket` kept inside its TBranch).
-    pub fn embedded_basket(&self, branch: &Branch, slot: usize) -> Result<&[u8]> {
+    pub(crate) fn embedded_basket(&self, branch: &Branch, slot: usize) -> Result<&[u8]> {
         let obj = self.branch_object(&branch.path).ok_or_else(|| {
             RootError::malformed(format!("branch {} not found in its tree", branch.name))
         })?;
@@ -309,7 +366,7 @@ fn collect_leaves(obj: &Object, branch: Option<&str>, out: &mut HashMap<u32, (St
 }
 
 impl Tree {
-    pub fn from_object(object: Object, key: KeyHeader) -> Result<Tree> {
+    pub(crate) fn from_object(object: Object, key: KeyHeader) -> Result<Tree> {
         let name = object.string("fName")?;
         let title = object.string("fTitle").unwrap_or_default();
         let entries = object.int("fEntries")?;
@@ -459,7 +516,6 @@ fn branch_from_object(
         leaves,
         interp,
         path,
-        n_subbranches,
         name,
     })
 }
@@ -711,6 +767,22 @@ fn interpret_element(
     Err(format!(
         "object branch of class '{class_name}' (fType {btype}, streamer type {streamer_type}) is not supported"
     ))
+}
+
+/// The TBranch object at `path` (indices through the nested `fBranches` arrays) of a TTree
+/// object, mutably.
+pub(crate) fn branch_object_mut<'a>(
+    tree: &'a mut Object,
+    path: &[usize],
+) -> Option<&'a mut Object> {
+    let mut obj = tree;
+    for &i in path {
+        match obj.array_items_mut("fBranches")?.get_mut(i) {
+            Some(Ptr::New { obj: o, .. }) => obj = o,
+            _ => return None,
+        }
+    }
+    Some(obj)
 }
 
 #[cfg(test)]

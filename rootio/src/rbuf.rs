@@ -5,19 +5,19 @@
 use super::error::{Result, RootError};
 
 /// Bit set in a 4-byte byte count (ROOT `kByteCountMask`).
-pub const BYTE_COUNT_MASK: u32 = 0x4000_0000;
+pub(crate) const BYTE_COUNT_MASK: u32 = 0x4000_0000;
 /// A tag that introduces a class by name (ROOT `kNewClassTag`).
-pub const NEW_CLASS_TAG: u32 = 0xFFFF_FFFF;
+pub(crate) const NEW_CLASS_TAG: u32 = 0xFFFF_FFFF;
 /// Bit set in a tag that refers to an already-seen class (ROOT `kClassMask`).
-pub const CLASS_MASK: u32 = 0x8000_0000;
+pub(crate) const CLASS_MASK: u32 = 0x8000_0000;
 /// Offset added to buffer positions in reference tags (ROOT `kMapOffset`).
-pub const MAP_OFFSET: u32 = 2;
+pub(crate) const MAP_OFFSET: u32 = 2;
 
 /// Reader over one object buffer. `origin` is the displacement of byte 0 of `data` in ROOT's
 /// buffer numbering (ROOT counts from the start of the TKey, so for a key's payload it is the
 /// key length); reference tags are displacements.
 #[derive(Clone)]
-pub struct RBuf<'a> {
+pub(crate) struct RBuf<'a> {
     data: &'a [u8],
     pos: usize,
     origin: usize,
@@ -25,16 +25,16 @@ pub struct RBuf<'a> {
 
 /// A version header: the byte count (when written) lets a reader skip what it does not model.
 #[derive(Debug, Clone, Copy)]
-pub struct Header {
-    pub start: usize,
-    pub end: Option<usize>,
-    pub version: i16,
+pub(crate) struct Header {
+    pub(crate) start: usize,
+    pub(crate) end: Option<usize>,
+    pub(crate) version: i16,
 }
 
 macro_rules! getter {
     ($name:ident, $t:ty) => {
         #[inline]
-        pub fn $name(&mut self) -> Result<$t> {
+        pub(crate) fn $name(&mut self) -> Result<$t> {
             const N: usize = std::mem::size_of::<$t>();
             let b = self.bytes(N)?;
             let mut a = [0u8; N];
@@ -45,36 +45,30 @@ macro_rules! getter {
 }
 
 impl<'a> RBuf<'a> {
-    pub fn new(data: &'a [u8], origin: usize) -> Self {
+    pub(crate) fn new(data: &'a [u8], origin: usize) -> Self {
         RBuf {
             data,
             pos: 0,
             origin,
         }
     }
-    pub fn data(&self) -> &'a [u8] {
+    pub(crate) fn data(&self) -> &'a [u8] {
         self.data
     }
-    pub fn pos(&self) -> usize {
+    pub(crate) fn pos(&self) -> usize {
         self.pos
     }
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.data.len()
     }
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-    pub fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.data.len().saturating_sub(self.pos)
     }
     /// ROOT's buffer displacement of the current position (what reference tags count).
-    pub fn disp(&self) -> usize {
+    pub(crate) fn disp(&self) -> usize {
         self.pos + self.origin
     }
-    pub fn origin(&self) -> usize {
-        self.origin
-    }
-    pub fn set_pos(&mut self, pos: usize) -> Result<()> {
+    pub(crate) fn set_pos(&mut self, pos: usize) -> Result<()> {
         if pos > self.data.len() {
             return Err(self.truncated(pos - self.pos.min(pos)));
         }
@@ -90,7 +84,7 @@ impl<'a> RBuf<'a> {
         }
     }
     #[inline]
-    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or_else(|| self.truncated(n))?;
         if end > self.data.len() {
             return Err(self.truncated(n));
@@ -99,7 +93,7 @@ impl<'a> RBuf<'a> {
         self.pos = end;
         Ok(s)
     }
-    pub fn skip(&mut self, n: usize) -> Result<()> {
+    pub(crate) fn skip(&mut self, n: usize) -> Result<()> {
         self.bytes(n).map(|_| ())
     }
     getter!(u8, u8);
@@ -114,7 +108,7 @@ impl<'a> RBuf<'a> {
     getter!(f64, f64);
 
     /// A TString: one length byte, or 255 followed by a 4-byte length.
-    pub fn tstring(&mut self) -> Result<&'a [u8]> {
+    pub(crate) fn tstring(&mut self) -> Result<&'a [u8]> {
         let n = self.u8()?;
         let n = if n == 255 {
             let n = self.i32()?;
@@ -124,11 +118,11 @@ impl<'a> RBuf<'a> {
         };
         self.bytes(n)
     }
-    pub fn tstring_lossy(&mut self) -> Result<String> {
+    pub(crate) fn tstring_lossy(&mut self) -> Result<String> {
         Ok(String::from_utf8_lossy(self.tstring()?).into_owned())
     }
     /// A NUL-terminated string (class names after kNewClassTag).
-    pub fn cstring(&mut self) -> Result<&'a [u8]> {
+    pub(crate) fn cstring(&mut self) -> Result<&'a [u8]> {
         let rest = &self.data[self.pos..];
         let n = rest
             .iter()
@@ -141,7 +135,7 @@ impl<'a> RBuf<'a> {
 
     /// `TBufferFile::ReadVersion`: an optional byte count, then a 2-byte version (and a
     /// checksum when the version is 0 for classes that write one).
-    pub fn header(&mut self, class: &str) -> Result<Header> {
+    pub(crate) fn header(&mut self, class: &str) -> Result<Header> {
         let start = self.pos;
         let first = self.u32()?;
         let end = if first & BYTE_COUNT_MASK != 0 {
@@ -167,7 +161,7 @@ impl<'a> RBuf<'a> {
     }
     /// After reading what we model of an object: jump to its end as given by the byte count,
     /// or fail if we read past it (a layout we misunderstood must not go unnoticed).
-    pub fn finish(&mut self, h: &Header, class: &str) -> Result<()> {
+    pub(crate) fn finish(&mut self, h: &Header, class: &str) -> Result<()> {
         if let Some(end) = h.end {
             if self.pos > end {
                 return Err(RootError::malformed(format!(
@@ -184,31 +178,31 @@ impl<'a> RBuf<'a> {
 
 /// Writer mirroring [`RBuf`].
 #[derive(Default, Clone)]
-pub struct WBuf {
-    pub data: Vec<u8>,
-    pub origin: usize,
+pub(crate) struct WBuf {
+    pub(crate) data: Vec<u8>,
+    pub(crate) origin: usize,
 }
 
 macro_rules! putter {
     ($name:ident, $t:ty) => {
         #[inline]
-        pub fn $name(&mut self, v: $t) {
+        pub(crate) fn $name(&mut self, v: $t) {
             self.data.extend_from_slice(&v.to_be_bytes());
         }
     };
 }
 
 impl WBuf {
-    pub fn new(origin: usize) -> Self {
+    pub(crate) fn new(origin: usize) -> Self {
         WBuf {
             data: Vec::new(),
             origin,
         }
     }
-    pub fn pos(&self) -> usize {
+    pub(crate) fn pos(&self) -> usize {
         self.data.len()
     }
-    pub fn disp(&self) -> usize {
+    pub(crate) fn disp(&self) -> usize {
         self.data.len() + self.origin
     }
     putter!(u8, u8);
@@ -221,10 +215,10 @@ impl WBuf {
     putter!(i64, i64);
     putter!(f32, f32);
     putter!(f64, f64);
-    pub fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.data.extend_from_slice(b);
     }
-    pub fn tstring(&mut self, s: &[u8]) {
+    pub(crate) fn tstring(&mut self, s: &[u8]) {
         if s.len() < 255 {
             self.u8(s.len() as u8);
         } else {
@@ -234,14 +228,14 @@ impl WBuf {
         self.bytes(s);
     }
     /// Starts a versioned object with a byte count; returns the position to patch.
-    pub fn begin(&mut self, version: i16) -> usize {
+    pub(crate) fn begin(&mut self, version: i16) -> usize {
         let at = self.pos();
         self.u32(0);
         self.i16(version);
         at
     }
     /// Patches the byte count written by [`WBuf::begin`].
-    pub fn end(&mut self, at: usize) {
+    pub(crate) fn end(&mut self, at: usize) {
         let n = (self.pos() - at - 4) as u32;
         self.data[at..at + 4].copy_from_slice(&(n | BYTE_COUNT_MASK).to_be_bytes());
     }

@@ -3,21 +3,21 @@
 //! the destination and is renamed only by [`FileWriter::finish`]; dropping an unfinished
 //! writer removes the temporary file, so the destination is never half-written.
 
-use crate::rootio::compress::{compress, Compression};
-use crate::rootio::error::{Context, Result, RootError};
-use crate::rootio::file::KeyHeader;
-use crate::rootio::rbuf::WBuf;
-use crate::rootio::streamers::Streamers;
+use crate::compress::{compress, Compression};
+use crate::error::{Context, Result, RootError};
+use crate::file::KeyHeader;
+use crate::rbuf::WBuf;
+use crate::streamers::Streamers;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Where the TFile key starts (ROOT `kBEGIN`).
-pub const BEGIN: u64 = 100;
+pub(crate) const BEGIN: u64 = 100;
 /// Seeks at or past this need 64-bit keys and headers (ROOT `kStartBigFile`).
-pub const BIG: u64 = 2_000_000_000;
+pub(crate) const BIG: u64 = 2_000_000_000;
 /// ROOT version these files are written as (6.40/00).
-pub const ROOT_VERSION: i32 = 64000;
+pub(crate) const ROOT_VERSION: i32 = 64000;
 /// Size of a directory record (both layouts; the small one is padded so that it can be
 /// rewritten as the big one).
 const DIR_RECORD: usize = 60;
@@ -41,7 +41,7 @@ struct DirOut {
 }
 
 /// TDatime encoding of the current UTC time.
-pub fn datime_now() -> u32 {
+pub(crate) fn datime_now() -> u32 {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -79,6 +79,7 @@ fn uuid() -> [u8; 16] {
     u
 }
 
+/// A ROOT file being written, under a temporary name until [`FileWriter::finish`].
 pub struct FileWriter {
     final_path: PathBuf,
     tmp_path: PathBuf,
@@ -89,7 +90,7 @@ pub struct FileWriter {
     compression: Compression,
     /// The top directory (index [`TOP`]) and every subdirectory, in creation order.
     dirs: Vec<DirOut>,
-    pub streamers: Streamers,
+    pub(crate) streamers: Streamers,
     uuid: [u8; 16],
     datime: u32,
     tfile_keylen: usize,
@@ -171,30 +172,29 @@ impl FileWriter {
         self.end = self.end.max(offset);
     }
 
+    /// The compression of new baskets and keys.
     pub fn compression(&self) -> Compression {
         self.compression
     }
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    pub fn datime(&self) -> u32 {
+    pub(crate) fn datime(&self) -> u32 {
         self.datime
     }
+    /// The destination path (the file is renamed there by [`FileWriter::finish`]).
     pub fn path(&self) -> &Path {
         &self.final_path
     }
 
     /// Reserves `n` bytes at the end of the file.
-    pub fn alloc(&mut self, n: u64) -> u64 {
+    pub(crate) fn alloc(&mut self, n: u64) -> u64 {
         let p = self.end;
         self.end += n;
         p
     }
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.end
     }
 
-    pub fn write_at(&self, pos: u64, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn write_at(&self, pos: u64, bytes: &[u8]) -> Result<()> {
         self.file
             .write_all_at(bytes, pos)
             .map_err(|err| RootError::Io {
@@ -205,7 +205,7 @@ impl FileWriter {
 
     /// Whether a key of `nbytes` placed next would reach past 2 GB, where a 32-bit key
     /// (version < 1000) cannot be.
-    pub fn needs_big_key(&self, nbytes: u64) -> bool {
+    pub(crate) fn needs_big_key(&self, nbytes: u64) -> bool {
         self.end + nbytes + 8 >= BIG
     }
 
@@ -225,7 +225,7 @@ impl FileWriter {
     }
 
     /// `fSeekDir` of a directory: what the keys it holds record as `fSeekPdir`.
-    pub fn dir_seek(&self, dir: DirId) -> Result<u64> {
+    pub(crate) fn dir_seek(&self, dir: DirId) -> Result<u64> {
         Ok(self.dir(dir)?.seek)
     }
 
@@ -291,21 +291,9 @@ impl FileWriter {
         Ok(d)
     }
 
-    /// Writes an object as a key of the top directory. `serialize(keylen)` produces the
-    /// uncompressed payload (reference tags count from the key's start).
-    pub fn write_object(
-        &mut self,
-        class: &str,
-        name: &str,
-        title: &str,
-        serialize: impl FnOnce(usize) -> Result<Vec<u8>>,
-    ) -> Result<KeyHeader> {
-        self.write_object_in(TOP, class, name, title, serialize)
-    }
-
     /// Writes an object as a key of directory `dir` (cycle: one more than any key of that name
     /// there).
-    pub fn write_object_in(
+    pub(crate) fn write_object_in(
         &mut self,
         dir: DirId,
         class: &str,
@@ -380,17 +368,11 @@ impl FileWriter {
         Ok(kh)
     }
 
-    /// Copies a complete key (header + payload bytes, as read from another file) into this file's
-    /// top directory, updating its position fields.
-    pub fn copy_key(&mut self, raw: &[u8]) -> Result<KeyHeader> {
-        self.copy_key_in(TOP, raw)
-    }
-
     /// Copies a complete key into directory `dir`: the payload is copied byte for byte; only
     /// fSeekKey/fSeekPdir change. A key of a name already in `dir` gets the next cycle.
-    pub fn copy_key_in(&mut self, dir: DirId, raw: &[u8]) -> Result<KeyHeader> {
+    pub(crate) fn copy_key_in(&mut self, dir: DirId, raw: &[u8]) -> Result<KeyHeader> {
         let pdir = self.dir(dir)?.seek;
-        let mut b = crate::rootio::rbuf::RBuf::new(raw, 0);
+        let mut b = crate::rbuf::RBuf::new(raw, 0);
         let mut kh = KeyHeader::read(&mut b)?;
         if kh.nbytes as usize != raw.len() || kh.keylen as usize > raw.len() {
             return Err(RootError::malformed(format!(
@@ -426,11 +408,32 @@ impl FileWriter {
         Ok(kh)
     }
 
+    /// Writes a `TNamed` (a name and a title, what ROOT's `TNamed` and `TObjString`-like
+    /// records are used for: metadata such as provenance) as a key of directory `dir`. Its
+    /// streamer info is added to the file's list. Read it back with ROOT's
+    /// `TFile::Get(name)->GetTitle()` or with [`RootFile::named_title`](crate::RootFile::named_title).
+    pub fn write_named(&mut self, dir: DirId, name: &str, title: &str) -> Result<()> {
+        let streamers = super::template::template_streamers()?;
+        let mut obj = crate::object::default_object(streamers, "TNamed")?;
+        for (field, text) in [("fName", name), ("fTitle", title)] {
+            *obj.get_mut(field).ok_or_else(|| {
+                RootError::malformed(format!("TNamed streamer without {field}"))
+            })? = crate::object::Value::Str(text.as_bytes().to_vec());
+        }
+        self.add_streamers(streamers, &[(obj.class.clone(), i32::from(obj.version))]);
+        self.write_object_in(dir, "TNamed", name, title, |keylen| {
+            let mut w = WBuf::new(keylen);
+            crate::object::Writer::new().write_object(&mut w, &obj)?;
+            Ok(w.data)
+        })?;
+        Ok(())
+    }
+
     /// Adds to this file's streamer list, from `source`, the infos of `classes` (name and
     /// version) and of every class they are built from (base classes and members, as ROOT's
     /// `TStreamerInfo::ForceWriteInfo` does), keeping `source`'s order. Classes already listed
     /// (same name and version) are not repeated.
-    pub fn add_streamers(&mut self, source: &Streamers, classes: &[(String, i32)]) {
+    pub(crate) fn add_streamers(&mut self, source: &Streamers, classes: &[(String, i32)]) {
         let mut want: Vec<(String, i32)> = Vec::new();
         let mut todo: Vec<(String, Option<i32>)> =
             classes.iter().map(|(c, v)| (c.clone(), Some(*v))).collect();
@@ -446,7 +449,7 @@ impl FileWriter {
             }
             want.push(key);
             for e in &info.elements {
-                if e.etype == crate::rootio::streamers::kind::BASE {
+                if e.etype == crate::streamers::kind::BASE {
                     todo.push((e.name.clone(), e.base_version));
                 } else {
                     let t = e.type_name.trim_end_matches('*').trim();

@@ -2,14 +2,11 @@
 //! (scripts/root_check.py) with identical values and no ROOT error or warning; decorated copies
 //! keep every original basket byte for byte.
 
-mod common;
-
-use injector::rootio::json::write_array_json;
-use injector::rootio::object::Writer;
-use injector::rootio::rbuf::WBuf;
-use injector::rootio::tree::BasketSource;
-use injector::rootio::write::{clone_tree, copy_other_keys, BranchSpec, FileWriter, TreeWriter};
-use injector::rootio::{Array, BranchReader, Compression, Data, Interp, Prim, RootFile, Shape};
+use rootio::write::{clone_tree, copy_other_keys, BranchSpec, FileWriter, TreeWriter};
+use rootio::{
+    write_array_json, Array, BasketSource, BranchReader, Compression, Data, Interp, Prim, RootFile,
+    Shape,
+};
 use std::path::Path;
 
 fn array(interp: &Interp, n: usize, data: Data, offsets: Option<Vec<usize>>) -> Array {
@@ -316,13 +313,13 @@ fn new_trees_of_every_type_and_compression_read_back_in_uproot_and_root() {
                     && t.branch("str").unwrap().baskets.len() > 3,
                 "{c}"
             );
-            let stored = injector::rootio::Compression::from_setting(f.compress).unwrap();
+            let stored = rootio::Compression::from_setting(f.compress).unwrap();
             assert_eq!(stored, Compression::parse(c).unwrap());
         }
         let exp = dir.path().join(format!("new_{c}_{n}.json"));
         let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.name.clone(), a)).collect();
         expected_json(&named, &exp);
-        let out = common::run_script(
+        let out = testutil::script(
             "root_check.py",
             &[
                 "compare",
@@ -331,7 +328,7 @@ fn new_trees_of_every_type_and_compression_read_back_in_uproot_and_root() {
                 exp.to_str().unwrap(),
             ],
         );
-        let layout = common::run_script("verify_written.py", &["layout", p.to_str().unwrap()]);
+        let layout = testutil::script("verify_written.py", &["layout", p.to_str().unwrap()]);
         eprintln!(
             "{c} {n} entries: {} bytes; ROOT+uproot {} ; layout {}",
             std::fs::metadata(&p).unwrap().len(),
@@ -383,7 +380,7 @@ fn decorate(input: &Path, tree: &str, out: &Path, big: bool) {
 /// checksums over all entries) and the new branch too, with no warning; uproot reads every
 /// branch; the key layout is ROOT's.
 fn check_same_objects(input: &Path, out: &Path, tree: &str, gaps: bool) -> String {
-    let same = common::run_script(
+    let same = testutil::script(
         "verify_written.py",
         &[
             "same-objects",
@@ -399,14 +396,14 @@ fn check_same_objects(input: &Path, out: &Path, tree: &str, gaps: bool) -> Strin
     if gaps {
         args.push("--allow-gaps");
     }
-    let layout = common::run_script("verify_written.py", &args);
+    let layout = testutil::script("verify_written.py", &args);
     format!("{} {}", same.trim(), layout.trim())
 }
 
 fn check_decorated(input: &Path, tree: &str, out: &Path, also: &str) {
     // Originals: same compressed basket bytes and values; new branch and one original read by
     // ROOT and uproot.
-    let baskets = common::run_script(
+    let baskets = testutil::script(
         "root_check.py",
         &[
             "same-baskets",
@@ -435,7 +432,7 @@ fn check_decorated(input: &Path, tree: &str, out: &Path, also: &str) {
         &[("hepml_score".into(), &score), (also.into(), &orig)],
         &exp,
     );
-    common::run_script(
+    testutil::script(
         "root_check.py",
         &[
             "compare",
@@ -473,7 +470,7 @@ const DECORATED: [(&str, &str, &str); 8] = [
 fn decorated_copies_keep_original_baskets_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     for (name, tree, also) in DECORATED {
-        let input = common::shared(&format!("root/{name}"));
+        let input = testutil::shared(&format!("root/{name}"));
         let before = std::fs::read(&input).unwrap();
         let out = dir.path().join(format!("deco_{name}"));
         decorate(&input, tree, &out, false);
@@ -492,11 +489,11 @@ fn decorated_copies_keep_original_baskets_byte_for_byte() {
 fn big_file_layout_beyond_2gb() {
     let dir = tempfile::tempdir().unwrap();
     for (name, tree, _) in DECORATED {
-        let input = common::shared(&format!("root/{name}"));
+        let input = testutil::shared(&format!("root/{name}"));
         let out = dir.path().join(format!("big_{name}"));
         decorate(&input, tree, &out, true);
         let f = RootFile::open(&out).unwrap();
-        assert!(f.end > 2_100_000_000 && f.version == 64000, "{name}");
+        assert!(f.len > 2_100_000_000 && f.version == 64000, "{name}");
         let t = f.tree(tree).unwrap();
         // Values (not bytes: the keys grew) must equal the input's.
         let g = RootFile::open(&input).unwrap();
@@ -522,7 +519,10 @@ fn big_file_layout_beyond_2gb() {
         }
         assert!(disk > 0);
         let same = check_same_objects(&input, &out, tree, true);
-        eprintln!("{name} beyond 2 GB: fEND {}; {disk} baskets; {same}", f.end);
+        eprintln!(
+            "{name} beyond 2 GB: {} bytes; {disk} baskets; {same}",
+            f.len
+        );
     }
 
     let new = dir.path().join("big_new.root");
@@ -540,7 +540,7 @@ fn big_file_layout_beyond_2gb() {
     let exp = dir.path().join("big_new.json");
     let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.name.clone(), a)).collect();
     expected_json(&named, &exp);
-    common::run_script(
+    testutil::script(
         "root_check.py",
         &[
             "compare",
@@ -549,7 +549,7 @@ fn big_file_layout_beyond_2gb() {
             exp.to_str().unwrap(),
         ],
     );
-    common::run_script(
+    testutil::script(
         "verify_written.py",
         &["layout", new.to_str().unwrap(), "--allow-gaps"],
     );
@@ -563,26 +563,10 @@ fn big_file_layout_beyond_2gb() {
 fn decorated_copies_keep_other_objects_and_directories() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("mixed.root");
-    common::run_script(
+    testutil::script(
         "verify_written.py",
         &["make-mixed", input.to_str().unwrap()],
     );
-    // Every object (histograms with their `//->` members, TObjString, trees) reads and
-    // streams back to the bytes ROOT wrote: what a copy beyond 2 GB relies on.
-    let f = RootFile::open(&input).unwrap();
-    let keys = f.walk_keys().unwrap();
-    assert_eq!(keys.len(), 7);
-    for (path, k) in keys {
-        let (kh, payload) = f.read_key_payload(k.seek_key, k.nbytes as usize).unwrap();
-        let obj = f.read_object(&k).unwrap();
-        let mut w = WBuf::new(kh.keylen as usize);
-        Writer::new().write_object(&mut w, &obj).unwrap();
-        assert!(
-            w.data == payload,
-            "{path} ({}) streams back differently",
-            k.class
-        );
-    }
     for tree in ["events", "plots/deep/inner"] {
         let out = dir
             .path()
@@ -592,7 +576,7 @@ fn decorated_copies_keep_other_objects_and_directories() {
         let t = f.tree(tree).unwrap();
         assert!(t.branch("hepml_score").is_ok());
         let same = check_same_objects(&input, &out, tree, false);
-        let baskets = common::run_script(
+        let baskets = testutil::script(
             "root_check.py",
             &[
                 "same-baskets",
@@ -617,7 +601,7 @@ fn decorated_copies_keep_other_objects_and_directories() {
 fn streamer_lists_match_roots() {
     let dir = tempfile::tempdir().unwrap();
     let twin = dir.path().join("twin_root.root");
-    common::run_script("verify_written.py", &["make-twin", twin.to_str().unwrap()]);
+    testutil::script("verify_written.py", &["make-twin", twin.to_str().unwrap()]);
     let ours = dir.path().join("twin_hepml.root");
     let mut fw = FileWriter::create(&ours, Compression::DEFAULT).unwrap();
     let specs = [
@@ -642,10 +626,9 @@ fn streamer_lists_match_roots() {
     let classes = |p: &Path| {
         let mut v: Vec<(String, i32)> = RootFile::open(p)
             .unwrap()
-            .streamers
-            .infos
-            .iter()
-            .map(|i| (i.name.clone(), i.class_version))
+            .streamer_classes()
+            .into_iter()
+            .map(|(name, version, _)| (name, version))
             .collect();
         v.sort();
         v
@@ -653,34 +636,19 @@ fn streamer_lists_match_roots() {
     assert_eq!(classes(&ours), classes(&twin));
 
     // Decorating a ROOT 6.20 file: its 6.20 list first, unchanged, then what it lacked.
-    let input = common::shared("root/uproot-sample-6.20.04-zlib.root");
+    let input = testutil::shared("root/uproot-sample-6.20.04-zlib.root");
     let out = dir.path().join("deco.root");
     decorate(&input, "sample", &out, false);
     let a = RootFile::open(&input).unwrap();
     let b = RootFile::open(&out).unwrap();
-    let n = a.streamers.infos.len();
-    assert!(b.streamers.infos.len() >= n);
-    for (x, y) in a.streamers.infos.iter().zip(&b.streamers.infos) {
-        assert_eq!(
-            (&x.name, x.class_version, x.checksum),
-            (&y.name, y.class_version, y.checksum)
-        );
-    }
-    let (kh, payload) = a
-        .read_key_payload(a.seek_info, a.nbytes_info as usize)
-        .unwrap();
-    let (kh2, payload2) = b
-        .read_key_payload(b.seek_info, b.nbytes_info as usize)
-        .unwrap();
-    if b.streamers.infos.len() == n {
-        // Nothing added: the list is the input's, byte for byte (same key length here).
-        assert_eq!(kh.keylen, kh2.keylen);
-        assert!(payload == payload2);
-    }
+    let (a, b) = (a.streamer_classes(), b.streamer_classes());
+    let n = a.len();
+    assert!(b.len() >= n);
+    assert_eq!(a[..], b[..n], "the input's list comes first, unchanged");
     eprintln!(
         "new: {} classes as ROOT; 6.20 copy: {n} + {} classes",
         classes(&ours).len(),
-        b.streamers.infos.len() - n
+        b.len() - n
     );
 }
 
@@ -711,7 +679,7 @@ fn event_by_event_filling_and_clusters() {
         tw.finish(&mut fw).unwrap();
         fw.finish().unwrap();
         check_with_hepml(&p, &cols);
-        let out = common::run_script(
+        let out = testutil::script(
             "verify_written.py",
             &["clusters", p.to_str().unwrap(), "events"],
         );
@@ -745,7 +713,7 @@ fn event_by_event_filling_and_clusters() {
         let exp = dir.path().join(format!("clusters_{label}.json"));
         let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.name.clone(), a)).collect();
         expected_json(&named, &exp);
-        common::run_script(
+        testutil::script(
             "root_check.py",
             &[
                 "compare",
@@ -788,7 +756,6 @@ fn per_branch_compression() {
     fw.finish().unwrap();
     let f = RootFile::open(&p).unwrap();
     let t = f.tree("events").unwrap();
-    let mut raw = Vec::new();
     let mut cols = Vec::new();
     for (spec, c) in specs.iter().zip(std::iter::once("zstd-5").chain(algos)) {
         let c = Compression::parse(c).unwrap();
@@ -796,21 +763,20 @@ fn per_branch_compression() {
         assert_eq!(b.compress, c.setting(), "{}", spec.name);
         assert!(b.baskets.len() > 2);
         for l in &b.baskets {
-            let BasketSource::Disk { seek, nbytes } = l.source else {
-                panic!("embedded basket")
-            };
-            f.read_at(seek, nbytes as usize, &mut raw).unwrap();
-            let keylen = u16::from_be_bytes([raw[14], raw[15]]) as usize;
-            let algo = injector::rootio::compress::block_algorithm(&raw[keylen..])
-                .unwrap_or(injector::rootio::Algorithm::None);
-            assert_eq!(algo, c.algorithm, "{}", spec.name);
+            assert!(
+                matches!(l.source, BasketSource::Disk { .. }),
+                "embedded basket"
+            );
+            let algo = f.basket_algorithm(l).unwrap();
+            assert_eq!(algo, Some(c.algorithm), "{}", spec.name);
         }
+        assert_eq!(f.branch_compression(b).unwrap().to_string(), c.to_string());
         cols.push((spec.name.clone(), data.clone()));
     }
     let exp = dir.path().join("mixed_compression.json");
     let named: Vec<(String, &Array)> = cols.iter().map(|(s, a)| (s.clone(), a)).collect();
     expected_json(&named, &exp);
-    common::run_script(
+    testutil::script(
         "root_check.py",
         &[
             "compare",
@@ -824,7 +790,7 @@ fn per_branch_compression() {
 #[test]
 fn friend_tree_is_usable_with_addfriend() {
     let dir = tempfile::tempdir().unwrap();
-    let input = common::shared("root/uproot-Zmumu.root");
+    let input = testutil::shared("root/uproot-Zmumu.root");
     let f = RootFile::open(&input).unwrap();
     let t = f.tree("events").unwrap();
     let out = dir.path().join("friend.root");
@@ -840,7 +806,7 @@ fn friend_tree_is_usable_with_addfriend() {
     tw.append(&mut fw, 0, &score_array(t.entries)).unwrap();
     tw.finish(&mut fw).unwrap();
     fw.finish().unwrap();
-    let out_s = common::run_script(
+    let out_s = testutil::script(
         "root_check.py",
         &[
             "friend",
@@ -903,7 +869,7 @@ fn unfinished_or_failed_writes_leave_nothing() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     // A decorated copy must get exactly the input's entry count.
-    let input = common::shared("root/uproot-Zmumu.root");
+    let input = testutil::shared("root/uproot-Zmumu.root");
     let f = RootFile::open(&input).unwrap();
     let t = f.tree("events").unwrap();
     let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();
@@ -940,7 +906,7 @@ fn inconsistent_input_is_an_error() {
             Some(o),
         )
     };
-    let err = |r: injector::rootio::Result<()>| r.unwrap_err().to_string();
+    let err = |r: rootio::Result<()>| r.unwrap_err().to_string();
     {
         let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();
         // The counter says 2 then 1; the array has 2 then 2.
@@ -998,7 +964,7 @@ fn inconsistent_input_is_an_error() {
     }
     {
         // A copy refuses entries beyond the input's.
-        let input = common::shared("root/uproot-Zmumu.root");
+        let input = testutil::shared("root/uproot-Zmumu.root");
         let f = RootFile::open(&input).unwrap();
         let t = f.tree("events").unwrap();
         let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();

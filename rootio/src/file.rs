@@ -13,29 +13,29 @@ use std::path::{Path, PathBuf};
 
 /// The fixed-size header of a TKey (also the start of every on-disk basket).
 #[derive(Debug, Clone)]
-pub struct KeyHeader {
-    pub nbytes: i32,
-    pub version: i16,
-    pub objlen: i32,
-    pub datime: u32,
-    pub keylen: i16,
-    pub cycle: i16,
-    pub seek_key: u64,
-    pub seek_pdir: u64,
-    pub class: String,
-    pub name: String,
-    pub title: String,
+pub(crate) struct KeyHeader {
+    pub(crate) nbytes: i32,
+    pub(crate) version: i16,
+    pub(crate) objlen: i32,
+    pub(crate) datime: u32,
+    pub(crate) keylen: i16,
+    pub(crate) cycle: i16,
+    pub(crate) seek_key: u64,
+    pub(crate) seek_pdir: u64,
+    pub(crate) class: String,
+    pub(crate) name: String,
+    pub(crate) title: String,
 }
 
 impl KeyHeader {
     /// Bytes of the header for a key of this version and these strings.
-    pub fn len_for(version: i16, class: &str, name: &str, title: &str) -> usize {
+    pub(crate) fn len_for(version: i16, class: &str, name: &str, title: &str) -> usize {
         let ts = |s: &str| s.len() + if s.len() < 255 { 1 } else { 5 };
         (if version > 1000 { 34 } else { 26 }) + ts(class) + ts(name) + ts(title)
     }
 
     /// Serialises the header (seeks as 64-bit when the version is above 1000).
-    pub fn write(&self, w: &mut super::rbuf::WBuf) {
+    pub(crate) fn write(&self, w: &mut super::rbuf::WBuf) {
         w.i32(self.nbytes);
         w.i16(self.version);
         w.i32(self.objlen);
@@ -54,7 +54,7 @@ impl KeyHeader {
         w.tstring(self.title.as_bytes());
     }
 
-    pub fn read(b: &mut RBuf) -> Result<Self> {
+    pub(crate) fn read(b: &mut RBuf) -> Result<Self> {
         let nbytes = b.i32()?;
         let version = b.i16()?;
         let objlen = b.i32()?;
@@ -94,17 +94,14 @@ impl KeyHeader {
 
 /// A directory's keys.
 #[derive(Debug, Clone)]
-pub struct Directory {
-    pub version: i16,
-    pub seek_dir: u64,
-    pub seek_keys: u64,
-    pub nbytes_name: i32,
-    pub keys: Vec<KeyHeader>,
+pub(crate) struct Directory {
+    pub(crate) seek_dir: u64,
+    pub(crate) keys: Vec<KeyHeader>,
 }
 
 impl Directory {
     /// The highest cycle of each key name, in key order.
-    pub fn latest_keys(&self) -> Vec<&KeyHeader> {
+    pub(crate) fn latest_keys(&self) -> Vec<&KeyHeader> {
         let mut best: Vec<&KeyHeader> = Vec::new();
         for k in &self.keys {
             match best.iter_mut().find(|b| b.name == k.name) {
@@ -127,20 +124,23 @@ enum Source {
 pub struct RootFile {
     path: PathBuf,
     file: Source,
+    /// File size in bytes.
     pub len: u64,
+    /// The ROOT version that wrote the file (`62004` is 6.20/04).
     pub version: i32,
-    pub begin: u64,
-    pub end: u64,
-    pub seek_free: u64,
-    pub nbytes_free: i32,
-    pub nbytes_name: i32,
-    pub units: u8,
+    pub(crate) begin: u64,
+    pub(crate) end: u64,
+    pub(crate) seek_free: u64,
+    pub(crate) nbytes_free: i32,
+    pub(crate) nbytes_name: i32,
+    pub(crate) units: u8,
+    /// The file's compression setting (see [`Compression::from_setting`](crate::Compression::from_setting)).
     pub compress: i32,
-    pub seek_info: u64,
-    pub nbytes_info: i32,
-    pub uuid: [u8; 18],
-    pub streamers: Streamers,
-    pub root: Directory,
+    pub(crate) seek_info: u64,
+    pub(crate) nbytes_info: i32,
+    pub(crate) uuid: [u8; 18],
+    pub(crate) streamers: Streamers,
+    pub(crate) root: Directory,
 }
 
 impl std::fmt::Debug for RootFile {
@@ -150,6 +150,7 @@ impl std::fmt::Debug for RootFile {
 }
 
 impl RootFile {
+    /// Opens a ROOT file and reads its header, top directory and streamer infos.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let io = |err| RootError::Io {
@@ -166,7 +167,7 @@ impl RootFile {
     }
 
     /// Opens a ROOT file held in memory (e.g. a template compiled into the binary).
-    pub fn from_static(name: &str, bytes: &'static [u8]) -> Result<Self> {
+    pub(crate) fn from_static(name: &str, bytes: &'static [u8]) -> Result<Self> {
         Self::open_source(Path::new(name), Source::Memory(bytes), bytes.len() as u64)
             .context(|| name.to_string())
     }
@@ -190,10 +191,7 @@ impl RootFile {
             uuid: [0; 18],
             streamers: Streamers::default(),
             root: Directory {
-                version: 0,
                 seek_dir: 0,
-                seek_keys: 0,
-                nbytes_name: 0,
                 keys: Vec::new(),
             },
         };
@@ -259,12 +257,13 @@ impl RootFile {
         Ok(f)
     }
 
+    /// The path the file was opened from.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Reads `n` bytes at `pos`, failing clearly if they are not in the file.
-    pub fn read_at(&self, pos: u64, n: usize, out: &mut Vec<u8>) -> Result<()> {
+    pub(crate) fn read_at(&self, pos: u64, n: usize, out: &mut Vec<u8>) -> Result<()> {
         if pos.checked_add(n as u64).is_none_or(|e| e > self.len) {
             return Err(RootError::Truncated {
                 what: "file",
@@ -295,7 +294,7 @@ impl RootFile {
         let _ctime = b.u32()?;
         let _mtime = b.u32()?;
         let _nbytes_keys = b.i32()?;
-        let nbytes_name = b.i32()?;
+        let _nbytes_name = b.i32()?;
         let big = version > 1000;
         let seek = |b: &mut RBuf| -> Result<u64> {
             Ok(if big {
@@ -325,18 +324,16 @@ impl RootFile {
                 keys.push(KeyHeader::read(&mut b).context(|| format!("key {i} of the directory"))?);
             }
         }
-        Ok(Directory {
-            version,
-            seek_dir,
-            seek_keys,
-            nbytes_name,
-            keys,
-        })
+        Ok(Directory { seek_dir, keys })
     }
 
     /// Reads a key at `seek` (whose total size is `nbytes`, or unknown = 0) and returns its
     /// header and uncompressed payload.
-    pub fn read_key_payload(&self, seek: u64, nbytes: usize) -> Result<(KeyHeader, Vec<u8>)> {
+    pub(crate) fn read_key_payload(
+        &self,
+        seek: u64,
+        nbytes: usize,
+    ) -> Result<(KeyHeader, Vec<u8>)> {
         let mut raw = Vec::new();
         let n = if nbytes > 0 {
             nbytes
@@ -366,7 +363,7 @@ impl RootFile {
     }
 
     /// Reads and deserialises the object behind a key.
-    pub fn read_object(&self, key: &KeyHeader) -> Result<Object> {
+    pub(crate) fn read_object(&self, key: &KeyHeader) -> Result<Object> {
         let (kh, payload) = self.read_key_payload(key.seek_key, key.nbytes as usize)?;
         let mut b = RBuf::new(&payload, kh.keylen as usize);
         let mut r = Reader::new(&self.streamers);
@@ -374,15 +371,39 @@ impl RootFile {
             .context(|| format!("{} '{}'", kh.class, kh.name))
     }
 
+    /// The title of the `TNamed` at `path` (`name` or `dir/name`), as written by
+    /// [`FileWriter::write_named`](crate::write::FileWriter::write_named).
+    pub fn named_title(&self, path: &str) -> Result<String> {
+        let key = self.find_key(path)?;
+        if key.class != "TNamed" {
+            return Err(RootError::NotFound(format!(
+                "'{path}' in {} is a {}, not a TNamed",
+                self.path().display(),
+                key.class
+            )));
+        }
+        self.read_object(&key)?.string("fTitle")
+    }
+
+    /// The classes the file's streamer-info list describes, in the list's order: (name, class
+    /// version, checksum).
+    pub fn streamer_classes(&self) -> Vec<(String, i32, u32)> {
+        self.streamers
+            .infos
+            .iter()
+            .map(|i| (i.name.clone(), i.class_version, i.checksum))
+            .collect()
+    }
+
     /// The directory behind a `TDirectory(File)` key.
-    pub fn subdirectory(&self, key: &KeyHeader) -> Result<Directory> {
+    pub(crate) fn subdirectory(&self, key: &KeyHeader) -> Result<Directory> {
         self.read_directory(key.seek_key + key.keylen as u64)
             .context(|| format!("directory '{}'", key.name))
     }
 
     /// Every key of a class (by `TTree`-like prefix match) in the file, recursively, with its
     /// path (`dir/name`), highest cycle only.
-    pub fn walk_keys(&self) -> Result<Vec<(String, KeyHeader)>> {
+    pub(crate) fn walk_keys(&self) -> Result<Vec<(String, KeyHeader)>> {
         let mut out = Vec::new();
         self.walk_dir(&self.root, "", &mut out, 0)?;
         Ok(out)
@@ -414,7 +435,7 @@ impl RootFile {
     }
 
     /// The key of an object by path (`name`, `dir/name`, optionally `;cycle`).
-    pub fn find_key(&self, path: &str) -> Result<KeyHeader> {
+    pub(crate) fn find_key(&self, path: &str) -> Result<KeyHeader> {
         let (path, cycle) = match path.rsplit_once(';') {
             Some((p, c)) => (p, c.parse::<i16>().ok()),
             None => (path, None),
