@@ -395,6 +395,26 @@ impl Builder {
 }
 
 impl Dense {
+    /// The weights as `n` rows of `k` (row j: what output j reads from each input), unpacked
+    /// from either layout.
+    pub(super) fn transposed(&self) -> Vec<f32> {
+        let (k, n) = (self.k, self.n);
+        if self.blocks.is_empty() {
+            return self.w.clone();
+        }
+        let mut t = vec![0f32; n * k];
+        let (mut j0, mut at) = (0, 0);
+        for &bw in &self.blocks {
+            for i in 0..k {
+                for c in 0..bw.min(n - j0) {
+                    t[(j0 + c) * k + i] = self.w[at + i * bw + c];
+                }
+            }
+            (j0, at) = (j0 + bw, at + k * bw);
+        }
+        t
+    }
+
     fn new(k: usize, n: usize, w: &[f32], bias: Vec<f32>, relu_input: bool) -> Dense {
         let skip_zeros = relu_input && w.iter().all(|v| v.is_finite());
         if n < 8 {

@@ -20,10 +20,13 @@
 //! order); the tests hold them to 1e-5.
 //!
 //! Here: the program's types, the engine and its calls. `build` turns a graph into the program;
-//! `kernels` evaluates it.
+//! `kernels` evaluates it; `grad` differentiates it (exact gradients for explanations).
 
 mod build;
+mod grad;
 mod kernels;
+
+pub use grad::{Backprop, Grads, Target};
 
 use super::{Engine, EngineError, Model, ModelInfo, Tensor};
 use build::build;

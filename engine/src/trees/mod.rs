@@ -124,6 +124,18 @@ pub fn is_tree_model(model: &Model) -> bool {
 }
 
 impl TreeEngine {
+    /// How many split nodes test each input column (the ensemble's split-count importance;
+    /// ONNX stores no gains).
+    pub fn split_counts(&self) -> Vec<u32> {
+        let mut c = vec![0u32; self.width];
+        for n in self.nodes.iter().filter(|n| n.mode != Mode::Leaf) {
+            if let Some(v) = c.get_mut(n.feature as usize) {
+                *v += 1;
+            }
+        }
+        c
+    }
+
     /// Values per event of output `i` (graph order): 1 for the label, the score columns for
     /// the scores; `None` past the end.
     pub fn output_width(&self, i: usize) -> Option<usize> {

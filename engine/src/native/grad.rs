@@ -1,0 +1,549 @@
+//! Exact gradients of a dense network by reverse-mode differentiation of the native program:
+//! a tile of rows runs forward on the evaluation kernels (every intermediate value stays in
+//! the arena), then the gradient of one output column (or one hidden unit) flows back through
+//! the ops in reverse: dense layers (the transposed weights, rows of zero gradient skipped, as
+//! behind a ReLU), element-wise arithmetic with constants (standardisation), activations,
+//! softmax and concatenation. `ArgMax` and label lookups are piecewise constant: no gradient.
+//!
+//! For explanations (saliency, integrated gradients, conductance): the gradient with respect to
+//! the raw inputs, and optionally every hidden unit's value and gradient.
+
+use super::kernels::Simd;
+use super::{Act, BinOp, NativeEngine, Op, Operand, Slot, SPLIT_MIN, TILE};
+use crate::EngineError;
+
+/// Where the backward pass starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Column `column` of graph output `output` (a score).
+    Output { output: usize, column: usize },
+    /// Unit `unit` of hidden layer `layer` (see [`Backprop::hidden_widths`]).
+    Hidden { layer: usize, unit: usize },
+}
+
+/// What one backward pass gives, per event (row-major, `batch` rows).
+#[derive(Debug, Clone, Default)]
+pub struct Grads {
+    /// The target's value.
+    pub value: Vec<f32>,
+    /// d target / d input, one per graph input (`batch x width`).
+    pub inputs: Vec<Vec<f32>>,
+    /// When asked for: per hidden layer, its units' values and d target / d unit
+    /// (`batch x width` each).
+    pub hidden: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// A dense network ready for backward passes: the engine and its transposed weights.
+pub struct Backprop<'e> {
+    e: &'e NativeEngine,
+    /// Per op: a dense layer's weights as `n` rows of `k` (empty for other ops).
+    wt: Vec<Vec<f32>>,
+    /// The hidden layers' units: each dense layer's output after its activation, every dense
+    /// layer but the last.
+    hidden: Vec<Slot>,
+}
+
+impl NativeEngine {
+    /// Prepares backward passes through this network.
+    pub fn backprop(&self) -> Backprop<'_> {
+        let wt = self
+            .ops
+            .iter()
+            .map(|op| match op {
+                Op::Dense { layer, .. } => layer.transposed(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let mut hidden = Vec::new();
+        for op in &self.ops {
+            if let Op::Dense { dst, .. } = op {
+                // The unit is what the next layer reads: the activation's output when there
+                // is one.
+                let after = self.ops.iter().find_map(|o| match o {
+                    Op::Act { src, dst: d, .. } if src.off == dst.off => Some(*d),
+                    _ => None,
+                });
+                hidden.push(after.unwrap_or(*dst));
+            }
+        }
+        hidden.pop();
+        Backprop {
+            e: self,
+            wt,
+            hidden,
+        }
+    }
+}
+
+impl Backprop<'_> {
+    /// Units per hidden layer, input side first.
+    pub fn hidden_widths(&self) -> Vec<usize> {
+        self.hidden.iter().map(|s| s.width).collect()
+    }
+
+    /// The engine these passes run on.
+    pub fn engine(&self) -> &NativeEngine {
+        self.e
+    }
+
+    /// Runs `batch` events (`inputs` in `info().inputs` order, each `batch x width`) forward
+    /// and back from `target`; split across the engine's threads for large batches.
+    pub fn run(
+        &self,
+        inputs: &[&[f32]],
+        batch: usize,
+        target: Target,
+        with_hidden: bool,
+    ) -> Result<Grads, EngineError> {
+        let seed = self.seed(target)?;
+        let e = self.e;
+        if inputs.len() != e.inputs.len() {
+            return Err(EngineError::Input {
+                path: e.info.path.clone(),
+                input: "*".into(),
+                msg: format!(
+                    "{} inputs given, the model takes {}",
+                    inputs.len(),
+                    e.inputs.len()
+                ),
+            });
+        }
+        for ((x, s), p) in inputs.iter().zip(&e.inputs).zip(&e.info.inputs) {
+            if x.len() != batch * s.width {
+                return Err(EngineError::Input {
+                    path: e.info.path.clone(),
+                    input: p.name.clone(),
+                    msg: format!("{} values for {batch} events of {}", x.len(), s.width),
+                });
+            }
+        }
+        let parts = e.threads.min(batch / SPLIT_MIN).max(1);
+        let per = batch.div_ceil(parts).max(1);
+        let slice = |r0: usize, n: usize| -> Vec<&[f32]> {
+            inputs
+                .iter()
+                .zip(&e.inputs)
+                .map(|(x, s)| &x[r0 * s.width..(r0 + n) * s.width])
+                .collect()
+        };
+        let pieces: Vec<Grads> = if parts == 1 {
+            vec![self.part(&slice(0, batch), batch, seed, with_hidden)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..batch)
+                    .step_by(per)
+                    .map(|r0| {
+                        let n = per.min(batch - r0);
+                        let xs = slice(r0, n);
+                        s.spawn(move || self.part(&xs, n, seed, with_hidden))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        let mut all = Grads::default();
+        for p in pieces {
+            all.value.extend(p.value);
+            all.inputs.resize_with(p.inputs.len(), Vec::new);
+            for (a, b) in all.inputs.iter_mut().zip(p.inputs) {
+                a.extend(b);
+            }
+            all.hidden.resize_with(p.hidden.len(), Default::default);
+            for (a, b) in all.hidden.iter_mut().zip(p.hidden) {
+                a.0.extend(b.0);
+                a.1.extend(b.1);
+            }
+        }
+        if all.value.len() != batch {
+            return Err(EngineError::Run {
+                path: e.info.path.clone(),
+                msg: "a gradient thread failed".into(),
+            });
+        }
+        Ok(all)
+    }
+
+    /// The slot and column the gradient starts from.
+    fn seed(&self, target: Target) -> Result<(Slot, usize), EngineError> {
+        let bad = |msg: String| EngineError::Run {
+            path: self.e.info.path.clone(),
+            msg,
+        };
+        match target {
+            Target::Output { output, column } => {
+                let o = self
+                    .e
+                    .outputs
+                    .get(output)
+                    .ok_or_else(|| bad(format!("no output {output}")))?;
+                if column >= o.slot.width {
+                    return Err(bad(format!(
+                        "output '{}' has {} columns, not {}",
+                        o.name,
+                        o.slot.width,
+                        column + 1
+                    )));
+                }
+                Ok((o.slot, column))
+            }
+            Target::Hidden { layer, unit } => {
+                let s = self
+                    .hidden
+                    .get(layer)
+                    .ok_or_else(|| bad(format!("no hidden layer {layer}")))?;
+                if unit >= s.width {
+                    return Err(bad(format!("hidden layer {layer} has {} units", s.width)));
+                }
+                Ok((*s, unit))
+            }
+        }
+    }
+
+    /// One thread's rows, tile by tile.
+    fn part(
+        &self,
+        inputs: &[&[f32]],
+        batch: usize,
+        (slot, column): (Slot, usize),
+        with_hidden: bool,
+    ) -> Grads {
+        let e = self.e;
+        let mut out = Grads {
+            value: Vec::with_capacity(batch),
+            inputs: e
+                .inputs
+                .iter()
+                .map(|s| Vec::with_capacity(batch * s.width))
+                .collect(),
+            hidden: if with_hidden {
+                self.hidden
+                    .iter()
+                    .map(|s| {
+                        (
+                            Vec::with_capacity(batch * s.width),
+                            Vec::with_capacity(batch * s.width),
+                        )
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        };
+        let mut arena = vec![0f32; e.arena * TILE];
+        let mut g = vec![0f32; e.arena * TILE];
+        for r0 in (0..batch).step_by(TILE) {
+            let rows = TILE.min(batch - r0);
+            e.tile(&mut arena, inputs, r0, rows);
+            g.fill(0.0);
+            for r in 0..rows {
+                let i = slot.off * TILE + r * slot.width + column;
+                out.value.push(arena[i]);
+                g[i] = 1.0;
+            }
+            self.back(&arena, &mut g, rows);
+            let take = |v: &mut Vec<f32>, from: &[f32], s: &Slot| {
+                v.extend_from_slice(&from[s.off * TILE..s.off * TILE + rows * s.width])
+            };
+            for (v, s) in out.inputs.iter_mut().zip(&e.inputs) {
+                take(v, &g, s);
+            }
+            for ((v, d), s) in out.hidden.iter_mut().zip(&self.hidden) {
+                take(v, &arena, s);
+                take(d, &g, s);
+            }
+        }
+        out
+    }
+
+    fn back(&self, arena: &[f32], g: &mut [f32], rows: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if self.e.simd >= Simd::Fma {
+            // SAFETY: `simd` is at most what the CPU reports (Simd::detect at load), so AVX and
+            // FMA are present.
+            return unsafe { back_fma(self, arena, g, rows) };
+        }
+        back_tile::<false>(self, arena, g, rows)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma")]
+unsafe fn back_fma(b: &Backprop, arena: &[f32], g: &mut [f32], rows: usize) {
+    back_tile::<true>(b, arena, g, rows)
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// d activation / d input from the input `x` and the output `y`.
+#[inline]
+fn slope(act: Act, x: f32, y: f32) -> f32 {
+    match act {
+        Act::Relu => f32::from(u8::from(x > 0.0)),
+        Act::LeakyRelu(a) => {
+            if x >= 0.0 {
+                1.0
+            } else {
+                a
+            }
+        }
+        Act::Sigmoid => y * (1.0 - y),
+        Act::Tanh => 1.0 - y * y,
+        Act::Elu(a) => {
+            if x >= 0.0 {
+                1.0
+            } else {
+                y + a
+            }
+        }
+        Act::Selu(a, s) => {
+            if x > 0.0 {
+                s
+            } else {
+                y + s * a
+            }
+        }
+    }
+}
+
+/// The ops in reverse: each adds its output's gradient into its inputs' (values are laid out
+/// in program order, so every source lies before the op's own value).
+#[inline(always)]
+fn back_tile<const FMA: bool>(b: &Backprop, arena: &[f32], g: &mut [f32], rows: usize) {
+    let at = |s: &Slot, r: usize| s.off * TILE + r * s.width;
+    for (op, wt) in b.e.ops.iter().zip(&b.wt).rev() {
+        let dst = op.dst();
+        let (gs, rest) = g.split_at_mut(dst.off * TILE);
+        let gd = &rest[..dst.width * TILE];
+        match op {
+            Op::Copy { src, at: col, .. } => {
+                for r in 0..rows {
+                    let d = &gd[r * dst.width + col..r * dst.width + col + src.width];
+                    for (o, v) in gs[at(src, r)..at(src, r) + src.width].iter_mut().zip(d) {
+                        *o += v;
+                    }
+                }
+            }
+            Op::Dense { src, layer, .. } => {
+                let k = layer.k;
+                for r in 0..rows {
+                    let o = &mut gs[at(src, r)..at(src, r) + k];
+                    for (d, w) in gd[r * dst.width..(r + 1) * dst.width]
+                        .iter()
+                        .zip(wt.chunks_exact(k))
+                    {
+                        if *d != 0.0 {
+                            for (o, w) in o.iter_mut().zip(w) {
+                                *o = madd::<FMA>(*d, *w, *o);
+                            }
+                        }
+                    }
+                }
+            }
+            Op::Bin { a, b: bb, op, .. } => {
+                let w = dst.width;
+                let val = |v: &Operand, r: usize, j: usize| match v {
+                    Operand::Value(s) => arena[at(s, r) + j],
+                    Operand::Const(c) if c.len() == 1 => c[0],
+                    Operand::Const(c) => c[j],
+                };
+                for r in 0..rows {
+                    for j in 0..w {
+                        let d = gd[r * w + j];
+                        let (x, y) = (val(a, r, j), val(bb, r, j));
+                        let (da, db) = match op {
+                            BinOp::Add => (d, d),
+                            BinOp::Sub => (d, -d),
+                            BinOp::Mul => (d * y, d * x),
+                            BinOp::Div => (d / y, -d * x / (y * y)),
+                        };
+                        // A one-column value broadcast over the row collects every column's.
+                        if let Operand::Value(s) = a {
+                            gs[at(s, r) + j.min(s.width - 1)] += da;
+                        }
+                        if let Operand::Value(s) = bb {
+                            gs[at(s, r) + j.min(s.width - 1)] += db;
+                        }
+                    }
+                }
+            }
+            Op::Act { src, act, .. } => {
+                let n = rows * src.width;
+                let x = &arena[src.range()][..n];
+                let y = &arena[dst.range()][..n];
+                let o = &mut gs[src.range()][..n];
+                for i in 0..n {
+                    o[i] += gd[i] * slope(*act, x[i], y[i]);
+                }
+            }
+            Op::Softmax { src, .. } => {
+                for r in 0..rows {
+                    let y = &arena[at(&dst, r)..at(&dst, r) + dst.width];
+                    let d = &gd[r * dst.width..(r + 1) * dst.width];
+                    let dot: f32 = y.iter().zip(d).map(|(a, b)| a * b).sum();
+                    for ((o, y), d) in gs[at(src, r)..at(src, r) + src.width]
+                        .iter_mut()
+                        .zip(y)
+                        .zip(d)
+                    {
+                        *o += y * (d - dot);
+                    }
+                }
+            }
+            // Piecewise constant: the gradient is zero.
+            Op::ArgMax { .. } | Op::Gather { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx_build;
+    use crate::Model;
+
+    fn mlp(dir: &std::path::Path, widths: &[usize], act: &str) -> Model {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let layers = widths
+            .windows(2)
+            .map(|w| {
+                let wt = (0..w[0] * w[1]).map(|_| next()).collect();
+                let b = (0..w[1]).map(|_| next()).collect();
+                (w[0], w[1], wt, b)
+            })
+            .collect();
+        let n = widths[0];
+        let model = onnx_build::Dense {
+            input: "x".into(),
+            output: "y".into(),
+            layers,
+            hidden: act.into(),
+            final_act: "Sigmoid".into(),
+            metadata: vec![],
+            standardise: Some((
+                (0..n).map(|i| i as f32 * 0.1).collect(),
+                (0..n).map(|i| 0.5 + i as f32 * 0.25).collect(),
+            )),
+        };
+        let path = dir.join(format!("{act}.onnx"));
+        std::fs::write(&path, model.to_bytes()).unwrap();
+        Model::read(&path).unwrap()
+    }
+
+    /// The exact gradient equals central differences of the forward pass (in f64 steps of a
+    /// smooth network), at every SIMD level this CPU has; hidden units' gradients chain to the
+    /// inputs' (d y / d x = sum over units of d y / d h * d h / d x).
+    #[test]
+    fn gradients_match_finite_differences_at_every_level() {
+        let dir = tempfile::tempdir().unwrap();
+        for act in ["Tanh", "Elu", "Sigmoid"] {
+            let model = mlp(dir.path(), &[6, 20, 12, 1], act);
+            let mut e = NativeEngine::load(&model).unwrap();
+            let batch = 21;
+            let x: Vec<f32> = (0..batch * 6)
+                .map(|i| ((i * 7919) % 1000) as f32 / 200.0 - 2.5)
+                .collect();
+            let mut levels = vec![Simd::Portable];
+            if Simd::available() >= Simd::Fma {
+                levels.push(Simd::Fma);
+            } else {
+                println!("skipped level avx+fma: CPU lacks it");
+            }
+            let mut first: Option<Vec<f32>> = None;
+            for level in levels {
+                e.simd = level;
+                let bp = e.backprop();
+                let target = Target::Output {
+                    output: 0,
+                    column: 0,
+                };
+                let g = bp.run(&[&x], batch, target, true).unwrap();
+                let score = |x: &[f32]| -> f64 {
+                    let mut out = [0f32];
+                    e.run_into(&[x], 1, 0, &mut out).unwrap();
+                    out[0] as f64
+                };
+                for r in 0..batch {
+                    let row = &x[r * 6..(r + 1) * 6];
+                    for i in 0..6 {
+                        let h = 1e-2f32;
+                        let (mut up, mut dn) = (row.to_vec(), row.to_vec());
+                        up[i] += h;
+                        dn[i] -= h;
+                        let fd = (score(&up) - score(&dn)) / (2.0 * h as f64);
+                        let got = g.inputs[0][r * 6 + i] as f64;
+                        assert!(
+                            (got - fd).abs() <= 2e-3 * fd.abs().max(0.05),
+                            "{act} {level:?} row {r} x{i}: exact {got} fd {fd}"
+                        );
+                    }
+                }
+                // Through the hidden units: the last hidden layer's gradients times each
+                // unit's own input gradient add up to the input gradient.
+                let widths = bp.hidden_widths();
+                assert_eq!(widths, vec![20, 12]);
+                let (_, dh) = &g.hidden[1];
+                let mut chained = vec![0f32; batch * 6];
+                for u in 0..12 {
+                    let gu = bp
+                        .run(&[&x], batch, Target::Hidden { layer: 1, unit: u }, false)
+                        .unwrap();
+                    for r in 0..batch {
+                        for i in 0..6 {
+                            chained[r * 6 + i] += dh[r * 12 + u] * gu.inputs[0][r * 6 + i];
+                        }
+                    }
+                }
+                let d = testutil::max_diff(&chained, &g.inputs[0]);
+                assert!(d <= 1e-5, "{act} {level:?}: chain rule off by {d}");
+                match &first {
+                    None => first = Some(g.inputs[0].clone()),
+                    Some(f) => {
+                        let d = testutil::max_diff(f, &g.inputs[0]);
+                        assert!(d <= 1e-5, "{act}: {level:?} vs portable {d}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn targets_out_of_range_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = mlp(dir.path(), &[3, 4, 1], "Relu");
+        let e = NativeEngine::load(&model).unwrap();
+        let bp = e.backprop();
+        let x = [0.5f32; 3];
+        for t in [
+            Target::Output {
+                output: 0,
+                column: 1,
+            },
+            Target::Output {
+                output: 1,
+                column: 0,
+            },
+            Target::Hidden { layer: 1, unit: 0 },
+        ] {
+            assert!(bp.run(&[&x], 1, t, false).is_err(), "{t:?}");
+        }
+        assert!(bp
+            .run(&[&x[..2]], 1, Target::Hidden { layer: 0, unit: 0 }, false)
+            .is_err());
+    }
+}
