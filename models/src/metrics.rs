@@ -8,29 +8,44 @@ use crate::train::{per_parameter, Data, Outcome};
 
 /// Area under the ROC curve (ties count half), unweighted.
 pub fn auc(scores: &[f32], labels: &[f32]) -> f64 {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let (mut rank_sum, mut npos) = (0f64, 0f64);
+    auc_weighted(scores, labels, None)
+}
+
+/// Area under the ROC curve with event weights (`None`: all 1): the weighted probability that
+/// a signal event (label 1) scores above a background one, tied scores counting half. NaN
+/// when a class has no weight.
+pub fn auc_weighted(scores: &[f32], labels: &[f32], weights: Option<&[f32]>) -> f64 {
+    let mut ev: Vec<(f32, bool, f32)> = scores
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .map(|(i, (s, l))| (*s, *l == 1.0, weights.map_or(1.0, |w| w[i])))
+        .collect();
+    ev.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    // Walking up the scores: each tie group's signal beats the background below it, and
+    // half of the background tied with it.
+    let (mut below, mut area, mut wpos) = (0f64, 0f64, 0f64);
     let mut i = 0;
-    while i < idx.len() {
+    while i < ev.len() {
+        let (mut gpos, mut gneg) = (0f64, 0f64);
         let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+        while j < ev.len() && ev[j].0 == ev[i].0 {
+            if ev[j].1 {
+                gpos += ev[j].2 as f64;
+            } else {
+                gneg += ev[j].2 as f64;
+            }
             j += 1;
         }
-        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
-        for &k in &idx[i..=j] {
-            if labels[k] == 1.0 {
-                rank_sum += avg_rank;
-                npos += 1.0;
-            }
-        }
-        i = j + 1;
+        area += gpos * (below + 0.5 * gneg);
+        below += gneg;
+        wpos += gpos;
+        i = j;
     }
-    let nneg = scores.len() as f64 - npos;
-    if npos == 0.0 || nneg == 0.0 {
+    if wpos == 0.0 || below == 0.0 {
         return f64::NAN;
     }
-    (rank_sum - npos * (npos + 1.0) / 2.0) / (npos * nneg)
+    area / (wpos * below)
 }
 
 /// ROC curve points (false and true positive rates) at `n` score thresholds.
