@@ -15,6 +15,8 @@
 //!   per parameter value, as PNG with an embedded font.
 //! - [`export`]: ONNX per fold with standardisation in the graph and hepml metadata.
 //! - [`rng`]: the seeded random number generator.
+//! - [`trees`]: weighted CART regression trees (binned, exact thresholds), tree ensembles and
+//!   their ONNX export (`TreeEnsembleRegressor`).
 
 pub mod config;
 pub mod convert;
@@ -24,3 +26,4 @@ pub mod metrics;
 pub mod plots;
 pub mod rng;
 pub mod train;
+pub mod trees;

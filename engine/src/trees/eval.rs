@@ -5,9 +5,10 @@ use super::layout::goes_yes;
 use super::{Kind, Mode, Post, TreeEngine, LANES};
 use std::path::PathBuf;
 
-/// ONNX Runtime's logistic (same rounding).
+/// ONNX Runtime's logistic (same rounding): the trees' LOGISTIC post-transform, and what the
+/// native evaluator computes for a `Sigmoid` after a regressor.
 #[inline]
-fn logistic(v: f32) -> f32 {
+pub fn logistic(v: f32) -> f32 {
     let a = 1.0 / (1.0 + (-v.abs()).exp());
     if v < 0.0 {
         1.0 - a

@@ -90,7 +90,7 @@ impl TreeEngine {
             });
         }
 
-        // What follows the trees: Identity, Cast and ZipMap only.
+        // What follows the trees: Identity, Cast, ZipMap, and Sigmoid after a regressor only.
         let mut sources: HashMap<String, Out> = HashMap::new();
         if classifier {
             for (k, o) in [Out::Label, Out::Scores].into_iter().enumerate() {
@@ -115,8 +115,13 @@ impl TreeEngine {
                     rest.push(n);
                     continue;
                 };
+                let mut out = src;
                 let ok = match n.op_type.as_str() {
                     "Identity" => true,
+                    "Sigmoid" => {
+                        out = Out::Logistic;
+                        src == Out::Scores && !classifier
+                    }
                     "ZipMap" => src == Out::Scores && classifier,
                     "Cast" => {
                         use pb::tensor_proto::DataType as D;
@@ -130,11 +135,12 @@ impl TreeEngine {
                 if !ok || n.input.len() != 1 || n.output.len() != 1 {
                     return Err(unsupported(format!(
                         "{} after the trees is not supported by the native tree evaluator \
-                         (supported: Identity, Cast, ZipMap); run it with --engine ort",
+                         (supported: Identity, Cast, ZipMap, Sigmoid after a regressor); run it \
+                         with --engine ort",
                         node_label(n)
                     )));
                 }
-                sources.insert(n.output[0].clone(), src);
+                sources.insert(n.output[0].clone(), out);
             }
             if rest.len() == before {
                 return Err(unsupported(format!(

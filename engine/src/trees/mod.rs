@@ -12,8 +12,10 @@
 //!
 //! After the trees a graph may hold what skl2onnx adds: `Identity`, `Cast` of the label or the
 //! scores, and `ZipMap` (its output is returned as the `[N, classes]` probability matrix, columns
-//! in class-label order, under the ZipMap output's name). Anything else is an error naming the
-//! node or attribute, never a guessed value.
+//! in class-label order, under the ZipMap output's name); and a `Sigmoid` of a regressor's
+//! scores (hepml's logistic tree ensembles: ONNX Runtime ignores a one-target regressor's own
+//! LOGISTIC post-transform). Anything else is an error naming the node or attribute, never a
+//! guessed value.
 //!
 //! One deliberate difference: a two-class classifier with weights for both classes gets label
 //! `classlabels[1]` or `classlabels[0]`; ONNX Runtime returns the literal 1 or 0 there, which is
@@ -22,6 +24,8 @@
 mod eval;
 mod layout;
 mod load;
+
+pub use eval::logistic;
 
 use super::{Engine, EngineError, Model, ModelInfo, Tensor};
 use layout::{Flat, Levelled};
@@ -64,6 +68,8 @@ struct Node {
 enum Out {
     Label,
     Scores,
+    /// The scores through the logistic function (a `Sigmoid` node after a regressor).
+    Logistic,
 }
 
 #[derive(Debug, Clone)]
@@ -141,7 +147,7 @@ impl TreeEngine {
     pub fn output_width(&self, i: usize) -> Option<usize> {
         self.outputs.get(i).map(|(_, o)| match o {
             Out::Label => 1,
-            Out::Scores => self.n_out,
+            Out::Scores | Out::Logistic => self.n_out,
         })
     }
 
@@ -179,23 +185,27 @@ impl TreeEngine {
                 batch * width
             )));
         }
-        let label_out = matches!(self.outputs[output].1, Out::Label);
+        let kind = self.outputs[output].1;
+        let label_out = kind == Out::Label;
         if self.n_out > STACK {
             let mut scores = vec![0f32; batch * self.n_out];
             let mut labels = vec![0f32; batch];
             self.eval_rows(x, cols, &mut scores, &mut labels);
             out.copy_from_slice(if label_out { &labels } else { &scores });
-            return Ok(());
-        }
-        let (mut acc, mut has, mut scores) = ([0f32; STACK], [false; STACK], [0f32; STACK]);
-        let n = self.n_out;
-        for (r, row) in x.chunks_exact(cols).enumerate() {
-            let label = self.eval_row(row, &mut acc[..n], &mut has[..n], &mut scores[..n]);
-            if label_out {
-                out[r] = label;
-            } else {
-                out[r * n..(r + 1) * n].copy_from_slice(&scores[..n]);
+        } else {
+            let (mut acc, mut has, mut scores) = ([0f32; STACK], [false; STACK], [0f32; STACK]);
+            let n = self.n_out;
+            for (r, row) in x.chunks_exact(cols).enumerate() {
+                let label = self.eval_row(row, &mut acc[..n], &mut has[..n], &mut scores[..n]);
+                if label_out {
+                    out[r] = label;
+                } else {
+                    out[r * n..(r + 1) * n].copy_from_slice(&scores[..n]);
+                }
             }
+        }
+        if kind == Out::Logistic {
+            out.iter_mut().for_each(|v| *v = eval::logistic(*v));
         }
         Ok(())
     }
@@ -237,6 +247,11 @@ impl Engine for TreeEngine {
             .map(|(name, o)| match o {
                 Out::Label => Tensor::new(name.clone(), vec![rows], labels.clone()),
                 Out::Scores => Tensor::new(name.clone(), vec![rows, self.n_out], scores.clone()),
+                Out::Logistic => Tensor::new(
+                    name.clone(),
+                    vec![rows, self.n_out],
+                    scores.iter().map(|&s| eval::logistic(s)).collect(),
+                ),
             })
             .collect())
     }
