@@ -116,3 +116,49 @@ impl Ensemble {
         .to_bytes()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trees::{fit, CartParams};
+
+    fn tree(n_features: usize) -> Tree {
+        let x: Vec<f32> = (0..8 * n_features).map(|i| i as f32).collect();
+        let y: Vec<f32> = (0..8).map(|i| (i % 3) as f32).collect();
+        fit(&x, n_features, &y, None, &CartParams::default()).unwrap()
+    }
+
+    #[test]
+    fn ensembles_that_cannot_be_written_are_refused() {
+        let err = |e: &Ensemble| e.to_onnx("x", "y", &[]).unwrap_err().to_string();
+        let mut e = Ensemble::single(tree(2));
+        e.trees.clear();
+        assert_eq!(err(&e), "tree ensemble: no trees");
+        let mut e = Ensemble::single(tree(2));
+        e.tree_weights.push(0.5);
+        assert_eq!(err(&e), "tree ensemble: 2 tree weights for 1 trees");
+        let mut e = Ensemble::single(tree(2));
+        e.trees.push(tree(3));
+        e.tree_weights.push(1.0);
+        assert_eq!(err(&e), "tree ensemble: tree 1 takes 3 features, tree 0 2");
+        assert!(Ensemble::single(tree(2)).predict_batch(&[1.0; 3]).is_err());
+    }
+
+    #[test]
+    fn predict_sums_weighted_trees_in_order_then_base_then_logistic() {
+        let (a, b) = (tree(2), tree(2));
+        let row = [3.0, 4.0];
+        let mut e = Ensemble {
+            trees: vec![a.clone(), b.clone()],
+            tree_weights: vec![0.5, 0.25],
+            base: -1.0,
+            logistic: false,
+        };
+        let margin = 0.5 * a.predict(&row) + 0.25 * b.predict(&row) + -1.0;
+        assert_eq!(e.predict(&row), margin);
+        e.logistic = true;
+        // The engine's (ONNX Runtime's) rounding of the logistic function.
+        assert_eq!(e.predict(&row), engine::trees::logistic(margin));
+        assert!((e.predict(&row) - 1.0 / (1.0 + (-margin).exp())).abs() < 1e-6);
+    }
+}
