@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod explain;
 pub mod export;
 pub mod h5;
 pub mod metrics;

@@ -16,7 +16,7 @@ pub struct PlotError {
     msg: String,
 }
 
-fn font() {
+pub(crate) fn font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font(
@@ -27,16 +27,16 @@ fn font() {
     });
 }
 
-type Res = Result<(), Box<dyn std::error::Error>>;
+pub(crate) type Res = Result<(), Box<dyn std::error::Error>>;
 
-fn wrap(path: &Path, r: Res) -> Result<(), PlotError> {
+pub(crate) fn wrap(path: &Path, r: Res) -> Result<(), PlotError> {
     r.map_err(|e| PlotError {
         file: path.display().to_string(),
         msg: e.to_string(),
     })
 }
 
-const COLOURS: [RGBColor; 6] = [
+pub(crate) const COLOURS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -46,16 +46,31 @@ const COLOURS: [RGBColor; 6] = [
 ];
 
 /// Lines y(x) with a legend.
-fn lines(
+pub(crate) fn lines(
     path: &Path,
     title: &str,
     xl: &str,
     yl: &str,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Res {
+    lines_over(path, title, xl, yl, series, &[])
+}
+
+/// Lines y(x) with a legend, over thin grey lines without one (ICE curves).
+pub(crate) fn lines_over(
+    path: &Path,
+    title: &str,
+    xl: &str,
+    yl: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    thin: &[Vec<(f64, f64)>],
+) -> Res {
     let root = BitMapBackend::new(path, (800, 600)).into_drawing_area();
     root.fill(&WHITE)?;
-    let pts = series.iter().flat_map(|s| s.1.iter());
+    let pts = series
+        .iter()
+        .flat_map(|s| s.1.iter())
+        .chain(thin.iter().flatten());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (x, y) in pts.filter(|(x, y)| x.is_finite() && y.is_finite()) {
         x0 = x0.min(*x);
@@ -79,6 +94,9 @@ fn lines(
         .y_desc(yl)
         .label_style(("sans-serif", 16))
         .draw()?;
+    for t in thin {
+        chart.draw_series(LineSeries::new(t.iter().copied(), RGBColor(170, 170, 170)))?;
+    }
     for (i, (name, s)) in series.iter().enumerate() {
         let c = COLOURS[i % COLOURS.len()];
         chart
