@@ -35,6 +35,10 @@ pub enum Cmd {
     Train(TrainArgs),
     /// Export a trained run directory to ONNX (standardisation inside, hepml metadata).
     Export(ExportArgs),
+    /// Explain a model: permutation importance (train against held-out), saliency,
+    /// integrated gradients, conductance of hidden neurons, partial dependence, a surrogate
+    /// tree; explain.json, PNG plots and a summary.
+    Explain(Box<ExplainArgs>),
     /// Run the main job end to end on generated data: write an ntuple, fit a classifier,
     /// export it as ONNX, score the ntuple with `inject`, report the AUC.
     Demo(DemoArgs),
@@ -157,6 +161,141 @@ impl From<EngineArg> for EngineKind {
             EngineArg::Native => EngineKind::Native,
             EngineArg::Trees => EngineKind::Trees,
             EngineArg::Ort => EngineKind::Ort,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// A training run directory (explains its exported model on the run's own splits).
+    pub run: Option<PathBuf>,
+    /// ONNX models to explain, each into its own folder under OUTPUT when there are several.
+    #[arg(long = "model")]
+    pub models: Vec<PathBuf>,
+    /// ROOT ntuples (read as `inject` reads them: the models' metadata or --features).
+    #[arg(long = "data")]
+    pub data: Vec<String>,
+    /// Held-out ROOT ntuples: the --data events then form the `train` sample and these the
+    /// `valid` one, compared side by side (overfitting is flagged).
+    #[arg(long = "valid")]
+    pub valid: Vec<String>,
+    /// Feature spec per model, or one for all (YAML, or a CMS preprocess.json).
+    #[arg(long = "features")]
+    pub features: Vec<PathBuf>,
+    /// Tree to read (default: the file's only tree).
+    #[arg(long)]
+    pub tree: Option<String>,
+    /// Per-event label expression for ntuples (1 signal, 0 background; other values: regression).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Per-event weight expression for ntuples (default 1).
+    #[arg(long)]
+    pub weight: Option<String>,
+    /// A parameterised model's parameter set to a constant, NAME=VALUE.
+    #[arg(long = "param")]
+    pub params: Vec<String>,
+    /// Output folder (explain.json, PNG plots, per-event attributions).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Methods, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [MethodArg::Perm, MethodArg::Saliency, MethodArg::Ig, MethodArg::Conductance, MethodArg::Pdp, MethodArg::Surrogate])]
+    pub methods: Vec<MethodArg>,
+    /// Samples of a run directory to use, comma-separated (train, valid, test).
+    #[arg(long, value_delimiter = ',', default_value = "train,valid")]
+    pub split: Vec<String>,
+    /// Score output NAME[:COLUMN] (default: the only output; a two-class probability's column 1).
+    #[arg(long)]
+    pub output_name: Option<String>,
+    /// Permutations per feature group.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Seed of permutations, expected-gradient draws and run splits.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Integrated-gradient steps (expected gradients: draws per event).
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Integrated-gradient baseline.
+    #[arg(long, value_enum, default_value_t = BaselineArg::Mean)]
+    pub baseline: BaselineArg,
+    /// Require exact gradients (backpropagation): an error for models without them.
+    #[arg(long)]
+    pub exact: bool,
+    /// Events read from ntuples (permutation importance uses them all).
+    #[arg(long, default_value_t = 200_000)]
+    pub max_events: u64,
+    /// Events for gradients and partial dependence.
+    #[arg(long, default_value_t = 5000)]
+    pub events: usize,
+    /// Features permuted together, NAME=FEATURE,FEATURE,...
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// Features for partial dependence (default: the parameter and the three most important).
+    #[arg(long, value_delimiter = ',')]
+    pub pdp: Vec<String>,
+    /// A pair for 2-D partial dependence, A:B.
+    #[arg(long = "pdp-pair")]
+    pub pdp_pairs: Vec<String>,
+    /// Depth of the surrogate tree.
+    #[arg(long, default_value_t = 6)]
+    pub surrogate_depth: usize,
+    /// NaN/inf in ntuple inputs.
+    #[arg(long, value_enum, default_value_t = NanArg::Error)]
+    pub nan: NanArg,
+    /// Engine running the models.
+    #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
+    pub engine: EngineArg,
+    /// Replace OUTPUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `hepml explain --methods`.
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+pub enum MethodArg {
+    Perm,
+    Saliency,
+    Ig,
+    Conductance,
+    Pdp,
+    Surrogate,
+}
+
+impl From<MethodArg> for models::explain::Method {
+    fn from(m: MethodArg) -> Self {
+        use models::explain::Method;
+        match m {
+            MethodArg::Perm => Method::Perm,
+            MethodArg::Saliency => Method::Saliency,
+            MethodArg::Ig => Method::Ig,
+            MethodArg::Conductance => Method::Conductance,
+            MethodArg::Pdp => Method::Pdp,
+            MethodArg::Surrogate => Method::Surrogate,
+        }
+    }
+}
+
+/// `hepml explain --baseline`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BaselineArg {
+    /// All features zero.
+    Zeros,
+    /// The training sample's mean.
+    Mean,
+    /// Expected gradients over background (label 0) events.
+    Background,
+}
+
+impl From<BaselineArg> for models::explain::BaselineKind {
+    fn from(b: BaselineArg) -> Self {
+        use models::explain::BaselineKind;
+        match b {
+            BaselineArg::Zeros => BaselineKind::Zeros,
+            BaselineArg::Mean => BaselineKind::Mean,
+            BaselineArg::Background => BaselineKind::Background,
         }
     }
 }

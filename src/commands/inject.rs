@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::cli::InjectArgs;
 
-fn expand(inputs: &[String]) -> Result<Vec<PathBuf>> {
+pub(crate) fn expand(inputs: &[String]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for i in inputs {
         if i.contains(['*', '?', '[']) {

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod demo;
+pub mod explain;
 pub mod inject;
 pub mod inspect;
 pub mod train;

@@ -39,7 +39,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     bar.finish_and_clear();
     let tmp = rootio::write::file::tmp_name(&a.output);
     let m = train::metrics(&data, &out);
-    if let Err(e) = write_run(&tmp, &cfg, &text, &data, &out, &m) {
+    if let Err(e) = write_run(&tmp, &cfg, &text, &data, &out, &m, a.seed) {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
@@ -82,6 +82,7 @@ fn write_run(
     data: &train::Data,
     out: &train::Outcome,
     metrics: &serde_json::Value,
+    seed: u64,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let write = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -89,6 +90,11 @@ fn write_run(
         std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))
     };
     write("config.yaml", text.as_bytes())?;
+    // What `hepml explain RUN_DIR` needs to rebuild the same splits.
+    write(
+        "run.json",
+        serde_json::to_string_pretty(&serde_json::json!({"seed": seed}))?.as_bytes(),
+    )?;
     write("model.json", serde_json::to_string(&out.model)?.as_bytes())?;
     write(
         "metrics.json",

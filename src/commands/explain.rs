@@ -1,0 +1,288 @@
+//! `hepml explain`: the command line onto [`models::explain`]: the events (a run directory's
+//! own splits, or ntuples read as inject reads them), the models on their engines, a progress
+//! bar per stage, the output folder written under a temporary name and renamed when complete.
+
+use anyhow::{anyhow, bail, Context, Result};
+use engine::{EngineOptions, Model};
+use indicatif::{ProgressBar, ProgressStyle};
+use injector::inject::{Options, Plan};
+use models::explain::data::{Dataset, InputShapes, Sample};
+use models::explain::scorer::Scorer;
+use models::explain::{self, Progress};
+use std::path::{Path, PathBuf};
+
+use super::inject::expand;
+use crate::cli::ExplainArgs;
+
+pub fn run(a: ExplainArgs) -> Result<()> {
+    let out = a.output.clone();
+    if out.exists() && !a.force {
+        bail!(
+            "{} exists; choose another output folder or pass --force",
+            out.display()
+        );
+    }
+    let opts = options(&a)?;
+    // (model file, its events, folder name under the output)
+    let jobs: Vec<(PathBuf, Dataset, String)> = match (&a.run, a.models.is_empty()) {
+        (Some(run), true) => vec![from_run(&a, run)?],
+        (Some(_), false) => bail!("give a run directory or --model, not both"),
+        (None, true) => bail!("give a training run directory, or --model with --data"),
+        (None, false) => from_ntuples(&a)?,
+    };
+    let tmp = rootio::write::file::tmp_name(&out);
+    let r = write_all(&a, &opts, &jobs, &tmp);
+    // A run directory's model is exported into a scratch folder beside the output.
+    if a.run.is_some() {
+        let _ = std::fs::remove_dir_all(scratch(&out));
+    }
+    if let Err(e) = r {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("replacing {}", out.display()))?;
+    }
+    std::fs::rename(&tmp, &out)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+    eprintln!("hepml: explanation in {}", out.display());
+    Ok(())
+}
+
+fn options(a: &ExplainArgs) -> Result<explain::Options> {
+    let pairs = a
+        .pdp_pairs
+        .iter()
+        .map(|p| {
+            p.split_once(':')
+                .map(|(x, y)| (x.to_string(), y.to_string()))
+                .ok_or_else(|| anyhow!("--pdp-pair {p}: expected FEATURE:FEATURE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if a.repeats == 0 || a.steps == 0 || a.events == 0 {
+        bail!("--repeats, --steps and --events must be at least 1");
+    }
+    Ok(explain::Options {
+        methods: a.methods.iter().map(|m| (*m).into()).collect(),
+        repeats: a.repeats,
+        seed: a.seed,
+        steps: a.steps,
+        baseline: a.baseline.into(),
+        exact: a.exact,
+        events: a.events,
+        pdp: a.pdp.clone(),
+        pdp_pairs: pairs,
+        surrogate_depth: a.surrogate_depth,
+        ..Default::default()
+    })
+}
+
+fn scratch(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".model");
+    PathBuf::from(s)
+}
+
+/// A run directory: its fold-0 model exported as `hepml export` would, on the run's splits.
+fn from_run(a: &ExplainArgs, run: &Path) -> Result<(PathBuf, Dataset, String)> {
+    let saved = models::export::load(run)?;
+    let seed = match std::fs::read_to_string(run.join("run.json")) {
+        Ok(t) => serde_json::from_str::<serde_json::Value>(&t)
+            .ok()
+            .and_then(|v| v["seed"].as_u64())
+            .ok_or_else(|| anyhow!("{}: no seed in run.json", run.display()))?,
+        Err(_) => {
+            eprintln!(
+                "hepml: {} has no run.json (an older run): rebuilding its splits with --seed {}",
+                run.display(),
+                a.seed
+            );
+            a.seed
+        }
+    };
+    let mut ds = explain::data::from_run(run, seed)?;
+    ds.keep_samples(&a.split)?;
+    ds.set_groups(&a.groups)?;
+    let bytes = models::export::export(&saved, "score");
+    let first = bytes
+        .first()
+        .ok_or_else(|| anyhow!("{}: the run holds no model", run.display()))?;
+    let dir = scratch(&a.output);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("model.onnx");
+    std::fs::write(&path, first).with_context(|| format!("writing {}", path.display()))?;
+    Ok((path, ds, "model".into()))
+}
+
+/// Ntuples: each model's inputs as inject builds them, the label and weight expressions; with
+/// --valid, a `train` and a `valid` sample.
+fn from_ntuples(a: &ExplainArgs) -> Result<Vec<(PathBuf, Dataset, String)>> {
+    if a.data.is_empty() {
+        bail!("give the events to explain on with --data (ROOT files)");
+    }
+    let mut sets = vec![("data", &a.data)];
+    if !a.valid.is_empty() {
+        sets = vec![("train", &a.data), ("valid", &a.valid)];
+    }
+    let mut plans = Vec::new();
+    for (name, files) in &sets {
+        let mut o = Options::new(expand(files)?, a.models.clone(), a.output.clone());
+        o.features = a.features.clone();
+        o.tree = a.tree.clone();
+        o.params = a.params.clone();
+        o.nan = a.nan.into();
+        o.engine = a.engine.into();
+        plans.push((*name, files.join(", "), Plan::new(o)?));
+    }
+    let mut exprs = Vec::new();
+    exprs.extend(a.label.clone());
+    exprs.extend(a.weight.clone());
+    let mut out = Vec::new();
+    for (i, m) in a.models.iter().enumerate() {
+        let mut ds: Option<Dataset> = None;
+        for (name, files, plan) in &plans {
+            let f = plan
+                .read_features(i, &exprs, a.max_events)
+                .with_context(|| m.display().to_string())?;
+            let (names, inputs, sample) = flatten(a, f, name);
+            match &mut ds {
+                None => {
+                    let meta = Model::read(m)?.into_info().metadata;
+                    let parameter = meta
+                        .get("hepml.parameter")
+                        .and_then(|p| names.iter().position(|n| n == p));
+                    ds = Some(Dataset {
+                        names,
+                        inputs,
+                        groups: Vec::new(),
+                        source: format!(
+                            "{name}: {files} ({} events)",
+                            sample.y.as_ref().map_or(sample.w.len(), Vec::len)
+                        ),
+                        samples: vec![sample],
+                        parameter,
+                    });
+                }
+                Some(d) => {
+                    d.source += &format!("; {name}: {files} ({} events)", sample.w.len());
+                    d.samples.push(sample);
+                }
+            }
+        }
+        let mut ds = ds.ok_or_else(|| anyhow!("no events"))?;
+        ds.set_groups(&a.groups)?;
+        let name = if a.models.len() == 1 {
+            String::new()
+        } else {
+            m.file_stem()
+                .map_or(format!("model{i}"), |s| s.to_string_lossy().into_owned())
+        };
+        out.push((m.clone(), ds, name));
+    }
+    Ok(out)
+}
+
+/// One sample's flat rows (every input's columns side by side), labels and weights.
+fn flatten(
+    a: &ExplainArgs,
+    f: injector::inject::Features,
+    name: &str,
+) -> (Vec<String>, InputShapes, Sample) {
+    let names: Vec<String> = f
+        .inputs
+        .iter()
+        .flat_map(|i| i.columns.iter().cloned())
+        .collect();
+    let width = names.len();
+    let mut x = vec![0f32; f.events * width];
+    let mut start = 0;
+    for inp in &f.inputs {
+        let w = inp.columns.len();
+        for r in 0..f.events {
+            x[r * width + start..r * width + start + w]
+                .copy_from_slice(&inp.data[r * w..(r + 1) * w]);
+        }
+        start += w;
+    }
+    let inputs = f
+        .inputs
+        .iter()
+        .map(|i| (i.name.clone(), i.row_shape.clone()))
+        .collect();
+    let mut extra = f.extra.into_iter();
+    let y = a
+        .label
+        .as_ref()
+        .and_then(|_| extra.next())
+        .map(|v| v.into_iter().map(|v| v as f32).collect());
+    let w = a
+        .weight
+        .as_ref()
+        .and_then(|_| extra.next())
+        .map(|v| v.into_iter().map(|v| v as f32).collect())
+        .unwrap_or_else(|| vec![1.0; f.events]);
+    (
+        names,
+        inputs,
+        Sample {
+            name: name.into(),
+            x,
+            y,
+            w,
+        },
+    )
+}
+
+fn write_all(
+    a: &ExplainArgs,
+    opts: &explain::Options,
+    jobs: &[(PathBuf, Dataset, String)],
+    tmp: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    for (path, ds, sub) in jobs {
+        let dir = if jobs.len() == 1 {
+            tmp.to_path_buf()
+        } else {
+            tmp.join(sub)
+        };
+        std::fs::create_dir_all(&dir)?;
+        let model = Model::read(path)?;
+        let opened = engine::open(
+            &model,
+            &EngineOptions {
+                kind: a.engine.into(),
+                ..Default::default()
+            },
+        )?;
+        let scorer = Scorer::new(opened, &ds.inputs, a.output_name.as_deref())
+            .with_context(|| path.display().to_string())?;
+        let bar = if a.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(1)
+        };
+        bar.set_style(
+            ProgressStyle::with_template("explain {msg:24} [{bar:30}] {pos}/{len} eta {eta}")
+                .map_err(|e| anyhow!("{e}"))?
+                .progress_chars("=> "),
+        );
+        let report = explain::explain(&scorer, path, ds, opts, &dir, &mut |p| match p {
+            Progress::Stage(name, n) => {
+                bar.set_message(name.to_string());
+                bar.set_length(n);
+                bar.set_position(0);
+            }
+            Progress::Tick => bar.inc(1),
+        })
+        .with_context(|| path.display().to_string())?;
+        bar.finish_and_clear();
+        std::fs::write(
+            dir.join("explain.json"),
+            serde_json::to_string_pretty(&report.json)?,
+        )?;
+        std::fs::write(dir.join("summary.txt"), &report.summary)?;
+        print!("{}", report.summary);
+    }
+    Ok(())
+}
