@@ -302,7 +302,8 @@ fn overfit_tree_ensemble_is_flagged() {
     assert!(splits.iter().all(|s| s.as_u64().unwrap() > 0), "{splits:?}");
 }
 
-/// A hepml training run explained on its own splits (train and valid of fold 0).
+/// A hepml training run explained on its own splits (train and valid of fold 0), and a run
+/// trained with `evaluation: {explain: true}` holding the same.
 #[test]
 fn run_directory_is_explained_on_its_own_splits() {
     let dir = tempfile::tempdir().unwrap();

@@ -447,6 +447,9 @@ fn default_schedule() -> Schedule {
 pub struct EvaluationConfig {
     #[serde(default = "default_true")]
     pub plots: bool,
+    /// Run `hepml explain` on the trained model (train and valid samples) into RUN_DIR/explain.
+    #[serde(default)]
+    pub explain: bool,
     /// PNN: parameter values to evaluate at (default: every value seen in signal).
     #[serde(default)]
     pub parameter_values: Vec<f64>,
@@ -456,6 +459,7 @@ impl Default for EvaluationConfig {
     fn default() -> Self {
         Self {
             plots: true,
+            explain: false,
             parameter_values: Vec::new(),
         }
     }

@@ -3,7 +3,7 @@
 //! bar per stage, the output folder written under a temporary name and renamed when complete.
 
 use anyhow::{anyhow, bail, Context, Result};
-use engine::{EngineOptions, Model};
+use engine::{EngineKind, EngineOptions, Model};
 use indicatif::{ProgressBar, ProgressStyle};
 use injector::inject::{Options, Plan};
 use models::explain::data::{Dataset, InputShapes, Sample};
@@ -25,13 +25,20 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     let opts = options(&a)?;
     // (model file, its events, folder name under the output)
     let jobs: Vec<(PathBuf, Dataset, String)> = match (&a.run, a.models.is_empty()) {
-        (Some(run), true) => vec![from_run(&a, run)?],
+        (Some(run), true) => vec![from_run(run, a.seed, &a.split, &a.groups, &scratch(&out))?],
         (Some(_), false) => bail!("give a run directory or --model, not both"),
         (None, true) => bail!("give a training run directory, or --model with --data"),
         (None, false) => from_ntuples(&a)?,
     };
     let tmp = rootio::write::file::tmp_name(&out);
-    let r = write_all(&a, &opts, &jobs, &tmp);
+    let r = write_all(
+        &jobs,
+        &opts,
+        a.engine.into(),
+        a.output_name.as_deref(),
+        a.quiet,
+        &tmp,
+    );
     // A run directory's model is exported into a scratch folder beside the output.
     if a.run.is_some() {
         let _ = std::fs::remove_dir_all(scratch(&out));
@@ -83,8 +90,27 @@ fn scratch(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// A run directory: its fold-0 model exported as `hepml export` would, on the run's splits.
-fn from_run(a: &ExplainArgs, run: &Path) -> Result<(PathBuf, Dataset, String)> {
+/// What `hepml train` writes into a run directory with `evaluation: {explain: true}`: every
+/// method with its defaults, on the run's train and valid samples, into `out`.
+pub fn for_run(run: &Path, out: &Path, quiet: bool) -> Result<()> {
+    let opts = explain::Options::default();
+    let split = ["train".to_string(), "valid".to_string()];
+    let model_dir = scratch(out);
+    let job = from_run(run, opts.seed, &split, &[], &model_dir)?;
+    let r = write_all(&[job], &opts, EngineKind::Auto, None, quiet, out);
+    let _ = std::fs::remove_dir_all(&model_dir);
+    r
+}
+
+/// A run directory: its fold-0 model exported as `hepml export` would (into `model_dir`), on
+/// the run's splits (rebuilt with the seed in its run.json, else `seed`).
+fn from_run(
+    run: &Path,
+    seed: u64,
+    split: &[String],
+    groups: &[String],
+    model_dir: &Path,
+) -> Result<(PathBuf, Dataset, String)> {
     let saved = models::export::load(run)?;
     let seed = match std::fs::read_to_string(run.join("run.json")) {
         Ok(t) => serde_json::from_str::<serde_json::Value>(&t)
@@ -93,22 +119,21 @@ fn from_run(a: &ExplainArgs, run: &Path) -> Result<(PathBuf, Dataset, String)> {
             .ok_or_else(|| anyhow!("{}: no seed in run.json", run.display()))?,
         Err(_) => {
             eprintln!(
-                "hepml: {} has no run.json (an older run): rebuilding its splits with --seed {}",
+                "hepml: {} has no run.json (an older run): rebuilding its splits with --seed {seed}",
                 run.display(),
-                a.seed
             );
-            a.seed
+            seed
         }
     };
     let mut ds = explain::data::from_run(run, seed)?;
-    ds.keep_samples(&a.split)?;
-    ds.set_groups(&a.groups)?;
+    ds.keep_samples(split)?;
+    ds.set_groups(groups)?;
     let bytes = models::export::export(&saved, "score");
     let first = bytes
         .first()
         .ok_or_else(|| anyhow!("{}: the run holds no model", run.display()))?;
-    let dir = scratch(&a.output);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = model_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("model.onnx");
     std::fs::write(&path, first).with_context(|| format!("writing {}", path.display()))?;
     Ok((path, ds, "model".into()))
@@ -234,9 +259,11 @@ fn flatten(
 }
 
 fn write_all(
-    a: &ExplainArgs,
-    opts: &explain::Options,
     jobs: &[(PathBuf, Dataset, String)],
+    opts: &explain::Options,
+    kind: EngineKind,
+    output_name: Option<&str>,
+    quiet: bool,
     tmp: &Path,
 ) -> Result<()> {
     std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -251,13 +278,13 @@ fn write_all(
         let opened = engine::open(
             &model,
             &EngineOptions {
-                kind: a.engine.into(),
+                kind,
                 ..Default::default()
             },
         )?;
-        let scorer = Scorer::new(opened, &ds.inputs, a.output_name.as_deref())
+        let scorer = Scorer::new(opened, &ds.inputs, output_name)
             .with_context(|| path.display().to_string())?;
-        let bar = if a.quiet {
+        let bar = if quiet {
             ProgressBar::hidden()
         } else {
             ProgressBar::new(1)

@@ -39,7 +39,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     bar.finish_and_clear();
     let tmp = rootio::write::file::tmp_name(&a.output);
     let m = train::metrics(&data, &out);
-    if let Err(e) = write_run(&tmp, &cfg, &text, &data, &out, &m, a.seed) {
+    let mut r = write_run(&tmp, &cfg, &text, &data, &out, &m, a.seed);
+    if r.is_ok() && cfg.evaluation.explain {
+        r = super::explain::for_run(&tmp, &tmp.join("explain"), a.quiet)
+            .context("evaluation.explain");
+    }
+    if let Err(e) = r {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }

@@ -203,10 +203,12 @@ pub fn explain(
         "gradients": gm.name(),
     });
     let mut flags: Vec<String> = Vec::new();
+    let mut timer = Timer::default();
     let mut ranking: Vec<(String, f64)> = Vec::new();
     let mut ranked_by = "";
 
     if wants(Method::Perm) {
+        timer.start("permutation");
         let metric = perm::Metric::for_labels(held.y.as_deref().unwrap_or(&[]));
         progress(Progress::Stage(
             "permutation importance",
@@ -243,6 +245,7 @@ pub fn explain(
     }
 
     if wants(Method::Saliency) {
+        timer.start("saliency");
         progress(Progress::Stage("saliency", 1));
         let a = attrib::saliency(scorer, &sub, &spread)?;
         progress(Progress::Tick);
@@ -259,6 +262,7 @@ pub fn explain(
 
     let mean_base = || -> Vec<f32> { mean(train.unwrap_or(held), f) };
     if wants(Method::Ig) {
+        timer.start("integrated_gradients");
         let baseline = match o.baseline {
             BaselineKind::Zeros => Baseline::Zeros,
             BaselineKind::Mean => Baseline::Mean(mean_base()),
@@ -302,6 +306,7 @@ pub fn explain(
     }
 
     if wants(Method::Conductance) {
+        timer.start("conductance");
         match scorer.backprop() {
             None => {
                 report["conductance"] =
@@ -330,6 +335,7 @@ pub fn explain(
     }
 
     if wants(Method::Pdp) {
+        timer.start("pdp");
         let mut order: Vec<&(String, f64)> = ranking.iter().collect();
         order.sort_by(|a, b| b.1.total_cmp(&a.1));
         let top_cols: Vec<usize> = order
@@ -387,6 +393,7 @@ pub fn explain(
     }
 
     if wants(Method::Surrogate) {
+        timer.start("surrogate");
         progress(Progress::Stage("surrogate tree", 1));
         let s = surrogate::fit(
             scorer,
@@ -412,12 +419,38 @@ pub fn explain(
             "features": data.names, "splits": t});
     }
 
+    report["seconds"] = timer.finish();
     report["flags"] = json!(flags);
     let summary = summarise(model, &report, &ranking, ranked_by, &flags);
     Ok(Report {
         json: report,
         summary,
     })
+}
+
+/// Wall time per method (plots included), for the report.
+#[derive(Default)]
+struct Timer {
+    current: Option<(&'static str, std::time::Instant)>,
+    done: serde_json::Map<String, Value>,
+}
+
+impl Timer {
+    fn start(&mut self, name: &'static str) {
+        self.stop();
+        self.current = Some((name, std::time::Instant::now()));
+    }
+
+    fn stop(&mut self) {
+        if let Some((n, t)) = self.current.take() {
+            self.done.insert(n.into(), json!(t.elapsed().as_secs_f64()));
+        }
+    }
+
+    fn finish(&mut self) -> Value {
+        self.stop();
+        Value::Object(std::mem::take(&mut self.done))
+    }
 }
 
 /// The first `n` events of a sample.
