@@ -14,6 +14,15 @@ use std::path::{Path, PathBuf};
 use super::inject::expand;
 use crate::cli::ExplainArgs;
 
+/// One model to explain: the file the engine loads, its name in the report, its events, and
+/// its folder under the output (empty: the output itself).
+struct Job {
+    path: PathBuf,
+    label: String,
+    data: Dataset,
+    folder: String,
+}
+
 pub fn run(a: ExplainArgs) -> Result<()> {
     let out = a.output.clone();
     if out.exists() && !a.force {
@@ -23,8 +32,7 @@ pub fn run(a: ExplainArgs) -> Result<()> {
         );
     }
     let opts = options(&a)?;
-    // (model file, its events, folder name under the output)
-    let jobs: Vec<(PathBuf, Dataset, String)> = match (&a.run, a.models.is_empty()) {
+    let jobs: Vec<Job> = match (&a.run, a.models.is_empty()) {
         (Some(run), true) => vec![from_run(run, a.seed, &a.split, &a.groups, &scratch(&out))?],
         (Some(_), false) => bail!("give a run directory or --model, not both"),
         (None, true) => bail!("give a training run directory, or --model with --data"),
@@ -110,7 +118,7 @@ fn from_run(
     split: &[String],
     groups: &[String],
     model_dir: &Path,
-) -> Result<(PathBuf, Dataset, String)> {
+) -> Result<Job> {
     let saved = models::export::load(run)?;
     let seed = match std::fs::read_to_string(run.join("run.json")) {
         Ok(t) => serde_json::from_str::<serde_json::Value>(&t)
@@ -136,12 +144,17 @@ fn from_run(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join("model.onnx");
     std::fs::write(&path, first).with_context(|| format!("writing {}", path.display()))?;
-    Ok((path, ds, "model".into()))
+    Ok(Job {
+        label: format!("{} (fold 0, exported)", run.display()),
+        path,
+        data: ds,
+        folder: String::new(),
+    })
 }
 
 /// Ntuples: each model's inputs as inject builds them, the label and weight expressions; with
 /// --valid, a `train` and a `valid` sample.
-fn from_ntuples(a: &ExplainArgs) -> Result<Vec<(PathBuf, Dataset, String)>> {
+fn from_ntuples(a: &ExplainArgs) -> Result<Vec<Job>> {
     if a.data.is_empty() {
         bail!("give the events to explain on with --data (ROOT files)");
     }
@@ -202,7 +215,12 @@ fn from_ntuples(a: &ExplainArgs) -> Result<Vec<(PathBuf, Dataset, String)>> {
             m.file_stem()
                 .map_or(format!("model{i}"), |s| s.to_string_lossy().into_owned())
         };
-        out.push((m.clone(), ds, name));
+        out.push(Job {
+            path: m.clone(),
+            label: m.display().to_string(),
+            data: ds,
+            folder: name,
+        });
     }
     Ok(out)
 }
@@ -259,7 +277,7 @@ fn flatten(
 }
 
 fn write_all(
-    jobs: &[(PathBuf, Dataset, String)],
+    jobs: &[Job],
     opts: &explain::Options,
     kind: EngineKind,
     output_name: Option<&str>,
@@ -267,7 +285,13 @@ fn write_all(
     tmp: &Path,
 ) -> Result<()> {
     std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    for (path, ds, sub) in jobs {
+    for Job {
+        path,
+        label,
+        data: ds,
+        folder: sub,
+    } in jobs
+    {
         let dir = if jobs.len() == 1 {
             tmp.to_path_buf()
         } else {
@@ -282,8 +306,7 @@ fn write_all(
                 ..Default::default()
             },
         )?;
-        let scorer = Scorer::new(opened, &ds.inputs, output_name)
-            .with_context(|| path.display().to_string())?;
+        let scorer = Scorer::new(opened, &ds.inputs, output_name).with_context(|| label.clone())?;
         let bar = if quiet {
             ProgressBar::hidden()
         } else {
@@ -294,7 +317,7 @@ fn write_all(
                 .map_err(|e| anyhow!("{e}"))?
                 .progress_chars("=> "),
         );
-        let report = explain::explain(&scorer, path, ds, opts, &dir, &mut |p| match p {
+        let report = explain::explain(&scorer, label, ds, opts, &dir, &mut |p| match p {
             Progress::Stage(name, n) => {
                 bar.set_message(name.to_string());
                 bar.set_length(n);
@@ -302,7 +325,7 @@ fn write_all(
             }
             Progress::Tick => bar.inc(1),
         })
-        .with_context(|| path.display().to_string())?;
+        .with_context(|| label.clone())?;
         bar.finish_and_clear();
         std::fs::write(
             dir.join("explain.json"),

@@ -146,10 +146,11 @@ pub struct Report {
     pub summary: String,
 }
 
-/// Runs the chosen methods on `data` and writes the plots into `dir` (which must exist).
+/// Runs the chosen methods on `data` and writes the plots into `dir` (which must exist);
+/// `model` names the model in the report.
 pub fn explain(
     scorer: &Scorer,
-    model: &Path,
+    model: &str,
     data: &Dataset,
     o: &Options,
     dir: &Path,
@@ -166,8 +167,7 @@ pub fn explain(
     let wants = |m: Method| o.methods.contains(&m);
     if o.exact && gm != GradMethod::Exact && (wants(Method::Ig) || wants(Method::Saliency)) {
         return Err(ExplainError::Config(format!(
-            "{}: no exact gradients for this model (not a dense network the native evaluator runs); drop --exact to use finite differences",
-            model.display()
+            "{model}: no exact gradients for this model (not a dense network the native evaluator runs); drop --exact to use finite differences"
         )));
     }
     if wants(Method::Perm) {
@@ -195,7 +195,7 @@ pub fn explain(
     let spread = spread(&sub, f);
     let mut report = json!({
         "hepml": env!("CARGO_PKG_VERSION"),
-        "model": {"path": model.display().to_string(), "hash": scorer.hash(), "engine": scorer.describe(),
+        "model": {"path": model, "hash": scorer.hash(), "engine": scorer.describe(),
                   "output": scorer.output_name, "column": scorer.column},
         "data": {"source": data.source, "features": data.names,
                  "samples": data.samples.iter().map(|s| json!({"name": s.name, "events": s.rows(f)})).collect::<Vec<_>>()},
@@ -520,15 +520,14 @@ fn file_part(name: &str) -> String {
 
 /// The one-screen summary: the ranking, the figures that say whether to trust it, the flags.
 fn summarise(
-    model: &Path,
+    model: &str,
     r: &Value,
     ranking: &[(String, f64)],
     by: &str,
     flags: &[String],
 ) -> String {
     let mut s = format!(
-        "hepml explain: {} ({} gradients)\n",
-        model.display(),
+        "hepml explain: {model} ({} gradients)\n",
         r["gradients"].as_str().unwrap_or("?")
     );
     let mut order: Vec<&(String, f64)> = ranking.iter().collect();
