@@ -8,7 +8,7 @@
 //! For explanations (saliency, integrated gradients, conductance): the gradient with respect to
 //! the raw inputs, and optionally every hidden unit's value and gradient.
 
-use super::kernels::Simd;
+use super::kernels::{madd, Simd};
 use super::{Act, BinOp, NativeEngine, Op, Operand, Slot, SPLIT_MIN, TILE};
 use crate::EngineError;
 
@@ -275,15 +275,6 @@ unsafe fn back_fma(b: &Backprop, arena: &[f32], g: &mut [f32], rows: usize) {
     back_tile::<true>(b, arena, g, rows)
 }
 
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
-
 /// d activation / d input from the input `x` and the output `y`.
 #[inline]
 fn slope(act: Act, x: f32, y: f32) -> f32 {
@@ -408,41 +399,10 @@ fn back_tile<const FMA: bool>(b: &Backprop, arena: &[f32], g: &mut [f32], rows: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx_build;
     use crate::Model;
 
     fn mlp(dir: &std::path::Path, widths: &[usize], act: &str) -> Model {
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
-        let layers = widths
-            .windows(2)
-            .map(|w| {
-                let wt = (0..w[0] * w[1]).map(|_| next()).collect();
-                let b = (0..w[1]).map(|_| next()).collect();
-                (w[0], w[1], wt, b)
-            })
-            .collect();
-        let n = widths[0];
-        let model = onnx_build::Dense {
-            input: "x".into(),
-            output: "y".into(),
-            layers,
-            hidden: act.into(),
-            final_act: "Sigmoid".into(),
-            metadata: vec![],
-            standardise: Some((
-                (0..n).map(|i| i as f32 * 0.1).collect(),
-                (0..n).map(|i| 0.5 + i as f32 * 0.25).collect(),
-            )),
-        };
-        let path = dir.join(format!("{act}.onnx"));
-        std::fs::write(&path, model.to_bytes()).unwrap();
-        Model::read(&path).unwrap()
+        Model::read(&super::super::tests::network(dir, widths, act)).unwrap()
     }
 
     /// The exact gradient equals central differences of the forward pass (in f64 steps of a

@@ -409,8 +409,13 @@ mod tests {
     use testutil::max_diff;
 
     /// A dense network of the given widths with fixed pseudo-random weights, `act` between the
-    /// layers and standardisation in front (as `hepml export` writes them).
-    fn network(dir: &std::path::Path, widths: &[usize], act: &str) -> std::path::PathBuf {
+    /// layers and standardisation in front (as `hepml export` writes them). Also for `grad`'s
+    /// tests.
+    pub(super) fn network(
+        dir: &std::path::Path,
+        widths: &[usize],
+        act: &str,
+    ) -> std::path::PathBuf {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move || {
             seed ^= seed << 13;
