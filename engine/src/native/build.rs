@@ -415,7 +415,7 @@ impl Dense {
         t
     }
 
-    fn new(k: usize, n: usize, w: &[f32], bias: Vec<f32>, relu_input: bool) -> Dense {
+    pub(super) fn new(k: usize, n: usize, w: &[f32], bias: Vec<f32>, relu_input: bool) -> Dense {
         let skip_zeros = relu_input && w.iter().all(|v| v.is_finite());
         if n < 8 {
             let mut t = vec![0f32; n * k];

@@ -8,8 +8,8 @@
 //! For explanations (saliency, integrated gradients, conductance): the gradient with respect to
 //! the raw inputs, and optionally every hidden unit's value and gradient.
 
-use super::kernels::{madd, Simd};
-use super::{Act, BinOp, NativeEngine, Op, Operand, Slot, SPLIT_MIN, TILE};
+use super::kernels::{dense_tile, Simd};
+use super::{Act, BinOp, Dense, NativeEngine, Op, Operand, Slot, SPLIT_MIN, TILE};
 use crate::EngineError;
 
 /// Where the backward pass starts.
@@ -36,8 +36,12 @@ pub struct Grads {
 /// A dense network ready for backward passes: the engine and its transposed weights.
 pub struct Backprop<'e> {
     e: &'e NativeEngine,
-    /// Per op: a dense layer's weights as `n` rows of `k` (empty for other ops).
-    wt: Vec<Vec<f32>>,
+    /// Per op: a dense layer's backward pass as a dense layer of its own (the transposed
+    /// weights, from the output's `n` gradients to the input's `k`), packed for the same
+    /// kernels as the forward pass.
+    back: Vec<Option<Dense>>,
+    /// The widest value (rows of scratch for a layer's input gradient).
+    widest: usize,
     /// The hidden layers' units: each dense layer's output after its activation, every dense
     /// layer but the last.
     hidden: Vec<Slot>,
@@ -46,14 +50,28 @@ pub struct Backprop<'e> {
 impl NativeEngine {
     /// Prepares backward passes through this network.
     pub fn backprop(&self) -> Backprop<'_> {
-        let wt = self
+        let back = self
             .ops
             .iter()
             .map(|op| match op {
-                Op::Dense { layer, .. } => layer.transposed(),
-                _ => Vec::new(),
+                // Gradients behind a ReLU are mostly exact zeros: single rows skip them.
+                Op::Dense { layer, .. } => Some(Dense::new(
+                    layer.n,
+                    layer.k,
+                    &layer.transposed(),
+                    vec![0.0; layer.k],
+                    true,
+                )),
+                _ => None,
             })
             .collect();
+        let widest = self
+            .ops
+            .iter()
+            .map(|o| o.dst().width)
+            .chain(self.inputs.iter().map(|s| s.width))
+            .max()
+            .unwrap_or(0);
         let mut hidden = Vec::new();
         for op in &self.ops {
             if let Op::Dense { dst, .. } = op {
@@ -69,7 +87,8 @@ impl NativeEngine {
         hidden.pop();
         Backprop {
             e: self,
-            wt,
+            back,
+            widest,
             hidden,
         }
     }
@@ -144,6 +163,10 @@ impl Backprop<'_> {
                     .collect()
             })
         };
+        let mut pieces = pieces;
+        if pieces.len() == 1 && pieces[0].value.len() == batch {
+            return Ok(pieces.remove(0));
+        }
         let mut all = Grads::default();
         for p in pieces {
             all.value.extend(p.value);
@@ -234,6 +257,7 @@ impl Backprop<'_> {
         };
         let mut arena = vec![0f32; e.arena * TILE];
         let mut g = vec![0f32; e.arena * TILE];
+        let mut scratch = vec![0f32; self.widest * TILE];
         for r0 in (0..batch).step_by(TILE) {
             let rows = TILE.min(batch - r0);
             e.tile(&mut arena, inputs, r0, rows);
@@ -243,7 +267,7 @@ impl Backprop<'_> {
                 out.value.push(arena[i]);
                 g[i] = 1.0;
             }
-            self.back(&arena, &mut g, rows);
+            self.back(&arena, &mut g, &mut scratch, rows);
             let take = |v: &mut Vec<f32>, from: &[f32], s: &Slot| {
                 v.extend_from_slice(&from[s.off * TILE..s.off * TILE + rows * s.width])
             };
@@ -258,21 +282,35 @@ impl Backprop<'_> {
         out
     }
 
-    fn back(&self, arena: &[f32], g: &mut [f32], rows: usize) {
+    fn back(&self, arena: &[f32], g: &mut [f32], scratch: &mut [f32], rows: usize) {
         #[cfg(target_arch = "x86_64")]
-        if self.e.simd >= Simd::Fma {
-            // SAFETY: `simd` is at most what the CPU reports (Simd::detect at load), so AVX and
-            // FMA are present.
-            return unsafe { back_fma(self, arena, g, rows) };
+        match self.e.simd {
+            // SAFETY: `simd` is at most what the CPU reports (Simd::detect at load).
+            Simd::Avx512 => return unsafe { back_avx512(self, arena, g, scratch, rows) },
+            // SAFETY: as above: AVX and FMA are present.
+            Simd::Fma => return unsafe { back_fma(self, arena, g, scratch, rows) },
+            Simd::Portable => {}
         }
-        back_tile::<false>(self, arena, g, rows)
+        back_tile::<false, false>(self, arena, g, scratch, rows)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,fma")]
-unsafe fn back_fma(b: &Backprop, arena: &[f32], g: &mut [f32], rows: usize) {
-    back_tile::<true>(b, arena, g, rows)
+unsafe fn back_fma(b: &Backprop, arena: &[f32], g: &mut [f32], scratch: &mut [f32], rows: usize) {
+    back_tile::<true, false>(b, arena, g, scratch, rows)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma,avx512f")]
+unsafe fn back_avx512(
+    b: &Backprop,
+    arena: &[f32],
+    g: &mut [f32],
+    scratch: &mut [f32],
+    rows: usize,
+) {
+    back_tile::<true, true>(b, arena, g, scratch, rows)
 }
 
 /// d activation / d input from the input `x` and the output `y`.
@@ -309,9 +347,15 @@ fn slope(act: Act, x: f32, y: f32) -> f32 {
 /// The ops in reverse: each adds its output's gradient into its inputs' (values are laid out
 /// in program order, so every source lies before the op's own value).
 #[inline(always)]
-fn back_tile<const FMA: bool>(b: &Backprop, arena: &[f32], g: &mut [f32], rows: usize) {
+fn back_tile<const FMA: bool, const WIDE: bool>(
+    b: &Backprop,
+    arena: &[f32],
+    g: &mut [f32],
+    scratch: &mut [f32],
+    rows: usize,
+) {
     let at = |s: &Slot, r: usize| s.off * TILE + r * s.width;
-    for (op, wt) in b.e.ops.iter().zip(&b.wt).rev() {
+    for (op, back) in b.e.ops.iter().zip(&b.back).rev() {
         let dst = op.dst();
         let (gs, rest) = g.split_at_mut(dst.off * TILE);
         let gd = &rest[..dst.width * TILE];
@@ -324,19 +368,12 @@ fn back_tile<const FMA: bool>(b: &Backprop, arena: &[f32], g: &mut [f32], rows: 
                     }
                 }
             }
-            Op::Dense { src, layer, .. } => {
-                let k = layer.k;
-                for r in 0..rows {
-                    let o = &mut gs[at(src, r)..at(src, r) + k];
-                    for (d, w) in gd[r * dst.width..(r + 1) * dst.width]
-                        .iter()
-                        .zip(wt.chunks_exact(k))
-                    {
-                        if *d != 0.0 {
-                            for (o, w) in o.iter_mut().zip(w) {
-                                *o = madd::<FMA>(*d, *w, *o);
-                            }
-                        }
+            Op::Dense { src, .. } => {
+                if let Some(back) = back {
+                    let d = &mut scratch[..rows * src.width];
+                    dense_tile::<FMA, WIDE>(back, &gd[..rows * dst.width], d, rows);
+                    for (o, v) in gs[src.range()][..rows * src.width].iter_mut().zip(d.iter()) {
+                        *o += v;
                     }
                 }
             }
@@ -372,8 +409,15 @@ fn back_tile<const FMA: bool>(b: &Backprop, arena: &[f32], g: &mut [f32], rows: 
                 let x = &arena[src.range()][..n];
                 let y = &arena[dst.range()][..n];
                 let o = &mut gs[src.range()][..n];
-                for i in 0..n {
-                    o[i] += gd[i] * slope(*act, x[i], y[i]);
+                if *act == Act::Relu {
+                    // Branch-free, so it vectorises.
+                    for ((o, d), x) in o.iter_mut().zip(&gd[..n]).zip(x) {
+                        *o += if *x > 0.0 { *d } else { 0.0 };
+                    }
+                } else {
+                    for i in 0..n {
+                        o[i] += gd[i] * slope(*act, x[i], y[i]);
+                    }
                 }
             }
             Op::Softmax { src, .. } => {
@@ -419,10 +463,12 @@ mod tests {
                 .map(|i| ((i * 7919) % 1000) as f32 / 200.0 - 2.5)
                 .collect();
             let mut levels = vec![Simd::Portable];
-            if Simd::available() >= Simd::Fma {
-                levels.push(Simd::Fma);
-            } else {
-                println!("skipped level avx+fma: CPU lacks it");
+            for l in [Simd::Fma, Simd::Avx512] {
+                if Simd::available() >= l {
+                    levels.push(l);
+                } else {
+                    println!("skipped level {}: CPU lacks it", l.name());
+                }
             }
             let mut first: Option<Vec<f32>> = None;
             for level in levels {

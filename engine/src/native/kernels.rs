@@ -53,7 +53,7 @@ impl Simd {
 }
 
 #[inline(always)]
-pub(super) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA {
         a.mul_add(b, c)
     } else {
@@ -408,6 +408,40 @@ pub(super) unsafe fn tile_avx512(
     run_tile::<true, true>(e, arena, inputs, r0, rows)
 }
 
+/// A dense layer over `rows` rows: `x` holds them (`layer.k` values each), `out` gets
+/// `layer.n` values each. Eight rows share each weight load on AVX-512 (`WIDE`), four
+/// elsewhere, single rows last.
+#[inline(always)]
+pub(super) fn dense_tile<const FMA: bool, const WIDE: bool>(
+    layer: &Dense,
+    x: &[f32],
+    out: &mut [f32],
+    rows: usize,
+) {
+    let (k, n) = (layer.k, layer.n);
+    let row = |r: usize| &x[r * k..(r + 1) * k];
+    let mut outs = out[..rows * n].chunks_exact_mut(n);
+    let mut r = 0;
+    if WIDE && rows == TILE && !layer.blocks.is_empty() {
+        let o: [&mut [f32]; 8] = std::array::from_fn(|_| outs.next().unwrap_or_default());
+        dense_rows8::<FMA>(layer, std::array::from_fn(row), o);
+        r = TILE;
+    }
+    while r + 4 <= rows && !layer.blocks.is_empty() {
+        let (Some(o0), Some(o1), Some(o2), Some(o3)) =
+            (outs.next(), outs.next(), outs.next(), outs.next())
+        else {
+            break;
+        };
+        dense_rows4::<FMA>(layer, [0, 1, 2, 3].map(|i| row(r + i)), [o0, o1, o2, o3]);
+        r += 4;
+    }
+    for o in outs {
+        dense_row::<FMA>(layer, row(r), o);
+        r += 1;
+    }
+}
+
 #[inline(always)]
 pub(super) fn run_tile<const FMA: bool, const WIDE: bool>(
     e: &NativeEngine,
@@ -431,29 +465,8 @@ pub(super) fn run_tile<const FMA: bool, const WIDE: bool>(
                 }
             }
             Op::Dense { src: s, layer, .. } => {
-                let mut outs = out[..rows * dst.width].chunks_exact_mut(dst.width);
-                let mut r = 0;
-                if WIDE && rows == TILE && !layer.blocks.is_empty() {
-                    let o: [&mut [f32]; 8] =
-                        std::array::from_fn(|_| outs.next().unwrap_or_default());
-                    dense_rows8::<FMA>(layer, std::array::from_fn(|i| row(src, *s, i)), o);
-                    r = TILE;
-                }
-                while r + 4 <= rows && !layer.blocks.is_empty() {
-                    let (Some(o0), Some(o1), Some(o2), Some(o3)) =
-                        (outs.next(), outs.next(), outs.next(), outs.next())
-                    else {
-                        break;
-                    };
-                    let x = [0, 1, 2, 3].map(|i| row(src, *s, r + i));
-                    let o = [o0, o1, o2, o3];
-                    dense_rows4::<FMA>(layer, x, o);
-                    r += 4;
-                }
-                for o in outs {
-                    dense_row::<FMA>(layer, row(src, *s, r), o);
-                    r += 1;
-                }
+                let x = &src[s.off * TILE..s.off * TILE + rows * s.width];
+                dense_tile::<FMA, WIDE>(layer, x, &mut out[..rows * dst.width], rows);
             }
             Op::Bin { a, b, op, .. } => {
                 let w = dst.width;

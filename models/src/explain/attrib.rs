@@ -6,6 +6,7 @@
 //! attribution to each input feature).
 
 use super::data::Sample;
+use super::perm::parallel;
 use super::scorer::Scorer;
 use super::ExplainError;
 use crate::rng::Rng;
@@ -41,8 +42,9 @@ impl Baseline {
     }
 }
 
-/// Events per gradient batch (bounds memory: a few batches of `rows x width` floats).
-const BATCH: usize = 16_384;
+/// Events per gradient batch (bounds memory: a few batches of `rows x width` floats per
+/// thread; batches run in parallel).
+pub const BATCH: usize = 4096;
 
 /// Saliency: d score / d feature at each event.
 pub fn saliency(scorer: &Scorer, s: &Sample, spread: &[f32]) -> Result<Attributions, ExplainError> {
@@ -77,87 +79,111 @@ pub fn integrated(
     let f = scorer.width();
     let n = s.rows(f);
     let steps = steps.max(1);
-    let mut values = vec![0f32; n * f];
-    let mut delta = vec![0f32; n];
-    let mut rng = Rng::new(seed);
     let scores = scorer.score(&s.x, n)?;
-    for r0 in (0..n).step_by(BATCH) {
-        let m = BATCH.min(n - r0);
-        let x = &s.x[r0 * f..(r0 + m) * f];
-        let mut acc = vec![0f32; m * f];
-        let mut point = vec![0f32; m * f];
-        let mut base = vec![0f32; m * f];
-        let mut base_scores = vec![0f32; m];
-        for k in 0..steps {
-            let alpha = match baseline {
-                Baseline::Sample(bg) => {
-                    let nb = bg.len() / f.max(1);
-                    for r in 0..m {
-                        let b = rng.below(nb);
-                        base[r * f..(r + 1) * f].copy_from_slice(&bg[b * f..(b + 1) * f]);
-                    }
-                    None
-                }
-                Baseline::Mean(mu) => {
-                    if k == 0 {
-                        for r in 0..m {
-                            base[r * f..(r + 1) * f].copy_from_slice(mu);
-                        }
-                    }
-                    Some((k as f32 + 0.5) / steps as f32)
-                }
-                Baseline::Zeros => Some((k as f32 + 0.5) / steps as f32),
-            };
-            for r in 0..m {
-                let a = alpha.unwrap_or_else(|| rng.uniform() as f32);
-                for j in 0..f {
-                    let (xv, bv) = (x[r * f + j], base[r * f + j]);
-                    point[r * f + j] = bv + a * (xv - bv);
-                }
-            }
-            let (_, g) = scorer.gradient(&point, m, spread)?;
-            match baseline {
-                // Expected gradients: each draw's own (x - baseline) times its gradient.
-                Baseline::Sample(_) => {
-                    for i in 0..m * f {
-                        acc[i] += (x[i] - base[i]) * g[i];
-                    }
-                    let bs = scorer.score(&base, m)?;
-                    for (t, b) in base_scores.iter_mut().zip(bs) {
-                        *t += b / steps as f32;
-                    }
-                }
-                _ => {
-                    for (a, g) in acc.iter_mut().zip(&g) {
-                        *a += g;
-                    }
-                }
-            }
+    let starts: Vec<usize> = (0..n).step_by(BATCH).collect();
+    let mut values = Vec::with_capacity(n * f);
+    let mut base_scores = Vec::with_capacity(n);
+    // Batches run in parallel, a few per core at a time (progress between the groups).
+    let group = 4 * std::thread::available_parallelism().map_or(1, |c| c.get());
+    for chunk in starts.chunks(group) {
+        let done = parallel(chunk, |&r0| {
+            let m = BATCH.min(n - r0);
+            let x = &s.x[r0 * f..(r0 + m) * f];
+            let mut rng = Rng::new(seed ^ (r0 as u64).wrapping_mul(0x9E37_79B9));
+            path_batch(scorer, x, m, baseline, steps, &mut rng, spread)
+        })?;
+        for (v, b) in done {
+            values.extend(v);
+            base_scores.extend(b);
+        }
+        for _ in 0..steps * chunk.len() {
             tick();
         }
-        match baseline {
-            Baseline::Sample(_) => {
-                for i in 0..m * f {
-                    values[r0 * f + i] = acc[i] / steps as f32;
-                }
-            }
-            _ => {
-                for i in 0..m * f {
-                    values[r0 * f + i] = (x[i] - base[i]) * acc[i] / steps as f32;
-                }
-                let bs = scorer.score(&base, m)?;
-                base_scores.copy_from_slice(&bs);
-            }
-        }
-        for r in 0..m {
-            delta[r0 + r] = scores[r0 + r] - base_scores[r];
-        }
     }
+    let delta = scores
+        .iter()
+        .zip(&base_scores)
+        .map(|(a, b)| a - b)
+        .collect();
     Ok(Attributions {
         values,
         scores,
         delta: Some(delta),
     })
+}
+
+/// One batch of `m` events along their paths: the attributions and the baseline score (its
+/// mean over the draws for expected gradients).
+fn path_batch(
+    scorer: &Scorer,
+    x: &[f32],
+    m: usize,
+    baseline: &Baseline,
+    steps: usize,
+    rng: &mut Rng,
+    spread: &[f32],
+) -> Result<(Vec<f32>, Vec<f32>), ExplainError> {
+    let f = scorer.width();
+    let mut acc = vec![0f32; m * f];
+    let mut point = vec![0f32; m * f];
+    let mut base = vec![0f32; m * f];
+    let mut base_scores = vec![0f32; m];
+    if let Baseline::Mean(mu) = baseline {
+        for r in 0..m {
+            base[r * f..(r + 1) * f].copy_from_slice(mu);
+        }
+    }
+    for k in 0..steps {
+        let alpha = match baseline {
+            Baseline::Sample(bg) => {
+                let nb = bg.len() / f.max(1);
+                for r in 0..m {
+                    let b = rng.below(nb);
+                    base[r * f..(r + 1) * f].copy_from_slice(&bg[b * f..(b + 1) * f]);
+                }
+                None
+            }
+            _ => Some((k as f32 + 0.5) / steps as f32),
+        };
+        for r in 0..m {
+            let a = alpha.unwrap_or_else(|| rng.uniform() as f32);
+            for ((p, xv), bv) in point[r * f..(r + 1) * f]
+                .iter_mut()
+                .zip(&x[r * f..(r + 1) * f])
+                .zip(&base[r * f..(r + 1) * f])
+            {
+                *p = bv + a * (xv - bv);
+            }
+        }
+        let (_, g) = scorer.gradient(&point, m, spread)?;
+        match baseline {
+            // Expected gradients: each draw's own (x - baseline) times its gradient.
+            Baseline::Sample(_) => {
+                for i in 0..m * f {
+                    acc[i] += (x[i] - base[i]) * g[i];
+                }
+                let bs = scorer.score(&base, m)?;
+                for (t, b) in base_scores.iter_mut().zip(bs) {
+                    *t += b / steps as f32;
+                }
+            }
+            _ => {
+                for (a, g) in acc.iter_mut().zip(&g) {
+                    *a += g;
+                }
+            }
+        }
+    }
+    let values = match baseline {
+        Baseline::Sample(_) => acc.iter().map(|a| a / steps as f32).collect(),
+        _ => {
+            base_scores = scorer.score(&base, m)?;
+            (0..m * f)
+                .map(|i| (x[i] - base[i]) * acc[i] / steps as f32)
+                .collect()
+        }
+    };
+    Ok((values, base_scores))
 }
 
 /// How well the attributions add up to f(x) - f(baseline): the summed gap over the summed
@@ -322,7 +348,7 @@ pub fn conductance(
     let run = |k: usize, t: Target, hidden: bool| {
         let p = path(k);
         let parts = scorer.parts(&p, n);
-        let refs: Vec<&[f32]> = parts.iter().map(Vec::as_slice).collect();
+        let refs: Vec<&[f32]> = parts.iter().map(|p| p.as_ref()).collect();
         bp.run(&refs, n, t, hidden).map_err(ExplainError::Engine)
     };
     // Per event and unit, layer by layer.
@@ -383,14 +409,14 @@ pub fn conductance(
                 }
             }
             let parts = scorer.parts(&p, n);
-            let refs: Vec<&[f32]> = parts.iter().map(Vec::as_slice).collect();
+            let refs: Vec<&[f32]> = parts.iter().map(|p| p.as_ref()).collect();
             let out = bp
                 .run(&refs, n, scorer.target(), true)
                 .map_err(ExplainError::Engine)?;
             let unit = bp
                 .run(&refs, n, Target::Hidden { layer: l, unit: u }, false)
                 .map_err(ExplainError::Engine)?;
-            let dh = scorer.join(&unit.inputs, n);
+            let dh = scorer.join(unit.inputs, n);
             let w = widths[l];
             for r in 0..n {
                 let dfdh = out.hidden[l].1[r * w + u];

@@ -268,7 +268,7 @@ pub fn explain(
             BaselineKind::Mean => Baseline::Mean(mean_base()),
             BaselineKind::Background => Baseline::Sample(background(train.unwrap_or(held), f)?),
         };
-        let batches = sub.rows(f).div_ceil(16_384).max(1);
+        let batches = sub.rows(f).div_ceil(attrib::BATCH).max(1);
         progress(Progress::Stage(
             "integrated gradients",
             (o.steps * batches) as u64,

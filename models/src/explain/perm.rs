@@ -4,7 +4,7 @@
 //! (importance: its increase). Computed per sample (train and valid side by side), each group
 //! with `repeats` permutations whose seeds are recorded, repeats run in parallel.
 
-use super::data::{Dataset, Sample};
+use super::data::Dataset;
 use super::scorer::Scorer;
 use super::ExplainError;
 use crate::metrics::auc_weighted;
@@ -115,11 +115,23 @@ pub fn importance(
         let jobs: Vec<(usize, usize)> = (0..data.groups.len())
             .flat_map(|g| (0..repeats).map(move |r| (g, r)))
             .collect();
-        let results = parallel(&jobs, |&(g, r)| {
-            let shuffled = shuffle(s, f, &data.groups[g].cols, perm_seed(seed, g, r));
-            let sc = scorer.score(&shuffled, s.rows(f))?;
-            Ok(metric.drop(b, metric.value(&sc, y, &s.w)))
-        })?;
+        // Each worker shuffles the group's columns of its own copy of the rows in place,
+        // scores, and puts them back.
+        let results = parallel_with(
+            &jobs,
+            || s.x.clone(),
+            |x, &(g, r)| {
+                let cols = &data.groups[g].cols;
+                shuffle(x, &s.x, f, cols, perm_seed(seed, g, r));
+                let sc = scorer.score(x, s.rows(f));
+                for i in 0..s.rows(f) {
+                    for &c in cols {
+                        x[i * f + c] = s.x[i * f + c];
+                    }
+                }
+                Ok(metric.drop(b, metric.value(&sc?, y, &s.w)))
+            },
+        )?;
         for (g, row) in table.iter_mut().enumerate() {
             let values: Vec<f64> = results[g * repeats..(g + 1) * repeats].to_vec();
             let mean = values.iter().sum::<f64>() / repeats as f64;
@@ -170,23 +182,30 @@ pub fn overfit(train: &Importance, held: &Importance) -> bool {
         && gap > 2.0 * sd
 }
 
-/// A copy of the sample's rows with the group's columns taken from the permuted rows.
-fn shuffle(s: &Sample, f: usize, cols: &[usize], seed: u64) -> Vec<f32> {
-    let n = s.rows(f);
-    let perm = permutation(n, seed);
-    let mut x = s.x.clone();
+/// Sets the group's columns of `x` to those of the permuted rows of `orig`.
+fn shuffle(x: &mut [f32], orig: &[f32], f: usize, cols: &[usize], seed: u64) {
+    let perm = permutation(orig.len() / f.max(1), seed);
     for (i, &p) in perm.iter().enumerate() {
         for &c in cols {
-            x[i * f + c] = s.x[p * f + c];
+            x[i * f + c] = orig[p * f + c];
         }
     }
-    x
 }
 
 /// `job` over `items` on every core, results in order.
 pub(super) fn parallel<T: Sync, R: Send>(
     items: &[T],
     job: impl Fn(&T) -> Result<R, ExplainError> + Sync,
+) -> Result<Vec<R>, ExplainError> {
+    parallel_with(items, || (), |_, t| job(t))
+}
+
+/// `job` over `items` on every core, each worker with its own state from `init`; results in
+/// order.
+pub(super) fn parallel_with<T: Sync, R: Send, S>(
+    items: &[T],
+    init: impl Fn() -> S + Sync,
+    job: impl Fn(&mut S, &T) -> Result<R, ExplainError> + Sync,
 ) -> Result<Vec<R>, ExplainError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -199,10 +218,12 @@ pub(super) fn parallel<T: Sync, R: Send>(
             .map(|_| {
                 s.spawn(|| {
                     let mut mine = Vec::new();
+                    let mut state: Option<S> = None;
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(item) = items.get(i) else { break };
-                        mine.push((i, job(item)));
+                        let st = state.get_or_insert_with(&init);
+                        mine.push((i, job(st, item)));
                     }
                     mine
                 })

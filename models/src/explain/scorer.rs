@@ -7,6 +7,7 @@
 use super::ExplainError;
 use engine::native::{Backprop, Target};
 use engine::{Opened, Tensor};
+use std::borrow::Cow;
 
 /// How gradients are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,9 @@ impl GradMethod {
         }
     }
 }
+
+/// Events scored per engine call.
+const SCORE_CHUNK: usize = 4096;
 
 /// Finite-difference step relative to a feature's standard deviation.
 pub const FD_STEP: f32 = 1e-2;
@@ -205,26 +209,46 @@ impl Scorer {
             .collect()
     }
 
-    /// Per-input blocks in the model's input order, for the native evaluator.
-    fn split(&self, x: &[f32], n: usize) -> Vec<Vec<f32>> {
+    /// Per-input blocks of flat rows in the model's input order, for the native evaluator (one
+    /// input: the rows themselves, not copied).
+    pub fn parts<'a>(&self, x: &'a [f32], n: usize) -> Vec<Cow<'a, [f32]>> {
+        if self.inputs.len() == 1 {
+            return vec![Cow::Borrowed(x)];
+        }
         let mut t: Vec<Option<Tensor>> = self.tensors(x, n).into_iter().map(Some).collect();
         self.port_order
             .iter()
-            .map(|&i| t[i].take().map(|t| t.data).unwrap_or_default())
+            .map(|&i| Cow::Owned(t[i].take().map(|t| t.data).unwrap_or_default()))
             .collect()
     }
 
     /// The score of each of the `n` rows of `x` (`n x width`, row-major).
     pub fn score(&self, x: &[f32], n: usize) -> Result<Vec<f32>, ExplainError> {
-        if n == 0 {
-            return Ok(Vec::new());
+        let f = self.width();
+        let mut out = Vec::with_capacity(n);
+        // In chunks, on the calling thread: the methods run their own work in parallel.
+        for r0 in (0..n).step_by(SCORE_CHUNK) {
+            let m = SCORE_CHUNK.min(n - r0);
+            self.score_chunk(&x[r0 * f..(r0 + m) * f], m, &mut out)?;
         }
-        let out = self
+        Ok(out)
+    }
+
+    fn score_chunk(&self, x: &[f32], n: usize, out: &mut Vec<f32>) -> Result<(), ExplainError> {
+        if let (Opened::Native(e), 1) = (&self.opened, self.inputs.len()) {
+            // The allocation-free path: the rows as they are, no tensor copies.
+            let k = e.output_width(self.output);
+            let mut buf = vec![0f32; n * k];
+            e.run_into(&[x], n, self.output, &mut buf)?;
+            out.extend((0..n).map(|r| buf[r * k + self.column]));
+            return Ok(());
+        }
+        let res = self
             .opened
             .engine()
             .run(&self.tensors(x, n))
             .map_err(ExplainError::Engine)?;
-        let t = out.get(self.output).ok_or_else(|| {
+        let t = res.get(self.output).ok_or_else(|| {
             ExplainError::Config(format!("the model gave no output '{}'", self.output_name))
         })?;
         let k = t.data.len() / n.max(1);
@@ -234,7 +258,8 @@ impl Scorer {
                 self.output_name, t.shape
             )));
         }
-        Ok((0..n).map(|r| t.data[r * k + self.column]).collect())
+        out.extend((0..n).map(|r| t.data[r * k + self.column]));
+        Ok(())
     }
 
     /// Scores and d score / d feature of the `n` rows of `x` (`n x width`): exact where the
@@ -247,12 +272,12 @@ impl Scorer {
     ) -> Result<(Vec<f32>, Vec<f32>), ExplainError> {
         let f = self.width();
         if let Some(bp) = self.backprop() {
-            let parts = self.split(x, n);
-            let refs: Vec<&[f32]> = parts.iter().map(Vec::as_slice).collect();
+            let parts = self.parts(x, n);
+            let refs: Vec<&[f32]> = parts.iter().map(|p| p.as_ref()).collect();
             let g = bp
                 .run(&refs, n, self.target(), false)
                 .map_err(ExplainError::Engine)?;
-            return Ok((g.value, self.join(&g.inputs, n)));
+            return Ok((g.value, self.join(g.inputs, n)));
         }
         let base = self.score(x, n)?;
         let mut grad = vec![0f32; n * f];
@@ -283,11 +308,14 @@ impl Scorer {
         }
     }
 
-    /// Per-input blocks (model input order) back into flat rows.
-    pub fn join(&self, parts: &[Vec<f32>], n: usize) -> Vec<f32> {
+    /// Per-input blocks (model input order) back into flat rows (one input: as it is).
+    pub fn join(&self, mut parts: Vec<Vec<f32>>, n: usize) -> Vec<f32> {
+        if self.inputs.len() == 1 {
+            return parts.pop().unwrap_or_default();
+        }
         let f = self.width();
         let mut out = vec![0f32; n * f];
-        for (&i, p) in self.port_order.iter().zip(parts) {
+        for (&i, p) in self.port_order.iter().zip(&parts) {
             let c = &self.inputs[i];
             for r in 0..n {
                 out[r * f + c.start..r * f + c.start + c.width]
@@ -295,10 +323,5 @@ impl Scorer {
             }
         }
         out
-    }
-
-    /// Per-input blocks of flat rows in the model's input order, for the native evaluator.
-    pub fn parts(&self, x: &[f32], n: usize) -> Vec<Vec<f32>> {
-        self.split(x, n)
     }
 }
