@@ -1,4 +1,4 @@
-//! libhepml.so from C++ and ROOT: the examples under cxx-bridge/examples compiled with only
+//! libhepml.so from C++ and ROOT: the programs and macros under examples/cxx compiled with only
 //! `-I include -L <target> -lhepml` and run on real models (sklearn MLPs and BDT via skl2onnx,
 //! a two-input PNN; scripts/make_cxx_cases.py) and real ROOT 6.40 (the venv's pip `root`).
 //! Scores are compared with onnxruntime's on the same inputs (|diff| <= 1e-5) and with
@@ -59,11 +59,14 @@ fn cases() -> &'static Path {
     })
 }
 
+/// The C++ programs and ROOT macros: the worked analysis's C++ side (`examples/cxx`).
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/cxx")
+}
+
 /// Compiles an example with g++ against the header and libhepml.so only.
 fn compile(example: &str) -> PathBuf {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(format!("{example}.cpp"));
+    let src = examples().join(format!("{example}.cpp"));
     let exe = tmp().join(format!("cxx-{example}-{}", std::process::id()));
     let lib = lib_dir();
     let o = Command::new("g++")
@@ -262,10 +265,7 @@ fn root_macros_score_like_onnxruntime_and_inject() {
         let _ = std::fs::remove_file(&out);
         let call = format!(
             "{}(\"{}\", \"{}\", \"events\", \"{}\")",
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("examples")
-                .join(format!("{mac}.C"))
-                .display(),
+            examples().join(format!("{mac}.C")).display(),
             model.display(),
             zmumu.display(),
             out.display()
@@ -355,7 +355,7 @@ fn installed_package_works_with_pkg_config_and_cmake() {
     ] {
         assert!(prefix.join(f).exists(), "{f} not installed");
     }
-    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let examples = examples();
     let (o, flags) = run(Command::new("pkg-config")
         .args(["--cflags", "--libs", "hepml"])
         .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig")));

@@ -1,6 +1,10 @@
 //! Writer checks: files hepml writes are read back by hepml, uproot 5.7 and real ROOT 6.40
 //! (scripts/root_check.py) with identical values and no ROOT error or warning; decorated copies
 //! keep every original basket byte for byte.
+//!
+//! Longer than 800 lines on purpose: every test shares the fixtures at the top (arrays of every
+//! type and shape, the hepml/uproot/ROOT comparisons); new trees and decorated copies are
+//! written and checked by the same few helpers.
 
 use rootio::write::{clone_tree, copy_other_keys, BranchSpec, FileWriter, TreeWriter};
 use rootio::{
