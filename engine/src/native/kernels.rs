@@ -61,6 +61,25 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
+/// `acc` starts from the bias (as many values as `bias` holds). A full register block is
+/// copied with its size known at compile time: inline moves, not a `memcpy` call per block.
+#[inline(always)]
+fn load<const S: usize>(acc: &mut [f32; S], bias: &[f32]) {
+    match <&[f32; S]>::try_from(bias) {
+        Ok(b) => *acc = *b,
+        Err(_) => acc[..bias.len()].copy_from_slice(bias),
+    }
+}
+
+/// `dst` gets the first `dst.len()` values of a register block (see [`load`]).
+#[inline(always)]
+fn put<const S: usize>(dst: &mut [f32], acc: &[f32; S]) {
+    match <&mut [f32; S]>::try_from(&mut *dst) {
+        Ok(d) => *d = *acc,
+        Err(_) => dst.copy_from_slice(&acc[..dst.len()]),
+    }
+}
+
 /// The widest input the zero-skipping single-row kernel compacts.
 const NZ_MAX: usize = 256;
 
@@ -91,9 +110,9 @@ fn block_row<const W: usize, const FMA: bool>(
     out: &mut [f32],
 ) {
     let mut acc = [0f32; W];
-    acc[..bias.len()].copy_from_slice(bias);
+    load(&mut acc, bias);
     block_sum::<W, FMA>(wb, x, idx, &mut acc);
-    out.copy_from_slice(&acc[..out.len()]);
+    put(out, &acc);
 }
 
 /// The sums of [`block_row`]. `acc` is copied into a local and back whole: slices of runtime
@@ -204,11 +223,10 @@ fn sub_rows4<const W: usize, const S: usize, const FMA: bool>(
     bias: &[f32],
     out: [&mut [f32]; 4],
 ) {
-    let m = bias.len();
     // Four separate accumulators (not a 2-D array): LLVM keeps each in registers.
     let (mut a0, mut a1, mut a2, mut a3) = ([0f32; S], [0f32; S], [0f32; S], [0f32; S]);
     for a in [&mut a0, &mut a1, &mut a2, &mut a3] {
-        a[..m].copy_from_slice(bias);
+        load(a, bias);
     }
     for (kk, wr) in wb.chunks_exact(W).enumerate() {
         let w: &[f32; S] = wr[s0..s0 + S].try_into().unwrap_or(&[0.0; S]);
@@ -227,10 +245,10 @@ fn sub_rows4<const W: usize, const S: usize, const FMA: bool>(
         }
     }
     let [o0, o1, o2, o3] = out;
-    o0.copy_from_slice(&a0[..m]);
-    o1.copy_from_slice(&a1[..m]);
-    o2.copy_from_slice(&a2[..m]);
-    o3.copy_from_slice(&a3[..m]);
+    put(o0, &a0);
+    put(o1, &a1);
+    put(o2, &a2);
+    put(o3, &a3);
 }
 
 /// Eight rows at once (a whole tile, for AVX-512): as [`dense_rows4`], with each weight load
@@ -280,7 +298,7 @@ fn sub_rows8<const W: usize, const S: usize, const FMA: bool>(
     let m = bias.len();
     // Eight named accumulators: LLVM keeps each in a register (an array of arrays spills).
     let mut b = [0f32; S];
-    b[..m].copy_from_slice(bias);
+    load(&mut b, bias);
     let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7) = (b, b, b, b, b, b, b, b);
     for (kk, wr) in wb.chunks_exact(W).enumerate() {
         let w: &[f32; S] = wr[s0..s0 + S].try_into().unwrap_or(&[0.0; S]);
@@ -295,7 +313,7 @@ fn sub_rows8<const W: usize, const S: usize, const FMA: bool>(
         acc!(a0 0, a1 1, a2 2, a3 3, a4 4, a5 5, a6 6, a7 7);
     }
     for (o, v) in out.iter_mut().zip([a0, a1, a2, a3, a4, a5, a6, a7]) {
-        o[a..a + m].copy_from_slice(&v[..m]);
+        put(&mut o[a..a + m], &v);
     }
 }
 
