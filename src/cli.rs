@@ -194,6 +194,9 @@ pub struct ExplainArgs {
     /// A parameterised model's parameter set to a constant, NAME=VALUE.
     #[arg(long = "param")]
     pub params: Vec<String>,
+    /// Object length for a preprocess.json spec without max_length.
+    #[arg(long)]
+    pub length: Option<usize>,
     /// Output folder (explain.json, PNG plots, per-event attributions).
     #[arg(short, long)]
     pub output: PathBuf,

@@ -168,6 +168,7 @@ fn from_ntuples(a: &ExplainArgs) -> Result<Vec<Job>> {
         o.features = a.features.clone();
         o.tree = a.tree.clone();
         o.params = a.params.clone();
+        o.length = a.length;
         o.nan = a.nan.into();
         o.engine = a.engine.into();
         plans.push((*name, files.join(", "), Plan::new(o)?));
