@@ -178,6 +178,13 @@ fn known_answer_model_gets_zero_importance_elsewhere() {
             assert_eq!(v == 0.0, !used(n), "{m} {n}: {v}");
         }
     }
+    // Each layer's conductances add up to f(x) - f(baseline) (trapezoid rule, 50 steps).
+    for gap in r["conductance"]["result"]["layer_gaps"].as_array().unwrap() {
+        assert!(
+            gap.as_f64().unwrap() <= 0.02,
+            "conductance completeness {gap}"
+        );
+    }
     for top in r["conductance"]["result"]["top"].as_array().unwrap() {
         for (n, v) in names.iter().zip(top["features"].as_array().unwrap()) {
             if !used(n) {
@@ -227,7 +234,8 @@ fn known_answer_model_gets_zero_importance_elsewhere() {
 }
 
 /// A two-input PNN (features + mass, concatenated in the graph): the partial dependence on the
-/// mass equals the mean onnxruntime score at each mass; no labels needed for it.
+/// mass equals the mean onnxruntime score at each mass, a 2-D one pairs the top feature with
+/// the mass; expected gradients run on its background events.
 #[test]
 fn pnn_partial_dependence_on_mass_matches_onnxruntime() {
     let out = tempfile::tempdir().unwrap();
