@@ -253,7 +253,23 @@ fn pnn_partial_dependence_on_mass_matches_onnxruntime() {
             "weight",
             "--events",
             "3000",
+            "--label",
+            "label",
+            "--baseline",
+            "background",
         ],
+    );
+    // Expected gradients (background baselines, random points on the paths) add up to
+    // f(x) - E[f(baseline)] in expectation only: per event within the noise of 50 draws (0.25
+    // seen); a missing (x - baseline) factor would give about 1.
+    let ig = &r["integrated_gradients"];
+    assert_eq!(ig["baseline"], "background sample (expected gradients)");
+    let gap = ig["completeness"]["relative_gap"].as_f64().unwrap();
+    assert!(gap < 0.4, "expected gradients far from completeness: {gap}");
+    assert_eq!(
+        r["pdp"]["two"][0]["features"][1], "mass",
+        "2-D: {}",
+        r["pdp"]
     );
     let p = &r["pdp"]["one"][0];
     assert_eq!(p["feature"], "mass");
