@@ -30,6 +30,9 @@ impl GradMethod {
 /// Events scored per engine call.
 const SCORE_CHUNK: usize = 4096;
 
+/// Values in one block of finite-difference rows (bounds memory: 32 MB).
+const FD_FLOATS: usize = 8 << 20;
+
 /// Finite-difference step relative to a feature's standard deviation.
 pub const FD_STEP: f32 = 1e-2;
 
@@ -279,25 +282,51 @@ impl Scorer {
                 .map_err(ExplainError::Engine)?;
             return Ok((g.value, self.join(g.inputs, n)));
         }
+        // Every shifted copy of the rows goes to the engine in a few large batches, scored in
+        // parallel: one call per feature and side would pay the engine's per-call cost (a
+        // GNN's) a thousand times.
         let base = self.score(x, n)?;
         let mut grad = vec![0f32; n * f];
-        let mut shifted = x.to_vec();
-        for j in 0..f {
-            let h = FD_STEP * spread.get(j).copied().filter(|s| *s > 0.0).unwrap_or(1.0);
-            for r in 0..n {
-                shifted[r * f + j] = x[r * f + j] + h;
+        let block = (FD_FLOATS / (2 * n * f).max(1)).clamp(1, f.max(1));
+        for j0 in (0..f).step_by(block) {
+            let js: Vec<usize> = (j0..(j0 + block).min(f)).collect();
+            let steps: Vec<f32> = js
+                .iter()
+                .map(|&j| FD_STEP * spread.get(j).copied().filter(|s| *s > 0.0).unwrap_or(1.0))
+                .collect();
+            let mut rows = Vec::with_capacity(2 * js.len() * n * f);
+            for (&j, &h) in js.iter().zip(&steps) {
+                for sign in [1.0f32, -1.0] {
+                    let at = rows.len();
+                    rows.extend_from_slice(x);
+                    for r in 0..n {
+                        rows[at + r * f + j] += sign * h;
+                    }
+                }
             }
-            let up = self.score(&shifted, n)?;
-            for r in 0..n {
-                shifted[r * f + j] = x[r * f + j] - h;
-            }
-            let down = self.score(&shifted, n)?;
-            for r in 0..n {
-                shifted[r * f + j] = x[r * f + j];
-                grad[r * f + j] = (up[r] - down[r]) / (2.0 * h);
+            let sc = self.score_parallel(&rows, 2 * js.len() * n)?;
+            for (k, (&j, &h)) in js.iter().zip(&steps).enumerate() {
+                let (up, down) = (
+                    &sc[2 * k * n..(2 * k + 1) * n],
+                    &sc[(2 * k + 1) * n..(2 * k + 2) * n],
+                );
+                for r in 0..n {
+                    grad[r * f + j] = (up[r] - down[r]) / (2.0 * h);
+                }
             }
         }
         Ok((base, grad))
+    }
+
+    /// [`Scorer::score`] with the chunks spread over every core.
+    pub fn score_parallel(&self, x: &[f32], n: usize) -> Result<Vec<f32>, ExplainError> {
+        let f = self.width();
+        let starts: Vec<usize> = (0..n).step_by(SCORE_CHUNK).collect();
+        let parts = super::perm::parallel(&starts, |&r0| {
+            let m = SCORE_CHUNK.min(n - r0);
+            self.score(&x[r0 * f..(r0 + m) * f], m)
+        })?;
+        Ok(parts.concat())
     }
 
     /// The backward pass's starting point: the score.
