@@ -5,7 +5,7 @@
 //! gradient flowing through each unit of a dense network, and for the top units, their
 //! attribution to each input feature).
 
-use super::data::Sample;
+use super::data::{binary, Sample};
 use super::perm::parallel;
 use super::scorer::Scorer;
 use super::ExplainError;
@@ -237,7 +237,7 @@ pub fn global(a: &Attributions, s: &Sample, names: &[String]) -> Vec<Global> {
     let n = s.rows(f);
     let class = |want: f32| -> Option<Vec<(f64, f64)>> {
         let y = s.y.as_ref()?;
-        if !y.iter().all(|v| *v == 0.0 || *v == 1.0) {
+        if !binary(y) {
             return None;
         }
         Some(means(a, s, f, |r| y[r] == want))
@@ -335,8 +335,8 @@ pub fn conductance(
         ));
     }
     let steps = steps.max(1);
-    let path = |k: usize| -> Vec<f32> {
-        let a = k as f32 / steps as f32;
+    // The events at fraction `a` of their way from the baseline.
+    let path = |a: f32| -> Vec<f32> {
         let mut p = vec![0f32; n * f];
         for r in 0..n {
             for j in 0..f {
@@ -345,18 +345,18 @@ pub fn conductance(
         }
         p
     };
-    let run = |k: usize, t: Target, hidden: bool| {
-        let p = path(k);
-        let parts = scorer.parts(&p, n);
+    let run = |p: &[f32], t: Target, hidden: bool| {
+        let parts = scorer.parts(p, n);
         let refs: Vec<&[f32]> = parts.iter().map(|p| p.as_ref()).collect();
         bp.run(&refs, n, t, hidden).map_err(ExplainError::Engine)
     };
     // Per event and unit, layer by layer.
     let mut cond: Vec<Vec<f32>> = widths.iter().map(|w| vec![0f32; n * w]).collect();
-    let mut prev = run(0, scorer.target(), true)?;
+    let at = |k: usize| path(k as f32 / steps as f32);
+    let mut prev = run(&at(0), scorer.target(), true)?;
     let f0 = prev.value.clone();
     for k in 1..=steps {
-        let cur = run(k, scorer.target(), true)?;
+        let cur = run(&at(k), scorer.target(), true)?;
         for (l, c) in cond.iter_mut().enumerate() {
             let ((h0, g0), (h1, g1)) = (&prev.hidden[l], &cur.hidden[l]);
             for i in 0..c.len() {
@@ -395,27 +395,14 @@ pub fn conductance(
     }
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
     ranked.truncate(top);
-    // Neuron conductance to the inputs: midpoint rule on the same path.
-    let mut tops = Vec::new();
-    for (m, l, u) in ranked {
-        let mut feats = vec![0f64; f];
-        let mut acc = vec![0f32; n * f];
-        for k in 0..steps {
-            let a = (k as f32 + 0.5) / steps as f32;
-            let mut p = vec![0f32; n * f];
-            for r in 0..n {
-                for j in 0..f {
-                    p[r * f + j] = base[j] + a * (s.x[r * f + j] - base[j]);
-                }
-            }
-            let parts = scorer.parts(&p, n);
-            let refs: Vec<&[f32]> = parts.iter().map(|p| p.as_ref()).collect();
-            let out = bp
-                .run(&refs, n, scorer.target(), true)
-                .map_err(ExplainError::Engine)?;
-            let unit = bp
-                .run(&refs, n, Target::Hidden { layer: l, unit: u }, false)
-                .map_err(ExplainError::Engine)?;
+    // Neuron conductance to the inputs: midpoint rule on the same path. dF/dh at a point
+    // serves every top unit; each unit needs its own dh/dx.
+    let mut acc: Vec<Vec<f32>> = ranked.iter().map(|_| vec![0f32; n * f]).collect();
+    for k in 0..steps {
+        let p = path((k as f32 + 0.5) / steps as f32);
+        let out = run(&p, scorer.target(), true)?;
+        for (&(_, l, u), acc) in ranked.iter().zip(acc.iter_mut()) {
+            let unit = run(&p, Target::Hidden { layer: l, unit: u }, false)?;
             let dh = scorer.join(unit.inputs, n);
             let w = widths[l];
             for r in 0..n {
@@ -425,20 +412,27 @@ pub fn conductance(
                 }
             }
         }
-        for r in 0..n {
-            for j in 0..f {
-                let v = (s.x[r * f + j] - base[j]) * acc[r * f + j] / steps as f32;
-                feats[j] += (v as f64).abs() / n as f64;
-            }
-        }
-        tops.push(NeuronFeatures {
-            layer: l,
-            unit: u,
-            mean_abs_conductance: m,
-            features: feats,
-        });
         tick();
     }
+    let tops = ranked
+        .iter()
+        .zip(&acc)
+        .map(|(&(m, l, u), acc)| {
+            let mut feats = vec![0f64; f];
+            for r in 0..n {
+                for j in 0..f {
+                    let v = (s.x[r * f + j] - base[j]) * acc[r * f + j] / steps as f32;
+                    feats[j] += (v as f64).abs() / n as f64;
+                }
+            }
+            NeuronFeatures {
+                layer: l,
+                unit: u,
+                mean_abs_conductance: m,
+                features: feats,
+            }
+        })
+        .collect();
     Ok(Conductance {
         layers,
         top: tops,

@@ -21,6 +21,11 @@ impl Sample {
     }
 }
 
+/// Labels of a classification: every one 0 or 1.
+pub fn binary(y: &[f32]) -> bool {
+    y.iter().all(|v| *v == 0.0 || *v == 1.0)
+}
+
 /// Columns shuffled together by permutation importance.
 #[derive(Debug, Clone)]
 pub struct Group {
@@ -139,7 +144,7 @@ impl Dataset {
                     s.name
                 ))
             })?;
-            let binary = y.iter().all(|v| *v == 0.0 || *v == 1.0);
+            let binary = binary(y);
             let pos = y.iter().filter(|v| **v == 1.0).count();
             if binary && (pos == 0 || pos == y.len()) {
                 return Err(ExplainError::Config(format!(

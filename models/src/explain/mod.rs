@@ -315,10 +315,7 @@ pub fn explain(
             Some(_) => {
                 let n = sub.rows(f).min(2000);
                 let small = head(&sub, f, n);
-                progress(Progress::Stage(
-                    "conductance",
-                    (o.steps + o.top_neurons) as u64,
-                ));
+                progress(Progress::Stage("conductance", (2 * o.steps) as u64));
                 let base = match o.baseline {
                     BaselineKind::Zeros => vec![0.0; f],
                     _ => mean_base(),

@@ -3,7 +3,7 @@
 //! single events). For a parameterised network the parameter's own values make the grid:
 //! score against mass for signal and background.
 
-use super::data::Sample;
+use super::data::{binary, Sample};
 use super::scorer::Scorer;
 use super::ExplainError;
 
@@ -89,9 +89,7 @@ pub fn one(
     ice: usize,
 ) -> Result<Pdp, ExplainError> {
     let f = names.len();
-    let binary =
-        s.y.as_ref()
-            .filter(|y| y.iter().all(|v| *v == 0.0 || *v == 1.0));
+    let binary = s.y.as_ref().filter(|y| binary(y));
     let mut out = Pdp {
         feature: names[col].clone(),
         grid: grid_points.to_vec(),

@@ -4,7 +4,7 @@
 //! (importance: its increase). Computed per sample (train and valid side by side), each group
 //! with `repeats` permutations whose seeds are recorded, repeats run in parallel.
 
-use super::data::Dataset;
+use super::data::{binary, Dataset};
 use super::scorer::Scorer;
 use super::ExplainError;
 use crate::metrics::auc_weighted;
@@ -29,7 +29,7 @@ impl Metric {
 
     /// The metric for 0/1 labels (with both classes), else MSE.
     pub fn for_labels(y: &[f32]) -> Metric {
-        if y.iter().all(|v| *v == 0.0 || *v == 1.0) {
+        if binary(y) {
             Metric::Auc
         } else {
             Metric::Mse

@@ -3,7 +3,7 @@
 //! R² to the scores, and the AUC of the tree next to the model's. Its rules are written as
 //! text, and the tree as ONNX that `hepml inject` runs.
 
-use super::data::Sample;
+use super::data::{binary, Sample};
 use super::scorer::Scorer;
 use super::ExplainError;
 use crate::metrics::auc_weighted;
@@ -104,7 +104,7 @@ pub fn fit(
     }
     let r2 = if var > 0.0 { 1.0 - res / var } else { f64::NAN };
     let (auc_model, auc_surrogate) = match &s.y {
-        Some(y) if y.iter().all(|v| *v == 0.0 || *v == 1.0) => {
+        Some(y) if binary(y) => {
             let pick = |v: &[f32]| -> Vec<f32> { test_rows.iter().map(|&r| v[r]).collect() };
             let (yt, wt) = (pick(y), pick(&s.w));
             (
