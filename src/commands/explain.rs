@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use super::inject::expand;
 use crate::cli::ExplainArgs;
 
-/// One model to explain: the file the engine loads, its name in the report, its events, and
-/// its folder under the output (empty: the output itself).
+/// One model to explain: the model (read and decoded once), its name in the report, its
+/// events, and its folder under the output (empty: the output itself).
 struct Job {
-    path: PathBuf,
+    model: Model,
     label: String,
     data: Dataset,
     folder: String,
@@ -146,7 +146,7 @@ fn from_run(
     std::fs::write(&path, first).with_context(|| format!("writing {}", path.display()))?;
     Ok(Job {
         label: format!("{} (fold 0, exported)", run.display()),
-        path,
+        model: Model::read(&path)?,
         data: ds,
         folder: String::new(),
     })
@@ -178,6 +178,7 @@ fn from_ntuples(a: &ExplainArgs) -> Result<Vec<Job>> {
     exprs.extend(a.weight.clone());
     let mut out = Vec::new();
     for (i, m) in a.models.iter().enumerate() {
+        let model = Model::read(m)?;
         let mut ds: Option<Dataset> = None;
         for (name, files, plan) in &plans {
             let f = plan
@@ -186,18 +187,16 @@ fn from_ntuples(a: &ExplainArgs) -> Result<Vec<Job>> {
             let (names, inputs, sample) = flatten(a, f, name);
             match &mut ds {
                 None => {
-                    let meta = Model::read(m)?.into_info().metadata;
-                    let parameter = meta
+                    let parameter = model
+                        .info()
+                        .metadata
                         .get("hepml.parameter")
                         .and_then(|p| names.iter().position(|n| n == p));
                     ds = Some(Dataset {
                         names,
                         inputs,
                         groups: Vec::new(),
-                        source: format!(
-                            "{name}: {files} ({} events)",
-                            sample.y.as_ref().map_or(sample.w.len(), Vec::len)
-                        ),
+                        source: format!("{name}: {files} ({} events)", sample.w.len()),
                         samples: vec![sample],
                         parameter,
                     });
@@ -217,7 +216,7 @@ fn from_ntuples(a: &ExplainArgs) -> Result<Vec<Job>> {
                 .map_or(format!("model{i}"), |s| s.to_string_lossy().into_owned())
         };
         out.push(Job {
-            path: m.clone(),
+            model,
             label: m.display().to_string(),
             data: ds,
             folder: name,
@@ -287,7 +286,7 @@ fn write_all(
 ) -> Result<()> {
     std::fs::create_dir_all(tmp).with_context(|| format!("creating {}", tmp.display()))?;
     for Job {
-        path,
+        model,
         label,
         data: ds,
         folder: sub,
@@ -299,9 +298,8 @@ fn write_all(
             tmp.join(sub)
         };
         std::fs::create_dir_all(&dir)?;
-        let model = Model::read(path)?;
         let opened = engine::open(
-            &model,
+            model,
             &EngineOptions {
                 kind,
                 ..Default::default()

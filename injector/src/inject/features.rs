@@ -4,12 +4,11 @@
 //! per-event expressions such as a label and a weight.
 
 use super::error::{config, InjectError};
-use super::inputs::{build, ChunkView, InputKind, ObjectVar};
+use super::inputs::{branch_index, build, ChunkView, InputKind, ObjectVar};
 use super::jobs::build_jobs;
 use super::plan::{tree_name, Plan};
 use crate::expr::Expr;
 use rootio::{Chain, Chunk, RootFile};
-use std::collections::HashMap;
 
 /// One model input as read: dimensions after the batch, a name per column, `events x width`
 /// values.
@@ -70,11 +69,7 @@ impl Plan {
                 }
             }
         }
-        let index: HashMap<String, usize> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
+        let index = branch_index(&names);
         let mut out = Features {
             inputs: job
                 .inputs

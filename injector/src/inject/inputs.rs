@@ -166,6 +166,15 @@ impl InputSpec {
     }
 }
 
+/// Where each of `names` (the branches a chunk is read with) sits in the chunk.
+pub fn branch_index(names: &[String]) -> HashMap<String, usize> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i))
+        .collect()
+}
+
 /// Finds a chunk's arrays by branch name.
 pub struct ChunkView<'a> {
     pub chunk: &'a Chunk,

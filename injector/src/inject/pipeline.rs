@@ -2,11 +2,10 @@
 //! a model is anything implementing [`Engine`]; the caller receives each chunk's output
 //! columns and writes them (decorated copy or friend tree).
 
-use super::inputs::{build, fold_of, ChunkView, InputKind, InputSpec, NonFinite};
+use super::inputs::{branch_index, build, fold_of, ChunkView, InputKind, InputSpec, NonFinite};
 use rootio::{Chain, Chunk, RootError};
 
 pub use super::error::InjectError;
-use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -301,11 +300,7 @@ pub fn run(
             }
         }
     }
-    let index: HashMap<String, usize> = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), i))
-        .collect();
+    let index = branch_index(&names);
     let mut it = chain.chunks(&names, chunk_size)?.threads(threads);
     let timing = std::env::var_os("HEPML_TIMING").is_some();
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<Chunk, RootError>>(1);
@@ -381,6 +376,7 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::expr::Expr;
+    use std::collections::HashMap;
 
     /// A real (if tiny) model: y = w . x + b per row, written out in Rust so the pipeline's
     /// routing and reshaping can be checked against an independent computation.
