@@ -391,6 +391,17 @@ pub struct TrainArgs {
     pub force: bool,
     #[arg(short, long)]
     pub quiet: bool,
+    /// Scan a config key: KEY=V1,V2,... (a grid, repeat for a product) or, with --search,
+    /// KEY=LO..HI or KEY=log:LO..HI ranges. The output becomes a scan directory: one run per
+    /// point, summary.{json,tsv,png}, the best point by valid AUC; rerun to resume.
+    #[arg(long, value_name = "KEY=VALUES")]
+    pub scan: Vec<String>,
+    /// Sample N points within the --scan domains (random, then TPE-guided) instead of a grid.
+    #[arg(long, value_name = "N")]
+    pub search: Option<usize>,
+    /// Scan points trained at the same time (each a `hepml train` process).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
 }
 
 #[derive(Args)]

@@ -414,3 +414,163 @@ fn bad_inputs_are_one_line_errors_and_leave_no_run() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// `hepml train --scan`: a 2x2 grid in parallel, its summary and best point, a resume that
+/// trains only the missing point, a search within ranges, and the scan's bad inputs.
+#[test]
+fn scans_grid_resume_search_and_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = converted(d);
+    let cfg = train_config(&data, "")
+        .replace("epochs: 6", "epochs: 2")
+        .replace("lr_finder: true", "lr_finder: false");
+    std::fs::write(d.join("train.yaml"), cfg).unwrap();
+    let scan_dir = p(d, "scan");
+    let grid = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "TRAIN",
+            "-o",
+            &scan_dir,
+            "--scan",
+            "model.depth=1,2",
+            "--scan",
+            "training.learning_rate=0.01,0.002",
+            "--jobs",
+            "2",
+            "-q",
+        ];
+        let cfg = p(d, "train.yaml");
+        args[1] = &cfg;
+        args.extend(extra);
+        ok(&args)
+    };
+    let log = grid(&[]);
+    assert!(log.contains("best by valid AUC"), "{log}");
+    let summary = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("scan").join(name)).unwrap()).unwrap()
+    };
+    let s = summary("summary.json");
+    let points = s["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    let mut best = ("", f64::MIN);
+    for pt in points {
+        assert_eq!(pt["status"], "done", "{pt}");
+        let (t, v) = (
+            pt["train_auc"].as_f64().unwrap(),
+            pt["valid_auc"].as_f64().unwrap(),
+        );
+        // Best possible 0.829: every point learns something in its two epochs (the slow rate
+        // underfits, near 0.73), none beyond the Bayes limit by more than the fluctuation of a
+        // few thousand events.
+        assert!(v > 0.65 && v < 0.87 && t > 0.65 && t < 0.87, "{pt}");
+        if v > best.1 {
+            best = (pt["name"].as_str().unwrap(), v);
+        }
+        // The point's run holds the config with its values set.
+        let run = d.join("scan").join(pt["run"].as_str().unwrap());
+        let text = std::fs::read_to_string(run.join("config.yaml")).unwrap();
+        let c: serde_json::Value = serde_json::to_value(&pt["values"]).unwrap();
+        assert!(
+            text.contains(&format!("depth: {}", c["model.depth"])),
+            "{text}"
+        );
+    }
+    assert_eq!(s["best"], best.0);
+    assert_eq!(
+        std::fs::read(d.join("scan/summary.png")).unwrap()[..4],
+        [0x89, b'P', b'N', b'G']
+    );
+    let tsv = std::fs::read_to_string(d.join("scan/summary.tsv")).unwrap();
+    assert_eq!(tsv.lines().count(), 5, "{tsv}");
+
+    // An interrupted scan: one point's run is missing; the rerun trains only that one.
+    let keep = d.join("scan/points/p000/metrics.json");
+    let before = std::fs::metadata(&keep).unwrap().modified().unwrap();
+    std::fs::remove_dir_all(d.join("scan/points/p002")).unwrap();
+    let log = grid(&[]);
+    assert!(log.contains("3 of 4 points already trained"), "{log}");
+    assert!(d.join("scan/points/p002/metrics.json").exists());
+    assert_eq!(
+        std::fs::metadata(&keep).unwrap().modified().unwrap(),
+        before
+    );
+    assert_eq!(
+        summary("summary.json")["points"].as_array().unwrap().len(),
+        4
+    );
+
+    // Another scan in the same directory is refused; a mistyped key is refused up front.
+    for (args, want) in [
+        (vec!["--scan", "model.width=8,16"], "holds another scan"),
+        (vec!["--scan", "model.dpth=1,2"], "dpth"),
+        (vec!["--scan", "model.depth=1..3"], "--search"),
+    ] {
+        let out = p(
+            d,
+            if want == "holds another scan" {
+                "scan"
+            } else {
+                "scan_bad"
+            },
+        );
+        let cfg = p(d, "train.yaml");
+        let mut a = vec!["train", cfg.as_str(), "-o", out.as_str(), "-q"];
+        a.extend(args);
+        let o = hepml(&a);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(want), "expected `{want}` in {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    assert!(!d.join("scan_bad").exists());
+
+    // A search: three points sampled within a log range.
+    let cfg = p(d, "train.yaml");
+    let search_dir = p(d, "search");
+    ok(&[
+        "train",
+        &cfg,
+        "-o",
+        &search_dir,
+        "--scan",
+        "training.learning_rate=log:1e-3..3e-2",
+        "--search",
+        "3",
+        "-q",
+    ]);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("search/summary.json")).unwrap())
+            .unwrap();
+    let lrs: Vec<f64> = s["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pt| pt["values"]["training.learning_rate"].as_f64().unwrap())
+        .collect();
+    assert_eq!(lrs.len(), 3);
+    assert!(lrs.iter().all(|l| (1e-3..=3e-2).contains(l)), "{lrs:?}");
+
+    // A point that fails while training (its k-fold column does not exist): the others are
+    // trained, the summary marks it, and the scan exits 1 naming it.
+    let fail_dir = p(d, "fail");
+    let o = hepml(&[
+        "train",
+        &cfg,
+        "-o",
+        &fail_dir,
+        "--scan",
+        "preparation.kfold.branch=event,nope",
+        "-q",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("1 of 2 scan points failed (p001)"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("fail/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(s["points"][0]["status"], "done");
+    assert_eq!(s["points"][1]["status"], "failed");
+    assert!(!d.join("fail/points/p001").exists());
+}

@@ -26,5 +26,6 @@ pub mod h5;
 pub mod metrics;
 pub mod plots;
 pub mod rng;
+pub mod scan;
 pub mod train;
 pub mod trees;

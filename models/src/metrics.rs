@@ -89,7 +89,13 @@ pub fn summary(d: &Data, out: &Outcome) -> serde_json::Value {
         .map(|(v, s, l)| (v.to_string(), auc(&s, &l)))
         .collect();
     let acc = (conf[0][0] + conf[1][1]) as f64 / scores.len().max(1) as f64;
+    // Mean over folds of each fold's kept model on its own training and validation events.
+    let mean = |f: fn(&crate::train::History) -> f64| {
+        out.histories.iter().map(f).sum::<f64>() / out.histories.len().max(1) as f64
+    };
     serde_json::json!({
+        "train": {"auc": mean(|h| h.train_auc)},
+        "valid": {"auc": mean(|h| h.valid_auc)},
         "test": {
             "auc": auc(&scores, &labels),
             "accuracy": acc,

@@ -231,6 +231,9 @@ pub fn run(a: DemoArgs) -> Result<()> {
         device: crate::cli::TrainDevice::Cpu,
         force: true,
         quiet: false,
+        scan: Vec::new(),
+        search: None,
+        jobs: 1,
     })?;
 
     step(

@@ -5,4 +5,5 @@ pub mod demo;
 pub mod explain;
 pub mod inject;
 pub mod inspect;
+pub mod scan;
 pub mod train;

@@ -8,6 +8,9 @@ use models::train;
 use std::path::Path;
 
 pub fn run(a: TrainArgs) -> Result<()> {
+    if !a.scan.is_empty() || a.search.is_some() {
+        return super::scan::run(a);
+    }
     let text = std::fs::read_to_string(&a.config)
         .with_context(|| format!("reading {}", a.config.display()))?;
     let cfg = TrainConfig::from_str(&text, &a.config)?;

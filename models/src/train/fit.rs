@@ -7,6 +7,7 @@ use burn::tensor::{activation, Device, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::config::{Optimizer, Schedule, TrainConfig};
+use crate::metrics::auc_weighted;
 use crate::rng::Rng;
 
 use super::data::{class_factors, gather, parameter_values, splits, standardise, Data, Split};
@@ -26,6 +27,11 @@ pub struct History {
     pub valid_accuracy: Vec<f64>,
     pub learning_rate: Vec<f64>,
     pub best_epoch: usize,
+    /// AUC of the kept (best-epoch) network on this fold's training events, event weights
+    /// applied: against `valid_auc` it shows overfitting, and hyperparameter scans plot both.
+    pub train_auc: f64,
+    /// AUC of the kept network on this fold's validation events, event weights applied.
+    pub valid_auc: f64,
 }
 
 /// What a training run produced (the caller writes it out).
@@ -147,6 +153,13 @@ fn evaluate(
     Ok((lsum / wsum.max(1e-12), correct / wsum.max(1e-12), scores))
 }
 
+/// Weighted AUC of `scores` on `rows` (the events' own weights, not the class balancing).
+fn split_auc(d: &Data, rows: &[usize], scores: &[f32]) -> f64 {
+    let y: Vec<f32> = rows.iter().map(|&r| d.y[r]).collect();
+    let w: Vec<f32> = rows.iter().map(|&r| d.w[r]).collect();
+    auc_weighted(scores, &y, Some(&w))
+}
+
 /// Where training runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceKind {
@@ -265,6 +278,8 @@ pub fn train(
         looped += t0.elapsed();
         let net = best.map(|(_, n)| n).unwrap_or(net).valid();
         let (_, _, scores) = evaluate(&net, &mut b, &s.test, &base)?;
+        h.train_auc = split_auc(d, &s.train, &evaluate(&net, &mut b, &s.train, &base)?.2);
+        h.valid_auc = split_auc(d, &s.valid, &evaluate(&net, &mut b, &s.valid, &base)?.2);
         saved.push(FoldModel {
             mean: mean.clone(),
             std: std.clone(),
