@@ -114,6 +114,32 @@ fn permutation_and_gradients_match_numpy_references() {
     }
 }
 
+/// On an engine without backpropagation (tract) the gradients are central finite
+/// differences: they agree with the exact gradients of the same model (scripts/check_explain.py
+/// fd), so a model explained through any engine gets the same attributions.
+#[test]
+fn finite_differences_agree_with_exact_gradients() {
+    let out = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for engine in ["native", "tract"] {
+        let o = out.path().join(engine);
+        let extra = [
+            "--methods",
+            "saliency,ig",
+            "--events",
+            "1000",
+            "--engine",
+            engine,
+        ];
+        explain("mlp.onnx", &["train.root"], &o, &extra);
+        runs.push(o.display().to_string());
+    }
+    println!(
+        "{}",
+        script("check_explain.py", &["fd", &runs[0], &runs[1]])
+    );
+}
+
 /// An sklearn MLP trained where f5 is pure noise: f5 ranks last on the held-out sample, the
 /// ranking is scikit-learn's `permutation_importance`'s, and integrated gradients (exact, 50
 /// steps, ReLU network) add up to f(x) - f(baseline) within 1%.
