@@ -233,6 +233,10 @@ pub struct ExplainArgs {
     /// Features permuted together, NAME=FEATURE,FEATURE,...
     #[arg(long = "group")]
     pub groups: Vec<String>,
+    /// How per-object inputs are grouped for permutation: each variable over all objects, or
+    /// each object with all its variables.
+    #[arg(long, value_enum, default_value_t = GroupBy::Variable)]
+    pub group_by: GroupBy,
     /// Features for partial dependence (default: the parameter and the three most important).
     #[arg(long, value_delimiter = ',')]
     pub pdp: Vec<String>,
@@ -254,6 +258,15 @@ pub struct ExplainArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// `hepml explain --group-by`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GroupBy {
+    /// `var` permutes variable `var` of every object together.
+    Variable,
+    /// `INPUT[i]` permutes every variable of object i together.
+    Object,
 }
 
 /// `hepml explain --methods`.

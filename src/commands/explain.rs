@@ -12,7 +12,7 @@ use models::explain::{self, Progress};
 use std::path::{Path, PathBuf};
 
 use super::inject::expand;
-use crate::cli::ExplainArgs;
+use crate::cli::{ExplainArgs, GroupBy};
 
 /// One model to explain: the model (read and decoded once), its name in the report, its
 /// events, and its folder under the output (empty: the output itself).
@@ -135,7 +135,7 @@ fn from_run(
     };
     let mut ds = explain::data::from_run(run, seed)?;
     ds.keep_samples(split)?;
-    ds.set_groups(groups)?;
+    ds.set_groups(groups, false)?;
     let bytes = models::export::export(&saved, "score");
     let first = bytes
         .first()
@@ -208,7 +208,7 @@ fn from_ntuples(a: &ExplainArgs) -> Result<Vec<Job>> {
             }
         }
         let mut ds = ds.ok_or_else(|| anyhow!("no events"))?;
-        ds.set_groups(&a.groups)?;
+        ds.set_groups(&a.groups, a.group_by == GroupBy::Object)?;
         let name = if a.models.len() == 1 {
             String::new()
         } else {

@@ -66,14 +66,24 @@ impl Dataset {
         })
     }
 
-    /// The default groups: a column each for per-event inputs, and one per variable (all
-    /// objects, `var[i]`) for multi-dimensional inputs; then the `extra` groups
+    /// The default groups: a column each for per-event inputs, and for multi-dimensional
+    /// inputs (objects) one per variable (`var` over all objects, `var[i]`) or, `by_object`,
+    /// one per object (`INPUT[i]`: every variable of object i); then the `extra` groups
     /// (`NAME=COL,COL,...`) replace the single columns they hold.
-    pub fn set_groups(&mut self, extra: &[String]) -> Result<(), ExplainError> {
+    pub fn set_groups(&mut self, extra: &[String], by_object: bool) -> Result<(), ExplainError> {
         let mut groups: Vec<Group> = Vec::new();
         for (c, n) in self.names.iter().enumerate() {
-            let base = match n.rfind('[') {
-                Some(i) if n.ends_with(']') && self.is_object_column(c) => &n[..i],
+            let object = self.object_input(c);
+            let owned;
+            let base = match (n.rfind('['), object) {
+                (Some(i), Some(input)) if n.ends_with(']') => {
+                    if by_object {
+                        owned = format!("{input}{}", &n[i..]);
+                        owned.as_str()
+                    } else {
+                        &n[..i]
+                    }
+                }
                 _ => n.as_str(),
             };
             match groups.iter_mut().find(|g| g.name == base) {
@@ -105,16 +115,17 @@ impl Dataset {
         Ok(())
     }
 
-    fn is_object_column(&self, c: usize) -> bool {
+    /// The name of the multi-dimensional (per-object) input column `c` belongs to.
+    fn object_input(&self, c: usize) -> Option<&str> {
         let mut start = 0;
-        for (_, shape) in &self.inputs {
+        for (name, shape) in &self.inputs {
             let w: usize = shape.iter().product::<usize>().max(1);
             if c < start + w {
-                return shape.len() > 1;
+                return (shape.len() > 1).then_some(name.as_str());
             }
             start += w;
         }
-        false
+        None
     }
 
     /// Keeps the named samples only (`--split`), in the order given.
@@ -205,6 +216,57 @@ pub fn from_run(run: &Path, seed: u64) -> Result<Dataset, ExplainError> {
         source: format!("{} (fold 0 splits, seed {seed})", run.display()),
         parameter: d.param,
     };
-    ds.set_groups(&[])?;
+    ds.set_groups(&[], false)?;
     Ok(ds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flat input (`met`) and a per-object one (`jets`: pt and eta of 3 objects): grouped
+    /// by variable, by object, and with a `--group` taking columns out of both.
+    #[test]
+    fn groups_by_variable_by_object_and_by_hand() {
+        let mut names = vec!["met".to_string()];
+        for v in ["pt", "eta"] {
+            names.extend((0..3).map(|i| format!("{v}[{i}]")));
+        }
+        let mut ds = Dataset {
+            names,
+            inputs: vec![("met".into(), vec![1]), ("jets".into(), vec![2, 3])],
+            groups: Vec::new(),
+            samples: Vec::new(),
+            source: String::new(),
+            parameter: None,
+        };
+        let listed = |ds: &Dataset| -> Vec<(String, Vec<usize>)> {
+            ds.groups
+                .iter()
+                .map(|g| (g.name.clone(), g.cols.clone()))
+                .collect()
+        };
+        let g = |n: &str, c: &[usize]| (n.to_string(), c.to_vec());
+        ds.set_groups(&[], false).unwrap();
+        assert_eq!(
+            listed(&ds),
+            [g("met", &[0]), g("pt", &[1, 2, 3]), g("eta", &[4, 5, 6])]
+        );
+        ds.set_groups(&[], true).unwrap();
+        assert_eq!(
+            listed(&ds),
+            [
+                g("met", &[0]),
+                g("jets[0]", &[1, 4]),
+                g("jets[1]", &[2, 5]),
+                g("jets[2]", &[3, 6])
+            ]
+        );
+        ds.set_groups(&["lead=met,pt[0]".into()], false).unwrap();
+        assert_eq!(
+            listed(&ds),
+            [g("pt", &[2, 3]), g("eta", &[4, 5, 6]), g("lead", &[0, 1])]
+        );
+        assert!(ds.set_groups(&["x=nope".into()], false).is_err());
+    }
 }
