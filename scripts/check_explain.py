@@ -15,7 +15,7 @@
       explain does on the valid sample.
   check_explain.py gradients OUT DIR
       Saliency and integrated gradients of mlp.onnx against numpy's analytic gradients of the
-      same weights (within 1e-4).
+      same weights (within 1e-4); attributions.root (uproot) holds the same values per event.
   check_explain.py fd EXACT_OUT FD_OUT
       Finite-difference saliency and integrated gradients (an engine without backpropagation)
       against the exact ones of the same model: the median difference and every feature's mean
@@ -360,7 +360,18 @@ def gradients(out, d):
     di = np.abs(ig - ref).max()
     assert di <= 1e-4, f"integrated gradients vs numpy {di}"
     c = info["completeness"]["relative_gap"]
-    print(f"saliency max diff {ds:.2e}; IG max diff {di:.2e}; completeness gap {c:.2e}")
+    # The same values as a ROOT tree, read by uproot, in the explained events' order.
+    import uproot
+    t = uproot.open(os.path.join(out, "attributions.root"))["attributions"]
+    assert t.num_entries == sal.shape[0], (t.num_entries, sal.shape)
+    assert (t["entry"].array(library="np") == np.arange(sal.shape[0])).all()
+    for j, n in enumerate(names):
+        assert (t[f"saliency_{n}"].array(library="np") == sal[:, j]).all(), n
+        assert (t[f"ig_{n}"].array(library="np") == ig[:, j]).all(), n
+    _, _, w = read(os.path.join(d, "valid.root"), names)
+    assert (t["weight"].array(library="np") == w[: sal.shape[0]]).all()
+    print(f"saliency max diff {ds:.2e}; IG max diff {di:.2e}; completeness gap {c:.2e}; "
+          f"attributions.root equal to the .npy files")
 
 
 def fd(exact_out, fd_out):

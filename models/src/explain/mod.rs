@@ -22,6 +22,7 @@ pub mod perm;
 pub mod plots;
 pub mod scorer;
 pub mod surrogate;
+pub mod tree;
 
 use attrib::{Attributions, Baseline};
 use data::{Dataset, Sample};
@@ -244,6 +245,8 @@ pub fn explain(
         });
     }
 
+    // Per-event attributions, written as one ROOT tree after the gradient methods.
+    let mut per_event: Vec<(&str, attrib::Attributions)> = Vec::new();
     if wants(Method::Saliency) {
         timer.start("saliency");
         progress(Progress::Stage("saliency", 1));
@@ -258,6 +261,7 @@ pub fn explain(
         write_npy(dir, "saliency.npy", &a, f)?;
         report["saliency"] = json!({"sample": sub.name, "events": sub.rows(f), "global": g,
                                     "per_event": "saliency.npy"});
+        per_event.push(("saliency", a));
     }
 
     let mean_base = || -> Vec<f32> { mean(train.unwrap_or(held), f) };
@@ -302,6 +306,17 @@ pub fn explain(
             "baseline": baseline.name(), "steps": o.steps, "sample": sub.name,
             "events": sub.rows(f), "global": g, "completeness": c,
             "per_event": "integrated_gradients.npy",
+        });
+        per_event.push(("ig", a));
+    }
+    if !per_event.is_empty() {
+        let sets: Vec<(&str, &attrib::Attributions)> =
+            per_event.iter().map(|(p, a)| (*p, a)).collect();
+        let path = dir.join("attributions.root");
+        tree::write(&path, &sub, &data.names, &sets)?;
+        report["per_event_tree"] = json!({
+            "file": "attributions.root", "tree": "attributions",
+            "branches": "entry, score, label, weight, saliency_<feature>, ig_<feature>",
         });
     }
 
