@@ -43,6 +43,19 @@ fn remove(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Removes what killed runs of this task left under temporary names (a task's output has one
+/// writer at a time: its task).
+fn remove_temporaries(dir: &Path, output: &Path) {
+    let prefix = rootio::write::file::tmp_prefix(output);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = remove(&e.path());
+            }
+        }
+    }
+}
+
 /// The row of `t`, checked against the command: its output must be in `out_dir`.
 pub fn row<'a>(t: &Task<'a>) -> Result<&'a Row, BatchError> {
     let row = t.manifest.row(t.task)?;
@@ -87,6 +100,7 @@ pub fn run<E: std::fmt::Display>(
     }
     if let Some(dir) = row.output.parent() {
         std::fs::create_dir_all(dir).map_err(io("creating the output folder", dir))?;
+        remove_temporaries(dir, &row.output);
     }
     let inputs = row
         .inputs
