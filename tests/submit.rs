@@ -28,6 +28,9 @@ fn slurm_local(dir: &Path, cmd: &str) -> std::process::Output {
         .arg(cmd)
         .env("SLURM_LOCAL_DIR", dir)
         .env("SLURM_LOCAL_PORTS", PORTS)
+        // Arrays hold indices below 3: the 5 tasks go as two arrays (tasks 0-2, and 3-4 at
+        // offset 3), as a site's MaxArraySize splits a large run.
+        .env("SLURM_LOCAL_MAX_ARRAY", "3")
         .output()
         .expect("bash")
 }
@@ -231,6 +234,14 @@ fn slurm_array_fails_resumes_reports_and_matches_a_local_inject() {
     ]);
     submit.extend(inp.inject(&out, &["--files-per-job", "4"]));
     ok(&submit, &env);
+    let rec = json(&std::fs::read_to_string(Path::new(&run).join("batch.json")).unwrap());
+    let offsets: Vec<u64> = rec["submissions"][0]["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, [0, 3], "two arrays below MaxArraySize 3: {rec}");
     let sh = std::fs::read_to_string(Path::new(&run).join("slurm/task.sh")).unwrap();
     assert!(
         sh.contains("#SBATCH --cpus-per-task=1") && !sh.contains("in-000.root"),
@@ -333,21 +344,23 @@ fn slurm_array_fails_resumes_reports_and_matches_a_local_inject() {
     submit.extend(inp.inject(&out2, &["--files-per-job", "4", "--chunk", "7"]));
     ok(&submit, &env);
     let rec = json(&std::fs::read_to_string(Path::new(&run2).join("batch.json")).unwrap());
-    let job = rec["submissions"][0]["jobs"][0]["id"]
-        .as_str()
+    let jobs: Vec<String> = rec["submissions"][0]["jobs"]
+        .as_array()
         .unwrap()
-        .to_string();
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
     let t0 = Instant::now();
     while status(&run2, &env)["running"] == 0 || !Path::new(&run2).join("logs/task-0.log").exists()
     {
         assert!(
             t0.elapsed() < Duration::from_secs(60),
-            "array {job} never ran"
+            "arrays {jobs:?} never ran"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
     let o = Command::new("scancel")
-        .arg(&job)
+        .args(&jobs)
         .env("SLURM_CONF", &cluster.conf)
         .output()
         .unwrap();
@@ -454,39 +467,19 @@ fn convert_shards_equal_one_convert() {
     .unwrap();
     let (whole, parts, m) = (inp.p("whole.h5"), inp.p("parts"), inp.p("convert.tsv"));
     ok(&strings(&["convert", &cfg, "-o", &whole, "-q"]), &[]);
-    ok(
-        &strings(&[
-            "convert",
-            &cfg,
-            "-o",
-            &parts,
-            "-q",
-            "--manifest",
-            &m,
-            "--events-per-job",
-            "1500",
-        ]),
-        &[],
-    );
+    // `convert CONFIG -o parts -q --manifest M EXTRA...`
+    let sharded = |extra: &[&str]| {
+        let mut a = strings(&["convert", &cfg, "-o", &parts, "-q", "--manifest", &m]);
+        a.extend(strings(extra));
+        ok(&a, &[]);
+    };
+    sharded(&["--events-per-job", "1500"]);
     let n = std::fs::read_to_string(&m).unwrap().lines().count();
     // Files of 600, 593, ... 467 events (7 fewer each), at least 1500 a task: the signal's 10
     // files in tasks of 3, 3, 3 and 1 files, the background's in 3, 3 and 4.
     assert_eq!(n, 7);
     for t in 0..n {
-        ok(
-            &strings(&[
-                "convert",
-                &cfg,
-                "-o",
-                &parts,
-                "-q",
-                "--manifest",
-                &m,
-                "--task",
-                &t.to_string(),
-            ]),
-            &[],
-        );
+        sharded(&["--task", &t.to_string()]);
     }
     let code = r#"
 import sys, glob, pandas as pd
