@@ -581,3 +581,60 @@ fn bad_input_fails_with_one_line_and_leaves_no_output() {
         "drop the input files",
     );
 }
+
+/// A task reruns when an input or a model changes, and is skipped otherwise; a failed task
+/// leaves its error in `.failed.json` and no output, and succeeds once its input is fixed.
+#[test]
+fn a_task_reruns_when_an_input_or_model_changes() {
+    let inp = Inputs::new();
+    let (m, out) = (inp.p("m.tsv"), inp.p("out"));
+    ok(
+        &inp.inject(&out, &["--manifest", &m, "--files-per-job", "10"]),
+        &[],
+    );
+    let mut task = inp.inject(&out, &["--manifest", &m, "--task", "1"]);
+    task.retain(|s| !s.ends_with(".root"));
+    let run = || {
+        let (good, _, err) = hepml_env(&task, &[]);
+        assert!(good, "{err}");
+        err
+    };
+    assert!(run().contains("task 1: wrote"));
+    assert!(run().contains("skipped"));
+    // A new mtime on an input.
+    let f = std::fs::File::options()
+        .append(true)
+        .open(&inp.files[15])
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    assert!(run().contains("task 1: wrote"));
+    assert!(run().contains("skipped"));
+    // Another model in the same file (the same graph, another doc string: other bytes).
+    let code = "import onnx, sys; m = onnx.load(sys.argv[1]); m.doc_string = 'v2'; onnx.save(m, sys.argv[1])";
+    let o = Command::new(python())
+        .args(["-c", code, &inp.p("mlp.onnx")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(run().contains("task 1: wrote"));
+    assert!(run().contains("skipped"));
+    // A failure: its record, and no output.
+    let saved = std::fs::read(&inp.files[12]).unwrap();
+    std::fs::write(&inp.files[12], b"garbage").unwrap();
+    let (good, _, err) = hepml_env(&task, &[]);
+    assert!(!good && err.contains("in-012.root"), "{err}");
+    let part = Path::new(&out).join("part-00001");
+    assert!(!part.exists() && !Path::new(&out).join("part-00001.done.json").exists());
+    let failed = std::fs::read_to_string(Path::new(&out).join("part-00001.failed.json")).unwrap();
+    assert!(
+        json(&failed)["error"]
+            .as_str()
+            .unwrap()
+            .contains("in-012.root"),
+        "{failed}"
+    );
+    std::fs::write(&inp.files[12], saved).unwrap();
+    assert!(run().contains("task 1: wrote"));
+    assert!(!Path::new(&out).join("part-00001.failed.json").exists());
+}
