@@ -165,16 +165,7 @@ impl Manifest {
     /// Writes the rows to `path` (under a temporary name, renamed when complete).
     pub fn write(path: &Path, rows: Vec<Row>) -> Result<Manifest, BatchError> {
         check(&rows, &path.display().to_string())?;
-        let mut text = String::new();
-        for r in &rows {
-            text.push_str(&r.task.to_string());
-            for p in std::iter::once(&r.output).chain(&r.inputs) {
-                text.push('\t');
-                text.push_str(&p.to_string_lossy());
-            }
-            text.push('\n');
-        }
-        write_atomic(path, text.as_bytes())?;
+        write_atomic(path, text(&rows).as_bytes())?;
         Ok(Manifest {
             path: absolute(path)?,
             rows,
@@ -220,6 +211,20 @@ impl Manifest {
             ))
         })
     }
+}
+
+/// Rows as manifest lines.
+pub(crate) fn text(rows: &[Row]) -> String {
+    let mut text = String::new();
+    for r in rows {
+        text.push_str(&r.task.to_string());
+        for p in std::iter::once(&r.output).chain(&r.inputs) {
+            text.push('\t');
+            text.push_str(&p.to_string_lossy());
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// Indices as Slurm's `--array` writes them: `2,5,7-9`.

@@ -31,7 +31,8 @@ pub struct Submission {
     /// The tasks, as `0-4` or `2,5,7-9`.
     pub tasks: String,
     pub jobs: Vec<Job>,
-    pub report: Job,
+    /// The report job (none when its submission failed).
+    pub report: Option<Job>,
     pub time: u64,
 }
 
@@ -190,11 +191,12 @@ pub fn submit(s: &Setup, rows: Vec<Row>) -> Result<Record, BatchError> {
         std::fs::create_dir_all(dir.join(d)).map_err(io("creating", &dir.join(d)))?;
     }
     write_scheduler_files(&rec, &dir)?;
-    if !s.dry_run {
+    if s.dry_run {
+        write_json(&record_path(&dir), &rec)?;
+    } else {
         let all: Vec<usize> = (0..m.rows.len()).collect();
-        submit_tasks(&mut rec, &dir, &all, "submit", &m.path)?;
+        submit_tasks(&mut rec, &dir, &all, "submit", &m)?;
     }
-    write_json(&record_path(&dir), &rec)?;
     Ok(rec)
 }
 
@@ -249,53 +251,60 @@ fn write_scheduler_files(rec: &Record, dir: &Path) -> Result<(), BatchError> {
     Ok(())
 }
 
-/// Submits `tasks` (and a report after them) and records the submission in `rec`.
+/// Submits `tasks` (and a report after them), records the submission in `rec` and writes
+/// `batch.json`; the jobs submitted before an error are recorded too.
 fn submit_tasks(
     rec: &mut Record,
     dir: &Path,
     tasks: &[usize],
     what: &str,
-    manifest: &Path,
+    m: &Manifest,
 ) -> Result<(), BatchError> {
-    let (jobs, report) = match rec.backend {
-        Backend::Slurm => slurm::submit(rec, dir, tasks)?,
-        Backend::Condor => {
-            let dag = if what == "submit" {
-                dir.join("condor/hepml.dag")
-            } else {
-                // The lines to resume, as a manifest of their own for `queue ... from`.
-                let n = rec.submissions.len();
-                let c = dir.join("condor");
-                let items = c.join(format!("resume-{n}.tsv"));
-                let all = Manifest::read(manifest)?;
-                let mut text = String::new();
-                for &t in tasks {
-                    let r = all.row(t)?;
-                    text.push_str(&format!("{}\t{}", r.task, r.output.display()));
-                    for i in &r.inputs {
-                        text.push_str(&format!("\t{}", i.display()));
-                    }
-                    text.push('\n');
-                }
-                write_atomic(&items, text.as_bytes())?;
-                let sub = c.join(format!("resume-{n}.sub"));
-                write_atomic(&sub, condor::task_sub(rec, dir, &items)?.as_bytes())?;
-                let dag = c.join(format!("resume-{n}.dag"));
-                write_atomic(&dag, condor::dag(&sub, &c.join("report.sub")).as_bytes())?;
-                dag
-            };
-            let j = condor::submit(&dag)?;
-            (vec![j.clone()], j)
-        }
+    let mut jobs = Vec::new();
+    let report = match rec.backend {
+        Backend::Slurm => slurm::submit(rec, dir, tasks, &mut jobs),
+        Backend::Condor => condor_dag(rec, dir, tasks, what, m)
+            .and_then(|dag| condor::submit(&dag))
+            .inspect(|j| jobs.push(j.clone())),
     };
-    rec.submissions.push(Submission {
-        what: what.into(),
-        tasks: ranges(tasks),
-        jobs,
-        report,
-        time: sidecar::now(),
-    });
-    Ok(())
+    if !jobs.is_empty() {
+        rec.submissions.push(Submission {
+            what: what.into(),
+            tasks: ranges(tasks),
+            jobs,
+            report: report.as_ref().ok().cloned(),
+            time: sidecar::now(),
+        });
+    }
+    write_json(&record_path(dir), rec)?;
+    report.map(|_| ())
+}
+
+/// The DAG submitting `tasks`: the run's own, or for a resume one queueing only their lines
+/// (a manifest of their own for `queue ... from`).
+fn condor_dag(
+    rec: &Record,
+    dir: &Path,
+    tasks: &[usize],
+    what: &str,
+    m: &Manifest,
+) -> Result<PathBuf, BatchError> {
+    let c = dir.join("condor");
+    if what == "submit" {
+        return Ok(c.join("hepml.dag"));
+    }
+    let n = rec.submissions.len();
+    let items = c.join(format!("resume-{n}.tsv"));
+    let rows = tasks
+        .iter()
+        .map(|&t| m.row(t).cloned())
+        .collect::<Result<Vec<_>, _>>()?;
+    write_atomic(&items, crate::manifest::text(&rows).as_bytes())?;
+    let sub = c.join(format!("resume-{n}.sub"));
+    write_atomic(&sub, condor::task_sub(rec, dir, &items)?.as_bytes())?;
+    let dag = c.join(format!("resume-{n}.dag"));
+    write_atomic(&dag, condor::dag(&sub, &c.join("report.sub")).as_bytes())?;
+    Ok(dag)
 }
 
 /// A task's state for `status`.
@@ -373,7 +382,6 @@ pub fn resume(dir: &Path, dry_run: bool) -> Result<(Vec<usize>, Record), BatchEr
     if let Some(c) = commands(rec.backend).iter().find(|c| !on_path(c)) {
         return Err(BatchError::MissingCommand(c.to_string()));
     }
-    submit_tasks(&mut rec, &dir, &tasks, "resume", &m.path)?;
-    write_json(&record_path(&dir), &rec)?;
+    submit_tasks(&mut rec, &dir, &tasks, "resume", &m)?;
     Ok((tasks, rec))
 }

@@ -110,10 +110,14 @@ fn sbatch(args: &[String]) -> Result<String, BatchError> {
     Ok(id)
 }
 
-/// Submits `tasks` as arrays and the report job after them (`afterany`: it runs whatever
-/// the tasks' outcome).
-pub fn submit(rec: &Record, dir: &Path, tasks: &[usize]) -> Result<(Vec<Job>, Job), BatchError> {
-    let mut jobs = Vec::new();
+/// Submits `tasks` as arrays (each pushed to `jobs` once submitted) and the report job after
+/// them (`afterany`: it runs whatever the tasks' outcome).
+pub fn submit(
+    rec: &Record,
+    dir: &Path,
+    tasks: &[usize],
+    jobs: &mut Vec<Job>,
+) -> Result<Job, BatchError> {
     for (offset, args) in array_args(rec, dir, tasks) {
         jobs.push(Job {
             id: sbatch(&args)?,
@@ -126,13 +130,10 @@ pub fn submit(rec: &Record, dir: &Path, tasks: &[usize]) -> Result<(Vec<Job>, Jo
         format!("--dependency=afterany:{}", after.join(":")),
         dir.join("slurm/report.sh").display().to_string(),
     ])?;
-    Ok((
-        jobs,
-        Job {
-            id: report,
-            offset: 0,
-        },
-    ))
+    Ok(Job {
+        id: report,
+        offset: 0,
+    })
 }
 
 /// Task -> state (PENDING, RUNNING...) of the tasks of `jobs` that squeue lists; `None` when

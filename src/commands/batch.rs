@@ -200,7 +200,7 @@ pub fn submit(a: SubmitArgs) -> Result<()> {
             eprintln!(
             "hepml: submitted {n} tasks as job(s) {}, report job {}; follow with `hepml status {}`",
             s.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>().join(", "),
-            s.report.id,
+            s.report.as_ref().map_or("none", |j| j.id.as_str()),
             dir.display()
         )
         }
@@ -281,7 +281,7 @@ pub fn resume(a: ResumeArgs) -> Result<()> {
                 .map(|j| j.id.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            s.report.id
+            s.report.as_ref().map_or("none", |j| j.id.as_str())
         );
     }
     Ok(())
