@@ -582,16 +582,29 @@ fn bad_input_fails_with_one_line_and_leaves_no_output() {
     );
 }
 
-/// A task reruns when an input or a model changes, and is skipped otherwise; a failed task
-/// leaves its error in `.failed.json` and no output, and succeeds once its input is fixed.
+/// A task reruns when an input or a model changes, and is skipped otherwise; `status` and
+/// `resume` (of a dry-run run directory, tasks run by hand) see the same; a failed task leaves
+/// its error in `.failed.json` and no output, and succeeds once its input is fixed.
 #[test]
 fn a_task_reruns_when_an_input_or_model_changes() {
     let inp = Inputs::new();
-    let (m, out) = (inp.p("m.tsv"), inp.p("out"));
-    ok(
-        &inp.inject(&out, &["--manifest", &m, "--files-per-job", "10"]),
-        &[],
-    );
+    let (dir, out) = (inp.p("run"), inp.p("out"));
+    let m = format!("{dir}/manifest.tsv");
+    let mut submit = strings(&[
+        "submit",
+        "--backend",
+        "slurm",
+        "--dir",
+        &dir,
+        "--dry-run",
+        "--",
+    ]);
+    submit.extend(inp.inject(&out, &["--files-per-job", "10"]));
+    let printed = ok(&submit, &[("PATH", "/nonexistent")]);
+    assert!(printed.contains("--array=0-1 "), "{printed}");
+    let mut task0 = inp.inject(&out, &["--manifest", &m, "--task", "0"]);
+    task0.retain(|s| !s.ends_with(".root"));
+    ok(&task0, &[]);
     let mut task = inp.inject(&out, &["--manifest", &m, "--task", "1"]);
     task.retain(|s| !s.ends_with(".root"));
     let run = || {
@@ -617,8 +630,15 @@ fn a_task_reruns_when_an_input_or_model_changes() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let st = status(&dir, &[]);
+    assert_eq!(st["missing"], 2, "{st}");
+    assert_eq!(st["tasks"][0]["detail"], "the models changed", "{st}");
+    let said = ok(&strings(&["resume", &dir, "--dry-run"]), &[]);
+    assert_eq!(said.trim(), "would resubmit tasks 0-1");
     assert!(run().contains("task 1: wrote"));
     assert!(run().contains("skipped"));
+    ok(&task0, &[]);
+    assert_eq!(status(&dir, &[])["done"], 2);
     // A failure: its record, and no output.
     let saved = std::fs::read(&inp.files[12]).unwrap();
     std::fs::write(&inp.files[12], b"garbage").unwrap();

@@ -353,9 +353,10 @@ pub fn status(dir: &Path) -> Result<Status, BatchError> {
         }
         Backend::Condor => condor::queue(&dir),
     };
+    let models = current_models(&m);
     let mut tasks = Vec::new();
     for r in &m.rows {
-        let st = sidecar::state(r, None)?;
+        let st = sidecar::state(r, models.as_deref())?;
         let q = queue.as_ref().and_then(|q| q.get(&r.task));
         tasks.push(match (st, q) {
             (State::Done(_), _) => TaskState::Done,
@@ -368,6 +369,20 @@ pub fn status(dir: &Path) -> Result<Status, BatchError> {
         tasks,
         queue: queue.is_some(),
     })
+}
+
+/// The hashes, now, of the model files the first complete task recorded (every task of a
+/// run scores with the same models), so that `status` and `resume` see a changed model as
+/// tasks to rerun; `None` when no task is complete or a model cannot be read.
+fn current_models(m: &Manifest) -> Option<Vec<sidecar::Hash>> {
+    let done: sidecar::Done = m
+        .rows
+        .iter()
+        .find_map(|r| read_json(&sidecar::done_path(&r.output)).ok())?;
+    done.models
+        .iter()
+        .map(|h| sidecar::Hash::of(&h.path).ok())
+        .collect()
 }
 
 /// Resubmits the failed and missing tasks (with a new report after them); the tasks, empty
