@@ -471,6 +471,7 @@ pub struct SubmitArgs {
     /// Run directory, on a file system the workers share (manifest, scheduler files, logs).
     #[arg(long)]
     pub dir: PathBuf,
+    /// slurm (sbatch job arrays) or condor (a DAG of HTCondor jobs).
     #[arg(long, value_enum)]
     pub backend: BackendArg,
     /// Write the files, submit nothing.
