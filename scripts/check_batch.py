@@ -6,12 +6,13 @@
       OUT_DIR/part-*/NAME.root (the batch run) with the same branches, identical raw
       (compressed) basket bytes basket by basket (the original branches and the scores), and
       identical values (uproot). Prints {"files": N, "baskets": B}.
-  check_batch.py condor RUN_DIR
-      Reads RUN_DIR/condor/hepml.sub with HTCondor's own parser (htcondor2.Submit): its
-      `queue ... from` itemdata must be the manifest's lines, and each job's expanded
-      arguments must be batch.json's command with `--manifest RUN_DIR/manifest.tsv --task T`
-      for that line's task; report.sub runs `report RUN_DIR` and the DAG has the tasks as a
-      JOB and the report as its FINAL node. Prints {"jobs": N}.
+  check_batch.py condor RUN_DIR [NAME]
+      Reads RUN_DIR/condor/NAME.sub (default hepml; resume-K for a resume) with HTCondor's own
+      parser (htcondor2.Submit): its `queue ... from` itemdata must be lines of the manifest
+      (all of them for hepml.sub), and each job's expanded arguments must be batch.json's
+      command with `--manifest RUN_DIR/manifest.tsv --task T` for that line's task;
+      report.sub runs `report RUN_DIR` and NAME.dag has the tasks as a JOB and the report as
+      its FINAL node. Prints {"jobs": N, "tasks": [T...]}.
 Exit status 0 when the check holds, 1 with a one-line reason otherwise.
 """
 import glob
@@ -48,18 +49,21 @@ def same_outputs(local, out, tree):
     print(json.dumps({"files": len(files), "baskets": baskets}))
 
 
-def condor(run):
+def condor(run, name="hepml"):
     import htcondor2
 
     rec = json.load(open(os.path.join(run, "batch.json")))
     manifest = os.path.join(run, "manifest.tsv")
-    lines = [l.rstrip("\n").split("\t") for l in open(manifest)]
-    text = open(os.path.join(run, "condor", "hepml.sub")).read()
+    lines = {l.split("\t")[0]: l.rstrip("\n").split("\t") for l in open(manifest)}
+    sub_path = os.path.join(run, "condor", f"{name}.sub")
+    text = open(sub_path).read()
     sub = htcondor2.Submit(text)
     items = list(sub.itemdata())
-    if len(items) != len(lines):
+    if name == "hepml" and len(items) != len(lines):
         fail(f"{len(items)} jobs queued, {len(lines)} manifest lines")
-    for i, (item, line) in enumerate(zip(items, lines)):
+    tasks = []
+    for i, item in enumerate(items):
+        line = lines.get(item["Task"])
         if [item["Task"], item["Output"]] + item["Inputs"].split("\t") != line:
             fail(f"job {i}: itemdata {item} != manifest line {line}")
         job = htcondor2.Submit(text)
@@ -72,22 +76,23 @@ def condor(run):
             fail(f"job {i}: arguments {got} != {want}")
         if job.expand("MY.HepmlTask") != line[0]:
             fail(f"job {i}: HepmlTask {job.expand('MY.HepmlTask')}")
+        tasks.append(int(line[0]))
     report = htcondor2.Submit(open(os.path.join(run, "condor", "report.sub")).read())
     if report.expand("arguments").strip('"').split(" ") != ["report", run]:
         fail(f"report arguments {report.expand('arguments')}")
-    dag = open(os.path.join(run, "condor", "hepml.dag")).read().split("\n")
-    want = [f"JOB tasks {run}/condor/hepml.sub", f"FINAL report {run}/condor/report.sub"]
+    dag = open(os.path.join(run, "condor", f"{name}.dag")).read().split("\n")
+    want = [f"JOB tasks {sub_path}", f"FINAL report {run}/condor/report.sub"]
     if [l for l in dag if l.startswith(("JOB", "FINAL"))] != want:
         fail(f"DAG {dag} lacks {want}")
-    print(json.dumps({"jobs": len(items)}))
+    print(json.dumps({"jobs": len(items), "tasks": tasks}))
 
 
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "same-outputs" and len(sys.argv) == 5:
         same_outputs(*sys.argv[2:])
-    elif cmd == "condor" and len(sys.argv) == 3:
-        condor(sys.argv[2])
+    elif cmd == "condor" and len(sys.argv) in (3, 4):
+        condor(*sys.argv[2:])
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

@@ -443,6 +443,22 @@ fn condor_files_expand_to_the_manifest() {
         .output()
         .unwrap();
     assert!(!o.status.success(), "a wrong submit file passed the check");
+    std::fs::write(Path::new(&run).join("condor/hepml.sub"), &sub).unwrap();
+    // Tasks run by hand but 2 and 5: a resume queues exactly their manifest lines.
+    let m = format!("{run}/manifest.tsv");
+    for t in [0, 1, 3, 4, 6] {
+        let mut a = inp.inject(&inp.p("out"), &["--manifest", &m, "--task", &t.to_string()]);
+        a.retain(|s| !s.ends_with(".root"));
+        ok(&a, &[]);
+    }
+    let said = ok(&strings(&["resume", &run, "--dry-run"]), &[]);
+    let dag = format!("{run}/condor/resume-0.dag");
+    assert_eq!(
+        said.trim(),
+        format!("would resubmit tasks 2,5 with:\ncondor_submit_dag {dag}")
+    );
+    let r = json(&script("check_batch.py", &["condor", &run, "resume-0"]));
+    assert_eq!(r["tasks"], serde_json::json!([2, 5]), "{r}");
 }
 
 /// `convert --manifest`: the shards of both samples, concatenated in task order, equal one
@@ -634,7 +650,10 @@ fn a_task_reruns_when_an_input_or_model_changes() {
     assert_eq!(st["missing"], 2, "{st}");
     assert_eq!(st["tasks"][0]["detail"], "the models changed", "{st}");
     let said = ok(&strings(&["resume", &dir, "--dry-run"]), &[]);
-    assert_eq!(said.trim(), "would resubmit tasks 0-1");
+    assert!(
+        said.starts_with("would resubmit tasks 0-1 with:\nsbatch --parsable --array=0-1 "),
+        "{said}"
+    );
     assert!(run().contains("task 1: wrote"));
     assert!(run().contains("skipped"));
     ok(&task0, &[]);

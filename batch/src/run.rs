@@ -136,9 +136,9 @@ fn commands(b: Backend) -> &'static [&'static str] {
 }
 
 /// Writes the run directory for `rows` and, unless a dry run, submits the tasks and the
-/// report. Nothing is written when a scheduler command is missing or the folders are not
-/// writable.
-pub fn submit(s: &Setup, rows: Vec<Row>) -> Result<Record, BatchError> {
+/// report; a dry run returns the commands that would. Nothing is written when a scheduler
+/// command is missing or the folders are not writable.
+pub fn submit(s: &Setup, rows: Vec<Row>) -> Result<(Record, Vec<String>), BatchError> {
     if !s.dry_run {
         if let Some(c) = commands(s.backend).iter().find(|c| !on_path(c)) {
             return Err(BatchError::MissingCommand(c.to_string()));
@@ -191,13 +191,14 @@ pub fn submit(s: &Setup, rows: Vec<Row>) -> Result<Record, BatchError> {
         std::fs::create_dir_all(dir.join(d)).map_err(io("creating", &dir.join(d)))?;
     }
     write_scheduler_files(&rec, &dir)?;
+    let all: Vec<usize> = (0..m.rows.len()).collect();
     if s.dry_run {
         write_json(&record_path(&dir), &rec)?;
-    } else {
-        let all: Vec<usize> = (0..m.rows.len()).collect();
-        submit_tasks(&mut rec, &dir, &all, "submit", &m)?;
+        let cmds = by_hand(&rec, &dir, &all, "submit", &m)?;
+        return Ok((rec, cmds));
     }
-    Ok(rec)
+    submit_tasks(&mut rec, &dir, &all, "submit", &m)?;
+    Ok((rec, Vec::new()))
 }
 
 /// Copies the running binary to `DIR/bin/hepml` (the run directory is on the shared file
@@ -385,18 +386,68 @@ fn current_models(m: &Manifest) -> Option<Vec<sidecar::Hash>> {
         .collect()
 }
 
-/// Resubmits the failed and missing tasks (with a new report after them); the tasks, empty
-/// when there is nothing to do. A dry run only says which.
-pub fn resume(dir: &Path, dry_run: bool) -> Result<(Vec<usize>, Record), BatchError> {
+/// The commands that submit `tasks` by hand, for a dry run (HTCondor: after writing the
+/// DAG of a resume).
+fn by_hand(
+    rec: &Record,
+    dir: &Path,
+    tasks: &[usize],
+    what: &str,
+    m: &Manifest,
+) -> Result<Vec<String>, BatchError> {
+    Ok(match rec.backend {
+        Backend::Slurm => {
+            let mut v: Vec<String> = slurm::array_args(rec, dir, tasks)
+                .into_iter()
+                .map(|(_, a)| format!("sbatch {}", a.join(" ")))
+                .collect();
+            v.push(format!(
+                "sbatch --dependency=afterany:<the arrays' job ids> {}",
+                dir.join("slurm/report.sh").display()
+            ));
+            v
+        }
+        Backend::Condor => vec![format!(
+            "condor_submit_dag {}",
+            condor_dag(rec, dir, tasks, what, m)?.display()
+        )],
+    })
+}
+
+/// A resume: the tasks (failed and missing), and for a dry run the commands that would
+/// submit them.
+pub struct Resumed {
+    pub tasks: Vec<usize>,
+    pub record: Record,
+    pub by_hand: Vec<String>,
+}
+
+/// Resubmits the failed and missing tasks (with a new report after them); no task when there
+/// is nothing to do. A dry run writes the files (HTCondor: `condor/resume-N.*`) and says how
+/// to submit them.
+pub fn resume(dir: &Path, dry_run: bool) -> Result<Resumed, BatchError> {
     let st = status(dir)?;
     let (dir, mut rec, m) = open(dir)?;
     let tasks = st.to_rerun();
     if tasks.is_empty() || dry_run {
-        return Ok((tasks, rec));
+        let by_hand = if tasks.is_empty() {
+            Vec::new()
+        } else {
+            by_hand(&rec, &dir, &tasks, "resume", &m)?
+        };
+        return Ok(Resumed {
+            tasks,
+            record: rec,
+            by_hand,
+        });
     }
     if let Some(c) = commands(rec.backend).iter().find(|c| !on_path(c)) {
         return Err(BatchError::MissingCommand(c.to_string()));
     }
     submit_tasks(&mut rec, &dir, &tasks, "resume", &m)?;
-    Ok((tasks, rec))
+    Ok(Resumed {
+        tasks,
+        record: rec,
+        by_hand: Vec::new(),
+    })
 }

@@ -170,7 +170,7 @@ pub fn submit(a: SubmitArgs) -> Result<()> {
         dry_run: a.dry_run,
     };
     let n = rows.len();
-    let rec = batch::run::submit(&setup, rows)?;
+    let (rec, by_hand) = batch::run::submit(&setup, rows)?;
     let dir = batch::manifest::absolute(&a.dir)?;
     match rec.submissions.last() {
         None => {
@@ -178,34 +178,30 @@ pub fn submit(a: SubmitArgs) -> Result<()> {
                 "hepml: dry run: wrote {} ({n} tasks); submit with:",
                 dir.display()
             );
-            match setup.backend {
-                batch::run::Backend::Slurm => {
-                    for (_, args) in
-                        batch::slurm::array_args(&rec, &dir, &(0..n).collect::<Vec<_>>())
-                    {
-                        println!("sbatch {}", args.join(" "));
-                    }
-                    println!(
-                        "sbatch --dependency=afterany:<the arrays' job ids> {}",
-                        dir.join("slurm/report.sh").display()
-                    );
-                }
-                batch::run::Backend::Condor => println!(
-                    "condor_submit_dag {}",
-                    dir.join("condor/hepml.dag").display()
-                ),
+            for c in by_hand {
+                println!("{c}");
             }
         }
-        Some(s) => {
-            eprintln!(
-            "hepml: submitted {n} tasks as job(s) {}, report job {}; follow with `hepml status {}`",
-            s.jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>().join(", "),
-            s.report.as_ref().map_or("none", |j| j.id.as_str()),
+        Some(s) => eprintln!(
+            "hepml: submitted {n} tasks as {}; follow with `hepml status {}`",
+            jobs(s),
             dir.display()
-        )
-        }
+        ),
     }
     Ok(())
+}
+
+/// "job(s) 12, 13, report job 14".
+fn jobs(s: &batch::run::Submission) -> String {
+    format!(
+        "job(s) {}, report job {}",
+        s.jobs
+            .iter()
+            .map(|j| j.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.report.as_ref().map_or("none", |j| j.id.as_str())
+    )
 }
 
 fn check_shard(s: &ShardArgs) -> Result<()> {
@@ -267,22 +263,17 @@ pub fn status(a: RunDirArgs) -> Result<()> {
 
 /// `hepml resume DIR`.
 pub fn resume(a: ResumeArgs) -> Result<()> {
-    let (tasks, rec) = batch::run::resume(&a.dir, a.dry_run)?;
-    let list = batch::manifest::ranges(&tasks);
-    if tasks.is_empty() {
+    let r = batch::run::resume(&a.dir, a.dry_run)?;
+    let list = batch::manifest::ranges(&r.tasks);
+    if r.tasks.is_empty() {
         println!("nothing to resume: every task is done or running");
     } else if a.dry_run {
-        println!("would resubmit tasks {list}");
-    } else if let Some(s) = rec.submissions.last() {
-        println!(
-            "resubmitted tasks {list} as job(s) {}, report job {}",
-            s.jobs
-                .iter()
-                .map(|j| j.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            s.report.as_ref().map_or("none", |j| j.id.as_str())
-        );
+        println!("would resubmit tasks {list} with:");
+        for c in &r.by_hand {
+            println!("{c}");
+        }
+    } else if let Some(s) = r.record.submissions.last() {
+        println!("resubmitted tasks {list} as {}", jobs(s));
     }
     Ok(())
 }
