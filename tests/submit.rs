@@ -247,6 +247,8 @@ fn slurm_array_fails_resumes_reports_and_matches_a_local_inject() {
         sh.contains("#SBATCH --cpus-per-task=1") && !sh.contains("in-000.root"),
         "{sh}"
     );
+    // A second submit to the same run directory is refused.
+    fails(&submit, &env, "holds a submitted run");
     let report = wait_for_report(&run, &env);
     let st = status(&run, &env);
     assert_eq!(
@@ -585,6 +587,8 @@ fn bad_input_fails_with_one_line_and_leaves_no_output() {
     submit.extend(inp.inject(&inp.p("out4"), &[]));
     fails(&submit, &[], "HTCondor");
     assert!(!Path::new(&spaced).exists());
+    // A folder that is no run directory.
+    fails(&strings(&["status", &out]), &[], "not a run directory");
     // Sharding options without a manifest, and a task with input files.
     fails(
         &inp.inject(&out, &["--files-per-job", "2"]),
