@@ -6,7 +6,7 @@
 Writes OUTDIR/in-000.root ... in-(N-1).root (uproot), each a tree `events` with the branches
 the inject test models read (E1, px1, py1, pz1, pt1: float64, muon-like kinematics) and an
 `Event` number (int64), E events or fewer (file i holds E - 7*i, at least 10), written in three
-baskets per branch. With --model, also an sklearn MLPClassifier (5-8-2, label pt1 > 30) trained
+baskets per branch. With --model, also an sklearn MLPClassifier (one hidden layer of 8, label pt1 > 30) trained
 on the first file's features [E1, px1, py1, pz1, pt1] and exported by skl2onnx (zipmap off):
 input 'x' float32, outputs 'label' and 'probabilities'. Prints a JSON list of the entry counts.
 """
