@@ -43,13 +43,19 @@ fn remove(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Removes what killed runs of this task left under temporary names (a task's output has one
-/// writer at a time: its task).
+/// Removes what killed runs of this task left under temporary names, the temporary's own
+/// temporaries included (convert writes its table under a temporary name of the task's
+/// temporary); a task's output has one writer at a time: its task.
 fn remove_temporaries(dir: &Path, output: &Path) {
     let prefix = rootio::write::file::tmp_prefix(output);
+    let core = prefix.trim_start_matches('.');
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
+            if e.file_name()
+                .to_string_lossy()
+                .trim_start_matches('.')
+                .starts_with(core)
+            {
                 let _ = remove(&e.path());
             }
         }
@@ -155,5 +161,67 @@ pub fn run<E: std::fmt::Display>(
             let _ = sidecar::write_failed(&row.output, &f);
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+
+    #[test]
+    fn skips_reruns_records_failures_and_clears_temporaries() {
+        let d = tempfile::tempdir().unwrap();
+        let (input, out) = (d.path().join("in.txt"), d.path().join("out"));
+        std::fs::write(&input, "x").unwrap();
+        let rows = vec![Row {
+            task: 0,
+            output: out.join("part-00000.h5"),
+            inputs: vec![input.clone()],
+        }];
+        let m = Manifest::write(&d.path().join("m.tsv"), rows).unwrap();
+        let t = Task {
+            manifest: &m,
+            task: 0,
+            out_dir: &out,
+            models: &[],
+            command: vec![],
+        };
+        let write = |_: &Row, tmp: &Path| -> Result<Counts, String> {
+            std::fs::write(tmp, "table").map_err(|e| e.to_string())?;
+            Ok(Counts {
+                entries_in: 3,
+                entries_out: 2,
+            })
+        };
+        assert!(matches!(run(&t, write).unwrap(), Outcome::Ran(_)));
+        assert!(matches!(run(&t, write).unwrap(), Outcome::Skipped(_)));
+        // What killed runs left: the task's temporary, and a temporary of that temporary.
+        let left = [
+            ".part-00000.h5.hepml-tmp-1-0",
+            "..part-00000.h5.hepml-tmp-1-0.hepml-tmp-1-1",
+        ];
+        for l in left {
+            std::fs::write(out.join(l), "").unwrap();
+        }
+        std::fs::write(&input, "changed").unwrap();
+        let e = run(&t, |_: &Row, _: &Path| -> Result<Counts, String> {
+            Err("broken input".into())
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "task 0: broken input");
+        assert!(
+            !out.join("part-00000.h5").exists() && !out.join("part-00000.h5.done.json").exists()
+        );
+        let f: sidecar::Failed = crate::read_json(&out.join("part-00000.h5.failed.json")).unwrap();
+        assert_eq!(f.error, "broken input");
+        for l in left {
+            assert!(!out.join(l).exists(), "{l} left");
+        }
+        let Outcome::Ran(d) = run(&t, write).unwrap() else {
+            panic!("not rerun")
+        };
+        assert_eq!((d.entries_in, d.entries_out), (3, 2));
+        assert!(!out.join("part-00000.h5.failed.json").exists());
     }
 }
