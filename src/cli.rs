@@ -39,6 +39,16 @@ pub enum Cmd {
     /// integrated gradients, conductance of hidden neurons, partial dependence, a surrogate
     /// tree; explain.json, PNG plots and a summary.
     Explain(Box<ExplainArgs>),
+    /// Write a run directory (manifest, Slurm or HTCondor files) for `inject` or `convert` over
+    /// many files, and submit it: `hepml submit --backend slurm --dir RUN -- inject ...`.
+    Submit(SubmitArgs),
+    /// Count a run directory's tasks: done, failed, running, missing.
+    Status(RunDirArgs),
+    /// Resubmit the failed and missing tasks of a run directory.
+    Resume(ResumeArgs),
+    /// Merge a run directory's sidecars into a summary (report.json): events, time per event,
+    /// failures with their last log lines.
+    Report(RunDirArgs),
     /// Run the main job end to end on generated data: write an ntuple, fit a classifier,
     /// export it as ONNX, score the ntuple with `inject`, report the AUC.
     Demo(DemoArgs),
@@ -84,7 +94,7 @@ pub struct ReadBenchArgs {
 #[derive(Args)]
 pub struct InjectArgs {
     /// Input ROOT files (globs allowed).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "manifest")]
     pub inputs: Vec<String>,
     /// ONNX model (repeat for several models; with --fold-branch, the fold members in order).
     #[arg(long = "model", required = true)]
@@ -141,6 +151,8 @@ pub struct InjectArgs {
     /// Progress bar off.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }
 
 /// `--engine`.
@@ -379,11 +391,14 @@ pub struct ConvertArgs {
     /// YAML config: tree, columns (branches or expressions), selection, weight, event_number,
     /// samples (name, files/globs, label, extra constant columns such as a PNN mass).
     pub config: PathBuf,
-    /// Output HDF5 file (pandas `read_hdf(OUT, "events")`, h5py).
+    /// Output HDF5 file (pandas `read_hdf(OUT, "events")`, h5py); with --manifest, the folder
+    /// of the tasks' part-N.h5 files.
     #[arg(short, long)]
     pub output: PathBuf,
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }
 
 #[derive(Args)]
@@ -439,4 +454,82 @@ pub struct DemoArgs {
     pub events: u64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// Sharding of `inject` and `convert` into the tasks of a manifest.
+#[derive(Args, Default)]
+pub struct ShardArgs {
+    /// Manifest of tasks (TSV: task, output, inputs). Without --task: group the inputs into
+    /// tasks, write it and exit; with --task: run that task.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// The task of --manifest to run (default: $SLURM_ARRAY_TASK_ID when set).
+    #[arg(long, requires = "manifest")]
+    pub task: Option<usize>,
+    /// Input files per task (default 1).
+    #[arg(long, conflicts_with = "events_per_job")]
+    pub files_per_job: Option<usize>,
+    /// Files are added to a task until it holds this many entries (read from tree headers).
+    #[arg(long)]
+    pub events_per_job: Option<u64>,
+}
+
+/// `hepml submit --backend`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BackendArg {
+    Slurm,
+    Condor,
+}
+
+impl From<BackendArg> for batch::run::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Slurm => Self::Slurm,
+            BackendArg::Condor => Self::Condor,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// Run directory, on a file system the workers share (manifest, scheduler files, logs).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// slurm (sbatch job arrays) or condor (a DAG of HTCondor jobs).
+    #[arg(long, value_enum)]
+    pub backend: BackendArg,
+    /// Write the files, submit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// At most this many tasks at once.
+    #[arg(long)]
+    pub max_parallel: Option<usize>,
+    /// Per task: cpus=N,mem=4G,time=HH:MM:SS (and for Slurm partition=P,account=A).
+    #[arg(long)]
+    pub resources: Vec<String>,
+    /// A hepml binary on a shared path for the jobs (default: this one, copied to DIR/bin).
+    #[arg(long)]
+    pub bin: Option<PathBuf>,
+    /// After `--`: the `inject ...` or `convert ...` command to shard (with --files-per-job or
+    /// --events-per-job).
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RunDirArgs {
+    /// Run directory written by `hepml submit`.
+    pub dir: PathBuf,
+    /// Machine-readable JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    /// Run directory written by `hepml submit`.
+    pub dir: PathBuf,
+    /// Say which tasks would be resubmitted, submit nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -6,7 +6,7 @@ mod commands;
 use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Cmd};
-use commands::{convert, demo, explain, inject, inspect, train};
+use commands::{batch, convert, demo, explain, inject, inspect, train};
 
 /// Keeps large buffers in the heap once freed. glibc serves allocations above 128 kB (a chunk's
 /// arrays, input tensors, inference scratch) with fresh mmap'd pages and unmaps them on free,
@@ -31,6 +31,10 @@ fn main() {
         Cmd::Train(a) => train::run(a),
         Cmd::Export(a) => train::export(a),
         Cmd::Explain(a) => explain::run(*a),
+        Cmd::Submit(a) => batch::submit(a),
+        Cmd::Status(a) => batch::status(a),
+        Cmd::Resume(a) => batch::resume(a),
+        Cmd::Report(a) => batch::report(a),
         Cmd::Demo(a) => demo::run(a),
         Cmd::ReadBench(a) => inspect::read_bench(a),
     };

@@ -73,7 +73,7 @@ pub fn expand(sample: &str, patterns: &[String]) -> Result<Vec<PathBuf>, Convert
 /// Total entries of every sample (for a progress bar), opening each file's tree once.
 pub fn count_entries(cfg: &ConvertConfig) -> Result<u64, ConvertError> {
     let mut n = 0;
-    for s in &cfg.samples {
+    for s in cfg.samples.iter().filter(|s| !s.files.is_empty()) {
         let files = expand(&s.name, &s.files)?;
         let tree = s.tree.as_deref().unwrap_or(&cfg.tree);
         let chain = Chain::open(&files, tree).map_err(|source| ConvertError::Root {
@@ -161,6 +161,12 @@ fn convert_into(
     });
     let mut stats = Vec::new();
     for (si, s) in cfg.samples.iter().enumerate() {
+        // A validated config has files in every sample; a shard of one (`hepml convert
+        // --manifest --task`) leaves the samples outside the task empty: their `sample`
+        // numbers stay those of the whole config.
+        if s.files.is_empty() {
+            continue;
+        }
         let root = |source| ConvertError::Root {
             sample: s.name.clone(),
             source,

@@ -1,26 +1,78 @@
-//! `hepml convert CONFIG -o OUT.h5`: ROOT ntuples -> one pandas-readable HDF5 table.
+//! `hepml convert CONFIG -o OUT.h5`: ROOT ntuples -> one pandas-readable HDF5 table; with
+//! `--manifest`, the files of every sample sharded into tasks writing `OUT/part-N.h5`.
 
 use crate::cli::ConvertArgs;
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use batch::manifest::{absolute, Grouping, Row};
+use batch::task::Counts;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::config::ConvertConfig;
+use rootio::RootFile;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-pub fn run(a: ConvertArgs) -> Result<()> {
+use super::batch::{run_task, shard, write_plan, Shard};
+
+/// Every sample's files (absolute) and trees.
+fn sample_files(cfg: &ConvertConfig) -> Result<Vec<(Vec<PathBuf>, String)>> {
+    cfg.samples
+        .iter()
+        .map(|s| {
+            let files = models::convert::expand(&s.name, &s.files)?
+                .iter()
+                .map(|f| absolute(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((files, s.tree.clone().unwrap_or_else(|| cfg.tree.clone())))
+        })
+        .collect()
+}
+
+/// The tasks of `hepml convert ... --manifest`: each sample's files grouped (a task never
+/// mixes samples), each task writing `OUTPUT/part-N.h5`.
+pub(crate) fn rows(a: &ConvertArgs, g: Grouping) -> Result<Vec<Row>> {
     let cfg = ConvertConfig::from_file(&a.config)?;
-    let total = models::convert::count_entries(&cfg)?;
-    let bar = if a.quiet {
+    let samples = sample_files(&cfg)?;
+    let trees: HashMap<&Path, &str> = samples
+        .iter()
+        .flat_map(|(f, t)| f.iter().map(move |p| (p.as_path(), t.as_str())))
+        .collect();
+    let count = |p: &Path| -> Result<u64, String> {
+        let f = RootFile::open(p).map_err(|e| e.to_string())?;
+        let t = trees.get(p).copied().unwrap_or("");
+        Ok(f.tree(t).map_err(|e| e.to_string())?.entries)
+    };
+    let groups: Vec<Vec<PathBuf>> = samples.iter().map(|(f, _)| f.clone()).collect();
+    Ok(batch::manifest::plan(&groups, g, &a.output, ".h5", &count)?)
+}
+
+/// The config restricted to `inputs`: each sample keeps only its files among them (a sample
+/// left without files is skipped, its position and so its `sample` number kept).
+fn restrict(cfg: &ConvertConfig, inputs: &[PathBuf]) -> Result<ConvertConfig> {
+    let mut out = cfg.clone();
+    for (s, (files, _)) in out.samples.iter_mut().zip(sample_files(cfg)?) {
+        s.files = files
+            .iter()
+            .filter(|f| inputs.contains(f))
+            .map(|f| glob::Pattern::escape(&f.to_string_lossy()))
+            .collect();
+    }
+    Ok(out)
+}
+
+fn convert(cfg: &ConvertConfig, out: &Path, quiet: bool) -> Result<Counts> {
+    let total = models::convert::count_entries(cfg)?;
+    let bar = if quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(total)
     };
     bar.set_style(
         ProgressStyle::with_template("convert [{bar:30}] {pos}/{len} events, {per_sec}, eta {eta}")
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .map_err(|e| anyhow!("{e}"))?
             .progress_chars("=> "),
     );
     let t0 = std::time::Instant::now();
-    let stats = models::convert::convert(&cfg, &a.output, |n| bar.inc(n))
-        .with_context(|| a.config.display().to_string())?;
+    let stats = models::convert::convert(cfg, out, |n| bar.inc(n))?;
     bar.finish_and_clear();
     let kept: u64 = stats.iter().map(|s| s.kept).sum();
     for s in &stats {
@@ -36,9 +88,43 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     }
     eprintln!(
         "hepml: wrote {} ({} events, key `events`) in {:.2} s",
-        a.output.display(),
+        out.display(),
         kept,
         t0.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(Counts {
+        entries_in: stats.iter().map(|s| s.read).sum(),
+        entries_out: kept,
+    })
+}
+
+pub fn run(a: ConvertArgs) -> Result<()> {
+    match shard(&a.shard)? {
+        None => {
+            let cfg = ConvertConfig::from_file(&a.config)?;
+            convert(&cfg, &a.output, a.quiet)
+                .with_context(|| a.config.display().to_string())
+                .map(|_| ())
+        }
+        Some(Shard::Plan(m, g)) => write_plan(&m, &a.output, rows(&a, g)?),
+        Some(Shard::Task(m, task)) => {
+            let cfg = ConvertConfig::from_file(&a.config)?;
+            run_task(
+                &m,
+                task,
+                &a.output,
+                std::slice::from_ref(&a.config),
+                |row, tmp| {
+                    let part = restrict(&cfg, &row.inputs)?;
+                    if part.samples.iter().all(|s| s.files.is_empty()) {
+                        bail!(
+                            "no input of task {task} belongs to a sample of {}",
+                            a.config.display()
+                        );
+                    }
+                    convert(&part, tmp, a.quiet).with_context(|| a.config.display().to_string())
+                },
+            )
+        }
+    }
 }

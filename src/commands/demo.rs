@@ -200,6 +200,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         config: convert_yaml,
         output: table.clone(),
         quiet: false,
+        shard: Default::default(),
     })?;
 
     let train_yaml = p("train.yaml");

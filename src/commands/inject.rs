@@ -2,10 +2,14 @@
 //! mapped, a progress bar and one log line per output.
 
 use anyhow::{anyhow, bail, Context, Result};
+use batch::manifest::{Grouping, Row};
+use batch::task::Counts;
 use indicatif::{ProgressBar, ProgressStyle};
-use injector::inject::{Event, Options, Plan};
-use std::path::PathBuf;
+use injector::inject::{tree_name, Event, Options, Plan};
+use rootio::RootFile;
+use std::path::{Path, PathBuf};
 
+use super::batch::{run_task, shard, write_plan, Shard};
 use crate::cli::InjectArgs;
 
 pub(crate) fn expand(inputs: &[String]) -> Result<Vec<PathBuf>> {
@@ -49,6 +53,11 @@ fn options(a: InjectArgs) -> Result<Options> {
 
 /// Runs a plan with a progress bar (unless `quiet`) and a log line per output on stderr.
 pub fn run_plan(plan: &Plan, quiet: bool) -> Result<()> {
+    plan_events(plan, quiet, &mut 0)
+}
+
+/// [`run_plan`], adding the events written to `events`.
+fn plan_events(plan: &Plan, quiet: bool, events: &mut u64) -> Result<()> {
     let style =
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} events, {per_sec}, eta {eta}")
             .map_err(|e| anyhow!("{e}"))?
@@ -73,6 +82,7 @@ pub fn run_plan(plan: &Plan, quiet: bool) -> Result<()> {
         Event::Advance(n) => bar.inc(n),
         Event::Done(w) => {
             bar.finish_and_clear();
+            *events += w.entries;
             eprintln!(
                 "hepml: {} -> {} ({} events, {:.0} events/s, {}; {})",
                 w.input.display(),
@@ -91,7 +101,47 @@ pub fn run_plan(plan: &Plan, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// The tasks of `hepml inject ... --manifest`: the inputs grouped, each task writing a folder
+/// `OUTPUT/part-N` of decorated copies (entries read from the tree headers).
+pub(crate) fn rows(a: &InjectArgs, g: Grouping) -> Result<Vec<Row>> {
+    let inputs = expand(&a.inputs)?;
+    if inputs.is_empty() {
+        bail!("give the input files to group into the tasks of --manifest");
+    }
+    let tree = a.tree.as_deref();
+    let count = |p: &Path| -> Result<u64, String> {
+        let f = RootFile::open(p).map_err(|e| e.to_string())?;
+        let t = tree_name(&f, tree).map_err(|e| e.to_string())?;
+        Ok(f.tree(&t).map_err(|e| e.to_string())?.entries)
+    };
+    Ok(batch::manifest::plan(&[inputs], g, &a.output, "", &count)?)
+}
+
 pub fn run(a: InjectArgs) -> Result<()> {
     let quiet = a.quiet;
-    run_plan(&Plan::new(options(a)?)?, quiet)
+    match shard(&a.shard)? {
+        None => run_plan(&Plan::new(options(a)?)?, quiet),
+        Some(Shard::Plan(m, g)) => write_plan(&m, &a.output, rows(&a, g)?),
+        Some(Shard::Task(m, task)) => {
+            if !a.inputs.is_empty() {
+                bail!("a --task reads its inputs from the manifest: drop the input files");
+            }
+            let models: Vec<PathBuf> = a.models.iter().chain(&a.features).cloned().collect();
+            let out_dir = a.output.clone();
+            let o = options(a)?;
+            run_task(&m, task, &out_dir, &models, |row, tmp| -> Result<Counts> {
+                std::fs::create_dir_all(tmp)?;
+                let mut o = o;
+                o.inputs = row.inputs.clone();
+                o.output = tmp.to_path_buf();
+                let mut n = 0;
+                let plan = Plan::new(o)?;
+                plan_events(&plan, quiet, &mut n)?;
+                Ok(Counts {
+                    entries_in: n,
+                    entries_out: n,
+                })
+            })
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The implementation of each `hepml` command; their arguments are in `cli`.
 
+pub mod batch;
 pub mod convert;
 pub mod demo;
 pub mod explain;

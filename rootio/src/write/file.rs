@@ -107,13 +107,23 @@ impl std::fmt::Debug for FileWriter {
 /// HDF5 tables, models): hidden, beside `path` (same file system), unique per process and call,
 /// so two writers of one path never share a temporary.
 pub fn tmp_name(path: &Path) -> PathBuf {
+    static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_file_name(format!(
+        "{}{}-{serial}",
+        tmp_prefix(path),
+        std::process::id()
+    ))
+}
+
+/// The start of the file name of every [`tmp_name`] of `path`, to find what a killed writer
+/// left.
+pub fn tmp_prefix(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.hepml-tmp-{}-{serial}", std::process::id()))
+    format!(".{name}.hepml-tmp-")
 }
 
 impl FileWriter {
