@@ -56,15 +56,7 @@ pub(crate) fn io(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> Batc
 
 /// Writes `bytes` to `path` under a temporary name and renames it into place.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BatchError> {
-    let tmp = rootio::write::file::tmp_name(path);
-    if let Err(e) = std::fs::write(&tmp, bytes) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io("writing", path)(e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io("renaming into", path)(e)
-    })
+    rootio::write::file::write_atomic(path, bytes).map_err(io("writing", path))
 }
 
 /// JSON of `value`, pretty-printed, written atomically.

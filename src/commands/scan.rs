@@ -46,11 +46,9 @@ fn read_aucs(run: &Path) -> Option<[f64; 3]> {
     Some([get("train"), get("valid"), get("test")])
 }
 
-/// Writes `bytes` to `path` under a temporary name, renamed when complete.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = rootio::write::file::tmp_name(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    rootio::write::file::write_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The scan's identity: a directory holding another scan is not resumed by this one.

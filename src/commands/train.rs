@@ -140,9 +140,8 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let files = models::export::export(&m, &a.branch);
     let paths = models::export::fold_paths(&a.output, files.len());
     for (p, bytes) in paths.iter().zip(&files) {
-        let tmp = rootio::write::file::tmp_name(p);
-        std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, p).with_context(|| format!("writing {}", p.display()))?;
+        rootio::write::file::write_atomic(p, bytes)
+            .with_context(|| format!("writing {}", p.display()))?;
         eprintln!("hepml: wrote {}", p.display());
     }
     Ok(())

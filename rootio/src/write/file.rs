@@ -116,6 +116,17 @@ pub fn tmp_name(path: &Path) -> PathBuf {
     ))
 }
 
+/// Writes `bytes` to `path` under a [`tmp_name`] and renames it into place, so a reader never
+/// sees a partial file; the temporary is removed on failure.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = tmp_name(path);
+    let r = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
 /// The start of the file name of every [`tmp_name`] of `path`, to find what a killed writer
 /// left.
 pub fn tmp_prefix(path: &Path) -> String {
