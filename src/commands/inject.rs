@@ -2,6 +2,7 @@
 //! mapped, a progress bar and one log line per output.
 
 use anyhow::{anyhow, bail, Context, Result};
+use engine::OrtLibrary;
 use indicatif::{ProgressBar, ProgressStyle};
 use injector::inject::{Event, Options, Plan};
 use std::path::PathBuf;
@@ -36,7 +37,11 @@ fn options(a: InjectArgs) -> Result<Options> {
     o.friend = a.friend;
     o.engine = a.engine.into();
     o.device = a.device.into();
-    o.ort_library = a.ort_lib;
+    o.ort_library = match a.ort_lib {
+        None => OrtLibrary::Search,
+        Some(p) if p.as_os_str() == "none" => OrtLibrary::Off,
+        Some(p) => OrtLibrary::Path(p),
+    };
     o.fold_branch = a.fold_branch;
     o.params = a.params;
     o.length = a.length;
@@ -48,7 +53,8 @@ fn options(a: InjectArgs) -> Result<Options> {
 }
 
 /// Runs a plan with a progress bar (unless `quiet`) and a log line per output on stderr.
-pub fn run_plan(plan: &Plan, quiet: bool) -> Result<()> {
+/// With `timing`, a second line per output gives each stage's events/s.
+pub fn run_plan(plan: &Plan, quiet: bool, timing: bool) -> Result<()> {
     let style =
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} events, {per_sec}, eta {eta}")
             .map_err(|e| anyhow!("{e}"))?
@@ -79,19 +85,27 @@ pub fn run_plan(plan: &Plan, quiet: bool) -> Result<()> {
                 w.output.display(),
                 w.entries,
                 w.entries as f64 / w.seconds.max(1e-9),
-                w.models.join(", "),
+                w.models
+                    .iter()
+                    .zip(&w.engines)
+                    .map(|(m, c)| format!("{m} [engine {c}]"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 w.branches
                     .iter()
                     .map(|(n, t)| format!("{n} {t}"))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            if timing {
+                eprintln!("hepml timing: {}", w.stages.report(w.entries));
+            }
         }
     })?;
     Ok(())
 }
 
 pub fn run(a: InjectArgs) -> Result<()> {
-    let quiet = a.quiet;
-    run_plan(&Plan::new(options(a)?)?, quiet)
+    let (quiet, timing) = (a.quiet, a.timing);
+    run_plan(&Plan::new(options(a)?)?, quiet, timing)
 }
