@@ -246,8 +246,9 @@ pub fn open_with_choice(
 /// [`EngineKind::Auto`] on the CPU (see [`open_with_choice`]).
 fn open_auto(model: &Model, opts: &EngineOptions) -> Result<(Opened, Choice), EngineError> {
     let chose = |kind, reason: String| Choice { kind, reason };
+    let tree_model = trees::is_tree_model(model);
     // Not covered natively: why, for the reason recorded.
-    let native_refusal = if trees::is_tree_model(model) {
+    let native_refusal = if tree_model {
         match load(model, opts, EngineKind::Trees) {
             Ok(e) => {
                 let c = chose(EngineKind::Trees, "tree ensemble: native evaluator".into());
@@ -265,7 +266,6 @@ fn open_auto(model: &Model, opts: &EngineOptions) -> Result<(Opened, Choice), En
             Err(e) => e,
         }
     };
-    let tree_model = trees::is_tree_model(model);
     let lib = match ort_library(opts) {
         Ok(lib) => lib,
         // An explicit library that is not there is the user's error, not a reason to fall back.
