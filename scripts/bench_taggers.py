@@ -27,40 +27,17 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SHARED = os.path.join(REPO, "..", "shared", "data", "onnx")
+sys.path.insert(0, HERE)
+from make_engine_models import bvl_feeds, particlenet_feeds  # noqa: E402
 
 
 def particlenet_inputs(rng, n):
-    npf, nsv = 50, 5
-    pf_n = rng.integers(16, npf + 1, n)
-    sv_n = rng.integers(1, nsv + 1, n)
-    pf_mask = (np.arange(npf)[None, :] < pf_n[:, None]).astype(np.float32)[:, None, :]
-    sv_mask = (np.arange(nsv)[None, :] < sv_n[:, None]).astype(np.float32)[:, None, :]
-    return {
-        "pf_points": rng.normal(0, 0.2, (n, 2, npf)).astype(np.float32) * pf_mask,
-        "pf_features": np.clip(rng.normal(0, 1, (n, 23, npf)), -5, 5).astype(np.float32) * pf_mask,
-        "pf_mask": pf_mask,
-        "sv_points": rng.normal(0, 0.2, (n, 2, nsv)).astype(np.float32) * sv_mask,
-        "sv_features": np.clip(rng.normal(0, 1, (n, 11, nsv)), -5, 5).astype(np.float32) * sv_mask,
-        "sv_mask": sv_mask,
-    }
-
-
-def bvl_inputs(rng, n):
-    feeds = {
-        "input_1": rng.normal(0, 1, (n, 1, 5)).astype(np.float32),
-        "input_2": rng.normal(0, 1, (n, 60, 8)).astype(np.float32),
-        "input_3": rng.normal(0, 1, (n, 40, 21)).astype(np.float32),
-        "input_4": rng.normal(0, 1, (n, 5, 7)).astype(np.float32),
-    }
-    for k, length in (("input_2", 60), ("input_3", 40), ("input_4", 5)):
-        cut = rng.integers(0, length + 1, n)
-        feeds[k] *= (np.arange(length)[None, :, None] < cut[:, None, None]).astype(np.float32)
-    return feeds
+    return particlenet_feeds(rng, n, min_pf=16, min_sv=1)
 
 
 MODELS = [
     ("ParticleNet AK4 HLT", "cms-particlenet-ak4-hlt/particle-net.onnx", particlenet_inputs),
-    ("DeepDoubleX BvL (GRU)", "cms-deepdoublex-bvl/BvL.onnx", bvl_inputs),
+    ("DeepDoubleX BvL (GRU)", "cms-deepdoublex-bvl/BvL.onnx", bvl_feeds),
 ]
 
 
