@@ -331,38 +331,46 @@ def hand_trees(w, rng):
         clf(f"trees_{tag}_bin_logistic", 2, [0], "LOGISTIC", [0.3], False)
 
 
+def particlenet_feeds(rng, n, min_pf=1, min_sv=0, npf=50, nsv=5):
+    """Inputs for ParticleNet AK4 HLT: n jets with min_pf..npf particles and min_sv..nsv
+    secondary vertices (masked)."""
+    pf_n = rng.integers(min_pf, npf + 1, n)
+    sv_n = rng.integers(min_sv, nsv + 1, n)
+    pf_mask = (np.arange(npf)[None, :] < pf_n[:, None]).astype(np.float32)[:, None, :]
+    sv_mask = (np.arange(nsv)[None, :] < sv_n[:, None]).astype(np.float32)[:, None, :]
+    return {
+        "pf_points": rng.normal(0, 0.2, (n, 2, npf)).astype(np.float32) * pf_mask,
+        "pf_features": np.clip(rng.normal(0, 1, (n, 23, npf)), -5, 5).astype(np.float32) * pf_mask,
+        "pf_mask": pf_mask,
+        "sv_points": rng.normal(0, 0.2, (n, 2, nsv)).astype(np.float32) * sv_mask,
+        "sv_features": np.clip(rng.normal(0, 1, (n, 11, nsv)), -5, 5).astype(np.float32) * sv_mask,
+        "sv_mask": sv_mask,
+    }
+
+
+def bvl_feeds(rng, n):
+    """Inputs for DeepDoubleX BvL: n jets, the three object inputs cut to random lengths."""
+    feeds = {
+        "input_1": rng.normal(0, 1, (n, 1, 5)).astype(np.float32),
+        "input_2": rng.normal(0, 1, (n, 60, 8)).astype(np.float32),
+        "input_3": rng.normal(0, 1, (n, 40, 21)).astype(np.float32),
+        "input_4": rng.normal(0, 1, (n, 5, 7)).astype(np.float32),
+    }
+    for k, l in (("input_2", 60), ("input_3", 40), ("input_4", 5)):
+        cut = rng.integers(0, l + 1, n)
+        feeds[k] *= (np.arange(l)[None, :, None] < cut[:, None, None]).astype(np.float32)
+    return feeds
+
+
 def cms_models(w, rng):
     pn = os.path.join(SHARED, "onnx", "cms-particlenet-ak4-hlt", "particle-net.onnx")
     if os.path.exists(pn):
-        n, npf, nsv = 24, 50, 5
-        pf_n = rng.integers(1, npf + 1, n)
-        sv_n = rng.integers(0, nsv + 1, n)
-        pf_mask = (np.arange(npf)[None, :] < pf_n[:, None]).astype(np.float32)[:, None, :]
-        sv_mask = (np.arange(nsv)[None, :] < sv_n[:, None]).astype(np.float32)[:, None, :]
-        feeds = {
-            "pf_points": rng.normal(0, 0.2, (n, 2, npf)).astype(np.float32) * pf_mask,
-            "pf_features": np.clip(rng.normal(0, 1, (n, 23, npf)), -5, 5).astype(np.float32) * pf_mask,
-            "pf_mask": pf_mask,
-            "sv_points": rng.normal(0, 0.2, (n, 2, nsv)).astype(np.float32) * sv_mask,
-            "sv_features": np.clip(rng.normal(0, 1, (n, 11, nsv)), -5, 5).astype(np.float32) * sv_mask,
-            "sv_mask": sv_mask,
-        }
-        w.case("particlenet", pn, "tract", feeds)
+        w.case("particlenet", pn, "tract", particlenet_feeds(rng, 24))
     bvl = os.path.join(SHARED, "onnx", "cms-deepdoublex-bvl", "BvL.onnx")
     if os.path.exists(bvl):
-        n = 16
-        feeds = {
-            "input_1": rng.normal(0, 1, (n, 1, 5)).astype(np.float32),
-            "input_2": rng.normal(0, 1, (n, 60, 8)).astype(np.float32),
-            "input_3": rng.normal(0, 1, (n, 40, 21)).astype(np.float32),
-            "input_4": rng.normal(0, 1, (n, 5, 7)).astype(np.float32),
-        }
-        for k, l in (("input_2", 60), ("input_3", 40), ("input_4", 5)):
-            cut = rng.integers(0, l + 1, n)
-            feeds[k] *= (np.arange(l)[None, :, None] < cut[:, None, None]).astype(np.float32)
         # tract 0.23 ignores the GRUs' HardSigmoid activation and reverse direction: the engine
         # refuses it there; onnxruntime runs it.
-        w.case("bvl", bvl, "ort", feeds)
+        w.case("bvl", bvl, "ort", bvl_feeds(rng, 16))
 
 
 def main(out):

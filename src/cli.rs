@@ -113,15 +113,15 @@ pub struct InjectArgs {
     #[arg(long)]
     pub friend: bool,
     /// Inference engine: auto (tree ensembles and dense networks to hepml's native evaluators,
-    /// every other graph to tract), or one forced.
+    /// every other graph to ONNX Runtime when its library is found, else tract), or one forced.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
     /// Device for the engine (cuda: ONNX Runtime's CUDA execution provider, never a silent
     /// CPU fallback).
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
-    /// libonnxruntime.so for --engine ort (default: ORT_DYLIB_PATH, else the project venv's
-    /// pip onnxruntime).
+    /// libonnxruntime.so for --engine ort and auto (default: ORT_DYLIB_PATH, else the project
+    /// venv's pip onnxruntime); `none`: auto never uses ONNX Runtime.
     #[arg(long)]
     pub ort_lib: Option<PathBuf>,
     /// The models are the members of a k-fold ensemble routed by this branch: member i scores
@@ -138,9 +138,12 @@ pub struct InjectArgs {
     /// NaN/inf in inputs: an error, or passed to the model.
     #[arg(long, value_enum, default_value_t = NanArg::Error)]
     pub nan: NanArg,
-    /// Decoding and inference threads (default: all cores).
+    /// Threads for each stage: decoding, and inference on every engine (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Print each stage's events/s (reading, input building, inference, writing).
+    #[arg(long)]
+    pub timing: bool,
     /// Events per chunk.
     #[arg(long, default_value_t = 10_000)]
     pub chunk: u64,

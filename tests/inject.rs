@@ -652,7 +652,8 @@ fn peak_threads(args: &[String]) -> usize {
 }
 
 /// `--threads 1` holds inference to one thread: the process never has more than its main
-/// thread and the chunk reader, on the native and the tract engine, with chunks large enough
+/// thread and the chunk reader (and ONNX Runtime's idle environment thread), on the native,
+/// tract and ONNX Runtime engines, with chunks large enough
 /// that an engine left at its default would split them over every core. (A run with more
 /// threads shows the sampling sees the engines' threads at all.)
 #[cfg(target_os = "linux")]
@@ -691,13 +692,136 @@ with uproot.recreate(sys.argv[1]) as f:
             ],
         ))
     };
-    for engine in ["native", "tract"] {
+    // ONNX Runtime's environment starts one thread of its own when it is created (before any
+    // session; it does no inference): one more than the others.
+    let base = |engine: &str| if engine == "ort" { 3 } else { 2 };
+    for engine in ["native", "tract", "ort"] {
         let one = run(engine, "1");
         assert!(
-            one <= 2,
+            one <= base(engine),
             "--engine {engine} --threads 1: {one} threads at once"
         );
     }
-    let many = run("tract", "4");
-    assert!(many > 2, "--threads 4: only {many} threads seen");
+    // The engines do use more threads when allowed (ONNX Runtime as intra-op threads).
+    for engine in ["tract", "ort"] {
+        let many = run(engine, "4");
+        assert!(
+            many > base(engine),
+            "--engine {engine} --threads 4: only {many} threads seen"
+        );
+    }
+}
+
+/// The provenance record's `engines` (one {engine, reason} per model) of an output file.
+fn provenance_engines(out: &str) -> serde_json::Value {
+    let code = r#"
+import sys, json, uproot
+print(json.dumps(json.loads(uproot.open(sys.argv[1])["hepml_provenance"].member("fTitle"))["engines"]))
+"#;
+    let o = Command::new(python())
+        .args(["-c", code, out])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap()
+}
+
+/// "auto" picks the fastest engine that is correct for each graph, and the log line and the
+/// provenance record name the choice and its reason: a dense MLP stays on the native
+/// evaluator (and `--timing` reports each stage's events/s); ParticleNet goes to ONNX Runtime when its library is found (the venv's wheel:
+/// a missing one fails the test) and to tract with `--ort-lib none`, with onnxruntime's
+/// scores either way; DeepDoubleX (GRUs tract would run wrongly) without ONNX Runtime is a
+/// one-line error naming tract's refusal, and no output.
+#[test]
+fn auto_engine_choice_is_logged_and_recorded() {
+    engine::ort::find_library(None).expect("libonnxruntime (the venv's onnxruntime)");
+    let f = Fixture::new();
+    let zmumu = shared("root/uproot-Zmumu.root");
+    let run = |args: Vec<String>| -> String {
+        let (good, log) = hepml(&args);
+        assert!(good, "hepml {args:?}: {log}");
+        log
+    };
+    let mlp_out = f.p("mlp_auto.root");
+    let mut args = inject(
+        &[&zmumu],
+        &[&f.p("mlp.onnx")],
+        &[&f.p("mlp.yaml")],
+        &mlp_out,
+        &["--timing"],
+    );
+    args.retain(|a| a != "--quiet");
+    let log = run(args);
+    assert!(log.contains("[engine native (dense network"), "{log}");
+    // --timing: each stage's events/s.
+    let timing = log
+        .lines()
+        .find(|l| l.starts_with("hepml timing: "))
+        .unwrap_or_else(|| panic!("no timing line: {log}"));
+    assert_eq!(timing.matches("events/s").count(), 4, "{timing}");
+    for stage in ["read ", "input building ", "inference ", "writing "] {
+        assert!(timing.contains(stage), "{stage}: {timing}");
+    }
+    let e = provenance_engines(&mlp_out);
+    assert_eq!(e[0]["engine"], "native", "{e}");
+
+    let model = shared("onnx/cms-particlenet-ak4-hlt/particle-net.onnx");
+    let pre = shared("onnx/cms-particlenet-ak4-hlt/preprocess.json");
+    for (ort_lib, want, why) in [
+        (None, "ort", "ONNX Runtime found"),
+        (Some("none"), "tract", "ONNX Runtime is switched off"),
+    ] {
+        let out = f.p(&format!("pnet_{want}.root"));
+        let mut extra = vec!["--length", "25", "--friend", "--chunk", "128"];
+        if let Some(l) = ort_lib {
+            extra.extend(["--ort-lib", l]);
+        }
+        let mut args = inject(&[&f.p("pfcands.root")], &[&model], &[&pre], &out, &extra);
+        args.retain(|a| a != "--quiet");
+        let log = run(args);
+        assert!(log.contains(&format!("[engine {want} (")), "{log}");
+        let e = provenance_engines(&out);
+        assert_eq!(e[0]["engine"], want, "{e}");
+        assert!(e[0]["reason"].as_str().unwrap().contains(why), "{e}");
+        let d = max_diff(&script(
+            "check_inject.py",
+            &[
+                "particlenet",
+                &model,
+                &pre,
+                "25",
+                &f.p("pfcands.root"),
+                "jets",
+                &out,
+                "jets",
+                "pnet_",
+            ],
+        ));
+        assert!(d <= 1e-5, "{want}: {d}");
+    }
+
+    let bvl = shared("onnx/cms-deepdoublex-bvl/BvL.onnx");
+    std::fs::write(
+        f.p("bvl.yaml"),
+        "inputs:\n  input_1: [E1]\noutputs:\n  ID_pred: bvl\n",
+    )
+    .unwrap();
+    let out = f.p("bvl.root");
+    let (good, err) = hepml(&inject(
+        &[&zmumu],
+        &[&bvl],
+        &[&f.p("bvl.yaml")],
+        &out,
+        &["--ort-lib", "none"],
+    ));
+    assert!(!good, "BvL on tract: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for want in [
+        "auto: tract refuses this graph",
+        "(GRU)",
+        "ONNX Runtime is switched off",
+    ] {
+        assert!(err.contains(want), "'{want}' not in: {err}");
+    }
+    assert!(!Path::new(&out).exists());
 }

@@ -66,7 +66,9 @@ impl Model {
             ..Default::default()
         };
         let model = engine::Model::read(Path::new(path))?;
-        let inner = engine::open(&model, &opts)?;
+        // The same selection as `hepml inject` (engine::open_with_choice); the description
+        // says which engine and why.
+        let (inner, choice) = engine::open_with_choice(&model, &opts)?;
         // The native evaluators (picked by type) have the allocation-free path.
         let fast = match &inner {
             Opened::Native(e) => Some(Fast {
@@ -115,7 +117,7 @@ impl Model {
             .or_else(|| info.outputs.iter().position(|o| o.elem == "float"))
             .unwrap_or(0);
         Ok(Model {
-            describe: cstr(&inner.engine().describe()),
+            describe: cstr(&format!("{} [engine {choice}]", inner.engine().describe())),
             input_names: info.inputs.iter().map(|p| cstr(&p.name)).collect(),
             output_names: info.outputs.iter().map(|p| cstr(&p.name)).collect(),
             metadata: info
@@ -250,7 +252,8 @@ unsafe fn model<'a>(m: *const Model) -> Result<&'a Model, BridgeError> {
 }
 
 /// Opens `path` on `engine` ("auto" when null: tree ensembles and dense networks on the native
-/// evaluators, other graphs on tract; or "native", "tract", "trees", "ort"). Null on failure,
+/// evaluators, other graphs on ONNX Runtime when its library is found, else tract; or
+/// "native", "tract", "trees", "ort"). Null on failure,
 /// with the message in `*error`.
 ///
 /// # Safety

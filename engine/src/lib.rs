@@ -1,17 +1,17 @@
 //! Inference engines behind one interface, [`Engine`]: named f32 tensors in (row-major,
 //! `[batch, ...]`), named f32 tensors out.
 //!
-//! - [`tract::TractEngine`] (pure Rust, the default for neural networks): a plan with a
+//! - [`tract::TractEngine`] (pure Rust, for neural networks when ONNX Runtime is absent): a plan with a
 //!   symbolic batch plus plans optimised for the fixed shapes actually seen, cached;
 //! - [`trees::TreeEngine`]: ONNX-ML tree ensembles (sklearn/xgboost BDTs) evaluated natively;
 //! - [`native::NativeEngine`]: dense networks (MLPs, PNNs: dense layers, activations,
 //!   standardisation) evaluated natively, allocation-free, sub-microsecond per event;
 //! - `ort::OrtEngine` (feature `ort`): ONNX Runtime loaded at run time, CPU or CUDA.
 //!
-//! A [`Model`] is an ONNX file read and decoded once; [`open`] picks an engine for it
+//! A [`Model`] is an ONNX file read and decoded once; [`open_with_choice`] picks an engine for it
 //! ([`EngineKind::Auto`]: tree ensembles and dense networks to the native evaluators, every
-//! other graph to tract) and loads it from that one decode; [`Engine::describe`] says which, for
-//! logs and provenance. The models' `metadata_props` (see [`ModelInfo::metadata`]) carry
+//! other graph to ONNX Runtime when its library is found, else tract), loads it from that one
+//! decode and says which and why ([`Choice`]), for logs and provenance. The models' `metadata_props` (see [`ModelInfo::metadata`]) carry
 //! hepml's feature map.
 
 mod model;
@@ -82,7 +82,8 @@ pub trait Engine: Send + Sync {
 /// Which engine [`open`] loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EngineKind {
-    /// Tree ensembles and dense networks to the native evaluators, every other graph to tract.
+    /// Tree ensembles and dense networks to the native evaluators, every other graph to ONNX
+    /// Runtime when its library is found, else tract (see [`open_with_choice`]).
     #[default]
     Auto,
     Tract,
@@ -134,12 +135,13 @@ impl std::str::FromStr for Device {
 pub struct EngineOptions {
     pub kind: EngineKind,
     pub device: Device,
-    /// libonnxruntime for [`EngineKind::Ort`] (default: `ORT_DYLIB_PATH`, else the project
-    /// venv's pip onnxruntime).
-    pub ort_library: Option<PathBuf>,
+    /// libonnxruntime for [`EngineKind::Ort`], and whether "auto" may use it.
+    pub ort_library: OrtLibrary,
     /// ONNX Runtime sessions kept for concurrent callers (0: one per core).
     pub ort_sessions: usize,
-    /// tract and native trees: threads a large batch is split over (0: one per core).
+    /// Inference threads (0: one per core): the native evaluators and tract split a large
+    /// batch over this many; ONNX Runtime's sessions share them as intra-op threads
+    /// (`threads / ort_sessions` each, at least one).
     pub threads: usize,
 }
 
@@ -169,26 +171,226 @@ impl Opened {
     }
 }
 
-/// Loads `model` on the engine `opts` asks for.
+/// What [`open_with_choice`] loaded, and why: for the log and the provenance record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// The engine loaded (never [`EngineKind::Auto`]).
+    pub kind: EngineKind,
+    /// Why: "requested", or what made "auto" choose it.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Choice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.kind.name(), self.reason)
+    }
+}
+
+impl EngineKind {
+    /// The name the command line uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Auto => "auto",
+            EngineKind::Tract => "tract",
+            EngineKind::Trees => "trees",
+            EngineKind::Native => "native",
+            EngineKind::Ort => "ort",
+        }
+    }
+}
+
+/// Loads `model` on the engine `opts` asks for (see [`open_with_choice`]).
 pub fn open(model: &Model, opts: &EngineOptions) -> Result<Opened, EngineError> {
-    let kind = match opts.kind {
-        EngineKind::Auto if trees::is_tree_model(model) => EngineKind::Trees,
-        EngineKind::Auto if native::recognise(model).is_ok() => EngineKind::Native,
-        EngineKind::Auto => EngineKind::Tract,
-        k => k,
+    open_with_choice(model, opts).map(|(e, _)| e)
+}
+
+/// Loads `model` on the engine `opts` asks for, and says which and why.
+///
+/// [`EngineKind::Auto`] picks the fastest engine that is correct for the graph:
+/// - tree ensembles and dense networks: hepml's native evaluators;
+/// - every other graph (and a tree ensemble the native evaluator refuses): ONNX Runtime when
+///   its library is found (`ort_library`, `ORT_DYLIB_PATH`, a venv's onnxruntime wheel; see
+///   [`OrtLibrary`]), else tract. ONNX Runtime also takes the graphs tract refuses (recurrent
+///   layers with attributes tract ignores); without it those are a one-line error naming
+///   tract's refusal;
+/// - with device cuda: ONNX Runtime (the one engine with a GPU).
+pub fn open_with_choice(
+    model: &Model,
+    opts: &EngineOptions,
+) -> Result<(Opened, Choice), EngineError> {
+    let requested = |kind| Choice {
+        kind,
+        reason: "requested".into(),
     };
-    if opts.device == Device::Cuda && kind != EngineKind::Ort {
+    let choice = match opts.kind {
+        EngineKind::Auto if opts.device == Device::Cuda => Choice {
+            kind: EngineKind::Ort,
+            reason: "device cuda: ONNX Runtime's CUDA provider".into(),
+        },
+        EngineKind::Auto => return open_auto(model, opts),
+        k => requested(k),
+    };
+    if opts.device == Device::Cuda && choice.kind != EngineKind::Ort {
         return Err(EngineError::Config(format!(
             "device cuda needs the ort engine; {} runs on the CPU only",
-            if kind == EngineKind::Trees {
-                "the native tree evaluator"
-            } else if kind == EngineKind::Native {
-                "the native dense evaluator"
-            } else {
-                "tract"
+            match choice.kind {
+                EngineKind::Trees => "the native tree evaluator",
+                EngineKind::Native => "the native dense evaluator",
+                _ => "tract",
             }
         )));
     }
+    Ok((load(model, opts, choice.kind)?, choice))
+}
+
+/// [`EngineKind::Auto`] on the CPU (see [`open_with_choice`]).
+fn open_auto(model: &Model, opts: &EngineOptions) -> Result<(Opened, Choice), EngineError> {
+    let chose = |kind, reason: String| Choice { kind, reason };
+    let tree_model = trees::is_tree_model(model);
+    // Not covered natively: why, for the reason recorded.
+    let native_refusal = if tree_model {
+        match load(model, opts, EngineKind::Trees) {
+            Ok(e) => {
+                let c = chose(EngineKind::Trees, "tree ensemble: native evaluator".into());
+                return Ok((e, c));
+            }
+            Err(e @ EngineError::Unsupported { .. }) => e,
+            Err(e) => return Err(e),
+        }
+    } else {
+        match load(model, opts, EngineKind::Native) {
+            Ok(e) => {
+                let c = chose(EngineKind::Native, "dense network: native evaluator".into());
+                return Ok((e, c));
+            }
+            Err(e) => e,
+        }
+    };
+    let lib = match ort_library(opts) {
+        Ok(lib) => lib,
+        // An explicit library that is not there is the user's error, not a reason to fall back.
+        Err(e) if opts.ort_library.is_explicit() => return Err(EngineError::Config(e)),
+        Err(why_not) if tree_model => {
+            return Err(EngineError::Unsupported {
+                path: model.path().to_path_buf(),
+                msg: format!("{}; auto: {why_not}", bare(&native_refusal)),
+            })
+        }
+        Err(why_not) => {
+            return match load(model, opts, EngineKind::Tract) {
+                Ok(e) => Ok((
+                    e,
+                    chose(
+                        EngineKind::Tract,
+                        format!("no native evaluator for this graph; {why_not}"),
+                    ),
+                )),
+                Err(refusal) => Err(EngineError::Unsupported {
+                    path: model.path().to_path_buf(),
+                    msg: format!(
+                        "auto: tract refuses this graph ({}) and {why_not}",
+                        bare(&refusal)
+                    ),
+                }),
+            };
+        }
+    };
+    let why_ort = if tree_model {
+        format!(
+            "native tree evaluator refuses it ({})",
+            bare(&native_refusal)
+        )
+    } else {
+        "no native evaluator for this graph".into()
+    };
+    match load(model, opts, EngineKind::Ort) {
+        Ok(e) => Ok((
+            e,
+            chose(
+                EngineKind::Ort,
+                format!(
+                    "{why_ort}; ONNX Runtime found ({}), faster than tract",
+                    lib.display()
+                ),
+            ),
+        )),
+        // ONNX Runtime found but unusable (a broken library, a graph it rejects): tract, if it
+        // takes the graph; else both refusals.
+        Err(ort_err) if !tree_model => match load(model, opts, EngineKind::Tract) {
+            Ok(e) => Ok((
+                e,
+                chose(
+                    EngineKind::Tract,
+                    format!("{why_ort}; ONNX Runtime failed ({})", bare(&ort_err)),
+                ),
+            )),
+            Err(refusal) => Err(EngineError::Unsupported {
+                path: model.path().to_path_buf(),
+                msg: format!(
+                    "auto: tract refuses this graph ({}) and ONNX Runtime failed ({})",
+                    bare(&refusal),
+                    bare(&ort_err)
+                ),
+            }),
+        },
+        Err(ort_err) => Err(ort_err),
+    }
+}
+
+/// An error's text without the model path it starts with (the caller names the model once),
+/// on one line.
+fn bare(e: &EngineError) -> String {
+    let s = match e {
+        EngineError::Load { msg, .. }
+        | EngineError::Unsupported { msg, .. }
+        | EngineError::Run { msg, .. } => msg.clone(),
+        e => e.to_string(),
+    };
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Where ONNX Runtime's library comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OrtLibrary {
+    /// `ORT_DYLIB_PATH`, else a venv's onnxruntime wheel (see `ort::find_library`).
+    #[default]
+    Search,
+    /// This file.
+    Path(PathBuf),
+    /// Never ONNX Runtime: "auto" picks among the native evaluators and tract only.
+    Off,
+}
+
+impl OrtLibrary {
+    fn is_explicit(&self) -> bool {
+        matches!(self, OrtLibrary::Path(_))
+    }
+}
+
+/// The ONNX Runtime library "auto" would load, or why there is none (a phrase).
+fn ort_library(opts: &EngineOptions) -> Result<PathBuf, String> {
+    if opts.ort_library == OrtLibrary::Off {
+        return Err("ONNX Runtime is switched off".into());
+    }
+    find_ort(opts)
+}
+
+#[cfg(feature = "ort")]
+fn find_ort(opts: &EngineOptions) -> Result<PathBuf, String> {
+    let explicit = match &opts.ort_library {
+        OrtLibrary::Path(p) => Some(p.as_path()),
+        _ => None,
+    };
+    ort::find_library(explicit)
+}
+
+#[cfg(not(feature = "ort"))]
+fn find_ort(_: &EngineOptions) -> Result<PathBuf, String> {
+    Err("this build has no ONNX Runtime backend (cargo feature `ort`)".into())
+}
+
+/// Loads `model` on `kind` (not Auto) with the options' threads.
+fn load(model: &Model, opts: &EngineOptions, kind: EngineKind) -> Result<Opened, EngineError> {
     // The CPU engines split large batches over `threads` (0: one per core, their default).
     macro_rules! with_threads {
         ($load:expr) => {{
@@ -207,22 +409,41 @@ pub fn open(model: &Model, opts: &EngineOptions) -> Result<Opened, EngineError> 
             Opened::Native(Box::new(with_threads!(native::NativeEngine::load(model)?)))
         }
         EngineKind::Ort => Opened::Other(open_ort(model, opts)?),
-        _ => Opened::Other(Box::new(with_threads!(tract::TractEngine::load(model)?))),
+        EngineKind::Tract | EngineKind::Auto => {
+            Opened::Other(Box::new(with_threads!(tract::TractEngine::load(model)?)))
+        }
     })
 }
 
 #[cfg(feature = "ort")]
 fn open_ort(model: &Model, opts: &EngineOptions) -> Result<Box<dyn Engine>, EngineError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pool = if opts.ort_sessions == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cores
     } else {
         opts.ort_sessions
     };
+    // `threads` in all: each session's intra-op pool gets its share.
+    let total = if opts.threads == 0 {
+        cores
+    } else {
+        opts.threads
+    };
+    let lib = match &opts.ort_library {
+        OrtLibrary::Search => None,
+        OrtLibrary::Path(p) => Some(p.as_path()),
+        OrtLibrary::Off => {
+            return Err(EngineError::Config(
+                "the ort engine was asked for, but ONNX Runtime is switched off".into(),
+            ))
+        }
+    };
     Ok(Box::new(ort::OrtEngine::load(
         model,
-        opts.ort_library.as_deref(),
+        lib,
         opts.device == Device::Cuda,
         pool,
+        (total / pool).max(1),
     )?))
 }
 

@@ -77,6 +77,7 @@ pub const CUDA_FAILED: &str =
 pub struct OrtEngine {
     pub info: ModelInfo,
     sessions: Vec<Mutex<Session>>,
+    intra_threads: usize,
     device: String,
     lib: PathBuf,
 }
@@ -117,7 +118,7 @@ fn environment(
 
 impl OrtEngine {
     /// Loads `model` into `pool` sessions (one per concurrent caller: `Session::run` needs
-    /// `&mut`). `cuda`: register the CUDA execution provider or fail, never run on the CPU.
+    /// `&mut`), each with `intra_threads` intra-op threads (the caller's included). `cuda`: register the CUDA execution provider or fail, never run on the CPU.
     /// The ports come from `model`; ONNX Runtime parses the graph itself, from the file (so
     /// that external data beside it resolves).
     pub fn load(
@@ -125,6 +126,7 @@ impl OrtEngine {
         lib: Option<&Path>,
         cuda: bool,
         pool: usize,
+        intra_threads: usize,
     ) -> Result<Self, EngineError> {
         let path = model.path();
         let err = |msg: String| EngineError::Load {
@@ -160,7 +162,7 @@ impl OrtEngine {
         for _ in 0..pool.max(1) {
             let b = Session::builder(&env).map_err(|e| err(format!("onnxruntime: {e}")))?;
             let mut b = b
-                .with_intra_threads(1)
+                .with_intra_threads(intra_threads.max(1))
                 .map_err(|e| err(format!("onnxruntime: {e}")))?;
             if cuda {
                 b = b
@@ -175,6 +177,7 @@ impl OrtEngine {
         Ok(OrtEngine {
             info,
             sessions,
+            intra_threads: intra_threads.max(1),
             device: if cuda { "cuda".into() } else { "cpu".into() },
             lib,
         })
@@ -241,8 +244,12 @@ impl Engine for OrtEngine {
 
     fn describe(&self) -> String {
         format!(
-            "onnxruntime ({}, {}) on {} (xxh64 {})",
+            "onnxruntime ({}, {} session{} x {} thread{}, {}) on {} (xxh64 {})",
             self.device,
+            self.sessions.len(),
+            if self.sessions.len() == 1 { "" } else { "s" },
+            self.intra_threads,
+            if self.intra_threads == 1 { "" } else { "s" },
             self.lib.display(),
             self.info.path.display(),
             self.info.hash

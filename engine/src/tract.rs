@@ -341,40 +341,55 @@ impl TractEngine {
                 .collect());
         }
         let plan = if self.fixed_plans {
-            let key: Vec<Vec<usize>> = ordered.iter().map(|t| t.shape.clone()).collect();
-            let cached = self
-                .fixed
-                .lock()
-                .map_err(|_| self.run_err("plan cache lock poisoned"))?
-                .get(&key)
-                .cloned();
-            match (cached, &self.symbolic) {
+            let key = shapes(ordered);
+            match (self.cached(&key)?, &self.symbolic) {
                 (Some(p), _) => p,
                 (None, Some(sym)) if self.fixed_len() >= MAX_FIXED => sym.clone(),
-                (None, _) => {
-                    // Optimised outside the lock: other shapes keep running meanwhile.
-                    let p = Self::plan(&self.model, Some(&key), &self.info)
-                        .map_err(|e| self.run_err(format!("{e:#}")))?;
-                    let mut cache = self
-                        .fixed
-                        .lock()
-                        .map_err(|_| self.run_err("plan cache lock poisoned"))?;
-                    if cache.len() >= 4 * MAX_FIXED {
-                        cache.clear();
-                    }
-                    cache.insert(key, p.clone());
-                    p
-                }
+                (None, _) => self.build_fixed(key)?,
             }
         } else {
-            self.symbolic.clone().ok_or_else(|| {
-                self.run_err(format!(
-                    "cannot run this model with symbolic shapes: {}",
-                    self.symbolic_error
-                ))
-            })?
+            self.symbolic_plan()?
         };
-        self.run_plan(&plan, ordered)
+        self.run_on(&plan, ordered)
+    }
+
+    /// The fixed-shape plan cached for these shapes, if any.
+    fn cached(&self, key: &[Vec<usize>]) -> Result<Option<Plan>, EngineError> {
+        Ok(self
+            .fixed
+            .lock()
+            .map_err(|_| self.run_err("plan cache lock poisoned"))?
+            .get(key)
+            .cloned())
+    }
+
+    /// Optimises a plan for these shapes (outside the lock: other shapes keep running
+    /// meanwhile) and caches it.
+    fn build_fixed(&self, key: Vec<Vec<usize>>) -> Result<Plan, EngineError> {
+        let p = Self::plan(&self.model, Some(&key), &self.info)
+            .map_err(|e| self.run_err(format!("{e:#}")))?;
+        let mut cache = self
+            .fixed
+            .lock()
+            .map_err(|_| self.run_err("plan cache lock poisoned"))?;
+        if cache.len() >= 4 * MAX_FIXED {
+            cache.clear();
+        }
+        cache.insert(key, p.clone());
+        Ok(p)
+    }
+
+    fn symbolic_plan(&self) -> Result<Plan, EngineError> {
+        self.symbolic.clone().ok_or_else(|| {
+            self.run_err(format!(
+                "cannot run this model with symbolic shapes: {}",
+                self.symbolic_error
+            ))
+        })
+    }
+
+    fn run_on(&self, plan: &Plan, ordered: &[&Tensor]) -> Result<Vec<Tensor>, EngineError> {
+        self.run_plan(plan, ordered)
             .map_err(|e| self.run_err(format!("{e:#}")))
     }
 
@@ -387,32 +402,22 @@ impl TractEngine {
     /// Runs the symbolic-batch plan only (for checks that both paths agree).
     pub fn run_symbolic(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
         let ordered = self.info.check_inputs(inputs)?;
-        let p = self.symbolic.as_ref().ok_or_else(|| {
-            self.run_err(format!(
-                "cannot run this model with symbolic shapes: {}",
-                self.symbolic_error
-            ))
-        })?;
-        self.run_plan(p, &ordered)
-            .map_err(|e| self.run_err(format!("{e:#}")))
+        self.run_on(&self.symbolic_plan()?, &ordered)
     }
 
     /// Runs a plan optimised for these exact shapes only (built and cached on first use).
     pub fn run_fixed(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
         let ordered = self.info.check_inputs(inputs)?;
-        let key: Vec<Vec<usize>> = ordered.iter().map(|t| t.shape.clone()).collect();
-        let cached = self
-            .fixed
-            .lock()
-            .map_err(|_| self.run_err("plan cache lock poisoned"))?
-            .get(&key)
-            .cloned();
-        let p = match cached {
+        let key = shapes(&ordered);
+        let p = match self.cached(&key)? {
             Some(p) => p,
-            None => Self::plan(&self.model, Some(&key), &self.info)
-                .map_err(|e| self.run_err(format!("{e:#}")))?,
+            None => self.build_fixed(key)?,
         };
-        self.run_plan(&p, &ordered)
-            .map_err(|e| self.run_err(format!("{e:#}")))
+        self.run_on(&p, &ordered)
     }
+}
+
+/// The inputs' shapes: the key of the fixed-plan cache.
+fn shapes(ordered: &[&Tensor]) -> Vec<Vec<usize>> {
+    ordered.iter().map(|t| t.shape.clone()).collect()
 }

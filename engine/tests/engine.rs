@@ -9,8 +9,8 @@
 mod common;
 
 use engine::{
-    tract::TractEngine, Device, Engine, EngineError, EngineKind, EngineOptions, Model, Opened,
-    Tensor,
+    tract::TractEngine, Choice, Device, Engine, EngineError, EngineKind, EngineOptions, Model,
+    Opened, OrtLibrary, Tensor,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -144,45 +144,132 @@ fn compare(c: &Case, e: &dyn Engine) -> f32 {
 }
 
 fn open(path: &Path, kind: EngineKind) -> Result<Box<dyn Engine>, EngineError> {
-    engine::open(
+    open_with(path, kind, OrtLibrary::Search).map(|(e, _)| e)
+}
+
+/// Opens `path` on `kind` with ONNX Runtime from `ort`; the engine and the choice.
+fn open_with(
+    path: &Path,
+    kind: EngineKind,
+    ort: OrtLibrary,
+) -> Result<(Box<dyn Engine>, Choice), EngineError> {
+    engine::open_with_choice(
         &Model::read(path)?,
         &EngineOptions {
             kind,
             ort_sessions: 2,
+            ort_library: ort,
             ..Default::default()
         },
     )
-    .map(Opened::into_engine)
+    .map(|(e, c)| (e.into_engine(), c))
 }
 
-/// Auto routing: tree ensembles and dense networks on the native evaluators, the rest on tract;
-/// all within 1e-5.
+/// Whether "auto" can use ONNX Runtime in this build: with the `ort` feature the venv's
+/// onnxruntime must be there (a missing library fails the test, never skips it).
+fn ort_present() -> bool {
+    #[cfg(feature = "ort")]
+    {
+        let lib = engine::ort::find_library(None).expect("libonnxruntime (the venv's onnxruntime)");
+        eprintln!("ONNX Runtime: {}", lib.display());
+        true
+    }
+    #[cfg(not(feature = "ort"))]
+    false
+}
+
+/// Auto routing, with ONNX Runtime found and switched off: tree ensembles and dense networks
+/// on the native evaluators either way; other graphs on ONNX Runtime, else tract; graphs tract
+/// refuses (GRUs with attributes it ignores) on ONNX Runtime, else a one-line error naming the
+/// refusal. The choice names its reason. All within 1e-5.
 #[test]
 fn tract_and_native_trees_match_onnxruntime() {
+    let ort = ort_present();
     let mut report = Vec::new();
     for c in cases() {
-        if c.route == "ort" {
-            // Graphs tract would run with wrong numbers are refused, naming the node.
-            let err = open(&c.model, EngineKind::Auto).err().expect("refused");
-            assert_one_line(
-                &err,
-                &["(GRU)", "not implemented by tract", "use the ort engine"],
+        let (e, choice) = open_with(&c.model, EngineKind::Auto, OrtLibrary::Off)
+            .map(|(e, c)| (Some(e), Some(c)))
+            .unwrap_or_else(|err| {
+                assert_eq!(c.route, "ort", "{}: {err}", c.name);
+                // Graphs tract would run with wrong numbers are refused, naming the node.
+                assert_one_line(
+                    &err,
+                    &[
+                        "auto: tract refuses this graph",
+                        "(GRU)",
+                        "not implemented by tract",
+                        "ONNX Runtime is switched off",
+                    ],
+                );
+                report.push(format!("{:30} without ONNX Runtime: {err}", c.name));
+                (None, None)
+            });
+        if let (Some(e), Some(choice)) = (e, choice) {
+            let (want, kind, why) = match c.route.as_str() {
+                "trees" => ("native trees", EngineKind::Trees, "tree ensemble"),
+                "native" => ("native dense", EngineKind::Native, "dense network"),
+                _ => ("tract", EngineKind::Tract, "ONNX Runtime is switched off"),
+            };
+            assert!(
+                e.describe().starts_with(want),
+                "{}: {}",
+                c.name,
+                e.describe()
             );
-            report.push(format!("{:30} refused by tract: {err}", c.name));
+            assert_eq!(choice.kind, kind, "{}", c.name);
+            assert!(choice.reason.contains(why), "{}: {choice}", c.name);
+            let d = compare(&c, e.as_ref());
+            report.push(format!(
+                "{:30} {want:13} max|diff| {d:.2e} ({choice})",
+                c.name
+            ));
+        }
+        if !ort || !matches!(c.route.as_str(), "tract" | "ort") {
             continue;
         }
-        let e = open(&c.model, EngineKind::Auto).unwrap_or_else(|e| panic!("{}: {e}", c.name));
-        let want = match c.route.as_str() {
-            "trees" => "native trees",
-            "native" => "native dense",
-            _ => "tract",
+        let (e, choice) = open_with(&c.model, EngineKind::Auto, OrtLibrary::Search)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        assert!(
+            e.describe().starts_with("onnxruntime (cpu"),
+            "{}",
+            e.describe()
+        );
+        assert_eq!(choice.kind, EngineKind::Ort, "{}", c.name);
+        assert!(
+            choice.reason.contains("no native evaluator")
+                && choice.reason.contains("ONNX Runtime found"),
+            "{}: {choice}",
+            c.name
+        );
+        let d = compare(&c, e.as_ref());
+        report.push(format!(
+            "{:30} onnxruntime   max|diff| {d:.2e} ({choice})",
+            c.name
+        ));
+    }
+    eprintln!("{}", report.join("\n"));
+}
+
+/// Dense networks and tree ensembles stay native under "auto" when ONNX Runtime is found.
+#[cfg(feature = "ort")]
+#[test]
+fn auto_keeps_native_graphs_native() {
+    assert!(ort_present(), "this check needs ONNX Runtime found");
+    for c in cases() {
+        let (want, kind) = match c.route.as_str() {
+            "trees" => ("native trees", EngineKind::Trees),
+            "native" => ("native dense", EngineKind::Native),
+            _ => continue,
         };
+        let (e, choice) = open_with(&c.model, EngineKind::Auto, OrtLibrary::Search)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
         assert!(
             e.describe().starts_with(want),
             "{}: routed to {}",
             c.name,
             e.describe()
         );
+        assert_eq!(choice.kind, kind, "{}", c.name);
         // One branch mode and one weight per leaf: the packed branch-free walk takes them.
         if c.name.starts_with("trees_lt_") || c.name.starts_with("trees_leq_") || c.name == "gbc" {
             assert!(
@@ -192,10 +279,7 @@ fn tract_and_native_trees_match_onnxruntime() {
                 e.describe()
             );
         }
-        let d = compare(&c, e.as_ref());
-        report.push(format!("{:30} {:13} max|diff| {d:.2e}", c.name, want));
     }
-    eprintln!("{}", report.join("\n"));
 }
 
 /// The same cases on ONNX Runtime through the `ort` crate (venv libonnxruntime).
@@ -492,22 +576,37 @@ fn bad_inputs_are_one_line_errors() {
 #[test]
 fn unsupported_trees_are_refused_by_name() {
     let dir = models_dir();
-    let err = open(&dir.join("bad_aggregate_min.onnx"), EngineKind::Auto)
-        .err()
-        .expect("MIN refused");
-    assert_one_line(&err, &["bad_aggregate_min.onnx", "aggregate_function MIN"]);
-    let err = open(&dir.join("bad_mul_after.onnx"), EngineKind::Auto)
-        .err()
-        .expect("Mul refused");
-    assert_one_line(
-        &err,
-        &["bad_mul_after.onnx", "node 'square' (Mul)", "--engine ort"],
-    );
+    let refused = |f: &str, kind| {
+        open_with(&dir.join(f), kind, OrtLibrary::Off)
+            .err()
+            .expect("refused")
+    };
+    for kind in [EngineKind::Auto, EngineKind::Trees] {
+        let err = refused("bad_aggregate_min.onnx", kind);
+        assert_one_line(&err, &["bad_aggregate_min.onnx", "aggregate_function MIN"]);
+        let err = refused("bad_mul_after.onnx", kind);
+        assert_one_line(
+            &err,
+            &["bad_mul_after.onnx", "node 'square' (Mul)", "--engine ort"],
+        );
+    }
+    // ONNX Runtime runs them; "auto" takes it when found, saying why.
     #[cfg(feature = "ort")]
-    for f in ["bad_aggregate_min.onnx", "bad_mul_after.onnx"] {
-        let e = open(&dir.join(f), EngineKind::Ort).unwrap();
+    for (f, why) in [
+        ("bad_aggregate_min.onnx", "aggregate_function MIN"),
+        ("bad_mul_after.onnx", "node 'square' (Mul)"),
+    ] {
         let x = Tensor::new("x", vec![2, 4], vec![0.5; 8]);
-        assert_eq!(e.run(&[x]).unwrap()[0].shape, vec![2, 1]);
+        let e = open(&dir.join(f), EngineKind::Ort).unwrap();
+        let want = e.run(std::slice::from_ref(&x)).unwrap();
+        assert_eq!(want[0].shape, vec![2, 1]);
+        let (auto, choice) = open_with(&dir.join(f), EngineKind::Auto, OrtLibrary::Search).unwrap();
+        assert_eq!(choice.kind, EngineKind::Ort, "{f}");
+        assert!(
+            choice.reason.contains("native tree evaluator refuses") && choice.reason.contains(why),
+            "{f}: {choice}"
+        );
+        assert_eq!(auto.run(&[x]).unwrap(), want);
     }
     // A neural network forced onto the tree evaluator.
     let err = open(&case("pnn").model, EngineKind::Trees)
@@ -517,7 +616,7 @@ fn unsupported_trees_are_refused_by_name() {
 }
 
 /// `device cuda` never falls back to the CPU, and never passes with just any error. tract and
-/// the trees refuse it outright. On ONNX Runtime: with an onnxruntime built without the CUDA
+/// the native evaluators refuse it outright; "auto" takes ONNX Runtime. On ONNX Runtime: with an onnxruntime built without the CUDA
 /// execution provider, hepml's own error says so; with one built with it but no NVIDIA GPU,
 /// hepml's registration error; with both, the CUDA scores equal the CPU scores within 1e-5.
 #[test]
@@ -533,11 +632,17 @@ fn cuda_is_used_or_refused_with_a_clear_error() {
         };
         engine::open(&model, &opts).map(Opened::into_engine)
     };
-    for kind in [EngineKind::Auto, EngineKind::Tract, EngineKind::Trees] {
+    for kind in [EngineKind::Tract, EngineKind::Trees, EngineKind::Native] {
         let err = on(kind, Device::Cuda).err().expect("cuda refused");
         assert_one_line(&err, &["device cuda needs the ort engine"]);
     }
+    // "auto" on cuda is ONNX Runtime (the one engine with a GPU): the same outcome.
+    let auto = on(EngineKind::Auto, Device::Cuda).map(|e| e.describe());
     let r = on(EngineKind::Ort, Device::Cuda);
+    assert_eq!(
+        auto.map_err(|e| e.to_string()),
+        r.as_ref().map(|e| e.describe()).map_err(|e| e.to_string())
+    );
     #[cfg(feature = "ort")]
     {
         use engine::ort::{find_library, CUDA_FAILED, CUDA_MISSING};
@@ -683,7 +788,7 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
         let err = open(&c.model, EngineKind::Native).err().expect("refused");
         assert_one_line(&err, &["not a dense network for the native evaluator"]);
         if name == "particlenet" {
-            let e = open(&c.model, EngineKind::Auto).unwrap();
+            let (e, _) = open_with(&c.model, EngineKind::Auto, OrtLibrary::Off).unwrap();
             assert!(e.describe().starts_with("tract"), "{}", e.describe());
         }
     }

@@ -266,7 +266,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         folds.clone(),
         scored.clone(),
     ))?;
-    super::inject::run_plan(&plan, false)?;
+    super::inject::run_plan(&plan, false, false)?;
 
     let f = RootFile::open(&scored)?;
     let t = f.tree("events")?;

@@ -4,6 +4,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use batch::manifest::{Grouping, Row};
 use batch::task::Counts;
+use engine::OrtLibrary;
 use indicatif::{ProgressBar, ProgressStyle};
 use injector::inject::{tree_name, Event, Options, Plan};
 use rootio::RootFile;
@@ -40,7 +41,11 @@ fn options(a: InjectArgs) -> Result<Options> {
     o.friend = a.friend;
     o.engine = a.engine.into();
     o.device = a.device.into();
-    o.ort_library = a.ort_lib;
+    o.ort_library = match a.ort_lib {
+        None => OrtLibrary::Search,
+        Some(p) if p.as_os_str() == "none" => OrtLibrary::Off,
+        Some(p) => OrtLibrary::Path(p),
+    };
     o.fold_branch = a.fold_branch;
     o.params = a.params;
     o.length = a.length;
@@ -52,12 +57,13 @@ fn options(a: InjectArgs) -> Result<Options> {
 }
 
 /// Runs a plan with a progress bar (unless `quiet`) and a log line per output on stderr.
-pub fn run_plan(plan: &Plan, quiet: bool) -> Result<()> {
-    plan_events(plan, quiet, &mut 0)
+/// With `timing`, a second line per output gives each stage's events/s.
+pub fn run_plan(plan: &Plan, quiet: bool, timing: bool) -> Result<()> {
+    plan_events(plan, quiet, timing, &mut 0)
 }
 
 /// [`run_plan`], adding the events written to `events`.
-fn plan_events(plan: &Plan, quiet: bool, events: &mut u64) -> Result<()> {
+fn plan_events(plan: &Plan, quiet: bool, timing: bool, events: &mut u64) -> Result<()> {
     let style =
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} events, {per_sec}, eta {eta}")
             .map_err(|e| anyhow!("{e}"))?
@@ -89,13 +95,21 @@ fn plan_events(plan: &Plan, quiet: bool, events: &mut u64) -> Result<()> {
                 w.output.display(),
                 w.entries,
                 w.entries as f64 / w.seconds.max(1e-9),
-                w.models.join(", "),
+                w.models
+                    .iter()
+                    .zip(&w.engines)
+                    .map(|(m, c)| format!("{m} [engine {c}]"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 w.branches
                     .iter()
                     .map(|(n, t)| format!("{n} {t}"))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            if timing {
+                eprintln!("hepml timing: {}", w.stages.report(w.entries));
+            }
         }
     })?;
     Ok(())
@@ -118,9 +132,9 @@ pub(crate) fn rows(a: &InjectArgs, g: Grouping) -> Result<Vec<Row>> {
 }
 
 pub fn run(a: InjectArgs) -> Result<()> {
-    let quiet = a.quiet;
+    let (quiet, timing) = (a.quiet, a.timing);
     match shard(&a.shard)? {
-        None => run_plan(&Plan::new(options(a)?)?, quiet),
+        None => run_plan(&Plan::new(options(a)?)?, quiet, timing),
         Some(Shard::Plan(m, g)) => write_plan(&m, &a.output, rows(&a, g)?),
         Some(Shard::Task(m, task)) => {
             if !a.inputs.is_empty() {
@@ -136,7 +150,7 @@ pub fn run(a: InjectArgs) -> Result<()> {
                 o.output = tmp.to_path_buf();
                 let mut n = 0;
                 let plan = Plan::new(o)?;
-                plan_events(&plan, quiet, &mut n)?;
+                plan_events(&plan, quiet, timing, &mut n)?;
                 Ok(Counts {
                     entries_in: n,
                     entries_out: n,

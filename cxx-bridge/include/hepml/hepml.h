@@ -16,7 +16,8 @@ extern "C" {
 typedef struct hepml_model hepml_model;
 
 /* engine: NULL or "auto" (tree ensembles and dense networks on hepml's native evaluators, other
- * graphs on tract), "native", "tract", "trees", "ort". NULL on failure, message in *error. */
+ * graphs on ONNX Runtime when its library is found, else tract), "native", "tract", "trees",
+ * "ort". NULL on failure, message in *error. hepml_describe names the engine and why. */
 hepml_model* hepml_open(const char* path, const char* engine, char** error);
 void hepml_close(hepml_model* m);
 void hepml_free_string(char* s);

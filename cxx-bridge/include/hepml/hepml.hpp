@@ -70,7 +70,8 @@ inline Padded pad_objects(const std::vector<std::vector<float>>& objects, std::s
 
 class Model {
 public:
-  /// Opens an ONNX model. `engine`: "auto" (default), "native", "tract", "trees", "ort".
+  /// Opens an ONNX model. `engine`: "auto" (default: native evaluators, else ONNX Runtime when
+  /// found, else tract), "native", "tract", "trees", "ort".
   explicit Model(const std::string& path, const std::string& engine = "auto") {
     char* err = nullptr;
     m_ = hepml_open(path.c_str(), engine.c_str(), &err);

@@ -14,7 +14,7 @@
 //! (they do not fit L1); behind a ReLU the weight rows of zero inputs are skipped, and it takes
 //! about 0.9 us on a 2.45 GHz Zen 3 core (0.72 us on the AVX-512 EPYC of bench_cxx). Graphs with
 //! anything else are not recognised ([`recognise`] says why) and [`super::open`] gives them to
-//! tract.
+//! ONNX Runtime or tract.
 //!
 //! Results agree with ONNX Runtime within float rounding (sums are accumulated in a different
 //! order); the tests hold them to 1e-5.

@@ -7,7 +7,7 @@ use super::pipeline::{Engine, Folds, ModelJob, Models};
 use super::plan::Options;
 use super::spec::{self, ColumnsDecl, FeatureSpec, OutputDecl};
 use crate::inject::inputs::InputKind;
-use engine::{EngineOptions, Model};
+use engine::{Choice, EngineOptions, Model};
 use rootio::Chain;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -99,18 +99,20 @@ fn load_spec(
     })
 }
 
-/// Loads one model on the engine the options ask for: tree ensembles and dense networks go to
-/// hepml's native evaluators, every other graph to tract (or everything to ONNX Runtime). The
-/// engine's description (log line, provenance) says which.
-fn load_engine(o: &Options, model: &Model) -> Result<Box<dyn Engine>, InjectError> {
+/// Loads one model on the engine the options ask for ("auto": see [`engine::open_with_choice`]),
+/// with the choice and its reason for the log line and the provenance. Inference runs on the
+/// scoring thread, one batch at a time: ONNX Runtime gets one session whose intra-op pool has
+/// the `--threads`.
+fn load_engine(o: &Options, model: &Model) -> Result<(Box<dyn Engine>, Choice), InjectError> {
     let opts = EngineOptions {
         kind: o.engine,
         device: o.device,
         ort_library: o.ort_library.clone(),
-        ort_sessions: o.threads.unwrap_or(0),
+        ort_sessions: 1,
         threads: o.threads.unwrap_or(0),
     };
-    Ok(engine::open(model, &opts)?.into_engine())
+    let (e, choice) = engine::open_with_choice(model, &opts)?;
+    Ok((e.into_engine(), choice))
 }
 
 /// A job per model (or one fold ensemble, and per combination of `--param` values), with the
@@ -212,10 +214,12 @@ fn build_job(
     notes: &mut Vec<String>,
 ) -> Result<ModelJob, InjectError> {
     let model = o.models[group[0]].display().to_string();
-    let mut members: Vec<Box<dyn Engine>> = group
+    let (mut members, choices): (Vec<Box<dyn Engine>>, Vec<Choice>) = group
         .iter()
         .map(|&i| load_engine(o, &models[i]))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
     let info = models[group[0]].info();
     let width = |name: &str| -> Option<usize> {
         info.outputs
@@ -291,6 +295,7 @@ fn build_job(
     Ok(ModelJob {
         name,
         models,
+        choices,
         inputs: resolved.inputs,
         outputs: resolved.outputs,
         per_object: resolved.per_object,

@@ -46,10 +46,49 @@ pub struct Folds {
 pub struct ModelJob {
     pub name: String,
     pub models: Models,
+    /// The engine chosen for each model (fold order) and why.
+    pub choices: Vec<engine::Choice>,
     pub inputs: Vec<InputSpec>,
     pub outputs: Vec<OutputSpec>,
     /// True when inputs are per-object rows: outputs become jagged branches.
     pub per_object: bool,
+}
+
+/// Where the time of a run went, stage by stage (wall time of each stage's own work).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stages {
+    /// Reading: decompression and decoding of the branches the models read (its own thread).
+    pub read: Duration,
+    /// The scoring thread waiting for the reader (reading is the bottleneck when large).
+    pub wait: Duration,
+    /// Building the models' input tensors from the branches.
+    pub inputs: Duration,
+    /// The engines' inference.
+    pub inference: Duration,
+    /// Writing: compression of the new branches and output I/O.
+    pub write: Duration,
+}
+
+impl Stages {
+    /// One line: each stage's events per second (of its own time) and seconds, for `events`.
+    pub fn report(&self, events: u64) -> String {
+        let rate = |d: Duration| {
+            let s = d.as_secs_f64();
+            if s > 0.0 {
+                format!("{:.0} events/s ({s:.3} s)", events as f64 / s)
+            } else {
+                "- (0 s)".into()
+            }
+        };
+        format!(
+            "read {}, input building {}, inference {}, writing {}; the scorer waited {:.3} s for reads",
+            rate(self.read),
+            rate(self.inputs),
+            rate(self.inference),
+            rate(self.write),
+            self.wait.as_secs_f64()
+        )
+    }
 }
 
 /// One output branch's values for a chunk: per event, or per object with per-event counts.
@@ -100,13 +139,16 @@ impl ModelJob {
         Ok(())
     }
 
-    /// Scores one chunk; returns one column per output spec.
+    /// Scores one chunk; returns one column per output spec. The time spent building inputs
+    /// and in inference is added to `stages`.
     pub fn score_chunk(
         &self,
         view: &ChunkView,
         policy: NonFinite,
         scratch: &mut Vec<Vec<f32>>,
+        stages: &mut Stages,
     ) -> Result<Vec<OutColumn>, InjectError> {
+        let t = Instant::now();
         let n = view.chunk.len();
         scratch.resize_with(self.inputs.len(), Vec::new);
         let mut counts = None;
@@ -127,10 +169,16 @@ impl ModelJob {
                 data: std::mem::take(buf),
             });
         }
+        let t = {
+            let now = Instant::now();
+            stages.inputs += now - t;
+            now
+        };
         let outs = match &self.models {
             Models::Single(s) => self.run(&**s, &tensors)?,
             Models::Folds(f) => self.run_folds(f, view, &tensors, counts.as_deref())?,
         };
+        stages.inference += t.elapsed();
         // Give the buffers back for the next chunk.
         for (t, buf) in tensors.into_iter().zip(scratch.iter_mut()) {
             *buf = t.data;
@@ -281,8 +329,7 @@ const IN_FLIGHT: usize = 3;
 ///
 /// Reading (decompression and decoding, on up to `threads` threads) runs in its own thread,
 /// one chunk ahead of scoring and writing, so the file is read while the previous chunk is
-/// scored. Chunks reach `sink` in file order. With `HEPML_TIMING` set in the environment, the
-/// time spent in each stage is printed to stderr at the end.
+/// scored. Chunks reach `sink` in file order. Returns the time spent in each stage.
 pub fn run(
     chain: &Chain,
     jobs: &[ModelJob],
@@ -290,7 +337,7 @@ pub fn run(
     chunk_size: u64,
     threads: usize,
     mut sink: impl FnMut(&Chunk, Vec<OutColumn>) -> Result<(), InjectError>,
-) -> Result<(), InjectError> {
+) -> Result<Stages, InjectError> {
     let mut names: Vec<String> = Vec::new();
     for j in jobs {
         j.check()?;
@@ -302,7 +349,6 @@ pub fn run(
     }
     let index = branch_index(&names);
     let mut it = chain.chunks(&names, chunk_size)?.threads(threads);
-    let timing = std::env::var_os("HEPML_TIMING").is_some();
     let (full_tx, full_rx) = mpsc::sync_channel::<Result<Chunk, RootError>>(1);
     let (empty_tx, empty_rx) = mpsc::channel::<Chunk>();
     for _ in 0..IN_FLIGHT {
@@ -329,25 +375,23 @@ pub fn run(
             busy
         });
         let mut scratch: Vec<Vec<Vec<f32>>> = jobs.iter().map(|_| Vec::new()).collect();
-        let (mut wait, mut score, mut write) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let mut stages = Stages::default();
         let mut body = || -> Result<(), InjectError> {
             loop {
                 let t = Instant::now();
                 let Ok(msg) = full_rx.recv() else {
                     return Ok(());
                 };
-                wait += t.elapsed();
+                stages.wait += t.elapsed();
                 let chunk = msg?;
-                let t = Instant::now();
                 let view = ChunkView::new(&chunk, &index);
                 let mut cols = Vec::new();
                 for (j, s) in jobs.iter().zip(scratch.iter_mut()) {
-                    cols.extend(j.score_chunk(&view, policy, s)?);
+                    cols.extend(j.score_chunk(&view, policy, s, &mut stages)?);
                 }
-                score += t.elapsed();
                 let t = Instant::now();
                 sink(&chunk, cols)?;
-                write += t.elapsed();
+                stages.write += t.elapsed();
                 // The reader may have stopped already; then the buffer is simply dropped.
                 let _ = empty_tx.send(chunk);
             }
@@ -356,19 +400,10 @@ pub fn run(
         // Unblock the reader whether it waits for a buffer or for room in the queue.
         drop(empty_tx);
         drop(full_rx);
-        let read = reader
+        stages.read = reader
             .join()
             .map_err(|_| InjectError::Config("the reading thread panicked".into()))?;
-        if timing {
-            eprintln!(
-                "hepml timing: read {:.3} s (own thread), waiting for reads {:.3} s, inputs+inference {:.3} s, writing {:.3} s",
-                read.as_secs_f64(),
-                wait.as_secs_f64(),
-                score.as_secs_f64(),
-                write.as_secs_f64()
-            );
-        }
-        result
+        result.map(|()| stages)
     })
 }
 
@@ -437,6 +472,7 @@ mod tests {
         ];
         let job = ModelJob {
             name: "m".into(),
+            choices: Vec::new(),
             models: Models::Folds(Folds {
                 branch: "NPrimaryVertices".into(),
                 members: vec![
@@ -464,6 +500,7 @@ mod tests {
         };
         let jet = ModelJob {
             name: "jets".into(),
+            choices: Vec::new(),
             models: Models::Single(Box::new(Linear {
                 w: vec![2.0],
                 b: 0.0,
@@ -531,6 +568,7 @@ mod tests {
         let chain = hzz();
         let job = ModelJob {
             name: "bad.onnx".into(),
+            choices: Vec::new(),
             models: Models::Single(Box::new(Linear {
                 w: vec![1.0; 3],
                 b: 0.0,

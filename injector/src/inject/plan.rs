@@ -14,8 +14,9 @@
 use super::error::{config, InjectError};
 use super::inputs::NonFinite;
 use super::jobs::{parse_params, Param};
+use super::pipeline::Stages;
 use super::write;
-use engine::{Device, EngineKind};
+use engine::{Device, EngineKind, OrtLibrary};
 use rootio::{Compression, RootFile};
 use std::path::{Path, PathBuf};
 
@@ -37,8 +38,8 @@ pub struct Options {
     pub friend: bool,
     pub engine: EngineKind,
     pub device: Device,
-    /// libonnxruntime for [`EngineKind::Ort`].
-    pub ort_library: Option<PathBuf>,
+    /// libonnxruntime for [`EngineKind::Ort`] and "auto", or ONNX Runtime switched off.
+    pub ort_library: OrtLibrary,
     /// The models are the members of a k-fold ensemble routed by this branch: member i scores
     /// events whose value % k == i.
     pub fold_branch: Option<String>,
@@ -71,7 +72,7 @@ impl Options {
             friend: false,
             engine: EngineKind::Auto,
             device: Device::Cpu,
-            ort_library: None,
+            ort_library: OrtLibrary::Search,
             fold_branch: None,
             params: Vec::new(),
             length: None,
@@ -104,9 +105,13 @@ pub struct Written {
     pub entries: u64,
     /// Each model's engine, file and hash.
     pub models: Vec<String>,
+    /// Each model's engine choice and its reason (same order).
+    pub engines: Vec<engine::Choice>,
     /// Each new branch with its type name.
     pub branches: Vec<(String, String)>,
     pub seconds: f64,
+    /// Where the time went, stage by stage.
+    pub stages: Stages,
 }
 
 /// Checked [`Options`], ready to run.

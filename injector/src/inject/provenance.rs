@@ -1,6 +1,6 @@
 //! The provenance record of an output file: a TNamed `hepml_provenance` whose title is JSON
-//! naming hepml's version, the input, the engine choice, every model (engine, file, hash) and
-//! the branches written. `TFile::Get("hepml_provenance")->GetTitle()` in ROOT, or uproot.
+//! naming hepml's version, the input, the engine option, every model (engine, file, hash), the
+//! engine each model got and why, and the branches written. `TFile::Get("hepml_provenance")->GetTitle()` in ROOT, or uproot.
 
 use super::error::InjectError;
 use super::pipeline::ModelJob;
@@ -21,6 +21,11 @@ pub(crate) fn write(
         // The engine option as given (auto, tract, ...): its Debug name in lower case.
         "engine": format!("{engine:?}").to_lowercase(),
         "models": jobs.iter().map(|j| j.models.describe()).collect::<Vec<_>>(),
+        // Per model (in the order of "models"): the engine loaded and why.
+        "engines": jobs.iter().flat_map(|j| j.choices.iter().map(|c| serde_json::json!({
+            "engine": c.kind.name(),
+            "reason": c.reason,
+        }))).collect::<Vec<_>>(),
         "branches": jobs.iter().flat_map(|j| j.outputs.iter().map(|o| o.branch.clone())).collect::<Vec<_>>(),
     })
     .to_string();

@@ -64,7 +64,7 @@ pub(crate) fn one(
         entries: chain.entries(),
     });
     let t0 = std::time::Instant::now();
-    pipeline::run(
+    let stages = pipeline::run(
         &chain,
         &jobs,
         o.nan,
@@ -98,11 +98,13 @@ pub(crate) fn one(
         output,
         entries: chain.entries(),
         models: jobs.iter().flat_map(|j| j.models.describe()).collect(),
+        engines: jobs.iter().flat_map(|j| j.choices.clone()).collect(),
         branches: outputs
             .specs
             .iter()
             .map(|s| (s.name.clone(), s.interp.type_name()))
             .collect(),
         seconds: t0.elapsed().as_secs_f64(),
+        stages,
     })
 }
