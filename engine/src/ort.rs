@@ -152,7 +152,7 @@ impl OrtEngine {
                 .map_err(|e| err(format!("onnxruntime: listing its execution providers: {e}")))?;
             if !built_with {
                 return Err(EngineError::Config(format!(
-                    "{CUDA_MISSING} in {} (an onnxruntime built without CUDA): install \
+                    "{CUDA_MISSING} for --device cuda in {} (an onnxruntime built without CUDA): install \
                      onnxruntime-gpu and pass its library with --ort-lib, or use --device cpu",
                     lib.display()
                 )));
