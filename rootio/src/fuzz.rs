@@ -284,7 +284,7 @@ fn mutated_embedded_baskets_give_original_values_or_errors() {
                 }
                 let ctx = format!("{} embedded basket {slot}, {what}", b.name);
                 let got = match catch_unwind(AssertUnwindSafe(|| {
-                    Tree::from_object(obj, t.key.clone())
+                    Tree::from_object(obj, t.key.clone(), &f.streamers)
                 })) {
                     Err(_) => Err("panicked rebuilding the tree".to_string()),
                     Ok(Err(_)) => Ok(Err("tree refused".to_string())),

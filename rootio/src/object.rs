@@ -377,7 +377,11 @@ impl<'s> Reader<'s> {
                     items,
                 }
             }
-            _ => match self.streamers.get(class, h.version as i32) {
+            _ => match self.streamers.get(class, h.version as i32).or_else(|| {
+                // A file without the layout of one of ROOT's own classes (some writers
+                // leave TLeaf* out): ROOT 6.40's, at the same class version.
+                crate::write::template::builtin_streamers()?.get(class, h.version as i32)
+            }) {
                 Some(info) => {
                     let mut members: Vec<(String, Value)> = Vec::with_capacity(info.elements.len());
                     for el in &info.elements {

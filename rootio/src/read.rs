@@ -213,6 +213,24 @@ fn checked_offsets(raw: &[i32], keylen: usize, border: usize) -> Result<Vec<usiz
     Ok(out)
 }
 
+/// Entry offsets of `nev` length-prefixed strings (TString form) filling `data` exactly.
+fn string_offsets(data: &[u8], nev: usize) -> Result<Vec<usize>> {
+    let mut b = RBuf::new(data, 0);
+    let mut out = Vec::with_capacity(nev.min(data.len()) + 1);
+    for _ in 0..nev {
+        out.push(b.pos());
+        b.tstring()?;
+    }
+    if b.remaining() != 0 {
+        return Err(RootError::malformed(format!(
+            "{nev} strings end {} bytes before the basket's data",
+            b.remaining()
+        )));
+    }
+    out.push(data.len());
+    Ok(out)
+}
+
 impl RawBasket {
     pub fn load(
         file: &RootFile,
@@ -261,9 +279,21 @@ impl RawBasket {
                         border,
                     )?);
                 } else if var && h.nevbuf > 0 {
-                    return Err(RootError::malformed(
-                        "variable-size basket without entry offsets",
-                    ));
+                    // Strings need no table: each is prefixed by its length (some writers
+                    // leave the table out).
+                    let strings = matches!(
+                        branch.interp,
+                        Ok(Interp {
+                            shape: Shape::String { header: false },
+                            ..
+                        })
+                    );
+                    if !strings {
+                        return Err(RootError::malformed(
+                            "variable-size basket without entry offsets",
+                        ));
+                    }
+                    out.offsets = Some(string_offsets(&out.data[..border], h.nevbuf as usize)?);
                 }
                 out.data.truncate(border);
             }
@@ -320,6 +350,31 @@ impl RawBasket {
             )));
         }
         Ok(out)
+    }
+}
+
+impl RawBasket {
+    /// Keeps, of each `stride`-byte entry, the `size` bytes at `offset`: one leaf's values of
+    /// a leaf-list basket.
+    fn select_field(&mut self, offset: usize, size: usize, stride: usize) -> Result<()> {
+        if stride == 0
+            || offset + size > stride
+            || self.offsets.is_some()
+            || self.data.len() as u64 != self.nev * stride as u64
+        {
+            return Err(RootError::malformed(format!(
+                "leaf-list basket of {} entries has {} bytes, {} expected",
+                self.nev,
+                self.data.len(),
+                self.nev * stride as u64
+            )));
+        }
+        let mut out = Vec::with_capacity(self.nev as usize * size);
+        for entry in self.data.chunks_exact(stride) {
+            out.extend_from_slice(&entry[offset..offset + size]);
+        }
+        self.data = out;
+        Ok(())
     }
 }
 
@@ -583,9 +638,17 @@ impl<'a> BranchReader<'a> {
             })?;
             if self.current.as_ref().is_none_or(|(ci, _)| *ci != i) {
                 self.current = None;
-                let raw =
+                let mut raw =
                     RawBasket::load(self.file, self.tree, self.branch, loc, &mut self.scratch)
                         .context(|| format!("branch '{name}', basket {i}"))?;
+                if let Some((offset, stride)) = self.branch.field {
+                    raw.select_field(
+                        offset,
+                        self.interp.prim.disk_size() * self.interp.item_len(),
+                        stride,
+                    )
+                    .context(|| format!("branch '{name}', basket {i}"))?;
+                }
                 self.current = Some((i, raw));
             }
             let (_, raw) = self.current.as_ref().expect("loaded above");

@@ -48,11 +48,26 @@ fn known_structure_of_reference_files() {
     let w0 = a.data.get_f64(a.entry_range(0).start);
     assert!((0.5..1.5).contains(&w0), "LHEPdfWeight[0][0] = {w0}");
 
+    // A leaf list (x/D:y/I:z/B) is a container of one column per leaf; the columns are
+    // distinct slices of the same entries.
     let f = RootFile::open(testutil::shared("root/uproot-leaflist.root")).unwrap();
     let t = f.tree("tree").unwrap();
-    let why = t.branch("leaflist").unwrap().interp.as_ref().unwrap_err();
-    assert!(why.contains("leaf-list"), "{why}");
-    assert!(BranchReader::new(&f, &t, t.branch("leaflist").unwrap()).is_err());
+    let ll = t.branch("leaflist").unwrap();
+    assert!(ll.container, "{:?}", ll.interp);
+    assert!(BranchReader::new(&f, &t, ll).is_err());
+    let col = |n: &str| {
+        let b = t.branch(n).unwrap();
+        BranchReader::new(&f, &t, b)
+            .unwrap()
+            .read(0, t.entries)
+            .unwrap()
+    };
+    let (x, y, z) = (col("leaflist.x"), col("leaflist.y"), col("leaflist.z"));
+    assert_eq!(x.interp.type_name(), "float64");
+    assert_eq!(y.interp.type_name(), "int32");
+    assert_eq!(z.interp.type_name(), "int8");
+    assert_eq!(x.entries, t.entries);
+    assert_ne!(x.data.get_f64(1), y.data.get_f64(1));
 }
 
 /// Reading a sub-range equals the same entries of a full read, across basket boundaries.

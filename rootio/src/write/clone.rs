@@ -5,13 +5,14 @@ use super::branch::*;
 use super::file::{DirId, FileWriter, BIG, TOP};
 use super::template::*;
 use super::writer::*;
+use crate::baskets::disk_slots;
 use crate::compress::{block_algorithm, compress, decompress, Compression};
 use crate::error::{Context, Result, RootError};
 use crate::file::{Directory, KeyHeader};
 use crate::object::{Object, Ptr, Value, Writer};
 use crate::rbuf::{RBuf, WBuf};
 use crate::tree::branch_object_mut;
-use crate::tree::{BasketSource, Tree};
+use crate::tree::Tree;
 use crate::RootFile;
 
 /// Starts a decorated copy of `tree`: every original basket is copied into `fw` byte for byte
@@ -54,12 +55,17 @@ pub(super) fn clone_tree_in(
     let pdir = fw.dir_seek(dir)?;
     let mut obj = tree.object.clone();
     let mut raw = Vec::new();
-    for br in &tree.branches {
+    // Every on-disk basket the branches record, whether or not hepml decodes their values
+    // (unsupported types, containers, odd bookkeeping): they are copied, not read.
+    for br in tree.branches.iter().filter(|b| b.field.is_none()) {
+        let slots = tree
+            .branch_object(&br.path)
+            .map(disk_slots)
+            .transpose()
+            .context(|| format!("branch '{}'", br.name))?
+            .unwrap_or_default();
         let mut seeks: Vec<(usize, u64, i32)> = Vec::new();
-        for (i, loc) in br.baskets.iter().enumerate() {
-            let BasketSource::Disk { seek, nbytes } = loc.source else {
-                continue;
-            };
+        for (i, seek, nbytes) in slots {
             input.read_at(seek, nbytes as usize, &mut raw)?;
             let (pos, n) = copy_basket(fw, &raw, pdir)
                 .context(|| format!("copying basket {i} of branch '{}'", br.name))?;
@@ -73,7 +79,7 @@ pub(super) fn clone_tree_in(
         }
     }
     let mut base_leaf_tags = Vec::new();
-    for br in &tree.branches {
+    for br in tree.branches.iter().filter(|b| b.field.is_none()) {
         if let Some(bo) = tree.branch_object(&br.path) {
             if let Some(Ptr::New { tag, .. }) = bo.array_items("fLeaves").first() {
                 base_leaf_tags.push((br.name.clone(), *tag));
