@@ -64,6 +64,9 @@ def event(model, inp, tree, out, outtree, spec_path):
             except ValueError:
                 if c in t:
                     columns.append(t[c].array(library="np").astype(np.float64))
+                elif "." in c and c.rsplit(".", 1)[0] in t:  # a leaf-list column: branch.leaf
+                    b, leaf = c.rsplit(".", 1)
+                    columns.append(np.asarray(t[b].array(library="np")[leaf], dtype=np.float64))
                 else:  # an expression of branches, evaluated by uproot
                     columns.append(np.asarray(t.arrays([c], library="np")[c], dtype=np.float64))
         feeds[name] = np.stack(columns, axis=1).astype(np.float32)
