@@ -372,11 +372,23 @@ fn interpret_element(f: &BranchFacts) -> std::result::Result<Interp, String> {
     let cls = cpp.replace(' ', "");
     let stl = streamer_type == -1 || streamer_type == 500 || streamer_type == 300;
     if btype == 0 && stl {
-        if let Some(inner) = cls
-            .strip_prefix("vector<")
-            .or_else(|| cls.strip_prefix("std::vector<"))
-            .and_then(|s| s.strip_suffix('>'))
-        {
+        // (The element type keeps its spaces: `unsigned int`.)
+        // ROOT::VecOps::RVec<T> is stored as a std::vector<T>; an allocator argument
+        // (`vector<float,ROOT::Detail::VecOps::RAdoptAllocator<float> >`) does not change it.
+        let trimmed = cpp.trim();
+        if let Some(inner) = [
+            "vector<",
+            "std::vector<",
+            "ROOT::VecOps::RVec<",
+            "ROOT::RVec<",
+        ]
+        .iter()
+        .find_map(|p| trimmed.strip_prefix(p))
+        .and_then(|s| s.strip_suffix('>'))
+        .map(|s| match s.split_once(',') {
+            Some((t, alloc)) if alloc.contains("llocator") => t.trim(),
+            _ => s.trim(),
+        }) {
             return match Prim::from_cpp(inner) {
                 Some(prim) => Ok(Interp {
                     prim,
