@@ -102,6 +102,9 @@ impl Value {
             Value::U32(v) => v as i64,
             Value::I64(v) => v,
             Value::U64(v) => i64::try_from(v).ok()?,
+            // ROOT 3-5 wrote counts (fEntries, fTotBytes) as Stat_t, a double.
+            Value::F64(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => v as i64,
+            Value::F32(v) if v.fract() == 0.0 && v.abs() < 1.6e7 => v as i64,
             _ => return None,
         })
     }

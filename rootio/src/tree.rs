@@ -374,19 +374,11 @@ impl RootFile {
     }
 }
 
-/// A count member (`fEntries`): an integer, or a whole non-negative double (ROOT 3-5
-/// wrote `Stat_t fEntries`).
+/// A count member (`fEntries`, `fTotBytes`): a non-negative integer (or, from ROOT 3-5, a
+/// whole double).
 pub(crate) fn count(obj: &Object, name: &str) -> Result<u64> {
-    let bad = |v: String| RootError::malformed(format!("{name} = {v}"));
-    match obj.get(name) {
-        Some(Value::F64(x)) if *x >= 0.0 && x.fract() == 0.0 && *x < 9.0e15 => Ok(*x as u64),
-        Some(Value::F32(x)) if *x >= 0.0 && x.fract() == 0.0 => Ok(*x as u64),
-        Some(v @ (Value::F64(_) | Value::F32(_))) => Err(bad(format!("{v:?}"))),
-        _ => {
-            let n = obj.int(name)?;
-            u64::try_from(n).map_err(|_| bad(n.to_string()))
-        }
-    }
+    let n = obj.int(name)?;
+    u64::try_from(n).map_err(|_| RootError::malformed(format!("{name} = {n}")))
 }
 
 /// Calls `f` on every object streamed (not referenced) inside `obj`, depth first.

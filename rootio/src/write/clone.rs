@@ -74,8 +74,8 @@ pub(super) fn clone_tree_in(
         let bo = branch_object_mut(&mut obj, &br.path)
             .ok_or_else(|| RootError::malformed(format!("branch '{}' not found", br.name)))?;
         for (i, pos, n) in seeks {
-            set_array_elem(bo, "fBasketSeek", i, Value::I64(pos as i64))?;
-            set_array_elem(bo, "fBasketBytes", i, Value::I32(n))?;
+            set_array_elem(bo, "fBasketSeek", i, pos as i64)?;
+            set_array_elem(bo, "fBasketBytes", i, i64::from(n))?;
         }
     }
     let mut base_leaf_tags = Vec::new();
@@ -144,11 +144,12 @@ pub(super) fn is_dir(k: &KeyHeader) -> bool {
     k.class == "TDirectory" || k.class == "TDirectoryFile"
 }
 
-pub(super) fn set_array_elem(o: &mut Object, member: &str, i: usize, v: Value) -> Result<()> {
+/// Sets element `i` of a `T* fX; //[fN]` member, keeping its type (ROOT 3-5 trees hold
+/// 32-bit seeks): a value that does not fit is an error.
+pub(super) fn set_array_elem(o: &mut Object, member: &str, i: usize, x: i64) -> Result<()> {
     match o.get_mut(member) {
         Some(Value::BasicPtr(Some(items))) if i < items.len() => {
-            items[i] = v;
-            Ok(())
+            items[i].set_int(x).context(|| format!("{member}[{i}]"))
         }
         _ => Err(RootError::malformed(format!("{member}[{i}] missing"))),
     }
