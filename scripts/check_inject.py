@@ -54,7 +54,7 @@ def event(model, inp, tree, out, outtree, spec_path):
     import uproot
     spec = json.load(open(spec_path))
     t = uproot.open(inp)[tree]
-    n = t.num_entries
+    n = int(t.num_entries)  # (a float for ROOT 3-5 trees)
     feeds = {}
     for name, cols in spec["inputs"].items():
         columns = []
@@ -95,7 +95,7 @@ def particlenet(model, pre_path, length, inp, tree, out, outtree, prefix):
     pre = json.load(open(pre_path))
     length = int(length)
     t = uproot.open(inp)[tree]
-    n = t.num_entries
+    n = int(t.num_entries)  # (a float for ROOT 3-5 trees)
     feeds = {}
     groups = pre["input_names"]
     for g in groups:
