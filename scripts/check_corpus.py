@@ -139,7 +139,14 @@ def check_file(hepml, path, sub_range=True):
         tc = collections.Counter()
         to_dump = []
         noted = set()
+        seen = set()
         for b, val, f32 in readable_u:
+            if upath(b) in seen:
+                # A second branch with the same full name: ROOT, uproot and hepml give the first.
+                tc["unsupported"] += 1
+                reasons["a second branch of the same name (the first is read by that name)"] += 1
+                continue
+            seen.add(upath(b))
             mb = by_path.get(upath(b))
             if mb is None:
                 tc["missing"] += 1

@@ -401,7 +401,10 @@ fn interpret_element(f: &BranchFacts) -> std::result::Result<Interp, String> {
     let string = cls == "string" || cls == "std::string";
     // A top-level std::string: each entry is the string as a TString, no object header; a
     // std::string member has its object header; a TString member is a TString.
-    if (btype == 0 || btype == -1) && (streamer_type == -1 || streamer_type == 365) && string {
+    // (A std::string member may also be marked kSTL, 300.)
+    let string_type =
+        streamer_type == -1 || streamer_type == 365 || (!f.top && streamer_type == 300);
+    if (btype == 0 || btype == -1) && string_type && string {
         return Ok(Interp {
             prim: Prim::U8,
             shape: Shape::String { header: !f.top },

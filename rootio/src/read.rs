@@ -281,19 +281,25 @@ impl RawBasket {
                 } else if var && h.nevbuf > 0 {
                     // Strings need no table: each is prefixed by its length (some writers
                     // leave the table out).
-                    let strings = matches!(
-                        branch.interp,
+                    // An `x[n]` basket gets them from its counter branch (BranchReader).
+                    match &branch.interp {
                         Ok(Interp {
                             shape: Shape::String { header: false },
                             ..
-                        })
-                    );
-                    if !strings {
-                        return Err(RootError::malformed(
-                            "variable-size basket without entry offsets",
-                        ));
+                        }) => {
+                            out.offsets =
+                                Some(string_offsets(&out.data[..border], h.nevbuf as usize)?);
+                        }
+                        Ok(Interp {
+                            shape: Shape::Var { .. },
+                            ..
+                        }) => {}
+                        _ => {
+                            return Err(RootError::malformed(
+                                "variable-size basket without entry offsets",
+                            ))
+                        }
                     }
-                    out.offsets = Some(string_offsets(&out.data[..border], h.nevbuf as usize)?);
                 }
                 out.data.truncate(border);
             }
@@ -604,6 +610,59 @@ impl<'a> BranchReader<'a> {
         &self.interp
     }
 
+    /// Entry offsets of an `x[n]` basket written without its table (uproot does this): from
+    /// the counter branch's values over the basket's entries, which must fill its `len` bytes.
+    fn offsets_from_counter(
+        &self,
+        counter: &str,
+        loc: &BasketLoc,
+        len: usize,
+    ) -> Result<Vec<usize>> {
+        let cb = self.tree.branch(counter)?;
+        if std::ptr::eq(cb, self.branch)
+            || !matches!(
+                cb.interp,
+                Ok(Interp {
+                    shape: Shape::Scalar,
+                    ..
+                })
+            )
+        {
+            return Err(RootError::malformed(format!(
+                "variable-size basket without entry offsets, and counter '{counter}' is not a scalar branch"
+            )));
+        }
+        let counts = BranchReader::new(self.file, self.tree, cb)?
+            .read(loc.first_entry, loc.first_entry + loc.entries)?;
+        let row = self.interp.prim.disk_size() * self.interp.item_len();
+        let mut offsets = Vec::with_capacity(counts.entries as usize + 1);
+        let mut at = 0usize;
+        offsets.push(0);
+        for k in 0..counts.data.len() {
+            let n = counts.data.get_f64(k);
+            if !(0.0..=len as f64).contains(&n) || n.fract() != 0.0 {
+                return Err(RootError::malformed(format!(
+                    "counter '{counter}' value {n}"
+                )));
+            }
+            at = at
+                .checked_add(n as usize * row)
+                .filter(|&x| x <= len)
+                .ok_or_else(|| {
+                    RootError::malformed(format!(
+                        "counts of '{counter}' run past the basket's {len} bytes"
+                    ))
+                })?;
+            offsets.push(at);
+        }
+        if at != len {
+            return Err(RootError::malformed(format!(
+                "counts of '{counter}' cover {at} of the basket's {len} bytes"
+            )));
+        }
+        Ok(offsets)
+    }
+
     /// Reads entries `[start, stop)`.
     pub fn read(&mut self, start: u64, stop: u64) -> Result<Array> {
         let mut out = Array::new(self.interp.clone(), start);
@@ -641,6 +700,14 @@ impl<'a> BranchReader<'a> {
                 let mut raw =
                     RawBasket::load(self.file, self.tree, self.branch, loc, &mut self.scratch)
                         .context(|| format!("branch '{name}', basket {i}"))?;
+                if raw.offsets.is_none() {
+                    if let Shape::Var { counter, .. } = &self.interp.shape {
+                        raw.offsets = Some(
+                            self.offsets_from_counter(counter, loc, raw.data.len())
+                                .context(|| format!("branch '{name}', basket {i}"))?,
+                        );
+                    }
+                }
                 if let Some((offset, stride)) = self.branch.field {
                     raw.select_field(
                         offset,

@@ -273,6 +273,13 @@ impl Tree {
         let mut same = self.branches.iter().filter(|b| b.name == name);
         match (same.next(), same.next()) {
             (Some(b), None) => return Ok(b),
+            // Two branches with one full name (a Delphes tree holds two top-level
+            // `Particle`s): the first, as ROOT's TTree::GetBranch and uproot give.
+            (Some(b), Some(c))
+                if b.full_name == c.full_name && same.all(|d| d.full_name == b.full_name) =>
+            {
+                return Ok(b)
+            }
             (Some(_), Some(_)) => {
                 let paths: Vec<String> = self
                     .branches
