@@ -54,7 +54,7 @@ def event(model, inp, tree, out, outtree, spec_path):
     import uproot
     spec = json.load(open(spec_path))
     t = uproot.open(inp)[tree]
-    n = t.num_entries
+    n = int(t.num_entries)  # (a float for ROOT 3-5 trees)
     feeds = {}
     for name, cols in spec["inputs"].items():
         columns = []
@@ -64,6 +64,9 @@ def event(model, inp, tree, out, outtree, spec_path):
             except ValueError:
                 if c in t:
                     columns.append(t[c].array(library="np").astype(np.float64))
+                elif "." in c and c.rsplit(".", 1)[0] in t:  # a leaf-list column: branch.leaf
+                    b, leaf = c.rsplit(".", 1)
+                    columns.append(np.asarray(t[b].array(library="np")[leaf], dtype=np.float64))
                 else:  # an expression of branches, evaluated by uproot
                     columns.append(np.asarray(t.arrays([c], library="np")[c], dtype=np.float64))
         feeds[name] = np.stack(columns, axis=1).astype(np.float32)
@@ -92,7 +95,7 @@ def particlenet(model, pre_path, length, inp, tree, out, outtree, prefix):
     pre = json.load(open(pre_path))
     length = int(length)
     t = uproot.open(inp)[tree]
-    n = t.num_entries
+    n = int(t.num_entries)  # (a float for ROOT 3-5 trees)
     feeds = {}
     groups = pre["input_names"]
     for g in groups:

@@ -50,6 +50,7 @@ def check_file(hepml, path):
             for sub in [b] + list(b.branches):
                 if sub.name not in mine:
                     problems.append(f"{name}: branch {sub.name} missing from hepml's list")
+        mine_u = {s.name for b in ut.branches for s in [b] + list(b.branches)}
         readable = [b["name"] for b in t["branches"] if b["readable"]]
         unsupported = [(b["name"], b["reason"]) for b in t["branches"] if not b["readable"]]
         for n, why in unsupported:
@@ -72,7 +73,12 @@ def check_file(hepml, path):
                     continue
                 for n in chunk:
                     kw = {"entry_start": rng[0], "entry_stop": rng[1]} if rng else {}
-                    arr = ut[n].array(library="ak", **kw)
+                    if n not in mine_u and "." in n and n.rsplit(".", 1)[0] in mine_u:
+                        # A leaf-list column (branch.leaf): a field of uproot's records.
+                        b, leaf = n.rsplit(".", 1)
+                        arr = ut[b].array(library="ak", **kw)[leaf]
+                    else:
+                        arr = ut[n].array(library="ak", **kw)
                     ref = norm(ak.to_list(arr))
                     f32 = "float32" in str(ak.type(arr))
                     mine_v = norm(got[n])

@@ -141,6 +141,9 @@ pub struct RootFile {
     pub(crate) uuid: [u8; 18],
     pub(crate) streamers: Streamers,
     pub(crate) root: Directory,
+    /// What of the file could not be decoded and was skipped, with the reason (a streamer
+    /// list of an unknown form); the trees are read without it.
+    pub skipped: Vec<String>,
 }
 
 impl std::fmt::Debug for RootFile {
@@ -194,6 +197,7 @@ impl RootFile {
                 seek_dir: 0,
                 keys: Vec::new(),
             },
+            skipped: Vec::new(),
         };
         f.read_at(0, 100.min(len as usize), &mut head)?;
         if head.len() < 4 || &head[..4] != b"root" {
@@ -250,9 +254,15 @@ impl RootFile {
             .read_directory(begin + nbytes_name as u64)
             .context(|| "top directory".to_string())?;
         if seek_info > 0 && nbytes_info > 0 {
-            let (kh, payload) = f.read_key_payload(seek_info, nbytes_info as usize)?;
-            f.streamers = Streamers::parse(&payload, kh.keylen as usize)
-                .context(|| "streamer info list".to_string())?;
+            // A streamer list hepml cannot decode does not block the file: ROOT's own classes
+            // fall back on built-in layouts, and what needs the file's says so when read.
+            let parsed = f
+                .read_key_payload(seek_info, nbytes_info as usize)
+                .and_then(|(kh, payload)| Streamers::parse(&payload, kh.keylen as usize));
+            match parsed {
+                Ok(s) => f.streamers = s,
+                Err(e) => f.skipped.push(format!("the streamer info list ({e})")),
+            }
         }
         Ok(f)
     }
@@ -293,7 +303,7 @@ impl RootFile {
         let version = b.i16()?;
         let _ctime = b.u32()?;
         let _mtime = b.u32()?;
-        let _nbytes_keys = b.i32()?;
+        let nbytes_keys = b.i32()?;
         let _nbytes_name = b.i32()?;
         let big = version > 1000;
         let seek = |b: &mut RBuf| -> Result<u64> {
@@ -311,7 +321,9 @@ impl RootFile {
             // The keys list: a key header, then the number of keys and each key's header.
             let mut head = Vec::new();
             self.read_at(seek_keys, 4, &mut head)?;
-            let nbytes = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+            // Some writers record only the list's key header in its key's fNbytes; the
+            // directory's fNbytesKeys covers the keys too.
+            let nbytes = i32::from_be_bytes([head[0], head[1], head[2], head[3]]).max(nbytes_keys);
             if nbytes <= 0 {
                 return Err(RootError::malformed(format!("keys list of {nbytes} bytes")));
             }

@@ -7,7 +7,9 @@
 //!
 //! Embedded baskets (kept inside the TBranch record, NanoAOD) are mutated in the tree object
 //! and the tree is rebuilt from it, as if the file held those bytes; on-disk baskets of the
-//! uncompressed reference files are mutated in a copy of the file.
+//! uncompressed reference files are mutated in a copy of the file; the bookkeeping that says
+//! where baskets are (fWriteBasket, fBasketEntry/Seek/Bytes, the recovered-tree form with
+//! seek 0) is mutated in the tree object.
 
 use crate::object::{Body, Ptr};
 use crate::read::{Array, BranchReader};
@@ -284,7 +286,7 @@ fn mutated_embedded_baskets_give_original_values_or_errors() {
                 }
                 let ctx = format!("{} embedded basket {slot}, {what}", b.name);
                 let got = match catch_unwind(AssertUnwindSafe(|| {
-                    Tree::from_object(obj, t.key.clone())
+                    Tree::from_object(obj, t.key.clone(), &f.streamers)
                 })) {
                     Err(_) => Err("panicked rebuilding the tree".to_string()),
                     Ok(Err(_)) => Ok(Err("tree refused".to_string())),
@@ -342,4 +344,84 @@ fn mutated_disk_baskets_give_original_values_or_errors() {
         }
     }
     tally.finish("disk baskets", 2000);
+}
+
+/// Every basket-bookkeeping field of a TBranch (`fWriteBasket`, and each basket's
+/// `fBasketEntry`, `fBasketSeek`, `fBasketBytes`) set to a hostile value, one at a time, in the
+/// tree object (as if the file held it), then the tree is rebuilt and the branch read: the
+/// original values or an error, never a panic. A seek of 0 is the recovered-tree form (the
+/// basket kept in the TBranch): without such a basket there, it must be refused.
+#[test]
+fn mutated_basket_bookkeeping_gives_original_values_or_errors() {
+    let mut rng = Rng(0x5EED_0003);
+    let mut tally = Tally::default();
+    for (file, tree) in [
+        ("root/uproot-HZZ-uncompressed.root", "events"),
+        ("root/nanoAOD_2015_CMS_Open_Data_ttbar.root", "Events"),
+        ("root/uproot-sample-6.20.04-zlib.root", "sample"),
+    ] {
+        let f = RootFile::open(testutil::shared(file)).expect("reference file");
+        let t = f.tree(tree).expect("tree");
+        for bi in (0..t.branches.len()).step_by(7) {
+            let b = &t.branches[bi];
+            let Ok(want) = BranchReader::new(&f, &t, b).and_then(|mut r| r.read(0, b.entries))
+            else {
+                continue;
+            };
+            let n = b.baskets.len() as i64;
+            let mut cases: Vec<(String, Option<usize>, i64, bool)> = vec![
+                ("fWriteBasket".into(), None, n + 1, false),
+                ("fWriteBasket".into(), None, -1, true),
+                ("fWriteBasket".into(), None, i64::from(i32::MAX), true),
+            ];
+            for i in 0..b.baskets.len() {
+                // (An embedded basket's slot is beyond fWriteBasket: its bookkeeping is unused.)
+                let BasketSource::Disk { nbytes, .. } = b.baskets[i].source else {
+                    continue;
+                };
+                let r = rng.below(1000) as i64 + 1;
+                cases.extend([
+                    ("fBasketEntry".into(), Some(i), -r, true),
+                    (
+                        "fBasketEntry".into(),
+                        Some(i),
+                        b.baskets[i].first_entry as i64 + r,
+                        true,
+                    ),
+                    ("fBasketSeek".into(), Some(i), 0, true),
+                    ("fBasketSeek".into(), Some(i), i64::from(i32::MAX) + r, true),
+                    ("fBasketBytes".into(), Some(i), i64::from(nbytes) + r, true),
+                    ("fBasketBytes".into(), Some(i), -r, true),
+                ]);
+            }
+            for (member, slot, value, refuse) in cases {
+                let mut obj = t.object.clone();
+                let Some(bo) = branch_object_mut(&mut obj, &b.path) else {
+                    panic!("branch {} not in its tree", b.name)
+                };
+                let set = match slot {
+                    None => bo.set_int(&member, value),
+                    Some(i) => match bo.get_mut(&member) {
+                        Some(crate::object::Value::BasicPtr(Some(items))) if i < items.len() => {
+                            items[i].set_int(value)
+                        }
+                        _ => continue,
+                    },
+                };
+                if set.is_err() {
+                    continue; // the value does not fit the member's type: not a file's content
+                }
+                let ctx = format!("{file} {}: {member}[{slot:?}] = {value}", b.name);
+                let got = match catch_unwind(AssertUnwindSafe(|| {
+                    Tree::from_object(obj, t.key.clone(), &f.streamers)
+                })) {
+                    Err(_) => Err("panicked rebuilding the tree".to_string()),
+                    Ok(Err(_)) => Ok(Err("tree refused".to_string())),
+                    Ok(Ok(mt)) => read(&f, &mt, &b.name),
+                };
+                tally.check(ctx, refuse, &want, got);
+            }
+        }
+    }
+    tally.finish("basket bookkeeping", 300);
 }

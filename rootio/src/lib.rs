@@ -9,12 +9,20 @@
 //! complete.
 //!
 //! What is read: scalar, fixed-size and variable-size (`x[n]`) leaves of every numeric type
-//! (with Float16_t/Double32_t), `std::vector<T>` of numbers, `std::string` and `char*`;
-//! baskets compressed with zlib, LZMA, LZ4 or ZSTD, on disk or embedded in the TBranch. Other
-//! branch types (objects, leaf lists, nested vectors) carry the reason in
-//! [`Branch::interp`] and are refused by [`BranchReader::new`]. Every basket is checked
-//! against its branch's type: a corrupted file gives an error, never a panic or a guessed
-//! value.
+//! (with Float16_t/Double32_t), `std::vector<T>` of numbers, `std::string` and `char*`; the
+//! members of split objects (scalars, fixed arrays, and jagged arrays for the members of a
+//! TClonesArray or a split `std::vector<Class>`), named as uproot names them
+//! ([`Tree::branch`]); leaf lists (`x/F:y/F:n/I`) as one column per leaf (`branch.x`); trees
+//! from ROOT 3 to 6.40, recovered trees (baskets kept in the TTree object); baskets
+//! compressed with zlib, LZMA, LZ4 or ZSTD, on disk or embedded in the TBranch.
+//!
+//! Refusal is per branch: a tree whose header parses always opens. A branch hepml does not
+//! decode (other objects, nested vectors, odd bookkeeping) carries the reason in
+//! [`Branch::interp`] and is refused by [`BranchReader::new`] only; the parent branch of a
+//! split object or leaf list is a [`Branch::container`]. A decorated copy copies every
+//! branch's baskets, decodable or not. A branch holding more entries than its tree's
+//! `fEntries` is read up to the tree's entries, as ROOT does. Every basket is checked against
+//! its branch's type: a corrupted file gives an error, never a panic or a guessed value.
 //!
 //! ```
 //! use rootio::{BranchReader, Data, RootFile};
@@ -32,10 +40,12 @@
 //! ```
 #![deny(missing_docs)]
 
+mod baskets;
 mod chain;
 mod compress;
 mod error;
 mod file;
+mod interp;
 mod json;
 mod object;
 mod rbuf;

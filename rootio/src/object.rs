@@ -102,6 +102,9 @@ impl Value {
             Value::U32(v) => v as i64,
             Value::I64(v) => v,
             Value::U64(v) => i64::try_from(v).ok()?,
+            // ROOT 3-5 wrote counts (fEntries, fTotBytes) as Stat_t, a double.
+            Value::F64(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => v as i64,
+            Value::F32(v) if v.fract() == 0.0 && v.abs() < 1.6e7 => v as i64,
             _ => return None,
         })
     }
@@ -377,7 +380,11 @@ impl<'s> Reader<'s> {
                     items,
                 }
             }
-            _ => match self.streamers.get(class, h.version as i32) {
+            _ => match self.streamers.get(class, h.version as i32).or_else(|| {
+                // A file without the layout of one of ROOT's own classes (some writers
+                // leave TLeaf* out): ROOT 6.40's, at the same class version.
+                crate::write::template::builtin_streamers()?.get(class, h.version as i32)
+            }) {
                 Some(info) => {
                     let mut members: Vec<(String, Value)> = Vec::with_capacity(info.elements.len());
                     for el in &info.elements {

@@ -213,6 +213,24 @@ fn checked_offsets(raw: &[i32], keylen: usize, border: usize) -> Result<Vec<usiz
     Ok(out)
 }
 
+/// Entry offsets of `nev` length-prefixed strings (TString form) filling `data` exactly.
+fn string_offsets(data: &[u8], nev: usize) -> Result<Vec<usize>> {
+    let mut b = RBuf::new(data, 0);
+    let mut out = Vec::with_capacity(nev.min(data.len()) + 1);
+    for _ in 0..nev {
+        out.push(b.pos());
+        b.tstring()?;
+    }
+    if b.remaining() != 0 {
+        return Err(RootError::malformed(format!(
+            "{nev} strings end {} bytes before the basket's data",
+            b.remaining()
+        )));
+    }
+    out.push(data.len());
+    Ok(out)
+}
+
 impl RawBasket {
     pub fn load(
         file: &RootFile,
@@ -261,9 +279,27 @@ impl RawBasket {
                         border,
                     )?);
                 } else if var && h.nevbuf > 0 {
-                    return Err(RootError::malformed(
-                        "variable-size basket without entry offsets",
-                    ));
+                    // Strings need no table: each is prefixed by its length (some writers
+                    // leave the table out).
+                    // An `x[n]` basket gets them from its counter branch (BranchReader).
+                    match &branch.interp {
+                        Ok(Interp {
+                            shape: Shape::String { header: false },
+                            ..
+                        }) => {
+                            out.offsets =
+                                Some(string_offsets(&out.data[..border], h.nevbuf as usize)?);
+                        }
+                        Ok(Interp {
+                            shape: Shape::Var { .. },
+                            ..
+                        }) => {}
+                        _ => {
+                            return Err(RootError::malformed(
+                                "variable-size basket without entry offsets",
+                            ))
+                        }
+                    }
                 }
                 out.data.truncate(border);
             }
@@ -320,6 +356,31 @@ impl RawBasket {
             )));
         }
         Ok(out)
+    }
+}
+
+impl RawBasket {
+    /// Keeps, of each `stride`-byte entry, the `size` bytes at `offset`: one leaf's values of
+    /// a leaf-list basket.
+    fn select_field(&mut self, offset: usize, size: usize, stride: usize) -> Result<()> {
+        if stride == 0
+            || offset + size > stride
+            || self.offsets.is_some()
+            || self.data.len() as u64 != self.nev * stride as u64
+        {
+            return Err(RootError::malformed(format!(
+                "leaf-list basket of {} entries has {} bytes, {} expected",
+                self.nev,
+                self.data.len(),
+                self.nev * stride as u64
+            )));
+        }
+        let mut out = Vec::with_capacity(self.nev as usize * size);
+        for entry in self.data.chunks_exact(stride) {
+            out.extend_from_slice(&entry[offset..offset + size]);
+        }
+        self.data = out;
+        Ok(())
     }
 }
 
@@ -549,6 +610,59 @@ impl<'a> BranchReader<'a> {
         &self.interp
     }
 
+    /// Entry offsets of an `x[n]` basket written without its table (uproot does this): from
+    /// the counter branch's values over the basket's entries, which must fill its `len` bytes.
+    fn offsets_from_counter(
+        &self,
+        counter: &str,
+        loc: &BasketLoc,
+        len: usize,
+    ) -> Result<Vec<usize>> {
+        let cb = self.tree.branch(counter)?;
+        if std::ptr::eq(cb, self.branch)
+            || !matches!(
+                cb.interp,
+                Ok(Interp {
+                    shape: Shape::Scalar,
+                    ..
+                })
+            )
+        {
+            return Err(RootError::malformed(format!(
+                "variable-size basket without entry offsets, and counter '{counter}' is not a scalar branch"
+            )));
+        }
+        let counts = BranchReader::new(self.file, self.tree, cb)?
+            .read(loc.first_entry, loc.first_entry + loc.entries)?;
+        let row = self.interp.prim.disk_size() * self.interp.item_len();
+        let mut offsets = Vec::with_capacity(counts.entries as usize + 1);
+        let mut at = 0usize;
+        offsets.push(0);
+        for k in 0..counts.data.len() {
+            let n = counts.data.get_f64(k);
+            if !(0.0..=len as f64).contains(&n) || n.fract() != 0.0 {
+                return Err(RootError::malformed(format!(
+                    "counter '{counter}' value {n}"
+                )));
+            }
+            at = at
+                .checked_add(n as usize * row)
+                .filter(|&x| x <= len)
+                .ok_or_else(|| {
+                    RootError::malformed(format!(
+                        "counts of '{counter}' run past the basket's {len} bytes"
+                    ))
+                })?;
+            offsets.push(at);
+        }
+        if at != len {
+            return Err(RootError::malformed(format!(
+                "counts of '{counter}' cover {at} of the basket's {len} bytes"
+            )));
+        }
+        Ok(offsets)
+    }
+
     /// Reads entries `[start, stop)`.
     pub fn read(&mut self, start: u64, stop: u64) -> Result<Array> {
         let mut out = Array::new(self.interp.clone(), start);
@@ -583,9 +697,25 @@ impl<'a> BranchReader<'a> {
             })?;
             if self.current.as_ref().is_none_or(|(ci, _)| *ci != i) {
                 self.current = None;
-                let raw =
+                let mut raw =
                     RawBasket::load(self.file, self.tree, self.branch, loc, &mut self.scratch)
                         .context(|| format!("branch '{name}', basket {i}"))?;
+                if raw.offsets.is_none() {
+                    if let Shape::Var { counter, .. } = &self.interp.shape {
+                        raw.offsets = Some(
+                            self.offsets_from_counter(counter, loc, raw.data.len())
+                                .context(|| format!("branch '{name}', basket {i}"))?,
+                        );
+                    }
+                }
+                if let Some((offset, stride)) = self.branch.field {
+                    raw.select_field(
+                        offset,
+                        self.interp.prim.disk_size() * self.interp.item_len(),
+                        stride,
+                    )
+                    .context(|| format!("branch '{name}', basket {i}"))?;
+                }
                 self.current = Some((i, raw));
             }
             let (_, raw) = self.current.as_ref().expect("loaded above");

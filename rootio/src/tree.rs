@@ -2,9 +2,12 @@
 //! (on disk or embedded in the TBranch), and how its bytes decode (its [`Interp`]). Branches
 //! whose layout hepml does not decode carry the reason instead, so nothing is read wrongly.
 
+use super::baskets::basket_locs;
 use super::error::{Context, Result, RootError};
 use super::file::{KeyHeader, RootFile};
+use super::interp::{interpret, leaf_list_fields, BranchFacts};
 use super::object::{Body, Object, Ptr, Value};
+use super::streamers::Streamers;
 use std::collections::HashMap;
 
 /// Element type of a branch's values.
@@ -178,6 +181,8 @@ pub struct Leaf {
     pub is_unsigned: bool,
     /// The counter leaf's branch, for variable-length arrays.
     pub counter: Option<String>,
+    /// A TLeafElement's streamer type code (`fType`: 5 float, 25 float[N], ...); 0 otherwise.
+    pub ftype: i32,
 }
 
 /// Where one basket lives and which entries it holds.
@@ -232,8 +237,16 @@ pub struct Branch {
     pub leaves: Vec<Leaf>,
     /// How its values decode, or why hepml does not read this branch.
     pub interp: std::result::Result<Interp, String>,
+    /// Its values are its sub-branches' (a split object, base class or collection of
+    /// objects): `interp` says so, and its own baskets (often none) are not checked.
+    pub container: bool,
     /// Indices through the nested `fBranches` arrays from the TTree to this branch.
     pub(crate) path: Vec<usize>,
+    /// Its ancestors' names and its own, joined by `/`.
+    pub(crate) full_name: String,
+    /// A column of a leaf-list branch (the same TBranch and baskets): the leaf's byte offset
+    /// in each entry, and the entry's size.
+    pub(crate) field: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -252,14 +265,63 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// The branch called `name`.
+    /// The branch called `name`: its own name (`fTracks.fPx`), or, as uproot names the
+    /// members of a split object, `parent/member` (`Event/fTracks.fPx`).
+    /// A name that several branches share (members of two split objects) is an error that
+    /// lists their paths.
     pub fn branch(&self, name: &str) -> Result<&Branch> {
-        self.branches
-            .iter()
-            .find(|b| b.name == name)
-            .ok_or_else(|| {
-                RootError::NotFound(format!("no branch '{name}' in tree '{}'", self.name))
-            })
+        let mut same = self.branches.iter().filter(|b| b.name == name);
+        match (same.next(), same.next()) {
+            (Some(b), None) => return Ok(b),
+            // Two branches with one full name (a Delphes tree holds two top-level
+            // `Particle`s): the first, as ROOT's TTree::GetBranch and uproot give.
+            (Some(b), Some(c))
+                if b.full_name == c.full_name && same.all(|d| d.full_name == b.full_name) =>
+            {
+                return Ok(b)
+            }
+            (Some(_), Some(_)) => {
+                let paths: Vec<String> = self
+                    .branches
+                    .iter()
+                    .filter(|b| b.name == name)
+                    .map(|b| self.branch_path(b).to_string())
+                    .collect();
+                return Err(RootError::NotFound(format!(
+                    "branch name '{name}' is ambiguous in tree '{}': {}",
+                    self.name,
+                    paths.join(", ")
+                )));
+            }
+            _ => {}
+        }
+        self.branch_by_path(name).ok_or_else(|| {
+            RootError::NotFound(format!("no branch '{name}' in tree '{}'", self.name))
+        })
+    }
+
+    /// A branch's full name as uproot gives it: its ancestors' names and its own, joined
+    /// by `/` (`Event/fTracks/fTracks.fPx`); a top-level branch's is its name.
+    pub fn branch_path<'b>(&self, branch: &'b Branch) -> &'b str {
+        &branch.full_name
+    }
+
+    /// `a/b/c`: branch `c` below `b` below the top-level branch `a`.
+    fn branch_by_path(&self, path: &str) -> Option<&Branch> {
+        let mut parent: Option<&Branch> = None;
+        for part in path.split('/') {
+            let below = |b: &&Branch| match parent {
+                None => b.path.len() == 1,
+                Some(p) => b.path.len() > p.path.len() && b.path.starts_with(&p.path),
+            };
+            parent = Some(
+                self.branches
+                    .iter()
+                    .filter(below)
+                    .find(|b| b.name == part)?,
+            );
+        }
+        parent
     }
 
     /// The TBranch object of a branch (by its `path`).
@@ -304,7 +366,7 @@ impl RootFile {
             )));
         }
         let object = self.read_object(&key)?;
-        Tree::from_object(object, key)
+        Tree::from_object(object, key, &self.streamers)
             .context(|| format!("{}: tree '{path}'", self.path().display()))
     }
 
@@ -319,80 +381,133 @@ impl RootFile {
     }
 }
 
-fn basic_array_i64(v: Option<&Value>) -> Vec<i64> {
-    match v {
-        Some(Value::BasicPtr(Some(items))) | Some(Value::Array(items)) => {
-            items.iter().filter_map(Value::as_i64).collect()
+/// A count member (`fEntries`, `fTotBytes`): a non-negative integer (or, from ROOT 3-5, a
+/// whole double).
+pub(crate) fn count(obj: &Object, name: &str) -> Result<u64> {
+    let n = obj.int(name)?;
+    u64::try_from(n).map_err(|_| RootError::malformed(format!("{name} = {n}")))
+}
+
+/// Calls `f` on every object streamed (not referenced) inside `obj`, depth first.
+fn each_object<'a>(obj: &'a Object, f: &mut impl FnMut(u32, &'a Object)) {
+    fn ptr<'a>(p: &'a Ptr, f: &mut impl FnMut(u32, &'a Object)) {
+        if let Ptr::New { tag, obj } = p {
+            f(*tag, obj);
+            each_object(obj, f);
         }
-        _ => Vec::new(),
+    }
+    match &obj.body {
+        Body::Members(m) => {
+            for (_, v) in m {
+                match v {
+                    Value::Ptr(p) => ptr(p, f),
+                    Value::Object(o) => each_object(o, f),
+                    _ => {}
+                }
+            }
+        }
+        Body::ObjArray { items, .. } => items.iter().for_each(|p| ptr(p, f)),
+        Body::List { items, .. } => items.iter().for_each(|(p, _)| ptr(p, f)),
+        _ => {}
     }
 }
 
-/// Collects, for every leaf object in the tree, its tag -> (leaf name, owning branch name).
-fn collect_leaves(obj: &Object, branch: Option<&str>, out: &mut HashMap<u32, (String, String)>) {
-    let own_name;
-    let branch = if obj.inherits("TBranch") {
-        own_name = obj.string("fName").unwrap_or_default();
-        Some(own_name.as_str())
-    } else {
-        branch
-    };
-    fn visit(p: &Ptr, branch: Option<&str>, out: &mut HashMap<u32, (String, String)>) {
-        if let Ptr::New { tag, obj: o } = p {
+/// Every TLeaf of a tree by its tag, wherever it was streamed (a split collection's member
+/// leaves stream their counter leaf inside their `fLeafCount`, before the collection's branch
+/// lists it), and the branch whose `fLeaves` lists each.
+pub(crate) struct LeafIndex<'a> {
+    objects: HashMap<u32, &'a Object>,
+    owner: HashMap<u32, String>,
+}
+
+impl<'a> LeafIndex<'a> {
+    pub(crate) fn new(tree: &'a Object) -> Self {
+        let mut objects = HashMap::new();
+        let mut owner = HashMap::new();
+        each_object(tree, &mut |tag, o| {
             if o.inherits("TLeaf") {
-                if let (Some(b), Ok(n)) = (branch, o.string("fName")) {
-                    out.entry(*tag).or_insert((n, b.to_string()));
+                objects.entry(tag).or_insert(o);
+            } else if o.inherits("TBranch") {
+                let name = o.string("fName").unwrap_or_default();
+                for p in o.array_items("fLeaves") {
+                    if let Ptr::New { tag, .. } | Ptr::Ref(tag) = p {
+                        owner.entry(*tag).or_insert_with(|| name.clone());
+                    }
                 }
             }
-            collect_leaves(o, branch, out);
-        }
+        });
+        LeafIndex { objects, owner }
     }
-    if let Body::Members(m) = &obj.body {
-        for (_, v) in m {
-            match v {
-                Value::Ptr(p) => visit(p, branch, out),
-                Value::Object(o) => {
-                    for p in o.items() {
-                        visit(p, branch, out);
-                    }
-                    if matches!(o.body, Body::Members(_)) {
-                        collect_leaves(o, branch, out);
-                    }
-                }
-                _ => {}
+
+    /// The leaf objects a branch lists (streamed there or earlier).
+    fn leaves_of(&self, b: &'a Object) -> Result<Vec<&'a Object>> {
+        let mut out = Vec::new();
+        for p in b.array_items("fLeaves") {
+            match p {
+                Ptr::New { obj, .. } => out.push(&**obj),
+                Ptr::Ref(tag) => out.push(*self.objects.get(tag).ok_or_else(|| {
+                    RootError::malformed(format!("leaf reference {tag:#x} to no leaf"))
+                })?),
+                Ptr::Null => {}
             }
+        }
+        Ok(out)
+    }
+
+    /// The branch holding a leaf's counter, if it has one.
+    fn counter_of(&self, leaf: &Object) -> Result<Option<String>> {
+        match leaf.get("fLeafCount") {
+            Some(Value::Ptr(Ptr::New { tag, .. } | Ptr::Ref(tag))) => self
+                .owner
+                .get(tag)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| RootError::malformed("leaf counter not found")),
+            _ => Ok(None),
         }
     }
 }
 
 impl Tree {
-    pub(crate) fn from_object(object: Object, key: KeyHeader) -> Result<Tree> {
+    pub(crate) fn from_object(
+        object: Object,
+        key: KeyHeader,
+        streamers: &Streamers,
+    ) -> Result<Tree> {
         let name = object.string("fName")?;
         let title = object.string("fTitle").unwrap_or_default();
-        let entries = object.int("fEntries")?;
-        let entries = u64::try_from(entries)
-            .map_err(|_| RootError::malformed(format!("fEntries = {entries}")))?;
-        let mut leaf_tags = HashMap::new();
-        collect_leaves(&object, None, &mut leaf_tags);
+        let entries = count(&object, "fEntries")?;
+        let leaves = LeafIndex::new(&object);
         let mut branches = Vec::new();
         fn walk(
             obj: &Object,
             path: &mut Vec<usize>,
-            tags: &HashMap<u32, (String, String)>,
+            leaves: &LeafIndex,
+            streamers: &Streamers,
             out: &mut Vec<Branch>,
-        ) -> Result<()> {
+        ) {
+            if path.len() > 64 {
+                return;
+            }
+            let parent = out
+                .last()
+                .filter(|_| !path.is_empty())
+                .map(|b| b.full_name.clone());
             for (i, p) in obj.array_items("fBranches").into_iter().enumerate() {
                 let Ptr::New { obj: b, .. } = p else { continue };
                 path.push(i);
-                let br = branch_from_object(b, path.clone(), tags)
-                    .context(|| format!("branch {}", b.string("fName").unwrap_or_default()))?;
+                let mut br = branch_from_object(b, path.clone(), leaves, streamers);
+                if let Some(parent) = &parent {
+                    br.full_name = format!("{parent}/{}", br.name);
+                }
+                let columns = leaf_columns(&br);
                 out.push(br);
-                walk(b, path, tags, out)?;
+                out.extend(columns);
+                walk(b, path, leaves, streamers, out);
                 path.pop();
             }
-            Ok(())
         }
-        walk(&object, &mut Vec::new(), &leaf_tags, &mut branches)?;
+        walk(&object, &mut Vec::new(), &leaves, streamers, &mut branches);
         Ok(Tree {
             name,
             title,
@@ -404,369 +519,106 @@ impl Tree {
     }
 }
 
+/// A Branch for every TBranch object: what cannot be decoded (its baskets' bookkeeping, its
+/// leaves, its type) becomes the reason in `interp`, so one odd branch never hides the others.
 fn branch_from_object(
     b: &Object,
     path: Vec<usize>,
-    tags: &HashMap<u32, (String, String)>,
-) -> Result<Branch> {
-    let name = b.string("fName")?;
-    let entries = b.int("fEntries")?;
-    let entries = u64::try_from(entries)
-        .map_err(|_| RootError::malformed(format!("fEntries = {entries}")))?;
-    let write_basket = b.int("fWriteBasket")?;
-    let write_basket = usize::try_from(write_basket)
-        .map_err(|_| RootError::malformed(format!("fWriteBasket = {write_basket}")))?;
-    let bytes = basic_array_i64(b.get("fBasketBytes"));
-    let entry = basic_array_i64(b.get("fBasketEntry"));
-    let seek = basic_array_i64(b.get("fBasketSeek"));
-    if write_basket > bytes.len() || write_basket > seek.len() || write_basket > entry.len() {
-        return Err(RootError::malformed(format!(
-            "fWriteBasket {write_basket} but {} basket sizes, {} seeks, {} entry starts",
-            bytes.len(),
-            seek.len(),
-            entry.len()
-        )));
-    }
-    let mut baskets = Vec::new();
-    let mut next = 0u64;
-    for i in 0..write_basket {
-        let first = entry[i];
-        let end = if i + 1 < write_basket {
-            entry[i + 1]
-        } else {
-            // After the last on-disk basket: where the in-memory basket starts, if recorded.
-            match entry.get(i + 1) {
-                Some(&e) if e >= first && e <= entries as i64 && e > 0 => e,
-                _ => entries as i64,
-            }
-        };
-        if first < 0 || end < first || seek[i] <= 0 || bytes[i] <= 0 || first as u64 != next {
-            return Err(RootError::malformed(format!(
-                "basket {i}: entries {first}..{end}, seek {}, {} bytes (expected to start at entry {next})",
-                seek[i], bytes[i]
-            )));
-        }
-        baskets.push(BasketLoc {
-            first_entry: first as u64,
-            entries: (end - first) as u64,
-            source: BasketSource::Disk {
-                seek: seek[i] as u64,
-                nbytes: bytes[i] as u32,
-            },
-        });
-        next = end as u64;
-    }
-    // Baskets kept in the TBranch record (ROOT writes the last, partly filled one there when
-    // the file is closed without a final flush; NanoAOD does this).
-    for (slot, p) in b.array_items("fBaskets").into_iter().enumerate() {
-        let Ptr::New { obj, .. } = p else { continue };
-        let Body::Raw(raw) = &obj.body else { continue };
-        let nev = embedded_nevbuf(raw)?;
-        if nev == 0 {
-            continue;
-        }
-        baskets.push(BasketLoc {
-            first_entry: next,
-            entries: nev,
-            source: BasketSource::Embedded(slot),
-        });
-        next += nev;
-    }
-    if next != entries {
-        return Err(RootError::malformed(format!(
-            "baskets hold {next} entries but the branch has {entries}"
-        )));
-    }
-    let mut leaves = Vec::new();
-    for p in b.array_items("fLeaves") {
-        let l = match p {
-            Ptr::New { obj, .. } => obj,
-            Ptr::Ref(_) => return Err(RootError::unsupported("leaf shared with another branch")),
-            Ptr::Null => continue,
-        };
-        let counter = match l.get("fLeafCount") {
-            Some(Value::Ptr(Ptr::New { tag, .. })) | Some(Value::Ptr(Ptr::Ref(tag))) => Some(
-                tags.get(tag)
-                    .map(|(_, br)| br.clone())
-                    .ok_or_else(|| RootError::malformed("leaf counter not found"))?,
-            ),
-            _ => None,
-        };
-        leaves.push(Leaf {
-            name: l.string("fName")?,
-            title: l.string("fTitle").unwrap_or_default(),
-            class: l.class.clone(),
-            len: l.int("fLen").unwrap_or(1) as i32,
-            is_unsigned: l.int("fIsUnsigned").unwrap_or(0) != 0,
-            counter,
-        });
-    }
-    let n_subbranches = b.array_items("fBranches").len();
-    let interp = interpret(b, &leaves, n_subbranches);
-    Ok(Branch {
+    index: &LeafIndex,
+    streamers: &Streamers,
+) -> Branch {
+    let name = b
+        .string("fName")
+        .unwrap_or_else(|_| format!("(unnamed branch {path:?})"));
+    let entries = count(b, "fEntries");
+    let leaves = leaves_of(b, index);
+    let n_sub = b.array_items("fBranches").len();
+    let facts = leaves.as_ref().ok().map(|leaves| BranchFacts {
+        obj: b,
+        leaves,
+        n_sub,
+        top: path.len() == 1,
+        streamers,
+    });
+    let split = facts.as_ref().is_some_and(|f| f.is_container());
+    // A split object's own baskets are not its values (it often has none): not checked.
+    let baskets = match &entries {
+        Ok(n) => basket_locs(b, *n, split),
+        Err(e) => Err(RootError::malformed(e.to_string())),
+    };
+    let leaf_list = b.class == "TBranch"
+        && baskets.is_ok()
+        && leaves
+            .as_ref()
+            .is_ok_and(|l| l.len() > 1 && leaf_list_fields(l).is_ok());
+    let container = split || leaf_list;
+    let interp = match (&entries, &leaves, &baskets, &facts) {
+        (Err(e), ..) | (_, Err(e), ..) => Err(e.to_string()),
+        (_, _, Err(e), _) if !container => Err(e.to_string()),
+        (.., Some(f)) => interpret(f),
+        _ => Err("unreadable branch".into()),
+    };
+    Branch {
         title: b.string("fTitle").unwrap_or_default(),
         class: b.class.clone(),
-        entries,
+        entries: entries.unwrap_or(0),
         compress: b.int("fCompress").unwrap_or(-1) as i32,
         basket_size: b.int("fBasketSize").unwrap_or(0) as i32,
         entry_offset_len: b.int("fEntryOffsetLen").unwrap_or(0) as i32,
-        tot_bytes: b.int("fTotBytes").unwrap_or(0),
-        zip_bytes: b.int("fZipBytes").unwrap_or(0),
-        baskets,
-        leaves,
+        tot_bytes: count(b, "fTotBytes").map_or(0, |n| n as i64),
+        zip_bytes: count(b, "fZipBytes").map_or(0, |n| n as i64),
+        baskets: baskets.unwrap_or_default(),
+        leaves: leaves.unwrap_or_default(),
         interp,
+        container,
         path,
+        full_name: name.clone(),
+        field: None,
         name,
-    })
+    }
 }
 
-/// fNevBuf of an embedded TBasket (its key header, then version, buffer size, fNevBufSize,
-/// fNevBuf).
-pub(crate) fn embedded_nevbuf(raw: &[u8]) -> Result<u64> {
-    let mut b = super::rbuf::RBuf::new(raw, 0);
-    let kh = KeyHeader::read(&mut b).context(|| "embedded basket".to_string())?;
-    b.set_pos(kh.keylen as usize - 19)?;
-    let _version = b.i16()?;
-    let _bufsize = b.i32()?;
-    let _nevbufsize = b.i32()?;
-    let nev = b.i32()?;
-    u64::try_from(nev).map_err(|_| RootError::malformed(format!("embedded basket fNevBuf {nev}")))
+/// The columns of a leaf-list branch (`x/F:y/F:n/I`), one per leaf, named `branch.leaf`;
+/// the branch itself becomes their container.
+fn leaf_columns(br: &Branch) -> Vec<Branch> {
+    if br.class != "TBranch" || !br.container {
+        return Vec::new();
+    }
+    let Ok(fields) = leaf_list_fields(&br.leaves) else {
+        return Vec::new();
+    };
+    fields
+        .into_iter()
+        .zip(&br.leaves)
+        .map(|(f, leaf)| Branch {
+            name: format!("{}.{}", br.name, leaf.name),
+            full_name: format!("{}.{}", br.full_name, leaf.name),
+            title: leaf.title.clone(),
+            leaves: vec![leaf.clone()],
+            interp: Ok(f.interp.clone()),
+            container: false,
+            field: Some((f.offset, f.stride)),
+            ..br.clone()
+        })
+        .collect()
 }
 
-/// Dimensions from a leaf title: `x[3][4]/F` -> counter None, dims [3, 4]; `x[n][3]` ->
-/// counter Some("n"), dims [3].
-fn title_dims(title: &str) -> std::result::Result<(Option<String>, Vec<usize>), String> {
-    let name_part = title.split('/').next().unwrap_or("");
-    let mut dims = Vec::new();
-    let mut counter = None;
-    let mut rest = name_part;
-    while let Some(open) = rest.find('[') {
-        let close = rest[open..]
-            .find(']')
-            .ok_or_else(|| format!("unbalanced brackets in leaf title '{title}'"))?
-            + open;
-        let inside = rest[open + 1..close].trim();
-        match inside.parse::<usize>() {
-            Ok(n) => dims.push(n),
-            Err(_) if dims.is_empty() && counter.is_none() => counter = Some(inside.to_string()),
-            Err(_) => {
-                return Err(format!(
-                    "variable dimension '{inside}' after the first in '{title}'"
-                ))
-            }
-        }
-        rest = &rest[close + 1..];
-    }
-    Ok((counter, dims))
-}
-
-/// The `[low, high(, bits)]` range of a Float16_t/Double32_t leaf, from the type part of its
-/// title (`x/f[0,10,12]`) or anywhere after the name's dimensions.
-fn packed_range(title: &str, double: bool) -> std::result::Result<Prim, String> {
-    let ty = title.split_once('/').map(|(_, t)| t).unwrap_or("");
-    let Some(open) = ty.find('[') else {
-        return Ok(if double {
-            Prim::Packed {
-                low: 0.0,
-                high: 0.0,
-                bits: 0,
-                double,
-            }
-        } else {
-            Prim::Packed {
-                low: 0.0,
-                high: 0.0,
-                bits: 12,
-                double,
-            }
-        });
-    };
-    let close = ty[open..]
-        .find(']')
-        .ok_or_else(|| format!("unbalanced range in '{title}'"))?
-        + open;
-    let parts: Vec<&str> = ty[open + 1..close].split(',').map(str::trim).collect();
-    let num = |s: &str| -> std::result::Result<f64, String> {
-        let s2 = s.replace("pi", &std::f64::consts::PI.to_string());
-        s2.parse::<f64>()
-            .map_err(|_| format!("range value '{s}' in '{title}' (expressions are not supported)"))
-    };
-    let (low, high) = match parts.as_slice() {
-        [l, h] | [l, h, _] => (num(l)?, num(h)?),
-        _ => return Err(format!("range '{}' in '{title}'", &ty[open..=close])),
-    };
-    let bits = match parts.get(2) {
-        Some(b) => b
-            .parse::<u32>()
-            .map_err(|_| format!("bits '{b}' in '{title}'"))?,
-        None => 32,
-    };
-    let bits = if (2..=32).contains(&bits) { bits } else { 32 };
-    if low == 0.0 && high == 0.0 {
-        return Ok(Prim::Packed {
-            low,
-            high,
-            bits,
-            double,
-        });
-    }
-    if high <= low {
-        return Err(format!("empty range in '{title}'"));
-    }
-    Ok(Prim::Packed {
-        low,
-        high,
-        bits,
-        double,
-    })
-}
-
-fn leaf_prim(l: &Leaf) -> std::result::Result<Prim, String> {
-    let u = l.is_unsigned;
-    Ok(match l.class.as_str() {
-        "TLeafO" => Prim::Bool,
-        "TLeafB" => {
-            if u {
-                Prim::U8
-            } else {
-                Prim::I8
-            }
-        }
-        "TLeafS" => {
-            if u {
-                Prim::U16
-            } else {
-                Prim::I16
-            }
-        }
-        "TLeafI" => {
-            if u {
-                Prim::U32
-            } else {
-                Prim::I32
-            }
-        }
-        "TLeafL" | "TLeafG" => {
-            if u {
-                Prim::U64
-            } else {
-                Prim::I64
-            }
-        }
-        "TLeafF" => Prim::F32,
-        "TLeafD" => Prim::F64,
-        "TLeafF16" => packed_range(&l.title, false)?,
-        "TLeafD32" => packed_range(&l.title, true)?,
-        other => return Err(format!("leaf class {other}")),
-    })
-}
-
-fn interpret(b: &Object, leaves: &[Leaf], n_sub: usize) -> std::result::Result<Interp, String> {
-    if b.class == "TBranchElement" {
-        return interpret_element(b, leaves, n_sub);
-    }
-    if b.class != "TBranch" {
-        return Err(format!("branch class {} is not supported", b.class));
-    }
-    let leaf = match leaves {
-        [] => return Err("branch without leaves".into()),
-        [l] => l,
-        more => {
-            return Err(format!(
-                "leaf-list branch with {} leaves ({}) is not supported yet",
-                more.len(),
-                more.iter()
-                    .map(|l| l.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        }
-    };
-    if leaf.class == "TLeafC" {
-        return Ok(Interp {
-            prim: Prim::U8,
-            shape: Shape::String { header: false },
-        });
-    }
-    let prim = leaf_prim(leaf)?;
-    let (title_counter, dims) = title_dims(&leaf.title)?;
-    let shape = match (&leaf.counter, title_counter) {
-        (Some(counter), _) => Shape::Var {
-            counter: counter.clone(),
-            inner: dims,
-        },
-        (None, Some(c)) => {
-            return Err(format!(
-                "leaf title names a counter '{c}' but the leaf has none"
-            ))
-        }
-        (None, _) if dims.is_empty() => Shape::Scalar,
-        (None, _) => Shape::Fixed(dims),
-    };
-    let interp = Interp { prim, shape };
-    let per_item = interp.item_len();
-    let expect_len = match &interp.shape {
-        Shape::Scalar => 1,
-        _ => per_item,
-    };
-    if leaf.len as usize != expect_len && !(leaf.len == 0 && expect_len == 1) {
-        return Err(format!(
-            "leaf {} has fLen {} but its title '{}' gives {expect_len} values",
-            leaf.name, leaf.len, leaf.title
-        ));
-    }
-    Ok(interp)
-}
-
-fn interpret_element(
-    b: &Object,
-    leaves: &[Leaf],
-    n_sub: usize,
-) -> std::result::Result<Interp, String> {
-    let class_name = b.string("fClassName").unwrap_or_default();
-    let btype = b.int("fType").unwrap_or(-999);
-    let streamer_type = b.int("fStreamerType").unwrap_or(-999);
-    if n_sub > 0 {
-        return Err(format!(
-            "split object branch of class {class_name} (read its sub-branches instead)"
-        ));
-    }
-    if leaves.len() != 1 {
-        return Err(format!("TBranchElement with {} leaves", leaves.len()));
-    }
-    let cls = class_name.replace(' ', "");
-    if btype == 0 && (streamer_type == -1 || streamer_type == 500 || streamer_type == 300) {
-        if let Some(inner) = cls
-            .strip_prefix("vector<")
-            .and_then(|s| s.strip_suffix('>'))
-        {
-            let inner = class_name
-                .trim()
-                .strip_prefix("vector<")
-                .and_then(|s| s.strip_suffix('>'))
-                .unwrap_or(inner);
-            return match Prim::from_cpp(inner) {
-                Some(prim) => Ok(Interp {
-                    prim,
-                    shape: Shape::Vector,
-                }),
-                None => Err(format!("std::vector of {inner} is not supported")),
-            };
-        }
-    }
-    // A top-level std::string: each entry is the string as a TString, no object header.
-    if (btype == 0 || btype == -1)
-        && (streamer_type == -1 || streamer_type == 365)
-        && (cls == "string" || cls == "std::string")
-    {
-        return Ok(Interp {
-            prim: Prim::U8,
-            shape: Shape::String { header: false },
-        });
-    }
-    Err(format!(
-        "object branch of class '{class_name}' (fType {btype}, streamer type {streamer_type}) is not supported"
-    ))
+fn leaves_of(b: &Object, index: &LeafIndex) -> Result<Vec<Leaf>> {
+    index
+        .leaves_of(b)?
+        .into_iter()
+        .map(|l| {
+            Ok(Leaf {
+                name: l.string("fName")?,
+                title: l.string("fTitle").unwrap_or_default(),
+                class: l.class.clone(),
+                len: l.int("fLen").unwrap_or(1) as i32,
+                is_unsigned: l.int("fIsUnsigned").unwrap_or(0) != 0,
+                counter: index.counter_of(l)?,
+                ftype: l.int("fType").unwrap_or(0) as i32,
+            })
+        })
+        .collect()
 }
 
 /// The TBranch object at `path` (indices through the nested `fBranches` arrays) of a TTree
@@ -783,40 +635,4 @@ pub(crate) fn branch_object_mut<'a>(
         }
     }
     Some(obj)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn dims_from_titles() {
-        assert_eq!(title_dims("x[3][4]/F").unwrap(), (None, vec![3, 4]));
-        assert_eq!(
-            title_dims("Jet_Px[NJet]").unwrap(),
-            (Some("NJet".into()), vec![])
-        );
-        assert_eq!(
-            title_dims("x[n][3]/D").unwrap(),
-            (Some("n".into()), vec![3])
-        );
-        assert!(title_dims("x[3][n]").is_err());
-        assert_eq!(
-            packed_range("x/f[0,10,12]", false).unwrap(),
-            Prim::Packed {
-                low: 0.0,
-                high: 10.0,
-                bits: 12,
-                double: false
-            }
-        );
-        assert_eq!(
-            packed_range("x/d", true).unwrap(),
-            Prim::Packed {
-                low: 0.0,
-                high: 0.0,
-                bits: 0,
-                double: true
-            }
-        );
-    }
 }

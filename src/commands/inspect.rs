@@ -35,8 +35,20 @@ pub fn run(a: InspectArgs) -> Result<()> {
             "{path}  (ROOT {}, compression {})",
             f.version, f.compress
         );
+        for s in &f.skipped {
+            let _ = writeln!(text, "  skipped: {s}");
+        }
         for name in names {
-            let t = f.tree(&name)?;
+            // A tree whose header cannot be read is listed with the reason; the others still are.
+            let t = match f.tree(&name) {
+                Ok(t) => t,
+                Err(e) if a.tree.is_none() => {
+                    let _ = writeln!(text, "  tree {name}  UNREADABLE: {e}");
+                    trees.push(json!({"name": name, "error": e.to_string(), "branches": []}));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let _ = writeln!(
                 text,
                 "  tree {name}  \"{}\"  {} entries, {} branches",
@@ -46,8 +58,11 @@ pub fn run(a: InspectArgs) -> Result<()> {
             );
             let mut branches = Vec::new();
             for b in &t.branches {
-                let comp = f.branch_compression(b)?.to_string();
-                let (ty, counter, readable, reason) = match &b.interp {
+                let comp = match f.branch_compression(b) {
+                    Ok(c) => c.to_string(),
+                    Err(e) => format!("? ({e})"),
+                };
+                let (ty, counter, readable, mut reason) = match &b.interp {
                     Ok(i) => (
                         i.type_name(),
                         match &i.shape {
@@ -57,8 +72,23 @@ pub fn run(a: InspectArgs) -> Result<()> {
                         true,
                         None,
                     ),
+                    Err(_) if b.container => ("container".to_string(), None, false, None),
                     Err(why) => ("?".to_string(), None, false, Some(why.clone())),
                 };
+                // ROOT reads a tree's fEntries entries, whatever a branch holds beyond them.
+                let note = (readable && b.entries != t.entries).then(|| {
+                    if b.entries > t.entries {
+                        format!(
+                            "holds {} entries, the tree {}: hepml reads the tree's {}, as ROOT does",
+                            b.entries, t.entries, t.entries
+                        )
+                    } else {
+                        format!("holds {} of the tree's {} entries", b.entries, t.entries)
+                    }
+                });
+                if b.container {
+                    reason = b.interp.as_ref().err().cloned();
+                }
                 let _ = writeln!(
                     text,
                     "    {:<32} {:<18} {:<10} {:>4} baskets {:>10} B on disk {:>10} B{}",
@@ -68,24 +98,29 @@ pub fn run(a: InspectArgs) -> Result<()> {
                     b.baskets.len(),
                     b.zip_bytes,
                     b.tot_bytes,
-                    reason
-                        .as_deref()
-                        .map(|r| format!("  UNSUPPORTED: {r}"))
-                        .unwrap_or_default()
+                    match (&reason, &note) {
+                        (Some(r), _) if b.container => format!("  ({r})"),
+                        (Some(r), _) => format!("  UNSUPPORTED: {r}"),
+                        (None, Some(n)) => format!("  NOTE: {n}"),
+                        (None, None) => String::new(),
+                    }
                 );
                 branches.push(json!({
-                    "name": b.name, "title": b.title, "type": ty,
+                    "name": b.name, "path": t.branch_path(b), "title": b.title, "type": ty,
                     "leaf": b.leaves.first().map(|l| l.class.clone()),
                     "counter": counter, "compression": comp, "baskets": b.baskets.len(),
                     "zip_bytes": b.zip_bytes, "tot_bytes": b.tot_bytes,
-                    "readable": readable, "reason": reason,
+                    "readable": readable, "reason": reason, "container": b.container,
+                    "entries": b.entries, "note": note,
                 }));
             }
             trees.push(
                 json!({"name": name, "title": t.title, "entries": t.entries, "branches": branches}),
             );
         }
-        files.push(json!({"path": path, "version": f.version, "trees": trees}));
+        files.push(
+            json!({"path": path, "version": f.version, "skipped": f.skipped, "trees": trees}),
+        );
     }
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -133,8 +168,10 @@ fn dump(a: &InspectArgs) -> Result<()> {
     for (k, name) in a.dump.iter().enumerate() {
         let b = t.branch(name)?;
         let mut r = BranchReader::new(&f, &t, b)?;
+        // A branch with fewer entries than its tree (never filled after some point) gives
+        // the ones it holds.
         let arr = r
-            .read(start, stop)
+            .read(start.min(b.entries), stop.min(b.entries))
             .with_context(|| format!("{path}: reading branch '{name}'"))?;
         if k > 0 {
             out.push(',');

@@ -5,13 +5,14 @@ use super::branch::*;
 use super::file::{DirId, FileWriter, BIG, TOP};
 use super::template::*;
 use super::writer::*;
+use crate::baskets::disk_slots;
 use crate::compress::{block_algorithm, compress, decompress, Compression};
 use crate::error::{Context, Result, RootError};
 use crate::file::{Directory, KeyHeader};
 use crate::object::{Object, Ptr, Value, Writer};
 use crate::rbuf::{RBuf, WBuf};
 use crate::tree::branch_object_mut;
-use crate::tree::{BasketSource, Tree};
+use crate::tree::Tree;
 use crate::RootFile;
 
 /// Starts a decorated copy of `tree`: every original basket is copied into `fw` byte for byte
@@ -54,12 +55,17 @@ pub(super) fn clone_tree_in(
     let pdir = fw.dir_seek(dir)?;
     let mut obj = tree.object.clone();
     let mut raw = Vec::new();
-    for br in &tree.branches {
+    // Every on-disk basket the branches record, whether or not hepml decodes their values
+    // (unsupported types, containers, odd bookkeeping): they are copied, not read.
+    for br in tree.branches.iter().filter(|b| b.field.is_none()) {
+        let slots = tree
+            .branch_object(&br.path)
+            .map(disk_slots)
+            .transpose()
+            .context(|| format!("branch '{}'", br.name))?
+            .unwrap_or_default();
         let mut seeks: Vec<(usize, u64, i32)> = Vec::new();
-        for (i, loc) in br.baskets.iter().enumerate() {
-            let BasketSource::Disk { seek, nbytes } = loc.source else {
-                continue;
-            };
+        for (i, seek, nbytes) in slots {
             input.read_at(seek, nbytes as usize, &mut raw)?;
             let (pos, n) = copy_basket(fw, &raw, pdir)
                 .context(|| format!("copying basket {i} of branch '{}'", br.name))?;
@@ -68,12 +74,12 @@ pub(super) fn clone_tree_in(
         let bo = branch_object_mut(&mut obj, &br.path)
             .ok_or_else(|| RootError::malformed(format!("branch '{}' not found", br.name)))?;
         for (i, pos, n) in seeks {
-            set_array_elem(bo, "fBasketSeek", i, Value::I64(pos as i64))?;
-            set_array_elem(bo, "fBasketBytes", i, Value::I32(n))?;
+            set_array_elem(bo, "fBasketSeek", i, pos as i64)?;
+            set_array_elem(bo, "fBasketBytes", i, i64::from(n))?;
         }
     }
     let mut base_leaf_tags = Vec::new();
-    for br in &tree.branches {
+    for br in tree.branches.iter().filter(|b| b.field.is_none()) {
         if let Some(bo) = tree.branch_object(&br.path) {
             if let Some(Ptr::New { tag, .. }) = bo.array_items("fLeaves").first() {
                 base_leaf_tags.push((br.name.clone(), *tag));
@@ -138,11 +144,12 @@ pub(super) fn is_dir(k: &KeyHeader) -> bool {
     k.class == "TDirectory" || k.class == "TDirectoryFile"
 }
 
-pub(super) fn set_array_elem(o: &mut Object, member: &str, i: usize, v: Value) -> Result<()> {
+/// Sets element `i` of a `T* fX; //[fN]` member, keeping its type (ROOT 3-5 trees hold
+/// 32-bit seeks): a value that does not fit is an error.
+pub(super) fn set_array_elem(o: &mut Object, member: &str, i: usize, x: i64) -> Result<()> {
     match o.get_mut(member) {
         Some(Value::BasicPtr(Some(items))) if i < items.len() => {
-            items[i] = v;
-            Ok(())
+            items[i].set_int(x).context(|| format!("{member}[{i}]"))
         }
         _ => Err(RootError::malformed(format!("{member}[{i}] missing"))),
     }

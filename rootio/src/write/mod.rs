@@ -7,7 +7,7 @@
 mod branch;
 mod clone;
 pub mod file;
-mod template;
+pub(crate) mod template;
 mod writer;
 
 pub use branch::BranchSpec;

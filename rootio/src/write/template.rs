@@ -20,7 +20,6 @@ pub(super) const ENTRY_OFFSET_LEN: usize = 1000;
 pub(super) const BASKET_FIELDS: usize = 19;
 
 pub(super) struct Template {
-    pub(super) file: RootFile,
     pub(super) tree: Tree,
 }
 
@@ -30,7 +29,7 @@ pub(super) fn template() -> Result<&'static Template> {
         let file = RootFile::from_static("template-root-6.40.root", TEMPLATE_BYTES)
             .map_err(|e| e.to_string())?;
         let tree = file.tree("template").map_err(|e| e.to_string())?;
-        Ok(Template { file, tree })
+        Ok(Template { tree })
     })
     .as_ref()
     .map_err(|e| RootError::malformed(format!("built-in ROOT template: {e}")))
@@ -38,7 +37,20 @@ pub(super) fn template() -> Result<&'static Template> {
 
 /// The streamer infos of every class hepml writes (from ROOT 6.40).
 pub(crate) fn template_streamers() -> Result<&'static crate::streamers::Streamers> {
-    Ok(&template()?.file.streamers)
+    builtin_streamers().ok_or_else(|| RootError::malformed("built-in ROOT template's streamers"))
+}
+
+/// The template's streamer infos, read without reading any object (so that reading objects
+/// can fall back on them): the layouts of ROOT's own classes (TTree, TBranch, TLeaf*, ...)
+/// for files that do not carry them.
+pub(crate) fn builtin_streamers() -> Option<&'static crate::streamers::Streamers> {
+    static S: OnceLock<Option<crate::streamers::Streamers>> = OnceLock::new();
+    S.get_or_init(|| {
+        RootFile::from_static("template-root-6.40.root", TEMPLATE_BYTES)
+            .ok()
+            .map(|f| f.streamers)
+    })
+    .as_ref()
 }
 
 pub(super) fn leaf_code(p: Prim) -> Result<char> {

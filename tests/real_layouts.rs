@@ -1,0 +1,188 @@
+//! The layouts experiments write, on a file real ROOT 6.40 writes in the test
+//! (scripts/gen_split_file.py: a split class with a TClonesArray, a split
+//! std::vector<Class> and a Double32_t, a leaf list, and a nested vector hepml does not
+//! decode): every branch equals uproot or is listed with its reason (scripts/check_corpus.py,
+//! the gate also run over scikit-hep-testdata), the gate catches a wrong value, and a
+//! decorated copy keeps every original branch for ROOT and uproot while its score equals
+//! onnxruntime's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+use common::{python, repo, script, shared};
+
+fn split_file(dir: &Path) -> PathBuf {
+    let out = dir.join("split.root");
+    script("gen_split_file.py", &[out.to_str().unwrap()]);
+    out
+}
+
+fn corpus_gate(hepml: &Path, files: &[&str]) -> (bool, String) {
+    let o = Command::new(python())
+        .arg(repo().join("scripts/check_corpus.py"))
+        .arg("--hepml")
+        .arg(hepml)
+        .arg("--gate")
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn split_objects_and_leaf_lists_match_uproot() {
+    let dir = tempfile::tempdir().unwrap();
+    let split = split_file(dir.path());
+    let hzz = shared("root/uproot-HZZ.root");
+    let leaflist = shared("root/uproot-leaflist.root");
+    let (ok, text) = corpus_gate(
+        Path::new(env!("CARGO_BIN_EXE_hepml")),
+        &[split.to_str().unwrap(), &hzz, &leaflist],
+    );
+    assert!(ok, "{text}");
+    // 17 members and columns equal uproot (scalars, w[2], the Double32_t, the TClonesArray's
+    // and the std::vector<Jet>'s jagged members, the leaf list's 4 columns as 1 branch); the
+    // 3 containers are evt, its TObject base and the TClonesArray/vector parents' records.
+    assert!(
+        text.contains("split.root t: 17 equal, 1 unsupported, 3 container"),
+        "{text}"
+    );
+    assert!(
+        text.contains("std::vector of vector<float> is not supported"),
+        "{text}"
+    );
+    assert!(
+        text.contains("uproot-leaflist.root tree: 1 equal"),
+        "{text}"
+    );
+    assert!(
+        text.contains("0 error, 0 wrong, 0 crashed, 0 missing"),
+        "{text}"
+    );
+
+    // Members by uproot's path names and by their own, and a leaf-list column.
+    let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args(["inspect", split.to_str().unwrap(), "--dump"])
+        .args(["evt/hits/hits.layer", "jets.n", "point.n", "run"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let b = &v["branches"];
+    assert_eq!(b["evt/hits/hits.layer"][3], serde_json::json!([0, 1, 2]));
+    assert_eq!(b["jets.n"][5], serde_json::json!([0, 1]));
+    assert_eq!(b["point.n"], b["run"]);
+    // A container and an undecoded branch are errors only when their values are asked for.
+    for (name, why) in [
+        ("evt", "container of 8 sub-branches (split Evt)"),
+        ("nested", "std::vector of vector<float>"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
+            .args(["inspect", split.to_str().unwrap(), "--dump", name])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(why), "{name}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+/// A gate that cannot fail is no gate: a hepml that reports one member value wrong is caught.
+#[test]
+fn the_corpus_gate_fails_on_a_perturbed_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let split = split_file(dir.path());
+    let wrapper = dir.path().join("perturbed");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!{py}\nimport json, subprocess, sys\nr = subprocess.run([{real:?}] + sys.argv[1:], capture_output=True, text=True)\n\
+             if r.returncode or '--dump' not in sys.argv:\n    sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); sys.exit(r.returncode)\n\
+             d = json.loads(r.stdout); b = d['branches']\nfor k in b:\n    if k.endswith('hits.e') and len(b[k]) > 3 and b[k][3]:\n        b[k][3][1] = b[k][3][1] + 1e-3\nprint(json.dumps(d))\n",
+            py = python().display(),
+            real = env!("CARGO_BIN_EXE_hepml"),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, text) = corpus_gate(&wrapper, &[split.to_str().unwrap()]);
+    assert!(!ok, "the gate passed a wrong value:\n{text}");
+    assert!(
+        text.contains("evt/hits/hits.e: wrong: entry 3") && text.contains("GATE FAILED: 1 wrong"),
+        "{text}"
+    );
+}
+
+/// Without its corpus, the corpus gate fails with a clear message (never an empty pass).
+#[test]
+fn the_corpus_gate_fails_without_its_corpus() {
+    let o = Command::new(python())
+        .arg(repo().join("scripts/check_corpus.py"))
+        .args(["--hepml", env!("CARGO_BIN_EXE_hepml"), "--gate"])
+        .args(["--corpus", "/nonexistent/skhep-testdata"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("corpus directory"),
+        "{err}"
+    );
+}
+
+/// `inject` decorates a file with split objects and a branch hepml does not decode: every
+/// original basket is copied byte for byte (uproot reads every branch equal to the input),
+/// ROOT reads every original branch as it does in the input, and the score (from a member, a
+/// Double32_t and a leaf-list column) equals onnxruntime's.
+#[test]
+fn decorated_copy_of_a_split_file_keeps_every_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let split = split_file(dir.path());
+    let split = split.to_str().unwrap();
+    script("make_test_models.py", &[dir.path().to_str().unwrap()]);
+    let inputs = r#"["score_in", "met", "run", "charge", "point.x"]"#;
+    std::fs::write(
+        d("s.yaml"),
+        format!(
+            "inputs:\n  x: {inputs}\noutputs:\n  probabilities: {{branch: score, column: 1}}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d("s.json"),
+        format!(r#"{{"inputs": {{"x": {inputs}}}, "outputs": [["probabilities", 1, "score"]]}}"#),
+    )
+    .unwrap();
+    let out = d("out.root");
+    let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args([
+            "inject",
+            split,
+            "--model",
+            &d("mlp.onnx"),
+            "--features",
+            &d("s.yaml"),
+        ])
+        .args(["-o", &out, "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let same = script("root_check.py", &["same-baskets", split, &out, "t"]);
+    assert!(same.contains("\"branches\": 22"), "{same}");
+    script("root_check.py", &["root-reads", split, &out, "t"]);
+    let diff = script(
+        "check_inject.py",
+        &["event", &d("mlp.onnx"), split, "t", &out, "t", &d("s.json")],
+    );
+    let v: serde_json::Value = serde_json::from_str(diff.trim().lines().last().unwrap()).unwrap();
+    assert!(v["max_abs_diff"].as_f64().unwrap() <= 1e-5, "{diff}");
+}
