@@ -68,9 +68,15 @@ fn grad(loss: Loss, m: f64, y: f32) -> (f64, f64, f64) {
     let y = y as f64;
     match loss {
         Loss::Logistic => {
-            let p = 1.0 / (1.0 + (-m).exp());
-            // log(1 + e^m) - y m, stable on both sides.
-            let l = m.max(0.0) + (-m.abs()).exp().ln_1p() - y * m;
+            // One exponential for both: e = e^-|m|, p = 1 / (1 + e^-m), and the loss
+            // log(1 + e^-m) + (1 - y) m written stably on both sides.
+            let e = (-m.abs()).exp();
+            let p = if m >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            let l = (-m).max(0.0) + e.ln_1p() + (1.0 - y) * m;
             (l, p - y, (p * (1.0 - p)).max(1e-16))
         }
         Loss::Squared => ((m - y) * (m - y) / 2.0, m - y, 1.0),
@@ -284,4 +290,124 @@ pub fn boost(
     ensemble.trees.truncate(curves.best + 1);
     ensemble.tree_weights.truncate(curves.best + 1);
     Ok((ensemble, curves))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` events of 3 features: signal where x0 > 0 (x0 NaN in 30% of the events, which are
+    /// all signal), x1 weakly informative, x2 noise.
+    fn events(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = Rng::new(seed);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let a = rng.normal() as f32;
+            let label = (a > 0.0 || rng.uniform() < 0.3) as u8 as f32;
+            let x0 = if label == 1.0 && a <= 0.0 {
+                f32::NAN
+            } else {
+                a
+            };
+            x.extend([x0, rng.normal() as f32 + 0.3 * label, rng.normal() as f32]);
+            y.push(label);
+        }
+        (x, y)
+    }
+
+    fn params() -> BoostParams {
+        BoostParams {
+            loss: Loss::Logistic,
+            n_trees: 30,
+            learning_rate: 0.3,
+            max_depth: 3,
+            max_leaves: usize::MAX,
+            min_child_weight: 1.0,
+            l2: 1.0,
+            subsample: 1.0,
+            colsample: 1.0,
+            max_bins: 64,
+            patience: None,
+            threads: 2,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn nan_learns_its_side_and_leaves_are_limited() {
+        let (x, y) = events(4000, 1);
+        let rows: Vec<usize> = (0..y.len()).collect();
+        let w = vec![1.0; y.len()];
+        let ev = Events {
+            x: &x,
+            n_features: 3,
+            rows: &rows,
+            y: &y,
+            w: &w,
+        };
+        let (e, c) = boost(&ev, None, &params(), &mut |_| {}).unwrap();
+        assert_eq!(e.trees.len(), 30);
+        assert_eq!(c.train_loss.len(), 30);
+        assert!(c.train_loss[29] < c.train_loss[0]);
+        // Missing x0 means signal: NaN must go where x0 > 0 goes.
+        assert!(e.predict(&[f32::NAN, 0.0, 0.0]) > 0.9);
+        assert!(e.predict(&[-1.0, 0.0, 0.0]) < 0.1);
+        // A smooth regression target needs every leaf it is allowed.
+        let smooth: Vec<f32> = x.chunks(3).map(|r| r[1] + r[2] * r[2]).collect();
+        let reg = Events { y: &smooth, ..ev };
+        let p = BoostParams {
+            loss: Loss::Squared,
+            max_depth: 10,
+            max_leaves: 5,
+            ..params()
+        };
+        let (e, _) = boost(&reg, None, &p, &mut |_| {}).unwrap();
+        let leaves: Vec<usize> = e.trees.iter().map(|t| t.n_leaves()).collect();
+        assert!(leaves.iter().all(|&l| l == 5), "{leaves:?}");
+        assert!(e.trees.iter().any(|t| t.depth() > 2));
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_tree_and_threads_do_not_matter() {
+        let (x, y) = events(3000, 2);
+        let w = vec![1.0; y.len()];
+        let (train, valid): (Vec<usize>, Vec<usize>) = (0..y.len()).partition(|r| r % 3 != 0);
+        let (ty, vy): (Vec<f32>, Vec<f32>) = (
+            train.iter().map(|&r| y[r]).collect(),
+            valid.iter().map(|&r| y[r]).collect(),
+        );
+        let t = Events {
+            x: &x,
+            n_features: 3,
+            rows: &train,
+            y: &ty,
+            w: &w[..train.len()],
+        };
+        let v = Events {
+            x: &x,
+            n_features: 3,
+            rows: &valid,
+            y: &vy,
+            w: &w[..valid.len()],
+        };
+        let p = BoostParams {
+            n_trees: 300,
+            learning_rate: 1.0,
+            max_depth: 6,
+            patience: Some(5),
+            ..params()
+        };
+        let (e, c) = boost(&t, Some(&v), &p, &mut |_| {}).unwrap();
+        assert!(c.valid_loss.len() < 300, "no early stop");
+        assert_eq!(c.valid_loss.len(), c.best + 6);
+        assert_eq!(e.trees.len(), c.best + 1);
+        let best = c.valid_loss.iter().copied().fold(f64::INFINITY, f64::min);
+        assert_eq!(c.valid_loss[c.best], best);
+        let one = BoostParams { threads: 1, ..p };
+        assert_eq!(boost(&t, Some(&v), &one, &mut |_| {}).unwrap().0, e);
+        assert!(boost(&t, None, &one, &mut |_| {})
+            .unwrap_err()
+            .to_string()
+            .contains("needs valid events"));
+    }
 }

@@ -187,3 +187,55 @@ pub fn forest(
         curves,
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trees::mdi;
+
+    #[test]
+    fn forest_is_the_same_on_any_thread_count_and_ranks_features() {
+        // y = 1 where 2 x0 + x1 > 0: x0 matters most, x1 less, x2 not at all.
+        let mut rng = Rng::new(3);
+        let n = 3000;
+        let x: Vec<f32> = (0..3 * n).map(|_| rng.normal() as f32).collect();
+        let y: Vec<f32> = x
+            .chunks(3)
+            .map(|r| (2.0 * r[0] + r[1] > 0.0) as u8 as f32)
+            .collect();
+        let rows: Vec<usize> = (0..n).collect();
+        let w = vec![1.0; n];
+        let ev = Events {
+            x: &x,
+            n_features: 3,
+            rows: &rows,
+            y: &y,
+            w: &w,
+        };
+        let p = |threads| ForestParams {
+            n_trees: 12,
+            max_depth: 6,
+            max_features: 2,
+            impurity: Impurity::Entropy,
+            bootstrap: true,
+            max_bins: 254,
+            threads,
+            seed: 9,
+        };
+        let (a, _) = forest(&ev, None, &p(1), &mut |_| {}).unwrap();
+        let (b, _) = forest(&ev, None, &p(3), &mut |_| {}).unwrap();
+        assert_eq!(a, b);
+        assert!(a.tree_weights.iter().all(|&w| w == 1.0 / 12.0));
+        let m = mdi(&a.trees, 3);
+        assert!((m.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(m[0] > m[1] && m[1] > m[2], "{m:?}");
+        // Leaves hold signal fractions: the scores are probabilities.
+        let s = a.predict_batch(&x).unwrap();
+        assert!(s.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        let bad = Events {
+            y: &[2.0; 3000],
+            ..ev
+        };
+        assert!(forest(&bad, None, &p(1), &mut |_| {}).is_err());
+    }
+}
