@@ -3,28 +3,9 @@
 //! inputs of `hepml train`.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 mod common;
-use common::script;
-
-fn hepml(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hepml"))
-        .args(args)
-        .output()
-        .expect("running hepml")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = hepml(args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "hepml {args:?}: {err}");
-    err
-}
-
-fn p(dir: &Path, name: &str) -> String {
-    dir.join(name).display().to_string()
-}
+use common::{convert, dump, hepml, ok, p, script, train_fails};
 
 /// `hepml train DIR/train.yaml -o DIR/RUN --seed SEED -q`; returns its log.
 fn train(dir: &Path, run: &str, seed: &str) -> String {
@@ -75,19 +56,6 @@ fn converted(dir: &Path) -> String {
         p(dir, "bkg.root")
     );
     convert(dir, &cfg)
-}
-
-/// `hepml convert` of the config `text` into DIR/data.h5; returns that path.
-fn convert(dir: &Path, text: &str) -> String {
-    std::fs::write(dir.join("convert.yaml"), text).unwrap();
-    ok(&[
-        "convert",
-        &p(dir, "convert.yaml"),
-        "-o",
-        &p(dir, "data.h5"),
-        "-q",
-    ]);
-    p(dir, "data.h5")
 }
 
 fn train_config(data: &str, extra: &str) -> String {
@@ -207,26 +175,6 @@ fn convert_train_export_parity_and_inject() {
             std::fs::metadata(d.join("run/plots").join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(meta.len() > 5000, "{f} is {} bytes", meta.len());
     }
-}
-
-/// Branches of a ROOT file as f64 columns (`hepml inspect --dump`).
-fn dump(file: &str, branches: &[&str]) -> Vec<Vec<f64>> {
-    let mut args = vec!["inspect", file, "--dump"];
-    args.extend(branches);
-    let o = hepml(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    branches
-        .iter()
-        .map(|b| {
-            v["branches"][*b]
-                .as_array()
-                .unwrap_or_else(|| panic!("{file}: no {b}"))
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .collect()
-        })
-        .collect()
 }
 
 /// A mass-parameterised NN as physicists set one up: one signal sample per mass point (the
@@ -382,17 +330,7 @@ fn bad_inputs_are_one_line_errors_and_leave_no_run() {
             "nope",
         ),
     ];
-    for (i, (text, want)) in cases.iter().enumerate() {
-        let cfg = d.join(format!("t{i}.yaml"));
-        std::fs::write(&cfg, text).unwrap();
-        let run = p(d, &format!("run{i}"));
-        let o = hepml(&["train", cfg.to_str().unwrap(), "-o", &run, "-q"]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "case {i}: {err}");
-        assert!(err.contains(want), "case {i}: expected `{want}` in {err}");
-        assert_eq!(err.trim().lines().count(), 1, "case {i}: {err}");
-        assert!(!Path::new(&run).exists(), "case {i}: run directory left");
-    }
+    train_fails(d, &cases);
     // A class with no events: the weight column (all 1) taken as the label.
     let cfg = d.join("nolabel.yaml");
     std::fs::write(

@@ -30,6 +30,21 @@ fn lib_dir() -> PathBuf {
     dir
 }
 
+/// The `hepml` binary: HEPML_BIN, else the one beside libhepml.so (built by `cargo test
+/// --workspace`). Without it the comparisons would check nothing: fail.
+fn hepml_bin() -> PathBuf {
+    let bin = std::env::var("HEPML_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| lib_dir().join("hepml"));
+    assert!(
+        bin.exists(),
+        "{} missing: the comparison needs the hepml binary; build it with \
+         `cargo build -p hepml` (or run `cargo test --workspace`), or set HEPML_BIN",
+        bin.display()
+    );
+    bin
+}
+
 fn include_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("include")
 }
@@ -298,17 +313,7 @@ fn root_macros_score_like_onnxruntime_and_inject() {
         "events".into(),
     ];
     args.extend(outs.iter().map(|p| p.display().to_string()));
-    // `hepml inject` on the same file: HEPML_BIN, else the binary beside libhepml.so (built by
-    // `cargo test --workspace`). Without it the comparison would check nothing: fail.
-    let bin = std::env::var("HEPML_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| lib_dir().join("hepml"));
-    assert!(
-        bin.exists(),
-        "{} missing: the inject comparison needs the hepml binary; build it with \
-         `cargo build -p hepml` (or run `cargo test --workspace`), or set HEPML_BIN",
-        bin.display()
-    );
+    let bin = hepml_bin();
     let injected = dir.join("zmumu_injected.root");
     let (o, text) = run(Command::new(&bin)
         .arg("inject")
@@ -428,4 +433,92 @@ fn per_object_inputs_with_masks_match_onnxruntime() {
     let d = max_diff(&got, &want);
     eprintln!("particlenet per-object: max|diff| vs onnxruntime {d:.2e}");
     assert!(d <= TOL, "{d}");
+}
+
+/// A BDT `hepml train` made (k = 2 folds, NaN in a feature) and `hepml export` wrote, one file
+/// per fold: the plain C++ program scores each fold's test events as the trainer did (1e-6),
+/// on the native tree engine. (Routing events to folds is the caller's in C++: each fold is
+/// one model.)
+#[test]
+fn hepml_trained_bdt_folds_score_from_cpp_as_trained() {
+    let exe = compile("plain");
+    let bin = hepml_bin();
+    let dir = tmp().join(format!("cxx-bdt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = |p: &str| dir.join(p).display().to_string();
+    let o = Command::new(python())
+        .arg(repo().join("scripts/make_tree_data.py"))
+        .args([&s(""), "4000", "5"])
+        .output()
+        .expect("python");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+    write(
+        "convert.yaml",
+        format!(
+            "tree: events\ncolumns: [a0, a1, a2, m5]\nevent_number: event\nsamples:\n  - {{name: s, files: [\"{}\"], label: 1}}\n  - {{name: b, files: [\"{}\"], label: 0}}\n",
+            s("sig.root"),
+            s("bkg.root")
+        ),
+    );
+    write(
+        "train.yaml",
+        format!(
+            "model: {{type: bdt, n_trees: 40, max_depth: 4}}\ndata: {{files: [\"{}\"]}}\npreparation: {{kfold: {{k: 2, branch: event}}}}\nfeatures: {{inputs: [a0, a1, a2, m5]}}\nevaluation: {{plots: false}}\n",
+            s("data.h5")
+        ),
+    );
+    for args in [
+        vec![
+            "convert".to_string(),
+            s("convert.yaml"),
+            "-o".into(),
+            s("data.h5"),
+            "-q".into(),
+        ],
+        vec![
+            "train".into(),
+            s("train.yaml"),
+            "-o".into(),
+            s("run"),
+            "-q".into(),
+        ],
+        vec!["export".into(), s("run"), "-o".into(), s("bdt.onnx")],
+    ] {
+        let (o, text) = run(Command::new(&bin).args(&args));
+        assert!(o.status.success(), "hepml {args:?}: {text}");
+    }
+    for fold in 0..2 {
+        let run_dir = dir.join("run");
+        let npy = |name: &str| -> Vec<f32> {
+            let b = std::fs::read(run_dir.join(format!("test_fold{fold}_{name}.npy"))).unwrap();
+            let header = u16::from_le_bytes([b[8], b[9]]) as usize;
+            b[10 + header..]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        let (x, want) = (npy("x"), npy("score"));
+        assert!(x.iter().any(|v| v.is_nan()), "no missing values to route");
+        let raw = dir.join(format!("x{fold}.f32"));
+        std::fs::write(
+            &raw,
+            x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        let out = dir.join(format!("fold{fold}.f32"));
+        let (o, text) = run(Command::new(&exe)
+            .arg(dir.join(format!("bdt.fold{fold}.onnx")))
+            .arg(want.len().to_string())
+            .arg(&out)
+            .arg(format!("x={}", raw.display())));
+        assert!(o.status.success(), "fold {fold}: {text}");
+        assert!(text.contains("engine: native trees"), "fold {fold}: {text}");
+        let d = max_diff(&read_f32(&out), &want);
+        eprintln!(
+            "hepml BDT fold {fold}: {} events, max|diff| vs the trainer {d:.2e}",
+            want.len()
+        );
+        assert!(d <= 1e-6, "fold {fold}: {d}");
+    }
 }

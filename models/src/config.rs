@@ -225,13 +225,23 @@ pub struct TrainConfig {
     pub evaluation: EvaluationConfig,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+/// What `model.type` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
     /// Plain multi-layer perceptron.
     Dnn,
     /// Parameterised NN: the parameter (e.g. mass) is an extra input.
     Pnn,
+    /// Histogram gradient-boosted trees.
+    Bdt,
+    /// A random forest of classification trees.
+    RandomForest,
+}
+
+impl ModelKind {
+    pub fn is_trees(self) -> bool {
+        matches!(self, ModelKind::Bdt | ModelKind::RandomForest)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -244,11 +254,81 @@ pub enum Activation {
     Gelu,
 }
 
+/// The `model` block: `type` (default `dnn`) says which of the blocks below it is, and each
+/// rejects the keys of the others.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelConfig {
+    Dnn(NetConfig),
+    Pnn(NetConfig),
+    Bdt(BdtConfig),
+    RandomForest(ForestConfig),
+}
+
+/// The tagged form serde reads once `type` is known to be there.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum TaggedModel {
+    Dnn(NetConfig),
+    Pnn(NetConfig),
+    Bdt(BdtConfig),
+    RandomForest(ForestConfig),
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut v = yaml_serde::Value::deserialize(d)?;
+        if let yaml_serde::Value::Mapping(m) = &mut v {
+            if !m.contains_key("type") {
+                m.insert("type".into(), "dnn".into());
+            }
+        }
+        let t: TaggedModel =
+            yaml_serde::from_value(v).map_err(|e| D::Error::custom(format!("model: {e}")))?;
+        Ok(match t {
+            TaggedModel::Dnn(n) => ModelConfig::Dnn(n),
+            TaggedModel::Pnn(n) => ModelConfig::Pnn(n),
+            TaggedModel::Bdt(b) => ModelConfig::Bdt(b),
+            TaggedModel::RandomForest(f) => ModelConfig::RandomForest(f),
+        })
+    }
+}
+
+impl ModelConfig {
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            ModelConfig::Dnn(_) => ModelKind::Dnn,
+            ModelConfig::Pnn(_) => ModelKind::Pnn,
+            ModelConfig::Bdt(_) => ModelKind::Bdt,
+            ModelConfig::RandomForest(_) => ModelKind::RandomForest,
+        }
+    }
+
+    /// The network of a `dnn` or `pnn`.
+    pub fn net(&self) -> Option<&NetConfig> {
+        match self {
+            ModelConfig::Dnn(n) | ModelConfig::Pnn(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether the loss is the binary cross-entropy on 0/1 labels (everything but a `bdt`
+    /// with `objective: regression`).
+    pub fn is_classifier(&self) -> bool {
+        !matches!(
+            self,
+            ModelConfig::Bdt(BdtConfig {
+                objective: Objective::Regression,
+                ..
+            })
+        )
+    }
+}
+
+/// `model: {type: dnn | pnn, ...}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    #[serde(rename = "type", default = "default_kind")]
-    pub kind: ModelKind,
+pub struct NetConfig {
     /// Hidden layer width.
     #[serde(default = "default_width")]
     pub width: usize,
@@ -263,8 +343,133 @@ pub struct ModelConfig {
     pub batch_norm: bool,
 }
 
-fn default_kind() -> ModelKind {
-    ModelKind::Dnn
+/// What a `bdt` minimises.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Binary log loss on 0/1 labels; the score is the logistic function of the sum.
+    Binary,
+    /// Squared error on the label's value; the score is the sum.
+    Regression,
+}
+
+/// `model: {type: bdt, ...}`: histogram gradient boosting (second-order, as XGBoost's `hist`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BdtConfig {
+    #[serde(default = "default_objective")]
+    pub objective: Objective,
+    #[serde(default = "default_n_trees")]
+    pub n_trees: usize,
+    #[serde(default = "default_eta")]
+    pub learning_rate: f64,
+    /// Splits on the longest path (default 6 unless `max_leaves` is given).
+    #[serde(default)]
+    pub max_depth: Option<usize>,
+    /// Leaves per tree, grown best gain first.
+    #[serde(default)]
+    pub max_leaves: Option<usize>,
+    /// Hessian sum each child keeps.
+    #[serde(default = "default_one")]
+    pub min_child_weight: f64,
+    /// L2 regularisation of the leaf values.
+    #[serde(default = "default_one")]
+    pub l2: f64,
+    /// Fraction of the training events each tree sees.
+    #[serde(default = "default_one")]
+    pub subsample: f64,
+    /// Fraction of the features each tree may split on.
+    #[serde(default = "default_one")]
+    pub colsample: f64,
+    /// Bin edges (candidate thresholds) per feature, 2 to 254.
+    #[serde(default = "default_bins")]
+    pub max_bins: usize,
+    /// Stop after this many trees without a lower valid loss (the best iteration is kept).
+    #[serde(default)]
+    pub patience: Option<usize>,
+}
+
+/// What a forest's splits lower.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Criterion {
+    Gini,
+    Entropy,
+}
+
+/// Features tried at each split of a forest's tree.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum MaxFeatures {
+    /// `sqrt`, `log2` or `all`.
+    Rule(FeatureRule),
+    /// A count (>= 1) or a fraction (< 1) of the features.
+    Number(f64),
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureRule {
+    Sqrt,
+    Log2,
+    All,
+}
+
+impl MaxFeatures {
+    /// Features per split out of `n` (at least 1, at most `n`).
+    pub fn count(self, n: usize) -> usize {
+        let k = match self {
+            MaxFeatures::Rule(FeatureRule::Sqrt) => (n as f64).sqrt() as usize,
+            MaxFeatures::Rule(FeatureRule::Log2) => (n as f64).log2() as usize,
+            MaxFeatures::Rule(FeatureRule::All) => n,
+            MaxFeatures::Number(x) if x < 1.0 => (x * n as f64) as usize,
+            MaxFeatures::Number(x) => x as usize,
+        };
+        k.clamp(1, n.max(1))
+    }
+}
+
+/// `model: {type: random_forest, ...}`: classification trees on bootstrap samples, averaged.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ForestConfig {
+    #[serde(default = "default_n_trees")]
+    pub n_trees: usize,
+    /// Splits on the longest path (default: grown until the leaves are pure).
+    #[serde(default)]
+    pub max_depth: Option<usize>,
+    #[serde(default = "default_max_features")]
+    pub max_features: MaxFeatures,
+    #[serde(default = "default_criterion")]
+    pub criterion: Criterion,
+    /// Each tree on a bootstrap sample (else on all training events).
+    #[serde(default = "default_true")]
+    pub bootstrap: bool,
+    /// Bin edges (candidate thresholds) per feature, 2 to 254.
+    #[serde(default = "default_bins")]
+    pub max_bins: usize,
+}
+
+fn default_objective() -> Objective {
+    Objective::Binary
+}
+fn default_n_trees() -> usize {
+    100
+}
+fn default_eta() -> f64 {
+    0.1
+}
+fn default_one() -> f64 {
+    1.0
+}
+fn default_bins() -> usize {
+    crate::trees::MAX_BINS
+}
+fn default_max_features() -> MaxFeatures {
+    MaxFeatures::Rule(FeatureRule::Sqrt)
+}
+fn default_criterion() -> Criterion {
+    Criterion::Gini
 }
 fn default_width() -> usize {
     100
@@ -483,13 +688,7 @@ impl TrainConfig {
             path: path.to_owned(),
             what,
         };
-        let m = &self.model;
-        if m.width == 0 || m.depth == 0 {
-            return Err(bad("model.width and model.depth must be positive".into()));
-        }
-        if !(0.0..1.0).contains(&m.dropout) {
-            return Err(bad(format!("model.dropout {} not in [0, 1)", m.dropout)));
-        }
+        self.validate_model().map_err(bad)?;
         let d = &self.data;
         if d.files.is_empty() && (d.signal.is_empty() || d.background.is_empty()) {
             return Err(bad(
@@ -521,13 +720,14 @@ impl TrainConfig {
         if self.features.inputs.is_empty() {
             return Err(bad("features.inputs is empty".into()));
         }
-        match (m.kind, &self.features.parameter) {
+        match (self.model.kind(), &self.features.parameter) {
             (ModelKind::Pnn, None) => {
                 return Err(bad(
                     "model.type pnn needs features.parameter (e.g. `mass`)".into()
                 ))
             }
-            (ModelKind::Dnn, Some(_)) => {
+            (ModelKind::Pnn, Some(_)) => {}
+            (_, Some(_)) => {
                 return Err(bad(
                     "features.parameter is only used by model.type pnn".into()
                 ))
@@ -545,6 +745,85 @@ impl TrainConfig {
                 "training.learning_rate {} must be positive",
                 t.learning_rate
             )));
+        }
+        Ok(())
+    }
+
+    /// The model block's ranges; tree models take no `training` block.
+    fn validate_model(&self) -> Result<(), String> {
+        let range = |name: &str, v: f64, lo: f64, hi: f64, lo_open: bool| {
+            let ok = v.is_finite() && v <= hi && if lo_open { v > lo } else { v >= lo };
+            if ok {
+                Ok(())
+            } else {
+                let open = if lo_open { "(" } else { "[" };
+                Err(format!("model.{name} {v} not in {open}{lo}, {hi}]"))
+            }
+        };
+        let bins = |b: usize| {
+            if (2..=crate::trees::MAX_BINS).contains(&b) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "model.max_bins {b} not in [2, {}]",
+                    crate::trees::MAX_BINS
+                ))
+            }
+        };
+        let depth = |d: Option<usize>| match d {
+            Some(d) if !(1..=crate::trees::MAX_DEPTH).contains(&d) => Err(format!(
+                "model.max_depth {d} not in [1, {}]",
+                crate::trees::MAX_DEPTH
+            )),
+            _ => Ok(()),
+        };
+        if self.model.kind().is_trees() && self.training != TrainingConfig::default() {
+            return Err(format!(
+                "model.type {}: the `training` block is for dnn and pnn; tree models take their parameters (learning_rate, n_trees, patience) in `model`",
+                if self.model.kind() == ModelKind::Bdt { "bdt" } else { "random_forest" }
+            ));
+        }
+        match &self.model {
+            ModelConfig::Dnn(m) | ModelConfig::Pnn(m) => {
+                if m.width == 0 || m.depth == 0 {
+                    return Err("model.width and model.depth must be positive".into());
+                }
+                if !(0.0..1.0).contains(&m.dropout) {
+                    return Err(format!("model.dropout {} not in [0, 1)", m.dropout));
+                }
+            }
+            ModelConfig::Bdt(b) => {
+                if b.n_trees == 0 {
+                    return Err("model.n_trees must be positive".into());
+                }
+                range("learning_rate", b.learning_rate, 0.0, 1.0, true)?;
+                depth(b.max_depth)?;
+                if let Some(l) = b.max_leaves {
+                    if !(2..=1 << 16).contains(&l) {
+                        return Err(format!("model.max_leaves {l} not in [2, 65536]"));
+                    }
+                }
+                range("min_child_weight", b.min_child_weight, 0.0, f64::MAX, false)?;
+                range("l2", b.l2, 0.0, f64::MAX, false)?;
+                range("subsample", b.subsample, 0.0, 1.0, true)?;
+                range("colsample", b.colsample, 0.0, 1.0, true)?;
+                bins(b.max_bins)?;
+                if b.patience == Some(0) {
+                    return Err("model.patience must be at least 1 tree".into());
+                }
+            }
+            ModelConfig::RandomForest(f) => {
+                if f.n_trees == 0 {
+                    return Err("model.n_trees must be positive".into());
+                }
+                depth(f.max_depth)?;
+                if let MaxFeatures::Number(x) = f.max_features {
+                    if !(x > 0.0 && x.is_finite()) {
+                        return Err(format!("model.max_features {x} must be positive"));
+                    }
+                }
+                bins(f.max_bins)?;
+            }
         }
         Ok(())
     }
@@ -569,7 +848,7 @@ training: {optimizer: adam, learning_rate: 0.001, batch_size: 1024, epochs: 5, p
     #[test]
     fn train_config_parses() {
         let c = TrainConfig::from_str(TRAIN, p()).unwrap();
-        assert_eq!(c.model.activation, Activation::Swish);
+        assert_eq!(c.model.net().unwrap().activation, Activation::Swish);
         assert_eq!(c.preparation.kfold.as_ref().unwrap().k, 2);
         assert_eq!(c.training.schedule, Schedule::Onecycle);
         assert_eq!(c.features.label, "label");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use engine::onnx_build::Dense;
 
-use crate::train::{SavedModel, TrainError};
+use crate::train::{FoldModel, SavedModel, TrainError};
 
 /// The ONNX file names for `out`: itself for one model, `stem.fold<i>.onnx` beside it for k.
 pub fn fold_paths(out: &Path, k: usize) -> Vec<PathBuf> {
@@ -33,8 +33,10 @@ pub fn load(run: &Path) -> Result<SavedModel, TrainError> {
         .map_err(|e| TrainError::Data(format!("{}: not a hepml model: {e}", p.display())))
 }
 
-/// ONNX bytes of every fold (in fold order), scores written to branch `branch` by inject.
-pub fn export(m: &SavedModel, branch: &str) -> Vec<Vec<u8>> {
+/// ONNX bytes of every fold (in fold order), scores written to branch `branch` by inject: a
+/// dense network with its standardisation, or an ONNX-ML tree ensemble (with `hepml.mdi`, the
+/// fold's mean decrease in impurity per feature, for `hepml explain`).
+pub fn export(m: &SavedModel, branch: &str) -> Result<Vec<Vec<u8>>, TrainError> {
     // `hepml.inputs` says what inject computes from the ntuple: each input's source branch or
     // expression (a renamed convert column is computed again from its expression), then the
     // PNN parameter by name (`hepml inject --param NAME=VALUE` sets it, or a branch of that
@@ -96,20 +98,36 @@ pub fn export(m: &SavedModel, branch: &str) -> Vec<Vec<u8>> {
                 ));
                 metadata.push(("hepml.fold_index".into(), i.to_string()));
             }
-            Dense {
-                input: "x".into(),
-                output: "score".into(),
-                layers: f
-                    .layers
-                    .iter()
-                    .map(|l| (l.n_in, l.n_out, l.w.clone(), l.b.clone()))
-                    .collect(),
-                hidden: act.into(),
-                final_act: "Sigmoid".into(),
-                metadata,
-                standardise: Some((f.mean.clone(), f.std.clone())),
+            match f {
+                FoldModel::Dense(f) => Ok(Dense {
+                    input: "x".into(),
+                    output: "score".into(),
+                    layers: f
+                        .layers
+                        .iter()
+                        .map(|l| (l.n_in, l.n_out, l.w.clone(), l.b.clone()))
+                        .collect(),
+                    hidden: act.into(),
+                    final_act: "Sigmoid".into(),
+                    metadata,
+                    standardise: Some((f.mean.clone(), f.std.clone())),
+                }
+                .to_bytes()),
+                FoldModel::Trees(e) => {
+                    let mdi = crate::trees::mdi(&e.trees, columns.len());
+                    let named: serde_json::Map<String, serde_json::Value> = columns
+                        .iter()
+                        .zip(mdi)
+                        .map(|(c, v)| (c.clone(), v.into()))
+                        .collect();
+                    metadata.push((
+                        "hepml.mdi".into(),
+                        serde_json::Value::Object(named).to_string(),
+                    ));
+                    e.to_onnx("x", "score", &metadata)
+                        .map_err(|e| TrainError::Data(format!("fold {i}: {e}")))
+                }
             }
-            .to_bytes()
         })
         .collect()
 }

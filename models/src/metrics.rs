@@ -82,18 +82,26 @@ pub fn summary(d: &Data, out: &Outcome) -> serde_json::Value {
     let (fpr, tpr) = roc(&scores, &labels, 100);
     let mut conf = [[0u64; 2]; 2];
     for (s, l) in scores.iter().zip(&labels) {
-        conf[*l as usize][(*s > 0.5) as usize] += 1;
+        conf[(*l == 1.0) as usize][(*s > 0.5) as usize] += 1;
     }
     let per_param: BTreeMap<String, f64> = per_parameter(d, out)
         .into_iter()
         .map(|(v, s, l)| (v.to_string(), auc(&s, &l)))
         .collect();
     let acc = (conf[0][0] + conf[1][1]) as f64 / scores.len().max(1) as f64;
+    let binary = labels.iter().all(|&l| l == 0.0 || l == 1.0);
+    let rmse = (scores
+        .iter()
+        .zip(&labels)
+        .map(|(s, l)| ((s - l) as f64).powi(2))
+        .sum::<f64>()
+        / scores.len().max(1) as f64)
+        .sqrt();
     // Mean over folds of each fold's kept model on its own training and validation events.
     let mean = |f: fn(&crate::train::History) -> f64| {
         out.histories.iter().map(f).sum::<f64>() / out.histories.len().max(1) as f64
     };
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "train": {"auc": mean(|h| h.train_auc)},
         "valid": {"auc": mean(|h| h.valid_auc)},
         "test": {
@@ -107,7 +115,23 @@ pub fn summary(d: &Data, out: &Outcome) -> serde_json::Value {
         "folds": out.histories,
         "lr_finder": out.lr_finder.as_ref().map(|(l, s, sug)| serde_json::json!({"lr": l, "loss": s, "suggested": sug})),
         "events_per_second": out.events_per_second,
-    })
+    });
+    v["test"]["rmse"] = rmse.into();
+    if !binary {
+        // A regression: classifier figures mean nothing.
+        for k in ["auc", "accuracy", "confusion", "roc"] {
+            v["test"][k] = serde_json::Value::Null;
+        }
+        v["train"]["auc"] = serde_json::Value::Null;
+        v["valid"]["auc"] = serde_json::Value::Null;
+    }
+    if let Some(imp) = &out.importance {
+        v["importance"] = serde_json::json!({
+            "what": "mdi: mean decrease in impurity per feature (per tree normalised, averaged, normalised, as scikit-learn); gain: summed split gain; splits: split count; all folds",
+            "features": imp.features, "mdi": imp.mdi, "gain": imp.gain, "splits": imp.splits,
+        });
+    }
+    v
 }
 
 #[cfg(test)]

@@ -153,6 +153,51 @@ fn hists(path: &Path, title: &str, xl: &str, samples: &[(String, Vec<f32>)], bin
     lines(path, title, xl, "fraction of events", &series)
 }
 
+/// Horizontal bars, the largest on top (at most 25), each named left of its bar and its
+/// value written at its end.
+pub(crate) fn bars(path: &Path, title: &str, xl: &str, items: &[(String, f64)]) -> Res {
+    let mut order: Vec<&(String, f64)> = items.iter().collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1));
+    order.truncate(25);
+    order.reverse();
+    let rows = order.len().max(1);
+    let root = BitMapBackend::new(path, (900, 120 + 34 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let hi = order.iter().map(|i| i.1).fold(1e-12, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 24))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(200)
+        .build_cartesian_2d(0.0..hi, 0f64..rows as f64)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc(xl)
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    let x0 = chart.plotting_area().get_pixel_range().0.start;
+    for (i, (name, v)) in order.iter().enumerate() {
+        let (y0, y1) = (i as f64 + 0.15, i as f64 + 0.85);
+        chart.draw_series([Rectangle::new([(0.0, y0), (*v, y1)], COLOURS[0].filled())])?;
+        chart.draw_series([Text::new(
+            format!("{v:.4}"),
+            (*v + hi * 0.01, i as f64 + 0.62),
+            ("sans-serif", 14),
+        )])?;
+        let (_, y) = chart.backend_coord(&(0.0, i as f64 + 0.5));
+        let label: String = if name.chars().count() > 26 {
+            format!("{}...", name.chars().take(24).collect::<String>())
+        } else {
+            name.clone()
+        };
+        root.draw(&Text::new(label, (x0 - 195, y - 8), ("sans-serif", 15)))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 fn confusion(path: &Path, m: [[u64; 2]; 2]) -> Res {
     let root = BitMapBackend::new(path, (600, 600)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -343,7 +388,7 @@ pub fn write_all(dir: &Path, d: &Data, out: &Outcome) -> Result<(), PlotError> {
     )?;
     let mut conf = [[0u64; 2]; 2];
     for (s, l) in scores.iter().zip(&labels) {
-        conf[*l as usize][(*s > 0.5) as usize] += 1;
+        conf[(*l == 1.0) as usize][(*s > 0.5) as usize] += 1;
     }
     let f = p("confusion.png");
     wrap(&f, confusion(&f, conf))?;
@@ -397,6 +442,24 @@ pub fn write_all(dir: &Path, d: &Data, out: &Outcome) -> Result<(), PlotError> {
                         .zip(losses.iter().copied())
                         .collect(),
                 )],
+            ),
+        )?;
+    }
+    if let Some(imp) = &out.importance {
+        let f = p("importance.png");
+        let items: Vec<(String, f64)> = imp
+            .features
+            .iter()
+            .cloned()
+            .zip(imp.mdi.iter().copied())
+            .collect();
+        wrap(
+            &f,
+            bars(
+                &f,
+                "tree importance: mean decrease in impurity",
+                "MDI (normalised, all folds)",
+                &items,
             ),
         )?;
     }

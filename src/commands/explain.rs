@@ -136,7 +136,7 @@ fn from_run(
     let mut ds = explain::data::from_run(run, seed)?;
     ds.keep_samples(split)?;
     ds.set_groups(groups, false)?;
-    let bytes = models::export::export(&saved, "score");
+    let bytes = models::export::export(&saved, "score")?;
     let first = bytes
         .first()
         .ok_or_else(|| anyhow!("{}: the run holds no model", run.display()))?;

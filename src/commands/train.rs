@@ -3,7 +3,7 @@
 use crate::cli::{ExportArgs, TrainArgs};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use models::config::TrainConfig;
+use models::config::{ModelConfig, TrainConfig};
 use models::train;
 use std::path::Path;
 
@@ -24,22 +24,40 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let hash = format!("{:016x}", xxhash_rust::xxh64::xxh64(text.as_bytes(), 0));
     let data = train::load(&cfg, a.seed).with_context(|| a.config.display().to_string())?;
     let folds = cfg.preparation.kfold.as_ref().map_or(1, |k| k.k as u64);
+    let (steps, unit) = match &cfg.model {
+        ModelConfig::Bdt(b) => (b.n_trees, "trees"),
+        ModelConfig::RandomForest(f) => (f.n_trees, "trees"),
+        ModelConfig::Dnn(_) | ModelConfig::Pnn(_) => (cfg.training.epochs, "epochs"),
+    };
     let bar = if a.quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(folds * cfg.training.epochs as u64)
+        ProgressBar::new(folds * steps as u64)
     };
     bar.set_style(
-        ProgressStyle::with_template("train [{bar:30}] {pos}/{len} epochs {msg} eta {eta}")
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .progress_chars("=> "),
+        ProgressStyle::with_template(&format!(
+            "train [{{bar:30}}] {{pos}}/{{len}} {unit} {{msg}} eta {{eta}}"
+        ))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .progress_chars("=> "),
     );
     let t0 = std::time::Instant::now();
-    let out = train::train(&cfg, &data, a.seed, &hash, device, |fold, epoch, vl| {
-        bar.set_message(format!("fold {fold} epoch {epoch} valid loss {vl:.4}"));
-        bar.inc(1);
-    })?;
+    let out = if cfg.model.kind().is_trees() {
+        // Trees use every core (0); an early stop leaves the bar short of its end.
+        train::train_trees(&cfg, &data, a.seed, &hash, 0, |fold, tree| {
+            bar.set_message(format!("fold {fold} tree {tree}"));
+            bar.inc(1);
+        })?
+    } else {
+        train::train(&cfg, &data, a.seed, &hash, device, |fold, epoch, vl| {
+            bar.set_message(format!("fold {fold} epoch {epoch} valid loss {vl:.4}"));
+            bar.inc(1);
+        })?
+    };
     bar.finish_and_clear();
+    for w in &out.warnings {
+        eprintln!("hepml: warning: {w}");
+    }
     let tmp = rootio::write::file::tmp_name(&a.output);
     let m = train::metrics(&data, &out);
     let mut r = write_run(&tmp, &cfg, &text, &data, &out, &m, a.seed);
@@ -57,14 +75,24 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     std::fs::rename(&tmp, &a.output)
         .with_context(|| format!("renaming {} to {}", tmp.display(), a.output.display()))?;
+    let figures = if cfg.model.is_classifier() {
+        format!(
+            "test AUC {:.4}, accuracy {:.4}",
+            m["test"]["auc"].as_f64().unwrap_or(f64::NAN),
+            m["test"]["accuracy"].as_f64().unwrap_or(f64::NAN)
+        )
+    } else {
+        format!(
+            "test RMSE {:.4}",
+            m["test"]["rmse"].as_f64().unwrap_or(f64::NAN)
+        )
+    };
     eprintln!(
-        "hepml: trained {} fold(s) on {} events in {:.1} s ({:.0} events/s); test AUC {:.4}, accuracy {:.4} -> {}",
+        "hepml: trained {} fold(s) on {} events in {:.1} s ({:.0} events/s); {figures} -> {}",
         folds,
         data.rows(),
         t0.elapsed().as_secs_f64(),
         out.events_per_second,
-        m["test"]["auc"].as_f64().unwrap_or(f64::NAN),
-        m["test"]["accuracy"].as_f64().unwrap_or(f64::NAN),
         a.output.display()
     );
     if let (Some(p), Some(per)) = (
@@ -137,7 +165,7 @@ fn write_run(
 
 pub fn export(a: ExportArgs) -> Result<()> {
     let m = models::export::load(&a.run)?;
-    let files = models::export::export(&m, &a.branch);
+    let files = models::export::export(&m, &a.branch)?;
     let paths = models::export::fold_paths(&a.output, files.len());
     for (p, bytes) in paths.iter().zip(&files) {
         rootio::write::file::write_atomic(p, bytes)

@@ -431,6 +431,23 @@ pub fn explain(
             "features": data.names, "splits": t});
     }
 
+    if let Some(mdi) = scorer.mdi() {
+        let f = dir.join("mdi.png");
+        crate::plots::font();
+        crate::plots::wrap(
+            &f,
+            crate::plots::bars(
+                &f,
+                "mean decrease in impurity (from training)",
+                "MDI (normalised)",
+                &mdi,
+            ),
+        )?;
+        report["mdi"] = json!({"what": "mean decrease in impurity per feature, recorded by hepml train in the model (hepml.mdi); beside the permutation importance",
+            "features": mdi.iter().map(|m| m.0.clone()).collect::<Vec<_>>(),
+            "mdi": mdi.iter().map(|m| m.1).collect::<Vec<_>>()});
+    }
+
     report["seconds"] = timer.finish();
     report["flags"] = json!(flags);
     let summary = summarise(model, &report, &ranking, ranked_by, &flags);

@@ -187,6 +187,16 @@ impl Scorer {
         }
     }
 
+    /// A tree ensemble `hepml train` made: its mean decrease in impurity per feature (the
+    /// `hepml.mdi` metadata `hepml export` writes), in the metadata's feature order.
+    pub fn mdi(&self) -> Option<Vec<(String, f64)>> {
+        let text = self.opened.engine().info().metadata.get("hepml.mdi")?;
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).ok()?;
+        v.into_iter()
+            .map(|(k, v)| v.as_f64().map(|x| (k, x)))
+            .collect()
+    }
+
     /// The exact-gradient network, for dense networks.
     pub fn backprop(&self) -> Option<Backprop<'_>> {
         match &self.opened {

@@ -310,7 +310,10 @@ mod tests {
         ];
         let text = apply(BASE, p, &ps, &grid(&ps).unwrap()[0]).unwrap();
         let c = TrainConfig::from_str(&text, p).unwrap();
-        assert_eq!(c.model.depth, 3);
+        let crate::config::ModelConfig::Dnn(net) = &c.model else {
+            panic!("{:?}", c.model)
+        };
+        assert_eq!(net.depth, 3);
         assert_eq!(c.training.learning_rate, 0.05);
         let typo = [Param::parse("model.dpth=3").unwrap()];
         let err = check(BASE, p, &typo).unwrap_err().to_string();

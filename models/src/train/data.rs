@@ -42,7 +42,7 @@ impl Data {
 pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
     let feats = &cfg.features;
     let mut names = feats.inputs.clone();
-    let pnn = cfg.model.kind == ModelKind::Pnn;
+    let pnn = cfg.model.kind() == ModelKind::Pnn;
     if pnn {
         let p = feats
             .parameter
@@ -90,6 +90,7 @@ pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
         read_table_chunks(path, &cfg.data.key, |r0, t: &Table| {
             load_chunk(
                 &mut d,
+                (cfg.model.kind().is_trees(), cfg.model.is_classifier()),
                 feats,
                 &names,
                 event_col.as_deref(),
@@ -101,8 +102,8 @@ pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
         })?;
     }
     let n_sig = d.y.iter().filter(|&&y| y == 1.0).count();
-    let n_bkg = d.rows() - n_sig;
-    if n_sig == 0 || n_bkg == 0 {
+    let n_bkg = d.y.iter().filter(|&&y| y == 0.0).count();
+    if cfg.model.is_classifier() && (n_sig == 0 || n_bkg == 0) {
         return Err(data_err(format!(
             "a class has no events ({n_sig} signal, {n_bkg} background)"
         )));
@@ -128,6 +129,7 @@ pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
 #[allow(clippy::too_many_arguments)]
 fn load_chunk(
     d: &mut Data,
+    (cfg_trees, classifier): (bool, bool),
     feats: &FeaturesConfig,
     names: &[String],
     event_col: Option<&str>,
@@ -147,8 +149,13 @@ fn load_chunk(
     };
     let cols: Vec<&[f64]> = names.iter().map(|n| col(n)).collect::<Result<_, _>>()?;
     let n = t.rows();
+    // Trees send NaN (missing) to a learned side; networks cannot take it.
+    let nan_ok = cfg_trees;
     for (c, name) in cols.iter().zip(names) {
-        if let Some(r) = c.iter().position(|v| !v.is_finite()) {
+        if let Some(r) = c
+            .iter()
+            .position(|v| !(v.is_finite() || nan_ok && v.is_nan()))
+        {
             return Err(data_err(format!(
                 "{}: column `{name}` has a NaN/inf value (row {}); select such events away in convert",
                 path.display(),
@@ -164,9 +171,16 @@ fn load_chunk(
         Some(l) => d.y.extend(std::iter::repeat_n(l, n)),
         None => {
             let l = col(&feats.label)?;
-            if let Some(v) = l.iter().find(|v| **v != 0.0 && **v != 1.0) {
+            let bad = |v: &&f64| {
+                if classifier {
+                    **v != 0.0 && **v != 1.0
+                } else {
+                    !v.is_finite()
+                }
+            };
+            if let Some(v) = l.iter().find(bad) {
                 return Err(data_err(format!(
-                    "{}: label column `{}` has the value {v}; labels are 0 or 1",
+                    "{}: label column `{}` has the value {v}; labels are 0 or 1 (finite for a regression)",
                     path.display(),
                     feats.label
                 )));

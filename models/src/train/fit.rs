@@ -11,7 +11,7 @@ use crate::metrics::auc_weighted;
 use crate::rng::Rng;
 
 use super::data::{class_factors, gather, parameter_values, splits, standardise, Data, Split};
-use super::net::{FoldModel, KFold, Net, SavedModel};
+use super::net::{DenseFold, FoldModel, Net, SavedModel};
 use super::{data_err, f32_values, TrainError};
 
 /// Rows scored per forward pass when evaluating a split: big enough to amortise the call, small
@@ -44,7 +44,12 @@ pub struct Outcome {
     /// (all folds, in `test` order) with its parameter set to that value.
     pub background_at: Vec<(f32, Vec<f32>)>,
     pub lr_finder: Option<(Vec<f64>, Vec<f64>, f64)>,
+    /// Training events x epochs (trees) per second.
     pub events_per_second: f64,
+    /// Tree ensembles: the importance per feature.
+    pub importance: Option<super::trees::TreeImportance>,
+    /// What the user should know but did not stop the training (one line each).
+    pub warnings: Vec<String>,
 }
 
 /// Weighted binary cross-entropy on logits: sum w (softplus(z) - y z) / sum w.
@@ -154,7 +159,7 @@ fn evaluate(
 }
 
 /// Weighted AUC of `scores` on `rows` (the events' own weights, not the class balancing).
-fn split_auc(d: &Data, rows: &[usize], scores: &[f32]) -> f64 {
+pub(super) fn split_auc(d: &Data, rows: &[usize], scores: &[f32]) -> f64 {
     let y: Vec<f32> = rows.iter().map(|&r| d.y[r]).collect();
     let w: Vec<f32> = rows.iter().map(|&r| d.w[r]).collect();
     auc_weighted(scores, &y, Some(&w))
@@ -191,6 +196,11 @@ pub fn train(
     base: Device,
     mut progress: impl FnMut(usize, usize, f64),
 ) -> Result<Outcome, TrainError> {
+    let Some(net_cfg) = cfg.model.net() else {
+        return Err(data_err(
+            "this trainer fits networks (model.type dnn or pnn)",
+        ));
+    };
     base.seed(seed);
     let dev = base.clone().autodiff();
     let t = &cfg.training;
@@ -231,7 +241,7 @@ pub fn train(
         if t.lr_finder && fi == 0 {
             lr_finder = Some(find_lr(cfg, d, s, &mut b, &dev, &mut rng)?);
         }
-        let mut net = Net::new(cfg, d.width(), &dev);
+        let mut net = Net::new(net_cfg, d.width(), &dev);
         let Opt::Adam(mut opt) = optimizer(cfg);
         let steps_per_epoch = s.train.len().div_ceil(t.batch_size);
         let total = steps_per_epoch * t.epochs;
@@ -280,11 +290,11 @@ pub fn train(
         let (_, _, scores) = evaluate(&net, &mut b, &s.test, &base)?;
         h.train_auc = split_auc(d, &s.train, &evaluate(&net, &mut b, &s.train, &base)?.2);
         h.valid_auc = split_auc(d, &s.valid, &evaluate(&net, &mut b, &s.valid, &base)?.2);
-        saved.push(FoldModel {
+        saved.push(FoldModel::Dense(DenseFold {
             mean: mean.clone(),
             std: std.clone(),
             layers: net.dense_layers()?,
-        });
+        }));
         tests.push((s.test.clone(), scores));
         // A search at parameter value v scores its background at v: every test background
         // event once per value.
@@ -299,20 +309,8 @@ pub fn train(
         }
         histories.push(h);
     }
-    let model = SavedModel {
-        hepml_version: env!("CARGO_PKG_VERSION").into(),
-        inputs: cfg.features.inputs.clone(),
-        sources: d.sources.clone(),
-        parameter: d.param.map(|p| d.names[p].clone()),
-        label: cfg.features.label.clone(),
-        activation: format!("{:?}", cfg.model.activation).to_lowercase(),
-        kfold: cfg.preparation.kfold.as_ref().map(|k| KFold {
-            k: k.k as usize,
-            branch: k.branch.clone(),
-        }),
-        config_hash: config_hash.into(),
-        folds: saved,
-    };
+    let activation = format!("{:?}", net_cfg.activation).to_lowercase();
+    let model = SavedModel::new(cfg, d, config_hash, activation, saved);
     Ok(Outcome {
         model,
         histories,
@@ -320,6 +318,8 @@ pub fn train(
         background_at,
         lr_finder,
         events_per_second: seen as f64 / looped.as_secs_f64().max(1e-9),
+        importance: None,
+        warnings: Vec::new(),
     })
 }
 
@@ -333,7 +333,11 @@ fn find_lr(
     dev: &Device,
     rng: &mut Rng,
 ) -> Result<(Vec<f64>, Vec<f64>, f64), TrainError> {
-    let mut net = Net::new(cfg, d.width(), dev);
+    let net_cfg = cfg
+        .model
+        .net()
+        .ok_or_else(|| data_err("the LR finder is for networks"))?;
+    let mut net = Net::new(net_cfg, d.width(), dev);
     let Opt::Adam(mut opt) = optimizer(cfg);
     let mut order = s.train.clone();
     rng.shuffle(&mut order);

@@ -1,6 +1,7 @@
-//! `hepml train`: a DNN or parameterised NN on burn's `flex` CPU backend, from the tables
-//! `hepml convert` writes (or any pandas `fixed` HDF5 file), with k-fold ensembles routed by
-//! event number, weighted and class-balanced loss, early stopping, OneCycle and an LR finder.
+//! `hepml train`: a DNN or parameterised NN on burn's `flex` CPU backend, or a tree ensemble
+//! (gradient-boosted trees, a random forest: [`train_trees`]), from the tables `hepml convert`
+//! writes (or any pandas `fixed` HDF5 file), with k-fold ensembles routed by event number,
+//! weighted and class-balanced loss, early stopping, OneCycle and an LR finder.
 //!
 //! The run directory holds `model.json` (per fold: standardisation and dense layers, batch norm
 //! folded in), `metrics.json`, the resolved config, and per fold the raw test inputs with burn's
@@ -10,6 +11,7 @@
 mod data;
 mod fit;
 mod net;
+mod trees;
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +20,8 @@ use burn::tensor::TensorData;
 pub use crate::metrics::summary as metrics;
 pub use data::{load, parameter_values, per_parameter, splits, Data, Split};
 pub use fit::{device, train, DeviceKind, History, Outcome};
-pub use net::{FoldModel, KFold, Layer, Net, SavedModel};
+pub use net::{DenseFold, FoldModel, KFold, Layer, Net, SavedModel};
+pub use trees::{train_trees, TreeImportance};
 
 use crate::h5::H5Error;
 

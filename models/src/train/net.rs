@@ -6,7 +6,8 @@ use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, Linea
 use burn::tensor::{activation, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Activation, TrainConfig};
+use crate::config::{Activation, NetConfig};
+use crate::trees::Ensemble;
 
 use super::{f32_values, TrainError};
 
@@ -29,8 +30,7 @@ const ACTS: [Activation; 5] = [
 ];
 
 impl Net {
-    pub fn new(cfg: &TrainConfig, inputs: usize, device: &Device) -> Self {
-        let m = &cfg.model;
+    pub fn new(m: &NetConfig, inputs: usize, device: &Device) -> Self {
         let mut hidden = Vec::new();
         let mut norms = Vec::new();
         let mut prev = inputs;
@@ -117,8 +117,16 @@ pub struct Layer {
     pub b: Vec<f32>,
 }
 
+/// One fold's model: dense layers with the inputs' standardisation, or a tree ensemble.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FoldModel {
+#[serde(untagged)]
+pub enum FoldModel {
+    Dense(DenseFold),
+    Trees(Ensemble),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DenseFold {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub layers: Vec<Layer>,
@@ -141,8 +149,35 @@ pub struct SavedModel {
     pub sources: Vec<String>,
     pub parameter: Option<String>,
     pub label: String,
+    /// The hidden layers' activation (empty for tree ensembles).
     pub activation: String,
     pub kfold: Option<KFold>,
     pub config_hash: String,
     pub folds: Vec<FoldModel>,
+}
+
+impl SavedModel {
+    /// The model of a run of `cfg` on `d`: its inputs, label, fold routing and `folds`.
+    pub fn new(
+        cfg: &crate::config::TrainConfig,
+        d: &super::Data,
+        config_hash: &str,
+        activation: String,
+        folds: Vec<FoldModel>,
+    ) -> Self {
+        SavedModel {
+            hepml_version: env!("CARGO_PKG_VERSION").into(),
+            inputs: cfg.features.inputs.clone(),
+            sources: d.sources.clone(),
+            parameter: d.param.map(|p| d.names[p].clone()),
+            label: cfg.features.label.clone(),
+            activation,
+            kfold: cfg.preparation.kfold.as_ref().map(|k| KFold {
+                k: k.k as usize,
+                branch: k.branch.clone(),
+            }),
+            config_hash: config_hash.into(),
+            folds,
+        }
+    }
 }

@@ -1,27 +1,14 @@
-//! Weighted CART regression trees (squared error) on binned features.
-//!
-//! Each feature's values are put in bins whose upper edges (at most `max_bins`) are values the
-//! feature takes: all its distinct values when there are few, else quantiles of up to
-//! [`SAMPLE`] rows and the largest value sampled. NaN, and values above the last edge (rows
-//! the sample missed), get a bin each. A split "bins `0..=b` left" is then exactly
-//! `x <= edge_b` on the raw f32 values, so the fitted tree, and its ONNX export with
-//! `BRANCH_LEQ`, reproduce the training partition. Splits are found from per-node histograms
+//! Weighted CART regression trees (squared error) on binned features (the bins of
+//! [`super::hist`]; the explain surrogate's learner). Splits are found from per-node histograms
 //! of weight, weight x target and count (f64 sums); NaN rows are tried on both sides and the
 //! side is recorded (the heavier child where the node had none).
 //!
 //! Ties go to the first candidate: lowest feature, lowest threshold, NaN right before NaN
 //! left. The fit is deterministic.
 
+use super::hist::{bin, feature_edges, HIST, MAX_BINS, NAN_BIN};
 use super::tree::{Node, Split, Tree};
 use super::TreeError;
-
-/// Rows sampled (evenly strided) for the quantile bin edges.
-pub const SAMPLE: usize = 1 << 18;
-/// The most bin edges (candidate thresholds) a feature gets: bins are one byte, with one
-/// value left for NaN and one for values above the last edge.
-pub const MAX_BINS: usize = 254;
-const NAN_BIN: u8 = u8::MAX;
-const HIST: usize = 256;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CartParams {
@@ -43,35 +30,6 @@ impl Default for CartParams {
             min_weight_leaf: 0.0,
             max_bins: MAX_BINS,
         }
-    }
-}
-
-/// Upper bin edges for one feature's (sampled) values: at most `max_bins`, strictly
-/// increasing, each a value of the sample, the last its largest (so that "all values" vs
-/// "missing" is a candidate split).
-fn bin_edges(mut v: Vec<f32>, max_bins: usize) -> Vec<f32> {
-    v.sort_unstable_by(f32::total_cmp);
-    let mut distinct = v.clone();
-    distinct.dedup_by(|a, b| a == b);
-    let Some(&top) = distinct.last() else {
-        return Vec::new();
-    };
-    if distinct.len() <= max_bins {
-        return distinct;
-    }
-    let mut q: Vec<f32> = (1..max_bins).map(|k| v[k * v.len() / max_bins]).collect();
-    q.push(top);
-    q.dedup_by(|a, b| a == b);
-    q
-}
-
-/// The bin of `x`: how many edges lie below it, so that bin `<= b` is exactly `x <= edges[b]`.
-#[inline]
-fn bin(edges: &[f32], x: f32) -> u8 {
-    if x.is_nan() {
-        NAN_BIN
-    } else {
-        edges.partition_point(|&e| e < x) as u8
     }
 }
 
@@ -177,16 +135,8 @@ pub fn fit(
         return data("all weights are zero".into());
     }
 
-    let stride = n.div_ceil(SAMPLE);
     let edges: Vec<Vec<f32>> = (0..n_features)
-        .map(|f| {
-            let sample = (0..n)
-                .step_by(stride)
-                .map(|r| x[r * n_features + f])
-                .filter(|v| !v.is_nan())
-                .collect();
-            bin_edges(sample, params.max_bins)
-        })
+        .map(|f| feature_edges(n, params.max_bins, |r| x[r * n_features + f]))
         .collect();
     let bins = x
         .chunks_exact(n_features)

@@ -5,7 +5,7 @@ use engine::onnx_build::{TreeEnsemble, TreeNode};
 
 /// Weighted regression trees: `base + sum_t weight_t * tree_t(x)`, summed in f32 in tree
 /// order (as the ONNX evaluators do), then the logistic function where `logistic`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ensemble {
     pub trees: Vec<Tree>,
     /// Per tree, the factor on its leaf values (a learning rate; 1/n for an average).

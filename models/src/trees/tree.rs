@@ -3,9 +3,11 @@
 
 use std::fmt::Write;
 
+use serde::{Deserialize, Serialize};
+
 /// An inner node's test: rows with `x[feature] <= threshold` go to `left`, the others to
 /// `right`; NaN goes to `left` where `nan_left`, else to `right`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Split {
     pub feature: usize,
     /// A value the feature took in the training data (a bin edge).
@@ -13,12 +15,14 @@ pub struct Split {
     pub nan_left: bool,
     pub left: usize,
     pub right: usize,
-    /// The weighted squared-error decrease of the split: `W_L W_R / W (mean_L - mean_R)^2`.
+    /// What the split lowered, by the learner's criterion: the weighted squared error
+    /// (`W_L W_R / W (mean_L - mean_R)^2`) for CART, the second-order loss for boosting, the
+    /// weighted Gini or entropy impurity for a forest.
     pub gain: f64,
 }
 
 /// A node with the training rows that reached it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     /// `None` for a leaf.
     pub split: Option<Split>,
@@ -31,7 +35,7 @@ pub struct Node {
 }
 
 /// A regression tree; node 0 is the root.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tree {
     pub(super) n_features: usize,
     pub(super) nodes: Vec<Node>,
@@ -42,6 +46,27 @@ pub struct Tree {
 pub struct Importance {
     pub gain: Vec<f64>,
     pub splits: Vec<usize>,
+}
+
+/// Mean decrease in impurity per feature as scikit-learn reports it: each tree's split gains
+/// per feature normalised to sum 1 (trees without a split count zero), averaged over the
+/// trees, normalised again.
+pub fn mdi<'a>(trees: impl IntoIterator<Item = &'a Tree>, n_features: usize) -> Vec<f64> {
+    let mut sum = vec![0f64; n_features];
+    for t in trees {
+        let g = t.split_importance().gain;
+        let total: f64 = g.iter().sum();
+        if total > 0.0 {
+            for (s, v) in sum.iter_mut().zip(&g) {
+                *s += v / total;
+            }
+        }
+    }
+    let total: f64 = sum.iter().sum();
+    if total > 0.0 {
+        sum.iter_mut().for_each(|v| *v /= total);
+    }
+    sum
 }
 
 impl Tree {

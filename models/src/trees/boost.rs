@@ -1,0 +1,413 @@
+//! Histogram gradient boosting (second order, as XGBoost's `hist`): per tree, gradients and
+//! hessians of the loss at the current margins, one tree grown on them
+//! ([`super::grow`], gain `G_L^2/(H_L+l2) + G_R^2/(H_R+l2) - G^2/(H+l2)`, halved), leaves
+//! `-learning_rate G/(H+l2)`; rows and features subsampled per tree; early stopping on the
+//! valid events' loss.
+
+use super::grow::{Criterion, GrowParams, Grower};
+use super::hist::{par_blocks, threads, Binned, Pair};
+use super::{check_events, Curves, Ensemble, Events, TreeError};
+use crate::rng::Rng;
+
+/// What the ensemble minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// Binary log loss on 0/1 targets; the ensemble's output goes through the logistic function.
+    Logistic,
+    /// Squared error; the output is the sum of the trees.
+    Squared,
+}
+
+#[derive(Debug, Clone)]
+pub struct BoostParams {
+    pub loss: Loss,
+    pub n_trees: usize,
+    pub learning_rate: f64,
+    pub max_depth: usize,
+    /// `usize::MAX`: as many as the depth allows.
+    pub max_leaves: usize,
+    pub min_child_weight: f64,
+    pub l2: f64,
+    pub subsample: f64,
+    pub colsample: f64,
+    pub max_bins: usize,
+    /// Trees without a lower valid loss before stopping (needs valid events).
+    pub patience: Option<usize>,
+    /// 0: all cores.
+    pub threads: usize,
+    pub seed: u64,
+}
+
+struct Newton {
+    l2: f64,
+    min_child_weight: f64,
+    eta: f64,
+}
+
+impl Newton {
+    fn score(&self, s: Pair) -> f64 {
+        s[0] * s[0] / (s[1] + self.l2)
+    }
+}
+
+impl Criterion for Newton {
+    fn allowed(&self, s: Pair) -> bool {
+        s[1] >= self.min_child_weight && s[1] > 1e-12
+    }
+    fn gain(&self, p: Pair, l: Pair, r: Pair) -> f64 {
+        0.5 * (self.score(l) + self.score(r) - self.score(p))
+    }
+    fn value(&self, s: Pair) -> f32 {
+        (-self.eta * s[0] / (s[1] + self.l2)) as f32
+    }
+}
+
+/// Per-row loss, gradient and hessian at margin `m` for target `y`.
+#[inline]
+fn grad(loss: Loss, m: f64, y: f32) -> (f64, f64, f64) {
+    let y = y as f64;
+    match loss {
+        Loss::Logistic => {
+            // One exponential for both: e = e^-|m|, p = 1 / (1 + e^-m), and the loss
+            // log(1 + e^-m) + (1 - y) m written stably on both sides.
+            let e = (-m.abs()).exp();
+            let p = if m >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            let l = (-m).max(0.0) + e.ln_1p() + (1.0 - y) * m;
+            (l, p - y, (p * (1.0 - p)).max(1e-16))
+        }
+        Loss::Squared => ((m - y) * (m - y) / 2.0, m - y, 1.0),
+    }
+}
+
+/// Whether margin `m` classifies target `y` right (logistic loss only).
+fn correct(loss: Loss, m: f64, y: f32) -> f64 {
+    match loss {
+        Loss::Logistic => ((m > 0.0) == (y == 1.0)) as u8 as f64,
+        Loss::Squared => f64::NAN,
+    }
+}
+
+/// Weighted mean loss and accuracy at `margins`; with `stats`, each row's weighted gradient
+/// and hessian written there. Parallel over rows.
+fn pass(
+    loss: Loss,
+    margins: &[f64],
+    ev: &Events,
+    mut stats: Option<&mut [[f32; 2]]>,
+    threads: usize,
+) -> (f64, f64) {
+    let n = margins.len();
+    let per = n.div_ceil(threads.max(1)).max(1 << 14);
+    let work = |lo: usize, out: Option<&mut [[f32; 2]]>| {
+        let (mut l, mut c, mut ws) = (0f64, 0f64, 0f64);
+        let hi = (lo + per).min(n);
+        let mut out = out;
+        for i in lo..hi {
+            let (li, g, h) = grad(loss, margins[i], ev.y[i]);
+            let w = ev.w[i] as f64;
+            l += w * li;
+            c += w * correct(loss, margins[i], ev.y[i]);
+            ws += w;
+            if let Some(o) = out.as_deref_mut() {
+                o[i - lo] = [(w * g) as f32, (w * h) as f32];
+            }
+        }
+        (l, c, ws)
+    };
+    let parts: Vec<(f64, f64, f64)> = if n <= per {
+        vec![work(0, stats.as_deref_mut())]
+    } else {
+        std::thread::scope(|s| {
+            let work = &work;
+            let handles: Vec<_> = match stats {
+                Some(st) => st
+                    .chunks_mut(per)
+                    .enumerate()
+                    .map(|(k, o)| s.spawn(move || work(k * per, Some(o))))
+                    .collect(),
+                None => (0..n.div_ceil(per))
+                    .map(|k| s.spawn(move || work(k * per, None)))
+                    .collect(),
+            };
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or((f64::NAN, f64::NAN, 1.0)))
+                .collect()
+        })
+    };
+    let (l, c, w) = parts
+        .iter()
+        .fold((0.0, 0.0, 0.0), |a, p| (a.0 + p.0, a.1 + p.1, a.2 + p.2));
+    (l / w.max(1e-300), c / w.max(1e-300))
+}
+
+/// Boosts trees on `train`; with `valid` events, records their loss per tree and stops
+/// early when `patience` says so (keeping the trees up to the best). `progress(tree)` after
+/// each tree.
+pub fn boost(
+    train: &Events,
+    valid: Option<&Events>,
+    p: &BoostParams,
+    progress: &mut dyn FnMut(usize),
+) -> Result<(Ensemble, Curves), TreeError> {
+    check_events(train)?;
+    let valid = valid.filter(|v| !v.rows.is_empty());
+    if let Some(v) = valid {
+        check_events(v)?;
+    }
+    if p.patience.is_some() && valid.is_none() {
+        return Err(TreeError::Params(
+            "early stopping (patience) needs valid events".into(),
+        ));
+    }
+    if p.loss == Loss::Logistic {
+        if let Some(y) = train.y.iter().find(|&&y| y != 0.0 && y != 1.0) {
+            return Err(TreeError::Data(format!(
+                "target {y}: the logistic loss takes 0/1 targets"
+            )));
+        }
+    }
+    let threads = threads(p.threads);
+    let nf = train.n_features;
+    let n = train.rows.len();
+    let binned = Binned::new(train.x, nf, train.rows, p.max_bins, threads);
+    let (wsum, wy) = train
+        .w
+        .iter()
+        .zip(train.y)
+        .fold((0f64, 0f64), |(a, b), (&w, &y)| {
+            (a + w as f64, b + w as f64 * y as f64)
+        });
+    let mean = wy / wsum;
+    let base = match p.loss {
+        Loss::Logistic => {
+            let m = mean.clamp(1e-6, 1.0 - 1e-6);
+            (m / (1.0 - m)).ln()
+        }
+        Loss::Squared => mean,
+    } as f32;
+    let crit = Newton {
+        l2: p.l2,
+        min_child_weight: p.min_child_weight,
+        eta: p.learning_rate,
+    };
+    let gp = GrowParams {
+        max_depth: p.max_depth,
+        max_leaves: p.max_leaves,
+        per_node: None,
+        threads,
+    };
+    let mut rng = Rng::new(p.seed ^ 0xB005_7ED7);
+    let mut grower = Grower::new(nf);
+    let mut margins = vec![base as f64; n];
+    let mut vmargins = vec![base as f64; valid.map_or(0, |v| v.rows.len())];
+    let mut stats = vec![[0f32; 2]; n];
+    let mut in_sample = vec![true; n];
+    let mut rows: Vec<u32> = Vec::with_capacity(n);
+    let mut features: Vec<usize> = (0..nf).collect();
+    let n_cols = ((p.colsample * nf as f64).round() as usize).clamp(1, nf);
+    let mut ensemble = Ensemble {
+        trees: Vec::new(),
+        tree_weights: Vec::new(),
+        base,
+        logistic: p.loss == Loss::Logistic,
+    };
+    let mut curves = Curves::default();
+    let mut best_valid = f64::INFINITY;
+    for t in 0..p.n_trees {
+        let (tl, ta) = pass(p.loss, &margins, train, Some(&mut stats), threads);
+        if t > 0 {
+            curves.train_loss.push(tl);
+            curves.train_accuracy.push(ta);
+        }
+        rows.clear();
+        if p.subsample < 1.0 {
+            for (i, s) in in_sample.iter_mut().enumerate() {
+                *s = rng.uniform() < p.subsample;
+                if *s {
+                    rows.push(i as u32);
+                }
+            }
+        } else {
+            rows.extend(0..n as u32);
+        }
+        if n_cols < nf {
+            for i in 0..n_cols {
+                let j = i + rng.below(nf - i);
+                features.swap(i, j);
+            }
+        }
+        let mut cols = features[..n_cols].to_vec();
+        cols.sort_unstable();
+        let (grown, leaves) = grower.grow(&binned, &stats, &mut rows, &cols, &crit, &gp, &mut rng);
+        // In-sample rows by their leaf ranges, the others routed through the tree.
+        for &(node, lo, hi) in &leaves {
+            let v = grown.tree.nodes[node].value as f64;
+            for &r in &rows[lo..hi] {
+                margins[r as usize] += v;
+            }
+        }
+        if p.subsample < 1.0 {
+            for (r, _) in in_sample.iter().enumerate().filter(|(_, s)| !**s) {
+                margins[r] += grown.tree.nodes[grown.leaf(&binned, r)].value as f64;
+            }
+        }
+        if let Some(v) = valid {
+            let mut ev = vec![0f64; vmargins.len()];
+            const RUN: usize = 1 << 14;
+            par_blocks(&mut ev, RUN, threads, |b0, chunk| {
+                let f = v.n_features;
+                for (k, e) in chunk.iter_mut().enumerate() {
+                    let r = v.rows[b0 * RUN + k];
+                    *e = grown.tree.predict(&v.x[r * f..(r + 1) * f]) as f64;
+                }
+            });
+            vmargins.iter_mut().zip(&ev).for_each(|(m, e)| *m += e);
+            let (vl, va) = pass(p.loss, &vmargins, v, None, threads);
+            curves.valid_loss.push(vl);
+            curves.valid_accuracy.push(va);
+            if vl < best_valid {
+                best_valid = vl;
+                curves.best = t;
+            }
+        } else {
+            curves.best = t;
+        }
+        ensemble.trees.push(grown.tree);
+        ensemble.tree_weights.push(1.0);
+        progress(t);
+        if p.patience.is_some_and(|k| t - curves.best >= k) {
+            break;
+        }
+    }
+    let (tl, ta) = pass(p.loss, &margins, train, None, threads);
+    curves.train_loss.push(tl);
+    curves.train_accuracy.push(ta);
+    ensemble.trees.truncate(curves.best + 1);
+    ensemble.tree_weights.truncate(curves.best + 1);
+    Ok((ensemble, curves))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` events of 3 features: signal where x0 > 0 (x0 NaN in 30% of the events, which are
+    /// all signal), x1 weakly informative, x2 noise.
+    fn events(n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = Rng::new(seed);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..n {
+            let a = rng.normal() as f32;
+            let label = (a > 0.0 || rng.uniform() < 0.3) as u8 as f32;
+            let x0 = if label == 1.0 && a <= 0.0 {
+                f32::NAN
+            } else {
+                a
+            };
+            x.extend([x0, rng.normal() as f32 + 0.3 * label, rng.normal() as f32]);
+            y.push(label);
+        }
+        (x, y)
+    }
+
+    fn params() -> BoostParams {
+        BoostParams {
+            loss: Loss::Logistic,
+            n_trees: 30,
+            learning_rate: 0.3,
+            max_depth: 3,
+            max_leaves: usize::MAX,
+            min_child_weight: 1.0,
+            l2: 1.0,
+            subsample: 1.0,
+            colsample: 1.0,
+            max_bins: 64,
+            patience: None,
+            threads: 2,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn nan_learns_its_side_and_leaves_are_limited() {
+        let (x, y) = events(4000, 1);
+        let rows: Vec<usize> = (0..y.len()).collect();
+        let w = vec![1.0; y.len()];
+        let ev = Events {
+            x: &x,
+            n_features: 3,
+            rows: &rows,
+            y: &y,
+            w: &w,
+        };
+        let (e, c) = boost(&ev, None, &params(), &mut |_| {}).unwrap();
+        assert_eq!(e.trees.len(), 30);
+        assert_eq!(c.train_loss.len(), 30);
+        assert!(c.train_loss[29] < c.train_loss[0]);
+        // Missing x0 means signal: NaN must go where x0 > 0 goes.
+        assert!(e.predict(&[f32::NAN, 0.0, 0.0]) > 0.9);
+        assert!(e.predict(&[-1.0, 0.0, 0.0]) < 0.1);
+        // A smooth regression target needs every leaf it is allowed.
+        let smooth: Vec<f32> = x.chunks(3).map(|r| r[1] + r[2] * r[2]).collect();
+        let reg = Events { y: &smooth, ..ev };
+        let p = BoostParams {
+            loss: Loss::Squared,
+            max_depth: 10,
+            max_leaves: 5,
+            ..params()
+        };
+        let (e, _) = boost(&reg, None, &p, &mut |_| {}).unwrap();
+        let leaves: Vec<usize> = e.trees.iter().map(|t| t.n_leaves()).collect();
+        assert!(leaves.iter().all(|&l| l == 5), "{leaves:?}");
+        assert!(e.trees.iter().any(|t| t.depth() > 2));
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_tree_and_threads_do_not_matter() {
+        let (x, y) = events(3000, 2);
+        let w = vec![1.0; y.len()];
+        let (train, valid): (Vec<usize>, Vec<usize>) = (0..y.len()).partition(|r| r % 3 != 0);
+        let (ty, vy): (Vec<f32>, Vec<f32>) = (
+            train.iter().map(|&r| y[r]).collect(),
+            valid.iter().map(|&r| y[r]).collect(),
+        );
+        let t = Events {
+            x: &x,
+            n_features: 3,
+            rows: &train,
+            y: &ty,
+            w: &w[..train.len()],
+        };
+        let v = Events {
+            x: &x,
+            n_features: 3,
+            rows: &valid,
+            y: &vy,
+            w: &w[..valid.len()],
+        };
+        let p = BoostParams {
+            n_trees: 300,
+            learning_rate: 1.0,
+            max_depth: 6,
+            patience: Some(5),
+            ..params()
+        };
+        let (e, c) = boost(&t, Some(&v), &p, &mut |_| {}).unwrap();
+        assert!(c.valid_loss.len() < 300, "no early stop");
+        assert_eq!(c.valid_loss.len(), c.best + 6);
+        assert_eq!(e.trees.len(), c.best + 1);
+        let best = c.valid_loss.iter().copied().fold(f64::INFINITY, f64::min);
+        assert_eq!(c.valid_loss[c.best], best);
+        let one = BoostParams { threads: 1, ..p };
+        assert_eq!(boost(&t, Some(&v), &one, &mut |_| {}).unwrap().0, e);
+        assert!(boost(&t, None, &one, &mut |_| {})
+            .unwrap_err()
+            .to_string()
+            .contains("needs valid events"));
+    }
+}
