@@ -60,6 +60,18 @@ fn x_of(p: &Param, v: &yaml_serde::Value) -> f64 {
     }
 }
 
+/// A linear axis label: at most 4 decimals, without trailing zeros (0.15, not
+/// 0.15000000000000002).
+fn tick(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
 fn draw(path: &Path, params: &[Param], points: &[Trained], best: Option<usize>) -> Res {
     let cols = params.len().clamp(1, 3);
     let rows = params.len().div_ceil(cols).max(1);
@@ -109,7 +121,7 @@ fn draw(path: &Path, params: &[Param], points: &[Trained], best: Option<usize>) 
                 }
             }
             None if log => format!("{:.0e}", 10f64.powf(*x)),
-            None => format!("{x}"),
+            None => tick(*x),
         };
         let mut chart = ChartBuilder::on(&area)
             .caption(&p.key, ("sans-serif", 22))
@@ -188,4 +200,15 @@ fn draw(path: &Path, params: &[Param], points: &[Trained], best: Option<usize>) 
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(super::tick(0.15000000000000002), "0.15");
+        assert_eq!(super::tick(8.0), "8");
+        assert_eq!(super::tick(-0.00001), "0");
+        assert_eq!(super::tick(2.5), "2.5");
+    }
 }
