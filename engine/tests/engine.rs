@@ -5,6 +5,9 @@
 //! the operator corners), references the CMS ParticleNet and DeepDoubleX models in
 //! `<repo>/../shared/data`, and writes inputs and onnxruntime's outputs as .npy. Every output of
 //! every engine must be within 1e-5 of onnxruntime's.
+//!
+//! Over 800 lines: every test reads the one table of cases (`cases()`: model, inputs,
+//! onnxruntime's outputs) built once at the top.
 
 mod common;
 
