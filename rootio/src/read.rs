@@ -118,6 +118,24 @@ pub struct Array {
 }
 
 impl Array {
+    /// Values to write: `entries` entries of `prim` shaped as `shape`, starting at entry 0
+    /// (`offsets`: `entries + 1` value offsets for variable-size entries).
+    pub fn of(
+        prim: Prim,
+        shape: Shape,
+        entries: usize,
+        data: Data,
+        offsets: Option<Vec<usize>>,
+    ) -> Self {
+        Array {
+            interp: Interp { prim, shape },
+            start: 0,
+            entries: entries as u64,
+            data,
+            offsets,
+        }
+    }
+
     fn new(interp: Interp, start: u64) -> Self {
         let var = matches!(
             interp.shape,

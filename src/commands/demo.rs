@@ -13,20 +13,10 @@ use crate::cli::{ConvertArgs, DemoArgs, ExportArgs, TrainArgs};
 use anyhow::{bail, Context, Result};
 use injector::inject::{Options, Plan};
 use rootio::write::{BranchSpec, FileWriter, TreeWriter};
-use rootio::{Array, BranchReader, Compression, Data, Interp, Prim, RootFile, Shape};
+use rootio::{Array, BranchReader, Compression, Data, Prim, RootFile, Shape};
 use std::path::Path;
 
 const FEATURES: usize = 5;
-
-fn arr(prim: Prim, shape: Shape, n: usize, data: Data, offsets: Option<Vec<usize>>) -> Array {
-    Array {
-        interp: Interp { prim, shape },
-        start: 0,
-        entries: n as u64,
-        data,
-        offsets,
-    }
-}
 
 /// Writes the demo ntuple: event, label, weight, f0..f4 (signal shifted and correlated),
 /// nJet and Jet_pt[nJet].
@@ -90,15 +80,15 @@ fn generate(path: &Path, events: u64, seed: u64) -> Result<()> {
             offs.push(jpt.len());
         }
         let mut arrays = vec![
-            arr(Prim::U64, Shape::Scalar, n, Data::U64(ev), None),
-            arr(Prim::I32, Shape::Scalar, n, Data::I32(lab), None),
-            arr(Prim::F32, Shape::Scalar, n, Data::F32(wt), None),
+            Array::of(Prim::U64, Shape::Scalar, n, Data::U64(ev), None),
+            Array::of(Prim::I32, Shape::Scalar, n, Data::I32(lab), None),
+            Array::of(Prim::F32, Shape::Scalar, n, Data::F32(wt), None),
         ];
         for c in cols {
-            arrays.push(arr(Prim::F32, Shape::Scalar, n, Data::F32(c), None));
+            arrays.push(Array::of(Prim::F32, Shape::Scalar, n, Data::F32(c), None));
         }
-        arrays.push(arr(Prim::I32, Shape::Scalar, n, Data::I32(nj), None));
-        arrays.push(arr(
+        arrays.push(Array::of(Prim::I32, Shape::Scalar, n, Data::I32(nj), None));
+        arrays.push(Array::of(
             Prim::F32,
             Shape::Var {
                 counter: "nJet".into(),

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use rootio::write::{BranchSpec, FileWriter, TreeWriter};
-use rootio::{Array, Compression, Data, Interp, Prim, Shape};
+use rootio::{Array, Compression, Data, Prim, Shape};
 
 use super::attrib::Attributions;
 use super::data::Sample;
@@ -29,19 +29,6 @@ pub fn branch_suffix(feature: &str) -> String {
     s.trim_end_matches('_').to_owned()
 }
 
-fn column(prim: Prim, data: Data, n: usize) -> Array {
-    Array {
-        interp: Interp {
-            prim,
-            shape: Shape::Scalar,
-        },
-        start: 0,
-        entries: n as u64,
-        data,
-        offsets: None,
-    }
-}
-
 /// Writes `path` (under a temporary name, renamed when complete): the events of `sample`
 /// (its first `n`) with each named set of attributions (`prefix`, `n x names.len()` values).
 pub fn write(
@@ -60,15 +47,33 @@ pub fn write(
         BranchSpec::scalar("score", Prim::F32),
     ];
     let mut arrays = vec![
-        column(Prim::U64, Data::U64((0..n as u64).collect()), n),
-        column(Prim::F32, Data::F32(scores.clone()), n),
+        Array::of(
+            Prim::U64,
+            Shape::Scalar,
+            n,
+            Data::U64((0..n as u64).collect()),
+            None,
+        ),
+        Array::of(Prim::F32, Shape::Scalar, n, Data::F32(scores.clone()), None),
     ];
     if let Some(y) = &sample.y {
         specs.push(BranchSpec::scalar("label", Prim::F32));
-        arrays.push(column(Prim::F32, Data::F32(y[..n].to_vec()), n));
+        arrays.push(Array::of(
+            Prim::F32,
+            Shape::Scalar,
+            n,
+            Data::F32(y[..n].to_vec()),
+            None,
+        ));
     }
     specs.push(BranchSpec::scalar("weight", Prim::F32));
-    arrays.push(column(Prim::F32, Data::F32(sample.w[..n].to_vec()), n));
+    arrays.push(Array::of(
+        Prim::F32,
+        Shape::Scalar,
+        n,
+        Data::F32(sample.w[..n].to_vec()),
+        None,
+    ));
     let mut seen = std::collections::HashSet::new();
     for (prefix, a) in sets {
         for (j, name) in names.iter().enumerate() {
@@ -80,7 +85,7 @@ pub fn write(
             }
             specs.push(BranchSpec::scalar(&branch, Prim::F32));
             let v: Vec<f32> = (0..n).map(|r| a.values[r * f + j]).collect();
-            arrays.push(column(Prim::F32, Data::F32(v), n));
+            arrays.push(Array::of(Prim::F32, Shape::Scalar, n, Data::F32(v), None));
         }
     }
     let root = |e: rootio::RootError| ExplainError::Config(format!("{}: {e}", path.display()));
