@@ -39,8 +39,7 @@ fn main() {
         Cmd::ReadBench(a) => inspect::read_bench(a),
     };
     if let Err(e) = r {
-        let msg = format!("{e:#}");
-        eprintln!("hepml: error: {}", msg.replace('\n', " "));
+        eprintln!("hepml: error: {}", commands::error_line(&e));
         std::process::exit(1);
     }
 }

@@ -100,8 +100,7 @@ pub(crate) fn run_task(
         command: command_line(),
     };
     // The whole chain of causes, on one line, goes to the failure record.
-    let work =
-        |row: &Row, tmp: &Path| work(row, tmp).map_err(|e| format!("{e:#}").replace('\n', " "));
+    let work = |row: &Row, tmp: &Path| work(row, tmp).map_err(|e| super::error_line(&e));
     match batch::task::run(&t, work)? {
         Outcome::Skipped(d) => eprintln!(
             "hepml: task {task}: {} is complete and its inputs unchanged; skipped",

@@ -64,6 +64,7 @@ pub fn train_fails(dir: &Path, cases: &[(String, &str)]) {
         assert_eq!(o.status.code(), Some(1), "case {i}: {err}");
         assert!(err.contains(want), "case {i}: expected `{want}` in {err}");
         assert_eq!(err.trim().lines().count(), 1, "case {i}: {err}");
+        assert_eq!(err.matches(want).count(), 1, "case {i}: said twice: {err}");
         assert!(!Path::new(&run).exists(), "case {i}: run directory left");
     }
 }
