@@ -511,4 +511,18 @@ fn scans_grid_resume_search_and_failures() {
     assert_eq!(s["points"][0]["status"], "done");
     assert_eq!(s["points"][1]["status"], "failed");
     assert!(!d.join("fail/points/p001").exists());
+
+    // Seeds scanned: each point trains with its own --seed (recorded in its run.json), the
+    // config is the same, and the networks differ.
+    let seed_dir = p(d, "seeds");
+    ok(&["train", &cfg, "-o", &seed_dir, "--scan", "seed=3,4", "-q"]);
+    let run = |name: &str, file: &str| {
+        std::fs::read_to_string(d.join("seeds/points").join(name).join(file)).unwrap()
+    };
+    for (name, seed) in [("p000", 3), ("p001", 4)] {
+        let r: serde_json::Value = serde_json::from_str(&run(name, "run.json")).unwrap();
+        assert_eq!(r["seed"], seed, "{name}");
+    }
+    assert_eq!(run("p000", "config.yaml"), run("p001", "config.yaml"));
+    assert_ne!(run("p000", "model.json"), run("p001", "model.json"));
 }

@@ -129,7 +129,7 @@ fn save_state(dir: &Path, def: &Value, entries: &[Entry]) -> Result<()> {
 }
 
 /// Starts `hepml train` for one point, its output in the point's log.
-fn spawn(a: &TrainArgs, config: &Path, run: &Path, log: &Path) -> Result<Child> {
+fn spawn(a: &TrainArgs, seed: u64, config: &Path, run: &Path, log: &Path) -> Result<Child> {
     let exe = std::env::current_exe().context("locating the hepml executable")?;
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone()?;
@@ -145,7 +145,7 @@ fn spawn(a: &TrainArgs, config: &Path, run: &Path, log: &Path) -> Result<Child> 
         .arg(run)
         .args([
             "--seed",
-            &a.seed.to_string(),
+            &seed.to_string(),
             "--device",
             &device,
             "--quiet",
@@ -278,7 +278,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
             let point_text = scan::apply(&text, &a.config, &params, &e.point)?;
             write_atomic(&config, point_text.as_bytes())?;
             let log = a.output.join("logs").join(format!("{}.log", e.name));
-            let child = spawn(&a, &config, &point_dir(&a.output, &e.name), &log)?;
+            let seed = scan::seed_of(&params, &e.point).unwrap_or(a.seed);
+            let child = spawn(&a, seed, &config, &point_dir(&a.output, &e.name), &log)?;
             running.push((i, child));
         }
         if running.is_empty() {

@@ -52,6 +52,19 @@ pub struct Param {
 /// The values of one point, in the order of the parameters.
 pub type Point = Vec<Value>;
 
+/// The one key that is not a config path: `--scan seed=1,2,3` trains each point with its own
+/// `--seed`, to see how much the result moves with the initialisation and the shuffling.
+pub const SEED: &str = "seed";
+
+/// The seed a point sets, if `seed` is scanned (checked by [`apply`] to be an integer >= 0).
+pub fn seed_of(params: &[Param], point: &Point) -> Option<u64> {
+    params
+        .iter()
+        .zip(point)
+        .find(|(p, _)| p.key == SEED)
+        .and_then(|(_, v)| v.as_u64())
+}
+
 impl Param {
     /// Parses `key=v1,v2,...`, `key=lo..hi` or `key=log:lo..hi`.
     pub fn parse(spec: &str) -> Result<Param, ScanError> {
@@ -211,6 +224,12 @@ pub fn apply(
         },
     })?;
     for (p, v) in params.iter().zip(point) {
+        if p.key == SEED {
+            if v.as_u64().is_none() {
+                return Err(invalid(format!("seed {} is not an integer >= 0", show(v))));
+            }
+            continue;
+        }
         let mut node = &mut doc;
         let parts: Vec<&str> = p.key.split('.').collect();
         for (i, part) in parts.iter().enumerate() {
@@ -321,5 +340,23 @@ mod tests {
         let out_of_range = [Param::parse("model.dropout=0.2,1.5").unwrap()];
         let err = check(BASE, p, &out_of_range).unwrap_err().to_string();
         assert!(err.contains("dropout"), "{err}");
+    }
+
+    #[test]
+    fn seed_is_scanned_beside_the_config_not_in_it() {
+        let p = Path::new("base.yaml");
+        let ps = [
+            Param::parse("seed=3,7").unwrap(),
+            Param::parse("model.depth=2").unwrap(),
+        ];
+        let g = grid(&ps).unwrap();
+        assert_eq!(seed_of(&ps, &g[1]), Some(7));
+        assert_eq!(seed_of(&ps[1..], &g[1][1..].to_vec()), None);
+        let text = apply(BASE, p, &ps, &g[1]).unwrap();
+        assert!(!text.contains("seed"), "{text}");
+        for bad in ["seed=1.5", "seed=-1", "seed=abc"] {
+            let err = check(BASE, p, &[Param::parse(bad).unwrap()]).unwrap_err();
+            assert!(err.to_string().contains("not an integer"), "{bad}: {err}");
+        }
     }
 }
