@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use batch::manifest::{absolute, Grouping, Row};
 use batch::task::Counts;
 use indicatif::{ProgressBar, ProgressStyle};
-use models::config::ConvertConfig;
+use models::config::{ConfigFile, ConvertConfig};
 use rootio::RootFile;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 use crate::cli::{ExportArgs, TrainArgs};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use models::config::{ModelConfig, TrainConfig};
+use models::config::{ConfigFile, ModelConfig, TrainConfig};
 use models::train;
 use std::path::Path;
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{check_exprs, parse_yaml, read_yaml, ConfigError};
+use super::{check_exprs, ConfigError, ConfigFile};
 
 /// `hepml convert` config: which columns to compute from which samples.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -91,20 +91,8 @@ pub struct Sample {
     pub extra: BTreeMap<String, f64>,
 }
 
-impl ConvertConfig {
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let c: Self = read_yaml(path)?;
-        c.validate(path)?;
-        Ok(c)
-    }
-
-    pub fn from_str(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let c: Self = parse_yaml(text, path)?;
-        c.validate(path)?;
-        Ok(c)
-    }
-
-    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+impl ConfigFile for ConvertConfig {
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |what: String| ConfigError::Invalid {
             path: path.to_owned(),
             what,

@@ -2,7 +2,7 @@
 //!
 //! Every block rejects unknown keys (`deny_unknown_fields`), so a typo such as `lerning_rate`
 //! is an error that names the key instead of a silently ignored setting. After parsing,
-//! [`ConvertConfig::validate`] / [`TrainConfig::validate`] check what serde cannot: feature
+//! [`ConfigFile::validate`] check what serde cannot: feature
 //! expressions parse, fractions add up, fold counts make sense.
 
 mod convert;
@@ -36,22 +36,28 @@ pub enum ConfigError {
     Invalid { path: PathBuf, what: String },
 }
 
-pub(super) fn read_yaml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    parse_yaml(&text, path)
-}
+/// A configuration file: YAML parsed into `Self`, then [`ConfigFile::validate`]d. `path`
+/// names the file in every error.
+pub trait ConfigFile: Sized + for<'de> Deserialize<'de> {
+    /// What serde cannot check: expressions parse, fractions add up, and so on.
+    fn validate(&self, path: &Path) -> Result<(), ConfigError>;
 
-pub(super) fn parse_yaml<T: for<'de> Deserialize<'de>>(
-    text: &str,
-    path: &Path,
-) -> Result<T, ConfigError> {
-    yaml_serde::from_str(text).map_err(|source| ConfigError::Parse {
-        path: path.to_owned(),
-        source,
-    })
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_str(&text, path)
+    }
+
+    fn from_str(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let c: Self = yaml_serde::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        c.validate(path)?;
+        Ok(c)
+    }
 }
 
 pub(super) fn check_exprs(path: &Path, what: &str, exprs: &[String]) -> Result<(), ConfigError> {

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{
-    default_true, parse_yaml, read_yaml, ConfigError, MaxFeatures, ModelConfig, ModelKind,
-};
+use super::{default_true, ConfigError, ConfigFile, MaxFeatures, ModelConfig, ModelKind};
 
 /// `hepml train` config, in the blocks physicists know.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -210,20 +208,8 @@ impl Default for EvaluationConfig {
     }
 }
 
-impl TrainConfig {
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let c: Self = read_yaml(path)?;
-        c.validate(path)?;
-        Ok(c)
-    }
-
-    pub fn from_str(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let c: Self = parse_yaml(text, path)?;
-        c.validate(path)?;
-        Ok(c)
-    }
-
-    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+impl ConfigFile for TrainConfig {
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |what: String| ConfigError::Invalid {
             path: path.to_owned(),
             what,
@@ -288,7 +274,9 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
 
+impl TrainConfig {
     /// The model block's ranges; tree models take no `training` block.
     fn validate_model(&self) -> Result<(), String> {
         let range = |name: &str, v: f64, lo: f64, hi: f64, lo_open: bool| {

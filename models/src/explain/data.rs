@@ -173,7 +173,7 @@ impl Dataset {
 /// Events of a training run's split, from the run's own data and splits (fold 0 for a k-fold
 /// run).
 pub fn from_run(run: &Path, seed: u64) -> Result<Dataset, ExplainError> {
-    use crate::config::TrainConfig;
+    use crate::config::{ConfigFile, TrainConfig};
     let cfg_path = run.join("config.yaml");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| {
         ExplainError::Config(format!(

@@ -18,7 +18,7 @@ use yaml_serde::{Mapping, Value};
 pub use plot::{summary_plot, Trained};
 pub use tpe::propose;
 
-use crate::config::{ConfigError, TrainConfig};
+use crate::config::{ConfigError, ConfigFile, TrainConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
