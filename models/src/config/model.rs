@@ -56,21 +56,37 @@ enum TaggedModel {
 
 impl<'de> Deserialize<'de> for ModelConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let mut v = yaml_serde::Value::deserialize(d)?;
-        if let yaml_serde::Value::Mapping(m) = &mut v {
-            if !m.contains_key("type") {
-                m.insert("type".into(), "dnn".into());
+        // The block is read as a map inside the visitor, so that an error in it (an unknown
+        // key, a missing one) carries the block's line and column like the other blocks'.
+        struct Block;
+        impl<'de> serde::de::Visitor<'de> for Block {
+            type Value = ModelConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a model block such as {type: dnn, width: 64, depth: 3}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ModelConfig, A::Error> {
+                use serde::de::Error;
+                let mut m = yaml_serde::Mapping::new();
+                while let Some((k, v)) = map.next_entry::<yaml_serde::Value, yaml_serde::Value>()? {
+                    m.insert(k, v);
+                }
+                if !m.contains_key("type") {
+                    m.insert("type".into(), "dnn".into());
+                }
+                let t: TaggedModel = yaml_serde::from_value(yaml_serde::Value::Mapping(m))
+                    .map_err(A::Error::custom)?;
+                Ok(match t {
+                    TaggedModel::Dnn(n) => ModelConfig::Dnn(n),
+                    TaggedModel::Pnn(n) => ModelConfig::Pnn(n),
+                    TaggedModel::Bdt(b) => ModelConfig::Bdt(b),
+                    TaggedModel::RandomForest(f) => ModelConfig::RandomForest(f),
+                })
             }
         }
-        let t: TaggedModel =
-            yaml_serde::from_value(v).map_err(|e| D::Error::custom(format!("model: {e}")))?;
-        Ok(match t {
-            TaggedModel::Dnn(n) => ModelConfig::Dnn(n),
-            TaggedModel::Pnn(n) => ModelConfig::Pnn(n),
-            TaggedModel::Bdt(b) => ModelConfig::Bdt(b),
-            TaggedModel::RandomForest(f) => ModelConfig::RandomForest(f),
-        })
+        d.deserialize_map(Block)
     }
 }
 

@@ -392,6 +392,11 @@ training: {optimizer: adam, learning_rate: 0.001, batch_size: 1024, epochs: 5, p
         let text = format!("{TRAIN}trainig: {{}}\n");
         let e = TrainConfig::from_str(&text, p()).unwrap_err().to_string();
         assert!(e.contains("unknown field `trainig`"), "{e}");
+        // Inside the model block too, with the block's place in the file.
+        let text = TRAIN.replace("width:", "widht:");
+        let e = TrainConfig::from_str(&text, p()).unwrap_err().to_string();
+        assert!(e.contains("model: unknown field `widht`"), "{e}");
+        assert!(e.contains(" at line 2 column "), "{e}");
     }
 
     #[test]
