@@ -45,10 +45,18 @@ fn shape(v: &serde_json::Value) -> Vec<usize> {
 fn cases() -> &'static Cases {
     static C: OnceLock<Cases> = OnceLock::new();
     C.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join("edgeconv-cases")
-            .join(std::process::id().to_string());
-        common::run_script("make_edgeconv_cases.py", &[dir.to_str().unwrap()]);
+        // HEPML_EDGECONV_CASES: the script's output written before (for a machine without
+        // onnxruntime, e.g. to check another CPU's SIMD level); paths in it relative to it.
+        let dir = match std::env::var_os("HEPML_EDGECONV_CASES") {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                    .join("edgeconv-cases")
+                    .join(std::process::id().to_string());
+                common::run_script("make_edgeconv_cases.py", &[dir.to_str().unwrap()]);
+                dir
+            }
+        };
         let man: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
                 .unwrap();
@@ -75,10 +83,10 @@ fn cases() -> &'static Cases {
             .as_object()
             .unwrap()
             .iter()
-            .map(|(n, p)| (n.clone(), PathBuf::from(p.as_str().unwrap())))
+            .map(|(n, p)| (n.clone(), dir.join(p.as_str().unwrap())))
             .collect();
         Cases {
-            model: PathBuf::from(man["model"].as_str().unwrap()),
+            model: dir.join(man["model"].as_str().unwrap()),
             cases,
             altered,
         }
