@@ -10,7 +10,7 @@ Inputs: random, seeded, shaped as the models take them (ParticleNet: 50 particle
 vertices, masks with 16..50 and 1..5 real entries; BvL: 1x5, 60x8, 40x21, 5x7 with random
 lengths). hepml's settings, each timed in one process (median seconds per call over --calls
 after a warm-up): "auto" (ONNX Runtime found: the venv's wheel), "auto, no ONNX Runtime",
-tract, native (refused for these graphs), ort. onnxruntime (Python) runs with
+tract, native (the EdgeConv evaluator takes ParticleNet; BvL's GRUs are refused), ort. onnxruntime (Python) runs with
 intra_op_num_threads = --threads before and after hepml; the faster of the two is the reference.
 Prints events/s, the ratio to onnxruntime (>= 1: hepml at least as fast) and max |diff| of the
 outputs to onnxruntime's. Goal: auto >= 1x onnxruntime; the native path >= 1x without ONNX Runtime.

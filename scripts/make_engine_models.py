@@ -365,7 +365,7 @@ def bvl_feeds(rng, n):
 def cms_models(w, rng):
     pn = os.path.join(SHARED, "onnx", "cms-particlenet-ak4-hlt", "particle-net.onnx")
     if os.path.exists(pn):
-        w.case("particlenet", pn, "tract", particlenet_feeds(rng, 24))
+        w.case("particlenet", pn, "edgeconv", particlenet_feeds(rng, 24))
     bvl = os.path.join(SHARED, "onnx", "cms-deepdoublex-bvl", "BvL.onnx")
     if os.path.exists(bvl):
         # tract 0.23 ignores the GRUs' HardSigmoid activation and reverse direction: the engine

@@ -732,9 +732,9 @@ print(json.dumps(json.loads(uproot.open(sys.argv[1])["hepml_provenance"].member(
 
 /// "auto" picks the fastest engine that is correct for each graph, and the log line and the
 /// provenance record name the choice and its reason: a dense MLP stays on the native
-/// evaluator (and `--timing` reports each stage's events/s); ParticleNet goes to ONNX Runtime when its library is found (the venv's wheel:
-/// a missing one fails the test) and to tract with `--ort-lib none`, with onnxruntime's
-/// scores either way; DeepDoubleX (GRUs tract would run wrongly) without ONNX Runtime is a
+/// evaluator (and `--timing` reports each stage's events/s); ParticleNet goes to the native
+/// EdgeConv evaluator whether ONNX Runtime's library is found (the venv's wheel: a missing one
+/// fails the test) or switched off with `--ort-lib none`, with onnxruntime's scores either way; DeepDoubleX (GRUs tract would run wrongly) without ONNX Runtime is a
 /// one-line error naming tract's refusal, and no output.
 #[test]
 fn auto_engine_choice_is_logged_and_recorded() {
@@ -772,10 +772,14 @@ fn auto_engine_choice_is_logged_and_recorded() {
     let model = shared("onnx/cms-particlenet-ak4-hlt/particle-net.onnx");
     let pre = shared("onnx/cms-particlenet-ak4-hlt/preprocess.json");
     for (ort_lib, want, why) in [
-        (None, "ort", "ONNX Runtime found"),
-        (Some("none"), "tract", "ONNX Runtime is switched off"),
+        (None, "native", "(EdgeConv) network: native evaluator"),
+        (
+            Some("none"),
+            "native",
+            "(EdgeConv) network: native evaluator",
+        ),
     ] {
-        let out = f.p(&format!("pnet_{want}.root"));
+        let out = f.p(&format!("pnet_{}.root", ort_lib.unwrap_or("found")));
         let mut extra = vec!["--length", "25", "--friend", "--chunk", "128"];
         if let Some(l) = ort_lib {
             extra.extend(["--ort-lib", l]);

@@ -6,10 +6,12 @@
 //! - [`trees::TreeEngine`]: ONNX-ML tree ensembles (sklearn/xgboost BDTs) evaluated natively;
 //! - [`native::NativeEngine`]: dense networks (MLPs, PNNs: dense layers, activations,
 //!   standardisation) evaluated natively, allocation-free, sub-microsecond per event;
+//! - [`native::EdgeConvEngine`]: particle-cloud networks (ParticleNet's EdgeConv family)
+//!   evaluated natively, event by event;
 //! - `ort::OrtEngine` (feature `ort`): ONNX Runtime loaded at run time, CPU or CUDA.
 //!
 //! A [`Model`] is an ONNX file read and decoded once; [`open_with_choice`] picks an engine for it
-//! ([`EngineKind::Auto`]: tree ensembles and dense networks to the native evaluators, every
+//! ([`EngineKind::Auto`]: tree ensembles, dense and EdgeConv networks to the native evaluators, every
 //! other graph to ONNX Runtime when its library is found, else tract), loads it from that one
 //! decode and says which and why ([`Choice`]), for logs and provenance. The models' `metadata_props` (see [`ModelInfo::metadata`]) carry
 //! hepml's feature map.
@@ -88,7 +90,7 @@ pub enum EngineKind {
     Auto,
     Tract,
     Trees,
-    /// The native dense-network evaluator (an error for any other graph).
+    /// The native evaluators of dense and EdgeConv networks (an error for any other graph).
     Native,
     /// ONNX Runtime (needs the `ort` feature).
     Ort,
@@ -260,7 +262,11 @@ fn open_auto(model: &Model, opts: &EngineOptions) -> Result<(Opened, Choice), En
     } else {
         match load(model, opts, EngineKind::Native) {
             Ok(e) => {
-                let c = chose(EngineKind::Native, "dense network: native evaluator".into());
+                let what = match e {
+                    Opened::Native(_) => "dense network",
+                    _ => "particle-cloud (EdgeConv) network",
+                };
+                let c = chose(EngineKind::Native, format!("{what}: native evaluator"));
                 return Ok((e, c));
             }
             Err(e) => e,
@@ -405,9 +411,23 @@ fn load(model: &Model, opts: &EngineOptions, kind: EngineKind) -> Result<Opened,
         EngineKind::Trees => {
             Opened::Trees(Box::new(with_threads!(trees::TreeEngine::load(model)?)))
         }
-        EngineKind::Native => {
-            Opened::Native(Box::new(with_threads!(native::NativeEngine::load(model)?)))
-        }
+        EngineKind::Native => match native::NativeEngine::load(model) {
+            Ok(e) => Opened::Native(Box::new(with_threads!(e))),
+            // Not a dense network: maybe a particle-cloud one; else both reasons.
+            Err(EngineError::Unsupported { path, msg }) => {
+                match native::EdgeConvEngine::load(model) {
+                    Ok(e) => Opened::Other(Box::new(with_threads!(e))),
+                    Err(EngineError::Unsupported { msg: why, .. }) => {
+                        return Err(EngineError::Unsupported {
+                            path,
+                            msg: format!("{msg}; {why}"),
+                        })
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        },
         EngineKind::Ort => Opened::Other(open_ort(model, opts)?),
         EngineKind::Tract | EngineKind::Auto => {
             Opened::Other(Box::new(with_threads!(tract::TractEngine::load(model)?)))

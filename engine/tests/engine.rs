@@ -211,6 +211,7 @@ fn tract_and_native_trees_match_onnxruntime() {
             let (want, kind, why) = match c.route.as_str() {
                 "trees" => ("native trees", EngineKind::Trees, "tree ensemble"),
                 "native" => ("native dense", EngineKind::Native, "dense network"),
+                "edgeconv" => ("native (EdgeConv", EngineKind::Native, "(EdgeConv) network"),
                 _ => ("tract", EngineKind::Tract, "ONNX Runtime is switched off"),
             };
             assert!(
@@ -262,6 +263,7 @@ fn auto_keeps_native_graphs_native() {
         let (want, kind) = match c.route.as_str() {
             "trees" => ("native trees", EngineKind::Trees),
             "native" => ("native dense", EngineKind::Native),
+            "edgeconv" => ("native (EdgeConv", EngineKind::Native),
             _ => continue,
         };
         let (e, choice) = open_with(&c.model, EngineKind::Auto, OrtLibrary::Search)
@@ -783,17 +785,29 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
         let d = testutil::max_diff(&a[0].data, &b[0].data);
         assert!(d <= TOL, "{act}: {d}");
     }
-    // Not dense networks: tree ensembles, ParticleNet (EdgeConv), DeepDoubleX (GRUs).
+    // Not dense networks: tree ensembles, ParticleNet (EdgeConv: the other native evaluator
+    // takes it), DeepDoubleX (GRUs).
     for name in ["gbc", "particlenet", "bvl"] {
         let c = case(name);
         let why = native::recognise(&Model::read(&c.model).unwrap()).expect_err(name);
-        eprintln!("{name:12} not native: {why}");
-        let err = open(&c.model, EngineKind::Native).err().expect("refused");
-        assert_one_line(&err, &["not a dense network for the native evaluator"]);
+        eprintln!("{name:12} not dense: {why}");
         if name == "particlenet" {
-            let (e, _) = open_with(&c.model, EngineKind::Auto, OrtLibrary::Off).unwrap();
-            assert!(e.describe().starts_with("tract"), "{}", e.describe());
+            let e = open(&c.model, EngineKind::Native).unwrap();
+            assert!(
+                e.describe().starts_with("native (EdgeConv"),
+                "{}",
+                e.describe()
+            );
+            continue;
         }
+        let err = open(&c.model, EngineKind::Native).err().expect("refused");
+        assert_one_line(
+            &err,
+            &[
+                "not a dense network for the native evaluator",
+                "not a network for the native EdgeConv evaluator",
+            ],
+        );
     }
 }
 

@@ -25,41 +25,8 @@ fn attr_f(n: &pb::NodeProto, name: &str, default: f32) -> f32 {
 
 /// The values of a float, double or integer initialiser as f32 (dims, data).
 fn const_values(t: &pb::TensorProto) -> Result<(Vec<i64>, Vec<f32>), String> {
-    use pb::tensor_proto::DataType as D;
-    let n: i64 = t.dims.iter().product();
-    let raw = &t.raw_data;
-    let data: Vec<f32> = match D::try_from(t.data_type) {
-        Ok(D::Float) if !raw.is_empty() => raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Ok(D::Float) => t.float_data.clone(),
-        Ok(D::Double) if !raw.is_empty() => raw
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect(),
-        Ok(D::Double) => t.double_data.iter().map(|&v| v as f32).collect(),
-        Ok(D::Int64) if !raw.is_empty() => raw
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
-            .collect(),
-        Ok(D::Int64) => t.int64_data.iter().map(|&v| v as f32).collect(),
-        Ok(D::Int32) if !raw.is_empty() => raw
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
-            .collect(),
-        Ok(D::Int32) => t.int32_data.iter().map(|&v| v as f32).collect(),
-        _ => return Err(format!("constant '{}' of type {}", t.name, t.data_type)),
-    };
-    if data.len() as i64 != n.max(1) && !(n == 0 && data.is_empty()) {
-        return Err(format!(
-            "constant '{}': {} values for dims {:?}",
-            t.name,
-            data.len(),
-            t.dims
-        ));
-    }
-    Ok((t.dims.clone(), data))
+    let (dims, v) = super::graph::tensor_f64(t)?;
+    Ok((dims, v.into_iter().map(|x| x as f32).collect()))
 }
 
 #[derive(Debug, Clone)]

@@ -21,11 +21,22 @@
 //!
 //! Here: the program's types, the engine and its calls. `build` turns a graph into the program;
 //! `kernels` evaluates it; `grad` differentiates it (exact gradients for explanations).
+//!
+//! Particle-cloud networks (ParticleNet's EdgeConv blocks: k nearest neighbours, gathered edge
+//! features, pointwise convolutions, masks) have their own evaluator: `edgeconv` recognises
+//! them (every node of the graph accounted for, or refused), `edgeconv_run` evaluates them
+//! event by event with the pointwise convolutions of `gemm`, whose SIMD level is chosen at
+//! run time like the dense kernels'.
 
 mod build;
+mod edgeconv;
+mod edgeconv_run;
+mod gemm;
 mod grad;
+mod graph;
 mod kernels;
 
+pub use edgeconv_run::{recognise_graph as recognise_edgeconv, EdgeConvEngine};
 pub use grad::{Backprop, Grads, Target};
 
 use super::{Engine, EngineError, Model, ModelInfo, Tensor};

@@ -1,0 +1,722 @@
+//! Recognising a particle-cloud network (ParticleNet's EdgeConv family, as PyTorch exports it)
+//! in an ONNX graph, for the native evaluator in `edgeconv_run`.
+//!
+//! The graph is read backwards from its one output, every node checked by op type, attributes
+//! and constants, and at the end every node of the graph must have been accounted for; any
+//! other graph is refused with the first node that does not fit, so it goes to ONNX Runtime or
+//! tract. The structure recognised:
+//!
+//! - stems, one per particle collection `s` (particles, secondary vertices): features `f_s
+//!   [N, C_s, P_s]`, points `p_s [N, D, P_s]`, mask `m_s [N, 1, P_s]`; `relu(conv(bn(f_s * m_s)))
+//!   * m_s` (batch norm optional, folded into the pointwise convolution at load);
+//! - the collections concatenated along the points: mask `m`, points `p * m`, features `x * m`;
+//!   `shift = (m == 0) * c` moves masked points far away for the neighbour search;
+//! - EdgeConv blocks: the k nearest neighbours of every point by `-|q_i - q_j|^2` (computed as
+//!   the export writes it, TopK of k + 1 dropping the first) in `q = points + shift` or `q =
+//!   x + shift`; edge features `[x_i, x_j - x_i]` through pointwise 2-D convolutions with
+//!   ReLU, averaged over the neighbours, plus a shortcut (a pointwise convolution or `x`
+//!   itself), ReLU, times the mask;
+//! - a fusion: the blocks' outputs concatenated, a pointwise convolution with ReLU, times the
+//!   mask, summed over the points and divided by `max(sum(m), 1)`;
+//! - dense layers (`Gemm`, ReLU) and an output made of slices of the last layer, each raw or
+//!   through a softmax, concatenated.
+//!
+//! The index plumbing of the neighbour gather (`Shape`, `Gather`, `Range`, `Reshape`, `Tile`,
+//! ...) is checked node by node: the indices must be `topk + n * P` into the features of the
+//! same event, so the evaluator can run event by event.
+
+mod knn;
+
+use super::gemm::Packed;
+use super::graph::{attr_f, attrs, label, tensor_f64, Graph, Node, A};
+use crate::ModelInfo;
+use tract_onnx::pb;
+
+/// A particle collection's stem.
+#[derive(Debug)]
+pub(super) struct Stem {
+    /// Input indices (in `ModelInfo::inputs` order).
+    pub features: usize,
+    pub points: usize,
+    pub mask: usize,
+    /// Batch norm folded in.
+    pub conv: Packed,
+}
+
+/// Where an EdgeConv block looks for neighbours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Knn {
+    Points,
+    Features,
+}
+
+#[derive(Debug)]
+pub(super) struct Block {
+    pub k: usize,
+    pub knn: Knn,
+    /// The first edge convolution split by linearity: rows `0..c1` give `(W_a - W_b) x_i + b`,
+    /// rows `c1..2 c1` give `W_b x_j`, so `W [x_i, x_j - x_i] + b` is their sum.
+    pub first: Packed,
+    pub c1: usize,
+    /// The following edge convolutions (each with ReLU).
+    pub rest: Vec<Packed>,
+    /// The shortcut: a pointwise convolution, or `None` for `x` itself.
+    pub shortcut: Option<Packed>,
+    pub cout: usize,
+}
+
+#[derive(Debug)]
+pub(super) struct Fc {
+    pub k: usize,
+    pub n: usize,
+    /// `n x k`.
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+    pub relu: bool,
+}
+
+/// One piece of the output: columns `start..end` of the last dense layer, maybe softmaxed.
+#[derive(Debug, Clone)]
+pub(super) struct Part {
+    pub start: usize,
+    pub end: usize,
+    pub softmax: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct Program {
+    pub stems: Vec<Stem>,
+    /// The masked points' coordinate shift (`c` above).
+    pub shift: f32,
+    pub blocks: Vec<Block>,
+    /// Blocks whose outputs the fusion concatenates, in order.
+    pub fused: Vec<usize>,
+    pub fusion: Packed,
+    pub fc: Vec<Fc>,
+    pub parts: Vec<Part>,
+    pub output: String,
+    /// Coordinates per point.
+    pub dims: usize,
+}
+
+impl Program {
+    pub(super) fn out_width(&self) -> usize {
+        self.parts.iter().map(|p| p.end - p.start).sum()
+    }
+}
+
+/// A shape element in the index plumbing: a dimension of a value, or a constant.
+#[derive(Debug, PartialEq)]
+enum Dim {
+    Of(String, i64),
+    Const(f64),
+}
+
+struct Reader<'a> {
+    g: Graph<'a>,
+    /// The concatenated mask, its float cast and the shift, once seen.
+    mask: Option<String>,
+    cm: Option<String>,
+    shift: Option<(String, f32)>,
+    /// The points' concatenation, once a block searching in points is seen.
+    points: Option<&'a Node>,
+}
+
+/// Recognises the graph (see the module header), or says which node does not fit.
+pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Program, String> {
+    let graph = model.graph.as_ref().ok_or("no graph")?;
+    let [out] = graph.output.as_slice() else {
+        return Err(format!("{} outputs (one expected)", graph.output.len()));
+    };
+    let mut r = Reader {
+        g: Graph::new(graph)?,
+        mask: None,
+        cm: None,
+        shift: None,
+        points: None,
+    };
+    let (fc_out, parts) = r.tail(&out.name)?;
+    let (pooled, fc) = r.dense(&fc_out)?;
+    let (blocks, fused, fusion, stems_x) = r.pool(&pooled)?;
+    let (stems, dims) = r.stems(&stems_x, info)?;
+    r.g.finish()?;
+    let n = fc.last().map_or(0, |l| l.n);
+    let parts = parts
+        .into_iter()
+        .map(|(s, e, softmax)| Part {
+            start: s.clamp(0, n as i64) as usize,
+            end: e.clamp(0, n as i64) as usize,
+            softmax,
+        })
+        .collect::<Vec<_>>();
+    if parts.iter().any(|p| p.end <= p.start) {
+        return Err("an empty output slice".into());
+    }
+    let shift = r.shift.as_ref().map_or(0.0, |s| s.1);
+    // Channel counts must chain (the graph's shapes would fail otherwise).
+    let mut c = stems.first().map_or(0, |s| s.conv.co);
+    if stems.iter().any(|s| s.conv.co != c) {
+        return Err("stems of different widths".into());
+    }
+    for b in &blocks {
+        if b.first.ci != c {
+            return Err("EdgeConv input width does not chain".into());
+        }
+        let mut w = b.c1;
+        for l in &b.rest {
+            if l.ci != w {
+                return Err("EdgeConv widths do not chain".into());
+            }
+            w = l.co;
+        }
+        match &b.shortcut {
+            Some(s) if s.ci == c && s.co == w => {}
+            None if c == w => {}
+            _ => return Err("EdgeConv shortcut width does not match".into()),
+        }
+        c = w;
+    }
+    let cat: usize = fused.iter().map(|&i| blocks[i].cout).sum();
+    if fusion.ci != cat || fc.first().map(|l| l.k) != Some(fusion.co) {
+        return Err("fusion widths do not chain".into());
+    }
+    if fc.windows(2).any(|w| w[0].n != w[1].k) {
+        return Err("dense widths do not chain".into());
+    }
+    Ok(Program {
+        stems,
+        shift,
+        blocks,
+        fused,
+        fusion,
+        fc,
+        parts,
+        output: out.name.clone(),
+        dims,
+    })
+}
+
+fn axis_is(n: &Node, name: &str, want: &[i64]) -> Result<(), String> {
+    let a = n.attribute.iter().find(|a| a.name == name).map(|a| {
+        if a.ints.is_empty() {
+            vec![a.i]
+        } else {
+            a.ints.clone()
+        }
+    });
+    match a {
+        Some(v) if want.iter().any(|w| v == [*w]) => Ok(()),
+        _ => Err(format!(
+            "node {}: {name} {a:?} not supported (expected one of {want:?})",
+            label(n)
+        )),
+    }
+}
+
+impl<'a> Reader<'a> {
+    fn node(&mut self, v: &str, op: &str) -> Result<&'a Node, String> {
+        self.g.node(v, op)
+    }
+
+    /// The node producing `v`, an `op` without attributes, and its `C` inputs.
+    fn args<const C: usize>(
+        &mut self,
+        v: &str,
+        op: &str,
+    ) -> Result<(&'a Node, [&'a str; C]), String> {
+        let n = self.node(v, op)?;
+        attrs(n, &[])?;
+        Ok((n, Graph::inputs::<C>(n)?))
+    }
+
+    /// The output: `Concat(axis 1)` of parts, or one part; a part is `[Softmax](Slice(y))` or
+    /// `[Softmax](y)`. Returns `y` and the parts (start, end, softmax).
+    #[allow(clippy::type_complexity)]
+    fn tail(&mut self, out: &str) -> Result<(String, Vec<(i64, i64, bool)>), String> {
+        let pieces: Vec<String> = match self.g.peek(out)?.op_type.as_str() {
+            "Concat" => {
+                let n = self.node(out, "Concat")?;
+                attrs(n, &[("axis", A::Any)])?;
+                axis_is(n, "axis", &[1, -1])?;
+                n.input.clone()
+            }
+            _ => vec![out.to_string()],
+        };
+        let mut y: Option<String> = None;
+        let mut parts = Vec::new();
+        for p in pieces {
+            let mut v = p;
+            let softmax = self.g.peek(&v)?.op_type == "Softmax";
+            if softmax {
+                let n = self.node(&v, "Softmax")?;
+                attrs(n, &[("axis", A::Any)])?;
+                axis_is(n, "axis", &[1, -1])?;
+                v = Graph::input(n, 0)?.to_string();
+            }
+            let (src, s, e) = if self.g.peek(&v)?.op_type == "Slice" {
+                let (n, [x, st, en, ax, sp]) = self.args::<5>(&v, "Slice")?;
+                let ax = self.g.values(ax)?;
+                if ax != [1.0] && ax != [-1.0] {
+                    return Err(format!("node {}: slice axes {ax:?}", label(n)));
+                }
+                self.g.expect(sp, &[1.0])?;
+                let (st, en) = (self.g.values(st)?, self.g.values(en)?);
+                let ([s], [e]) = (st.as_slice(), en.as_slice()) else {
+                    return Err(format!("node {}: slice bounds", label(n)));
+                };
+                if *s < 0.0 || *e < 0.0 {
+                    return Err(format!("node {}: negative slice bounds", label(n)));
+                }
+                (x.to_string(), *s as i64, e.min(1e15) as i64)
+            } else {
+                (v, 0, i64::MAX)
+            };
+            match &y {
+                None => y = Some(src),
+                Some(prev) if *prev == src => {}
+                Some(_) => return Err("output pieces from different values".into()),
+            }
+            parts.push((s, e, softmax));
+        }
+        Ok((y.ok_or("no output")?, parts))
+    }
+
+    /// Dense layers back to the pooled vector (a `Div`).
+    fn dense(&mut self, y: &str) -> Result<(String, Vec<Fc>), String> {
+        let mut layers = Vec::new();
+        let mut cur = y.to_string();
+        let mut relu = false;
+        loop {
+            let n = self.g.peek(&cur)?;
+            match n.op_type.as_str() {
+                "Relu" if !relu => {
+                    relu = true;
+                    cur = Graph::input(self.node(&cur, "Relu")?, 0)?.to_string();
+                }
+                "Gemm" => {
+                    let n = self.node(&cur, "Gemm")?;
+                    attrs(
+                        n,
+                        &[
+                            ("alpha", A::Any),
+                            ("beta", A::Any),
+                            ("transA", A::Int(0)),
+                            ("transB", A::Any),
+                        ],
+                    )?;
+                    if attr_f(n, "alpha").unwrap_or(1.0) != 1.0
+                        || attr_f(n, "beta").unwrap_or(1.0) != 1.0
+                    {
+                        return Err(format!("node {}: alpha/beta other than 1", label(n)));
+                    }
+                    let trans_b = n
+                        .attribute
+                        .iter()
+                        .find(|a| a.name == "transB")
+                        .is_some_and(|a| a.i == 1);
+                    let [x, w, b] = Graph::inputs::<3>(n)?;
+                    let (wd, wv) = self.g.weights(w)?;
+                    let (bd, bv) = self.g.weights(b)?;
+                    let [d0, d1] = wd.as_slice() else {
+                        return Err(format!("node {}: weights of dims {wd:?}", label(n)));
+                    };
+                    let (nn, kk) = if trans_b { (*d0, *d1) } else { (*d1, *d0) };
+                    let (nn, kk) = (nn as usize, kk as usize);
+                    let w = if trans_b {
+                        wv
+                    } else {
+                        (0..nn * kk).map(|i| wv[(i % kk) * nn + i / kk]).collect()
+                    };
+                    if bd != [nn as i64] {
+                        return Err(format!("node {}: bias of dims {bd:?}", label(n)));
+                    }
+                    layers.push(Fc {
+                        k: kk,
+                        n: nn,
+                        w,
+                        b: bv,
+                        relu,
+                    });
+                    relu = false;
+                    cur = x.to_string();
+                }
+                "Div" if !relu && !layers.is_empty() => break,
+                _ => {
+                    return Err(format!(
+                        "value '{cur}': node {} where a dense layer was expected",
+                        label(n)
+                    ))
+                }
+            }
+        }
+        layers.reverse();
+        Ok((cur, layers))
+    }
+
+    /// `Div(ReduceSum(Mul(Relu(Conv(Concat(blocks))), cm)), Max(ReduceSum(cm), 1))`.
+    #[allow(clippy::type_complexity)]
+    fn pool(&mut self, v: &str) -> Result<(Vec<Block>, Vec<usize>, Packed, String), String> {
+        let (_, [sum, cnt]) = self.args::<2>(v, "Div")?;
+        let rs = self.node(sum, "ReduceSum")?;
+        reduce_last(rs, 0)?;
+        let (_, [f, cm]) = self.args::<2>(Graph::input(rs, 0)?, "Mul")?;
+        self.cm(cm)?;
+        let (_, [c, one]) = self.args::<2>(cnt, "Max")?;
+        let rc = self.node(c, "ReduceSum")?;
+        reduce_last(rc, 0)?;
+        self.cm(Graph::input(rc, 0)?)?;
+        let shp = self.ones(one)?;
+        let shp = self.node(shp, "Shape")?;
+        attrs(shp, &[])?;
+        if Graph::input(shp, 0)? != c {
+            return Err(format!("node {}: shape of another value", label(shp)));
+        }
+        let relu = self.node(f, "Relu")?;
+        let conv = self.node(Graph::input(relu, 0)?, "Conv")?;
+        let (fusion, cat) = self.conv(conv, 3)?;
+        let cat = self.node(&cat, "Concat")?;
+        attrs(cat, &[("axis", A::Int(1))])?;
+        let last = cat.input.last().ok_or("an empty Concat")?;
+        let (blocks, outs, x) = self.blocks(last)?;
+        let fused = cat
+            .input
+            .iter()
+            .map(|i| {
+                outs.iter()
+                    .position(|o| o == i)
+                    .ok_or_else(|| format!("fusion input '{i}' is not an EdgeConv block"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((blocks, fused, fusion, x))
+    }
+
+    /// `ConstantOfShape(shape, value 1)`: shape.
+    fn ones(&mut self, v: &str) -> Result<&'a str, String> {
+        let cos = self.node(v, "ConstantOfShape")?;
+        attrs(cos, &[("value", A::Any)])?;
+        let val = cos.attribute.first().and_then(|a| a.t.as_ref());
+        if val.map(tensor_f64).map(|r| r.map(|(_, v)| v)) != Some(Ok(vec![1.0])) {
+            return Err(format!("node {}: not ones", label(cos)));
+        }
+        Graph::input(cos, 0)
+    }
+
+    /// The float cast of the concatenated mask: `Cast(mask, to float)`, the same value each time.
+    fn cm(&mut self, v: &str) -> Result<(), String> {
+        if let Some(c) = &self.cm {
+            return if c == v {
+                Ok(())
+            } else {
+                Err(format!("'{v}' where the mask '{c}' was expected"))
+            };
+        }
+        let n = self.node(v, "Cast")?;
+        attrs(n, &[("to", A::Int(1))])?;
+        self.mask(Graph::input(n, 0)?)?;
+        self.cm = Some(v.to_string());
+        Ok(())
+    }
+
+    fn mask(&mut self, v: &str) -> Result<(), String> {
+        match &self.mask {
+            Some(m) if m == v => Ok(()),
+            Some(m) => Err(format!("'{v}' where the mask '{m}' was expected")),
+            None => {
+                self.mask = Some(v.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// `Mul(Cast(Equal(mask, 0), float), c)`.
+    fn shift(&mut self, v: &str) -> Result<(), String> {
+        if let Some((s, _)) = &self.shift {
+            return if s == v {
+                Ok(())
+            } else {
+                Err(format!("'{v}' where the shift '{s}' was expected"))
+            };
+        }
+        let (mul, [cast, c]) = self.args::<2>(v, "Mul")?;
+        let c = match self.g.values(c)?.as_slice() {
+            [c] => *c as f32,
+            _ => return Err(format!("node {}: not a scalar", label(mul))),
+        };
+        let cast = self.node(cast, "Cast")?;
+        attrs(cast, &[("to", A::Int(1))])?;
+        let (_, [m, z]) = self.args::<2>(Graph::input(cast, 0)?, "Equal")?;
+        self.g.expect(z, &[0.0])?;
+        self.mask(m)?;
+        self.shift = Some((v.to_string(), c));
+        Ok(())
+    }
+
+    /// A pointwise convolution (`rank` 3: 1-D, 4: 2-D) with constant weights: packed, and its
+    /// input.
+    fn conv(&mut self, n: &Node, rank: usize) -> Result<(Packed, String), String> {
+        let ones = vec![1i64; rank - 2];
+        let zeros = vec![0i64; 2 * (rank - 2)];
+        attrs(
+            n,
+            &[
+                ("dilations", A::Ints(&ones)),
+                ("group", A::Int(1)),
+                ("kernel_shape", A::Ints(&ones)),
+                ("pads", A::Ints(&zeros)),
+                ("strides", A::Ints(&ones)),
+            ],
+        )?;
+        let x = Graph::input(n, 0)?.to_string();
+        let (wd, w) = self.g.weights(Graph::input(n, 1)?)?;
+        if wd.len() != rank || wd[2..].iter().any(|&d| d != 1) {
+            return Err(format!("node {}: weights of dims {wd:?}", label(n)));
+        }
+        let (co, ci) = (wd[0] as usize, wd[1] as usize);
+        let b = match n.input.get(2).filter(|s| !s.is_empty()) {
+            Some(b) => {
+                let (bd, b) = self.g.weights(b)?;
+                if bd != [co as i64] {
+                    return Err(format!("node {}: bias of dims {bd:?}", label(n)));
+                }
+                b
+            }
+            None => vec![0.0; co],
+        };
+        if n.input.len() > 3 {
+            return Err(format!("node {}: extra inputs", label(n)));
+        }
+        Ok((Packed::new(co, ci, &w, &b), x))
+    }
+
+    /// The chain of EdgeConv blocks ending in `out`: the blocks in order, their output values,
+    /// and the stems' concatenated features (the first block's input).
+    #[allow(clippy::type_complexity)]
+    fn blocks(&mut self, out: &str) -> Result<(Vec<Block>, Vec<String>, String), String> {
+        let mut blocks = Vec::new();
+        let mut outs = Vec::new();
+        let mut cur = out.to_string();
+        loop {
+            // A block's output is `Mul(.., cm)`; the stems' is `Mul(.., mask)`.
+            let (_, [v, m]) = self.args::<2>(&cur, "Mul")?;
+            if Some(m) != self.cm.as_deref() {
+                // The stems' features `x * mask`: the chain's start.
+                self.mask(m)?;
+                break;
+            }
+            let (b, x) = self.block(v)?;
+            blocks.push(b);
+            outs.push(cur.clone());
+            cur = x;
+        }
+        if blocks.is_empty() {
+            return Err("no EdgeConv block".into());
+        }
+        blocks.reverse();
+        outs.reverse();
+        Ok((blocks, outs, cur))
+    }
+
+    /// `Relu(Add(shortcut, ReduceMean(edge convs)))` (before the mask): the block and its input.
+    fn block(&mut self, v: &str) -> Result<(Block, String), String> {
+        let relu = self.node(v, "Relu")?;
+        let (_, [sc, mean]) = self.args::<2>(Graph::input(relu, 0)?, "Add")?;
+        let rm = self.node(mean, "ReduceMean")?;
+        attrs(rm, &[("axes", A::Any), ("keepdims", A::Int(0))])?;
+        axis_is(rm, "axes", &[-1, 3])?;
+        let mut h = Graph::input(rm, 0)?.to_string();
+        let mut convs = Vec::new();
+        loop {
+            let relu = self.node(&h, "Relu")?;
+            let conv = self.node(Graph::input(relu, 0)?, "Conv")?;
+            let (p, x) = self.conv(conv, 4)?;
+            convs.push((p, conv));
+            h = x;
+            if self.g.peek(&h)?.op_type == "Concat" {
+                break;
+            }
+        }
+        convs.reverse();
+        let cat = self.node(&h, "Concat")?;
+        attrs(cat, &[("axis", A::Int(1))])?;
+        let [t, d] = Graph::inputs::<2>(cat)?;
+        let (x, k) = self.tile(t)?;
+        let (sub, [nb, t2]) = self.args::<2>(d, "Sub")?;
+        if t2 != t {
+            return Err(format!("node {}: not x_j - x_i", label(sub)));
+        }
+        let (x2, k2, q) = self.neighbours(nb)?;
+        if x2 != x || k2 != k {
+            return Err(format!("node {}: neighbours of another value", label(sub)));
+        }
+        // q = Add(source, shift).
+        let (_, [src, shift]) = self.args::<2>(&q, "Add")?;
+        self.shift(shift)?;
+        let knn = if src == x {
+            Knn::Features
+        } else {
+            self.points(src)?;
+            Knn::Points
+        };
+        let shortcut = if sc == x {
+            None
+        } else {
+            let n = self.node(sc, "Conv")?;
+            let (p, xs) = self.conv(n, 3)?;
+            if xs != x {
+                return Err(format!("node {}: shortcut of another value", label(n)));
+            }
+            Some(p)
+        };
+        let mut it = convs.into_iter();
+        let (first, fnode) = it.next().ok_or("no edge convolution")?;
+        let rest: Vec<Packed> = it.map(|(p, _)| p).collect();
+        let (c1, c) = (first.co, first.ci / 2);
+        if first.ci != 2 * c {
+            return Err(format!("node {}: odd edge feature width", label(fnode)));
+        }
+        let cout = rest.last().map_or(c1, |p| p.co);
+        Ok((
+            Block {
+                k,
+                knn,
+                first: split_first(&first, c),
+                c1,
+                rest,
+                shortcut,
+                cout,
+            },
+            x,
+        ))
+    }
+
+    /// The stems behind the concatenated features `Mul(Concat(stems, axis 2), mask)`.
+    fn stems(&mut self, x: &str, info: &ModelInfo) -> Result<(Vec<Stem>, usize), String> {
+        let (_, [cat, m]) = self.args::<2>(x, "Mul")?;
+        self.mask(m)?;
+        let cat = self.node(cat, "Concat")?;
+        attrs(cat, &[("axis", A::Any)])?;
+        axis_is(cat, "axis", &[2, -1])?;
+        let mask = self.mask.clone().ok_or("no mask")?;
+        let mcat = self.node(&mask, "Concat")?;
+        attrs(mcat, &[("axis", A::Any)])?;
+        axis_is(mcat, "axis", &[2, -1])?;
+        // The points concatenation, found through a block that searches in points.
+        let pcat = self
+            .points
+            .ok_or("no block searches neighbours in the points")?;
+        if mcat.input.len() != cat.input.len() || pcat.input.len() != cat.input.len() {
+            return Err("masks, points and features of different collections".into());
+        }
+        let index = |name: &str| -> Result<usize, String> {
+            info.inputs
+                .iter()
+                .position(|p| p.name == name && p.elem == "float" && p.shape.len() == 3)
+                .ok_or_else(|| format!("'{name}' is not a float [N, C, P] graph input"))
+        };
+        let mut stems = Vec::new();
+        let mut dims = None;
+        for ((s, m), p) in cat.input.iter().zip(&mcat.input).zip(&pcat.input) {
+            let (out, [r, m2]) = self.args::<2>(s, "Mul")?;
+            if m2 != m {
+                return Err(format!("node {}: masked by another mask", label(out)));
+            }
+            let relu = self.node(r, "Relu")?;
+            let conv = self.node(Graph::input(relu, 0)?, "Conv")?;
+            let (conv, mut v) = self.conv(conv, 3)?;
+            let bn = if self.g.peek(&v)?.op_type == "BatchNormalization" {
+                let bn = self.node(&v, "BatchNormalization")?;
+                attrs(bn, &[("epsilon", A::Any), ("momentum", A::Any)])?;
+                let [i, sc, b, mean, var] = Graph::inputs::<5>(bn)?;
+                let eps = attr_f(bn, "epsilon").unwrap_or(1e-5);
+                let sc = self.g.konst(sc)?.1;
+                let b = self.g.konst(b)?.1;
+                let mean = self.g.konst(mean)?.1;
+                let var = self.g.konst(var)?.1;
+                v = i.to_string();
+                Some((sc, b, mean, var, eps))
+            } else {
+                None
+            };
+            let (fm, [f, m3]) = self.args::<2>(&v, "Mul")?;
+            if m3 != m {
+                return Err(format!("node {}: masked by another mask", label(fm)));
+            }
+            let conv = match bn {
+                None => conv,
+                Some(bn) => fold_bn(&conv, bn)?,
+            };
+            let points = index(p)?;
+            let d = info.inputs[points].shape[1].ok_or("points of unknown dimension")?;
+            if *dims.get_or_insert(d) != d {
+                return Err("points of different dimensions".into());
+            }
+            let mask = index(m)?;
+            if info.inputs[mask].shape[1] != Some(1) {
+                return Err(format!("mask '{m}' is not [N, 1, P]"));
+            }
+            let features = index(f)?;
+            if info.inputs[features].shape[1] != Some(conv.ci) {
+                return Err(format!("features '{f}' do not have {} channels", conv.ci));
+            }
+            stems.push(Stem {
+                features,
+                points,
+                mask,
+                conv,
+            });
+        }
+        Ok((stems, dims.ok_or("no stem")?))
+    }
+}
+
+/// `ReduceSum` over the last axis (axes attribute -1 or 2 for [N, C, P]).
+fn reduce_last(n: &Node, keepdims: i64) -> Result<(), String> {
+    attrs(n, &[("axes", A::Any), ("keepdims", A::Int(keepdims))])?;
+    axis_is(n, "axes", &[-1, 2])
+}
+
+/// `conv(bn(x))` as one convolution: `W (a x + c) + b = (W diag(a)) x + (W c + b)` with
+/// `a = scale / sqrt(var + eps)`, `c = B - mean a`.
+fn fold_bn(
+    conv: &Packed,
+    (sc, b, mean, var, eps): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, f32),
+) -> Result<Packed, String> {
+    let ci = conv.ci;
+    if [sc.len(), b.len(), mean.len(), var.len()] != [ci; 4] {
+        return Err("batch norm of another width than its convolution".into());
+    }
+    let (w, bias) = conv.unpacked();
+    let a: Vec<f64> = (0..ci)
+        .map(|i| sc[i] / (var[i] + eps as f64).sqrt())
+        .collect();
+    let c: Vec<f64> = (0..ci).map(|i| b[i] - mean[i] * a[i]).collect();
+    let mut w2 = vec![0f32; w.len()];
+    let mut b2 = vec![0f32; conv.co];
+    for o in 0..conv.co {
+        let mut s = bias[o] as f64;
+        for i in 0..ci {
+            w2[o * ci + i] = (w[o * ci + i] as f64 * a[i]) as f32;
+            s += w[o * ci + i] as f64 * c[i];
+        }
+        b2[o] = s as f32;
+    }
+    Ok(Packed::new(conv.co, ci, &w2, &b2))
+}
+
+/// The first edge convolution `W = [W_a | W_b]` (over `[x_i, x_j - x_i]`, `c` channels each)
+/// as `[(W_a - W_b); W_b]` over `x`, bias on the first half.
+fn split_first(p: &Packed, c: usize) -> Packed {
+    let (w, b) = p.unpacked();
+    let co = p.co;
+    let mut w2 = vec![0f32; 2 * co * c];
+    let mut b2 = vec![0f32; 2 * co];
+    for o in 0..co {
+        for i in 0..c {
+            let (wa, wb) = (w[o * 2 * c + i], w[o * 2 * c + c + i]);
+            w2[o * c + i] = wa - wb;
+            w2[(co + o) * c + i] = wb;
+        }
+        b2[o] = b[o];
+    }
+    Packed::new(2 * co, c, &w2, &b2)
+}

@@ -1,0 +1,231 @@
+//! Reading an ONNX graph backwards from a value: the producer of each value checked by op type
+//! and attributes, constants read from initialisers or `Constant` nodes, and every node visited
+//! marked, so a recogniser can insist at the end that it accounted for the whole graph (a node
+//! it never looked at could change the numbers; such a graph is refused).
+
+use std::collections::HashMap;
+use tract_onnx::pb;
+
+pub(super) type Node = pb::NodeProto;
+
+/// An expected attribute value.
+pub(super) enum A<'v> {
+    Int(i64),
+    Ints(&'v [i64]),
+    /// Any value (read by the caller).
+    Any,
+}
+
+pub(super) struct Graph<'a> {
+    nodes: &'a [Node],
+    producer: HashMap<&'a str, usize>,
+    inits: HashMap<&'a str, &'a pb::TensorProto>,
+    used: Vec<bool>,
+}
+
+impl<'a> Graph<'a> {
+    pub(super) fn new(g: &'a pb::GraphProto) -> Result<Self, String> {
+        let mut producer = HashMap::new();
+        for (i, n) in g.node.iter().enumerate() {
+            if !n.domain.is_empty() && n.domain != "ai.onnx" {
+                return Err(format!("node {} of domain {}", label(n), n.domain));
+            }
+            for o in n.output.iter().filter(|o| !o.is_empty()) {
+                if producer.insert(o.as_str(), i).is_some() {
+                    return Err(format!("value '{o}' is produced twice"));
+                }
+            }
+        }
+        Ok(Graph {
+            nodes: &g.node,
+            producer,
+            inits: g.initializer.iter().map(|t| (t.name.as_str(), t)).collect(),
+            used: vec![false; g.node.len()],
+        })
+    }
+
+    /// The node producing `value`, which must be an `op`; marked as accounted for.
+    pub(super) fn node(&mut self, value: &str, op: &str) -> Result<&'a Node, String> {
+        let n = self.peek(value)?;
+        if n.op_type != op {
+            return Err(format!(
+                "value '{value}': expected {op}, found node {}",
+                label(n)
+            ));
+        }
+        self.mark(value);
+        Ok(n)
+    }
+
+    /// The node producing `value` (not marked), or an error for graph inputs and constants.
+    pub(super) fn peek(&self, value: &str) -> Result<&'a Node, String> {
+        let nodes = self.nodes;
+        self.producer
+            .get(value)
+            .map(|&i| &nodes[i])
+            .ok_or_else(|| format!("value '{value}' is not computed by a node"))
+    }
+
+    fn mark(&mut self, value: &str) {
+        if let Some(&i) = self.producer.get(value) {
+            self.used[i] = true;
+        }
+    }
+
+    /// Input `i` of `n` (present and named).
+    pub(super) fn input(n: &'a Node, i: usize) -> Result<&'a str, String> {
+        n.input
+            .get(i)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("node {} lacks input {i}", label(n)))
+    }
+
+    /// The inputs of `n`, exactly `count` of them.
+    pub(super) fn inputs<const C: usize>(n: &'a Node) -> Result<[&'a str; C], String> {
+        if n.input.len() != C {
+            return Err(format!(
+                "node {} has {} inputs ({C} expected)",
+                label(n),
+                n.input.len()
+            ));
+        }
+        let mut out = [""; C];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = Self::input(n, i)?;
+        }
+        Ok(out)
+    }
+
+    /// A constant tensor (initialiser or `Constant` node) as dims and f64 values.
+    pub(super) fn konst(&mut self, value: &str) -> Result<(Vec<i64>, Vec<f64>), String> {
+        let t = match self.inits.get(value) {
+            Some(t) => *t,
+            None => {
+                let n = self.node(value, "Constant")?;
+                attrs(n, &[("value", A::Any)])?;
+                n.attribute
+                    .first()
+                    .and_then(|a| a.t.as_ref())
+                    .ok_or_else(|| format!("node {}: only tensor constants", label(n)))?
+            }
+        };
+        tensor_f64(t)
+    }
+
+    /// A constant's values, of any shape.
+    pub(super) fn values(&mut self, value: &str) -> Result<Vec<f64>, String> {
+        self.konst(value).map(|(_, v)| v)
+    }
+
+    /// A constant that must hold exactly `want`.
+    pub(super) fn expect(&mut self, value: &str, want: &[f64]) -> Result<(), String> {
+        let v = self.values(value)?;
+        if v != want {
+            return Err(format!("constant '{value}' is {v:?}, expected {want:?}"));
+        }
+        Ok(())
+    }
+
+    /// A float weight tensor (initialiser or constant) as dims and f32 values.
+    pub(super) fn weights(&mut self, value: &str) -> Result<(Vec<i64>, Vec<f32>), String> {
+        let (dims, v) = self.konst(value)?;
+        Ok((dims, v.into_iter().map(|x| x as f32).collect()))
+    }
+
+    /// Every node accounted for, or the first one that was not.
+    pub(super) fn finish(&self) -> Result<(), String> {
+        match self.used.iter().position(|u| !u) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "node {} is not part of the recognised structure",
+                label(&self.nodes[i])
+            )),
+        }
+    }
+}
+
+pub(super) fn label(n: &Node) -> String {
+    if n.name.is_empty() {
+        n.op_type.clone()
+    } else {
+        format!("{} ({})", n.name, n.op_type)
+    }
+}
+
+/// Checks `n`'s attributes: each one present must be listed and hold the expected value;
+/// listed ones that are absent take their ONNX default, which the caller's expectation must
+/// cover (`required` lists those that must be present).
+pub(super) fn attrs(n: &Node, want: &[(&str, A)]) -> Result<(), String> {
+    for a in &n.attribute {
+        let Some((_, w)) = want.iter().find(|(name, _)| *name == a.name) else {
+            return Err(format!(
+                "node {}: attribute '{}' not supported",
+                label(n),
+                a.name
+            ));
+        };
+        let ok = match w {
+            A::Int(v) => a.i == *v && a.ints.is_empty(),
+            A::Ints(v) => a.ints == *v,
+            A::Any => true,
+        };
+        if !ok {
+            return Err(format!(
+                "node {}: attribute '{}' = {:?}{:?} not supported",
+                label(n),
+                a.name,
+                a.i,
+                a.ints
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn attr_f(n: &Node, name: &str) -> Option<f32> {
+    n.attribute.iter().find(|a| a.name == name).map(|a| a.f)
+}
+
+pub(super) fn tensor_f64(t: &pb::TensorProto) -> Result<(Vec<i64>, Vec<f64>), String> {
+    use pb::tensor_proto::DataType as D;
+    let raw = &t.raw_data;
+    let le = |c: &[u8]| -> [u8; 8] {
+        let mut b = [0u8; 8];
+        b[..c.len()].copy_from_slice(c);
+        b
+    };
+    let data: Vec<f64> = match D::try_from(t.data_type) {
+        Ok(D::Float) if !raw.is_empty() => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        Ok(D::Float) => t.float_data.iter().map(|&v| v as f64).collect(),
+        Ok(D::Double) if !raw.is_empty() => raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(le(c)))
+            .collect(),
+        Ok(D::Double) => t.double_data.clone(),
+        Ok(D::Int64) if !raw.is_empty() => raw
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(le(c)) as f64)
+            .collect(),
+        Ok(D::Int64) => t.int64_data.iter().map(|&v| v as f64).collect(),
+        Ok(D::Int32) if !raw.is_empty() => raw
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect(),
+        Ok(D::Int32) => t.int32_data.iter().map(|&v| v as f64).collect(),
+        _ => return Err(format!("constant '{}' of type {}", t.name, t.data_type)),
+    };
+    let n: i64 = t.dims.iter().product();
+    if data.len() as i64 != n {
+        return Err(format!(
+            "constant '{}': {} values for dims {:?}",
+            t.name,
+            data.len(),
+            t.dims
+        ));
+    }
+    Ok((t.dims.clone(), data))
+}

@@ -1,0 +1,243 @@
+//! The native EdgeConv evaluator on the CMS ParticleNet AK4 HLT model against onnxruntime:
+//! `scripts/make_edgeconv_cases.py` writes 565 events in batches of 1, 7, 32, 33 and 64
+//! (padded and masked particles, events with fewer real points than neighbours searched, full
+//! events, another number of particle slots) with onnxruntime's outputs, and altered copies of
+//! the model that must be refused.
+
+mod common;
+
+use engine::{native, Engine, EngineKind, EngineOptions, Model, OrtLibrary, Tensor};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Relative to the outputs' scale (probabilities and a raw score of order 1).
+const TOL: f32 = 1e-5;
+
+struct Case {
+    name: String,
+    inputs: Vec<Tensor>,
+    want: Vec<f32>,
+    shape: Vec<usize>,
+}
+
+struct Cases {
+    model: PathBuf,
+    cases: Vec<Case>,
+    altered: Vec<(String, PathBuf)>,
+}
+
+fn raw(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn shape(v: &serde_json::Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect()
+}
+
+fn cases() -> &'static Cases {
+    static C: OnceLock<Cases> = OnceLock::new();
+    C.get_or_init(|| {
+        // HEPML_EDGECONV_CASES: the script's output written before (for a machine without
+        // onnxruntime, e.g. to check another CPU's SIMD level); paths in it relative to it.
+        let dir = match std::env::var_os("HEPML_EDGECONV_CASES") {
+            Some(d) => PathBuf::from(d),
+            None => {
+                let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                    .join("edgeconv-cases")
+                    .join(std::process::id().to_string());
+                common::run_script("make_edgeconv_cases.py", &[dir.to_str().unwrap()]);
+                dir
+            }
+        };
+        let man: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+                .unwrap();
+        let cases = man["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| Case {
+                name: c["name"].as_str().unwrap().into(),
+                inputs: c["inputs"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(n, v)| {
+                        let data = raw(&dir.join(v["file"].as_str().unwrap()));
+                        Tensor::new(n.clone(), shape(&v["shape"]), data)
+                    })
+                    .collect(),
+                want: raw(&dir.join(c["output"]["file"].as_str().unwrap())),
+                shape: shape(&c["output"]["shape"]),
+            })
+            .collect();
+        let altered = man["altered"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(n, p)| (n.clone(), dir.join(p.as_str().unwrap())))
+            .collect();
+        Cases {
+            model: dir.join(man["model"].as_str().unwrap()),
+            cases,
+            altered,
+        }
+    })
+}
+
+fn open(path: &Path, kind: EngineKind, threads: usize) -> (Box<dyn Engine>, engine::Choice) {
+    let (e, c) = engine::open_with_choice(
+        &Model::read(path).unwrap(),
+        &EngineOptions {
+            kind,
+            ort_library: OrtLibrary::Off,
+            threads,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (e.into_engine(), c)
+}
+
+/// Every case within TOL of onnxruntime; the largest difference.
+fn check(e: &dyn Engine) -> f32 {
+    let mut worst = 0f32;
+    for c in &cases().cases {
+        let out = e
+            .run(&c.inputs)
+            .unwrap_or_else(|err| panic!("{}: {err}", c.name));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].name, "output");
+        assert_eq!(out[0].shape, c.shape, "{}", c.name);
+        let scale = c.want.iter().fold(1f32, |a, v| a.max(v.abs()));
+        for (i, (g, w)) in out[0].data.iter().zip(&c.want).enumerate() {
+            let d = (g - w).abs() / scale;
+            assert!(
+                d <= TOL,
+                "{}: event {} output {}: {g} vs onnxruntime {w}",
+                c.name,
+                i / c.shape[1],
+                i % c.shape[1]
+            );
+            worst = worst.max(d);
+        }
+    }
+    worst
+}
+
+/// "auto" without ONNX Runtime picks the native evaluator for ParticleNet, which agrees with
+/// onnxruntime on every event at the SIMD level the CPU dispatches to, and at each level below
+/// it (forced with HEPML_NATIVE_SIMD; levels this CPU lacks are reported, not run).
+#[test]
+fn particlenet_native_matches_onnxruntime() {
+    let c = cases();
+    let (e, choice) = open(&c.model, EngineKind::Auto, 2);
+    assert_eq!(choice.kind, EngineKind::Native, "{choice}");
+    assert!(choice.reason.contains("EdgeConv"), "{choice}");
+    assert!(
+        e.describe().starts_with("native (EdgeConv"),
+        "{}",
+        e.describe()
+    );
+    let d = check(e.as_ref());
+    eprintln!("{}: max |diff| / scale {d:.2e}", e.describe());
+    let dispatched = e.describe();
+    for (level, name) in [("portable", "portable"), ("avx+fma", "avx+fma")] {
+        // SAFETY: no other test in this binary reads the environment concurrently.
+        std::env::set_var("HEPML_NATIVE_SIMD", level);
+        let (e, _) = open(&c.model, EngineKind::Native, 2);
+        std::env::remove_var("HEPML_NATIVE_SIMD");
+        if !e.describe().contains(name) {
+            eprintln!("skipped level {level}: CPU lacks it ({})", e.describe());
+            continue;
+        }
+        let d = check(e.as_ref());
+        eprintln!("{level:10}: max |diff| / scale {d:.2e}");
+    }
+    if !dispatched.contains("avx512") {
+        eprintln!("skipped level avx512+fma: CPU lacks it ({dispatched})");
+    }
+}
+
+/// Events are independent: one thread and three give the same bits.
+#[test]
+fn particlenet_threads_agree() {
+    let c = cases();
+    let (one, _) = open(&c.model, EngineKind::Native, 1);
+    let (three, _) = open(&c.model, EngineKind::Native, 3);
+    for case in c.cases.iter().filter(|c| c.shape[0] > 1) {
+        let a = one.run(&case.inputs).unwrap();
+        let b = three.run(&case.inputs).unwrap();
+        assert_eq!(a[0].data, b[0].data, "{}", case.name);
+    }
+}
+
+/// Altered models compute other numbers: the evaluator refuses each, naming the node that does
+/// not fit, and "auto" hands them to tract.
+#[test]
+fn altered_graphs_are_refused() {
+    for (name, path) in &cases().altered {
+        let model = Model::read(path).unwrap();
+        let why = native::recognise_edgeconv(&model).expect_err(name);
+        eprintln!("{name:16} refused: {why}");
+        assert!(
+            why.contains("node") || why.contains("output"),
+            "{name}: {why}"
+        );
+        let err = engine::open_with_choice(
+            &model,
+            &EngineOptions {
+                kind: EngineKind::Native,
+                ..Default::default()
+            },
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            err.to_string().contains("native EdgeConv evaluator"),
+            "{name}: {err}"
+        );
+        let (e, choice) = open(path, EngineKind::Auto, 2);
+        assert_eq!(choice.kind, EngineKind::Tract, "{name}: {choice}");
+        assert!(e.describe().starts_with("tract"), "{name}");
+    }
+}
+
+/// Inputs that do not fit are one-line errors, never numbers.
+#[test]
+fn bad_particlenet_inputs_are_errors() {
+    let c = cases();
+    let (e, _) = open(&c.model, EngineKind::Native, 1);
+    let case = &c.cases[0];
+    // Fewer points than the neighbour search takes.
+    let few: Vec<Tensor> = case
+        .inputs
+        .iter()
+        .map(|t| {
+            let p = if t.name.starts_with("pf") { 10 } else { 2 };
+            let ch = t.shape[1];
+            let data = (0..ch)
+                .flat_map(|r| t.data[r * t.shape[2]..r * t.shape[2] + p].to_vec())
+                .collect();
+            Tensor::new(t.name.clone(), vec![1, ch, p], data)
+        })
+        .collect();
+    let err = e.run(&few).expect_err("too few points").to_string();
+    assert!(err.contains("neighbour search takes 17"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+    // A mask of other length than its features.
+    let mut bad = case.inputs.clone();
+    let m = bad.iter_mut().find(|t| t.name == "pf_mask").unwrap();
+    m.shape[2] -= 1;
+    m.data.truncate(m.shape[2]);
+    let err = e.run(&bad).expect_err("bad mask").to_string();
+    assert!(err.contains("pf_mask"), "{err}");
+}

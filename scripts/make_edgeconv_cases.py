@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Inputs and onnxruntime outputs for the native EdgeConv evaluator's parity test
+(engine/tests/edgeconv.rs), plus altered copies of the model the evaluator must refuse.
+
+  make_edgeconv_cases.py OUTDIR
+
+The model: CMS ParticleNet AK4 HLT in ../shared/data (referenced in place, never copied).
+Cases (raw little-endian float32 files, shapes in OUTDIR/manifest.json):
+- batches of 1, 7 and 64 events with 1..50 particles and 0..5 secondary vertices (most events
+  have fewer than k + 1 real points in some block: their neighbours include padding);
+- full events (every particle and vertex real), nearly empty ones (one particle), and events
+  with fewer slots (20 particles, 2 vertices: another P);
+- a batch of 64 with the bench's distribution (16..50 particles, 1..5 vertices).
+onnxruntime runs with one intra-op thread. The altered models (TopK of the smallest, a slice
+dropping two neighbours, a second output, a mask compared with 1) change the numbers; the
+evaluator must refuse each, naming a node.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as rt
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from make_engine_models import SHARED, particlenet_feeds  # noqa: E402
+
+MODEL = os.path.join(SHARED, "onnx", "cms-particlenet-ak4-hlt", "particle-net.onnx")
+
+
+def altered(out):
+    """Copies of the model with one change each that alters the numbers: name -> path."""
+    paths = {}
+
+    def save(name, m):
+        p = os.path.join(out, f"altered-{name}.onnx")
+        onnx.save(m, p)
+        paths[name] = p
+
+    m = onnx.load(MODEL)
+    topk = next(n for n in m.graph.node if n.op_type == "TopK")
+    next(a for a in topk.attribute if a.name == "largest").i = 0
+    save("topk_smallest", m)
+
+    m = onnx.load(MODEL)
+    sl = next(n for n in m.graph.node if n.op_type == "Slice" and "edge_convs.1" in n.name)
+    start = next(n for n in m.graph.node if sl.input[1] in n.output)
+    start.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.array([2], np.int64)))
+    save("slice_from_2", m)
+
+    m = onnx.load(MODEL)
+    relu = next(n for n in m.graph.node if n.op_type == "Relu")
+    m.graph.output.append(onnx.helper.make_tensor_value_info(relu.output[0], 1, None))
+    save("second_output", m)
+
+    m = onnx.load(MODEL)
+    eq = next(n for n in m.graph.node if n.op_type == "Equal")
+    zero = next(n for n in m.graph.node if eq.input[1] in n.output)
+    zero.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.array(1.0, np.float32)))
+    save("mask_equal_1", m)
+    return paths
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    if not os.path.exists(MODEL):
+        sys.exit(f"{MODEL} missing (../shared/data beside the checkout)")
+    opts = rt.SessionOptions()
+    opts.intra_op_num_threads = 1
+    s = rt.InferenceSession(MODEL, opts, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(2026)
+    sets = [("b1_%d" % i, dict(n=1)) for i in range(8)]
+    sets += [("b7_%d" % i, dict(n=7)) for i in range(4)]
+    sets += [("b64_%d" % i, dict(n=64)) for i in range(6)]
+    sets += [
+        ("full", dict(n=32, min_pf=50, min_sv=5)),
+        ("one_particle", dict(n=16, min_pf=1, min_sv=0, npf=50, nsv=5, max_pf=1)),
+        ("p20", dict(n=33, npf=20, nsv=2)),
+        ("bench", dict(n=64, min_pf=16, min_sv=1)),
+    ]
+    cases = []
+    for name, kw in sets:
+        max_pf = kw.pop("max_pf", None)
+        feeds = particlenet_feeds(rng, **kw)
+        if max_pf is not None:
+            keep = (np.arange(feeds["pf_mask"].shape[2]) < max_pf).astype(np.float32)
+            for k in ("pf_mask", "pf_points", "pf_features"):
+                feeds[k] = feeds[k] * keep
+            for k in ("sv_mask", "sv_points", "sv_features"):
+                feeds[k] = feeds[k] * 0
+        (want,) = s.run(["output"], feeds)
+        inputs = {}
+        for k, v in feeds.items():
+            f = f"{name}.{k}.f32"
+            np.ascontiguousarray(v, "<f4").tofile(os.path.join(out, f))
+            inputs[k] = {"file": f, "shape": list(v.shape)}
+        f = f"{name}.output.f32"
+        np.ascontiguousarray(want, "<f4").tofile(os.path.join(out, f))
+        cases.append(
+            {"name": name, "inputs": inputs, "output": {"file": f, "shape": list(want.shape)}}
+        )
+    man = {"model": MODEL, "cases": cases, "altered": altered(out)}
+    with open(os.path.join(out, "manifest.json"), "w") as fh:
+        json.dump(man, fh, indent=1)
+    print(sum(c["output"]["shape"][0] for c in cases), "events")
+
+
+if __name__ == "__main__":
+    main()
