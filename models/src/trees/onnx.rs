@@ -1,5 +1,6 @@
 //! Tree ensembles and their ONNX form (written by `engine::onnx_build::TreeEnsemble`).
 
+use super::hist::{self, par_blocks};
 use super::{Tree, TreeError};
 use engine::onnx_build::{TreeEnsemble, TreeNode};
 
@@ -72,7 +73,34 @@ impl Ensemble {
                 x.len()
             )));
         }
-        Ok(x.chunks_exact(n).map(|r| self.predict(r)).collect())
+        let rows: Vec<usize> = (0..x.len() / n).collect();
+        self.predict_rows(x, &rows, 1)
+    }
+
+    /// Values for rows `rows` of `x` (row-major, `n_features` columns), spread over
+    /// `threads` threads (0: all cores) in contiguous runs of rows.
+    pub fn predict_rows(
+        &self,
+        x: &[f32],
+        rows: &[usize],
+        threads: usize,
+    ) -> Result<Vec<f32>, TreeError> {
+        let n = self.n_features()?;
+        if let Some(r) = rows.iter().find(|&&r| (r + 1) * n > x.len()) {
+            return Err(TreeError::Data(format!(
+                "row {r} of a table of {} rows",
+                x.len() / n
+            )));
+        }
+        let mut out = vec![0f32; rows.len()];
+        const RUN: usize = 1 << 12;
+        par_blocks(&mut out, RUN, hist::threads(threads), |b0, chunk| {
+            for (k, o) in chunk.iter_mut().enumerate() {
+                let r = rows[b0 * RUN + k];
+                *o = self.predict(&x[r * n..(r + 1) * n]);
+            }
+        });
+        Ok(out)
     }
 
     /// The ONNX model: `input` [N, n_features] float -> `output` [N, 1] float, with
