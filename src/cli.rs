@@ -433,6 +433,9 @@ pub struct TrainArgs {
     /// Scan points trained at the same time (each a `hepml train` process).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// Threads a tree ensemble (bdt, random_forest) trains on, per run (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args)]
