@@ -5,7 +5,7 @@
 //! valid events' loss.
 
 use super::grow::{Criterion, GrowParams, Grower};
-use super::hist::{par_blocks, threads, Binned, Pair};
+use super::hist::{par_blocks, prefetch, threads, Binned, Pair, AHEAD};
 use super::{check_events, Curves, Ensemble, Events, TreeError};
 use crate::rng::Rng;
 
@@ -240,11 +240,15 @@ pub fn boost(
         let mut cols = features[..n_cols].to_vec();
         cols.sort_unstable();
         let (grown, leaves) = grower.grow(&binned, &stats, &mut rows, &cols, &crit, &gp, &mut rng);
-        // In-sample rows by their leaf ranges, the others routed through the tree.
+        // In-sample rows by their leaf ranges (a leaf's rows are spread over the table:
+        // their margins are asked for ahead), the others routed through the tree.
         for &(node, lo, hi) in &leaves {
             let v = grown.tree.nodes[node].value as f64;
-            for &r in &rows[lo..hi] {
-                margins[r as usize] += v;
+            for i in lo..hi {
+                if let Some(&next) = rows.get(i + AHEAD) {
+                    prefetch(&margins[next as usize]);
+                }
+                margins[rows[i] as usize] += v;
             }
         }
         if p.subsample < 1.0 {
@@ -349,9 +353,14 @@ mod tests {
         }
     }
 
-    /// The curves' training scores (from the margins) are the ensemble's own predictions.
+    /// The curves' training scores (from the margins) are the ensemble's own predictions;
+    /// `predict_rows` (packed trees, runs of rows) gives `predict`'s bits.
     fn same_scores(e: &Ensemble, ev: &Events, c: &Curves) {
         let own = e.predict_rows(ev.x, ev.rows, 2).unwrap();
+        let f = ev.n_features;
+        for (o, &r) in own.iter().zip(ev.rows) {
+            assert_eq!(o.to_bits(), e.predict(&ev.x[r * f..(r + 1) * f]).to_bits());
+        }
         assert_eq!(c.train_scores.len(), own.len());
         let d = own
             .iter()
