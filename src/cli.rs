@@ -135,9 +135,10 @@ pub struct InjectArgs {
     /// Object length for a preprocess.json spec without max_length.
     #[arg(long)]
     pub length: Option<usize>,
-    /// NaN/inf in inputs: an error, or passed to the model.
-    #[arg(long, value_enum, default_value_t = NanArg::Error)]
-    pub nan: NanArg,
+    /// NaN/inf in inputs: an error, or passed to the model. Default: passed to models that
+    /// say they take missing values (hepml's tree ensembles, `hepml.nan`), else an error.
+    #[arg(long, value_enum)]
+    pub nan: Option<NanArg>,
     /// Threads for each stage: decoding, and inference on every engine (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -261,9 +262,9 @@ pub struct ExplainArgs {
     /// Depth of the surrogate tree.
     #[arg(long, default_value_t = 6)]
     pub surrogate_depth: usize,
-    /// NaN/inf in ntuple inputs.
-    #[arg(long, value_enum, default_value_t = NanArg::Error)]
-    pub nan: NanArg,
+    /// NaN/inf in ntuple inputs (default: as for inject).
+    #[arg(long, value_enum)]
+    pub nan: Option<NanArg>,
     /// Engine running the models.
     #[arg(long, value_enum, default_value_t = EngineArg::Auto)]
     pub engine: EngineArg,
@@ -433,6 +434,9 @@ pub struct TrainArgs {
     /// Scan points trained at the same time (each a `hepml train` process).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// Threads a tree ensemble (bdt, random_forest) trains on, per run (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args)]

@@ -152,28 +152,64 @@ fn bdt_matches_xgboost_exports_exactly_and_injects_per_fold() {
         .as_str()
         .unwrap()
         .contains("\"a0\""));
+    assert_eq!(c["metadata"]["hepml.nan"], "pass", "{check}");
+
+    // --threads bounds the pool; the model does not depend on it.
+    let cfg = p(d, "bdt.yaml");
+    ok(&[
+        "train",
+        &cfg,
+        "-o",
+        &p(d, "bdt1"),
+        "--seed",
+        "3",
+        "-q",
+        "--threads",
+        "1",
+    ]);
+    for f in 0..2 {
+        let name = format!("test_fold{f}_score.npy");
+        assert!(
+            npy(&d.join("bdt1").join(&name)) == npy(&d.join("bdt").join(&name)),
+            "fold {f}: --threads 1 and all cores trained different models"
+        );
+    }
 
     // The native tree engine through inject: fold 0 on the signal file scores its even
     // events (fold 0's test events, first in the converted table) as the trainer did.
     let sig = p(d, "sig.root");
     let one = p(d, "fold0.root");
-    // Trees take NaN (m5 is missing in 20% of the events): inject passes it on.
+    // Trees take NaN (m5 is missing in 20% of the events): the export says so, and inject
+    // passes it on by default.
     let inject = |models: &[&str], out: &str| {
-        let mut args = vec![
-            "inject",
-            sig.as_str(),
-            "--nan",
-            "pass",
-            "-o",
-            out,
-            "--quiet",
-        ];
+        let mut args = vec!["inject", sig.as_str(), "-o", out, "--quiet"];
         for m in models {
             args.extend(["--model", m]);
         }
         ok(&args)
     };
     inject(&[&f0], &one);
+    // Asked to, inject still stops on NaN (an error line naming the branch, after the note
+    // that one fold scores every event).
+    let o = common::hepml(&[
+        "inject",
+        &sig,
+        "--model",
+        &f0,
+        "--nan",
+        "error",
+        "-o",
+        &p(d, "no.root"),
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.trim().lines().last().unwrap_or("");
+    assert!(
+        o.status.code() == Some(1)
+            && last.contains("error")
+            && last.contains("NaN in column 5 ('m5')"),
+        "{err}"
+    );
     let s = dump(&one, &["score", "event"]);
     let want = npy(&d.join("bdt/test_fold0_score.npy"));
     let even: Vec<f32> = s[1]
@@ -317,6 +353,27 @@ fn bad_tree_inputs_are_one_line_errors_and_leave_no_run() {
         ),
     ];
     train_fails(d, &cases);
+    // --threads: at least one, and only for trees (networks train on burn's pool).
+    let cfg = p(d, "threads.yaml");
+    for (model, threads, want) in [
+        (
+            "{type: bdt, n_trees: 5}",
+            "0",
+            "--threads must be at least 1",
+        ),
+        ("{type: dnn}", "2", "--threads sizes tree training"),
+    ] {
+        std::fs::write(&cfg, config(&data, model, &inputs)).unwrap();
+        let run = p(d, "threads");
+        let o = common::hepml(&["train", &cfg, "-o", &run, "-q", "--threads", threads]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(want) && err.trim().lines().count() == 1,
+            "{err}"
+        );
+        assert!(!Path::new(&run).exists());
+    }
     // A constant feature is kept, with a warning; the regression objective reports RMSE.
     let log = train(
         d,

@@ -53,6 +53,10 @@ pub struct Model {
     features: Vec<Vec<CString>>,
     default_output: usize,
     fast: Option<Fast>,
+    /// From `hepml.fold` / `hepml.fold_index`: the k of the fold ensemble the model belongs
+    /// to, the branch routing events to folds, and this model's fold.
+    fold: Option<(usize, CString)>,
+    fold_index: Option<usize>,
 }
 
 impl Model {
@@ -116,7 +120,40 @@ impl Model {
             })
             .or_else(|| info.outputs.iter().position(|o| o.elem == "float"))
             .unwrap_or(0);
+        let fold = info
+            .metadata
+            .get("hepml.fold")
+            .map(|j| {
+                let v: serde_json::Value = serde_json::from_str(j).map_err(|err| {
+                    BridgeError::Arg(format!(
+                        "{}: metadata hepml.fold is not JSON: {err}",
+                        info.path.display()
+                    ))
+                })?;
+                match (v["k"].as_u64(), v["branch"].as_str()) {
+                    (Some(k), Some(b)) if k >= 2 => Ok((k as usize, cstr(b))),
+                    _ => Err(BridgeError::Arg(format!(
+                        "{}: metadata hepml.fold is not {{\"k\": K >= 2, \"branch\": NAME}}: {j}",
+                        info.path.display()
+                    ))),
+                }
+            })
+            .transpose()?;
+        let fold_index = info
+            .metadata
+            .get("hepml.fold_index")
+            .map(|i| {
+                i.parse::<usize>().map_err(|_| {
+                    BridgeError::Arg(format!(
+                        "{}: metadata hepml.fold_index is not a number: {i}",
+                        info.path.display()
+                    ))
+                })
+            })
+            .transpose()?;
         Ok(Model {
+            fold,
+            fold_index,
             describe: cstr(&format!("{} [engine {choice}]", inner.engine().describe())),
             input_names: info.inputs.iter().map(|p| cstr(&p.name)).collect(),
             output_names: info.outputs.iter().map(|p| cstr(&p.name)).collect(),
@@ -507,6 +544,49 @@ pub unsafe extern "C" fn hepml_metadata(m: *const Model, key: *const c_char) -> 
                 .map_or(std::ptr::null(), |(_, v)| v.as_ptr())
         })
     }
+}
+
+/// The k of the k-fold ensemble the model is a member of (metadata `hepml.fold`, written by
+/// `hepml export` for each fold); 0 when it is not a member (or for a null handle).
+///
+/// # Safety
+/// As [`hepml_describe`].
+#[no_mangle]
+pub unsafe extern "C" fn hepml_fold_k(m: *const Model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, 0, |m| m.fold.as_ref().map_or(0, |f| f.0)) }
+}
+
+/// The branch holding the event number that routes events to folds (`hepml.fold`), or null.
+///
+/// # Safety
+/// As [`hepml_describe`].
+#[no_mangle]
+pub unsafe extern "C" fn hepml_fold_branch(m: *const Model) -> *const c_char {
+    let none = std::ptr::null();
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, none, |m| m.fold.as_ref().map_or(none, |f| f.1.as_ptr())) }
+}
+
+/// This member's fold (`hepml.fold_index`), or `usize::MAX` (SIZE_MAX) when unknown.
+///
+/// # Safety
+/// As [`hepml_describe`].
+#[no_mangle]
+pub unsafe extern "C" fn hepml_fold_index(m: *const Model) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { with_model(m, usize::MAX, |m| m.fold_index.unwrap_or(usize::MAX)) }
+}
+
+/// The fold that scores event number `event` in a k-fold ensemble, as `hepml inject` routes
+/// it: the remainder of `event / k` taken non-negative (fold `i` was trained without the
+/// events of remainder `i`). 0 when `k` is 0.
+#[no_mangle]
+pub extern "C" fn hepml_fold_of(event: i64, k: usize) -> usize {
+    if k == 0 {
+        return 0;
+    }
+    (event as i128).rem_euclid(k as i128) as usize
 }
 
 /// Evaluates a batch.

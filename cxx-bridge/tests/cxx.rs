@@ -437,8 +437,9 @@ fn per_object_inputs_with_masks_match_onnxruntime() {
 
 /// A BDT `hepml train` made (k = 2 folds, NaN in a feature) and `hepml export` wrote, one file
 /// per fold: the plain C++ program scores each fold's test events as the trainer did (1e-6),
-/// on the native tree engine. (Routing events to folds is the caller's in C++: each fold is
-/// one model.)
+/// on the native tree engine; and `hepml::Folds` (examples/cxx/folds.cpp) routes every event
+/// of the signal file to its fold by event number and gives the scores `hepml inject` writes
+/// with both folds (NaN passed on, as the export's metadata says), bit for bit.
 #[test]
 fn hepml_trained_bdt_folds_score_from_cpp_as_trained() {
     let exe = compile("plain");
@@ -521,4 +522,64 @@ fn hepml_trained_bdt_folds_score_from_cpp_as_trained() {
         );
         assert!(d <= 1e-6, "fold {fold}: {d}");
     }
+
+    // Routed: inject with both folds, then the same events through hepml::Folds.
+    let routed = s("routed.root");
+    let (o, text) = run(Command::new(&bin).args([
+        "inject",
+        &s("sig.root"),
+        "--model",
+        &s("bdt.fold0.onnx"),
+        "--model",
+        &s("bdt.fold1.onnx"),
+        "-o",
+        &routed,
+        "--quiet",
+    ]));
+    assert!(o.status.success(), "inject: {text}");
+    let names = ["a0", "a1", "a2", "m5", "event", "score"];
+    let (o, text) = run(Command::new(&bin)
+        .args(["inspect", &routed, "--dump"])
+        .args(names));
+    assert!(o.status.success(), "inspect: {text}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let col = |b: &str| -> Vec<f64> {
+        v["branches"][b]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {b}"))
+            .iter()
+            .map(|x| x.as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let cols: Vec<Vec<f64>> = names.iter().map(|b| col(b)).collect();
+    let n = cols[4].len();
+    let x: Vec<u8> = (0..n)
+        .flat_map(|r| {
+            let cols = &cols;
+            (0..4).flat_map(move |c| (cols[c][r] as f32).to_le_bytes())
+        })
+        .collect();
+    let events: Vec<u8> = cols[4]
+        .iter()
+        .flat_map(|e| (*e as i64).to_le_bytes())
+        .collect();
+    std::fs::write(dir.join("all.f32"), x).unwrap();
+    std::fs::write(dir.join("events.i64"), events).unwrap();
+    let (o, text) = run(Command::new(compile("folds"))
+        .arg(s("bdt.onnx"))
+        .arg(s("routed.f32"))
+        .arg(s("all.f32"))
+        .arg(s("events.i64")));
+    assert!(o.status.success(), "folds: {text}");
+    assert!(text.contains("folds: 2, routed by event"), "{text}");
+    assert!(
+        cols[3].iter().any(|v| v.is_nan()),
+        "no missing values to route"
+    );
+    let want: Vec<f32> = cols[5].iter().map(|v| *v as f32).collect();
+    let got = read_f32(&dir.join("routed.f32"));
+    assert_eq!(got.len(), n);
+    let d = max_diff(&got, &want);
+    assert!(d <= 1e-6, "C++ routed scores differ from inject's: {d}");
+    eprintln!("hepml::Folds: {n} events routed as inject routes them: {text}");
 }

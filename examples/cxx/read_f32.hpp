@@ -9,13 +9,17 @@
 #include <string>
 #include <vector>
 
-inline std::vector<float> read_f32(const std::string& path) {
+/// A raw little-endian file of T values (float32 features, int64 event numbers).
+template <class T>
+std::vector<T> read_raw(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error("cannot read " + path);
   std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  std::vector<float> v(b.size() / sizeof(float));
-  std::memcpy(v.data(), b.data(), v.size() * sizeof(float));
+  std::vector<T> v(b.size() / sizeof(T));
+  std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
   return v;
 }
+
+inline std::vector<float> read_f32(const std::string& path) { return read_raw<float>(path); }
 
 #endif

@@ -35,7 +35,8 @@ pub fn load(run: &Path) -> Result<SavedModel, TrainError> {
 
 /// ONNX bytes of every fold (in fold order), scores written to branch `branch` by inject: a
 /// dense network with its standardisation, or an ONNX-ML tree ensemble (with `hepml.mdi`, the
-/// fold's mean decrease in impurity per feature, for `hepml explain`).
+/// fold's mean decrease in impurity per feature, for `hepml explain`, and `hepml.nan` =
+/// `pass`: NaN inputs are missing values the trees route).
 pub fn export(m: &SavedModel, branch: &str) -> Result<Vec<Vec<u8>>, TrainError> {
     // `hepml.inputs` says what inject computes from the ntuple: each input's source branch or
     // expression (a renamed convert column is computed again from its expression), then the
@@ -124,6 +125,9 @@ pub fn export(m: &SavedModel, branch: &str) -> Result<Vec<Vec<u8>>, TrainError> 
                         "hepml.mdi".into(),
                         serde_json::Value::Object(named).to_string(),
                     ));
+                    // Every split sends NaN to a side learned in training (or to the heavier
+                    // child): the model takes missing values, and inject passes them on.
+                    metadata.push(("hepml.nan".into(), "pass".into()));
                     e.to_onnx("x", "score", &metadata)
                         .map_err(|e| TrainError::Data(format!("fold {i}: {e}")))
                 }

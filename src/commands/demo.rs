@@ -225,6 +225,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
         scan: Vec::new(),
         search: None,
         jobs: 1,
+        threads: None,
     })?;
 
     step(

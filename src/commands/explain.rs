@@ -169,7 +169,7 @@ fn from_ntuples(a: &ExplainArgs) -> Result<Vec<Job>> {
         o.tree = a.tree.clone();
         o.params = a.params.clone();
         o.length = a.length;
-        o.nan = a.nan.into();
+        o.nan = a.nan.map(Into::into);
         o.engine = a.engine.into();
         plans.push((*name, files.join(", "), Plan::new(o)?));
     }

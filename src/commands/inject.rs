@@ -49,7 +49,7 @@ fn options(a: InjectArgs) -> Result<Options> {
     o.fold_branch = a.fold_branch;
     o.params = a.params;
     o.length = a.length;
-    o.nan = a.nan.into();
+    o.nan = a.nan.map(Into::into);
     o.threads = a.threads;
     o.chunk = a.chunk;
     o.compression = a.compression;

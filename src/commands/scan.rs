@@ -138,11 +138,15 @@ fn spawn(a: &TrainArgs, seed: u64, config: &Path, run: &Path, log: &Path) -> Res
         .to_possible_value()
         .map(|v| v.get_name().to_owned())
         .unwrap_or_else(|| "cpu".into());
+    let threads = a
+        .threads
+        .map(|t| vec!["--threads".to_string(), t.to_string()]);
     Command::new(exe)
         .arg("train")
         .arg(config)
         .arg("-o")
         .arg(run)
+        .args(threads.unwrap_or_default())
         .args([
             "--seed",
             &seed.to_string(),

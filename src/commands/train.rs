@@ -20,6 +20,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
             a.output.display()
         );
     }
+    match a.threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(_) if !cfg.model.kind().is_trees() => bail!(
+            "--threads sizes tree training (model.type bdt or random_forest); networks train on burn's pool"
+        ),
+        _ => {}
+    }
     let device = train::device(a.device.into())?;
     let hash = format!("{:016x}", xxhash_rust::xxh64::xxh64(text.as_bytes(), 0));
     let data = train::load(&cfg, a.seed).with_context(|| a.config.display().to_string())?;
@@ -43,8 +50,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     );
     let t0 = std::time::Instant::now();
     let out = if cfg.model.kind().is_trees() {
-        // Trees use every core (0); an early stop leaves the bar short of its end.
-        train::train_trees(&cfg, &data, a.seed, &hash, 0, |fold, tree| {
+        // Without --threads trees use every core (0); an early stop leaves the bar short of
+        // its end.
+        let threads = a.threads.unwrap_or(0);
+        train::train_trees(&cfg, &data, a.seed, &hash, threads, |fold, tree| {
             bar.set_message(format!("fold {fold} tree {tree}"));
             bar.inc(1);
         })?

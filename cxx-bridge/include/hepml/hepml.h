@@ -38,6 +38,16 @@ size_t hepml_num_metadata(const hepml_model* m);
 const char* hepml_metadata_key(const hepml_model* m, size_t i);
 const char* hepml_metadata(const hepml_model* m, const char* key);
 
+/* k-fold ensembles (hepml export's NAME.fold<i>.onnx, one model per fold): hepml_fold_k is the
+ * k of the ensemble a model belongs to (0: not a member), hepml_fold_branch the branch holding
+ * the event number (NULL: none), hepml_fold_index the model's fold (SIZE_MAX: unknown).
+ * hepml_fold_of is the fold that scores an event, as hepml inject routes it: event mod k,
+ * taken non-negative (0 when k is 0). */
+size_t hepml_fold_k(const hepml_model* m);
+const char* hepml_fold_branch(const hepml_model* m);
+size_t hepml_fold_index(const hepml_model* m);
+size_t hepml_fold_of(int64_t event, size_t k);
+
 /* Evaluates a batch: n_inputs tensors (names NULL: graph order), shapes with the batch first.
  * Returns 0 (ok), 1 (error, message in *error), 2 (out_cap too small; *out_len = needed). */
 int hepml_run(const hepml_model* m, size_t n_inputs, const char* const* names,

@@ -15,6 +15,7 @@
 
 #include <hepml/hepml.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -288,6 +289,109 @@ private:
   std::vector<std::string> inputs_, outputs_;
   std::vector<std::size_t> input_sizes_, output_sizes_;
   std::size_t default_output_ = 0;
+};
+
+/// A k-fold ensemble as `hepml export` writes it (NAME.fold0.onnx ... NAME.fold<k-1>.onnx):
+/// each event is scored by the fold that did not train on it, fold_of(event) = event mod k
+/// (non-negative), the routing `hepml inject` applies by the event-number branch (branch()).
+///
+///   auto f = hepml::Folds::exported("bdt.onnx");            // opens bdt.fold<i>.onnx
+///   float s = f.score(event_number, {a0, a1, a2, m5});      // one event, its fold's score
+///   std::vector<float> b = f.evaluate_batch(events, xs);    // a batch, each row routed
+class Folds {
+public:
+  /// The members in fold order; each one's metadata (when it has hepml.fold) must agree.
+  explicit Folds(const std::vector<std::string>& paths, const std::string& engine = "auto") {
+    if (paths.size() < 2)
+      throw Error("hepml::Folds: " + std::to_string(paths.size()) +
+                  " model(s); a k-fold ensemble has at least 2");
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+      models_.emplace_back(paths[i], engine);
+      const hepml_model* h = models_.back().handle();
+      std::size_t k = hepml_fold_k(h), idx = hepml_fold_index(h);
+      if (k != 0 && k != paths.size())
+        throw Error("hepml::Folds: " + paths[i] + " is a member of " + std::to_string(k) +
+                    " folds, " + std::to_string(paths.size()) + " files given");
+      if (idx != static_cast<std::size_t>(-1) && idx != i)
+        throw Error("hepml::Folds: " + paths[i] + " is fold " + std::to_string(idx) +
+                    ", given as fold " + std::to_string(i) + " (give the folds in order)");
+      const char* b = hepml_fold_branch(h);
+      if (b && branch_.empty()) branch_ = b;
+    }
+  }
+
+  /// `path` as given to `hepml export -o`: opens the NAME.fold<i>.onnx files beside it, k
+  /// from fold 0's metadata.
+  static Folds exported(const std::string& path, const std::string& engine = "auto") {
+    std::size_t slash = path.find_last_of('/');
+    std::size_t dot = path.find_last_of('.');
+    std::string stem =
+        (dot != std::string::npos && (slash == std::string::npos || dot > slash))
+            ? path.substr(0, dot)
+            : path;
+    auto member = [&](std::size_t i) { return stem + ".fold" + std::to_string(i) + ".onnx"; };
+    std::size_t k = hepml_fold_k(Model(member(0), engine).handle());
+    if (k == 0)
+      throw Error("hepml::Folds: " + member(0) + " is not a fold of a k-fold export");
+    std::vector<std::string> paths;
+    for (std::size_t i = 0; i < k; ++i) paths.push_back(member(i));
+    return Folds(paths, engine);
+  }
+
+  std::size_t k() const { return models_.size(); }
+  /// The branch holding the event number (empty when the metadata names none).
+  const std::string& branch() const { return branch_; }
+  /// The fold that scores event number `event`.
+  std::size_t fold_of(int64_t event) const { return hepml_fold_of(event, models_.size()); }
+  const Model& fold(std::size_t i) const { return models_.at(i); }
+  const Model& model_for(int64_t event) const { return models_[fold_of(event)]; }
+
+  /// One event: its fold's score (see Model::score).
+  float score(int64_t event, const float* x, std::size_t n) const {
+    return model_for(event).score(x, n);
+  }
+  float score(int64_t event, const std::vector<float>& x) const {
+    return score(event, x.data(), x.size());
+  }
+
+  /// `events.size()` events, row-major (`x.size() == events.size() * input_size`), each
+  /// scored by its own fold: the default output, in the events' order.
+  std::vector<float> evaluate_batch(const std::vector<int64_t>& events,
+                                    const std::vector<float>& x) const {
+    std::size_t n = events.size();
+    if (n == 0) return {};
+    if (x.size() % n != 0)
+      throw Error("hepml::Folds: " + std::to_string(x.size()) + " values for " +
+                  std::to_string(n) + " events");
+    std::size_t w = x.size() / n;
+    std::vector<std::vector<std::size_t>> rows(models_.size());
+    for (std::size_t r = 0; r < n; ++r) rows[fold_of(events[r])].push_back(r);
+    std::vector<float> out;
+    std::size_t per = 0;
+    for (std::size_t f = 0; f < models_.size(); ++f) {
+      if (rows[f].empty()) continue;
+      std::vector<float> in;
+      in.reserve(rows[f].size() * w);
+      for (std::size_t r : rows[f]) in.insert(in.end(), x.begin() + r * w, x.begin() + (r + 1) * w);
+      std::vector<float> got = models_[f].evaluate_batch(in, rows[f].size());
+      std::size_t p = got.size() / rows[f].size();
+      if (out.empty()) {
+        per = p;
+        out.resize(n * per);
+      } else if (p != per) {
+        throw Error("hepml::Folds: fold " + std::to_string(f) + " gives " + std::to_string(p) +
+                    " values per event, another fold " + std::to_string(per));
+      }
+      for (std::size_t j = 0; j < rows[f].size(); ++j)
+        std::copy(got.begin() + j * per, got.begin() + (j + 1) * per,
+                  out.begin() + rows[f][j] * per);
+    }
+    return out;
+  }
+
+private:
+  std::vector<Model> models_;
+  std::string branch_;
 };
 
 }  // namespace hepml

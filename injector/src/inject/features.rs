@@ -92,7 +92,7 @@ impl Plan {
             let view = ChunkView::new(&chunk, &index);
             let take = chunk.len().min(want - out.events);
             for (spec, fi) in job.inputs.iter().zip(out.inputs.iter_mut()) {
-                build(spec, &view, o.nan, &mut buf)?;
+                build(spec, &view, job.nan, &mut buf)?;
                 let w = buf.len() / chunk.len().max(1);
                 fi.data.extend_from_slice(&buf[..take * w]);
             }

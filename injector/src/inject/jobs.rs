@@ -299,6 +299,7 @@ fn build_job(
         inputs: resolved.inputs,
         outputs: resolved.outputs,
         per_object: resolved.per_object,
+        nan: o.nan.unwrap_or(resolved.nan),
     })
 }
 

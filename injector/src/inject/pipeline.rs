@@ -52,6 +52,8 @@ pub struct ModelJob {
     pub outputs: Vec<OutputSpec>,
     /// True when inputs are per-object rows: outputs become jagged branches.
     pub per_object: bool,
+    /// NaN/inf in this model's inputs: `--nan`, else what the model's spec or metadata says.
+    pub nan: NonFinite,
 }
 
 /// Where the time of a run went, stage by stage (wall time of each stage's own work).
@@ -144,7 +146,6 @@ impl ModelJob {
     pub fn score_chunk(
         &self,
         view: &ChunkView,
-        policy: NonFinite,
         scratch: &mut Vec<Vec<f32>>,
         stages: &mut Stages,
     ) -> Result<Vec<OutColumn>, InjectError> {
@@ -162,7 +163,7 @@ impl ModelJob {
         }
         let mut tensors = Vec::with_capacity(self.inputs.len());
         for (spec, buf) in self.inputs.iter().zip(scratch.iter_mut()) {
-            build(spec, view, policy, buf)?;
+            build(spec, view, self.nan, buf)?;
             tensors.push(Tensor {
                 name: spec.name.clone(),
                 shape: spec.shape(n, rows),
@@ -333,7 +334,6 @@ const IN_FLIGHT: usize = 3;
 pub fn run(
     chain: &Chain,
     jobs: &[ModelJob],
-    policy: NonFinite,
     chunk_size: u64,
     threads: usize,
     mut sink: impl FnMut(&Chunk, Vec<OutColumn>) -> Result<(), InjectError>,
@@ -387,7 +387,7 @@ pub fn run(
                 let view = ChunkView::new(&chunk, &index);
                 let mut cols = Vec::new();
                 for (j, s) in jobs.iter().zip(scratch.iter_mut()) {
-                    cols.extend(j.score_chunk(&view, policy, s, &mut stages)?);
+                    cols.extend(j.score_chunk(&view, s, &mut stages)?);
                 }
                 let t = Instant::now();
                 sink(&chunk, cols)?;
@@ -497,6 +497,7 @@ mod tests {
                 double: false,
             }],
             per_object: false,
+            nan: NonFinite::Error,
         };
         let jet = ModelJob {
             name: "jets".into(),
@@ -518,6 +519,7 @@ mod tests {
                 double: false,
             }],
             per_object: true,
+            nan: NonFinite::Error,
         };
         let mut seen = 0;
         let index: HashMap<String, usize> = ["MET_px", "MET_py", "NPrimaryVertices", "Jet_Px"]
@@ -525,40 +527,33 @@ mod tests {
             .enumerate()
             .map(|(i, n)| (n.to_string(), i))
             .collect();
-        run(
-            &chain,
-            &[job, jet],
-            NonFinite::Error,
-            700,
-            2,
-            |chunk, cols| {
-                let view = ChunkView::new(chunk, &index);
-                let (px, py, npv) = (
-                    view.array("MET_px")?,
-                    view.array("MET_py")?,
-                    view.array("NPrimaryVertices")?,
-                );
-                for i in 0..chunk.len() {
-                    let want = if npv.data.get_f64(i) as i64 % 2 == 0 {
-                        px.data.get_f64(i) as f32
-                    } else {
-                        py.data.get_f64(i) as f32 + 100.0
-                    };
-                    assert_eq!(cols[0].values[i], want, "event {}", chunk.start + i as u64);
-                }
-                let jpx = view.array("Jet_Px")?;
-                assert_eq!(cols[1].values.len(), jpx.data.len());
-                assert_eq!(
-                    cols[1].counts.as_ref().unwrap().iter().sum::<usize>(),
-                    jpx.data.len()
-                );
-                for (v, k) in cols[1].values.iter().zip(0..) {
-                    assert_eq!(*v, 2.0 * jpx.data.get_f64(k) as f32);
-                }
-                seen += chunk.len();
-                Ok(())
-            },
-        )
+        run(&chain, &[job, jet], 700, 2, |chunk, cols| {
+            let view = ChunkView::new(chunk, &index);
+            let (px, py, npv) = (
+                view.array("MET_px")?,
+                view.array("MET_py")?,
+                view.array("NPrimaryVertices")?,
+            );
+            for i in 0..chunk.len() {
+                let want = if npv.data.get_f64(i) as i64 % 2 == 0 {
+                    px.data.get_f64(i) as f32
+                } else {
+                    py.data.get_f64(i) as f32 + 100.0
+                };
+                assert_eq!(cols[0].values[i], want, "event {}", chunk.start + i as u64);
+            }
+            let jpx = view.array("Jet_Px")?;
+            assert_eq!(cols[1].values.len(), jpx.data.len());
+            assert_eq!(
+                cols[1].counts.as_ref().unwrap().iter().sum::<usize>(),
+                jpx.data.len()
+            );
+            for (v, k) in cols[1].values.iter().zip(0..) {
+                assert_eq!(*v, 2.0 * jpx.data.get_f64(k) as f32);
+            }
+            seen += chunk.len();
+            Ok(())
+        })
         .unwrap();
         assert_eq!(seen, 2421);
     }
@@ -586,8 +581,9 @@ mod tests {
                 double: false,
             }],
             per_object: false,
+            nan: NonFinite::Error,
         };
-        let e = run(&chain, &[job], NonFinite::Error, 1000, 1, |_, _| Ok(()))
+        let e = run(&chain, &[job], 1000, 1, |_, _| Ok(()))
             .unwrap_err()
             .to_string();
         assert!(

@@ -48,8 +48,9 @@ pub struct Options {
     pub params: Vec<String>,
     /// Object length for a preprocess.json spec without max_length.
     pub length: Option<usize>,
-    /// NaN/inf in inputs.
-    pub nan: NonFinite,
+    /// NaN/inf in inputs, for every model; `None`: as each model's feature spec or metadata
+    /// says (`nan: pass`, `hepml.nan`), else an error.
+    pub nan: Option<NonFinite>,
     /// Decoding and inference threads (None: all cores).
     pub threads: Option<usize>,
     /// Events per chunk.
@@ -76,7 +77,7 @@ impl Options {
             fold_branch: None,
             params: Vec::new(),
             length: None,
-            nan: NonFinite::Error,
+            nan: None,
             threads: None,
             chunk: 10_000,
             compression: Compression::DEFAULT,

@@ -150,7 +150,8 @@ impl FeatureSpec {
     }
 
     /// From the model's metadata: `hepml.inputs` = {"input": ["branch or expression", ...]},
-    /// `hepml.outputs` = {"output": "branch"}, optional `hepml.fold` = {"k":K,"branch":B,...}.
+    /// `hepml.outputs` = {"output": "branch"}, optional `hepml.fold` = {"k":K,"branch":B,...}
+    /// and `hepml.nan` (`pass`: the model takes NaN as a missing value).
     pub fn from_metadata(meta: &BTreeMap<String, String>) -> Result<Self, SpecError> {
         let inputs = meta.get("hepml.inputs").ok_or_else(|| {
             bad("the model has no hepml.inputs metadata: give a feature spec with --features")
@@ -179,7 +180,8 @@ impl FeatureSpec {
                 .map(|(k, v)| (k, OutputDecl::Branch(v)))
                 .collect(),
             folds,
-            nan: None,
+            // Models that take missing values say so (hepml's tree ensembles).
+            nan: meta.get("hepml.nan").cloned(),
         })
     }
 

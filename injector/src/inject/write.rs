@@ -64,23 +64,16 @@ pub(crate) fn one(
         entries: chain.entries(),
     });
     let t0 = std::time::Instant::now();
-    let stages = pipeline::run(
-        &chain,
-        &jobs,
-        o.nan,
-        o.chunk,
-        plan.threads,
-        |chunk, cols| {
-            for (c, &k) in outputs.counters.iter().zip(&counter_index) {
-                tw.append(&mut fw, k, &c.array(&cols)?)?;
-            }
-            for ((col, spec), &k) in cols.iter().zip(&outputs.specs).zip(&index) {
-                tw.append(&mut fw, k, &to_array(col, spec))?;
-            }
-            progress(Event::Advance(chunk.len() as u64));
-            Ok(())
-        },
-    )
+    let stages = pipeline::run(&chain, &jobs, o.chunk, plan.threads, |chunk, cols| {
+        for (c, &k) in outputs.counters.iter().zip(&counter_index) {
+            tw.append(&mut fw, k, &c.array(&cols)?)?;
+        }
+        for ((col, spec), &k) in cols.iter().zip(&outputs.specs).zip(&index) {
+            tw.append(&mut fw, k, &to_array(col, spec))?;
+        }
+        progress(Event::Advance(chunk.len() as u64));
+        Ok(())
+    })
     .context_with(|| input.display().to_string())?;
     tw.finish(&mut fw)?;
     if !o.friend {

@@ -210,16 +210,17 @@ pub fn train_trees(
         };
         seen += s.train.len() * ens.trees.len();
         let predict = |rows: &[usize]| -> Result<Vec<f32>, TrainError> {
-            let mut x = Vec::with_capacity(rows.len() * f);
-            for &r in rows {
-                x.extend_from_slice(&d.x[r * f..(r + 1) * f]);
-            }
-            ens.predict_batch(&x)
+            ens.predict_rows(&d.x, rows, threads)
                 .map_err(|e| data_err(format!("fold {fi}: {e}")))
         };
         tests.push((s.test.clone(), predict(&s.test)?));
         let mut h = history(&curves, lr);
-        h.train_auc = split_auc(d, &s.train, &predict(&s.train)?);
+        let train_scores = if curves.train_scores.len() == s.train.len() {
+            curves.train_scores.clone()
+        } else {
+            predict(&s.train)?
+        };
+        h.train_auc = split_auc(d, &s.train, &train_scores);
         h.valid_auc = split_auc(d, &s.valid, &predict(&s.valid)?);
         histories.push(h);
         ensembles.push(ens);

@@ -33,8 +33,8 @@ impl Criterion for Impurity {
     fn allowed(&self, s: Pair) -> bool {
         s[1] > 0.0
     }
-    fn gain(&self, p: Pair, l: Pair, r: Pair) -> f64 {
-        self.weighted(p) - self.weighted(l) - self.weighted(r)
+    fn score(&self, s: Pair) -> f64 {
+        -self.weighted(s)
     }
     fn value(&self, s: Pair) -> f32 {
         if s[1] > 0.0 {

@@ -59,6 +59,9 @@ pub struct Curves {
     pub train_accuracy: Vec<f64>,
     pub valid_accuracy: Vec<f64>,
     pub best: usize,
+    /// The kept ensemble's scores of the training events (in `Events::rows` order), where the
+    /// learner has them at no cost (boosting's margins); empty otherwise.
+    pub train_scores: Vec<f32>,
 }
 
 fn check_events(e: &Events) -> Result<(), TreeError> {
