@@ -13,7 +13,7 @@
 
 use super::error::{config, InjectError};
 use super::inputs::NonFinite;
-use super::jobs::{parse_params, Param};
+use super::jobs::{build_jobs, parse_params, Param};
 use super::pipeline::Stages;
 use super::write;
 use engine::{Device, EngineKind, OrtLibrary};
@@ -89,6 +89,13 @@ impl Options {
 pub enum Event<'a> {
     /// Something the user should know (a fold scoring every event, an object not copied).
     Note(String),
+    /// The models are decoded and their engines built, once for all `inputs` of the run:
+    /// `jobs` model jobs in `seconds`.
+    Loaded {
+        jobs: usize,
+        inputs: usize,
+        seconds: f64,
+    },
     /// Scoring of `input` begins: `entries` events.
     Start { input: &'a Path, entries: u64 },
     /// This many more events of the current input are written.
@@ -156,10 +163,22 @@ impl Plan {
         })
     }
 
-    /// Scores every input in turn and writes its output (under a temporary name, renamed when
-    /// complete); stops at the first error.
+    /// Decodes the models and builds their engines once, then scores every input in turn and
+    /// writes its output (under a temporary name, renamed when complete); stops at the first
+    /// error.
     pub fn run(&self, progress: &mut dyn FnMut(Event)) -> Result<Vec<Written>, InjectError> {
         let o = &self.options;
+        let t0 = std::time::Instant::now();
+        let mut notes = Vec::new();
+        let jobs = build_jobs(o, &self.params, &mut notes)?;
+        progress(Event::Loaded {
+            jobs: jobs.jobs.len(),
+            inputs: o.inputs.len(),
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+        for n in notes {
+            progress(Event::Note(n));
+        }
         if self.several {
             std::fs::create_dir_all(&o.output).map_err(|err| InjectError::Io {
                 what: format!("creating {}", o.output.display()),
@@ -184,7 +203,7 @@ impl Plan {
                     out.display()
                 )));
             }
-            let w = write::one(self, input, &out, progress)?;
+            let w = write::one(self, &jobs, input, &out, progress)?;
             progress(Event::Done(&w));
             done.push(w);
         }
