@@ -6,23 +6,35 @@ use super::error::{config, Context, InjectError};
 use super::jobs::Jobs;
 use super::output::{to_array, Outputs};
 use super::pipeline;
-use super::plan::{tree_name, Event, Plan, Written};
+use super::plan::{tree_name, Event, Options, Plan, Written};
 use super::provenance;
 use rootio::write::{clone_tree, copy_other_keys, FileWriter, TreeWriter};
 use rootio::{Chain, RootFile};
 use std::path::Path;
 
-/// Scores `input` with the run's `jobs` and writes `out`.
+/// An input opened for scoring: the tree's name and the tree.
+pub(crate) struct Opened {
+    tree: String,
+    chain: Chain,
+}
+
+/// Opens `input` and its tree (the one `--tree` names, or its only one).
+pub(crate) fn open(o: &Options, input: &Path) -> Result<Opened, InjectError> {
+    let tree = tree_name(&RootFile::open(input)?, o.tree.as_deref())?;
+    let chain = Chain::open(&[input.to_path_buf()], &tree)?;
+    Ok(Opened { tree, chain })
+}
+
+/// Scores `input` (opened by [`open`]) with the run's `jobs` and writes `out`.
 pub(crate) fn one(
     plan: &Plan,
     jobs: &Jobs,
     input: &Path,
+    Opened { tree, chain }: Opened,
     out: &Path,
     progress: &mut dyn FnMut(Event),
 ) -> Result<Written, InjectError> {
     let o = &plan.options;
-    let tree = tree_name(&RootFile::open(input)?, o.tree.as_deref())?;
-    let chain = Chain::open(&[input.to_path_buf()], &tree)?;
     let mut notes = Vec::new();
     jobs.check(&chain, &mut notes)?;
     let jobs = &jobs.jobs;
