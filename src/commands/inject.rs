@@ -69,8 +69,19 @@ fn plan_events(plan: &Plan, quiet: bool, timing: bool, events: &mut u64) -> Resu
             .map_err(|e| anyhow!("{e}"))?
             .progress_chars("=> ");
     let mut bar = ProgressBar::hidden();
+    let mut loaded = None;
     plan.run(&mut |e| match e {
         Event::Note(n) => eprintln!("hepml: note: {n}"),
+        // Logged with the first output, so that a failing run still logs one line.
+        Event::Loaded {
+            jobs,
+            inputs,
+            seconds,
+        } => {
+            loaded = Some(format!(
+                "hepml: {jobs} model job(s) loaded in {seconds:.2} s, once for {inputs} input(s)"
+            ))
+        }
         Event::Start { input, entries } => {
             bar = if quiet {
                 ProgressBar::hidden()
@@ -88,6 +99,9 @@ fn plan_events(plan: &Plan, quiet: bool, timing: bool, events: &mut u64) -> Resu
         Event::Advance(n) => bar.inc(n),
         Event::Done(w) => {
             bar.finish_and_clear();
+            if let Some(l) = loaded.take() {
+                eprintln!("{l}");
+            }
             *events += w.entries;
             eprintln!(
                 "hepml: {} -> {} ({} events, {:.0} events/s, {}; {})",

@@ -47,8 +47,10 @@ impl Plan {
         let tree = tree_name(&RootFile::open(first)?, o.tree.as_deref())?;
         let chain = Chain::open(&o.inputs, &tree)?;
         let mut notes = Vec::new();
-        let jobs = build_jobs(o, &self.params, &chain, &mut notes)?;
+        let jobs = build_jobs(o, &self.params, &mut notes)?;
+        jobs.check(&chain, &mut notes)?;
         let job = jobs
+            .jobs
             .get(model)
             .ok_or_else(|| config(format!("no model {model} in the plan")))?;
         if job.per_object {

@@ -1,6 +1,7 @@
-//! Planning the models of one input: a [`ModelJob`] per model (or per k-fold ensemble, and per
-//! `--param` value), fed as its feature spec says and checked against the model's ports and
-//! the tree's branches before any event is read.
+//! Planning the models of a run: a [`ModelJob`] per model (or per k-fold ensemble, and per
+//! `--param` value), fed as its feature spec says and checked against the model's ports. The
+//! models are decoded and their engines built once per run ([`build_jobs`]); each input's tree
+//! is then checked for the branches they read ([`Jobs::check`]) before any event is read.
 
 use super::error::{config, Context, InjectError};
 use super::pipeline::{Engine, Folds, ModelJob, Models};
@@ -115,16 +116,57 @@ fn load_engine(o: &Options, model: &Model) -> Result<(Box<dyn Engine>, Choice), 
     Ok((e.into_engine(), choice))
 }
 
+/// What an input tree must hold for the jobs to run on it.
+#[derive(Debug)]
+enum Need {
+    /// A branch the jobs read; `what` says which input (or option) reads it, for the error.
+    Branch { branch: String, what: String },
+    /// A parameterised model without `--param` for its parameter: read from the branch of
+    /// that name, an error without one.
+    Parameter { model: String, name: String },
+}
+
+/// The jobs of a run, built once, and what each input tree must hold for them.
+pub(crate) struct Jobs {
+    pub(crate) jobs: Vec<ModelJob>,
+    needs: Vec<Need>,
+}
+
+impl Jobs {
+    /// Checks that `chain` holds every branch the jobs read; notes for the user (a parameter
+    /// read from a branch) go to `notes`.
+    pub(crate) fn check(&self, chain: &Chain, notes: &mut Vec<String>) -> Result<(), InjectError> {
+        for n in &self.needs {
+            match n {
+                Need::Branch { branch, what } => {
+                    chain.interp(branch).context_with(|| what.clone())?;
+                }
+                Need::Parameter { model, name: p } => {
+                    if chain.interp(p).is_err() {
+                        return Err(config(format!(
+                            "{model}: a parameterised model: give its parameter with --param {p}=VALUE[,VALUE...] (the tree has no branch `{p}`)"
+                        )));
+                    }
+                    notes.push(format!(
+                        "{model}: parameter `{p}` is read from the branch `{p}` (--param {p}=VALUE sets it)"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A job per model (or one fold ensemble, and per combination of `--param` values), with the
-/// output branches it writes. Notes for the user (a fold scoring every event, a parameter read
-/// from a branch) go to `notes`.
+/// output branches it writes: each model file is read and decoded once, and its engine built
+/// once, for every input of the run. Notes for the user (a fold scoring every event) go to
+/// `notes`.
 pub(crate) fn build_jobs(
     o: &Options,
     params: &[Param],
-    chain: &Chain,
     notes: &mut Vec<String>,
-) -> Result<Vec<ModelJob>, InjectError> {
-    // Each file is read and decoded once: its metadata, ports and engines all come from here.
+) -> Result<Jobs, InjectError> {
+    // Each model file is read and decoded once: its metadata, ports and engines all come from here.
     let models: Vec<Model> = o
         .models
         .iter()
@@ -139,6 +181,7 @@ pub(crate) fn build_jobs(
     };
     let mut used = BTreeSet::new();
     let mut jobs = Vec::new();
+    let mut needs = Vec::new();
     // Models exported by `hepml export` from a k-fold run say so in their metadata: given
     // together (in fold order), they form one ensemble without a fold branch option.
     let metadata_folds = o.features.is_empty()
@@ -158,7 +201,7 @@ pub(crate) fn build_jobs(
     for g in groups {
         let first = g[0];
         let base = spec_for(first)?;
-        check_parameter(&models[first], &base, params, chain, notes)?;
+        needs.extend(parameter_need(&models[first], &base, params));
         // One job per combination of the --param values that apply to this model.
         let mut variants: Vec<Vec<(&str, &str)>> = vec![vec![]];
         for (n, values) in params.iter().filter(|(n, _)| base.has_column(n)) {
@@ -182,7 +225,7 @@ pub(crate) fn build_jobs(
                 spec.suffix_outputs(&param_suffix(n, v));
                 name.push_str(&format!(" {n}={v}"));
             }
-            jobs.push(build_job(o, &models, chain, &g, spec, name, notes)?);
+            jobs.push(build_job(o, &models, &g, spec, name, &mut needs, notes)?);
         }
     }
     if let Some((n, _)) = params.iter().find(|(n, _)| !used.contains(n.as_str())) {
@@ -190,7 +233,7 @@ pub(crate) fn build_jobs(
             "--param {n}: no model has an input column `{n}`"
         )));
     }
-    Ok(jobs)
+    Ok(Jobs { jobs, needs })
 }
 
 /// The comma-separated names of some ports, for messages.
@@ -203,14 +246,14 @@ fn port_names(ports: &[engine::Port]) -> String {
 }
 
 /// The job of one model (or one fold ensemble, `group` in fold order) fed as `spec` says,
-/// checked against the model's ports and the tree's branches.
+/// checked against the model's ports; the branches it reads go to `needs`.
 fn build_job(
     o: &Options,
     models: &[Model],
-    chain: &Chain,
     group: &[usize],
     spec: FeatureSpec,
     name: String,
+    needs: &mut Vec<Need>,
     notes: &mut Vec<String>,
 ) -> Result<ModelJob, InjectError> {
     let model = o.models[group[0]].display().to_string();
@@ -254,10 +297,11 @@ fn build_job(
                 )));
             }
         }
-        for b in i.branches() {
-            chain
-                .interp(&b)
-                .context_with(|| format!("input '{}' of {model}", i.name))?;
+        for branch in i.branches() {
+            needs.push(Need::Branch {
+                branch,
+                what: format!("input '{}' of {model}", i.name),
+            });
         }
     }
     for p in &info.inputs {
@@ -274,9 +318,10 @@ fn build_job(
         .or(resolved.folds.as_ref().map(|f| f.branch.clone()));
     let models = match fold_branch {
         Some(branch) if members.len() > 1 => {
-            chain
-                .interp(&branch)
-                .context_with(|| "--fold-branch".to_string())?;
+            needs.push(Need::Branch {
+                branch: branch.clone(),
+                what: "--fold-branch".to_string(),
+            });
             Models::Folds(Folds { branch, members })
         }
         Some(_) if o.fold_branch.is_some() => {
@@ -305,29 +350,14 @@ fn build_job(
 
 /// A model exported from a PNN says which input column is its parameter (`hepml.parameter`):
 /// without `--param` for it, the parameter is read from a branch of that name, and a tree
-/// without one is an error that says how to set it.
-fn check_parameter(
-    model: &Model,
-    spec: &FeatureSpec,
-    params: &[Param],
-    chain: &Chain,
-    notes: &mut Vec<String>,
-) -> Result<(), InjectError> {
-    let Some(p) = model.info().metadata.get("hepml.parameter") else {
-        return Ok(());
-    };
+/// without one is an error that says how to set it ([`Jobs::check`]).
+fn parameter_need(model: &Model, spec: &FeatureSpec, params: &[Param]) -> Option<Need> {
+    let p = model.info().metadata.get("hepml.parameter")?;
     if params.iter().any(|(n, _)| n == p) || !spec.has_column(p) {
-        return Ok(());
+        return None;
     }
-    if chain.interp(p).is_err() {
-        return Err(config(format!(
-            "{}: a parameterised model: give its parameter with --param {p}=VALUE[,VALUE...] (the tree has no branch `{p}`)",
-            model.path().display()
-        )));
-    }
-    notes.push(format!(
-        "{}: parameter `{p}` is read from the branch `{p}` (--param {p}=VALUE sets it)",
-        model.path().display()
-    ));
-    Ok(())
+    Some(Need::Parameter {
+        model: model.path().display().to_string(),
+        name: p.clone(),
+    })
 }

@@ -13,7 +13,7 @@
 
 use super::error::{config, InjectError};
 use super::inputs::NonFinite;
-use super::jobs::{parse_params, Param};
+use super::jobs::{build_jobs, parse_params, Param};
 use super::pipeline::Stages;
 use super::write;
 use engine::{Device, EngineKind, OrtLibrary};
@@ -90,6 +90,13 @@ impl Options {
 pub enum Event<'a> {
     /// Something the user should know (a fold scoring every event, an object not copied).
     Note(String),
+    /// The models are decoded and their engines built, once for all `inputs` of the run:
+    /// `jobs` model jobs in `seconds`.
+    Loaded {
+        jobs: usize,
+        inputs: usize,
+        seconds: f64,
+    },
     /// Scoring of `input` begins: `entries` events.
     Start { input: &'a Path, entries: u64 },
     /// This many more events of the current input are written.
@@ -157,10 +164,22 @@ impl Plan {
         })
     }
 
-    /// Scores every input in turn and writes its output (under a temporary name, renamed when
-    /// complete); stops at the first error.
+    /// Decodes the models and builds their engines once, then scores every input in turn and
+    /// writes its output (under a temporary name, renamed when complete); stops at the first
+    /// error.
     pub fn run(&self, progress: &mut dyn FnMut(Event)) -> Result<Vec<Written>, InjectError> {
         let o = &self.options;
+        let t0 = std::time::Instant::now();
+        let mut notes = Vec::new();
+        let jobs = build_jobs(o, &self.params, &mut notes)?;
+        progress(Event::Loaded {
+            jobs: jobs.jobs.len(),
+            inputs: o.inputs.len(),
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+        for n in notes {
+            progress(Event::Note(n));
+        }
         if self.several {
             std::fs::create_dir_all(&o.output).map_err(|err| InjectError::Io {
                 what: format!("creating {}", o.output.display()),
@@ -168,27 +187,43 @@ impl Plan {
             })?;
         }
         let mut done = Vec::new();
-        for input in &o.inputs {
-            let out = if self.several {
-                o.output.join(
-                    input
-                        .file_name()
-                        .ok_or_else(|| config("input without a file name"))?,
-                )
-            } else {
-                o.output.clone()
-            };
-            if out.exists() && std::fs::canonicalize(&out).ok() == std::fs::canonicalize(input).ok()
-            {
-                return Err(config(format!(
-                    "{}: output would overwrite the input",
-                    out.display()
-                )));
+        // The next input is opened (header, streamers, tree metadata) while this one is scored.
+        std::thread::scope(|s| -> Result<(), InjectError> {
+            let mut next = o.inputs.first().map(|i| s.spawn(move || write::open(o, i)));
+            for (k, input) in o.inputs.iter().enumerate() {
+                let opened = match next.take() {
+                    Some(h) => h
+                        .join()
+                        .map_err(|_| config("the thread opening the next input panicked"))?,
+                    None => write::open(o, input),
+                };
+                next = o
+                    .inputs
+                    .get(k + 1)
+                    .map(|i| s.spawn(move || write::open(o, i)));
+                let out = if self.several {
+                    o.output.join(
+                        input
+                            .file_name()
+                            .ok_or_else(|| config("input without a file name"))?,
+                    )
+                } else {
+                    o.output.clone()
+                };
+                if out.exists()
+                    && std::fs::canonicalize(&out).ok() == std::fs::canonicalize(input).ok()
+                {
+                    return Err(config(format!(
+                        "{}: output would overwrite the input",
+                        out.display()
+                    )));
+                }
+                let w = write::one(self, &jobs, input, opened?, &out, progress)?;
+                progress(Event::Done(&w));
+                done.push(w);
             }
-            let w = write::one(self, input, &out, progress)?;
-            progress(Event::Done(&w));
-            done.push(w);
-        }
+            Ok(())
+        })?;
         Ok(done)
     }
 }

@@ -1,32 +1,47 @@
-//! The writer loop of one input: open it, plan its jobs and output branches, and stream the
-//! scored chunks into a decorated copy (original baskets byte for byte) or a friend tree.
+//! The writer loop of one input: open it, check it against the run's jobs, plan its output
+//! branches, and stream the scored chunks into a decorated copy (original baskets byte for
+//! byte) or a friend tree.
 
 use super::error::{config, Context, InjectError};
-use super::jobs::build_jobs;
+use super::jobs::Jobs;
 use super::output::{to_array, Outputs};
 use super::pipeline;
-use super::plan::{tree_name, Event, Plan, Written};
+use super::plan::{tree_name, Event, Options, Plan, Written};
 use super::provenance;
 use rootio::write::{clone_tree, copy_other_keys, FileWriter, TreeWriter};
 use rootio::{Chain, RootFile};
 use std::path::Path;
 
-/// Scores `input` and writes `out`.
+/// An input opened for scoring: the tree's name and the tree.
+pub(crate) struct Opened {
+    tree: String,
+    chain: Chain,
+}
+
+/// Opens `input` and its tree (the one `--tree` names, or its only one).
+pub(crate) fn open(o: &Options, input: &Path) -> Result<Opened, InjectError> {
+    let tree = tree_name(&RootFile::open(input)?, o.tree.as_deref())?;
+    let chain = Chain::open(&[input.to_path_buf()], &tree)?;
+    Ok(Opened { tree, chain })
+}
+
+/// Scores `input` (opened by [`open`]) with the run's `jobs` and writes `out`.
 pub(crate) fn one(
     plan: &Plan,
+    jobs: &Jobs,
     input: &Path,
+    Opened { tree, chain }: Opened,
     out: &Path,
     progress: &mut dyn FnMut(Event),
 ) -> Result<Written, InjectError> {
     let o = &plan.options;
-    let tree = tree_name(&RootFile::open(input)?, o.tree.as_deref())?;
-    let chain = Chain::open(&[input.to_path_buf()], &tree)?;
     let mut notes = Vec::new();
-    let jobs = build_jobs(o, &plan.params, &chain, &mut notes)?;
+    jobs.check(&chain, &mut notes)?;
+    let jobs = &jobs.jobs;
     for n in notes {
         progress(Event::Note(n));
     }
-    let outputs = Outputs::new(&jobs, &chain, o.friend)?;
+    let outputs = Outputs::new(jobs, &chain, o.friend)?;
     let m = &chain.members[0];
     let mut fw = FileWriter::create(out, o.compression)?;
     let mut tw = if o.friend {
@@ -64,7 +79,7 @@ pub(crate) fn one(
         entries: chain.entries(),
     });
     let t0 = std::time::Instant::now();
-    let stages = pipeline::run(&chain, &jobs, o.chunk, plan.threads, |chunk, cols| {
+    let stages = pipeline::run(&chain, jobs, o.chunk, plan.threads, |chunk, cols| {
         for (c, &k) in outputs.counters.iter().zip(&counter_index) {
             tw.append(&mut fw, k, &c.array(&cols)?)?;
         }
@@ -84,7 +99,7 @@ pub(crate) fn one(
             )));
         }
     }
-    provenance::write(&mut fw, &jobs, o.engine, input)?;
+    provenance::write(&mut fw, jobs, o.engine, input)?;
     let output = fw.finish()?;
     Ok(Written {
         input: input.to_path_buf(),

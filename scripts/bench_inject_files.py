@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Many-files inject benchmark: the same events in one file and in many. Not a test.
+
+  bench_inject_files.py [--hepml target/release/hepml] [--files 100] [--per-file 20000] [--repeat 2]
+
+Inputs: FILES files of PER_FILE events x 20 float32 branches (zlib-1, written by uproot), and
+one file of FILES x PER_FILE events of the same kind (cached in bench-out/; the one file is the
+one bench_inject.py uses at its default size). Model: bench_inject.py's MLP.
+Jobs, each in a fresh process, best of --repeat: `hepml inject` of the one file to a decorated
+copy, and of the FILES files (one glob) to a folder of decorated copies.
+Prints both times and their ratio. Target: many files / one file <= 1.10.
+"""
+import argparse
+import glob
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench_read import make  # noqa: E402
+from bench_inject import best, make_model  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hepml", default=os.path.join(REPO, "target/release/hepml"))
+    ap.add_argument("--files", type=int, default=100)
+    ap.add_argument("--per-file", type=int, default=20_000)
+    ap.add_argument("--repeat", type=int, default=2)
+    a = ap.parse_args()
+    if not os.path.exists(a.hepml):
+        sys.exit(f"{a.hepml} not found: cargo build --release first")
+    d = os.path.join(REPO, "bench-out")
+    n = a.files * a.per_file
+    one = os.path.join(d, f"flat_{n}_20f_zlib1.root")
+    many = os.path.join(d, f"many_{a.files}x{a.per_file}")
+    os.makedirs(many, exist_ok=True)
+    if not os.path.exists(one):
+        print(f"generating {one} ...", flush=True)
+        make(one, n, 20)
+    for i in range(a.files):
+        f = os.path.join(many, f"part{i:04d}.root")
+        if not os.path.exists(f):
+            make(f, a.per_file, 20)
+    model = os.path.join(d, "mlp_20_100_100_1.onnx")
+    make_model(model)
+    out_one = os.path.join(d, "inject_files_one.root")
+    out_many = os.path.join(d, f"inject_files_{a.files}")
+
+    def fresh(p, w):
+        return w
+
+    def many_job():
+        shutil.rmtree(out_many, ignore_errors=True)
+        return [a.hepml, "inject", os.path.join(many, "part*.root"), "--model", model, "-o", out_many, "--quiet"]
+
+    t_one = best([a.hepml, "inject", one, "--model", model, "-o", out_one, "--quiet"], a.repeat, fresh)
+    t_many = None
+    for _ in range(a.repeat):
+        s = best(many_job(), 1, fresh)
+        t_many = s if t_many is None else min(t_many, s)
+    if len(glob.glob(os.path.join(out_many, "*.root"))) != a.files:
+        sys.exit(f"expected {a.files} outputs in {out_many}")
+    print(f"one file of {n} events      {t_one:7.3f} s  {n / t_one / 1e6:6.2f} M events/s")
+    print(f"{a.files} files of {a.per_file} events {t_many:7.3f} s  {n / t_many / 1e6:6.2f} M events/s")
+    print(f"many files / one file: {t_many / t_one:.3f} (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
