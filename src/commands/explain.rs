@@ -176,14 +176,23 @@ fn from_ntuples(a: &ExplainArgs) -> Result<Vec<Job>> {
     let mut exprs = Vec::new();
     exprs.extend(a.label.clone());
     exprs.extend(a.weight.clone());
+    // Every model's inputs, per sample, read with the models decoded once per sample.
+    let mut features = Vec::new();
+    for (_, _, plan) in &plans {
+        let read = plan.read_features(&exprs, a.max_events).with_context(|| {
+            let names: Vec<_> = a.models.iter().map(|m| m.display().to_string()).collect();
+            names.join(", ")
+        })?;
+        features.push(read.into_iter());
+    }
     let mut out = Vec::new();
     for (i, m) in a.models.iter().enumerate() {
         let model = Model::read(m)?;
         let mut ds: Option<Dataset> = None;
-        for (name, files, plan) in &plans {
-            let f = plan
-                .read_features(i, &exprs, a.max_events)
-                .with_context(|| m.display().to_string())?;
+        for ((name, files, _), f) in plans.iter().zip(features.iter_mut()) {
+            let f = f
+                .next()
+                .ok_or_else(|| anyhow!("{}: no inputs read for model {i}", m.display()))?;
             let (names, inputs, sample) = flatten(a, f, name);
             match &mut ds {
                 None => {

@@ -6,6 +6,7 @@
 use super::error::{config, InjectError};
 use super::inputs::{branch_index, build, ChunkView, InputKind, ObjectVar};
 use super::jobs::build_jobs;
+use super::pipeline::ModelJob;
 use super::plan::{tree_name, Plan};
 use crate::expr::Expr;
 use rootio::{Chain, Chunk, RootFile};
@@ -30,15 +31,15 @@ pub struct Features {
 }
 
 impl Plan {
-    /// Reads the inputs model `model` of the plan gets from the plan's input files (read as one
-    /// chain), at most `max_events` events, and the values of `exprs` for the same events.
-    /// Per-object row models (one score per object) are refused.
+    /// Reads the inputs each model of the plan gets (one [`Features`] per model, in order) from
+    /// the plan's input files (read as one chain), at most `max_events` events, and the values
+    /// of `exprs` for the same events. The models are decoded once for all of them. Per-object
+    /// row models (one score per object) are refused.
     pub fn read_features(
         &self,
-        model: usize,
         exprs: &[String],
         max_events: u64,
-    ) -> Result<Features, InjectError> {
+    ) -> Result<Vec<Features>, InjectError> {
         let o = &self.options;
         let first = o
             .inputs
@@ -49,10 +50,20 @@ impl Plan {
         let mut notes = Vec::new();
         let jobs = build_jobs(o, &self.params, &mut notes)?;
         jobs.check(&chain, &mut notes)?;
-        let job = jobs
-            .jobs
-            .get(model)
-            .ok_or_else(|| config(format!("no model {model} in the plan")))?;
+        jobs.jobs
+            .iter()
+            .map(|job| self.read_job(job, &chain, exprs, max_events))
+            .collect()
+    }
+
+    fn read_job(
+        &self,
+        job: &ModelJob,
+        chain: &Chain,
+        exprs: &[String],
+        max_events: u64,
+    ) -> Result<Features, InjectError> {
+        let o = &self.options;
         if job.per_object {
             return Err(config(format!(
                 "model '{}' scores objects, not events: explain needs one score per event",
