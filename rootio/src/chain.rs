@@ -29,13 +29,22 @@ pub struct Chain {
 impl Chain {
     /// Opens `tree` in every file, in order.
     pub fn open<P: AsRef<Path>>(paths: &[P], tree: &str) -> Result<Chain> {
-        if paths.is_empty() {
+        let files = paths
+            .iter()
+            .map(RootFile::open)
+            .collect::<Result<Vec<_>>>()?;
+        Chain::from_files(files, tree)
+    }
+
+    /// The chain of files already open (a caller that opened one to find the tree's name need
+    /// not open it again).
+    pub fn from_files(files: Vec<RootFile>, tree: &str) -> Result<Chain> {
+        if files.is_empty() {
             return Err(RootError::NotFound("no input files".into()));
         }
         let mut members = Vec::new();
         let mut first = 0;
-        for p in paths {
-            let file = RootFile::open(p)?;
+        for file in files {
             let t = file.tree(tree)?;
             let n = t.entries;
             members.push(Member {

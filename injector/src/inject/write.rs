@@ -20,8 +20,9 @@ pub(crate) struct Opened {
 
 /// Opens `input` and its tree (the one `--tree` names, or its only one).
 pub(crate) fn open(o: &Options, input: &Path) -> Result<Opened, InjectError> {
-    let tree = tree_name(&RootFile::open(input)?, o.tree.as_deref())?;
-    let chain = Chain::open(&[input.to_path_buf()], &tree)?;
+    let file = RootFile::open(input)?;
+    let tree = tree_name(&file, o.tree.as_deref())?;
+    let chain = Chain::from_files(vec![file], &tree)?;
     Ok(Opened { tree, chain })
 }
 
