@@ -6,7 +6,7 @@
 
 use super::grow::{Criterion, GrowParams, Grower};
 use super::hist::{par_blocks, prefetch, threads, Binned, Pair, AHEAD};
-use super::{check_events, Curves, Ensemble, Events, TreeError};
+use super::{check_binary, check_events, Curves, Ensemble, Events, TreeError};
 use crate::rng::Rng;
 
 /// What the ensemble minimises.
@@ -161,11 +161,7 @@ pub fn boost(
         ));
     }
     if p.loss == Loss::Logistic {
-        if let Some(y) = train.y.iter().find(|&&y| y != 0.0 && y != 1.0) {
-            return Err(TreeError::Data(format!(
-                "target {y}: the logistic loss takes 0/1 targets"
-            )));
-        }
+        check_binary(train, "the logistic loss takes")?;
     }
     let threads = threads(p.threads);
     let nf = train.n_features;

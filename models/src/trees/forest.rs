@@ -5,7 +5,7 @@
 
 use super::grow::{Criterion, GrowParams, Grower};
 use super::hist::{threads, Binned, Pair};
-use super::{check_events, Curves, Ensemble, Events, TreeError};
+use super::{check_binary, check_events, Curves, Ensemble, Events, TreeError};
 use crate::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +75,7 @@ pub fn forest(
     progress: &mut dyn FnMut(usize),
 ) -> Result<(Ensemble, Curves), TreeError> {
     check_events(train)?;
-    if let Some(y) = train.y.iter().find(|&&y| y != 0.0 && y != 1.0) {
-        return Err(TreeError::Data(format!(
-            "target {y}: a forest's trees take 0/1 targets"
-        )));
-    }
+    check_binary(train, "a forest's trees take")?;
     let threads = threads(p.threads);
     let nf = train.n_features;
     let n = train.rows.len();

@@ -98,3 +98,11 @@ fn check_events(e: &Events) -> Result<(), TreeError> {
     }
     Ok(())
 }
+
+/// Refuses targets other than 0 and 1; `who` says what needs them ("the logistic loss takes").
+fn check_binary(e: &Events, who: &str) -> Result<(), TreeError> {
+    match e.y.iter().find(|&&y| y != 0.0 && y != 1.0) {
+        Some(y) => Err(TreeError::Data(format!("target {y}: {who} 0/1 targets"))),
+        None => Ok(()),
+    }
+}
