@@ -187,6 +187,23 @@ fn is_var(t: &Tree, b: usize) -> bool {
     )
 }
 
+/// Rebuilds `t` from its mutated object `obj` and reads branch `name` of it, a panic in either
+/// step turned into a failure message; a tree that refuses the object is a refusal.
+fn rebuild_and_read(
+    f: &RootFile,
+    t: &Tree,
+    obj: crate::object::Object,
+    name: &str,
+) -> Result<Result<Array, String>, String> {
+    match catch_unwind(AssertUnwindSafe(|| {
+        Tree::from_object(obj, t.key.clone(), &f.streamers)
+    })) {
+        Err(_) => Err("panicked rebuilding the tree".to_string()),
+        Ok(Err(_)) => Ok(Err("tree refused".to_string())),
+        Ok(Ok(mt)) => read(f, &mt, name),
+    }
+}
+
 /// Reads a whole branch, turning a panic into a failure message.
 fn read(f: &RootFile, t: &Tree, name: &str) -> Result<Result<Array, String>, String> {
     catch_unwind(AssertUnwindSafe(|| {
@@ -285,13 +302,7 @@ fn mutated_embedded_baskets_give_original_values_or_errors() {
                     _ => panic!("no basket in slot {slot}"),
                 }
                 let ctx = format!("{} embedded basket {slot}, {what}", b.name);
-                let got = match catch_unwind(AssertUnwindSafe(|| {
-                    Tree::from_object(obj, t.key.clone(), &f.streamers)
-                })) {
-                    Err(_) => Err("panicked rebuilding the tree".to_string()),
-                    Ok(Err(_)) => Ok(Err("tree refused".to_string())),
-                    Ok(Ok(mt)) => read(&f, &mt, &b.name),
-                };
+                let got = rebuild_and_read(&f, &t, obj, &b.name);
                 tally.check(ctx, refuse, &want, got);
             }
         }
@@ -412,13 +423,7 @@ fn mutated_basket_bookkeeping_gives_original_values_or_errors() {
                     continue; // the value does not fit the member's type: not a file's content
                 }
                 let ctx = format!("{file} {}: {member}[{slot:?}] = {value}", b.name);
-                let got = match catch_unwind(AssertUnwindSafe(|| {
-                    Tree::from_object(obj, t.key.clone(), &f.streamers)
-                })) {
-                    Err(_) => Err("panicked rebuilding the tree".to_string()),
-                    Ok(Err(_)) => Ok(Err("tree refused".to_string())),
-                    Ok(Ok(mt)) => read(&f, &mt, &b.name),
-                };
+                let got = rebuild_and_read(&f, &t, obj, &b.name);
                 tally.check(ctx, refuse, &want, got);
             }
         }
