@@ -102,6 +102,17 @@ pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// A reproducible stream of test values in [-0.5, 0.5) (xorshift64 from `seed`, the top 24
+/// bits as the fraction).
+pub fn uniform_f32(mut seed: u64) -> impl FnMut() -> f32 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
 /// Whether this machine has an NVIDIA GPU: `/dev/nvidia0` exists and `nvidia-smi -L` lists a
 /// GPU.
 pub fn nvidia_gpu() -> bool {

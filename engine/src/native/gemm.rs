@@ -182,13 +182,7 @@ mod tests {
         for level in [Simd::Fma, Simd::Avx512].iter().filter(|l| **l > have) {
             println!("skipped level {}: CPU lacks it", level.name());
         }
-        let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
+        let mut next = testutil::uniform_f32(0x2545_F491_4F6C_DD1D);
         for (co, ci) in [(1, 3), (5, 23), (48, 11), (64, 96), (130, 128)] {
             let w: Vec<f32> = (0..co * ci).map(|_| next()).collect();
             let b: Vec<f32> = (0..co).map(|_| next()).collect();

@@ -427,13 +427,7 @@ mod tests {
         widths: &[usize],
         act: &str,
     ) -> std::path::PathBuf {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
+        let mut next = testutil::uniform_f32(0x9E37_79B9_7F4A_7C15);
         let layers = widths
             .windows(2)
             .map(|w| {
