@@ -15,8 +15,9 @@ pub struct Ensemble {
     pub logistic: bool,
 }
 
-/// A tree node packed for evaluation (16 bytes): `feature` is [`LEAF`] for a leaf (its value
-/// in `threshold`), else the feature with [`NAN_LEFT`] set where NaN goes left.
+/// A tree node packed for evaluation (16 bytes): `feature` is the feature, with [`NAN_LEFT`]
+/// set where NaN goes left. A leaf holds its value in `threshold` and is its own left and
+/// right child, so that a row stays on it whatever it reads (its `feature` is 0).
 #[derive(Clone, Copy)]
 struct FlatNode {
     feature: u32,
@@ -25,13 +26,21 @@ struct FlatNode {
     right: u32,
 }
 
-const LEAF: u32 = u32::MAX;
 const NAN_LEFT: u32 = 1 << 31;
 
-fn flatten(t: &Tree) -> Vec<FlatNode> {
-    t.nodes()
+/// A tree packed for evaluation: its nodes, and the number of steps from the root that
+/// reach every leaf (the depth).
+struct Flat {
+    nodes: Vec<FlatNode>,
+    depth: usize,
+}
+
+fn flatten(t: &Tree) -> Flat {
+    let nodes = t
+        .nodes()
         .iter()
-        .map(|n| match &n.split {
+        .enumerate()
+        .map(|(i, n)| match &n.split {
             Some(s) => FlatNode {
                 feature: s.feature as u32 | if s.nan_left { NAN_LEFT } else { 0 },
                 threshold: s.threshold,
@@ -39,29 +48,45 @@ fn flatten(t: &Tree) -> Vec<FlatNode> {
                 right: s.right as u32,
             },
             None => FlatNode {
-                feature: LEAF,
+                feature: 0,
                 threshold: n.value,
-                left: 0,
-                right: 0,
+                left: i as u32,
+                right: i as u32,
             },
         })
-        .collect()
+        .collect();
+    Flat {
+        nodes,
+        depth: t.depth(),
+    }
 }
 
-/// The value of the leaf `row` reaches, as [`Tree::predict`].
-#[inline]
-fn eval(nodes: &[FlatNode], row: &[f32]) -> f32 {
-    let mut n = nodes[0];
-    while n.feature != LEAF {
-        let v = row[(n.feature & !NAN_LEFT) as usize];
-        let left = if v.is_nan() {
-            n.feature & NAN_LEFT != 0
-        } else {
-            v <= n.threshold
-        };
-        n = nodes[if left { n.left } else { n.right } as usize];
+/// Rows evaluated together by [`Flat::add_to`].
+const BLOCK: usize = 64;
+
+impl Flat {
+    /// Adds `w` times the value of the leaf each row reaches (as [`Tree::predict`]) to `out`,
+    /// for the rows `row(k)`, `k < out.len() <= BLOCK`. The rows take their steps together,
+    /// level by level: each row's next node depends only on its own, so the loads of the
+    /// block's rows overlap instead of each row waiting for its previous node.
+    #[inline]
+    fn add_to<'a>(&self, w: f32, out: &mut [f32], row: impl Fn(usize) -> &'a [f32]) {
+        let mut at = [0u32; BLOCK];
+        let at = &mut at[..out.len()];
+        for _ in 0..self.depth {
+            for (k, a) in at.iter_mut().enumerate() {
+                let n = self.nodes[*a as usize];
+                let v = row(k)[(n.feature & !NAN_LEFT) as usize];
+                // Without branches: which way a row goes is data, and a mispredicted jump
+                // per node and row cost more than the walk itself.
+                let left = (v <= n.threshold) | (v.is_nan() & (n.feature & NAN_LEFT != 0));
+                *a = [n.right, n.left][left as usize];
+            }
+        }
+        for (o, &a) in out.iter_mut().zip(at.iter()) {
+            *o += w * self.nodes[a as usize].threshold;
+        }
     }
-    n.threshold
 }
 
 impl Ensemble {
@@ -141,21 +166,21 @@ impl Ensemble {
                 x.len() / n
             )));
         }
-        let flat: Vec<Vec<FlatNode>> = self.trees.iter().map(flatten).collect();
+        let flat: Vec<Flat> = self.trees.iter().map(flatten).collect();
         let mut out = vec![0f32; rows.len()];
-        // Rows in runs of BLOCK, tree by tree: a tree's nodes stay in cache for the run. Each
-        // row's sum takes the trees in order, as `predict` does: the same bits.
-        const BLOCK: usize = 64;
+        // Rows in blocks of BLOCK, tree by tree: a tree's nodes stay in cache for the block.
+        // Each row's sum takes the trees in order, as `predict` does: the same bits.
         const RUN: usize = 1 << 12;
         par_blocks(&mut out, RUN, hist::threads(threads), |b0, chunk| {
             for (c, block) in chunk.chunks_mut(BLOCK).enumerate() {
                 let first = b0 * RUN + c * BLOCK;
                 block.fill(0.0);
+                let row = |k: usize| {
+                    let r = rows[first + k];
+                    &x[r * n..(r + 1) * n]
+                };
                 for (t, &w) in flat.iter().zip(&self.tree_weights) {
-                    for (k, o) in block.iter_mut().enumerate() {
-                        let r = rows[first + k];
-                        *o += w * eval(t, &x[r * n..(r + 1) * n]);
-                    }
+                    t.add_to(w, block, row);
                 }
                 for o in block.iter_mut() {
                     *o += self.base;
