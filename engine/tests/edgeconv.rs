@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{raw, shape};
+
 use engine::{native, Engine, EngineKind, EngineOptions, Model, OrtLibrary, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -24,22 +26,6 @@ struct Cases {
     model: PathBuf,
     cases: Vec<Case>,
     altered: Vec<(String, PathBuf)>,
-}
-
-fn raw(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn shape(v: &serde_json::Value) -> Vec<usize> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect()
 }
 
 fn cases() -> &'static Cases {
