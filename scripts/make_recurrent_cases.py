@@ -27,6 +27,7 @@ from onnx import helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from make_edgeconv_cases import write_case  # noqa: E402
 from make_engine_models import SHARED, bvl_feeds  # noqa: E402
 
 MODEL = os.path.join(SHARED, "onnx", "cms-deepdoublex-bvl", "BvL.onnx")
@@ -145,21 +146,9 @@ def main():
         if model not in sessions:
             sessions[model] = session(model)
         (want,) = sessions[model].run(["ID_pred"], feeds)
-        inputs = {}
-        for k, v in feeds.items():
-            f = f"{name}.{k}.f32"
-            np.ascontiguousarray(v, "<f4").tofile(os.path.join(out, f))
-            inputs[k] = {"file": f, "shape": list(v.shape)}
-        f = f"{name}.output.f32"
-        np.ascontiguousarray(want, "<f4").tofile(os.path.join(out, f))
-        cases.append(
-            {
-                "name": name,
-                "model": model if model == MODEL else os.path.basename(model),
-                "inputs": inputs,
-                "output": {"file": f, "shape": list(want.shape)},
-            }
-        )
+        case = write_case(out, name, feeds, want)
+        case["model"] = model if model == MODEL else os.path.basename(model)
+        cases.append(case)
     man = {"model": MODEL, "cases": cases, "altered": altered}
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(man, fh, indent=1)

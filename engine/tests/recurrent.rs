@@ -7,21 +7,13 @@
 
 mod common;
 
-use common::{raw, shape};
-use engine::{native, Engine, EngineKind, EngineOptions, Model, OrtLibrary, Tensor};
+use common::Case;
+use engine::{native, Engine, EngineKind, EngineOptions, Model, OrtLibrary};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Relative to the outputs' scale (probabilities).
 const TOL: f32 = 1e-5;
-
-struct Case {
-    name: String,
-    model: PathBuf,
-    inputs: Vec<Tensor>,
-    want: Vec<f32>,
-    shape: Vec<usize>,
-}
 
 struct Cases {
     model: PathBuf,
@@ -33,41 +25,8 @@ struct Cases {
 fn cases() -> &'static Cases {
     static C: OnceLock<Cases> = OnceLock::new();
     C.get_or_init(|| {
-        // HEPML_RECURRENT_CASES: the script's output written before (for a machine without
-        // onnxruntime, e.g. to check another CPU's SIMD level); paths in it relative to it.
-        let dir = match std::env::var_os("HEPML_RECURRENT_CASES") {
-            Some(d) => PathBuf::from(d),
-            None => {
-                let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                    .join("recurrent-cases")
-                    .join(std::process::id().to_string());
-                common::run_script("make_recurrent_cases.py", &[dir.to_str().unwrap()]);
-                dir
-            }
-        };
-        let man: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
-                .unwrap();
-        let cases = man["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| Case {
-                name: c["name"].as_str().unwrap().into(),
-                model: dir.join(c["model"].as_str().unwrap()),
-                inputs: c["inputs"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .map(|(n, v)| {
-                        let data = raw(&dir.join(v["file"].as_str().unwrap()));
-                        Tensor::new(n.clone(), shape(&v["shape"]), data)
-                    })
-                    .collect(),
-                want: raw(&dir.join(c["output"]["file"].as_str().unwrap())),
-                shape: shape(&c["output"]["shape"]),
-            })
-            .collect();
+        let (dir, man, cases) =
+            common::cases_from("HEPML_RECURRENT_CASES", "make_recurrent_cases.py");
         let altered = man["altered"]
             .as_object()
             .unwrap()

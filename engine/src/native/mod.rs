@@ -37,6 +37,7 @@ mod build;
 mod conv1d;
 mod edgeconv;
 mod edgeconv_run;
+mod events;
 mod gemm;
 mod grad;
 mod graph;

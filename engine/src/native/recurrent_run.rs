@@ -13,7 +13,8 @@
 //! Batch norm is folded into the convolution (or the projection) after it. Results agree with
 //! ONNX Runtime within float rounding; the tests hold them to 1e-5 of the outputs' scale.
 
-use super::gemm::{conv, Block};
+use super::events::{softmax, split};
+use super::gemm::{conv, Block, Packed};
 use super::gru::Scratch as GruScratch;
 use super::kernels::Simd;
 use super::recurrent::{recognise, Branch, Program};
@@ -139,56 +140,45 @@ impl RecurrentEngine {
                             }
                         }
                     }
-                    for (l, relu) in convs {
-                        s.b.resize(l.co * cols, 0.0);
-                        let blk = Block {
-                            x: &s.a,
-                            ldx: cols,
-                            ncols: cols,
-                        };
-                        conv(self.simd, l, blk, &mut s.b, cols, *relu);
-                        std::mem::swap(&mut s.a, &mut s.b);
-                    }
-                    s.b.resize(gru.wx.co * cols, 0.0);
-                    let blk = Block {
-                        x: &s.a,
-                        ldx: cols,
-                        ncols: cols,
-                    };
-                    conv(self.simd, &gru.wx, blk, &mut s.b, cols, false);
+                    let ls = convs.iter().map(|(l, r)| (l, *r));
+                    self.layers(ls.chain([(&gru.wx, false)]), &mut s.a, &mut s.b, cols);
                     let h = &mut s.feat[row * n..(row + gru.hidden) * n];
-                    gru.run(self.simd, &s.b, t, n, h, &mut s.gru);
+                    gru.run(self.simd, &s.a, t, n, h, &mut s.gru);
                 }
             }
             row += b.width();
         }
         // Dense layers over the events.
-        std::mem::swap(&mut s.a, &mut s.feat);
-        for (l, relu) in &p.dense {
-            s.b.resize(l.co * n, 0.0);
-            let blk = Block {
-                x: &s.a,
-                ldx: n,
-                ncols: n,
-            };
-            conv(self.simd, l, blk, &mut s.b, n, *relu);
-            std::mem::swap(&mut s.a, &mut s.b);
-        }
-        std::mem::swap(&mut s.a, &mut s.feat);
-        let y = &s.feat;
+        let ls = p.dense.iter().map(|(l, r)| (l, *r));
+        self.layers(ls, &mut s.feat, &mut s.a, n);
         for (e, o) in out.chunks_exact_mut(wout).enumerate() {
             for (k, v) in o.iter_mut().enumerate() {
-                *v = y[k * n + e];
+                *v = s.feat[k * n + e];
             }
             if p.softmax {
-                let m = o.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for v in o.iter_mut() {
-                    *v = (*v - m).exp();
-                    sum += *v;
-                }
-                o.iter_mut().for_each(|v| *v /= sum);
+                softmax(o);
             }
+        }
+    }
+
+    /// Pointwise convolutions one after the other over `cols` columns, from `a` (where the
+    /// result is left) with `b` for the intermediate values.
+    fn layers<'p>(
+        &self,
+        ls: impl Iterator<Item = (&'p Packed, bool)>,
+        a: &mut Vec<f32>,
+        b: &mut Vec<f32>,
+        cols: usize,
+    ) {
+        for (l, relu) in ls {
+            b.resize(l.co * cols, 0.0);
+            let blk = Block {
+                x: a,
+                ldx: cols,
+                ncols: cols,
+            };
+            conv(self.simd, l, blk, b, cols, relu);
+            std::mem::swap(a, b);
         }
     }
 }
@@ -208,18 +198,7 @@ impl Engine for RecurrentEngine {
         let batch = self.batch(&xs)?;
         let w = self.prog.out_width();
         let mut out = vec![0f32; batch * w];
-        let parts = self.threads.clamp(1, batch.max(1));
-        let per = batch.div_ceil(parts).max(1);
-        std::thread::scope(|sc| {
-            for (i, chunk) in out.chunks_mut(per * w).enumerate() {
-                let xs = &xs;
-                if parts == 1 {
-                    self.events(xs, i * per, chunk);
-                } else {
-                    sc.spawn(move || self.events(xs, i * per, chunk));
-                }
-            }
-        });
+        split(self.threads, w, &mut out, |e0, o| self.events(&xs, e0, o));
         Ok(vec![Tensor::new(
             self.prog.output.clone(),
             vec![batch, w],
