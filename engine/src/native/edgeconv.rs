@@ -27,9 +27,9 @@
 
 mod knn;
 
-use super::conv1d::{fold_bn, read_bn, read_conv};
 use super::gemm::Packed;
-use super::graph::{attr_f, attrs, label, tensor_f64, Graph, Node, A};
+use super::graph::{attrs, label, tensor_f64, Graph, Node, A};
+use super::layers::{fold_bn, read_bn, read_conv, read_dense, Fc};
 use crate::ModelInfo;
 use tract_onnx::pb;
 
@@ -64,16 +64,6 @@ pub(super) struct Block {
     /// The shortcut: a pointwise convolution, or `None` for `x` itself.
     pub shortcut: Option<Packed>,
     pub cout: usize,
-}
-
-#[derive(Debug)]
-pub(super) struct Fc {
-    pub k: usize,
-    pub n: usize,
-    /// `n x k`.
-    pub w: Vec<f32>,
-    pub b: Vec<f32>,
-    pub relu: bool,
 }
 
 /// One piece of the output: columns `start..end` of the last dense layer, maybe softmaxed.
@@ -284,74 +274,7 @@ impl<'a> Reader<'a> {
 
     /// Dense layers back to the pooled vector (a `Div`).
     fn dense(&mut self, y: &str) -> Result<(String, Vec<Fc>), String> {
-        let mut layers = Vec::new();
-        let mut cur = y.to_string();
-        let mut relu = false;
-        loop {
-            let n = self.g.peek(&cur)?;
-            match n.op_type.as_str() {
-                "Relu" if !relu => {
-                    relu = true;
-                    cur = Graph::input(self.node(&cur, "Relu")?, 0)?.to_string();
-                }
-                "Gemm" => {
-                    let n = self.node(&cur, "Gemm")?;
-                    attrs(
-                        n,
-                        &[
-                            ("alpha", A::Any),
-                            ("beta", A::Any),
-                            ("transA", A::Int(0)),
-                            ("transB", A::Any),
-                        ],
-                    )?;
-                    if attr_f(n, "alpha").unwrap_or(1.0) != 1.0
-                        || attr_f(n, "beta").unwrap_or(1.0) != 1.0
-                    {
-                        return Err(format!("node {}: alpha/beta other than 1", label(n)));
-                    }
-                    let trans_b = n
-                        .attribute
-                        .iter()
-                        .find(|a| a.name == "transB")
-                        .is_some_and(|a| a.i == 1);
-                    let [x, w, b] = Graph::inputs::<3>(n)?;
-                    let (wd, wv) = self.g.weights(w)?;
-                    let (bd, bv) = self.g.weights(b)?;
-                    let [d0, d1] = wd.as_slice() else {
-                        return Err(format!("node {}: weights of dims {wd:?}", label(n)));
-                    };
-                    let (nn, kk) = if trans_b { (*d0, *d1) } else { (*d1, *d0) };
-                    let (nn, kk) = (nn as usize, kk as usize);
-                    let w = if trans_b {
-                        wv
-                    } else {
-                        (0..nn * kk).map(|i| wv[(i % kk) * nn + i / kk]).collect()
-                    };
-                    if bd != [nn as i64] {
-                        return Err(format!("node {}: bias of dims {bd:?}", label(n)));
-                    }
-                    layers.push(Fc {
-                        k: kk,
-                        n: nn,
-                        w,
-                        b: bv,
-                        relu,
-                    });
-                    relu = false;
-                    cur = x.to_string();
-                }
-                "Div" if !relu && !layers.is_empty() => break,
-                _ => {
-                    return Err(format!(
-                        "value '{cur}': node {} where a dense layer was expected",
-                        label(n)
-                    ))
-                }
-            }
-        }
-        layers.reverse();
-        Ok((cur, layers))
+        read_dense(&mut self.g, y, "Div")
     }
 
     /// `Div(ReduceSum(Mul(Relu(Conv(Concat(blocks))), cm)), Max(ReduceSum(cm), 1))`.

@@ -29,12 +29,11 @@
 //! run time like the dense kernels'.
 //!
 //! Recurrent taggers (DeepDoubleX: per-collection pointwise 1-D convolutions with batch norm,
-//! GRUs, dense layers) have a third: `recurrent` recognises them the same strict way (`conv1d`
+//! GRUs, dense layers) have a third: `recurrent` recognises them the same strict way (`layers`
 //! and `gru` read the layers), `recurrent_run` evaluates a batch's events together, the GRU's
 //! recurrence one matrix product per step for all of them.
 
 mod build;
-mod conv1d;
 mod edgeconv;
 mod edgeconv_run;
 mod events;
@@ -43,6 +42,7 @@ mod grad;
 mod graph;
 mod gru;
 mod kernels;
+mod layers;
 mod recurrent;
 mod recurrent_run;
 

@@ -15,13 +15,13 @@
 //!     goes through `Transpose(., [1, 0, 2])` and `Reshape(., [-1 or 0, H])`; its sequence
 //!     output `Y` must be unused;
 //! - the branches concatenated along axis 1;
-//! - dense layers `Add(MatMul(., W), b)`, each optionally followed by `Relu`;
+//! - dense layers (`Gemm` or `Add(MatMul(., W), b)`), each optionally followed by `Relu`;
 //! - optionally a `Softmax` over the last axis.
 
-use super::conv1d::{fold_bn, read_bn, read_conv, Bn};
 use super::gemm::Packed;
 use super::graph::{attrs, label, Graph, Node, A};
 use super::gru::{read_gru, Gru};
+use super::layers::{fold_bn, read_bn, read_conv, read_dense, Bn};
 use crate::ModelInfo;
 use tract_onnx::pb;
 
@@ -92,7 +92,11 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
         last_axis(n, &[1, -1])?;
         cur = Graph::input(n, 0)?.to_string();
     }
-    let (cat, dense) = r.dense(&cur)?;
+    let (cat, dense) = read_dense(&mut r.g, &cur, "Concat")?;
+    let dense: Vec<(Packed, bool)> = dense
+        .into_iter()
+        .map(|l| (Packed::new(l.n, l.k, &l.w, &l.b), l.relu))
+        .collect();
     let cat = r.g.node(&cat, "Concat")?;
     attrs(cat, &[("axis", A::Any)])?;
     last_axis(cat, &[1, -1])?;
@@ -148,57 +152,6 @@ impl<'a> Reader<'a> {
             return Err(format!("node {}: no perm", label(n)));
         }
         Graph::inputs::<1>(n).map(|[x]| x)
-    }
-
-    /// Dense layers back to the concatenation: its value and the layers in order.
-    #[allow(clippy::type_complexity)]
-    fn dense(&mut self, y: &str) -> Result<(String, Vec<(Packed, bool)>), String> {
-        let mut layers = Vec::new();
-        let mut cur = y.to_string();
-        let mut relu = false;
-        loop {
-            let n = self.g.peek(&cur)?;
-            match n.op_type.as_str() {
-                "Relu" if !relu => {
-                    let n = self.g.node(&cur, "Relu")?;
-                    attrs(n, &[])?;
-                    relu = true;
-                    cur = Graph::input(n, 0)?.to_string();
-                }
-                "Add" => {
-                    let add = self.g.node(&cur, "Add")?;
-                    attrs(add, &[])?;
-                    let [a, b] = Graph::inputs::<2>(add)?;
-                    let is_mm = |v: &str| self.g.peek(v).is_ok_and(|n| n.op_type == "MatMul");
-                    let (mm, bias) = if is_mm(a) { (a, b) } else { (b, a) };
-                    let mm = self.g.node(mm, "MatMul")?;
-                    attrs(mm, &[])?;
-                    let [x, w] = Graph::inputs::<2>(mm)?;
-                    let (wd, w) = self.g.weights(w)?;
-                    let [k, n] = wd[..] else {
-                        return Err(format!("node {}: weights of dims {wd:?}", label(mm)));
-                    };
-                    let (k, n) = (k as usize, n as usize);
-                    let (bd, bias) = self.g.weights(bias)?;
-                    if bd != [n as i64] && bd != [1, n as i64] {
-                        return Err(format!("node {}: bias of dims {bd:?}", label(add)));
-                    }
-                    let wt: Vec<f32> = (0..n * k).map(|i| w[(i % k) * n + i / k]).collect();
-                    layers.push((Packed::new(n, k, &wt, &bias), relu));
-                    relu = false;
-                    cur = x.to_string();
-                }
-                "Concat" if !relu && !layers.is_empty() => break,
-                _ => {
-                    return Err(format!(
-                        "value '{cur}': node {} where a dense layer was expected",
-                        label(n)
-                    ))
-                }
-            }
-        }
-        layers.reverse();
-        Ok((cur, layers))
     }
 
     /// One input of the concatenation.

@@ -1,9 +1,22 @@
 //! Reading the layers the graph evaluators share: pointwise convolutions (1-D or 2-D, kernel
 //! size 1: the only size these evaluators run; any other is refused by name) with constant
-//! weights, and inference-mode batch normalisation, folded into the convolution after it.
+//! weights, inference-mode batch normalisation (folded into the convolution after it), and
+//! chains of dense layers (`Gemm`, or `Add(MatMul(x, W), b)` as Keras exports write it, each
+//! optionally followed by `Relu`).
 
 use super::gemm::Packed;
 use super::graph::{attr_f, attrs, label, Graph, Node, A};
+
+/// A dense layer `y = act(W x + b)`.
+#[derive(Debug)]
+pub(super) struct Fc {
+    pub k: usize,
+    pub n: usize,
+    /// `n x k`.
+    pub w: Vec<f32>,
+    pub b: Vec<f32>,
+    pub relu: bool,
+}
 
 /// An inference-mode batch normalisation: `y = a x + c` per channel, with `a = scale /
 /// sqrt(var + eps)`, `c = B - mean a` (in double precision).
@@ -114,4 +127,92 @@ pub(super) fn fold_bn(conv: &Packed, bn: &Bn) -> Result<Packed, String> {
         b2[o] = s as f32;
     }
     Ok(Packed::new(conv.co, ci, &w2, &b2))
+}
+
+/// Dense layers back from `y` to a value produced by a `stop` node: that value and the layers
+/// in order.
+pub(super) fn read_dense(g: &mut Graph, y: &str, stop: &str) -> Result<(String, Vec<Fc>), String> {
+    let mut layers = Vec::new();
+    let mut cur = y.to_string();
+    let mut relu = false;
+    loop {
+        let n = g.peek(&cur)?;
+        let (x, w, b, trans_b) = match n.op_type.as_str() {
+            "Relu" if !relu => {
+                let n = g.node(&cur, "Relu")?;
+                attrs(n, &[])?;
+                relu = true;
+                cur = Graph::input(n, 0)?.to_string();
+                continue;
+            }
+            "Gemm" => {
+                let n = g.node(&cur, "Gemm")?;
+                attrs(
+                    n,
+                    &[
+                        ("alpha", A::Any),
+                        ("beta", A::Any),
+                        ("transA", A::Int(0)),
+                        ("transB", A::Any),
+                    ],
+                )?;
+                if attr_f(n, "alpha").unwrap_or(1.0) != 1.0
+                    || attr_f(n, "beta").unwrap_or(1.0) != 1.0
+                {
+                    return Err(format!("node {}: alpha/beta other than 1", label(n)));
+                }
+                let trans_b = n
+                    .attribute
+                    .iter()
+                    .find(|a| a.name == "transB")
+                    .is_some_and(|a| a.i == 1);
+                let [x, w, b] = Graph::inputs::<3>(n)?;
+                (x, w, b, trans_b)
+            }
+            "Add" => {
+                let add = g.node(&cur, "Add")?;
+                attrs(add, &[])?;
+                let [a0, a1] = Graph::inputs::<2>(add)?;
+                let is_mm = g.peek(a0).is_ok_and(|n| n.op_type == "MatMul");
+                let (mm, b) = if is_mm { (a0, a1) } else { (a1, a0) };
+                let mm = g.node(mm, "MatMul")?;
+                attrs(mm, &[])?;
+                let [x, w] = Graph::inputs::<2>(mm)?;
+                (x, w, b, false)
+            }
+            op if op == stop && !relu && !layers.is_empty() => break,
+            _ => {
+                return Err(format!(
+                    "value '{cur}': node {} where a dense layer was expected",
+                    label(n)
+                ))
+            }
+        };
+        let (wd, wv) = g.weights(w)?;
+        let (bd, bv) = g.weights(b)?;
+        let [d0, d1] = wd[..] else {
+            return Err(format!("value '{cur}': weights of dims {wd:?}"));
+        };
+        let (nn, kk) = if trans_b { (d0, d1) } else { (d1, d0) };
+        let (nn, kk) = (nn as usize, kk as usize);
+        let w = if trans_b {
+            wv
+        } else {
+            (0..nn * kk).map(|i| wv[(i % kk) * nn + i / kk]).collect()
+        };
+        if bd != [nn as i64] && bd != [1, nn as i64] {
+            return Err(format!("value '{cur}': bias of dims {bd:?}"));
+        }
+        layers.push(Fc {
+            k: kk,
+            n: nn,
+            w,
+            b: bv,
+            relu,
+        });
+        relu = false;
+        cur = x.to_string();
+    }
+    layers.reverse();
+    Ok((cur, layers))
 }
