@@ -10,10 +10,11 @@ Inputs: random, seeded, shaped as the models take them (ParticleNet: 50 particle
 vertices, masks with 16..50 and 1..5 real entries; BvL: 1x5, 60x8, 40x21, 5x7 with random
 lengths). hepml's settings, each timed in one process (median seconds per call over --calls
 after a warm-up): "auto" (ONNX Runtime found: the venv's wheel), "auto, no ONNX Runtime",
-tract, native (the EdgeConv evaluator takes ParticleNet; BvL's GRUs are refused), ort. onnxruntime (Python) runs with
+tract, native (the EdgeConv evaluator takes ParticleNet, the recurrent one BvL), ort. onnxruntime (Python) runs with
 intra_op_num_threads = --threads before and after hepml; the faster of the two is the reference.
 Prints events/s, the ratio to onnxruntime (>= 1: hepml at least as fast) and max |diff| of the
-outputs to onnxruntime's. Goal: auto >= 1x onnxruntime; the native path >= 1x without ONNX Runtime.
+outputs to onnxruntime's, then a summary line per model with the native path's and auto's ratios.
+Goal: auto >= 1x onnxruntime; the native path >= 1x without ONNX Runtime.
 """
 import argparse
 import json
@@ -72,6 +73,7 @@ def main():
     rng = np.random.default_rng(17)
     print(f"batch {a.batch}, {a.threads} threads, median of {a.calls} calls; ratio = events/s / onnxruntime's")
     print(f"{'model':24} {'setting':24} {'engine':7} {'events/s':>10} {'ratio':>7} {'max|diff|':>10}")
+    summary = []
     for label, rel, make in MODELS:
         model = os.path.normpath(os.path.join(SHARED, rel))
         if not os.path.exists(model):
@@ -89,6 +91,7 @@ def main():
         t_after, _ = time_onnxruntime(model, feeds, a.threads, a.calls)
         ref = a.batch / min(t_before, t_after)
         print(f"{label:24} {'onnxruntime (Python)':24} {'':7} {ref:10.0f} {1.0:7.2f} {'':>10}")
+        ratios = {}
         for line in r.stdout.splitlines():
             row = json.loads(line)
             if "error" in row:
@@ -100,6 +103,14 @@ def main():
             )
             eps = row["events_per_s"]
             print(f"{label:24} {row['setting']:24} {row['engine']:7} {eps:10.0f} {eps / ref:7.2f} {diff:10.2e}")
+            ratios[row["setting"]] = eps / ref
+        native = ratios.get("native")
+        auto = ratios.get("auto")
+        summary.append(
+            f"{label:24} native {'refused' if native is None else f'{native:.2f}x'}, "
+            f"auto {'refused' if auto is None else f'{auto:.2f}x'} onnxruntime's events/s"
+        )
+    print("\n".join(["", "goal >= 1x:"] + summary))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,18 @@ from make_engine_models import SHARED, particlenet_feeds  # noqa: E402
 MODEL = os.path.join(SHARED, "onnx", "cms-particlenet-ak4-hlt", "particle-net.onnx")
 
 
+def write_case(out, name, feeds, want):
+    """Writes a case's inputs and expected output as raw float32 files: its manifest entry."""
+    inputs = {}
+    for k, v in feeds.items():
+        f = f"{name}.{k}.f32"
+        np.ascontiguousarray(v, "<f4").tofile(os.path.join(out, f))
+        inputs[k] = {"file": f, "shape": list(v.shape)}
+    f = f"{name}.output.f32"
+    np.ascontiguousarray(want, "<f4").tofile(os.path.join(out, f))
+    return {"name": name, "inputs": inputs, "output": {"file": f, "shape": list(want.shape)}}
+
+
 def altered(out):
     """Copies of the model with one change each that alters the numbers: name -> path."""
     paths = {}
@@ -92,16 +104,7 @@ def main():
             for k in ("sv_mask", "sv_points", "sv_features"):
                 feeds[k] = feeds[k] * 0
         (want,) = s.run(["output"], feeds)
-        inputs = {}
-        for k, v in feeds.items():
-            f = f"{name}.{k}.f32"
-            np.ascontiguousarray(v, "<f4").tofile(os.path.join(out, f))
-            inputs[k] = {"file": f, "shape": list(v.shape)}
-        f = f"{name}.output.f32"
-        np.ascontiguousarray(want, "<f4").tofile(os.path.join(out, f))
-        cases.append(
-            {"name": name, "inputs": inputs, "output": {"file": f, "shape": list(want.shape)}}
-        )
+        cases.append(write_case(out, name, feeds, want))
     man = {"model": MODEL, "cases": cases, "altered": altered(out)}
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(man, fh, indent=1)

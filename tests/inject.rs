@@ -734,8 +734,10 @@ print(json.dumps(json.loads(uproot.open(sys.argv[1])["hepml_provenance"].member(
 /// provenance record name the choice and its reason: a dense MLP stays on the native
 /// evaluator (and `--timing` reports each stage's events/s); ParticleNet goes to the native
 /// EdgeConv evaluator whether ONNX Runtime's library is found (the venv's wheel: a missing one
-/// fails the test) or switched off with `--ort-lib none`, with onnxruntime's scores either way; DeepDoubleX (GRUs tract would run wrongly) without ONNX Runtime is a
-/// one-line error naming tract's refusal, and no output.
+/// fails the test) or switched off with `--ort-lib none`, with onnxruntime's scores either way; a
+/// DeepDoubleX whose GRUs neither the native recurrent evaluator implements (a Relu candidate
+/// activation) nor tract runs rightly is, without ONNX Runtime, a one-line error naming tract's
+/// refusal, and no output.
 #[test]
 fn auto_engine_choice_is_logged_and_recorded() {
     engine::ort::find_library(None).expect("libonnxruntime (the venv's onnxruntime)");
@@ -808,7 +810,9 @@ fn auto_engine_choice_is_logged_and_recorded() {
         assert!(d <= 1e-5, "{want}: {d}");
     }
 
-    let bvl = shared("onnx/cms-deepdoublex-bvl/BvL.onnx");
+    // The model itself runs natively; scripts/make_recurrent_cases.py writes the altered copy.
+    script("make_recurrent_cases.py", &[&f.p("recurrent")]);
+    let bvl = f.p("recurrent/altered-candidate_relu.onnx");
     std::fs::write(
         f.p("bvl.yaml"),
         "inputs:\n  input_1: [E1]\noutputs:\n  ID_pred: bvl\n",

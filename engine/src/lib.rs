@@ -8,10 +8,12 @@
 //!   standardisation) evaluated natively, allocation-free, sub-microsecond per event;
 //! - [`native::EdgeConvEngine`]: particle-cloud networks (ParticleNet's EdgeConv family)
 //!   evaluated natively, event by event;
+//! - [`native::RecurrentEngine`]: recurrent taggers (DeepDoubleX: 1-D convolutions, GRUs, dense
+//!   layers) evaluated natively, a batch's events together;
 //! - `ort::OrtEngine` (feature `ort`): ONNX Runtime loaded at run time, CPU or CUDA.
 //!
 //! A [`Model`] is an ONNX file read and decoded once; [`open_with_choice`] picks an engine for it
-//! ([`EngineKind::Auto`]: tree ensembles, dense and EdgeConv networks to the native evaluators, every
+//! ([`EngineKind::Auto`]: tree ensembles, dense, EdgeConv and recurrent networks to the native evaluators, every
 //! other graph to ONNX Runtime when its library is found, else tract), loads it from that one
 //! decode and says which and why ([`Choice`]), for logs and provenance. The models' `metadata_props` (see [`ModelInfo::metadata`]) carry
 //! hepml's feature map.
@@ -90,7 +92,8 @@ pub enum EngineKind {
     Auto,
     Tract,
     Trees,
-    /// The native evaluators of dense and EdgeConv networks (an error for any other graph).
+    /// The native evaluators of dense, EdgeConv and recurrent networks (an error for any other
+    /// graph).
     Native,
     /// ONNX Runtime (needs the `ort` feature).
     Ort,
@@ -209,7 +212,8 @@ pub fn open(model: &Model, opts: &EngineOptions) -> Result<Opened, EngineError> 
 /// Loads `model` on the engine `opts` asks for, and says which and why.
 ///
 /// [`EngineKind::Auto`] picks the fastest engine that is correct for the graph:
-/// - tree ensembles and dense networks: hepml's native evaluators;
+/// - tree ensembles and the networks a native evaluator recognises (dense, EdgeConv, recurrent
+///   taggers): hepml's native evaluators;
 /// - every other graph (and a tree ensemble the native evaluator refuses): ONNX Runtime when
 ///   its library is found (`ort_library`, `ORT_DYLIB_PATH`, a venv's onnxruntime wheel; see
 ///   [`OrtLibrary`]), else tract. ONNX Runtime also takes the graphs tract refuses (recurrent
@@ -262,8 +266,11 @@ fn open_auto(model: &Model, opts: &EngineOptions) -> Result<(Opened, Choice), En
     } else {
         match load(model, opts, EngineKind::Native) {
             Ok(e) => {
-                let what = match e {
+                let what = match &e {
                     Opened::Native(_) => "dense network",
+                    o if o.engine().describe().starts_with("native (GRU") => {
+                        "recurrent (GRU) network"
+                    }
                     _ => "particle-cloud (EdgeConv) network",
                 };
                 let c = chose(EngineKind::Native, format!("{what}: native evaluator"));
@@ -417,11 +424,18 @@ fn load(model: &Model, opts: &EngineOptions, kind: EngineKind) -> Result<Opened,
             Err(EngineError::Unsupported { path, msg }) => {
                 match native::EdgeConvEngine::load(model) {
                     Ok(e) => Opened::Other(Box::new(with_threads!(e))),
+                    // Nor that: maybe a recurrent tagger; else the three reasons.
                     Err(EngineError::Unsupported { msg: why, .. }) => {
-                        return Err(EngineError::Unsupported {
-                            path,
-                            msg: format!("{msg}; {why}"),
-                        })
+                        match native::RecurrentEngine::load(model) {
+                            Ok(e) => Opened::Other(Box::new(with_threads!(e))),
+                            Err(EngineError::Unsupported { msg: why2, .. }) => {
+                                return Err(EngineError::Unsupported {
+                                    path,
+                                    msg: format!("{msg}; {why}; {why2}"),
+                                })
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                     Err(e) => return Err(e),
                 }

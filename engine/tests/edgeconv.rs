@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::Case;
 use engine::{native, Engine, EngineKind, EngineOptions, Model, OrtLibrary, Tensor};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -13,72 +14,17 @@ use std::sync::OnceLock;
 /// Relative to the outputs' scale (probabilities and a raw score of order 1).
 const TOL: f32 = 1e-5;
 
-struct Case {
-    name: String,
-    inputs: Vec<Tensor>,
-    want: Vec<f32>,
-    shape: Vec<usize>,
-}
-
 struct Cases {
     model: PathBuf,
     cases: Vec<Case>,
     altered: Vec<(String, PathBuf)>,
 }
 
-fn raw(path: &Path) -> Vec<f32> {
-    std::fs::read(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn shape(v: &serde_json::Value) -> Vec<usize> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect()
-}
-
 fn cases() -> &'static Cases {
     static C: OnceLock<Cases> = OnceLock::new();
     C.get_or_init(|| {
-        // HEPML_EDGECONV_CASES: the script's output written before (for a machine without
-        // onnxruntime, e.g. to check another CPU's SIMD level); paths in it relative to it.
-        let dir = match std::env::var_os("HEPML_EDGECONV_CASES") {
-            Some(d) => PathBuf::from(d),
-            None => {
-                let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-                    .join("edgeconv-cases")
-                    .join(std::process::id().to_string());
-                common::run_script("make_edgeconv_cases.py", &[dir.to_str().unwrap()]);
-                dir
-            }
-        };
-        let man: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
-                .unwrap();
-        let cases = man["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| Case {
-                name: c["name"].as_str().unwrap().into(),
-                inputs: c["inputs"]
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .map(|(n, v)| {
-                        let data = raw(&dir.join(v["file"].as_str().unwrap()));
-                        Tensor::new(n.clone(), shape(&v["shape"]), data)
-                    })
-                    .collect(),
-                want: raw(&dir.join(c["output"]["file"].as_str().unwrap())),
-                shape: shape(&c["output"]["shape"]),
-            })
-            .collect();
+        let (dir, man, cases) =
+            common::cases_from("HEPML_EDGECONV_CASES", "make_edgeconv_cases.py");
         let altered = man["altered"]
             .as_object()
             .unwrap()

@@ -212,6 +212,7 @@ fn tract_and_native_trees_match_onnxruntime() {
                 "trees" => ("native trees", EngineKind::Trees, "tree ensemble"),
                 "native" => ("native dense", EngineKind::Native, "dense network"),
                 "edgeconv" => ("native (EdgeConv", EngineKind::Native, "(EdgeConv) network"),
+                "recurrent" => ("native (GRU", EngineKind::Native, "recurrent (GRU) network"),
                 _ => ("tract", EngineKind::Tract, "ONNX Runtime is switched off"),
             };
             assert!(
@@ -264,6 +265,7 @@ fn auto_keeps_native_graphs_native() {
             "trees" => ("native trees", EngineKind::Trees),
             "native" => ("native dense", EngineKind::Native),
             "edgeconv" => ("native (EdgeConv", EngineKind::Native),
+            "recurrent" => ("native (GRU", EngineKind::Native),
             _ => continue,
         };
         let (e, choice) = open_with(&c.model, EngineKind::Auto, OrtLibrary::Search)
@@ -785,19 +787,19 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
         let d = testutil::max_diff(&a[0].data, &b[0].data);
         assert!(d <= TOL, "{act}: {d}");
     }
-    // Not dense networks: tree ensembles, ParticleNet (EdgeConv: the other native evaluator
-    // takes it), DeepDoubleX (GRUs).
-    for name in ["gbc", "particlenet", "bvl"] {
+    // Not dense networks: tree ensembles, ParticleNet and DeepDoubleX (the EdgeConv and the
+    // recurrent evaluators take them).
+    for (name, other) in [
+        ("gbc", None),
+        ("particlenet", Some("native (EdgeConv")),
+        ("bvl", Some("native (GRU")),
+    ] {
         let c = case(name);
         let why = native::recognise(&Model::read(&c.model).unwrap()).expect_err(name);
         eprintln!("{name:12} not dense: {why}");
-        if name == "particlenet" {
+        if let Some(other) = other {
             let e = open(&c.model, EngineKind::Native).unwrap();
-            assert!(
-                e.describe().starts_with("native (EdgeConv"),
-                "{}",
-                e.describe()
-            );
+            assert!(e.describe().starts_with(other), "{}", e.describe());
             continue;
         }
         let err = open(&c.model, EngineKind::Native).err().expect("refused");
@@ -806,6 +808,7 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
             &[
                 "not a dense network for the native evaluator",
                 "not a network for the native EdgeConv evaluator",
+                "not a network for the native recurrent evaluator",
             ],
         );
     }

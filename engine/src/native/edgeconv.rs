@@ -28,7 +28,8 @@
 mod knn;
 
 use super::gemm::Packed;
-use super::graph::{attr_f, attrs, label, tensor_f64, Graph, Node, A};
+use super::graph::{attrs, label, tensor_f64, Graph, Node, A};
+use super::layers::{fold_bn, read_bn, read_conv, read_dense, Fc};
 use crate::ModelInfo;
 use tract_onnx::pb;
 
@@ -63,16 +64,6 @@ pub(super) struct Block {
     /// The shortcut: a pointwise convolution, or `None` for `x` itself.
     pub shortcut: Option<Packed>,
     pub cout: usize,
-}
-
-#[derive(Debug)]
-pub(super) struct Fc {
-    pub k: usize,
-    pub n: usize,
-    /// `n x k`.
-    pub w: Vec<f32>,
-    pub b: Vec<f32>,
-    pub relu: bool,
 }
 
 /// One piece of the output: columns `start..end` of the last dense layer, maybe softmaxed.
@@ -283,74 +274,7 @@ impl<'a> Reader<'a> {
 
     /// Dense layers back to the pooled vector (a `Div`).
     fn dense(&mut self, y: &str) -> Result<(String, Vec<Fc>), String> {
-        let mut layers = Vec::new();
-        let mut cur = y.to_string();
-        let mut relu = false;
-        loop {
-            let n = self.g.peek(&cur)?;
-            match n.op_type.as_str() {
-                "Relu" if !relu => {
-                    relu = true;
-                    cur = Graph::input(self.node(&cur, "Relu")?, 0)?.to_string();
-                }
-                "Gemm" => {
-                    let n = self.node(&cur, "Gemm")?;
-                    attrs(
-                        n,
-                        &[
-                            ("alpha", A::Any),
-                            ("beta", A::Any),
-                            ("transA", A::Int(0)),
-                            ("transB", A::Any),
-                        ],
-                    )?;
-                    if attr_f(n, "alpha").unwrap_or(1.0) != 1.0
-                        || attr_f(n, "beta").unwrap_or(1.0) != 1.0
-                    {
-                        return Err(format!("node {}: alpha/beta other than 1", label(n)));
-                    }
-                    let trans_b = n
-                        .attribute
-                        .iter()
-                        .find(|a| a.name == "transB")
-                        .is_some_and(|a| a.i == 1);
-                    let [x, w, b] = Graph::inputs::<3>(n)?;
-                    let (wd, wv) = self.g.weights(w)?;
-                    let (bd, bv) = self.g.weights(b)?;
-                    let [d0, d1] = wd.as_slice() else {
-                        return Err(format!("node {}: weights of dims {wd:?}", label(n)));
-                    };
-                    let (nn, kk) = if trans_b { (*d0, *d1) } else { (*d1, *d0) };
-                    let (nn, kk) = (nn as usize, kk as usize);
-                    let w = if trans_b {
-                        wv
-                    } else {
-                        (0..nn * kk).map(|i| wv[(i % kk) * nn + i / kk]).collect()
-                    };
-                    if bd != [nn as i64] {
-                        return Err(format!("node {}: bias of dims {bd:?}", label(n)));
-                    }
-                    layers.push(Fc {
-                        k: kk,
-                        n: nn,
-                        w,
-                        b: bv,
-                        relu,
-                    });
-                    relu = false;
-                    cur = x.to_string();
-                }
-                "Div" if !relu && !layers.is_empty() => break,
-                _ => {
-                    return Err(format!(
-                        "value '{cur}': node {} where a dense layer was expected",
-                        label(n)
-                    ))
-                }
-            }
-        }
-        layers.reverse();
-        Ok((cur, layers))
+        read_dense(&mut self.g, y, "Div")
     }
 
     /// `Div(ReduceSum(Mul(Relu(Conv(Concat(blocks))), cm)), Max(ReduceSum(cm), 1))`.
@@ -451,41 +375,9 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// A pointwise convolution (`rank` 3: 1-D, 4: 2-D) with constant weights: packed, and its
-    /// input.
+    /// A pointwise convolution (see [`read_conv`]): packed, and its input.
     fn conv(&mut self, n: &Node, rank: usize) -> Result<(Packed, String), String> {
-        let ones = vec![1i64; rank - 2];
-        let zeros = vec![0i64; 2 * (rank - 2)];
-        attrs(
-            n,
-            &[
-                ("dilations", A::Ints(&ones)),
-                ("group", A::Int(1)),
-                ("kernel_shape", A::Ints(&ones)),
-                ("pads", A::Ints(&zeros)),
-                ("strides", A::Ints(&ones)),
-            ],
-        )?;
-        let x = Graph::input(n, 0)?.to_string();
-        let (wd, w) = self.g.weights(Graph::input(n, 1)?)?;
-        if wd.len() != rank || wd[2..].iter().any(|&d| d != 1) {
-            return Err(format!("node {}: weights of dims {wd:?}", label(n)));
-        }
-        let (co, ci) = (wd[0] as usize, wd[1] as usize);
-        let b = match n.input.get(2).filter(|s| !s.is_empty()) {
-            Some(b) => {
-                let (bd, b) = self.g.weights(b)?;
-                if bd != [co as i64] {
-                    return Err(format!("node {}: bias of dims {bd:?}", label(n)));
-                }
-                b
-            }
-            None => vec![0.0; co],
-        };
-        if n.input.len() > 3 {
-            return Err(format!("node {}: extra inputs", label(n)));
-        }
-        Ok((Packed::new(co, ci, &w, &b), x))
+        read_conv(&mut self.g, n, rank)
     }
 
     /// The chain of EdgeConv blocks ending in `out`: the blocks in order, their output values,
@@ -624,16 +516,9 @@ impl<'a> Reader<'a> {
             let conv = self.node(Graph::input(relu, 0)?, "Conv")?;
             let (conv, mut v) = self.conv(conv, 3)?;
             let bn = if self.g.peek(&v)?.op_type == "BatchNormalization" {
-                let bn = self.node(&v, "BatchNormalization")?;
-                attrs(bn, &[("epsilon", A::Any), ("momentum", A::Any)])?;
-                let [i, sc, b, mean, var] = Graph::inputs::<5>(bn)?;
-                let eps = attr_f(bn, "epsilon").unwrap_or(1e-5);
-                let sc = self.g.konst(sc)?.1;
-                let b = self.g.konst(b)?.1;
-                let mean = self.g.konst(mean)?.1;
-                let var = self.g.konst(var)?.1;
-                v = i.to_string();
-                Some((sc, b, mean, var, eps))
+                let (bn, i) = read_bn(&mut self.g, &v)?;
+                v = i;
+                Some(bn)
             } else {
                 None
             };
@@ -643,7 +528,7 @@ impl<'a> Reader<'a> {
             }
             let conv = match bn {
                 None => conv,
-                Some(bn) => fold_bn(&conv, bn)?,
+                Some(bn) => fold_bn(&conv, &bn)?,
             };
             let points = index(p)?;
             let d = info.inputs[points].shape[1].ok_or("points of unknown dimension")?;
@@ -673,34 +558,6 @@ impl<'a> Reader<'a> {
 fn reduce_last(n: &Node, keepdims: i64) -> Result<(), String> {
     attrs(n, &[("axes", A::Any), ("keepdims", A::Int(keepdims))])?;
     axis_is(n, "axes", &[-1, 2])
-}
-
-/// `conv(bn(x))` as one convolution: `W (a x + c) + b = (W diag(a)) x + (W c + b)` with
-/// `a = scale / sqrt(var + eps)`, `c = B - mean a`.
-fn fold_bn(
-    conv: &Packed,
-    (sc, b, mean, var, eps): (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, f32),
-) -> Result<Packed, String> {
-    let ci = conv.ci;
-    if [sc.len(), b.len(), mean.len(), var.len()] != [ci; 4] {
-        return Err("batch norm of another width than its convolution".into());
-    }
-    let (w, bias) = conv.unpacked();
-    let a: Vec<f64> = (0..ci)
-        .map(|i| sc[i] / (var[i] + eps as f64).sqrt())
-        .collect();
-    let c: Vec<f64> = (0..ci).map(|i| b[i] - mean[i] * a[i]).collect();
-    let mut w2 = vec![0f32; w.len()];
-    let mut b2 = vec![0f32; conv.co];
-    for o in 0..conv.co {
-        let mut s = bias[o] as f64;
-        for i in 0..ci {
-            w2[o * ci + i] = (w[o * ci + i] as f64 * a[i]) as f32;
-            s += w[o * ci + i] as f64 * c[i];
-        }
-        b2[o] = s as f32;
-    }
-    Ok(Packed::new(conv.co, ci, &w2, &b2))
 }
 
 /// The first edge convolution `W = [W_a | W_b]` (over `[x_i, x_j - x_i]`, `c` channels each)

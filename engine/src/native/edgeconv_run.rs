@@ -17,6 +17,7 @@
 //! scale.
 
 use super::edgeconv::{recognise, Knn, Program};
+use super::events::{softmax, split};
 use super::gemm::{conv, Block as X};
 use super::kernels::Simd;
 use crate::{Engine, EngineError, Model, ModelInfo, Tensor};
@@ -301,16 +302,9 @@ impl EdgeConvEngine {
         for part in &p.parts {
             let o = &mut out[at..at + part.end - part.start];
             let y = &v[part.start..part.end];
+            o.copy_from_slice(y);
             if part.softmax {
-                let m = y.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (o, y) in o.iter_mut().zip(y) {
-                    *o = (y - m).exp();
-                    sum += *o;
-                }
-                o.iter_mut().for_each(|v| *v /= sum);
-            } else {
-                o.copy_from_slice(y);
+                softmax(o);
             }
             at += o.len();
         }
@@ -392,17 +386,8 @@ impl Engine for EdgeConvEngine {
         let (batch, sizes) = self.sizes(&xs)?;
         let w = self.prog.out_width();
         let mut out = vec![0f32; batch * w];
-        let parts = self.threads.clamp(1, batch.max(1));
-        let per = batch.div_ceil(parts).max(1);
-        std::thread::scope(|sc| {
-            for (i, chunk) in out.chunks_mut(per * w).enumerate() {
-                let (xs, sizes) = (&xs, &sizes);
-                if parts == 1 {
-                    self.events(xs, sizes, i * per, chunk);
-                } else {
-                    sc.spawn(move || self.events(xs, sizes, i * per, chunk));
-                }
-            }
+        split(self.threads, w, &mut out, |e0, o| {
+            self.events(&xs, &sizes, e0, o)
         });
         Ok(vec![Tensor::new(
             self.prog.output.clone(),

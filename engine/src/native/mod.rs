@@ -27,17 +27,28 @@
 //! them (every node of the graph accounted for, or refused), `edgeconv_run` evaluates them
 //! event by event with the pointwise convolutions of `gemm`, whose SIMD level is chosen at
 //! run time like the dense kernels'.
+//!
+//! Recurrent taggers (DeepDoubleX: per-collection pointwise 1-D convolutions with batch norm,
+//! GRUs, dense layers) have a third: `recurrent` recognises them the same strict way (`layers`
+//! and `gru` read the layers), `recurrent_run` evaluates a batch's events together, the GRU's
+//! recurrence one matrix product per step for all of them.
 
 mod build;
 mod edgeconv;
 mod edgeconv_run;
+mod events;
 mod gemm;
 mod grad;
 mod graph;
+mod gru;
 mod kernels;
+mod layers;
+mod recurrent;
+mod recurrent_run;
 
 pub use edgeconv_run::{recognise_graph as recognise_edgeconv, EdgeConvEngine};
 pub use grad::{Backprop, Grads, Target};
+pub use recurrent_run::{recognise_graph as recognise_recurrent, RecurrentEngine};
 
 use super::{Engine, EngineError, Model, ModelInfo, Tensor};
 use build::build;

@@ -13,3 +13,71 @@ pub fn run_script(script: &str, args: &[&str]) -> String {
     assert!(out.status.success(), "{script} {args:?} failed:\n{stderr}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A parity case written by a `make_*_cases.py` script: inputs and onnxruntime's output.
+#[allow(dead_code)] // not every test binary reads cases files
+pub struct Case {
+    pub name: String,
+    /// The case's own model, else the manifest's.
+    pub model: std::path::PathBuf,
+    pub inputs: Vec<engine::Tensor>,
+    pub want: Vec<f32>,
+    pub shape: Vec<usize>,
+}
+
+/// Runs `script` into a fresh directory, or takes `env`'s (the script's output written before,
+/// for a machine without onnxruntime, e.g. to check another CPU's SIMD level; paths in it
+/// relative to it): the directory, its manifest and its cases.
+#[allow(dead_code)] // not every test binary reads cases files
+pub fn cases_from(env: &str, script: &str) -> (std::path::PathBuf, serde_json::Value, Vec<Case>) {
+    let dir = match std::env::var_os(env) {
+        Some(d) => std::path::PathBuf::from(d),
+        None => {
+            let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                .join(script.trim_end_matches(".py"))
+                .join(std::process::id().to_string());
+            run_script(script, &[dir.to_str().unwrap()]);
+            dir
+        }
+    };
+    let man: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let cases = man["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().into(),
+            model: dir.join(c.get("model").unwrap_or(&man["model"]).as_str().unwrap()),
+            inputs: c["inputs"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(n, v)| {
+                    let data = raw(&dir.join(v["file"].as_str().unwrap()));
+                    engine::Tensor::new(n.clone(), shape(&v["shape"]), data)
+                })
+                .collect(),
+            want: raw(&dir.join(c["output"]["file"].as_str().unwrap())),
+            shape: shape(&c["output"]["shape"]),
+        })
+        .collect();
+    (dir, man, cases)
+}
+
+/// A raw little-endian float32 file (the cases scripts' format).
+fn raw(path: &std::path::Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn shape(v: &serde_json::Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect()
+}

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Inputs and onnxruntime outputs for the native recurrent evaluator's parity test
+(engine/tests/recurrent.rs), plus altered copies of the model: some it must run (other GRU
+settings it implements, checked against onnxruntime too), some it must refuse.
+
+  make_recurrent_cases.py OUTDIR
+
+The model: CMS DeepDoubleX BvL in ../shared/data (referenced in place, never copied).
+Cases (raw little-endian float32 files, shapes in OUTDIR/manifest.json):
+- batches of 1, 7, 64 and 65 events with the sequences zero-padded to random lengths (as
+  bench_taggers feeds them);
+- full sequences, empty ones (all zeros), and inputs five times wider (saturated gates);
+- for each implemented variant (GRUs with linear_before_reset 1, direction forward, Sigmoid
+  gates, clip 0.5) a batch of 65.
+onnxruntime runs with one intra-op thread. The refused variants (a Relu or Softsign
+activation, bidirectional, sequence_lens or initial_h given, a convolution of kernel size 3)
+must each be refused naming what does not fit.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as rt
+from onnx import helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from make_edgeconv_cases import write_case  # noqa: E402
+from make_engine_models import SHARED, bvl_feeds  # noqa: E402
+
+MODEL = os.path.join(SHARED, "onnx", "cms-deepdoublex-bvl", "BvL.onnx")
+
+
+def set_attr(node, name, value):
+    """Replaces (or adds) attribute `name` of `node`."""
+    for a in list(node.attribute):
+        if a.name == name:
+            node.attribute.remove(a)
+    if value is not None:
+        node.attribute.append(helper.make_attribute(name, value))
+
+
+def grus(m):
+    return [n for n in m.graph.node if n.op_type == "GRU"]
+
+
+def variants():
+    """Altered models: name -> (model, runs natively)."""
+    out = {}
+
+    m = onnx.load(MODEL)
+    for n in grus(m):
+        set_attr(n, "linear_before_reset", 1)
+    out["linear_before_reset"] = (m, True)
+
+    m = onnx.load(MODEL)
+    for n in grus(m):
+        set_attr(n, "direction", "forward")
+    out["forward"] = (m, True)
+
+    m = onnx.load(MODEL)
+    for n in grus(m):
+        set_attr(n, "activations", ["Sigmoid", "Tanh"])
+        set_attr(n, "activation_alpha", None)
+        set_attr(n, "activation_beta", None)
+    out["sigmoid_gates"] = (m, True)
+
+    m = onnx.load(MODEL)
+    for n in grus(m):
+        set_attr(n, "clip", 0.5)
+    out["clip"] = (m, True)
+
+    m = onnx.load(MODEL)
+    set_attr(grus(m)[1], "activations", ["HardSigmoid", "Relu"])
+    out["candidate_relu"] = (m, False)
+
+    m = onnx.load(MODEL)
+    set_attr(grus(m)[0], "activations", ["Softsign", "Tanh"])
+    set_attr(grus(m)[0], "activation_alpha", None)
+    set_attr(grus(m)[0], "activation_beta", None)
+    out["gates_softsign"] = (m, False)
+
+    m = onnx.load(MODEL)
+    set_attr(grus(m)[2], "direction", "bidirectional")
+    out["bidirectional"] = (m, False)
+
+    m = onnx.load(MODEL)
+    g = grus(m)[0]
+    m.graph.initializer.append(numpy_helper.from_array(np.full((1,), 60, np.int32), "seq_lens"))
+    g.input[4] = "seq_lens"
+    out["sequence_lens"] = (m, False)
+
+    m = onnx.load(MODEL)
+    g = grus(m)[2]
+    m.graph.initializer.append(numpy_helper.from_array(np.zeros((1, 1, 50), np.float32), "h0"))
+    g.input[5] = "h0"
+    out["initial_h"] = (m, False)
+
+    m = onnx.load(MODEL)
+    conv = next(n for n in m.graph.node if n.op_type == "Conv")
+    w = next(t for t in m.graph.initializer if t.name == conv.input[1])
+    k = numpy_helper.to_array(w)
+    w.CopyFrom(numpy_helper.from_array(np.concatenate([k, k, k], axis=2) / 3, w.name))
+    set_attr(conv, "kernel_shape", [3])
+    set_attr(conv, "pads", [1, 1])
+    out["conv_kernel_3"] = (m, False)
+    return out
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    if not os.path.exists(MODEL):
+        sys.exit(f"{MODEL} missing (../shared/data beside the checkout)")
+    opts = rt.SessionOptions()
+    opts.intra_op_num_threads = 1
+
+    def session(path):
+        return rt.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+    rng = np.random.default_rng(2027)
+    sets = [("b1_%d" % i, MODEL, 1) for i in range(6)]
+    sets += [("b7_%d" % i, MODEL, 7) for i in range(4)]
+    sets += [("b64_%d" % i, MODEL, 64) for i in range(4)]
+    sets += [("b65_%d" % i, MODEL, 65) for i in range(2)]
+    sets += [("full", MODEL, 32), ("empty", MODEL, 16), ("wide", MODEL, 33)]
+    altered = {}
+    for name, (m, native) in variants().items():
+        p = os.path.join(out, f"altered-{name}.onnx")
+        onnx.save(m, p)
+        altered[name] = {"model": os.path.basename(p), "native": native}
+        if native:
+            sets.append((f"variant_{name}", p, 65))
+    cases = []
+    sessions = {}
+    for name, model, n in sets:
+        feeds = bvl_feeds(rng, n)
+        if name == "full":
+            feeds = {k: rng.normal(0, 1, v.shape).astype(np.float32) for k, v in feeds.items()}
+        elif name == "empty":
+            feeds = {k: v * (k == "input_1") for k, v in feeds.items()}
+        elif name == "wide":
+            feeds = {k: v * 5 for k, v in feeds.items()}
+        if model not in sessions:
+            sessions[model] = session(model)
+        (want,) = sessions[model].run(["ID_pred"], feeds)
+        case = write_case(out, name, feeds, want)
+        case["model"] = model if model == MODEL else os.path.basename(model)
+        cases.append(case)
+    man = {"model": MODEL, "cases": cases, "altered": altered}
+    with open(os.path.join(out, "manifest.json"), "w") as fh:
+        json.dump(man, fh, indent=1)
+    print(sum(c["output"]["shape"][0] for c in cases), "events")
+
+
+if __name__ == "__main__":
+    main()
