@@ -146,11 +146,16 @@ class LeafValues:
 
 def vec_values(v, ltype):
     # Index by index: iterating a std::vector<char> fails in cppyy, and its elements (and
-    # those of vector<unsigned char>) come back as 1-character strings.
+    # those of vector<unsigned char>) come back as 1-character strings. Vectors of strings
+    # give their strings, nested vectors their lists.
     out = []
     for j in range(int(v.size())):
         x = v[j]
-        if isinstance(x, str):
+        if hasattr(x, "c_str") or (isinstance(x, str) and "string" in ltype):
+            x = str(x)
+        elif hasattr(x, "size") and not isinstance(x, str):
+            x = vec_values(x, ltype)
+        elif isinstance(x, str):
             x = ord(x) if x else 0
             if ltype == "vector<char>" and x > 127:
                 x -= 256

@@ -1,10 +1,10 @@
 //! The layouts experiments write, on a file real ROOT 6.40 writes in the test
 //! (scripts/gen_split_file.py: a split class with a TClonesArray, a split
-//! std::vector<Class> and a Double32_t, a leaf list, and a nested vector hepml does not
-//! decode): every branch equals uproot or is listed with its reason (scripts/check_corpus.py,
-//! the gate also run over scikit-hep-testdata), the gate catches a wrong value, and a
-//! decorated copy keeps every original branch for ROOT and uproot while its score equals
-//! onnxruntime's.
+//! std::vector<Class> and a Double32_t, a leaf list, a nested vector, a vector of strings and
+//! an unsplit object hepml does not decode): every branch equals uproot or is listed with its
+//! reason (scripts/check_corpus.py, the gate also run over scikit-hep-testdata), the gate
+//! catches a wrong value, and a decorated copy keeps every original branch for ROOT and uproot
+//! while its score equals onnxruntime's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,17 +48,15 @@ fn split_objects_and_leaf_lists_match_uproot() {
         &[split.to_str().unwrap(), &hzz, &leaflist],
     );
     assert!(ok, "{text}");
-    // 17 members and columns equal uproot (scalars, w[2], the Double32_t, the TClonesArray's
-    // and the std::vector<Jet>'s jagged members, the leaf list's 4 columns as 1 branch); the
-    // 3 containers are evt, its TObject base and the TClonesArray/vector parents' records.
+    // 19 members and columns equal uproot (scalars, w[2], the Double32_t, the TClonesArray's
+    // and the std::vector<Jet>'s jagged members, the leaf list's 4 columns as 1 branch, the
+    // nested vector and the vector of strings); the 3 containers are evt, its TObject base and
+    // the TClonesArray/vector parents' records.
     assert!(
-        text.contains("split.root t: 17 equal, 1 unsupported, 3 container"),
+        text.contains("split.root t: 19 equal, 1 unsupported, 3 container"),
         "{text}"
     );
-    assert!(
-        text.contains("std::vector of vector<float> is not supported"),
-        "{text}"
-    );
+    assert!(text.contains("object branch of class 'Hit'"), "{text}");
     assert!(
         text.contains("uproot-leaflist.root tree: 1 equal"),
         "{text}"
@@ -71,7 +69,14 @@ fn split_objects_and_leaf_lists_match_uproot() {
     // Members by uproot's path names and by their own, and a leaf-list column.
     let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
         .args(["inspect", split.to_str().unwrap(), "--dump"])
-        .args(["evt/hits/hits.layer", "jets.n", "point.n", "run"])
+        .args([
+            "evt/hits/hits.layer",
+            "jets.n",
+            "point.n",
+            "run",
+            "nested",
+            "tags",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -80,10 +85,12 @@ fn split_objects_and_leaf_lists_match_uproot() {
     assert_eq!(b["evt/hits/hits.layer"][3], serde_json::json!([0, 1, 2]));
     assert_eq!(b["jets.n"][5], serde_json::json!([0, 1]));
     assert_eq!(b["point.n"], b["run"]);
+    assert_eq!(b["nested"][5], serde_json::json!([[0.25], [0.25, 1.25]]));
+    assert_eq!(b["tags"][7], serde_json::json!(["tag0", "tag7", ""]));
     // A container and an undecoded branch are errors only when their values are asked for.
     for (name, why) in [
         ("evt", "container of 8 sub-branches (split Evt)"),
-        ("nested", "std::vector of vector<float>"),
+        ("hit0", "object branch of class 'Hit'"),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
             .args(["inspect", split.to_str().unwrap(), "--dump", name])
@@ -95,7 +102,8 @@ fn split_objects_and_leaf_lists_match_uproot() {
     }
 }
 
-/// A gate that cannot fail is no gate: a hepml that reports one member value wrong is caught.
+/// A gate that cannot fail is no gate: a hepml that reports one member value, one value of a
+/// nested vector or one string of a vector of strings wrong is caught.
 #[test]
 fn the_corpus_gate_fails_on_a_perturbed_value() {
     let dir = tempfile::tempdir().unwrap();
@@ -106,7 +114,9 @@ fn the_corpus_gate_fails_on_a_perturbed_value() {
         format!(
             "#!{py}\nimport json, subprocess, sys\nr = subprocess.run([{real:?}] + sys.argv[1:], capture_output=True, text=True)\n\
              if r.returncode or '--dump' not in sys.argv:\n    sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); sys.exit(r.returncode)\n\
-             d = json.loads(r.stdout); b = d['branches']\nfor k in b:\n    if k.endswith('hits.e') and len(b[k]) > 3 and b[k][3]:\n        b[k][3][1] = b[k][3][1] + 1e-3\nprint(json.dumps(d))\n",
+             d = json.loads(r.stdout); b = d['branches']\nfor k in b:\n    if k.endswith('hits.e') and len(b[k]) > 3 and b[k][3]:\n        b[k][3][1] = b[k][3][1] + 1e-3\n\
+             n = b.get('nested', [])\nif len(n) > 5 and len(n[5]) > 1:\n    n[5][1][0] += 1e-3\n\
+             g = b.get('tags', [])\nif len(g) > 6 and len(g[6]) > 1:\n    g[6][1] += 'x'\nprint(json.dumps(d))\n",
             py = python().display(),
             real = env!("CARGO_BIN_EXE_hepml"),
         ),
@@ -117,7 +127,10 @@ fn the_corpus_gate_fails_on_a_perturbed_value() {
     let (ok, text) = corpus_gate(&wrapper, &[split.to_str().unwrap()]);
     assert!(!ok, "the gate passed a wrong value:\n{text}");
     assert!(
-        text.contains("evt/hits/hits.e: wrong: entry 3") && text.contains("GATE FAILED: 1 wrong"),
+        text.contains("evt/hits/hits.e: wrong: entry 3")
+            && text.contains("nested: wrong: entry 5")
+            && text.contains("tags: wrong: entry 6")
+            && text.contains("GATE FAILED: 3 wrong"),
         "{text}"
     );
 }
@@ -177,7 +190,7 @@ fn decorated_copy_of_a_split_file_keeps_every_branch() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let same = script("root_check.py", &["same-baskets", split, &out, "t"]);
-    assert!(same.contains("\"branches\": 22"), "{same}");
+    assert!(same.contains("\"branches\": 24"), "{same}");
     script("root_check.py", &["root-reads", split, &out, "t"]);
     let diff = script(
         "check_inject.py",

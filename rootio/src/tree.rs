@@ -131,6 +131,29 @@ pub enum Shape {
         /// `std::string` (with its 6-byte object header) rather than `char*`.
         header: bool,
     },
+    /// `std::vector`s of strings or of `std::vector`s, written object-wise (the outer
+    /// vector's 6-byte header, then sizes and items, per entry): `vector<string>` is
+    /// `{ vectors: 1, strings: true }`, `vector<vector<float>>` is `{ vectors: 2, strings:
+    /// false }`. Strings are bytes (`Prim::U8`); one vector of numbers is [`Shape::Vector`].
+    Nested {
+        /// `std::vector` levels around the element.
+        vectors: usize,
+        /// The element is a string (`std::string`, `TString`) rather than a number.
+        strings: bool,
+    },
+}
+
+impl Shape {
+    /// Levels of offsets an entry's values need: none for fixed-size entries, one for jagged
+    /// arrays, vectors and strings, one per list level for nested lists
+    /// ([`crate::Array::outer`] holds all but the last).
+    pub fn levels(&self) -> usize {
+        match self {
+            Shape::Scalar | Shape::Fixed(_) => 0,
+            Shape::Var { .. } | Shape::Vector | Shape::String { .. } => 1,
+            Shape::Nested { vectors, strings } => vectors + usize::from(*strings),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +167,7 @@ pub struct Interp {
 
 impl Interp {
     /// The type as `inspect` prints it (numpy names): `float32`, `int32[3]`, `float32[]`,
-    /// `float32[][3]`, `vector<float64>`, `string`.
+    /// `float32[][3]`, `vector<float64>`, `string`, `vector<string>`, `vector<vector<int32>>`.
     pub fn type_name(&self) -> String {
         let p = self.prim.name();
         let dims = |d: &[usize]| d.iter().map(|n| format!("[{n}]")).collect::<String>();
@@ -154,6 +177,10 @@ impl Interp {
             Shape::Var { inner, .. } => format!("{p}[]{}", dims(inner)),
             Shape::Vector => format!("vector<{p}>"),
             Shape::String { .. } => "string".to_string(),
+            Shape::Nested { vectors, strings } => {
+                let element = if *strings { "string" } else { p };
+                (0..*vectors).fold(element.to_string(), |t, _| format!("vector<{t}>"))
+            }
         }
     }
     /// Values per fixed-size item (an entry for Scalar/Fixed, a row for Var).
