@@ -7,12 +7,32 @@ Tree `t`, small baskets so that every branch spans many: `names` std::vector<std
 (empty vectors, empty strings, strings of 255 bytes and more, which take TString's long length
 form, and UTF-8), `vvf` std::vector<std::vector<float>> (empty inner vectors, NaN and
 infinities), `vvi` std::vector<std::vector<int>>, `vvd` std::vector<std::vector<double>>, `vvs`
-std::vector<std::vector<std::string>> and a flat `x` (int).
+std::vector<std::vector<std::string>>, `links` std::vector<std::vector<ElementLink<Particles>>>
+(ATLAS's persistent form: ElementLinkBase holding m_persKey and m_persIndex, foreign classes
+written with their checksums; compiled with ACLiC in a temporary directory, which needs a C++
+compiler) and a flat `x` (int).
 """
 import argparse
 import math
 import os
 import random
+import sys
+import tempfile
+
+HEADER = r"""
+#include <cstdint>
+#include <vector>
+struct ElementLinkBase { uint32_t m_persKey = 0; uint32_t m_persIndex = 0; };
+struct Particles {};
+template <class T> struct ElementLink : public ElementLinkBase {};
+#ifdef __ROOTCLING__
+#pragma link C++ class ElementLinkBase+;
+#pragma link C++ class Particles+;
+#pragma link C++ class ElementLink<Particles>+;
+#pragma link C++ class std::vector<ElementLink<Particles> >+;
+#pragma link C++ class std::vector<std::vector<ElementLink<Particles> > >+;
+#endif
+"""
 
 
 def text(r):
@@ -36,6 +56,15 @@ def main():
     import ROOT
     ROOT.gROOT.SetBatch(True)
     std = ROOT.std
+    tmp = tempfile.TemporaryDirectory()
+    with open(os.path.join(tmp.name, "hepml_links.h"), "w") as f:
+        f.write(HEADER)
+    here = os.getcwd()
+    ROOT.gSystem.ChangeDirectory(tmp.name)
+    if ROOT.gROOT.ProcessLine(".L hepml_links.h+") != 0 and not hasattr(ROOT, "ElementLinkBase"):
+        sys.exit("gen_nested_file: ACLiC could not compile ElementLink")
+    ROOT.gSystem.ChangeDirectory(here)
+    link_t = ROOT.ElementLink["Particles"]
     f = ROOT.TFile.Open(out + ".tmp", "RECREATE")
     if a.compression is not None:
         f.SetCompressionSettings(a.compression)
@@ -45,10 +74,11 @@ def main():
     vvi = std.vector(std.vector("int"))()
     vvd = std.vector(std.vector("double"))()
     vvs = std.vector(std.vector(std.string))()
+    links = std.vector(std.vector(link_t))()
     import array
     x = array.array("i", [0])
     t.Branch("x", x, "x/I")
-    for name, obj in (("names", names), ("vvf", vvf), ("vvi", vvi), ("vvd", vvd), ("vvs", vvs)):
+    for name, obj in (("names", names), ("vvf", vvf), ("vvi", vvi), ("vvd", vvd), ("vvs", vvs), ("links", links)):
         t.Branch(name, obj, 2000)
     r = random.Random(11)
     special = [math.nan, math.inf, -math.inf]
@@ -72,10 +102,19 @@ def main():
             for _ in range(r.choice([0, 1, 2, 4])):
                 inner.push_back(text(r))
             vvs.push_back(inner)
+        links.clear()
+        for _ in range(r.choice([0, 1, 2, 3])):
+            inner = std.vector(link_t)()
+            for _ in range(r.choice([0, 1, 2, 5])):
+                el = link_t()
+                el.m_persKey, el.m_persIndex = r.randrange(2**32), r.randrange(100)
+                inner.push_back(el)
+            links.push_back(inner)
         t.Fill()
     t.Write()
     f.Close()
     os.replace(out + ".tmp", out)
+    tmp.cleanup()
 
 
 if __name__ == "__main__":

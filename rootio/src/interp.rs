@@ -4,7 +4,7 @@
 
 use super::object::Object;
 use super::streamers::{kind, Streamers};
-use super::tree::{Interp, Leaf, Prim, Shape};
+use super::tree::{Element, Interp, Leaf, Prim, Shape};
 
 /// Dimensions from a leaf title: `x[3][4]/F` -> counter None, dims [3, 4]; `x[n][3]` ->
 /// counter Some("n"), dims [3].
@@ -430,7 +430,8 @@ fn vector_element(t: &str) -> Option<&str> {
     Some(first.trim())
 }
 
-/// How a `std::vector` type decodes (vectors of numbers, of strings, of vectors of either),
+/// How a `std::vector` type decodes (vectors of numbers, of strings, of ElementLinks, of
+/// vectors of these),
 /// None when `cpp` is not a vector, or why hepml does not decode its elements. (The element
 /// type keeps its spaces: `unsigned int`.)
 fn vector_interp(cpp: &str) -> std::result::Result<Option<Interp>, String> {
@@ -443,16 +444,18 @@ fn vector_interp(cpp: &str) -> std::result::Result<Option<Interp>, String> {
     if vectors == 0 {
         return Ok(None);
     }
-    let strings = matches!(element, "string" | "std::string" | "TString");
-    let prim = match Prim::from_cpp(element) {
-        _ if strings => Prim::U8,
-        Some(prim) => prim,
-        None => return Err(format!("std::vector of {element} is not supported")),
+    let (prim, element) = match element {
+        "string" | "std::string" | "TString" => (Prim::U8, Element::String),
+        _ if element.starts_with("ElementLink<") => (Prim::U32, Element::Link),
+        _ => match Prim::from_cpp(element) {
+            Some(prim) => (prim, Element::Number),
+            None => return Err(format!("std::vector of {element} is not supported")),
+        },
     };
-    let shape = if vectors == 1 && !strings {
+    let shape = if vectors == 1 && element == Element::Number {
         Shape::Vector
     } else {
-        Shape::Nested { vectors, strings }
+        Shape::Nested { vectors, element }
     };
     Ok(Some(Interp { prim, shape }))
 }
@@ -478,7 +481,7 @@ mod tests {
                 Prim::F32,
                 Shape::Nested {
                     vectors: 2,
-                    strings: false
+                    element: Element::Number
                 }
             ))
         );
@@ -488,7 +491,7 @@ mod tests {
                 Prim::U8,
                 Shape::Nested {
                     vectors: 1,
-                    strings: true
+                    element: Element::String
                 }
             ))
         );
@@ -498,13 +501,23 @@ mod tests {
                 Prim::U8,
                 Shape::Nested {
                     vectors: 2,
-                    strings: true
+                    element: Element::String
                 }
             ))
         );
         assert_eq!(
-            vector_interp("vector<vector<ElementLink<X> > >").unwrap_err(),
-            "std::vector of ElementLink<X> is not supported"
+            interp("std::vector<std::vector<ElementLink<DataVector<xAOD::IParticle>>>>"),
+            Some((
+                Prim::U32,
+                Shape::Nested {
+                    vectors: 2,
+                    element: Element::Link
+                }
+            ))
+        );
+        assert_eq!(
+            vector_interp("vector<vector<pair<int,float> > >").unwrap_err(),
+            "std::vector of pair<int,float> is not supported"
         );
     }
 

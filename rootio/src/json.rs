@@ -4,7 +4,7 @@
 //! Python cross-checks compare it with uproot and ROOT.
 
 use super::read::{Array, Data};
-use super::tree::Shape;
+use super::tree::{Element, Shape};
 use std::fmt::Write as _;
 
 fn push_value(d: &Data, i: usize, out: &mut String) {
@@ -57,13 +57,29 @@ fn push_block(d: &Data, start: usize, dims: &[usize], out: &mut String) {
 }
 
 /// Item `j` of the first of `levels` (offsets levels, outermost first): a list of the next
-/// level's items, or at the last level a string (when `strings`) or a list of values.
-fn push_list_item(d: &Data, levels: &[&[usize]], strings: bool, j: usize, out: &mut String) {
+/// level's items, or at the last level a string, or a list of values or of ElementLink
+/// records (`{"m_persKey": k, "m_persIndex": i}`, as uproot reads them).
+fn push_list_item(d: &Data, levels: &[&[usize]], element: Element, j: usize, out: &mut String) {
     let Some((level, below)) = levels.split_first() else {
         return;
     };
     let r = level[j]..level[j + 1];
-    if strings && below.is_empty() {
+    if element == Element::Link && below.is_empty() {
+        out.push('[');
+        for (n, i) in r.step_by(2).enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"m_persKey\":");
+            push_value(d, i, out);
+            out.push_str(",\"m_persIndex\":");
+            push_value(d, i + 1, out);
+            out.push('}');
+        }
+        out.push(']');
+        return;
+    }
+    if element == Element::String && below.is_empty() {
         let bytes = match d {
             Data::U8(v) => &v[r],
             _ => &[][..],
@@ -83,7 +99,7 @@ fn push_list_item(d: &Data, levels: &[&[usize]], strings: bool, j: usize, out: &
         if below.is_empty() {
             push_value(d, i, out);
         } else {
-            push_list_item(d, below, strings, i, out);
+            push_list_item(d, below, element, i, out);
         }
     }
     out.push(']');
@@ -98,10 +114,11 @@ pub fn write_array_json(arr: &Array, out: &mut String) {
         .chain(&arr.offsets)
         .map(Vec::as_slice)
         .collect();
-    let strings = matches!(
-        arr.interp.shape,
-        Shape::String { .. } | Shape::Nested { strings: true, .. }
-    );
+    let element = match arr.interp.shape {
+        Shape::String { .. } => Element::String,
+        Shape::Nested { element, .. } => element,
+        _ => Element::Number,
+    };
     out.push('[');
     for e in 0..arr.entries as usize {
         if e > 0 {
@@ -127,7 +144,7 @@ pub fn write_array_json(arr: &Array, out: &mut String) {
                 out.push(']');
             }
             Shape::Vector | Shape::String { .. } | Shape::Nested { .. } => {
-                push_list_item(&arr.data, &levels, strings, e, out)
+                push_list_item(&arr.data, &levels, element, e, out)
             }
         }
     }

@@ -10,7 +10,7 @@
 //!
 //! What is read: scalar, fixed-size and variable-size (`x[n]`) leaves of every numeric type
 //! (with Float16_t/Double32_t), `std::vector<T>` of numbers, `std::string` and `char*`,
-//! vectors of strings and nested vectors (`std::vector<std::string>`,
+//! vectors of strings, of ATLAS ElementLinks and nested vectors (`std::vector<std::string>`,
 //! `std::vector<std::vector<T>>`, one offsets level per list: [`Array::outer`]); the
 //! members of split objects (scalars, fixed arrays, and jagged arrays for the members of a
 //! TClonesArray or a split `std::vector<Class>`), named as uproot names them
@@ -65,7 +65,7 @@ pub use file::RootFile;
 pub use json::write_array_json;
 pub use read::{Array, BranchReader, Data};
 pub use storage::BranchCompression;
-pub use tree::{BasketLoc, BasketSource, Branch, Interp, Leaf, Prim, Shape, Tree};
+pub use tree::{BasketLoc, BasketSource, Branch, Element, Interp, Leaf, Prim, Shape, Tree};
 
 #[cfg(test)]
 mod fuzz;

@@ -1,17 +1,21 @@
 //! Entries of `std::vector` branches written object-wise: vectors of numbers
-//! ([`Shape::Vector`]) and vectors of strings or of vectors ([`Shape::Nested`]), decoded into
-//! one offsets level per list ([`Array::outer`], then [`Array::offsets`]).
+//! ([`Shape::Vector`]) and vectors of strings, of ElementLinks or of vectors
+//! ([`Shape::Nested`]), decoded into one offsets level per list ([`Array::outer`], then
+//! [`Array::offsets`]).
 //!
 //! The layout of an entry, as ROOT's TBufferFile writes it and uproot's `AsVector` reads it:
 //! the outer vector's byte count and version (6 bytes), its size (u32), then its items. A
 //! nested vector is its size then its items, with no header of its own; a string is a TString
-//! (a 1-byte length, or 255 then a 4-byte length, then the bytes); numbers are big-endian.
+//! (a 1-byte length, or 255 then a 4-byte length, then the bytes); numbers are big-endian. An
+//! ATLAS `ElementLink<T>` is an object: its byte count and version (version 0: a foreign
+//! class, a 4-byte checksum follows), then its base `ElementLinkBase` the same way, holding
+//! `m_persKey` and `m_persIndex` (uint32); both byte counts must end where those end.
 //! The byte count must end the entry exactly: a layout misread is an error, never a guess.
 
 use super::error::{Result, RootError};
 use super::rbuf::RBuf;
 use super::read::{decode_values, Array, Data};
-use super::tree::{Interp, Prim, Shape};
+use super::tree::{Element, Interp, Prim, Shape};
 
 /// Version bit of a collection streamed member-wise (TBufferFile's kStreamedMemberWise).
 const MEMBERWISE: i16 = 0x4000;
@@ -19,7 +23,10 @@ const MEMBERWISE: i16 = 0x4000;
 /// Decodes one entry of a `std::vector` branch and appends it to `out`, recording each
 /// list's end in its offsets level.
 pub(crate) fn append_vector_entry(bytes: &[u8], interp: &Interp, out: &mut Array) -> Result<()> {
-    let strings = matches!(interp.shape, Shape::Nested { strings: true, .. });
+    let element = match interp.shape {
+        Shape::Nested { element, .. } => element,
+        _ => Element::Number,
+    };
     let levels = interp.shape.levels();
     if levels == 0 || out.outer.len() + 1 != levels {
         return Err(RootError::malformed(format!(
@@ -44,7 +51,7 @@ pub(crate) fn append_vector_entry(bytes: &[u8], interp: &Interp, out: &mut Array
     }
     let item = Item {
         levels,
-        strings,
+        element,
         prim: interp.prim,
     };
     item.read(&mut r, 0, out)?;
@@ -62,8 +69,8 @@ pub(crate) fn append_vector_entry(bytes: &[u8], interp: &Interp, out: &mut Array
 struct Item {
     /// Offsets levels (lists, and strings).
     levels: usize,
-    /// The innermost items are strings.
-    strings: bool,
+    /// What the innermost items are.
+    element: Element,
     /// The element type of numbers.
     prim: Prim,
 }
@@ -72,7 +79,7 @@ impl Item {
     /// Reads one item of offsets level `level` (0: the entry itself) and records its end.
     fn read(&self, r: &mut RBuf, level: usize, out: &mut Array) -> Result<()> {
         let last = level + 1 == self.levels;
-        let end = if last && self.strings {
+        let end = if last && self.element == Element::String {
             let s = r.tstring()?;
             match &mut out.data {
                 Data::U8(v) => v.extend_from_slice(s),
@@ -81,7 +88,16 @@ impl Item {
             out.data.len()
         } else {
             let n = r.u32()? as usize;
-            if last {
+            if last && self.element == Element::Link {
+                let Data::U32(v) = &mut out.data else {
+                    return Err(RootError::malformed("ElementLink output type"));
+                };
+                for _ in 0..n {
+                    let (key, index) = element_link(r)?;
+                    v.extend([key, index]);
+                }
+                v.len()
+            } else if last {
                 let len = n
                     .checked_mul(self.prim.disk_size())
                     .filter(|&len| len <= r.remaining())
@@ -105,6 +121,33 @@ impl Item {
         level_mut(out, level, self.levels)?.push(end);
         Ok(())
     }
+}
+
+/// One ElementLink: (m_persKey, m_persIndex).
+fn element_link(r: &mut RBuf) -> Result<(u32, u32)> {
+    let end = object_header(r, "ElementLink")?;
+    let base_end = object_header(r, "ElementLinkBase")?;
+    let (key, index) = (r.u32()?, r.u32()?);
+    if r.pos() != base_end || r.pos() != end {
+        return Err(RootError::malformed(format!(
+            "ElementLink ends at {}, its byte counts say {base_end} and {end}",
+            r.pos()
+        )));
+    }
+    Ok((key, index))
+}
+
+/// An object's byte count and version, and the checksum of a foreign class (version 0): where
+/// the object ends.
+fn object_header(r: &mut RBuf, class: &str) -> Result<usize> {
+    let h = r.header(class)?;
+    let end = h
+        .end
+        .ok_or_else(|| RootError::malformed(format!("{class} without a byte count")))?;
+    if h.version <= 0 {
+        r.u32()?;
+    }
+    Ok(end)
 }
 
 /// Offsets level `k` of `out`: `outer[k]`, or `offsets` for the last.

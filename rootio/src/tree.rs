@@ -131,16 +131,28 @@ pub enum Shape {
         /// `std::string` (with its 6-byte object header) rather than `char*`.
         header: bool,
     },
-    /// `std::vector`s of strings or of `std::vector`s, written object-wise (the outer
-    /// vector's 6-byte header, then sizes and items, per entry): `vector<string>` is
-    /// `{ vectors: 1, strings: true }`, `vector<vector<float>>` is `{ vectors: 2, strings:
-    /// false }`. Strings are bytes (`Prim::U8`); one vector of numbers is [`Shape::Vector`].
+    /// `std::vector`s of strings, of ElementLinks or of `std::vector`s, written object-wise
+    /// (the outer vector's 6-byte header, then sizes and items, per entry): `vector<string>`
+    /// is `{ vectors: 1, element: Element::String }`, `vector<vector<float>>` is `{ vectors:
+    /// 2, element: Element::Number }`. One vector of numbers is [`Shape::Vector`].
     Nested {
         /// `std::vector` levels around the element.
         vectors: usize,
-        /// The element is a string (`std::string`, `TString`) rather than a number.
-        strings: bool,
+        /// What the innermost items are.
+        element: Element,
     },
+}
+
+/// What the innermost items of nested lists ([`Shape::Nested`]) are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Element {
+    /// Numbers of the branch's [`Prim`].
+    Number,
+    /// Strings (`std::string`, `TString`), as bytes (`Prim::U8`), one offsets level more.
+    String,
+    /// ATLAS's `ElementLink<T>`: a record of two uint32, `m_persKey` and `m_persIndex`, as two
+    /// `Prim::U32` values per link.
+    Link,
 }
 
 impl Shape {
@@ -151,7 +163,9 @@ impl Shape {
         match self {
             Shape::Scalar | Shape::Fixed(_) => 0,
             Shape::Var { .. } | Shape::Vector | Shape::String { .. } => 1,
-            Shape::Nested { vectors, strings } => vectors + usize::from(*strings),
+            Shape::Nested { vectors, element } => {
+                vectors + usize::from(*element == Element::String)
+            }
         }
     }
 }
@@ -167,7 +181,8 @@ pub struct Interp {
 
 impl Interp {
     /// The type as `inspect` prints it (numpy names): `float32`, `int32[3]`, `float32[]`,
-    /// `float32[][3]`, `vector<float64>`, `string`, `vector<string>`, `vector<vector<int32>>`.
+    /// `float32[][3]`, `vector<float64>`, `string`, `vector<string>`, `vector<vector<int32>>`,
+    /// `vector<vector<ElementLink>>`.
     pub fn type_name(&self) -> String {
         let p = self.prim.name();
         let dims = |d: &[usize]| d.iter().map(|n| format!("[{n}]")).collect::<String>();
@@ -177,8 +192,12 @@ impl Interp {
             Shape::Var { inner, .. } => format!("{p}[]{}", dims(inner)),
             Shape::Vector => format!("vector<{p}>"),
             Shape::String { .. } => "string".to_string(),
-            Shape::Nested { vectors, strings } => {
-                let element = if *strings { "string" } else { p };
+            Shape::Nested { vectors, element } => {
+                let element = match element {
+                    Element::Number => p,
+                    Element::String => "string",
+                    Element::Link => "ElementLink",
+                };
                 (0..*vectors).fold(element.to_string(), |t, _| format!("vector<{t}>"))
             }
         }
