@@ -6,9 +6,8 @@
 Tree `t`: a split class `evt` (TObject base, int/float members, a fixed array, a Double32_t
 with a range, a TClonesArray of hits with a fixed-array member, a split std::vector<Jet>, a
 std::vector<float>), a leaf-list branch `point` (x/F:y/F:n/I:w[2]/D), a flat `score_in`
-(float), a std::vector<std::vector<float>> `nested`, a std::vector<std::string> `tags` and an
-unsplit Hit object `hit0`, which hepml does not decode. The classes are compiled with ACLiC in
-a temporary directory (needs a C++ compiler).
+(float), a std::vector<std::vector<float>> `nested` and a std::vector<std::string> `tags`.
+The classes are compiled with ACLiC in a temporary directory (needs a C++ compiler).
 """
 import argparse
 import os
@@ -73,7 +72,6 @@ def main():
         score = ROOT.std.vector("float")(1)
         nested = ROOT.std.vector(ROOT.std.vector("float"))()
         tags = ROOT.std.vector(ROOT.std.string)()
-        hit0 = ROOT.Hit()
         t.Branch("evt", e, 32000, 99)
         t.Branch("point", p, "x/F:y/F:n/I:w[2]/D")
         import array
@@ -81,7 +79,6 @@ def main():
         t.Branch("score_in", s, "score_in/F")
         t.Branch("nested", nested)
         t.Branch("tags", tags)
-        t.Branch("hit0", hit0, 32000, 0)
         r = random.Random(7)
         for i in range(a.entries):
             ROOT.fill_evt(e, p, i, r.random(), r.random())
@@ -95,7 +92,6 @@ def main():
             tags.clear()
             for k in range(i % 4):
                 tags.push_back("tag%d" % (i * k) if k != 2 else "")
-            hit0.e, hit0.layer, hit0.pos[2] = i * 0.5, i % 5, -i
             t.Fill()
         t.Write()
         f.Close()
