@@ -6,8 +6,8 @@
 Tree `t`: a split class `evt` (TObject base, int/float members, a fixed array, a Double32_t
 with a range, a TClonesArray of hits with a fixed-array member, a split std::vector<Jet>, a
 std::vector<float>), a leaf-list branch `point` (x/F:y/F:n/I:w[2]/D), a flat `score_in`
-(float) and a std::vector<std::vector<float>> `nested`, which hepml does not decode. The
-classes are compiled with ACLiC in a temporary directory (needs a C++ compiler).
+(float), a std::vector<std::vector<float>> `nested` and a std::vector<std::string> `tags`.
+The classes are compiled with ACLiC in a temporary directory (needs a C++ compiler).
 """
 import argparse
 import os
@@ -71,12 +71,14 @@ def main():
         p = ROOT.Point()
         score = ROOT.std.vector("float")(1)
         nested = ROOT.std.vector(ROOT.std.vector("float"))()
+        tags = ROOT.std.vector(ROOT.std.string)()
         t.Branch("evt", e, 32000, 99)
         t.Branch("point", p, "x/F:y/F:n/I:w[2]/D")
         import array
         s = array.array("f", [0.0])
         t.Branch("score_in", s, "score_in/F")
         t.Branch("nested", nested)
+        t.Branch("tags", tags)
         r = random.Random(7)
         for i in range(a.entries):
             ROOT.fill_evt(e, p, i, r.random(), r.random())
@@ -87,6 +89,9 @@ def main():
                 for m in range(k + 1):
                     v.push_back(m + 0.25)
                 nested.push_back(v)
+            tags.clear()
+            for k in range(i % 4):
+                tags.push_back("tag%d" % (i * k) if k != 2 else "")
             t.Fill()
         t.Write()
         f.Close()

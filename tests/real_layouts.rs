@@ -1,10 +1,9 @@
 //! The layouts experiments write, on a file real ROOT 6.40 writes in the test
 //! (scripts/gen_split_file.py: a split class with a TClonesArray, a split
-//! std::vector<Class> and a Double32_t, a leaf list, and a nested vector hepml does not
-//! decode): every branch equals uproot or is listed with its reason (scripts/check_corpus.py,
-//! the gate also run over scikit-hep-testdata), the gate catches a wrong value, and a
-//! decorated copy keeps every original branch for ROOT and uproot while its score equals
-//! onnxruntime's.
+//! std::vector<Class> and a Double32_t, a leaf list, a nested vector and a vector of strings):
+//! every branch equals uproot or is listed with its reason (scripts/check_corpus.py, the gate
+//! also run over scikit-hep-testdata), the gate catches a wrong value, and a decorated copy
+//! keeps every original branch for ROOT and uproot while its score equals onnxruntime's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,15 +47,12 @@ fn split_objects_and_leaf_lists_match_uproot() {
         &[split.to_str().unwrap(), &hzz, &leaflist],
     );
     assert!(ok, "{text}");
-    // 17 members and columns equal uproot (scalars, w[2], the Double32_t, the TClonesArray's
-    // and the std::vector<Jet>'s jagged members, the leaf list's 4 columns as 1 branch); the
-    // 3 containers are evt, its TObject base and the TClonesArray/vector parents' records.
+    // 19 members and columns equal uproot (scalars, w[2], the Double32_t, the TClonesArray's
+    // and the std::vector<Jet>'s jagged members, the leaf list's 4 columns as 1 branch, the
+    // nested vector and the vector of strings); the 3 containers are evt, its TObject base and
+    // the TClonesArray/vector parents' records.
     assert!(
-        text.contains("split.root t: 17 equal, 1 unsupported, 3 container"),
-        "{text}"
-    );
-    assert!(
-        text.contains("std::vector of vector<float> is not supported"),
+        text.contains("split.root t: 19 equal, 3 container"),
         "{text}"
     );
     assert!(
@@ -71,7 +67,14 @@ fn split_objects_and_leaf_lists_match_uproot() {
     // Members by uproot's path names and by their own, and a leaf-list column.
     let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
         .args(["inspect", split.to_str().unwrap(), "--dump"])
-        .args(["evt/hits/hits.layer", "jets.n", "point.n", "run"])
+        .args([
+            "evt/hits/hits.layer",
+            "jets.n",
+            "point.n",
+            "run",
+            "nested",
+            "tags",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -80,22 +83,23 @@ fn split_objects_and_leaf_lists_match_uproot() {
     assert_eq!(b["evt/hits/hits.layer"][3], serde_json::json!([0, 1, 2]));
     assert_eq!(b["jets.n"][5], serde_json::json!([0, 1]));
     assert_eq!(b["point.n"], b["run"]);
-    // A container and an undecoded branch are errors only when their values are asked for.
-    for (name, why) in [
-        ("evt", "container of 8 sub-branches (split Evt)"),
-        ("nested", "std::vector of vector<float>"),
-    ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
-            .args(["inspect", split.to_str().unwrap(), "--dump", name])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success() && err.contains(why), "{name}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-    }
+    assert_eq!(b["nested"][5], serde_json::json!([[0.25], [0.25, 1.25]]));
+    assert_eq!(b["tags"][7], serde_json::json!(["tag0", "tag7", ""]));
+    // A container is an error only when its values are asked for.
+    let o = Command::new(env!("CARGO_BIN_EXE_hepml"))
+        .args(["inspect", split.to_str().unwrap(), "--dump", "evt"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("container of 8 sub-branches (split Evt)"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
-/// A gate that cannot fail is no gate: a hepml that reports one member value wrong is caught.
+/// A gate that cannot fail is no gate: a hepml that reports one member value, one value of a
+/// nested vector or one string of a vector of strings wrong is caught.
 #[test]
 fn the_corpus_gate_fails_on_a_perturbed_value() {
     let dir = tempfile::tempdir().unwrap();
@@ -106,7 +110,9 @@ fn the_corpus_gate_fails_on_a_perturbed_value() {
         format!(
             "#!{py}\nimport json, subprocess, sys\nr = subprocess.run([{real:?}] + sys.argv[1:], capture_output=True, text=True)\n\
              if r.returncode or '--dump' not in sys.argv:\n    sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); sys.exit(r.returncode)\n\
-             d = json.loads(r.stdout); b = d['branches']\nfor k in b:\n    if k.endswith('hits.e') and len(b[k]) > 3 and b[k][3]:\n        b[k][3][1] = b[k][3][1] + 1e-3\nprint(json.dumps(d))\n",
+             d = json.loads(r.stdout); b = d['branches']\nfor k in b:\n    if k.endswith('hits.e') and len(b[k]) > 3 and b[k][3]:\n        b[k][3][1] = b[k][3][1] + 1e-3\n\
+             n = b.get('nested', [])\nif len(n) > 5 and len(n[5]) > 1:\n    n[5][1][0] += 1e-3\n\
+             g = b.get('tags', [])\nif len(g) > 6 and len(g[6]) > 1:\n    g[6][1] += 'x'\nprint(json.dumps(d))\n",
             py = python().display(),
             real = env!("CARGO_BIN_EXE_hepml"),
         ),
@@ -117,7 +123,10 @@ fn the_corpus_gate_fails_on_a_perturbed_value() {
     let (ok, text) = corpus_gate(&wrapper, &[split.to_str().unwrap()]);
     assert!(!ok, "the gate passed a wrong value:\n{text}");
     assert!(
-        text.contains("evt/hits/hits.e: wrong: entry 3") && text.contains("GATE FAILED: 1 wrong"),
+        text.contains("evt/hits/hits.e: wrong: entry 3")
+            && text.contains("nested: wrong: entry 5")
+            && text.contains("tags: wrong: entry 6")
+            && text.contains("GATE FAILED: 3 wrong"),
         "{text}"
     );
 }
@@ -138,7 +147,7 @@ fn the_corpus_gate_fails_without_its_corpus() {
     );
 }
 
-/// `inject` decorates a file with split objects and a branch hepml does not decode: every
+/// `inject` decorates a file with split objects, nested vectors and vectors of strings: every
 /// original basket is copied byte for byte (uproot reads every branch equal to the input),
 /// ROOT reads every original branch as it does in the input, and the score (from a member, a
 /// Double32_t and a leaf-list column) equals onnxruntime's.
@@ -177,7 +186,7 @@ fn decorated_copy_of_a_split_file_keeps_every_branch() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let same = script("root_check.py", &["same-baskets", split, &out, "t"]);
-    assert!(same.contains("\"branches\": 22"), "{same}");
+    assert!(same.contains("\"branches\": 23"), "{same}");
     script("root_check.py", &["root-reads", split, &out, "t"]);
     let diff = script(
         "check_inject.py",

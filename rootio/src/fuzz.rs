@@ -176,15 +176,15 @@ fn mutations(
 fn self_describing(t: &Tree, b: usize) -> bool {
     matches!(
         t.branches[b].interp.as_ref().map(|i| &i.shape),
-        Ok(Shape::Vector | Shape::String { .. })
+        Ok(Shape::Vector | Shape::String { .. } | Shape::Nested { .. })
     )
 }
 
 fn is_var(t: &Tree, b: usize) -> bool {
-    matches!(
-        t.branches[b].interp.as_ref().map(|i| &i.shape),
-        Ok(Shape::Var { .. } | Shape::Vector | Shape::String { .. })
-    )
+    t.branches[b]
+        .interp
+        .as_ref()
+        .is_ok_and(|i| i.shape.levels() > 0)
 }
 
 /// Rebuilds `t` from its mutated object `obj` and reads branch `name` of it, a panic in either

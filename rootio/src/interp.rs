@@ -4,7 +4,7 @@
 
 use super::object::Object;
 use super::streamers::{kind, Streamers};
-use super::tree::{Interp, Leaf, Prim, Shape};
+use super::tree::{Element, Interp, Leaf, Prim, Shape};
 
 /// Dimensions from a leaf title: `x[3][4]/F` -> counter None, dims [3, 4]; `x[n][3]` ->
 /// counter Some("n"), dims [3].
@@ -372,30 +372,8 @@ fn interpret_element(f: &BranchFacts) -> std::result::Result<Interp, String> {
     let cls = cpp.replace(' ', "");
     let stl = streamer_type == -1 || streamer_type == 500 || streamer_type == 300;
     if btype == 0 && stl {
-        // (The element type keeps its spaces: `unsigned int`.)
-        // ROOT::VecOps::RVec<T> is stored as a std::vector<T>; an allocator argument
-        // (`vector<float,ROOT::Detail::VecOps::RAdoptAllocator<float> >`) does not change it.
-        let trimmed = cpp.trim();
-        if let Some(inner) = [
-            "vector<",
-            "std::vector<",
-            "ROOT::VecOps::RVec<",
-            "ROOT::RVec<",
-        ]
-        .iter()
-        .find_map(|p| trimmed.strip_prefix(p))
-        .and_then(|s| s.strip_suffix('>'))
-        .map(|s| match s.split_once(',') {
-            Some((t, alloc)) if alloc.contains("llocator") => t.trim(),
-            _ => s.trim(),
-        }) {
-            return match Prim::from_cpp(inner) {
-                Some(prim) => Ok(Interp {
-                    prim,
-                    shape: Shape::Vector,
-                }),
-                None => Err(format!("std::vector of {inner} is not supported")),
-            };
+        if let Some(interp) = vector_interp(&cpp)? {
+            return Ok(interp);
         }
     }
     let string = cls == "string" || cls == "std::string";
@@ -422,9 +400,127 @@ fn interpret_element(f: &BranchFacts) -> std::result::Result<Interp, String> {
     ))
 }
 
+/// The element type of a `std::vector` type name (`vector<float>`, `std::vector<T,Alloc>`),
+/// None when `t` is not one. ROOT::VecOps::RVec<T> is stored as a std::vector<T>; an allocator
+/// argument (`vector<float,ROOT::Detail::VecOps::RAdoptAllocator<float> >`) does not change it.
+fn vector_element(t: &str) -> Option<&str> {
+    let inner = [
+        "vector<",
+        "std::vector<",
+        "ROOT::VecOps::RVec<",
+        "ROOT::RVec<",
+    ]
+    .iter()
+    .find_map(|p| t.trim().strip_prefix(p))?
+    .strip_suffix('>')?;
+    // The first template argument ends at the first comma outside brackets.
+    let mut depth = 0i32;
+    let first = inner
+        .char_indices()
+        .find_map(|(i, c)| {
+            match c {
+                '<' => depth += 1,
+                '>' => depth -= 1,
+                ',' if depth == 0 => return Some(&inner[..i]),
+                _ => {}
+            }
+            None
+        })
+        .unwrap_or(inner);
+    Some(first.trim())
+}
+
+/// How a `std::vector` type decodes (vectors of numbers, of strings, of ElementLinks, of
+/// vectors of these),
+/// None when `cpp` is not a vector, or why hepml does not decode its elements. (The element
+/// type keeps its spaces: `unsigned int`.)
+fn vector_interp(cpp: &str) -> std::result::Result<Option<Interp>, String> {
+    let mut element = cpp.trim();
+    let mut vectors = 0;
+    while let Some(inner) = vector_element(element) {
+        vectors += 1;
+        element = inner;
+    }
+    if vectors == 0 {
+        return Ok(None);
+    }
+    let (prim, element) = match element {
+        "string" | "std::string" | "TString" => (Prim::U8, Element::String),
+        _ if element.starts_with("ElementLink<") => (Prim::U32, Element::Link),
+        _ => match Prim::from_cpp(element) {
+            Some(prim) => (prim, Element::Number),
+            None => return Err(format!("std::vector of {element} is not supported")),
+        },
+    };
+    let shape = if vectors == 1 && element == Element::Number {
+        Shape::Vector
+    } else {
+        Shape::Nested { vectors, element }
+    };
+    Ok(Some(Interp { prim, shape }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn vector_types() {
+        let interp = |t: &str| vector_interp(t).unwrap().map(|i| (i.prim, i.shape));
+        assert_eq!(interp("float"), None);
+        assert_eq!(
+            interp("vector<unsigned int>"),
+            Some((Prim::U32, Shape::Vector))
+        );
+        assert_eq!(
+            interp("ROOT::VecOps::RVec<float,ROOT::Detail::VecOps::RAdoptAllocator<float> >"),
+            Some((Prim::F32, Shape::Vector))
+        );
+        assert_eq!(
+            interp("vector<vector<float,allocator<float> > >"),
+            Some((
+                Prim::F32,
+                Shape::Nested {
+                    vectors: 2,
+                    element: Element::Number
+                }
+            ))
+        );
+        assert_eq!(
+            interp("std::vector<std::string>"),
+            Some((
+                Prim::U8,
+                Shape::Nested {
+                    vectors: 1,
+                    element: Element::String
+                }
+            ))
+        );
+        assert_eq!(
+            interp("vector<vector<string> >"),
+            Some((
+                Prim::U8,
+                Shape::Nested {
+                    vectors: 2,
+                    element: Element::String
+                }
+            ))
+        );
+        assert_eq!(
+            interp("std::vector<std::vector<ElementLink<DataVector<xAOD::IParticle>>>>"),
+            Some((
+                Prim::U32,
+                Shape::Nested {
+                    vectors: 2,
+                    element: Element::Link
+                }
+            ))
+        );
+        assert_eq!(
+            vector_interp("vector<vector<pair<int,float> > >").unwrap_err(),
+            "std::vector of pair<int,float> is not supported"
+        );
+    }
+
     #[test]
     fn dims_from_titles() {
         assert_eq!(title_dims("x[3][4]/F").unwrap(), (None, vec![3, 4]));

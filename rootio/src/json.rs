@@ -4,7 +4,7 @@
 //! Python cross-checks compare it with uproot and ROOT.
 
 use super::read::{Array, Data};
-use super::tree::Shape;
+use super::tree::{Element, Shape};
 use std::fmt::Write as _;
 
 fn push_value(d: &Data, i: usize, out: &mut String) {
@@ -56,8 +56,69 @@ fn push_block(d: &Data, start: usize, dims: &[usize], out: &mut String) {
     }
 }
 
+/// Item `j` of the first of `levels` (offsets levels, outermost first): a list of the next
+/// level's items, or at the last level a string, or a list of values or of ElementLink
+/// records (`{"m_persKey": k, "m_persIndex": i}`, as uproot reads them).
+fn push_list_item(d: &Data, levels: &[&[usize]], element: Element, j: usize, out: &mut String) {
+    let Some((level, below)) = levels.split_first() else {
+        return;
+    };
+    let r = level[j]..level[j + 1];
+    if element == Element::Link && below.is_empty() {
+        out.push('[');
+        for (n, i) in r.step_by(2).enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"m_persKey\":");
+            push_value(d, i, out);
+            out.push_str(",\"m_persIndex\":");
+            push_value(d, i + 1, out);
+            out.push('}');
+        }
+        out.push(']');
+        return;
+    }
+    if element == Element::String && below.is_empty() {
+        let bytes = match d {
+            Data::U8(v) => &v[r],
+            _ => &[][..],
+        };
+        let _ = write!(
+            out,
+            "{}",
+            serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
+        );
+        return;
+    }
+    out.push('[');
+    for (n, i) in r.enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        if below.is_empty() {
+            push_value(d, i, out);
+        } else {
+            push_list_item(d, below, element, i, out);
+        }
+    }
+    out.push(']');
+}
+
 /// Appends an array as JSON to `out`: a list of values per entry (a list of lists for jagged entries, a string for strings; NaN and infinities as strings), the form `hepml inspect --dump` prints.
 pub fn write_array_json(arr: &Array, out: &mut String) {
+    // Vectors, strings and nested lists: their offsets levels, outermost first.
+    let levels: Vec<&[usize]> = arr
+        .outer
+        .iter()
+        .chain(&arr.offsets)
+        .map(Vec::as_slice)
+        .collect();
+    let element = match arr.interp.shape {
+        Shape::String { .. } => Element::String,
+        Shape::Nested { element, .. } => element,
+        _ => Element::Number,
+    };
     out.push('[');
     for e in 0..arr.entries as usize {
         if e > 0 {
@@ -82,28 +143,8 @@ pub fn write_array_json(arr: &Array, out: &mut String) {
                 }
                 out.push(']');
             }
-            Shape::Vector => {
-                let r = arr.entry_range(e);
-                out.push('[');
-                for (j, item) in r.enumerate() {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    push_value(&arr.data, item, out);
-                }
-                out.push(']');
-            }
-            Shape::String { .. } => {
-                let r = arr.entry_range(e);
-                let bytes = match &arr.data {
-                    Data::U8(v) => &v[r],
-                    _ => &[][..],
-                };
-                let _ = write!(
-                    out,
-                    "{}",
-                    serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
-                );
+            Shape::Vector | Shape::String { .. } | Shape::Nested { .. } => {
+                push_list_item(&arr.data, &levels, element, e, out)
             }
         }
     }

@@ -9,7 +9,9 @@
 //! complete.
 //!
 //! What is read: scalar, fixed-size and variable-size (`x[n]`) leaves of every numeric type
-//! (with Float16_t/Double32_t), `std::vector<T>` of numbers, `std::string` and `char*`; the
+//! (with Float16_t/Double32_t), `std::vector<T>` of numbers, `std::string` and `char*`,
+//! vectors of strings, of ATLAS ElementLinks and nested vectors (`std::vector<std::string>`,
+//! `std::vector<std::vector<T>>`, one offsets level per list: [`Array::outer`]); the
 //! members of split objects (scalars, fixed arrays, and jagged arrays for the members of a
 //! TClonesArray or a split `std::vector<Class>`), named as uproot names them
 //! ([`Tree::branch`]); leaf lists (`x/F:y/F:n/I`) as one column per leaf (`branch.x`); trees
@@ -17,7 +19,7 @@
 //! compressed with zlib, LZMA, LZ4 or ZSTD, on disk or embedded in the TBranch.
 //!
 //! Refusal is per branch: a tree whose header parses always opens. A branch hepml does not
-//! decode (other objects, nested vectors, odd bookkeeping) carries the reason in
+//! decode (other objects, odd bookkeeping) carries the reason in
 //! [`Branch::interp`] and is refused by [`BranchReader::new`] only; the parent branch of a
 //! split object or leaf list is a [`Branch::container`]. A decorated copy copies every
 //! branch's baskets, decodable or not. A branch holding more entries than its tree's
@@ -47,6 +49,7 @@ mod error;
 mod file;
 mod interp;
 mod json;
+mod lists;
 mod object;
 mod rbuf;
 mod read;
@@ -62,7 +65,7 @@ pub use file::RootFile;
 pub use json::write_array_json;
 pub use read::{Array, BranchReader, Data};
 pub use storage::BranchCompression;
-pub use tree::{BasketLoc, BasketSource, Branch, Interp, Leaf, Prim, Shape, Tree};
+pub use tree::{BasketLoc, BasketSource, Branch, Element, Interp, Leaf, Prim, Shape, Tree};
 
 #[cfg(test)]
 mod fuzz;

@@ -6,7 +6,8 @@
 use super::compress::decompress_into;
 use super::error::{Context, Result, RootError};
 use super::file::{KeyHeader, RootFile};
-use super::rbuf::{RBuf, BYTE_COUNT_MASK};
+use super::lists::append_vector_entry;
+use super::rbuf::RBuf;
 use super::tree::{BasketLoc, BasketSource, Branch, Interp, Prim, Shape, Tree};
 
 /// Decoded values of a branch over an entry range.
@@ -113,8 +114,14 @@ pub struct Array {
     pub entries: u64,
     /// The values of all entries, flattened.
     pub data: Data,
-    /// For variable-size entries: `entries + 1` offsets into `data`, in values (bytes for strings).
+    /// For variable-size entries: `entries + 1` offsets into `data`, in values (bytes for
+    /// strings). For nested lists ([`Shape::Nested`]), the last level's: one more than its
+    /// items (the innermost vectors or the strings), each item's end in `data`.
     pub offsets: Option<Vec<usize>>,
+    /// The offsets levels above `offsets`, outermost first, for nested lists only (empty
+    /// otherwise): `outer[0]` holds `entries + 1` offsets into the items of the next level
+    /// (`outer[1]`, or `offsets` for the last), each level the same into the next.
+    pub outer: Vec<Vec<usize>>,
 }
 
 impl Array {
@@ -133,27 +140,27 @@ impl Array {
             entries: entries as u64,
             data,
             offsets,
+            outer: Vec::new(),
         }
     }
 
     fn new(interp: Interp, start: u64) -> Self {
-        let var = matches!(
-            interp.shape,
-            Shape::Var { .. } | Shape::Vector | Shape::String { .. }
-        );
+        let levels = interp.shape.levels();
         Array {
             data: Data::empty(interp.prim),
-            offsets: if var { Some(vec![0]) } else { None },
+            offsets: if levels > 0 { Some(vec![0]) } else { None },
+            outer: vec![vec![0]; levels.saturating_sub(1)],
             interp,
             start,
             entries: 0,
         }
     }
-    /// The range of `data` holding entry `i` (relative to `start`).
+    /// The range of `data` holding entry `i` (relative to `start`); for nested lists, the
+    /// range of its items in the next offsets level.
     pub fn entry_range(&self, i: usize) -> std::ops::Range<usize> {
-        match &self.offsets {
-            Some(o) => o[i]..o[i + 1],
-            None => {
+        match (self.outer.first(), &self.offsets) {
+            (Some(o), _) | (None, Some(o)) => o[i]..o[i + 1],
+            (None, None) => {
                 let n = self.interp.item_len();
                 i * n..(i + 1) * n
             }
@@ -258,13 +265,7 @@ impl RawBasket {
         scratch: &mut Vec<u8>,
     ) -> Result<RawBasket> {
         let var = branch.entry_offset_len > 0
-            || matches!(
-                branch.interp,
-                Ok(Interp {
-                    shape: Shape::Var { .. } | Shape::Vector | Shape::String { .. },
-                    ..
-                })
-            );
+            || branch.interp.as_ref().is_ok_and(|i| i.shape.levels() > 0);
         let mut out = RawBasket::default();
         match loc.source {
             BasketSource::Disk { seek, nbytes } => {
@@ -412,7 +413,7 @@ macro_rules! decode_be {
     }};
 }
 
-fn decode_values(src: &[u8], prim: Prim, out: &mut Data) -> Result<()> {
+pub(crate) fn decode_values(src: &[u8], prim: Prim, out: &mut Data) -> Result<()> {
     let size = prim.disk_size();
     if !src.len().is_multiple_of(size) {
         return Err(RootError::malformed(format!(
@@ -519,11 +520,10 @@ fn append_entries(
             }
             decode_values(&basket.data[a * item..b * item], prim, &mut out.data)?;
         }
-        Shape::Var { .. } | Shape::Vector | Shape::String { .. } => {
+        Shape::Var { .. } | Shape::Vector | Shape::String { .. } | Shape::Nested { .. } => {
             let offs = basket.offsets.as_ref().ok_or_else(|| {
                 RootError::malformed("variable-size basket without entry offsets")
             })?;
-            let out_offs = out.offsets.as_mut().expect("variable arrays have offsets");
             for e in a..b {
                 // Offsets are checked when the basket is loaded; a basket built otherwise still
                 // gets an error here, never a panic.
@@ -544,22 +544,10 @@ fn append_entries(
                         }
                         decode_values(bytes, prim, &mut out.data)?;
                     }
-                    Shape::Vector => {
-                        let mut r = RBuf::new(bytes, 0);
-                        let bcnt = r.u32()?;
-                        let _v = r.u16()?;
-                        let n = r.u32()? as usize;
-                        if bcnt & BYTE_COUNT_MASK == 0
-                            || (bcnt & !BYTE_COUNT_MASK) as usize != bytes.len() - 4
-                            || n * prim.disk_size() != bytes.len() - 10
-                        {
-                            return Err(RootError::malformed(format!(
-                                "std::vector entry of {} bytes with header (count {:#x}, size {n})",
-                                bytes.len(),
-                                bcnt
-                            )));
-                        }
-                        decode_values(&bytes[10..], prim, &mut out.data)?;
+                    Shape::Vector | Shape::Nested { .. } => {
+                        // Records its own offsets, one level per list.
+                        append_vector_entry(bytes, interp, out)?;
+                        continue;
                     }
                     Shape::String { header } => {
                         let mut r = RBuf::new(bytes, 0);
@@ -585,7 +573,11 @@ fn append_entries(
                     }
                     _ => unreachable!("matched above"),
                 }
-                out_offs.push(out.data.len() / interp.item_len().max(1));
+                let end = out.data.len() / interp.item_len().max(1);
+                out.offsets
+                    .as_mut()
+                    .ok_or_else(|| RootError::malformed("variable-size array without offsets"))?
+                    .push(end);
             }
         }
     }
@@ -700,7 +692,7 @@ impl<'a> BranchReader<'a> {
         out.start = start;
         out.entries = 0;
         out.data.clear();
-        if let Some(o) = out.offsets.as_mut() {
+        for o in out.offsets.iter_mut().chain(out.outer.iter_mut()) {
             o.clear();
             o.push(0);
         }

@@ -131,6 +131,43 @@ pub enum Shape {
         /// `std::string` (with its 6-byte object header) rather than `char*`.
         header: bool,
     },
+    /// `std::vector`s of strings, of ElementLinks or of `std::vector`s, written object-wise
+    /// (the outer vector's 6-byte header, then sizes and items, per entry): `vector<string>`
+    /// is `{ vectors: 1, element: Element::String }`, `vector<vector<float>>` is `{ vectors:
+    /// 2, element: Element::Number }`. One vector of numbers is [`Shape::Vector`].
+    Nested {
+        /// `std::vector` levels around the element.
+        vectors: usize,
+        /// What the innermost items are.
+        element: Element,
+    },
+}
+
+/// What the innermost items of nested lists ([`Shape::Nested`]) are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Element {
+    /// Numbers of the branch's [`Prim`].
+    Number,
+    /// Strings (`std::string`, `TString`), as bytes (`Prim::U8`), one offsets level more.
+    String,
+    /// ATLAS's `ElementLink<T>`: a record of two uint32, `m_persKey` and `m_persIndex`, as two
+    /// `Prim::U32` values per link.
+    Link,
+}
+
+impl Shape {
+    /// Levels of offsets an entry's values need: none for fixed-size entries, one for jagged
+    /// arrays, vectors and strings, one per list level for nested lists
+    /// ([`crate::Array::outer`] holds all but the last).
+    pub fn levels(&self) -> usize {
+        match self {
+            Shape::Scalar | Shape::Fixed(_) => 0,
+            Shape::Var { .. } | Shape::Vector | Shape::String { .. } => 1,
+            Shape::Nested { vectors, element } => {
+                vectors + usize::from(*element == Element::String)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,7 +181,8 @@ pub struct Interp {
 
 impl Interp {
     /// The type as `inspect` prints it (numpy names): `float32`, `int32[3]`, `float32[]`,
-    /// `float32[][3]`, `vector<float64>`, `string`.
+    /// `float32[][3]`, `vector<float64>`, `string`, `vector<string>`, `vector<vector<int32>>`,
+    /// `vector<vector<ElementLink>>`.
     pub fn type_name(&self) -> String {
         let p = self.prim.name();
         let dims = |d: &[usize]| d.iter().map(|n| format!("[{n}]")).collect::<String>();
@@ -154,6 +192,14 @@ impl Interp {
             Shape::Var { inner, .. } => format!("{p}[]{}", dims(inner)),
             Shape::Vector => format!("vector<{p}>"),
             Shape::String { .. } => "string".to_string(),
+            Shape::Nested { vectors, element } => {
+                let element = match element {
+                    Element::Number => p,
+                    Element::String => "string",
+                    Element::Link => "ElementLink",
+                };
+                (0..*vectors).fold(element.to_string(), |t, _| format!("vector<{t}>"))
+            }
         }
     }
     /// Values per fixed-size item (an entry for Scalar/Fixed, a row for Var).

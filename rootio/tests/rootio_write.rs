@@ -20,6 +20,7 @@ fn array(interp: &Interp, n: usize, data: Data, offsets: Option<Vec<usize>>) -> 
         entries: n as u64,
         data,
         offsets,
+        outer: Vec::new(),
     }
 }
 
@@ -254,6 +255,7 @@ fn slice(a: &Array, s: usize, e: usize) -> Array {
         entries: (e - s) as u64,
         data,
         offsets,
+        outer: Vec::new(),
     }
 }
 
@@ -354,6 +356,7 @@ fn score_array(n: u64) -> Array {
         entries: n,
         data: Data::F32((0..n).map(|i| (i as f32 * 0.731).sin()).collect()),
         offsets: None,
+        outer: Vec::new(),
     }
 }
 
@@ -851,6 +854,7 @@ fn unfinished_or_failed_writes_leave_nothing() {
             entries: 1,
             data: Data::F64(vec![1.0]),
             offsets: None,
+            outer: Vec::new(),
         };
         assert!(tw.append(&mut fw, 0, &wrong).is_err());
     }

@@ -29,6 +29,7 @@ impl Counter {
             entries: counts.len() as u64,
             data: Data::I32(counts.iter().map(|&x| x as i32).collect()),
             offsets: None,
+            outer: Vec::new(),
         })
     }
 }
@@ -128,5 +129,6 @@ pub(crate) fn to_array(col: &OutColumn, spec: &BranchSpec) -> Array {
         entries: n as u64,
         data,
         offsets,
+        outer: Vec::new(),
     }
 }

@@ -190,6 +190,13 @@ impl BranchOut {
                 format!("leaf_{}", leaf_code(i.prim)?)
             }
             Shape::Vector => format!("vec_{}", vector_cpp(i.prim)?),
+            Shape::Nested { .. } => {
+                return Err(RootError::unsupported(format!(
+                    "writing branch '{}' of {}",
+                    spec.name,
+                    i.type_name()
+                )))
+            }
             Shape::String { .. } => {
                 if i.prim != Prim::U8 {
                     return Err(RootError::unsupported(format!(
@@ -228,7 +235,7 @@ impl BranchOut {
                 leaf_code(i.prim)?.to_string(),
             ),
             Shape::String { .. } => (spec.name.clone(), "C".into()),
-            Shape::Vector => (spec.name.clone(), String::new()),
+            Shape::Vector | Shape::Nested { .. } => (spec.name.clone(), String::new()),
         };
         let var = matches!(
             i.shape,
