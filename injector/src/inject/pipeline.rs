@@ -361,7 +361,7 @@ pub struct ScoredChunks {
 
 impl ScoredChunks {
     /// The next chunk's scores; None after the last one.
-    pub fn next(&mut self) -> Result<Option<Scored>, InjectError> {
+    pub fn recv(&mut self) -> Result<Option<Scored>, InjectError> {
         let t = Instant::now();
         let r = self.rx.recv();
         self.wait += t.elapsed();
@@ -609,7 +609,7 @@ mod tests {
         let mut own = chain.chunks(&names, 700).unwrap();
         let mut chunk = Chunk::new();
         run(&chain, &[job, jet], 700, 2, |scored| {
-            while let Some(s) = scored.next()? {
+            while let Some(s) = scored.recv()? {
                 assert!(own.next_into(&mut chunk)?);
                 assert_eq!((s.member, s.start, s.len), (0, chunk.start, chunk.len()));
                 let cols = &s.cols;
@@ -676,7 +676,7 @@ mod tests {
         // stop; the run must return the writer's error (and not hang).
         let mut got = 0;
         let e = run(&chain, &[job], 10, 2, |scored| {
-            got += scored.next()?.map_or(0, |s| s.len);
+            got += scored.recv()?.map_or(0, |s| s.len);
             Err(InjectError::Config("disk full".into()))
         })
         .unwrap_err();
@@ -709,7 +709,7 @@ mod tests {
             nan: NonFinite::Error,
         };
         let e = run(&chain, &[job], 1000, 1, |scored| {
-            while scored.next()?.is_some() {}
+            while scored.recv()?.is_some() {}
             Ok(())
         })
         .unwrap_err()

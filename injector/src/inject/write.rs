@@ -83,7 +83,7 @@ pub(crate) fn one(
             .iter()
             .map(|s| find(&s.name))
             .collect::<Result<Vec<_>, _>>()?;
-        while let Some(mut chunk) = scored.next()? {
+        while let Some(mut chunk) = scored.recv()? {
             for (c, &k) in outputs.counters.iter().zip(&counter_index) {
                 tw.append(&mut fw, k, &c.array(&chunk.cols)?)?;
             }
