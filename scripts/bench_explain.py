@@ -133,7 +133,7 @@ def main():
         print(f"generating {data} ...", flush=True)
         make_data(data, a.events, 20, 1)
     model = os.path.join(d, "mlp_20_100_100_1.onnx")
-    make_model(model)
+    make_model(model, (20, 100, 100, 1))
     r, wall = explain(a.hepml, model, data, os.path.join(d, "explain_perm"),
                       ["--methods", "perm", "--repeats", str(a.repeats), "--max-events", str(a.events)])
     ours = r["seconds"]["permutation"]

@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from bench_read import make  # noqa: E402
-from bench_inject import best, make_model  # noqa: E402
+from bench_inject import best_child, make_model, model_path  # noqa: E402
 
 
 def main():
@@ -44,22 +44,19 @@ def main():
         f = os.path.join(many, f"part{i:04d}.root")
         if not os.path.exists(f):
             make(f, a.per_file, 20)
-    model = os.path.join(d, "mlp_20_100_100_1.onnx")
+    model = model_path(d)
     make_model(model)
     out_one = os.path.join(d, "inject_files_one.root")
     out_many = os.path.join(d, f"inject_files_{a.files}")
-
-    def fresh(p, w):
-        return w
 
     def many_job():
         shutil.rmtree(out_many, ignore_errors=True)
         return [a.hepml, "inject", os.path.join(many, "part*.root"), "--model", model, "-o", out_many, "--quiet"]
 
-    t_one = best([a.hepml, "inject", one, "--model", model, "-o", out_one, "--quiet"], a.repeat, fresh)
+    t_one = best_child([a.hepml, "inject", one, "--model", model, "-o", out_one, "--quiet"], a.repeat)[0]
     t_many = None
     for _ in range(a.repeat):
-        s = best(many_job(), 1, fresh)
+        s = best_child(many_job(), 1)[0]
         t_many = s if t_many is None else min(t_many, s)
     if len(glob.glob(os.path.join(out_many, "*.root"))) != a.files:
         sys.exit(f"expected {a.files} outputs in {out_many}")

@@ -285,13 +285,41 @@ pub enum NonFinite {
     PassThrough,
 }
 
-/// Fills `out` (row-major, `spec.shape(...)`) for one chunk.
-/// Copies the first `n` values of `data` into column `j` of the row-major `[n, c]` buffer.
-fn fill_column(data: &Data, n: usize, out: &mut [f32], j: usize, c: usize) {
+/// Rows filled together by [`fill_columns`]: a block of the `[n, c]` buffer (c floats a row)
+/// stays in the cache while every plain column writes into it.
+const ROW_BLOCK: usize = 256;
+
+/// Copies rows `rows` of each `(j, data)` into column `j` of the row-major `[n, c]` buffer
+/// `out`, a block of rows at a time (a column at a time would stream the whole buffer through
+/// the cache once per column). Returns, per column, whether a copied value is not finite.
+fn fill_columns(cols: &[(usize, &Data)], n: usize, out: &mut [f32], c: usize) -> Vec<bool> {
+    let mut bad = vec![false; cols.len()];
+    for r0 in (0..n).step_by(ROW_BLOCK) {
+        let r1 = (r0 + ROW_BLOCK).min(n);
+        let rows = &mut out[r0 * c..r1 * c];
+        for (&(j, data), bad) in cols.iter().zip(bad.iter_mut()) {
+            *bad |= fill_column(data, r0..r1, rows, j, c);
+        }
+    }
+    bad
+}
+
+/// Copies values `r` of `data` into column `j` of `rows` (row-major, `c` floats a row, one row
+/// per value); returns whether a copied value is not finite.
+fn fill_column(
+    data: &Data,
+    r: std::ops::Range<usize>,
+    rows: &mut [f32],
+    j: usize,
+    c: usize,
+) -> bool {
+    let mut finite = true;
     macro_rules! copy {
         ($v:expr, $conv:expr) => {
-            for (o, x) in out.iter_mut().skip(j).step_by(c).zip($v.iter().take(n)) {
-                *o = $conv(*x);
+            for (row, x) in rows.chunks_exact_mut(c).zip(&$v[r]) {
+                let y = $conv(*x);
+                finite &= y.is_finite();
+                row[j] = y;
             }
         };
     }
@@ -308,6 +336,7 @@ fn fill_column(data: &Data, n: usize, out: &mut [f32], j: usize, c: usize) {
         Data::U8(v) => copy!(v, |x: u8| x as f32),
         Data::Bool(v) => copy!(v, |x: bool| x as u8 as f32),
     }
+    !finite
 }
 
 /// With [`NonFinite::Error`], fails on the first NaN/inf in column `j` of the `[n, c]` buffer.
@@ -348,21 +377,35 @@ pub fn build(
     out: &mut Vec<f32>,
 ) -> Result<(), InputError> {
     let n = view.chunk.len();
-    out.clear();
+    if !matches!(spec.kind, InputKind::Event { .. }) {
+        out.clear();
+    }
     match &spec.kind {
         InputKind::Event { columns } => {
             let c = columns.len();
+            // Every value is written below: no need to zero a buffer of the right size.
             out.resize(n * c, 0.0);
+            // A plain scalar branch goes straight into its column (no f64 round trip, no
+            // expression evaluation): the common case of a model fed by branches.
+            let mut plain = Vec::new();
             for (j, e) in columns.iter().enumerate() {
-                // A plain scalar branch goes straight into its column (no f64 round trip, no
-                // expression evaluation): the common case of a model fed by branches.
                 if let Expr::Var { name, index: None } = e {
                     let a = view.array(name)?;
                     if a.interp.shape == Shape::Scalar && a.data.len() >= n {
-                        fill_column(&a.data, n, out, j, c);
-                        check_column(spec, policy, view, out, j, c, e)?;
-                        continue;
+                        plain.push((j, &a.data));
                     }
+                }
+            }
+            let bad = fill_columns(&plain, n, out, c);
+            // Column by column, as each would fail on its own: the first column with a
+            // non-finite value or an expression that fails gives the error.
+            let mut next = plain.iter().zip(&bad).peekable();
+            for (j, e) in columns.iter().enumerate() {
+                if let Some((_, &bad)) = next.next_if(|((k, _), _)| *k == j) {
+                    if bad {
+                        check_column(spec, policy, view, out, j, c, e)?;
+                    }
+                    continue;
                 }
                 let vals = e.eval(n, &mut |name, idx, o| view.event_values(name, idx, o))?;
                 for (i, v) in vals.iter().enumerate() {

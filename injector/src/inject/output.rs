@@ -109,12 +109,14 @@ impl Outputs {
 }
 
 /// One chunk of an output column as the writer takes it (per-event counts become offsets).
-pub(crate) fn to_array(col: &OutColumn, spec: &BranchSpec) -> Array {
+/// Float values move into the array; [`restore`] gives them back to the column afterwards, so
+/// that their buffer is reused.
+pub(crate) fn to_array(col: &mut OutColumn, spec: &BranchSpec) -> Array {
     let n = col.counts.as_ref().map_or(col.values.len(), |c| c.len());
     let data = if col.double {
         Data::F64(col.values.iter().map(|&v| v as f64).collect())
     } else {
-        Data::F32(col.values.clone())
+        Data::F32(std::mem::take(&mut col.values))
     };
     let offsets = col.counts.as_ref().map(|c| {
         let mut o = vec![0];
@@ -130,5 +132,12 @@ pub(crate) fn to_array(col: &OutColumn, spec: &BranchSpec) -> Array {
         data,
         offsets,
         outer: Vec::new(),
+    }
+}
+
+/// Gives `col` back the values [`to_array`] moved into `a`.
+pub(crate) fn restore(col: &mut OutColumn, a: Array) {
+    if let Data::F32(v) = a.data {
+        col.values = v;
     }
 }

@@ -67,8 +67,11 @@ pub struct Stages {
     pub inputs: Duration,
     /// The engines' inference.
     pub inference: Duration,
-    /// Writing: compression of the new branches and output I/O.
+    /// Writing: the output's start (a decorated copy's original baskets), compression of the
+    /// new branches and output I/O (its own thread).
     pub write: Duration,
+    /// The writer waiting for scores (scoring is the bottleneck when large).
+    pub write_wait: Duration,
 }
 
 impl Stages {
@@ -83,12 +86,14 @@ impl Stages {
             }
         };
         format!(
-            "read {}, input building {}, inference {}, writing {}; the scorer waited {:.3} s for reads",
+            "read {}, input building {}, inference {}, writing {}; the scorer waited {:.3} s for \
+             reads, the writer {:.3} s for scores",
             rate(self.read),
             rate(self.inputs),
             rate(self.inference),
             rate(self.write),
-            self.wait.as_secs_f64()
+            self.wait.as_secs_f64(),
+            self.write_wait.as_secs_f64()
         )
     }
 }
@@ -141,14 +146,17 @@ impl ModelJob {
         Ok(())
     }
 
-    /// Scores one chunk; returns one column per output spec. The time spent building inputs
-    /// and in inference is added to `stages`.
+    /// Scores one chunk; appends one column per output spec to `cols`, their values in buffers
+    /// taken from `pool` when it has some. The time spent building inputs and in inference is
+    /// added to `stages`.
     pub fn score_chunk(
         &self,
         view: &ChunkView,
         scratch: &mut Vec<Vec<f32>>,
+        pool: &mut Vec<Vec<f32>>,
+        cols: &mut Vec<OutColumn>,
         stages: &mut Stages,
-    ) -> Result<Vec<OutColumn>, InjectError> {
+    ) -> Result<(), InjectError> {
         let t = Instant::now();
         let n = view.chunk.len();
         scratch.resize_with(self.inputs.len(), Vec::new);
@@ -184,7 +192,6 @@ impl ModelJob {
         for (t, buf) in tensors.into_iter().zip(scratch.iter_mut()) {
             *buf = t.data;
         }
-        let mut cols = Vec::with_capacity(self.outputs.len());
         for o in &self.outputs {
             let t = outs
                 .iter()
@@ -217,14 +224,17 @@ impl ModelJob {
                     )))
                 }
             };
+            let mut values = pool.pop().unwrap_or_default();
+            values.clear();
+            values.extend((0..rows).map(|r| t.data[r * k + j]));
             cols.push(OutColumn {
                 branch: o.branch.clone(),
                 double: o.double,
-                values: (0..rows).map(|r| t.data[r * k + j]).collect(),
+                values,
                 counts: counts.clone(),
             });
         }
-        Ok(cols)
+        Ok(())
     }
 
     fn err(&self, msg: String) -> InjectError {
@@ -325,18 +335,61 @@ impl ModelJob {
 /// Chunk buffers in flight: one being read, one queued, one being scored.
 const IN_FLIGHT: usize = 3;
 
-/// Runs every model over a chain, handing each chunk's output columns (all models, in order)
-/// to `sink` together with the chunk.
-///
-/// Reading (decompression and decoding, on up to `threads` threads) runs in its own thread,
-/// one chunk ahead of scoring and writing, so the file is read while the previous chunk is
-/// scored. Chunks reach `sink` in file order. Returns the time spent in each stage.
+/// Scored chunks the writer may lag behind the scorer (their columns are small: one value per
+/// event and output), so that scoring goes on while the writer starts the output.
+const SCORED_AHEAD: usize = 8;
+
+/// One chunk's scores, as the writer receives them.
+#[derive(Debug)]
+pub struct Scored {
+    /// The chunk's file in the chain.
+    pub member: usize,
+    /// Its first entry in that file's tree.
+    pub start: u64,
+    /// Its events.
+    pub len: usize,
+    /// Every job's output columns, jobs in order.
+    pub cols: Vec<OutColumn>,
+}
+
+/// The writer's end of [`run`]: the scored chunks in file order.
+pub struct ScoredChunks {
+    rx: mpsc::Receiver<Result<Scored, InjectError>>,
+    back: mpsc::Sender<Vec<OutColumn>>,
+    wait: Duration,
+}
+
+impl ScoredChunks {
+    /// The next chunk's scores; None after the last one.
+    pub fn recv(&mut self) -> Result<Option<Scored>, InjectError> {
+        let t = Instant::now();
+        let r = self.rx.recv();
+        self.wait += t.elapsed();
+        match r {
+            Ok(s) => s.map(Some),
+            Err(mpsc::RecvError) => Ok(None),
+        }
+    }
+
+    /// Hands a chunk's columns back: the scorer refills their buffers.
+    pub fn recycle(&self, cols: Vec<OutColumn>) {
+        // The scorer may have finished; then the buffers are simply dropped.
+        let _ = self.back.send(cols);
+    }
+}
+
+/// Runs every model over a chain as a pipeline of three threads joined by bounded queues:
+/// reading (decompression and decoding of the branches the models read, on up to `threads`
+/// threads), scoring (input building and inference, which uses the engines' own `threads`),
+/// and writing, which is `write`, run on the calling thread with the scored chunks in file
+/// order. Chunk and column buffers go round and are reused, so memory depends on the chunk
+/// size, not on the number of events. Returns the time spent in each stage.
 pub fn run(
     chain: &Chain,
     jobs: &[ModelJob],
     chunk_size: u64,
     threads: usize,
-    mut sink: impl FnMut(&Chunk, Vec<OutColumn>) -> Result<(), InjectError>,
+    write: impl FnOnce(&mut ScoredChunks) -> Result<(), InjectError>,
 ) -> Result<Stages, InjectError> {
     let mut names: Vec<String> = Vec::new();
     for j in jobs {
@@ -355,6 +408,8 @@ pub fn run(
         // Cannot fail: the receiver is alive.
         let _ = empty_tx.send(Chunk::new());
     }
+    let (scored_tx, scored_rx) = mpsc::sync_channel(SCORED_AHEAD);
+    let (back_tx, back_rx) = mpsc::channel::<Vec<OutColumn>>();
     std::thread::scope(|s| {
         let reader = s.spawn(move || {
             let mut busy = Duration::ZERO;
@@ -374,35 +429,58 @@ pub fn run(
             }
             busy
         });
-        let mut scratch: Vec<Vec<Vec<f32>>> = jobs.iter().map(|_| Vec::new()).collect();
-        let mut stages = Stages::default();
-        let mut body = || -> Result<(), InjectError> {
+        let index = &index;
+        let scorer = s.spawn(move || {
+            let mut stages = Stages::default();
+            let mut scratch: Vec<Vec<Vec<f32>>> = jobs.iter().map(|_| Vec::new()).collect();
+            let mut pool: Vec<Vec<f32>> = Vec::new();
             loop {
                 let t = Instant::now();
                 let Ok(msg) = full_rx.recv() else {
-                    return Ok(());
+                    return stages;
                 };
                 stages.wait += t.elapsed();
-                let chunk = msg?;
-                let view = ChunkView::new(&chunk, &index);
-                let mut cols = Vec::new();
-                for (j, s) in jobs.iter().zip(scratch.iter_mut()) {
-                    cols.extend(j.score_chunk(&view, s, &mut stages)?);
+                pool.extend(back_rx.try_iter().flatten().map(|c| c.values));
+                let scored = msg.map_err(InjectError::from).and_then(|chunk| {
+                    let view = ChunkView::new(&chunk, index);
+                    let mut cols = Vec::new();
+                    for (j, s) in jobs.iter().zip(scratch.iter_mut()) {
+                        j.score_chunk(&view, s, &mut pool, &mut cols, &mut stages)?;
+                    }
+                    let scored = Scored {
+                        member: chunk.member,
+                        start: chunk.start,
+                        len: chunk.len(),
+                        cols,
+                    };
+                    // The reader may have stopped already; then the buffer is simply dropped.
+                    let _ = empty_tx.send(chunk);
+                    Ok(scored)
+                });
+                let stop = scored.is_err();
+                if scored_tx.send(scored).is_err() || stop {
+                    return stages;
                 }
-                let t = Instant::now();
-                sink(&chunk, cols)?;
-                stages.write += t.elapsed();
-                // The reader may have stopped already; then the buffer is simply dropped.
-                let _ = empty_tx.send(chunk);
             }
+        });
+        let t = Instant::now();
+        let mut chunks = ScoredChunks {
+            rx: scored_rx,
+            back: back_tx,
+            wait: Duration::ZERO,
         };
-        let result = body();
-        // Unblock the reader whether it waits for a buffer or for room in the queue.
-        drop(empty_tx);
-        drop(full_rx);
+        let result = write(&mut chunks);
+        let (written, write_wait) = (t.elapsed(), chunks.wait);
+        // Unblock the scorer (and through it the reader) if the writer stopped early.
+        drop(chunks);
+        let mut stages = scorer
+            .join()
+            .map_err(|_| InjectError::Config("the scoring thread panicked".into()))?;
         stages.read = reader
             .join()
             .map_err(|_| InjectError::Config("the reading thread panicked".into()))?;
+        stages.write = written.saturating_sub(write_wait);
+        stages.write_wait = write_wait;
         result.map(|()| stages)
     })
 }
@@ -522,40 +600,87 @@ mod tests {
             nan: NonFinite::Error,
         };
         let mut seen = 0;
-        let index: HashMap<String, usize> = ["MET_px", "MET_py", "NPrimaryVertices", "Jet_Px"]
+        let names: Vec<String> = ["MET_px", "MET_py", "NPrimaryVertices", "Jet_Px"]
             .iter()
-            .enumerate()
-            .map(|(i, n)| (n.to_string(), i))
+            .map(|n| n.to_string())
             .collect();
-        run(&chain, &[job, jet], 700, 2, |chunk, cols| {
-            let view = ChunkView::new(chunk, &index);
-            let (px, py, npv) = (
-                view.array("MET_px")?,
-                view.array("MET_py")?,
-                view.array("NPrimaryVertices")?,
-            );
-            for i in 0..chunk.len() {
-                let want = if npv.data.get_f64(i) as i64 % 2 == 0 {
-                    px.data.get_f64(i) as f32
-                } else {
-                    py.data.get_f64(i) as f32 + 100.0
-                };
-                assert_eq!(cols[0].values[i], want, "event {}", chunk.start + i as u64);
+        let index: HashMap<String, usize> = branch_index(&names);
+        // The writer reads the same chunks itself, to check each one's scores.
+        let mut own = chain.chunks(&names, 700).unwrap();
+        let mut chunk = Chunk::new();
+        run(&chain, &[job, jet], 700, 2, |scored| {
+            while let Some(s) = scored.recv()? {
+                assert!(own.next_into(&mut chunk)?);
+                assert_eq!((s.member, s.start, s.len), (0, chunk.start, chunk.len()));
+                let cols = &s.cols;
+                let view = ChunkView::new(&chunk, &index);
+                let (px, py, npv) = (
+                    view.array("MET_px")?,
+                    view.array("MET_py")?,
+                    view.array("NPrimaryVertices")?,
+                );
+                for i in 0..chunk.len() {
+                    let want = if npv.data.get_f64(i) as i64 % 2 == 0 {
+                        px.data.get_f64(i) as f32
+                    } else {
+                        py.data.get_f64(i) as f32 + 100.0
+                    };
+                    assert_eq!(cols[0].values[i], want, "event {}", chunk.start + i as u64);
+                }
+                let jpx = view.array("Jet_Px")?;
+                assert_eq!(cols[1].values.len(), jpx.data.len());
+                assert_eq!(
+                    cols[1].counts.as_ref().unwrap().iter().sum::<usize>(),
+                    jpx.data.len()
+                );
+                for (v, k) in cols[1].values.iter().zip(0..) {
+                    assert_eq!(*v, 2.0 * jpx.data.get_f64(k) as f32);
+                }
+                seen += chunk.len();
+                // The next chunks' scores land in these buffers.
+                scored.recycle(s.cols);
             }
-            let jpx = view.array("Jet_Px")?;
-            assert_eq!(cols[1].values.len(), jpx.data.len());
-            assert_eq!(
-                cols[1].counts.as_ref().unwrap().iter().sum::<usize>(),
-                jpx.data.len()
-            );
-            for (v, k) in cols[1].values.iter().zip(0..) {
-                assert_eq!(*v, 2.0 * jpx.data.get_f64(k) as f32);
-            }
-            seen += chunk.len();
             Ok(())
         })
         .unwrap();
+        assert!(!own.next_into(&mut chunk).unwrap());
         assert_eq!(seen, 2421);
+    }
+
+    #[test]
+    fn a_writer_that_fails_stops_reading_and_scoring() {
+        let chain = hzz();
+        let job = ModelJob {
+            name: "m".into(),
+            choices: Vec::new(),
+            models: Models::Single(Box::new(Linear {
+                w: vec![1.0],
+                b: 0.0,
+            })),
+            inputs: vec![InputSpec {
+                name: "x".into(),
+                kind: InputKind::Event {
+                    columns: vec![Expr::parse("MET_px").unwrap()],
+                },
+            }],
+            outputs: vec![OutputSpec {
+                tensor: "y".into(),
+                column: None,
+                branch: "s".into(),
+                double: false,
+            }],
+            per_object: false,
+            nan: NonFinite::Error,
+        };
+        // Chunks of 10 events: the reader and scorer would fill every queue if they did not
+        // stop; the run must return the writer's error (and not hang).
+        let mut got = 0;
+        let e = run(&chain, &[job], 10, 2, |scored| {
+            got += scored.recv()?.map_or(0, |s| s.len);
+            Err(InjectError::Config("disk full".into()))
+        })
+        .unwrap_err();
+        assert_eq!((e.to_string(), got), ("disk full".to_string(), 10));
     }
 
     #[test]
@@ -583,9 +708,12 @@ mod tests {
             per_object: false,
             nan: NonFinite::Error,
         };
-        let e = run(&chain, &[job], 1000, 1, |_, _| Ok(()))
-            .unwrap_err()
-            .to_string();
+        let e = run(&chain, &[job], 1000, 1, |scored| {
+            while scored.recv()?.is_some() {}
+            Ok(())
+        })
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("bad.onnx") && e.contains("expected 3 columns"),
             "{e}"

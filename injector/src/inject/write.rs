@@ -4,7 +4,7 @@
 
 use super::error::{config, Context, InjectError};
 use super::jobs::Jobs;
-use super::output::{to_array, Outputs};
+use super::output::{restore, to_array, Outputs};
 use super::pipeline;
 use super::plan::{tree_name, Event, Options, Plan, Written};
 use super::provenance;
@@ -45,53 +45,61 @@ pub(crate) fn one(
     let outputs = Outputs::new(jobs, &chain, o.friend)?;
     let m = &chain.members[0];
     let mut fw = FileWriter::create(out, o.compression)?;
-    let mut tw = if o.friend {
-        // Same name and directory as the input tree, so AddFriend("dir/tree", file) works.
-        let (dir, base) = tree.rsplit_once('/').unwrap_or(("", &tree));
-        let mut tw = TreeWriter::new(
-            &mut fw,
-            base,
-            &format!("hepml scores for {}", input.display()),
-            &outputs.all(),
-        )?;
-        tw.set_directory(fw.mkdir_path(dir)?);
-        tw
-    } else {
-        clone_tree(&m.file, &m.tree, &mut fw, &outputs.specs)?
-    };
-    // Where each branch sits: after the counters in a friend tree, after the original
-    // branches in a decorated copy.
-    let find = |name: &str| {
-        tw.branch_index(name)
-            .ok_or_else(|| config(format!("branch '{name}' missing from the output tree")))
-    };
-    let counter_index = outputs
-        .counters
-        .iter()
-        .map(|c| find(&c.spec.name))
-        .collect::<Result<Vec<_>, _>>()?;
-    let index = outputs
-        .specs
-        .iter()
-        .map(|s| find(&s.name))
-        .collect::<Result<Vec<_>, _>>()?;
     progress(Event::Start {
         input,
         entries: chain.entries(),
     });
     let t0 = std::time::Instant::now();
-    let stages = pipeline::run(&chain, jobs, o.chunk, plan.threads, |chunk, cols| {
-        for (c, &k) in outputs.counters.iter().zip(&counter_index) {
-            tw.append(&mut fw, k, &c.array(&cols)?)?;
+    // The output is started (a decorated copy's original baskets copied) on this, the writing
+    // thread, while the first chunks are read and scored.
+    let stages = pipeline::run(&chain, jobs, o.chunk, plan.threads, |scored| {
+        let mut tw = if o.friend {
+            // Same name and directory as the input tree, so AddFriend("dir/tree", file) works.
+            let (dir, base) = tree.rsplit_once('/').unwrap_or(("", &tree));
+            let mut tw = TreeWriter::new(
+                &mut fw,
+                base,
+                &format!("hepml scores for {}", input.display()),
+                &outputs.all(),
+            )?;
+            tw.set_directory(fw.mkdir_path(dir)?);
+            tw
+        } else {
+            clone_tree(&m.file, &m.tree, &mut fw, &outputs.specs)?
+        };
+        // Where each branch sits: after the counters in a friend tree, after the original
+        // branches in a decorated copy.
+        let find = |name: &str| {
+            tw.branch_index(name)
+                .ok_or_else(|| config(format!("branch '{name}' missing from the output tree")))
+        };
+        let counter_index = outputs
+            .counters
+            .iter()
+            .map(|c| find(&c.spec.name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = outputs
+            .specs
+            .iter()
+            .map(|s| find(&s.name))
+            .collect::<Result<Vec<_>, _>>()?;
+        while let Some(mut chunk) = scored.recv()? {
+            for (c, &k) in outputs.counters.iter().zip(&counter_index) {
+                tw.append(&mut fw, k, &c.array(&chunk.cols)?)?;
+            }
+            for ((col, spec), &k) in chunk.cols.iter_mut().zip(&outputs.specs).zip(&index) {
+                let a = to_array(col, spec);
+                let r = tw.append(&mut fw, k, &a);
+                restore(col, a);
+                r?;
+            }
+            progress(Event::Advance(chunk.len as u64));
+            scored.recycle(chunk.cols);
         }
-        for ((col, spec), &k) in cols.iter().zip(&outputs.specs).zip(&index) {
-            tw.append(&mut fw, k, &to_array(col, spec))?;
-        }
-        progress(Event::Advance(chunk.len() as u64));
+        tw.finish(&mut fw)?;
         Ok(())
     })
     .context_with(|| input.display().to_string())?;
-    tw.finish(&mut fw)?;
     if !o.friend {
         for s in copy_other_keys(&m.file, &tree, &mut fw)? {
             progress(Event::Note(format!(
