@@ -1,5 +1,5 @@
 //! Writer checks against files real ROOT 6.40 wrote (scripts/write_cases.py): decorated copies
-//! of trees inside directories.
+//! of trees inside directories, cluster ranges of new trees, Float16_t/Double32_t branches.
 //! Outputs are read back by ROOT (no error or warning) and uproot, and compared with the
 //! inputs (or with ROOT's own twin file).
 
@@ -146,4 +146,196 @@ fn decorated_copy_keeps_directories_and_the_trees_in_them() {
     let out2 = dir.path().join("deco_aux.root");
     let n2 = decorate(&input, "data/more/aux", &out2);
     eprintln!("deeper: {}", check_copy(&input, &out2, "data/more/aux", n2));
+}
+
+/// The columns of write_cases.py's cluster tree for entries `a..b`: x = 1.1 i, n = i % 4,
+/// v[n] = i + j.
+fn cluster_columns(a: u64, b: u64) -> [Array; 3] {
+    let e = b - a;
+    let counts: Vec<u64> = (a..b).map(|i| i % 4).collect();
+    let mut offsets = vec![0usize];
+    let mut v = Vec::new();
+    for (i, &c) in (a..b).zip(&counts) {
+        v.extend((0..c).map(|j| (i + j) as f32));
+        offsets.push(v.len());
+    }
+    let col = |prim, shape, data, offsets| Array {
+        interp: Interp { prim, shape },
+        start: 0,
+        entries: e,
+        data,
+        offsets,
+    };
+    [
+        col(
+            Prim::F64,
+            Shape::Scalar,
+            Data::F64((a..b).map(|i| 1.1 * i as f64).collect()),
+            None,
+        ),
+        col(
+            Prim::I32,
+            Shape::Scalar,
+            Data::I32(counts.iter().map(|&c| c as i32).collect()),
+            None,
+        ),
+        col(
+            Prim::F32,
+            Shape::Var {
+                counter: "n".into(),
+                inner: vec![],
+            },
+            Data::F32(v),
+            Some(offsets),
+        ),
+    ]
+}
+
+fn clusters_json(file: &Path) -> serde_json::Value {
+    let out = testutil::script("write_cases.py", &["clusters", s(file), "t"]);
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+fn u64s(v: &serde_json::Value) -> Vec<u64> {
+    serde_json::from_value(v.clone()).unwrap()
+}
+
+/// A new tree filled with `TreeWriter::flush_cluster` calls records the cluster ranges ROOT
+/// records for the same `TTree::FlushBaskets()` calls (fNClusterRange, fClusterRangeEnd,
+/// fClusterSize, fAutoFlush), for auto-flush by entries, off, and by bytes; ROOT's cluster
+/// iterator and uproot see the same cluster starts as in ROOT's own file, every branch starts
+/// a basket there, and ROOT reads every branch as it reads ROOT's file.
+#[test]
+fn cluster_ranges_are_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, i64, u64, &[u64]); 5] = [
+        ("every300", 300, 2500, &[1000, 1100]),
+        ("every300_on_boundary", 300, 2500, &[900, 1000, 1000]),
+        ("off", 0, 2500, &[1000, 1100, 1100]),
+        ("none_marked", 300, 2500, &[]),
+        ("bytes", -20000, 20000, &[1000, 1100]),
+    ];
+    for (label, af, n, marks) in cases {
+        let twin = dir.path().join(format!("root_{label}.root"));
+        let mut args = vec![
+            "make-clusters".to_string(),
+            s(&twin).into(),
+            af.to_string(),
+            n.to_string(),
+        ];
+        args.extend(marks.iter().map(|m| m.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        testutil::script("write_cases.py", &args);
+
+        let ours = dir.path().join(format!("hepml_{label}.root"));
+        let mut fw = FileWriter::create(&ours, Compression::DEFAULT).unwrap();
+        let specs = cluster_columns(0, 0).map(|a| a.interp);
+        let names = ["x", "n", "v"];
+        let specs: Vec<BranchSpec> = names
+            .iter()
+            .zip(specs)
+            .map(|(name, i)| BranchSpec::new(name, i.prim, i.shape))
+            .collect();
+        let mut tw = rootio::write::TreeWriter::new(&mut fw, "t", "t", &specs).unwrap();
+        tw.set_auto_flush(af).unwrap();
+        let mut start = 0;
+        for &m in marks.iter().chain([n].iter()) {
+            // In chunks of 250 entries, so that the auto-flush by bytes settles mid-way.
+            while start < m {
+                let stop = m.min(start + 250);
+                for (k, col) in cluster_columns(start, stop).iter().enumerate() {
+                    tw.append(&mut fw, k, col).unwrap();
+                }
+                start = stop;
+            }
+            if m < n {
+                tw.flush_cluster(&mut fw).unwrap();
+            }
+        }
+        tw.finish(&mut fw).unwrap();
+        fw.finish().unwrap();
+
+        let (a, b) = (clusters_json(&twin), clusters_json(&ours));
+        for m in ["fNClusterRange", "fClusterRangeEnd", "fClusterSize"] {
+            assert_eq!(a[m], b[m], "{label}: {m}");
+        }
+        let (ra, rb) = (u64s(&a["root"]), u64s(&b["root"]));
+        let last_range = marks.last().copied().unwrap_or(0);
+        if af > 0 {
+            assert_eq!(a["fAutoFlush"], b["fAutoFlush"], "{label}");
+            assert_eq!(ra, rb, "{label}: ROOT's cluster starts");
+            assert_eq!(a["uproot"], b["uproot"], "{label}: uproot's cluster starts");
+        } else if af == 0 {
+            // Past the last range ROOT estimates cluster sizes from the compressed bytes.
+            assert_eq!(b["fAutoFlush"], 0);
+            let upto = |r: &[u64]| {
+                r.iter()
+                    .copied()
+                    .filter(|&e| e <= last_range)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(upto(&ra), upto(&rb), "{label}: ROOT's cluster starts");
+        } else {
+            // By bytes: the auto-flush ROOT settles on depends on the compressed sizes; the
+            // clusters after the ranges have that many entries, from the last range on.
+            let size = b["fAutoFlush"].as_u64().expect("a positive auto-flush");
+            let mut want = vec![0, 1000, 1100];
+            let mut e = 1100 + size;
+            while e < n {
+                want.push(e);
+                e += size;
+            }
+            assert_eq!(
+                rb, want,
+                "{label}: ROOT's cluster starts (auto-flush {size})"
+            );
+            assert_eq!(&ra[..3], &want[..3], "{label}: ROOT's own ranges");
+        }
+        for (br, starts) in b["baskets"].as_object().unwrap() {
+            let starts = u64s(starts);
+            for e in rb.iter().filter(|&&e| af != 0 || e <= last_range) {
+                assert!(
+                    starts.contains(e),
+                    "{label}: {br} baskets {starts:?}, cluster {e}"
+                );
+            }
+        }
+        let same = testutil::script("verify_written.py", &["same-objects", s(&twin), s(&ours)]);
+        eprintln!(
+            "{label}: ranges {} sizes {}, fAutoFlush {} (ROOT {}), {} ROOT clusters; {}",
+            b["fClusterRangeEnd"],
+            b["fClusterSize"],
+            b["fAutoFlush"],
+            a["fAutoFlush"],
+            rb.len(),
+            same.trim()
+        );
+    }
+}
+
+/// `flush_cluster` is refused where it cannot hold: branches filled unevenly, and a decorated
+/// copy (which keeps the input's clusters).
+#[test]
+fn flush_cluster_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("uneven.root");
+    let mut fw = FileWriter::create(&p, Compression::DEFAULT).unwrap();
+    let specs = [
+        BranchSpec::scalar("x", Prim::F64),
+        BranchSpec::scalar("n", Prim::I32),
+    ];
+    let mut tw = rootio::write::TreeWriter::new(&mut fw, "t", "t", &specs).unwrap();
+    let cols = cluster_columns(0, 10);
+    tw.append(&mut fw, 0, &cols[0]).unwrap();
+    let e = tw.flush_cluster(&mut fw).unwrap_err().to_string();
+    assert!(e.contains("branch 'n' has 0 entries"), "{e}");
+
+    let input = testutil::shared("root/uproot-HZZ.root");
+    let f = RootFile::open(&input).unwrap();
+    let t = f.tree("events").unwrap();
+    let out = dir.path().join("deco.root");
+    let mut fw = FileWriter::create(&out, Compression::DEFAULT).unwrap();
+    let mut w = clone_tree(&f, &t, &mut fw, &[]).unwrap();
+    let e = w.flush_cluster(&mut fw).unwrap_err().to_string();
+    assert!(e.contains("decorated copy"), "{e}");
 }

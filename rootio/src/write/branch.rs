@@ -49,8 +49,9 @@ pub(super) enum Clusters {
     /// Not decided yet: the first cluster ends once this many compressed bytes were written
     /// (ROOT's negative `fAutoFlush`).
     Bytes(i64),
-    /// Every this many entries (a positive `fAutoFlush`).
-    Every(u64),
+    /// Every `size` entries (a positive `fAutoFlush`), counted from entry `from`: the start of
+    /// the tree's last cluster range (0 when none was marked).
+    Every { size: u64, from: u64 },
     /// At these entries, sorted (a decorated copy keeps the input's clusters).
     At(Vec<u64>),
     /// None (`fAutoFlush = 0`).
@@ -60,7 +61,9 @@ pub(super) enum Clusters {
 impl Clusters {
     pub(super) fn is_boundary(&self, e: u64) -> bool {
         match self {
-            Clusters::Every(c) => *c > 0 && e.is_multiple_of(*c),
+            Clusters::Every { size, from } => {
+                *size > 0 && e > *from && (e - from).is_multiple_of(*size)
+            }
             Clusters::At(v) => v.binary_search(&e).is_ok(),
             Clusters::Bytes(_) | Clusters::Off => false,
         }
