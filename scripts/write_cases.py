@@ -114,7 +114,7 @@ t.Branch("dr", dr, "dr/d[0,1,20]")
 t.Branch("dt", dt, "dt/d[0,0,14]")
 t.Branch("dv", dv, "dv[n]/d")
 for i in range(2000):
-    s = (i * 0.37) % 1.0
+    s = ((i * 7919) % 1000) / 997.0  # full mantissas; a few past 1 (clamped by ranges)
     n[0] = i % 6
     plain[0] = i * 0.1
     h[0] = 1000.0 * s - 300.0

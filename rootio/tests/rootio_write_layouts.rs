@@ -340,6 +340,27 @@ fn flush_cluster_refusals() {
     assert!(e.contains("decorated copy"), "{e}");
 }
 
+/// hepml reads every branch of `tree` in `a` the same from `b` (which may have more); returns
+/// how many of them are Float16_t/Double32_t.
+fn hepml_reads_the_same(a: &Path, b: &Path, tree: &str) -> usize {
+    let (f, g) = (RootFile::open(a).unwrap(), RootFile::open(b).unwrap());
+    let (t, u) = (f.tree(tree).unwrap(), g.tree(tree).unwrap());
+    let mut packed = 0;
+    for br in &t.branches {
+        let x = BranchReader::new(&f, &t, br)
+            .unwrap()
+            .read(0, t.entries)
+            .unwrap();
+        let y = BranchReader::new(&g, &u, u.branch(&br.name).unwrap())
+            .unwrap()
+            .read(0, u.entries)
+            .unwrap();
+        assert_eq!(format!("{x:?}"), format!("{y:?}"), "{}", br.name);
+        packed += usize::from(matches!(x.interp.prim, Prim::Packed { .. }));
+    }
+    packed
+}
+
 /// Float16_t and Double32_t leaves ROOT wrote (with and without ranges, a truncated mantissa,
 /// an array counted by another branch) survive a decorated copy: the same basket bytes, the
 /// same leaf classes and titles (uproot interprets them the same), the same values in ROOT,
@@ -352,21 +373,159 @@ fn decorated_copy_keeps_float16_and_double32_branches() {
     let out = dir.path().join("deco_packed.root");
     let n = decorate(&input, "packed", &out);
     let summary = check_copy(&input, &out, "packed", n);
-    let (f, g) = (
-        RootFile::open(&input).unwrap(),
-        RootFile::open(&out).unwrap(),
+    assert_eq!(
+        hepml_reads_the_same(&input, &out, "packed"),
+        6,
+        "the input's Float16_t/Double32_t branches"
     );
-    let (t, u) = (f.tree("packed").unwrap(), g.tree("packed").unwrap());
-    let mut packed = 0;
-    for b in &t.branches {
-        let x = BranchReader::new(&f, &t, b).unwrap().read(0, n).unwrap();
-        let y = BranchReader::new(&g, &u, u.branch(&b.name).unwrap())
-            .unwrap()
-            .read(0, n)
-            .unwrap();
-        assert_eq!(format!("{x:?}"), format!("{y:?}"), "{}", b.name);
-        packed += usize::from(matches!(x.interp.prim, Prim::Packed { .. }));
-    }
-    assert_eq!(packed, 6, "the input's Float16_t/Double32_t branches");
     eprintln!("packed: {summary}");
+}
+
+/// New Float16_t/Double32_t branches: hepml writes the values and types write_cases.py's
+/// `make-packed` has ROOT write, and ROOT reads both files the same (every entry of every
+/// branch), uproot interprets and reads them the same, and hepml reads back what ROOT stored.
+#[test]
+fn new_float16_and_double32_branches_encode_as_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let twin = dir.path().join("packed_root.root");
+    testutil::script("write_cases.py", &["make-packed", s(&twin)]);
+    let n = 2000u64;
+    let sv: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64 / 997.0).collect();
+    let packed = |low: f64, high: f64, bits: u32, double: bool| Prim::Packed {
+        low,
+        high,
+        bits,
+        double,
+    };
+    let counts: Vec<u64> = (0..n).map(|i| i % 6).collect();
+    let mut offsets = vec![0usize];
+    let mut dv = Vec::new();
+    for (i, &c) in counts.iter().enumerate() {
+        dv.extend((0..c).map(|j| -sv[i] * j as f64 - 0.1 * i as f64));
+        offsets.push(dv.len());
+    }
+    let f32s = |f: &dyn Fn(usize) -> f64| Data::F32((0..n as usize).map(|i| f(i) as f32).collect());
+    let f64s = |f: &dyn Fn(usize) -> f64| Data::F64((0..n as usize).map(f).collect());
+    let var = Shape::Var {
+        counter: "n".into(),
+        inner: vec![],
+    };
+    let cols: Vec<(BranchSpec, Data, Option<Vec<usize>>)> = vec![
+        (
+            BranchSpec::scalar("n", Prim::I32),
+            Data::I32(counts.iter().map(|&c| c as i32).collect()),
+            None,
+        ),
+        (
+            BranchSpec::scalar("plain", Prim::F32),
+            f32s(&|i| i as f64 * 0.1),
+            None,
+        ),
+        (
+            BranchSpec::scalar("h", packed(0.0, 0.0, 12, false)),
+            f32s(&|i| 1000.0 * sv[i] - 300.0),
+            None,
+        ),
+        (
+            BranchSpec::scalar("hr", packed(-10.0, 10.0, 12, false)),
+            f32s(&|i| 20.0 * sv[i] - 10.0),
+            None,
+        ),
+        (
+            BranchSpec::scalar("d", packed(0.0, 0.0, 0, true)),
+            f64s(&|i| 1e6 * sv[i] - 123.456),
+            None,
+        ),
+        (
+            BranchSpec::scalar("dr", packed(0.0, 1.0, 20, true)),
+            f64s(&|i| sv[i]),
+            None,
+        ),
+        (
+            BranchSpec::scalar("dt", packed(0.0, 0.0, 14, true)),
+            f64s(&|i| sv[i] * 1e3),
+            None,
+        ),
+        (
+            BranchSpec::new("dv", packed(0.0, 0.0, 0, true), var),
+            Data::F64(dv),
+            Some(offsets),
+        ),
+    ];
+    let ours = dir.path().join("packed_hepml.root");
+    let mut fw = FileWriter::create(&ours, Compression::DEFAULT).unwrap();
+    let specs: Vec<BranchSpec> = cols.iter().map(|c| c.0.clone()).collect();
+    let mut tw = rootio::write::TreeWriter::new(
+        &mut fw,
+        "packed",
+        "Float16_t and Double32_t leaves",
+        &specs,
+    )
+    .unwrap();
+    for (k, (spec, data, offsets)) in cols.iter().enumerate() {
+        let a = Array {
+            interp: spec.interp.clone(),
+            start: 0,
+            entries: n,
+            data: data.clone(),
+            offsets: offsets.clone(),
+        };
+        tw.append(&mut fw, k, &a).unwrap();
+    }
+    tw.finish(&mut fw).unwrap();
+    fw.finish().unwrap();
+
+    // ROOT: every branch of every entry reads the same from both files.
+    let same = testutil::script("verify_written.py", &["same-objects", s(&twin), s(&ours)]);
+    // uproot: the same interpretation and values.
+    assert_eq!(
+        uproot_values(&twin, "packed"),
+        uproot_values(&ours, "packed")
+    );
+    // hepml: the same values from both.
+    assert_eq!(hepml_reads_the_same(&twin, &ours, "packed"), 6);
+    let layout = testutil::script("verify_written.py", &["layout", s(&ours)]);
+    eprintln!("new packed branches: {} {}", same.trim(), layout.trim());
+}
+
+/// Float16_t/Double32_t types ROOT cannot store are refused when the branch is declared.
+#[test]
+fn impossible_packed_types_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fw = FileWriter::create(dir.path().join("bad.root"), Compression::DEFAULT).unwrap();
+    for (p, msg) in [
+        (
+            Prim::Packed {
+                low: 0.0,
+                high: 0.0,
+                bits: 20,
+                double: true,
+            },
+            "Double32_t with a truncated mantissa of 20 bits",
+        ),
+        (
+            Prim::Packed {
+                low: 1.0,
+                high: 1.0 - 1e-9,
+                bits: 10,
+                double: false,
+            },
+            "Float16_t with range",
+        ),
+        (
+            Prim::Packed {
+                low: 0.0,
+                high: f64::INFINITY,
+                bits: 10,
+                double: true,
+            },
+            "range [0,inf]",
+        ),
+    ] {
+        let e = rootio::write::TreeWriter::new(&mut fw, "t", "", &[BranchSpec::scalar("x", p)])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("branch 'x'") && e.contains(msg), "{e}");
+    }
 }
