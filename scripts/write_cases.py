@@ -22,8 +22,17 @@ the reading of what hepml wrote. ROOT runs through verify_written.py's run_root:
       and a Double32_t array counted by n/I), beside a plain float: the forms uproot 5.7
       reads (it fails on Float16_t arrays and misreads ranged arrays, taking `[3]`/`[n]` for
       the range).
+  write_cases.py make-class OUT
+      A tree `hits` with a split branch `hit` of an interpreted class whose members are
+      Double32_t and Float16_t with and without ranges (`Double32_t e; //[0,100,16]`) and an
+      int: ROOT's TBranchElement form of these types (uproot reads the split members; it fails
+      on the same class unsplit).
   write_cases.py values FILE TREE
-      uproot's values of every branch of TREE, as JSON lists (floats as hex strings).
+      uproot's values of every branch of TREE that holds data (a split object's members, not
+      the object), as JSON lists (floats as hex strings).
+  write_cases.py leaves FILE TREE
+      ROOT's per-leaf checksums of every entry (TLeaf::GetValue, split members included), as
+      JSON.
 """
 import argparse
 import json
@@ -130,6 +139,45 @@ f.Close()
 print(json.dumps({"written": sys.argv[1]}))
 '''
 
+MAKE_CLASS = r'''
+ROOT.gInterpreter.Declare("""
+struct Hit {
+  Double32_t e; //[0,100,16]
+  Double32_t t;
+  Float16_t q; //[-1,1,10]
+  Float16_t w;
+  int id;
+  Hit(): e(0), t(0), q(0), w(0), id(0) {}
+};""")
+f = ROOT.TFile(sys.argv[1], "RECREATE")
+t = ROOT.TTree("hits", "hits")
+h = ROOT.Hit()
+t.Branch("hit", h)
+for i in range(3000):
+    s = ((i * 7919) % 1000) / 997.0
+    h.e = 100 * s; h.t = s * 3.3; h.q = 2 * s - 1; h.w = s * 77.7; h.id = i
+    t.Fill()
+t.Write()
+f.Close()
+print(json.dumps({"written": sys.argv[1]}))
+'''
+
+LEAVES = r'''
+f = ROOT.TFile.Open(sys.argv[1])
+t = f.Get(sys.argv[2])
+leaves = list(t.GetListOfLeaves())
+sums = {l.GetName(): hashlib.sha1() for l in leaves}
+for i in range(int(t.GetEntries())):
+    if t.GetEntry(i) <= 0:
+        raise SystemExit("GetEntry(%d) failed" % i)
+    for l in leaves:
+        h = sums[l.GetName()]
+        for j in range(l.GetLen()):
+            h.update(float(l.GetValue(j)).hex().encode())
+        h.update(b"|")
+print(json.dumps({"entries": int(t.GetEntries()), "leaves": {k: v.hexdigest() for k, v in sums.items()}}))
+'''
+
 
 def uproot_open(path):
     import uproot
@@ -158,7 +206,9 @@ def cmd_values(a):
         warnings.simplefilter("error")
         t = uproot_open(a.file)[a.tree]
         out = {}
-        for b in t.branches:
+        for b in t.itervalues(recursive=True):
+            if b.branches:
+                continue  # (a split object's parent: its members are branches of their own)
             arr = b.array(library="ak") if b.interpretation.__class__.__name__.startswith(
                 "AsJagged") else b.array(library="np")
             vals = arr.tolist()
@@ -171,7 +221,7 @@ def cmd_values(a):
                 if isinstance(x, np.ndarray):
                     return [enc(y) for y in x.tolist()]
                 return x
-            out[b.name] = {"type": str(b.interpretation), "values": enc(vals)}
+            out[b.object_path.split(":")[-1].strip("/")] = {"type": str(b.interpretation), "values": enc(vals)}
     print(json.dumps(out))
 
 
@@ -184,12 +234,18 @@ def main():
     c.add_argument("n"); c.add_argument("marks", nargs="*")
     c = sub.add_parser("clusters"); c.add_argument("file"); c.add_argument("tree")
     c = sub.add_parser("make-packed"); c.add_argument("out")
+    c = sub.add_parser("make-class"); c.add_argument("out")
+    c = sub.add_parser("leaves"); c.add_argument("file"); c.add_argument("tree")
     c = sub.add_parser("values"); c.add_argument("file"); c.add_argument("tree")
     a = p.parse_args()
     if a.cmd == "make-dirs":
         print(json.dumps(run_root(MAKE_DIRS, a.out)))
     elif a.cmd == "make-clusters":
         print(json.dumps(run_root(MAKE_CLUSTERS, a.out, a.autoflush, a.n, *a.marks)))
+    elif a.cmd == "leaves":
+        print(json.dumps(run_root(LEAVES, a.file, a.tree)))
+    elif a.cmd == "make-class":
+        print(json.dumps(run_root(MAKE_CLASS, a.out)))
     elif a.cmd == "make-packed":
         print(json.dumps(run_root(MAKE_PACKED, a.out)))
     else:

@@ -529,3 +529,36 @@ fn impossible_packed_types_are_refused() {
         assert!(e.contains("branch 'x'") && e.contains(msg), "{e}");
     }
 }
+
+/// A split object whose members are Double32_t/Float16_t (with and without ranges, as class
+/// members `Double32_t e; //[0,100,16]`): the decorated copy reads in ROOT leaf by leaf, every
+/// entry, as the input does, and uproot reads every member equal to the input.
+#[test]
+fn decorated_copy_keeps_double32_class_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("class.root");
+    testutil::script("write_cases.py", &["make-class", s(&input)]);
+    let out = dir.path().join("deco_class.root");
+    let n = decorate(&input, "hits", &out);
+    let leaves = |p: &Path| -> serde_json::Value {
+        let o = testutil::script("write_cases.py", &["leaves", s(p), "hits"]);
+        serde_json::from_str(o.trim()).unwrap()
+    };
+    let (a, mut b) = (leaves(&input), leaves(&out));
+    assert!(b["leaves"]
+        .as_object_mut()
+        .unwrap()
+        .remove("hepml_score")
+        .is_some());
+    assert_eq!(a, b, "ROOT reads the members differently");
+    let (x, mut y) = (uproot_values(&input, "hits"), uproot_values(&out, "hits"));
+    assert!(y.as_object_mut().unwrap().remove("hepml_score").is_some());
+    assert_eq!(x, y, "uproot reads the members differently");
+    let layout = testutil::script("verify_written.py", &["layout", s(&out)]);
+    eprintln!(
+        "class members: {n} entries, {} ROOT leaves, {} uproot branches equal; {}",
+        a["leaves"].as_object().unwrap().len(),
+        x.as_object().unwrap().len(),
+        layout.trim()
+    );
+}
