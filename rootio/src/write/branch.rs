@@ -49,8 +49,9 @@ pub(super) enum Clusters {
     /// Not decided yet: the first cluster ends once this many compressed bytes were written
     /// (ROOT's negative `fAutoFlush`).
     Bytes(i64),
-    /// Every this many entries (a positive `fAutoFlush`).
-    Every(u64),
+    /// Every `size` entries (a positive `fAutoFlush`), counted from entry `from`: the start of
+    /// the tree's last cluster range (0 when none was marked).
+    Every { size: u64, from: u64 },
     /// At these entries, sorted (a decorated copy keeps the input's clusters).
     At(Vec<u64>),
     /// None (`fAutoFlush = 0`).
@@ -60,7 +61,9 @@ pub(super) enum Clusters {
 impl Clusters {
     pub(super) fn is_boundary(&self, e: u64) -> bool {
         match self {
-            Clusters::Every(c) => *c > 0 && e.is_multiple_of(*c),
+            Clusters::Every { size, from } => {
+                *size > 0 && e > *from && (e - from).is_multiple_of(*size)
+            }
             Clusters::At(v) => v.binary_search(&e).is_ok(),
             Clusters::Bytes(_) | Clusters::Off => false,
         }
@@ -237,6 +240,15 @@ impl BranchOut {
             Shape::String { .. } => (spec.name.clone(), "C".into()),
             Shape::Vector | Shape::Nested { .. } => (spec.name.clone(), String::new()),
         };
+        // A Float16_t/Double32_t range is part of both titles (`x/d[0,1,20]`), as ROOT
+        // keeps the leaf list's text: ROOT and uproot read the range from there.
+        let bracket = packed_bracket(&spec.name, i.prim)?;
+        let code = format!("{code}{bracket}");
+        let leaf_title = if bracket.is_empty() {
+            leaf_title
+        } else {
+            format!("{leaf_title}/{code}")
+        };
         let var = matches!(
             i.shape,
             Shape::Var { .. } | Shape::Vector | Shape::String { .. }
@@ -245,7 +257,12 @@ impl BranchOut {
         if i.shape == Shape::Vector {
             set_str(&mut obj, "fTitle", &spec.name)?;
         } else {
-            set_str(&mut obj, "fTitle", &format!("{leaf_title}/{code}"))?;
+            let title = if bracket.is_empty() {
+                format!("{leaf_title}/{code}")
+            } else {
+                leaf_title.clone()
+            };
+            set_str(&mut obj, "fTitle", &title)?;
             obj.set_int(
                 "fEntryOffsetLen",
                 if var { ENTRY_OFFSET_LEN as i64 } else { 0 },
@@ -323,7 +340,7 @@ impl BranchOut {
                         .extend_from_slice(&(count | BYTE_COUNT_MASK).to_be_bytes());
                     self.buf.extend_from_slice(&10u16.to_be_bytes());
                     self.buf.extend_from_slice(&(len as u32).to_be_bytes());
-                    encode(&a.data, r, &mut self.buf);
+                    encode(self.spec.interp.prim, &a.data, r, &mut self.buf);
                 }
                 Shape::String { .. } => {
                     let Data::U8(v) = &a.data else {
@@ -336,12 +353,17 @@ impl BranchOut {
                     self.buf.extend_from_slice(&w.data);
                 }
                 Shape::Var { .. } => {
-                    encode(&a.data, r.start * row..r.end * row, &mut self.buf);
+                    encode(
+                        self.spec.interp.prim,
+                        &a.data,
+                        r.start * row..r.end * row,
+                        &mut self.buf,
+                    );
                     if self.counter.is_some() {
                         self.vq.push_back(r.len() as u64);
                     }
                 }
-                _ => encode(&a.data, r, &mut self.buf),
+                _ => encode(self.spec.interp.prim, &a.data, r, &mut self.buf),
             }
             if self.is_counter {
                 // Counters need their largest value recorded (ROOT sizes arrays with it), and
@@ -462,7 +484,26 @@ impl BranchOut {
     }
 }
 
-pub(super) fn encode(d: &Data, r: std::ops::Range<usize>, out: &mut Vec<u8>) {
+pub(super) fn encode(p: Prim, d: &Data, r: std::ops::Range<usize>, out: &mut Vec<u8>) {
+    if let Prim::Packed {
+        low,
+        high,
+        bits,
+        double,
+    } = p
+    {
+        match d {
+            Data::F32(v) => v[r]
+                .iter()
+                .for_each(|&x| encode_packed(f64::from(x), low, high, bits, double, out)),
+            Data::F64(v) => v[r]
+                .iter()
+                .for_each(|&x| encode_packed(x, low, high, bits, double, out)),
+            // (check_array admits only the float data of the branch's type)
+            _ => {}
+        }
+        return;
+    }
     macro_rules! be {
         ($v:expr) => {
             for x in &$v[r] {
@@ -483,6 +524,77 @@ pub(super) fn encode(d: &Data, r: std::ops::Range<usize>, out: &mut Vec<u8>) {
         Data::F32(v) => be!(v),
         Data::F64(v) => be!(v),
     }
+}
+
+/// Float16_t / Double32_t encoding, as ROOT's `TBufferFile::WriteFloat16`/`WriteDouble32`:
+/// with a range, `UInt_t(0.5 + 2^bits (x - low) / (high - low))` with x clamped to it;
+/// without one, the truncated-mantissa form (exponent byte, then the mantissa rounded to
+/// `bits` bits with the sign above it); a Double32_t without any bracket is a float.
+fn encode_packed(x: f64, low: f64, high: f64, bits: u32, double: bool, out: &mut Vec<u8>) {
+    if low == 0.0 && high == 0.0 {
+        if double && bits == 0 {
+            out.extend_from_slice(&(x as f32).to_be_bytes());
+            return;
+        }
+        let f = x as f32;
+        let i = f.to_bits();
+        let exp = ((i << 1) >> 24) as u8;
+        let mut man = (((1u32 << (bits + 1)) - 1) & (i >> (23 - bits - 1))) as u16;
+        man = man.wrapping_add(1) >> 1;
+        if man & (1 << bits) != 0 {
+            man = (1 << bits) - 1;
+        }
+        if f < 0.0 {
+            man |= 1 << (bits + 1);
+        }
+        out.push(exp);
+        out.extend_from_slice(&man.to_be_bytes());
+        return;
+    }
+    // (ROOT's TStreamerElement::GetRange: 2^bits, or 0xffffffff for 32 bits)
+    let big = if bits < 32 {
+        (1u64 << bits) as f64
+    } else {
+        f64::from(u32::MAX)
+    };
+    let factor = big / (high - low);
+    let x = x.clamp(low, high);
+    let a = (0.5 + factor * (x - low)).min(u32::MAX as f64) as u32;
+    out.extend_from_slice(&a.to_be_bytes());
+}
+
+/// The bracket of a Float16_t/Double32_t type as ROOT writes it in a leaf title (`[low,high,bits]`,
+/// `[0,0,bits]` for a truncated mantissa), empty for the plain forms (Float16_t of 12 bits,
+/// Double32_t stored as a float); other primitives: empty. Refuses what ROOT cannot store.
+pub(super) fn packed_bracket(name: &str, p: Prim) -> Result<String> {
+    let Prim::Packed {
+        low,
+        high,
+        bits,
+        double,
+    } = p
+    else {
+        return Ok(String::new());
+    };
+    let bad = |what: &str| {
+        Err(RootError::unsupported(format!(
+            "branch '{name}': {} with {what}",
+            if double { "Double32_t" } else { "Float16_t" }
+        )))
+    };
+    if low == 0.0 && high == 0.0 {
+        if (double && bits == 0) || (!double && bits == 12) {
+            return Ok(String::new());
+        }
+        if !(2..=14).contains(&bits) {
+            return bad(&format!("a truncated mantissa of {bits} bits (2 to 14)"));
+        }
+        return Ok(format!("[0,0,{bits}]"));
+    }
+    if !(low.is_finite() && high.is_finite() && low < high && (2..=32).contains(&bits)) {
+        return bad(&format!("range [{low},{high}] in {bits} bits"));
+    }
+    Ok(format!("[{low},{high},{bits}]"))
 }
 
 /// Writes one basket with a 64-bit key; returns (seek, nbytes).

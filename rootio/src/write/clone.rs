@@ -94,6 +94,7 @@ pub(super) fn clone_tree_in(
         base_leaf_tags,
         expected_entries: Some(tree.entries),
         clusters: Clusters::At(common_basket_starts(tree)),
+        ranges: Vec::new(),
         zip_since_cluster: 0,
         dir,
     };

@@ -66,11 +66,8 @@ pub(super) fn leaf_code(p: Prim) -> Result<char> {
         Prim::U64 => 'l',
         Prim::F32 => 'F',
         Prim::F64 => 'D',
-        Prim::Packed { .. } => {
-            return Err(RootError::unsupported(
-                "writing Float16_t/Double32_t branches",
-            ))
-        }
+        Prim::Packed { double: false, .. } => 'f',
+        Prim::Packed { double: true, .. } => 'd',
     })
 }
 

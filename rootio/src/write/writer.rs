@@ -20,6 +20,9 @@ pub struct TreeWriter {
     pub(super) base_leaf_tags: Vec<(String, u32)>,
     pub(super) expected_entries: Option<u64>,
     pub(super) clusters: Clusters,
+    /// The cluster ranges marked by [`TreeWriter::flush_cluster`]: (last entry, cluster size),
+    /// ROOT's `fClusterRangeEnd` and `fClusterSize`.
+    pub(super) ranges: Vec<(u64, u64)>,
     pub(super) zip_since_cluster: i64,
     pub(super) dir: DirId,
 }
@@ -41,6 +44,7 @@ impl TreeWriter {
             base_leaf_tags: Vec::new(),
             expected_entries: None,
             clusters: Clusters::Bytes(-AUTO_FLUSH),
+            ranges: Vec::new(),
             zip_since_cluster: 0,
             dir: TOP,
         };
@@ -73,9 +77,55 @@ impl TreeWriter {
         }
         self.clusters = match n {
             0 => Clusters::Off,
-            n if n > 0 => Clusters::Every(n as u64),
+            n if n > 0 => Clusters::Every {
+                size: n as u64,
+                from: 0,
+            },
             n => Clusters::Bytes(n.saturating_neg()),
         };
+        Ok(())
+    }
+
+    /// Ends a cluster at the entries filled so far, as ROOT's `TTree::FlushBaskets()` does
+    /// (`TTree::MarkEventCluster`): every branch writes its pending basket and the tree records
+    /// a cluster range ending here (`fClusterRangeEnd`, `fClusterSize`: the auto-flush when it is
+    /// a number of entries, else the range's entries), from which later clusters are counted.
+    /// Every branch must have the same number of entries. As in ROOT, nothing is recorded when
+    /// no entry was filled since the last range. A decorated copy keeps the input's clusters
+    /// and refuses this.
+    pub fn flush_cluster(&mut self, fw: &mut FileWriter) -> Result<()> {
+        if matches!(self.clusters, Clusters::At(_)) {
+            return Err(RootError::unsupported(
+                "ending a cluster in a decorated copy (it keeps the input's clusters)",
+            ));
+        }
+        let entries = self.branches.first().map_or(0, |b| b.entries);
+        if let Some(b) = self.branches.iter().find(|b| b.entries != entries) {
+            return Err(RootError::malformed(format!(
+                "ending a cluster at entry {entries}: branch '{}' has {} entries",
+                b.spec.name, b.entries
+            )));
+        }
+        let start = self.ranges.last().map_or(0, |r| r.0 + 1);
+        if entries == start {
+            return Ok(());
+        }
+        let ctx = Ctx {
+            tree: &self.name,
+            pdir: fw.dir_seek(self.dir)?,
+            clusters: &self.clusters,
+        };
+        for b in &mut self.branches {
+            b.flush(fw, &ctx)?;
+        }
+        let size = match self.clusters {
+            Clusters::Every { size, .. } => size,
+            _ => entries - start,
+        };
+        self.ranges.push((entries - 1, size));
+        if let Clusters::Every { from, .. } = &mut self.clusters {
+            *from = entries;
+        }
         Ok(())
     }
 
@@ -190,7 +240,12 @@ impl TreeWriter {
                     for b in &mut self.branches {
                         b.flush(fw, &ctx)?;
                     }
-                    self.clusters = Clusters::Every(entries);
+                    // As ROOT, the auto-flush becomes the tree's entry count, and clusters
+                    // of that size follow the last marked range.
+                    self.clusters = Clusters::Every {
+                        size: entries,
+                        from: self.ranges.last().map_or(0, |r| r.0 + 1),
+                    };
                     self.zip_since_cluster = 0;
                 }
             }
@@ -281,12 +336,23 @@ impl TreeWriter {
                 set_str(&mut t, "fTitle", &self.title)?;
                 t.set_int("fEntries", entries as i64)?;
                 t.set_int("fTotBytes", 0)?;
+                let n = i32::try_from(self.ranges.len())
+                    .map_err(|_| RootError::unsupported("over 2^31 cluster ranges"))?;
+                t.set_int("fNClusterRange", i64::from(n))?;
+                for (member, pick) in [("fClusterRangeEnd", 0usize), ("fClusterSize", 1usize)] {
+                    let v = self
+                        .ranges
+                        .iter()
+                        .map(|&r| Value::I64([r.0, r.1][pick] as i64))
+                        .collect();
+                    set(&mut t, member, Value::BasicPtr((n > 0).then_some(v)))?;
+                }
                 t.set_int("fZipBytes", 0)?;
                 t.set_int(
                     "fAutoFlush",
                     match self.clusters {
                         Clusters::Bytes(n) => n.saturating_neg(),
-                        Clusters::Every(c) => c as i64,
+                        Clusters::Every { size, .. } => size as i64,
                         Clusters::Off | Clusters::At(_) => 0,
                     },
                 )?;
