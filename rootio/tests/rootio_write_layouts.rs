@@ -22,6 +22,7 @@ fn scores(n: u64) -> Array {
         entries: n,
         data: Data::F32((0..n).map(|i| (i as f32 * 0.377).cos()).collect()),
         offsets: None,
+        outer: Vec::new(),
     }
 }
 
@@ -165,6 +166,7 @@ fn cluster_columns(a: u64, b: u64) -> [Array; 3] {
         entries: e,
         data,
         offsets,
+        outer: Vec::new(),
     };
     [
         col(
@@ -469,6 +471,7 @@ fn new_float16_and_double32_branches_encode_as_roots() {
             entries: n,
             data: data.clone(),
             offsets: offsets.clone(),
+            outer: Vec::new(),
         };
         tw.append(&mut fw, k, &a).unwrap();
     }
