@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::Case;
-use engine::{native, Engine, EngineKind, EngineOptions, Model, OrtLibrary, Tensor};
-use std::path::{Path, PathBuf};
+use common::{open, Case};
+use engine::{native, Engine, EngineKind, EngineOptions, Model, Tensor};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// Relative to the outputs' scale (probabilities and a raw score of order 1).
@@ -39,44 +39,13 @@ fn cases() -> &'static Cases {
     })
 }
 
-fn open(path: &Path, kind: EngineKind, threads: usize) -> (Box<dyn Engine>, engine::Choice) {
-    let (e, c) = engine::open_with_choice(
-        &Model::read(path).unwrap(),
-        &EngineOptions {
-            kind,
-            ort_library: OrtLibrary::Off,
-            threads,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    (e.into_engine(), c)
-}
-
 /// Every case within TOL of onnxruntime; the largest difference.
 fn check(e: &dyn Engine) -> f32 {
-    let mut worst = 0f32;
-    for c in &cases().cases {
-        let out = e
-            .run(&c.inputs)
-            .unwrap_or_else(|err| panic!("{}: {err}", c.name));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].name, "output");
-        assert_eq!(out[0].shape, c.shape, "{}", c.name);
-        let scale = c.want.iter().fold(1f32, |a, v| a.max(v.abs()));
-        for (i, (g, w)) in out[0].data.iter().zip(&c.want).enumerate() {
-            let d = (g - w).abs() / scale;
-            assert!(
-                d <= TOL,
-                "{}: event {} output {}: {g} vs onnxruntime {w}",
-                c.name,
-                i / c.shape[1],
-                i % c.shape[1]
-            );
-            worst = worst.max(d);
-        }
-    }
-    worst
+    cases()
+        .cases
+        .iter()
+        .map(|c| c.check(e, "output", TOL))
+        .fold(0f32, f32::max)
 }
 
 /// "auto" without ONNX Runtime picks the native evaluator for ParticleNet, which agrees with

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Case;
+use common::{open, Case};
 use engine::{native, Engine, EngineKind, EngineOptions, Model, OrtLibrary};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -44,42 +44,11 @@ fn cases() -> &'static Cases {
     })
 }
 
-fn open(path: &Path, kind: EngineKind, threads: usize) -> (Box<dyn Engine>, engine::Choice) {
-    let (e, c) = engine::open_with_choice(
-        &Model::read(path).unwrap(),
-        &EngineOptions {
-            kind,
-            ort_library: OrtLibrary::Off,
-            threads,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (e.into_engine(), c)
-}
-
 /// Every case of `model` within TOL of onnxruntime; the largest difference and the events.
 fn check(e: &dyn Engine, model: &Path) -> (f32, usize) {
     let (mut worst, mut events) = (0f32, 0);
     for c in cases().cases.iter().filter(|c| c.model == model) {
-        let out = e
-            .run(&c.inputs)
-            .unwrap_or_else(|err| panic!("{}: {err}", c.name));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].name, "ID_pred");
-        assert_eq!(out[0].shape, c.shape, "{}", c.name);
-        let scale = c.want.iter().fold(1f32, |a, v| a.max(v.abs()));
-        for (i, (g, w)) in out[0].data.iter().zip(&c.want).enumerate() {
-            let d = (g - w).abs() / scale;
-            assert!(
-                d <= TOL,
-                "{}: event {} output {}: {g} vs onnxruntime {w}",
-                c.name,
-                i / c.shape[1],
-                i % c.shape[1]
-            );
-            worst = worst.max(d);
-        }
+        worst = worst.max(c.check(e, "ID_pred", TOL));
         events += c.shape[0];
     }
     assert!(events > 0, "no cases for {}", model.display());

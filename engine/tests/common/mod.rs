@@ -25,6 +25,55 @@ pub struct Case {
     pub shape: Vec<usize>,
 }
 
+#[allow(dead_code)] // not every test binary reads cases files
+impl Case {
+    /// Runs the case on `e`: one output named `output`, of the case's shape, every value within
+    /// `tol` of onnxruntime's relative to the outputs' scale; the largest difference.
+    pub fn check(&self, e: &dyn engine::Engine, output: &str, tol: f32) -> f32 {
+        let out = e
+            .run(&self.inputs)
+            .unwrap_or_else(|err| panic!("{}: {err}", self.name));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].name, output);
+        assert_eq!(out[0].shape, self.shape, "{}", self.name);
+        let scale = self.want.iter().fold(1f32, |a, v| a.max(v.abs()));
+        let mut worst = 0f32;
+        for (i, (g, w)) in out[0].data.iter().zip(&self.want).enumerate() {
+            let d = (g - w).abs() / scale;
+            assert!(
+                d <= tol,
+                "{}: event {} output {}: {g} vs onnxruntime {w}",
+                self.name,
+                i / self.shape[1],
+                i % self.shape[1]
+            );
+            worst = worst.max(d);
+        }
+        worst
+    }
+}
+
+/// Opens `path` with engine `kind` on `threads` threads, ONNX Runtime off: the engine and the
+/// choice "auto" made.
+#[allow(dead_code)] // not every test binary opens native graphs
+pub fn open(
+    path: &std::path::Path,
+    kind: engine::EngineKind,
+    threads: usize,
+) -> (Box<dyn engine::Engine>, engine::Choice) {
+    let (e, c) = engine::open_with_choice(
+        &engine::Model::read(path).unwrap(),
+        &engine::EngineOptions {
+            kind,
+            ort_library: engine::OrtLibrary::Off,
+            threads,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (e.into_engine(), c)
+}
+
 /// Runs `script` into a fresh directory, or takes `env`'s (the script's output written before,
 /// for a machine without onnxruntime, e.g. to check another CPU's SIMD level; paths in it
 /// relative to it): the directory, its manifest and its cases.
