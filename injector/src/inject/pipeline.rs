@@ -647,14 +647,13 @@ mod tests {
         assert_eq!(seen, 2421);
     }
 
-    #[test]
-    fn a_writer_that_fails_stops_reading_and_scoring() {
-        let chain = hzz();
-        let job = ModelJob {
-            name: "m".into(),
+    /// A job named `name` scoring MET_px with a linear model that expects `width` columns.
+    fn met_job(name: &str, width: usize) -> ModelJob {
+        ModelJob {
+            name: name.into(),
             choices: Vec::new(),
             models: Models::Single(Box::new(Linear {
-                w: vec![1.0],
+                w: vec![1.0; width],
                 b: 0.0,
             })),
             inputs: vec![InputSpec {
@@ -671,7 +670,13 @@ mod tests {
             }],
             per_object: false,
             nan: NonFinite::Error,
-        };
+        }
+    }
+
+    #[test]
+    fn a_writer_that_fails_stops_reading_and_scoring() {
+        let chain = hzz();
+        let job = met_job("m", 1);
         // Chunks of 10 events: the reader and scorer would fill every queue if they did not
         // stop; the run must return the writer's error (and not hang).
         let mut got = 0;
@@ -686,28 +691,7 @@ mod tests {
     #[test]
     fn model_errors_name_the_model() {
         let chain = hzz();
-        let job = ModelJob {
-            name: "bad.onnx".into(),
-            choices: Vec::new(),
-            models: Models::Single(Box::new(Linear {
-                w: vec![1.0; 3],
-                b: 0.0,
-            })),
-            inputs: vec![InputSpec {
-                name: "x".into(),
-                kind: InputKind::Event {
-                    columns: vec![Expr::parse("MET_px").unwrap()],
-                },
-            }],
-            outputs: vec![OutputSpec {
-                tensor: "y".into(),
-                column: None,
-                branch: "s".into(),
-                double: false,
-            }],
-            per_object: false,
-            nan: NonFinite::Error,
-        };
+        let job = met_job("bad.onnx", 3);
         let e = run(&chain, &[job], 1000, 1, |scored| {
             while scored.recv()?.is_some() {}
             Ok(())
