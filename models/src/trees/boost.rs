@@ -5,7 +5,7 @@
 //! valid events' loss.
 
 use super::grow::{Criterion, GrowParams, Grower};
-use super::hist::{par_blocks, prefetch, threads, Binned, Pair, AHEAD};
+use super::hist::{each, par_blocks, prefetch, threads, Binned, Pair, Workers, AHEAD};
 use super::{check_binary, check_events, Curves, Ensemble, Events, TreeError};
 use crate::rng::Rng;
 
@@ -139,7 +139,7 @@ fn pass(
     loss: Loss,
     margins: &[f64],
     ev: &Events,
-    mut stats: Option<&mut [[f32; 2]]>,
+    stats: Option<&mut [[f32; 2]]>,
     threads: usize,
 ) -> (f64, f64) {
     let n = margins.len();
@@ -171,31 +171,61 @@ fn pass(
         }
         (l, c, ws)
     };
-    let parts: Vec<(f64, f64, f64)> = if n <= per {
-        vec![work(0, stats.as_deref_mut())]
-    } else {
-        std::thread::scope(|s| {
-            let work = &work;
-            let handles: Vec<_> = match stats {
-                Some(st) => st
-                    .chunks_mut(per)
-                    .enumerate()
-                    .map(|(k, o)| s.spawn(move || work(k * per, Some(o))))
-                    .collect(),
-                None => (0..n.div_ceil(per))
-                    .map(|k| s.spawn(move || work(k * per, None)))
-                    .collect(),
-            };
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or((f64::NAN, f64::NAN, 1.0)))
-                .collect()
-        })
+    type Job<'a> = (usize, Option<&'a mut [[f32; 2]]>, (f64, f64, f64));
+    let mut jobs: Vec<Job> = match stats {
+        Some(st) => st
+            .chunks_mut(per)
+            .enumerate()
+            .map(|(k, o)| (k * per, Some(o), (0.0, 0.0, 0.0)))
+            .collect(),
+        None => (0..n.div_ceil(per))
+            .map(|k| (k * per, None, (0.0, 0.0, 0.0)))
+            .collect(),
     };
+    each(threads, &mut jobs, |(lo, out, r)| {
+        *r = work(*lo, out.as_deref_mut())
+    });
+    let parts: Vec<(f64, f64, f64)> = jobs.into_iter().map(|j| j.2).collect();
     let (l, c, w) = parts
         .iter()
         .fold((0.0, 0.0, 0.0), |a, p| (a.0 + p.0, a.1 + p.1, a.2 + p.2));
     (l / w.max(1e-300), c / w.max(1e-300))
+}
+
+/// `margins[r] += ` the value of the leaf row `r` is in, for the rows of each leaf's range of
+/// `rows`, the leaves spread over the threads. A leaf's rows are spread over the table: their
+/// margins are asked for ahead.
+fn add_leaves(
+    margins: &mut [f64],
+    rows: &[u32],
+    leaves: &[(usize, usize, usize)],
+    tree: &super::tree::Tree,
+    threads: usize,
+) {
+    struct Out(*mut f64);
+    // SAFETY: `Out` is only written through in `each` below, at indices checked against the
+    // slice's length, and no index twice (see there).
+    unsafe impl Sync for Out {}
+    unsafe impl Send for Out {}
+    let (n, out) = (margins.len(), Out(margins.as_mut_ptr()));
+    let out = &out;
+    let mut jobs: Vec<(usize, usize, f64)> = leaves
+        .iter()
+        .map(|&(node, lo, hi)| (lo, hi, tree.nodes[node].value as f64))
+        .collect();
+    each(threads, &mut jobs, |&mut (lo, hi, v)| {
+        for i in lo..hi {
+            if let Some(&next) = rows.get(i + AHEAD) {
+                prefetch(out.0.wrapping_add(next as usize));
+            }
+            let r = rows[i] as usize;
+            assert!(r < n, "row {r} of {n}");
+            // SAFETY: `r < n`, in `margins`, borrowed mutably for this whole function. The
+            // leaves' ranges are disjoint and `rows` holds each row once (the grower permutes
+            // it), so no two jobs touch the same margin and nothing else reads it meanwhile.
+            unsafe { *out.0.add(r) += v };
+        }
+    });
 }
 
 /// Boosts trees on `train`; with `valid` events, records their loss per tree and stops
@@ -254,6 +284,7 @@ pub fn boost(
     let mut grower = Grower::new(nf);
     let mut margins = vec![base as f64; n];
     let mut vmargins = vec![base as f64; valid.map_or(0, |v| v.rows.len())];
+    let workers = Workers::new(threads)?;
     let mut stats = vec![[0f32; 2]; n];
     let mut in_sample = vec![true; n];
     let mut rows: Vec<u32> = Vec::with_capacity(n);
@@ -268,7 +299,7 @@ pub fn boost(
     let mut curves = Curves::default();
     let mut best_valid = f64::INFINITY;
     for t in 0..p.n_trees {
-        let (tl, ta) = pass(p.loss, &margins, train, Some(&mut stats), threads);
+        let (tl, ta) = workers.run(|| pass(p.loss, &margins, train, Some(&mut stats), threads));
         if t > 0 {
             curves.train_loss.push(tl);
             curves.train_accuracy.push(ta);
@@ -292,18 +323,9 @@ pub fn boost(
         }
         let mut cols = features[..n_cols].to_vec();
         cols.sort_unstable();
-        let (grown, leaves) = grower.grow(&binned, &stats, &mut rows, &cols, &crit, &gp, &mut rng);
-        // In-sample rows by their leaf ranges (a leaf's rows are spread over the table:
-        // their margins are asked for ahead), the others routed through the tree.
-        for &(node, lo, hi) in &leaves {
-            let v = grown.tree.nodes[node].value as f64;
-            for i in lo..hi {
-                if let Some(&next) = rows.get(i + AHEAD) {
-                    prefetch(&margins[next as usize]);
-                }
-                margins[rows[i] as usize] += v;
-            }
-        }
+        let (grown, leaves) =
+            workers.run(|| grower.grow(&binned, &stats, &mut rows, &cols, &crit, &gp, &mut rng));
+        workers.run(|| add_leaves(&mut margins, &rows, &leaves, &grown.tree, threads));
         if p.subsample < 1.0 {
             for (r, _) in in_sample.iter().enumerate().filter(|(_, s)| !**s) {
                 margins[r] += grown.tree.nodes[grown.leaf(&binned, r)].value as f64;
@@ -468,6 +490,12 @@ mod tests {
         let leaves: Vec<usize> = e.trees.iter().map(|t| t.n_leaves()).collect();
         assert!(leaves.iter().all(|&l| l == 5), "{leaves:?}");
         assert!(e.trees.iter().any(|t| t.depth() > 2));
+        // One node per step (best gain first) on one thread or two: the same trees.
+        let (one, _) = boost(&reg, None, &BoostParams { threads: 1, ..p }, &mut |_| {}).unwrap();
+        assert_eq!(
+            one.predict_rows(&x, &rows, 1).unwrap(),
+            e.predict_rows(&x, &rows, 1).unwrap()
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! random forest, which differ only in the per-row pair they sum and the [`Criterion`] that
 //! scores a split.
 //!
-//! Nodes are split depth first, or best gain first when the leaves are limited (without a
-//! leaf limit both orders give the same tree). With every feature available at every node,
+//! Nodes are split in steps: up to [`BATCH`] queued nodes at a time, the latest first, or the
+//! one of best gain when the leaves are limited (without a leaf limit every order gives the
+//! same tree). A step's partitions, histograms and split searches are spread over the
+//! threads, nodes and large nodes' rows alike. With every feature available at every node,
 //! only the smaller child's histogram is built; the larger one's is its parent's minus it.
 //! With features sampled per node (a forest), each child's histogram is built for its own
 //! sample. Histogram buffers are pooled: no allocation per node once the pool is warm.
@@ -17,7 +19,7 @@ use super::tree::{Node, Split, Tree};
 use crate::rng::Rng;
 
 /// What a split lowers, from the per-row pair sums of a node and its children.
-pub(super) trait Criterion {
+pub(super) trait Criterion: Sync {
     /// Whether a child with these sums may exist.
     fn allowed(&self, s: Pair) -> bool;
     /// A node's score, larger for a lower loss or impurity: a split gains
@@ -85,17 +87,52 @@ impl Grown {
 /// Reusable buffers of a grower (one per thread).
 pub(super) struct Grower {
     pool: Vec<Vec<Pair>>,
-    /// The histograms of the second and later threads of [`hist::build`].
-    spare: Vec<Vec<Pair>>,
+    /// Per job of a step, the histograms of [`hist::build`]'s second and later parts.
+    spares: Vec<Vec<Vec<Pair>>>,
     scratch: Vec<u32>,
     n_features: usize,
+}
+
+/// Nodes split together in one step when the leaves are not limited: their partitions,
+/// histograms and split searches are spread over the threads together, where one node at a
+/// time leaves a thread idle whenever a node is too small to share. The most recently queued
+/// first (depth first), so that at most `BATCH` histograms per level are kept.
+const BATCH: usize = 16;
+
+/// A node whose best split is searched: its rows `lo..hi` at `depth`, the sums of its rows,
+/// the features it may split on, its histogram (built or to be built) and the result.
+struct Open {
+    node: usize,
+    lo: usize,
+    hi: usize,
+    depth: usize,
+    total: Pair,
+    active: Vec<bool>,
+    hist: Vec<Pair>,
+    /// Whether `hist` is still to be built (else it came from the parent).
+    build: bool,
+    spare: Vec<Vec<Pair>>,
+    best: Option<Best>,
+}
+
+/// A node to open: its id, rows `lo..hi`, depth and the sums of its rows.
+type Kid = (usize, usize, usize, usize, Pair);
+
+/// Siblings whose histograms come from their parent's: the smaller one (index into the
+/// kids), a buffer for its histogram, the parent's, and [`hist::build`]'s spare parts.
+type Siblings = (usize, Vec<Pair>, Vec<Pair>, Vec<Vec<Pair>>);
+
+/// A node being split, after its partition: its left rows end at `left`.
+struct Cut {
+    q: Pending,
+    left: usize,
 }
 
 impl Grower {
     pub fn new(n_features: usize) -> Self {
         Grower {
             pool: Vec::new(),
-            spare: Vec::new(),
+            spares: Vec::new(),
             scratch: Vec::new(),
             n_features,
         }
@@ -109,7 +146,8 @@ impl Grower {
 
     /// Grows a tree on `rows` (indices into `b` and `stats`; reordered so that each leaf's
     /// rows are contiguous), splitting only on `features`. Returns the tree and, per leaf,
-    /// its range of `rows`.
+    /// its range of `rows`. Work within a step goes to the threads of the caller's rayon pool
+    /// when `p.threads > 1`; the tree does not depend on the thread count.
     #[allow(clippy::too_many_arguments)]
     pub fn grow<C: Criterion>(
         &mut self,
@@ -122,12 +160,10 @@ impl Grower {
         rng: &mut Rng,
     ) -> (Grown, Vec<(usize, usize, usize)>) {
         let nf = self.n_features;
-        let subtraction = p.per_node.is_none();
         let mut tree_active = vec![false; nf];
         for &f in features {
             tree_active[f] = true;
         }
-        let mut active = tree_active.clone();
         let total = rows.iter().fold([0.0; 2], |s, &r| {
             let v = stats[r as usize];
             add(s, [v[0] as f64, v[1] as f64])
@@ -137,112 +173,100 @@ impl Grower {
         let mut leaves: Vec<(usize, usize, usize)> = Vec::new();
         let mut pending: Vec<Pending> = Vec::new();
         let mut n_leaves = 1;
-        // The root.
-        self.consider(
-            b,
-            stats,
-            rows,
-            (0, 0, rows.len(), 0, total),
-            (&tree_active, &mut active, features),
-            crit,
-            p,
-            rng,
-            None,
-            &mut pending,
-            &mut leaves,
-        );
         if self.scratch.len() < rows.len() {
             self.scratch.resize(rows.len(), 0);
         }
-        while !pending.is_empty() {
-            let pick = if p.max_leaves < usize::MAX {
+        let limited = p.max_leaves < usize::MAX;
+        let mut kids: Vec<Kid> = vec![(0, 0, rows.len(), 0, total)];
+        let mut parents: Vec<Option<Vec<Pair>>> = vec![None];
+        loop {
+            // The children of the last step (the root at first): histograms, then splits.
+            let opened = self.open(
+                b,
+                stats,
+                rows,
+                (&kids, &mut parents),
+                (&tree_active, features),
+                crit,
+                p,
+                rng,
+                &mut leaves,
+            );
+            for o in opened {
+                let keep = p.per_node.is_none() && o.depth + 1 < p.max_depth;
+                match o.best {
+                    Some(best) => pending.push(Pending {
+                        node: o.node,
+                        lo: o.lo,
+                        hi: o.hi,
+                        depth: o.depth,
+                        best,
+                        hist: if keep {
+                            Some(o.hist)
+                        } else {
+                            self.pool.push(o.hist);
+                            None
+                        },
+                    }),
+                    None => {
+                        self.pool.push(o.hist);
+                        leaves.push((o.node, o.lo, o.hi));
+                    }
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            // The nodes split in this step.
+            let mut step = if limited {
                 let mut k = 0;
                 for (i, q) in pending.iter().enumerate() {
                     if q.best.gain > pending[k].best.gain {
                         k = i;
                     }
                 }
-                k
+                vec![pending.swap_remove(k)]
             } else {
-                pending.len() - 1
+                pending.split_off(pending.len().saturating_sub(BATCH))
             };
-            let q = pending.swap_remove(pick);
-            if n_leaves >= p.max_leaves {
-                leaves.push((q.node, q.lo, q.hi));
-                if let Some(h) = q.hist {
-                    self.pool.push(h);
+            if n_leaves + step.len() > p.max_leaves {
+                for q in step.drain(p.max_leaves.saturating_sub(n_leaves)..) {
+                    leaves.push((q.node, q.lo, q.hi));
+                    self.pool.extend(q.hist);
                 }
-                continue;
             }
-            n_leaves += 1;
-            let s = q.best;
-            // Stable partition of the node's rows.
-            let (lo, hi) = (q.lo, q.hi);
-            let l = lo
-                + partition(
-                    &mut rows[lo..hi],
-                    &mut self.scratch[lo..hi],
-                    b.column(s.feature),
-                    (s.bin, s.nan_left),
-                    p.threads,
-                );
-            let (left, right) = (nodes.len(), nodes.len() + 1);
-            nodes.push(leaf(crit, s.left, l - lo));
-            nodes.push(leaf(crit, s.right, hi - l));
-            split_bins.extend([0, 0]);
-            split_bins[q.node] = s.bin;
-            nodes[q.node].split = Some(Split {
-                feature: s.feature,
-                threshold: b.edges[s.feature][s.bin as usize],
-                nan_left: s.nan_left,
-                left,
-                right,
-                gain: s.gain,
-            });
-            let depth = q.depth + 1;
-            let kids = [(left, lo, l, s.left), (right, l, hi, s.right)];
-            // With the parent's histogram: the smaller child's built, the larger one's by
-            // subtraction; else each child builds its own (or stays a leaf).
-            let hists: [Option<Vec<Pair>>; 2] = match q.hist {
-                Some(mut parent) => {
-                    let small = if l - lo <= hi - l { 0 } else { 1 };
-                    let (_, slo, shi, _) = kids[small];
-                    let mut h = self.take();
-                    hist::build(
-                        b,
-                        &rows[slo..shi],
-                        stats,
-                        &tree_active,
-                        &mut h,
-                        p.threads,
-                        &mut self.spare,
-                    );
-                    hist::subtract(&mut parent, &h, &tree_active);
-                    if small == 0 {
-                        [Some(h), Some(parent)]
-                    } else {
-                        [Some(parent), Some(h)]
-                    }
+            if step.is_empty() {
+                // No leaf left to add: what is queued stays a leaf.
+                for q in pending.drain(..) {
+                    leaves.push((q.node, q.lo, q.hi));
+                    self.pool.extend(q.hist);
                 }
-                None => {
-                    debug_assert!(!subtraction || depth >= p.max_depth);
-                    [None, None]
-                }
-            };
-            for ((n, klo, khi, ksum), h) in kids.into_iter().zip(hists) {
-                self.consider(
-                    b,
-                    stats,
-                    rows,
-                    (n, klo, khi, depth, ksum),
-                    (&tree_active, &mut active, features),
-                    crit,
-                    p,
-                    rng,
-                    h,
-                    &mut pending,
-                    &mut leaves,
-                );
+                break;
+            }
+            n_leaves += step.len();
+            step.sort_by_key(|q| q.lo);
+            let cuts = self.partition_all(b, rows, step, p.threads);
+            kids.clear();
+            parents.clear();
+            for c in cuts {
+                let (q, l) = (c.q, c.left);
+                let s = q.best;
+                let (left, right) = (nodes.len(), nodes.len() + 1);
+                nodes.push(leaf(crit, s.left, l - q.lo));
+                nodes.push(leaf(crit, s.right, q.hi - l));
+                split_bins.extend([0, 0]);
+                split_bins[q.node] = s.bin;
+                nodes[q.node].split = Some(Split {
+                    feature: s.feature,
+                    threshold: b.edges[s.feature][s.bin as usize],
+                    nan_left: s.nan_left,
+                    left,
+                    right,
+                    gain: s.gain,
+                });
+                kids.push((left, q.lo, l, q.depth + 1, s.left));
+                kids.push((right, l, q.hi, q.depth + 1, s.right));
+                parents.push(q.hist);
             }
         }
         let tree = Tree {
@@ -252,91 +276,151 @@ impl Grower {
         (Grown { tree, split_bins }, leaves)
     }
 
-    /// Finds node `node`'s best split (building its histogram unless `hist` is given) and
-    /// queues it, or records it as a leaf.
+    /// Partitions the rows of each node of `step` (sorted by `lo`; their ranges are
+    /// disjoint), the nodes spread over the threads.
+    fn partition_all(
+        &mut self,
+        b: &Binned,
+        rows: &mut [u32],
+        step: Vec<Pending>,
+        threads: usize,
+    ) -> Vec<Cut> {
+        let ranges: Vec<(usize, usize)> = step.iter().map(|q| (q.lo, q.hi)).collect();
+        let mut jobs: Vec<_> = carve(rows, &ranges)
+            .into_iter()
+            .zip(carve(&mut self.scratch, &ranges))
+            .zip(&step)
+            .map(|((r, s), q)| (r, s, q.best, 0))
+            .collect();
+        hist::each(threads, &mut jobs, |(r, s, best, l)| {
+            *l = partition(
+                r,
+                s,
+                b.column(best.feature),
+                (best.bin, best.nan_left),
+                threads,
+            )
+        });
+        let lefts: Vec<usize> = jobs.iter().map(|j| j.3).collect();
+        step.into_iter()
+            .zip(lefts)
+            .map(|(q, l)| Cut { left: q.lo + l, q })
+            .collect()
+    }
+
+    /// Searches the best split of each of `kids` (node, lo, hi, depth, sums; in pairs of
+    /// siblings after a split, with their parent's histogram in `parents`, or the root
+    /// alone), recording as leaves those that cannot split. With a parent's histogram, the
+    /// smaller sibling's is built and the larger's is the parent's minus it; else each builds
+    /// its own on its features (drawn per node when `p.per_node`). Builds and searches are
+    /// spread over the threads.
     #[allow(clippy::too_many_arguments)]
-    fn consider<C: Criterion>(
+    fn open<C: Criterion>(
         &mut self,
         b: &Binned,
         stats: &[[f32; 2]],
         rows: &[u32],
-        (node, lo, hi, depth, total): (usize, usize, usize, usize, Pair),
-        (tree_active, active, features): (&[bool], &mut Vec<bool>, &[usize]),
+        (kids, parents): (&[Kid], &mut [Option<Vec<Pair>>]),
+        (tree_active, features): (&[bool], &[usize]),
         crit: &C,
         p: &GrowParams,
         rng: &mut Rng,
-        hist: Option<Vec<Pair>>,
-        pending: &mut Vec<Pending>,
         leaves: &mut Vec<(usize, usize, usize)>,
-    ) {
-        let done = |g: &mut Self, h: Option<Vec<Pair>>, leaves: &mut Vec<_>| {
-            if let Some(h) = h {
-                g.pool.push(h);
-            }
-            leaves.push((node, lo, hi));
+    ) -> Vec<Open> {
+        let searched = |&(_, lo, hi, depth, total): &Kid| {
+            depth < p.max_depth && hi - lo >= 2 && !crit.pure(total)
         };
-        if depth >= p.max_depth || hi - lo < 2 || crit.pure(total) {
-            return done(self, hist, leaves);
-        }
-        let subtraction = p.per_node.is_none();
-        let (h, use_active) = match (hist, p.per_node) {
-            (Some(h), _) => (h, tree_active),
-            (None, None) => {
-                let mut h = self.take();
-                hist::build(
-                    b,
-                    &rows[lo..hi],
-                    stats,
-                    tree_active,
-                    &mut h,
-                    p.threads,
-                    &mut self.spare,
-                );
-                (h, tree_active)
+        // Siblings from a parent's histogram: the smaller one's built, the other's subtracted.
+        let mut pairs: Vec<Siblings> = Vec::new();
+        for (k, parent) in parents.iter_mut().enumerate() {
+            let Some(parent) = parent.take() else {
+                continue;
+            };
+            let (l, r) = (&kids[2 * k], &kids[2 * k + 1]);
+            if !searched(l) && !searched(r) {
+                self.pool.push(parent);
+                continue;
             }
-            (None, Some(k)) => {
-                // k features drawn from the tree's, without replacement.
-                let mut pool: Vec<usize> = features.to_vec();
-                active.iter_mut().for_each(|a| *a = false);
-                for i in 0..k.min(pool.len()) {
-                    let j = i + rng.below(pool.len() - i);
-                    pool.swap(i, j);
-                    active[pool[i]] = true;
+            let small = if l.2 - l.1 <= r.2 - r.1 {
+                2 * k
+            } else {
+                2 * k + 1
+            };
+            let h = self.take();
+            let spare = self.spares.pop().unwrap_or_default();
+            pairs.push((small, h, parent, spare));
+        }
+        hist::each(p.threads, &mut pairs, |(small, h, parent, spare)| {
+            let (_, lo, hi, _, _) = kids[*small];
+            hist::build(b, &rows[lo..hi], stats, tree_active, h, p.threads, spare);
+            hist::subtract(parent, h, tree_active);
+        });
+        let mut built: Vec<Option<Vec<Pair>>> = vec![None; kids.len()];
+        for (small, h, parent, spare) in pairs {
+            self.spares.push(spare);
+            built[small] = Some(h);
+            built[small ^ 1] = Some(parent);
+        }
+        let mut open = Vec::new();
+        for (kid, hist) in kids.iter().zip(built) {
+            let &(node, lo, hi, depth, total) = kid;
+            if !searched(kid) {
+                self.pool.extend(hist);
+                leaves.push((node, lo, hi));
+                continue;
+            }
+            let active = match (&hist, p.per_node) {
+                (None, Some(k)) => {
+                    // k features drawn from the tree's, without replacement.
+                    let mut pool: Vec<usize> = features.to_vec();
+                    let mut active = vec![false; tree_active.len()];
+                    for i in 0..k.min(pool.len()) {
+                        let j = i + rng.below(pool.len() - i);
+                        pool.swap(i, j);
+                        active[pool[i]] = true;
+                    }
+                    active
                 }
-                let mut h = self.take();
+                _ => tree_active.to_vec(),
+            };
+            let (hist, build, spare) = match hist {
+                Some(h) => (h, false, Vec::new()),
+                None => (self.take(), true, self.spares.pop().unwrap_or_default()),
+            };
+            open.push(Open {
+                node,
+                lo,
+                hi,
+                depth,
+                total,
+                active,
+                hist,
+                build,
+                spare,
+                best: None,
+            });
+        }
+        hist::each(p.threads, &mut open, |o| {
+            if o.build {
+                let rows = &rows[o.lo..o.hi];
                 hist::build(
                     b,
-                    &rows[lo..hi],
+                    rows,
                     stats,
-                    active,
-                    &mut h,
+                    &o.active,
+                    &mut o.hist,
                     p.threads,
-                    &mut self.spare,
+                    &mut o.spare,
                 );
-                (h, &active[..])
             }
-        };
-        let best = best_split(b, &h, use_active, total, crit);
-        match best {
-            Some(best) => {
-                let keep = subtraction && depth + 1 < p.max_depth;
-                let hist = if keep {
-                    Some(h)
-                } else {
-                    self.pool.push(h);
-                    None
-                };
-                pending.push(Pending {
-                    node,
-                    lo,
-                    hi,
-                    depth,
-                    best,
-                    hist,
-                });
+            o.best = best_split(b, &o.hist, &o.active, o.total, crit);
+        });
+        for o in &mut open {
+            if o.build {
+                self.spares.push(std::mem::take(&mut o.spare));
             }
-            None => done(self, Some(h), leaves),
         }
+        open
     }
 }
 
@@ -375,24 +459,13 @@ fn partition(
         }
         l
     };
-    let lefts: Vec<usize> = if t == 1 {
-        vec![split(rows, scratch)]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = rows
-                .chunks(per)
-                .zip(scratch.chunks_mut(per))
-                .map(|(src, dst)| {
-                    let split = &split;
-                    s.spawn(move || split(src, dst))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
-    };
+    let mut blocks: Vec<_> = rows
+        .chunks(per)
+        .zip(scratch.chunks_mut(per))
+        .map(|(src, dst)| (src, dst, 0))
+        .collect();
+    hist::each(t, &mut blocks, |(src, dst, l)| *l = split(src, dst));
+    let lefts: Vec<usize> = blocks.iter().map(|b| b.2).collect();
     let n_left: usize = lefts.iter().sum();
     let (mut at_l, mut at_r) = (0, n_left);
     for (block, &l) in scratch.chunks(per).zip(&lefts) {
@@ -408,6 +481,20 @@ fn partition(
         at_r += block.len() - l;
     }
     n_left
+}
+
+/// Cuts `rows` into the disjoint `ranges` (ascending).
+fn carve<'a>(mut rows: &'a mut [u32], ranges: &[(usize, usize)]) -> Vec<&'a mut [u32]> {
+    let mut at = 0;
+    let mut out = Vec::with_capacity(ranges.len());
+    for &(lo, hi) in ranges {
+        let rest = std::mem::take(&mut rows);
+        let (mine, rest) = rest[lo - at..].split_at_mut(hi - lo);
+        out.push(mine);
+        rows = rest;
+        at = hi;
+    }
+    out
 }
 
 fn leaf<C: Criterion>(crit: &C, s: Pair, count: usize) -> Node {

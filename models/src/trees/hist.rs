@@ -104,6 +104,42 @@ pub(super) fn par_blocks<T: Send>(
     });
 }
 
+/// The threads one training works on: a rayon pool of its own when it has more than one
+/// (so that `--threads` holds whatever else runs in the process), else none.
+pub(super) struct Workers(Option<rayon::ThreadPool>);
+
+impl Workers {
+    pub fn new(threads: usize) -> Result<Self, super::TreeError> {
+        if threads <= 1 {
+            return Ok(Workers(None));
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map(|p| Workers(Some(p)))
+            .map_err(|e| super::TreeError::Data(format!("cannot start {threads} threads: {e}")))
+    }
+
+    /// Runs `op` with [`each`] inside it on this training's threads.
+    pub fn run<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        match &self.0 {
+            Some(p) => p.install(op),
+            None => op(),
+        }
+    }
+}
+
+/// Runs `work` on each of `items`: on the threads of the caller's rayon pool when `threads >
+/// 1`, else in order on this thread.
+pub(super) fn each<T: Send>(threads: usize, items: &mut [T], work: impl Fn(&mut T) + Sync + Send) {
+    if threads > 1 && items.len() > 1 {
+        use rayon::prelude::*;
+        items.par_iter_mut().for_each(work);
+    } else {
+        items.iter_mut().for_each(work);
+    }
+}
+
 /// The training rows' bins, row-major (a row's bins side by side, as the histogram loop reads
 /// them) and again column-major (a feature's bins side by side, as a partition reads them: a
 /// node's rows are ascending, so that read is nearly sequential instead of one cache line
@@ -184,15 +220,16 @@ pub(super) fn empty_hist(n_features: usize) -> Vec<Pair> {
 /// How many rows ahead [`build`] and a partition ask for a row's data.
 pub(super) const AHEAD: usize = 16;
 
-/// Asks the CPU to load the cache line of `p` (a hint; nothing happens elsewhere).
+/// Asks the CPU to load the cache line of `p` (a hint; nothing happens elsewhere, and `p` is
+/// not read: it may point anywhere).
 #[inline(always)]
-pub(super) fn prefetch<T>(p: &T) {
+pub(super) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch cannot fault and changes nothing the program sees; `p` is a valid
-    // reference besides.
+    // SAFETY: a prefetch cannot fault, whatever the address, and changes nothing the program
+    // sees.
     unsafe {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast());
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
@@ -275,19 +312,7 @@ pub(super) fn build(
         .chunks(per)
         .zip(std::iter::once(&mut *out).chain(spare.iter_mut().map(|h| &mut h[..])))
         .collect();
-    let t = threads.clamp(1, parts);
-    let each = parts.div_ceil(t);
-    std::thread::scope(|s| {
-        let mut groups = jobs.chunks_mut(each);
-        let first = groups.next();
-        for group in groups {
-            let sum = &sum;
-            s.spawn(move || group.iter_mut().for_each(|(r, h)| sum(r, h)));
-        }
-        for (r, h) in first.into_iter().flatten() {
-            sum(r, h);
-        }
-    });
+    each(threads, &mut jobs, |(r, h)| sum(r, h));
     for h in &spare[..parts - 1] {
         for &f in &cols {
             let (o, h) = (
