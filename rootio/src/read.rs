@@ -257,16 +257,23 @@ fn string_offsets(data: &[u8], nev: usize) -> Result<Vec<usize>> {
 }
 
 impl RawBasket {
+    /// Loads the basket at `loc`: `scratch` holds its compressed bytes, `spare` (a basket no
+    /// longer needed, or a default one) lends its buffers, so that reading a branch basket by
+    /// basket allocates nothing once they have grown.
     pub fn load(
         file: &RootFile,
         tree: &Tree,
         branch: &Branch,
         loc: &BasketLoc,
         scratch: &mut Vec<u8>,
+        spare: RawBasket,
     ) -> Result<RawBasket> {
         let var = branch.entry_offset_len > 0
             || branch.interp.as_ref().is_ok_and(|i| i.shape.levels() > 0);
-        let mut out = RawBasket::default();
+        let mut out = spare;
+        out.data.clear();
+        out.offsets = None;
+        out.nev = 0;
         match loc.source {
             BasketSource::Disk { seek, nbytes } => {
                 file.read_at(seek, nbytes as usize, scratch)?;
@@ -355,7 +362,7 @@ impl RawBasket {
                     ));
                 }
                 r.skip(keylen)?; // the buffer's copy of the key header
-                out.data = r.bytes(border)?.to_vec();
+                out.data.extend_from_slice(r.bytes(border)?);
                 // fLast must end the buffer: a smaller one would drop the last entry's tail
                 // silently (a shorter row of a jagged entry is still well-formed).
                 if r.remaining() != 0 {
@@ -706,10 +713,17 @@ impl<'a> BranchReader<'a> {
                 RootError::malformed(format!("branch '{name}': no basket for entry {e}"))
             })?;
             if self.current.as_ref().is_none_or(|(ci, _)| *ci != i) {
-                self.current = None;
-                let mut raw =
-                    RawBasket::load(self.file, self.tree, self.branch, loc, &mut self.scratch)
-                        .context(|| format!("branch '{name}', basket {i}"))?;
+                // The previous basket's buffers hold the next one.
+                let spare = self.current.take().map(|(_, b)| b).unwrap_or_default();
+                let mut raw = RawBasket::load(
+                    self.file,
+                    self.tree,
+                    self.branch,
+                    loc,
+                    &mut self.scratch,
+                    spare,
+                )
+                .context(|| format!("branch '{name}', basket {i}"))?;
                 if raw.offsets.is_none() {
                     if let Shape::Var { counter, .. } = &self.interp.shape {
                         raw.offsets = Some(

@@ -335,9 +335,10 @@ impl ModelJob {
 /// Chunk buffers in flight: one being read, one queued, one being scored.
 const IN_FLIGHT: usize = 3;
 
-/// Scored chunks the writer may lag behind the scorer (their columns are small: one value per
-/// event and output), so that scoring goes on while the writer starts the output.
-const SCORED_AHEAD: usize = 8;
+/// Scored chunks the writer may lag behind the scorer, so that scoring goes on while the writer
+/// starts the output. Each holds its columns and the engines' output tensors until written:
+/// two keep the pipeline going (the writer is rarely the slowest stage) at bounded memory.
+const SCORED_AHEAD: usize = 2;
 
 /// One chunk's scores, as the writer receives them.
 #[derive(Debug)]

@@ -186,8 +186,9 @@ pub(super) fn copy_basket(fw: &mut FileWriter, raw: &[u8], pdir: u64) -> Result<
             )));
         }
         w.bytes(tail);
-        w.bytes(&raw[keylen..]);
+        // The payload goes out from `raw` itself: no copy of the basket per basket.
         fw.write_at(pos, &w.data)?;
+        fw.write_at(pos + keylen as u64, &raw[keylen..])?;
         return Ok((pos, raw.len() as i32));
     }
     // Upgrade to a 64-bit key.
