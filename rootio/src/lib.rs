@@ -44,6 +44,7 @@
 
 mod baskets;
 mod chain;
+mod columns;
 mod compress;
 mod error;
 mod file;
