@@ -17,7 +17,7 @@
 
 use super::error::{Context, Result, RootError};
 use super::interp::{ftype_prim, vector_interp};
-use super::rbuf::RBuf;
+use super::rbuf::{RBuf, BYTE_COUNT_MASK};
 use super::read::RawBasket;
 use super::streamers::{kind, read_tobject, Element, StreamerInfo};
 use super::tree::{Interp, Shape};
@@ -151,8 +151,15 @@ impl Layout {
         let mut r = RBuf::new(entry, 0);
         // ROOT writes a top-level object's members without the object's own byte count and
         // version; one written with them (ending the entry, of this class version) is read too.
-        let h = r.header(class)?;
-        if h.end != Some(entry.len()) || h.version != self.version {
+        let headed = match (r.u32(), r.i16()) {
+            (Ok(first), Ok(version)) => {
+                first & BYTE_COUNT_MASK != 0
+                    && (first & !BYTE_COUNT_MASK) as usize + 4 == entry.len()
+                    && version == self.version
+            }
+            _ => false,
+        };
+        if !headed {
             r.set_pos(0)?;
         }
         let mut found = None;
@@ -183,7 +190,7 @@ impl Layout {
         }
         if r.remaining() != 0 {
             return Err(RootError::malformed(format!(
-                "{class} entry: its members end {} bytes before its byte count",
+                "{class} entry: its members end {} bytes before the entry does",
                 r.remaining()
             )));
         }

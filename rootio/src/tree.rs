@@ -286,7 +286,8 @@ pub struct Branch {
     /// How its values decode, or why hepml does not read this branch.
     pub interp: std::result::Result<Interp, String>,
     /// Its values are its sub-branches' (a split object, base class or collection of
-    /// objects): `interp` says so, and its own baskets (often none) are not checked.
+    /// objects): `interp` says so, and its own baskets (often none) are not checked. Also a
+    /// leaf list's or an unsplit object's, whose values are its columns (`branch.x`).
     pub container: bool,
     /// Indices through the nested `fBranches` arrays from the TTree to this branch.
     pub(crate) path: Vec<usize>,
