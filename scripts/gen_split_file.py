@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Writes, with real ROOT 6.40 (the pip wheel), a tree of the layouts experiments use:
 
-  gen_split_file.py OUT.root [--entries N]
+  gen_split_file.py OUT.root [--entries N] [--unsplit] [--compression N]
 
 Tree `t`: a split class `evt` (TObject base, int/float members, a fixed array, a Double32_t
 with a range, a TClonesArray of hits with a fixed-array member, a split std::vector<Jet>, a
 std::vector<float>), a leaf-list branch `point` (x/F:y/F:n/I:w[2]/D), a flat `score_in`
 (float), a std::vector<std::vector<float>> `nested` and a std::vector<std::string> `tags`.
+With --unsplit, also `whole.`: an object written whole (splitlevel 0, small baskets) of a
+class with a TObject base, a std::string, numbers, vectors of float/int/bool, a TString and
+a fixed array, as BDSIM writes its samplers.
 The classes are compiled with ACLiC in a temporary directory (needs a C++ compiler).
 """
 import argparse
@@ -34,6 +37,22 @@ class Evt : public TObject {
   ClassDef(Evt, 1);
 };
 struct Point { float x; float y; int n; double w[2]; };
+class Sampler : public TObject {
+ public:
+  std::string name; int n = 0; std::vector<float> e; std::vector<int> id; float z = 0;
+  std::vector<bool> ion; TString label; short arr[3] = {0, 0, 0}; double s = 0;
+  Long64_t big = 0; unsigned char flag = 0; bool ok = false;
+  ClassDef(Sampler, 2);
+};
+inline void fill_sampler(Sampler* s, int i, double a) {
+  s->name = i % 5 == 4 ? "" : "DRIFT_" + std::to_string(i); s->n = i % 4;
+  s->e.clear(); s->id.clear(); s->ion.clear();
+  for (int k = 0; k < s->n; k++) {
+    s->e.push_back(a * (k + 1)); s->id.push_back(2212 - k * i); s->ion.push_back((i + k) % 3 == 0);
+  }
+  s->z = -a; s->label = TString::Format("label%d", i * i); s->arr[0] = i; s->arr[1] = -i;
+  s->arr[2] = 7; s->s = a * 1e3; s->big = (Long64_t)i << 40; s->flag = 250 + i % 6; s->ok = i % 2;
+}
 inline void fill_evt(Evt* e, Point* p, int i, double a, double b) {
   e->run = i; e->met = a; e->w[0] = i * 0.5; e->w[1] = -i; e->charge = (i % 7) - 3.3;
   e->hits->Clear();
@@ -55,6 +74,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--entries", type=int, default=60)
+    ap.add_argument("--unsplit", action="store_true", help="add the unsplit object branch `whole.`")
+    ap.add_argument("--compression", type=int, help="ROOT compression setting (0: none)")
     a = ap.parse_args()
     out = os.path.abspath(a.out)
     import ROOT
@@ -66,6 +87,8 @@ def main():
         if ROOT.gROOT.ProcessLine(".L hepml_split.h+") != 0 and not hasattr(ROOT, "Evt"):
             sys.exit("gen_split_file: ACLiC could not compile the classes")
         f = ROOT.TFile.Open(out + ".tmp", "RECREATE")
+        if a.compression is not None:
+            f.SetCompressionSettings(a.compression)
         t = ROOT.TTree("t", "split objects, leaf lists")
         e = ROOT.Evt()
         p = ROOT.Point()
@@ -79,9 +102,14 @@ def main():
         t.Branch("score_in", s, "score_in/F")
         t.Branch("nested", nested)
         t.Branch("tags", tags)
+        smp = ROOT.Sampler()
+        if a.unsplit:
+            t.Branch("whole.", smp, 1000, 0)
         r = random.Random(7)
         for i in range(a.entries):
             ROOT.fill_evt(e, p, i, r.random(), r.random())
+            if a.unsplit:
+                ROOT.fill_sampler(smp, i, r.random())
             s[0] = r.gauss(0, 1)
             nested.clear()
             for k in range(i % 3):

@@ -121,7 +121,7 @@ fn leaf_prim(l: &Leaf) -> std::result::Result<Prim, String> {
 
 /// The element type of a streamer type code (a TLeafElement's `fType`; fixed arrays, 21-39,
 /// as their element), as uproot maps them. Float16_t/Double32_t are left to the caller.
-fn ftype_prim(t: i32) -> Option<Prim> {
+pub(crate) fn ftype_prim(t: i32) -> Option<Prim> {
     let t = if kind::OFFSET_L < t && t < kind::OFFSET_P {
         t - kind::OFFSET_L
     } else {
@@ -177,6 +177,24 @@ impl BranchFacts<'_> {
             .or_else(|| self.streamers.latest(&class))?;
         info.elements.get(id)
     }
+}
+
+/// The class and version of a top-level object branch written whole (unsplit: a
+/// TBranchElement of fType 0 and fStreamerType -1 without sub-branches), whose members
+/// [`crate::columns`] reads as columns when the file describes its class.
+pub(crate) fn unsplit_class(f: &BranchFacts) -> Option<(String, i32)> {
+    let unsplit = f.top
+        && f.n_sub == 0
+        && f.obj.class == "TBranchElement"
+        && f.element_type() == 0
+        && f.obj.int("fStreamerType").ok()? == -1;
+    let class = f
+        .obj
+        .string("fClassName")
+        .ok()
+        .filter(|c| unsplit && !c.is_empty())?;
+    let version = i32::try_from(f.obj.int("fClassVersion").ok()?).ok()?;
+    Some((class, version))
 }
 
 pub(crate) fn interpret(f: &BranchFacts) -> std::result::Result<Interp, String> {
@@ -434,7 +452,7 @@ fn vector_element(t: &str) -> Option<&str> {
 /// vectors of these),
 /// None when `cpp` is not a vector, or why hepml does not decode its elements. (The element
 /// type keeps its spaces: `unsigned int`.)
-fn vector_interp(cpp: &str) -> std::result::Result<Option<Interp>, String> {
+pub(crate) fn vector_interp(cpp: &str) -> std::result::Result<Option<Interp>, String> {
     let mut element = cpp.trim();
     let mut vectors = 0;
     while let Some(inner) = vector_element(element) {

@@ -14,14 +14,16 @@
 //! `std::vector<std::vector<T>>`, one offsets level per list: [`Array::outer`]); the
 //! members of split objects (scalars, fixed arrays, and jagged arrays for the members of a
 //! TClonesArray or a split `std::vector<Class>`), named as uproot names them
-//! ([`Tree::branch`]); leaf lists (`x/F:y/F:n/I`) as one column per leaf (`branch.x`); trees
+//! ([`Tree::branch`]); leaf lists (`x/F:y/F:n/I`) as one column per leaf (`branch.x`);
+//! objects written whole (unsplit) as one column per member (`branch.member`), when their
+//! members are numbers, fixed arrays, strings and vectors of these; trees
 //! from ROOT 3 to 6.40, recovered trees (baskets kept in the TTree object); baskets
 //! compressed with zlib, LZMA, LZ4 or ZSTD, on disk or embedded in the TBranch.
 //!
 //! Refusal is per branch: a tree whose header parses always opens. A branch hepml does not
 //! decode (other objects, odd bookkeeping) carries the reason in
 //! [`Branch::interp`] and is refused by [`BranchReader::new`] only; the parent branch of a
-//! split object or leaf list is a [`Branch::container`]. A decorated copy copies every
+//! split object, leaf list or unsplit object is a [`Branch::container`]. A decorated copy copies every
 //! branch's baskets, decodable or not. A branch holding more entries than its tree's
 //! `fEntries` is read up to the tree's entries, as ROOT does. Every basket is checked against
 //! its branch's type: a corrupted file gives an error, never a panic or a guessed value.
@@ -44,6 +46,7 @@
 
 mod baskets;
 mod chain;
+mod columns;
 mod compress;
 mod error;
 mod file;

@@ -257,6 +257,18 @@ fn string_offsets(data: &[u8], nev: usize) -> Result<Vec<usize>> {
 }
 
 impl RawBasket {
+    /// The bytes of entry `e` of a basket of variable-size entries. Offsets are checked when
+    /// the basket is loaded; a basket built otherwise still gets an error here, never a panic.
+    pub(crate) fn entry(&self, e: usize) -> Result<&[u8]> {
+        let offs = self
+            .offsets
+            .as_ref()
+            .ok_or_else(|| RootError::malformed("variable-size basket without entry offsets"))?;
+        offs.get(e..e + 2)
+            .and_then(|w| self.data.get(w[0]..w[1]))
+            .ok_or_else(|| RootError::malformed(format!("entry {e}: offsets outside the basket")))
+    }
+
     /// Loads the basket at `loc`: `scratch` holds its compressed bytes, `spare` (a basket no
     /// longer needed, or a default one) lends its buffers, so that reading a branch basket by
     /// basket allocates nothing once they have grown.
@@ -385,31 +397,6 @@ impl RawBasket {
     }
 }
 
-impl RawBasket {
-    /// Keeps, of each `stride`-byte entry, the `size` bytes at `offset`: one leaf's values of
-    /// a leaf-list basket.
-    fn select_field(&mut self, offset: usize, size: usize, stride: usize) -> Result<()> {
-        if stride == 0
-            || offset + size > stride
-            || self.offsets.is_some()
-            || self.data.len() as u64 != self.nev * stride as u64
-        {
-            return Err(RootError::malformed(format!(
-                "leaf-list basket of {} entries has {} bytes, {} expected",
-                self.nev,
-                self.data.len(),
-                self.nev * stride as u64
-            )));
-        }
-        let mut out = Vec::with_capacity(self.nev as usize * size);
-        for entry in self.data.chunks_exact(stride) {
-            out.extend_from_slice(&entry[offset..offset + size]);
-        }
-        self.data = out;
-        Ok(())
-    }
-}
-
 macro_rules! decode_be {
     ($src:expr, $t:ty, $out:expr) => {{
         const N: usize = std::mem::size_of::<$t>();
@@ -528,18 +515,8 @@ fn append_entries(
             decode_values(&basket.data[a * item..b * item], prim, &mut out.data)?;
         }
         Shape::Var { .. } | Shape::Vector | Shape::String { .. } | Shape::Nested { .. } => {
-            let offs = basket.offsets.as_ref().ok_or_else(|| {
-                RootError::malformed("variable-size basket without entry offsets")
-            })?;
             for e in a..b {
-                // Offsets are checked when the basket is loaded; a basket built otherwise still
-                // gets an error here, never a panic.
-                let bytes = offs
-                    .get(e..e + 2)
-                    .and_then(|w| basket.data.get(w[0]..w[1]))
-                    .ok_or_else(|| {
-                        RootError::malformed(format!("entry {e}: offsets outside the basket"))
-                    })?;
+                let bytes = basket.entry(e)?;
                 match &interp.shape {
                     Shape::Var { .. } => {
                         let row = prim.disk_size() * interp.item_len();
@@ -732,13 +709,11 @@ impl<'a> BranchReader<'a> {
                         );
                     }
                 }
-                if let Some((offset, stride)) = self.branch.field {
-                    raw.select_field(
-                        offset,
-                        self.interp.prim.disk_size() * self.interp.item_len(),
-                        stride,
-                    )
-                    .context(|| format!("branch '{name}', basket {i}"))?;
+                if let Some(column) = &self.branch.column {
+                    let item = self.interp.prim.disk_size() * self.interp.item_len();
+                    column
+                        .select(&mut raw, item)
+                        .context(|| format!("branch '{name}', basket {i}"))?;
                 }
                 self.current = Some((i, raw));
             }

@@ -3,12 +3,14 @@
 //! whose layout hepml does not decode carry the reason instead, so nothing is read wrongly.
 
 use super::baskets::basket_locs;
+use super::columns::{layout, Column, Layout};
 use super::error::{Context, Result, RootError};
 use super::file::{KeyHeader, RootFile};
-use super::interp::{interpret, leaf_list_fields, BranchFacts};
+use super::interp::{interpret, leaf_list_fields, unsplit_class, BranchFacts};
 use super::object::{Body, Object, Ptr, Value};
 use super::streamers::Streamers;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Element type of a branch's values.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -284,15 +286,16 @@ pub struct Branch {
     /// How its values decode, or why hepml does not read this branch.
     pub interp: std::result::Result<Interp, String>,
     /// Its values are its sub-branches' (a split object, base class or collection of
-    /// objects): `interp` says so, and its own baskets (often none) are not checked.
+    /// objects): `interp` says so, and its own baskets (often none) are not checked. Also a
+    /// leaf list's or an unsplit object's, whose values are its columns (`branch.x`).
     pub container: bool,
     /// Indices through the nested `fBranches` arrays from the TTree to this branch.
     pub(crate) path: Vec<usize>,
     /// Its ancestors' names and its own, joined by `/`.
     pub(crate) full_name: String,
-    /// A column of a leaf-list branch (the same TBranch and baskets): the leaf's byte offset
-    /// in each entry, and the entry's size.
-    pub(crate) field: Option<(usize, usize)>,
+    /// A column of a leaf-list branch or of an unsplit object (the same TBranch and
+    /// baskets): which part of each entry it is.
+    pub(crate) column: Option<Column>,
 }
 
 #[derive(Debug, Clone)]
@@ -542,11 +545,14 @@ impl Tree {
             for (i, p) in obj.array_items("fBranches").into_iter().enumerate() {
                 let Ptr::New { obj: b, .. } = p else { continue };
                 path.push(i);
-                let mut br = branch_from_object(b, path.clone(), leaves, streamers);
+                let (mut br, unsplit) = branch_from_object(b, path.clone(), leaves, streamers);
                 if let Some(parent) = &parent {
                     br.full_name = format!("{parent}/{}", br.name);
                 }
-                let columns = leaf_columns(&br);
+                let columns = match unsplit {
+                    Some(layout) => member_columns(&br, layout),
+                    None => leaf_columns(&br),
+                };
                 out.push(br);
                 out.extend(columns);
                 walk(b, path, leaves, streamers, out);
@@ -567,12 +573,14 @@ impl Tree {
 
 /// A Branch for every TBranch object: what cannot be decoded (its baskets' bookkeeping, its
 /// leaves, its type) becomes the reason in `interp`, so one odd branch never hides the others.
+/// An unsplit object whose members hepml decodes comes with its class layout: the branch is
+/// the container of its members' columns.
 fn branch_from_object(
     b: &Object,
     path: Vec<usize>,
     index: &LeafIndex,
     streamers: &Streamers,
-) -> Branch {
+) -> (Branch, Option<Arc<Layout>>) {
     let name = b
         .string("fName")
         .unwrap_or_else(|_| format!("(unnamed branch {path:?})"));
@@ -597,14 +605,39 @@ fn branch_from_object(
         && leaves
             .as_ref()
             .is_ok_and(|l| l.len() > 1 && leaf_list_fields(l).is_ok());
-    let container = split || leaf_list;
-    let interp = match (&entries, &leaves, &baskets, &facts) {
+    let mut container = split || leaf_list;
+    let mut interp = match (&entries, &leaves, &baskets, &facts) {
         (Err(e), ..) | (_, Err(e), ..) => Err(e.to_string()),
         (_, _, Err(e), _) if !container => Err(e.to_string()),
         (.., Some(f)) => interpret(f),
         _ => Err("unreadable branch".into()),
     };
-    Branch {
+    // An object written whole, whose class the file describes: its members' columns.
+    let mut unsplit = None;
+    if let (Err(_), Some(f), Ok(_)) = (&interp, &facts, &baskets) {
+        let info = unsplit_class(f).and_then(|(class, v)| Some((streamers.get(&class, v)?, class)));
+        if let Some((info, class)) = info {
+            interp = match layout(&class, info) {
+                Ok(l) => {
+                    container = true;
+                    let names: Vec<&str> = l
+                        .members
+                        .iter()
+                        .filter(|m| m.interp.is_some())
+                        .map(|m| m.name.as_str())
+                        .collect();
+                    let why = format!(
+                        "unsplit {class}: its values are its members' columns ({})",
+                        names.join(", ")
+                    );
+                    unsplit = Some(Arc::new(l));
+                    Err(why)
+                }
+                Err(why) => Err(why),
+            };
+        }
+    }
+    let br = Branch {
         title: b.string("fTitle").unwrap_or_default(),
         class: b.class.clone(),
         entries: entries.unwrap_or(0),
@@ -619,9 +652,10 @@ fn branch_from_object(
         container,
         path,
         full_name: name.clone(),
-        field: None,
+        column: None,
         name,
-    }
+    };
+    (br, unsplit)
 }
 
 /// The columns of a leaf-list branch (`x/F:y/F:n/I`), one per leaf, named `branch.leaf`;
@@ -643,8 +677,34 @@ fn leaf_columns(br: &Branch) -> Vec<Branch> {
             leaves: vec![leaf.clone()],
             interp: Ok(f.interp.clone()),
             container: false,
-            field: Some((f.offset, f.stride)),
+            column: Some(Column::Leaf {
+                offset: f.offset,
+                stride: f.stride,
+            }),
             ..br.clone()
+        })
+        .collect()
+}
+
+/// The columns of an unsplit object branch, one per member (its TObject base aside), named
+/// `branch.member`.
+fn member_columns(br: &Branch, layout: Arc<Layout>) -> Vec<Branch> {
+    layout
+        .members
+        .iter()
+        .enumerate()
+        .filter_map(|(index, m)| {
+            Some(Branch {
+                name: format!("{}.{}", br.name, m.name),
+                full_name: format!("{}.{}", br.full_name, m.name),
+                interp: Ok(m.interp.clone()?),
+                container: false,
+                column: Some(Column::Member {
+                    layout: layout.clone(),
+                    index,
+                }),
+                ..br.clone()
+            })
         })
         .collect()
 }

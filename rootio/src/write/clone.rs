@@ -57,7 +57,7 @@ pub(super) fn clone_tree_in(
     let mut raw = Vec::new();
     // Every on-disk basket the branches record, whether or not hepml decodes their values
     // (unsupported types, containers, odd bookkeeping): they are copied, not read.
-    for br in tree.branches.iter().filter(|b| b.field.is_none()) {
+    for br in tree.branches.iter().filter(|b| b.column.is_none()) {
         let slots = tree
             .branch_object(&br.path)
             .map(disk_slots)
@@ -79,7 +79,7 @@ pub(super) fn clone_tree_in(
         }
     }
     let mut base_leaf_tags = Vec::new();
-    for br in tree.branches.iter().filter(|b| b.field.is_none()) {
+    for br in tree.branches.iter().filter(|b| b.column.is_none()) {
         if let Some(bo) = tree.branch_object(&br.path) {
             if let Some(Ptr::New { tag, .. }) = bo.array_items("fLeaves").first() {
                 base_leaf_tags.push((br.name.clone(), *tag));
