@@ -4,6 +4,8 @@
 //! (scripts/root_check.py compare; the ElementLinks to uproot), and any entry range reads as
 //! the same slice of the whole, across basket boundaries.
 
+mod common;
+
 use rootio::{BranchReader, RootFile, Shape};
 
 const BRANCHES: [(&str, &str); 6] = [
@@ -121,33 +123,19 @@ fn damaged_nested_entries_give_errors_not_panics() {
             "0",
         ],
     );
-    let orig = std::fs::read(&path).unwrap();
-    let bad_path = dir.path().join("bad.root");
     let (mut cases, mut errors) = (0, 0);
     let f = RootFile::open(&path).unwrap();
     let t = f.tree("t").unwrap();
     for (name, _) in BRANCHES {
         let b = t.branch(name).unwrap();
-        for loc in &b.baskets {
-            let rootio::BasketSource::Disk { seek, nbytes } = loc.source else {
-                panic!("{name}: ROOT keeps its baskets on disk");
-            };
-            let (seek, nbytes) = (seek as usize, nbytes as usize);
-            let keylen = u16::from_be_bytes([orig[seek + 14], orig[seek + 15]]) as usize;
-            for k in 0..24 {
-                let at = seek + keylen + (nbytes - keylen) * k / 24;
-                let mut bad = orig.clone();
-                bad[at] ^= 0x5a;
-                std::fs::write(&bad_path, &bad).unwrap();
-                cases += 1;
-                let got = RootFile::open(&bad_path).and_then(|f| {
-                    let t = f.tree("t")?;
-                    let b = t.branch(name)?;
-                    BranchReader::new(&f, &t, b)?.read(0, t.entries).map(|_| ())
-                });
-                errors += usize::from(got.is_err());
-            }
-        }
+        let (c, e) = common::flip_in_baskets(&path, &b.baskets, 24, |bad| {
+            let f = RootFile::open(bad)?;
+            let t = f.tree("t")?;
+            let b = t.branch(name)?;
+            BranchReader::new(&f, &t, b)?.read(0, t.entries).map(|_| ())
+        });
+        cases += c;
+        errors += e;
     }
     assert!(cases >= 6 * 24, "{cases} cases");
     assert!(

@@ -4,7 +4,9 @@
 //! counts, string lengths, vector sizes, values) give errors or values, never a panic; damaged
 //! bookkeeping is noticed. (Their values against uproot: tests/real_layouts.rs.)
 
-use rootio::{BasketSource, BranchReader, RootFile};
+mod common;
+
+use rootio::{BranchReader, RootFile};
 
 const MEMBERS: [(&str, &str); 12] = [
     ("name", "string"),
@@ -56,28 +58,9 @@ fn damaged_unsplit_entries_give_errors_not_panics() {
     read_all(&f).unwrap();
     assert!(whole.baskets.len() > 2, "{} baskets", whole.baskets.len());
 
-    let orig = std::fs::read(&path).unwrap();
-    let bad_path = dir.path().join("bad.root");
-    let (mut cases, mut errors) = (0, 0);
-    for loc in &whole.baskets {
-        let BasketSource::Disk { seek, nbytes } = loc.source else {
-            panic!("ROOT keeps its baskets on disk");
-        };
-        let (seek, nbytes) = (seek as usize, nbytes as usize);
-        let keylen = u16::from_be_bytes([orig[seek + 14], orig[seek + 15]]) as usize;
-        for k in 0..48 {
-            let at = seek + keylen + (nbytes - keylen) * k / 48;
-            let mut bad = orig.clone();
-            bad[at] ^= 0x5a;
-            std::fs::write(&bad_path, &bad).unwrap();
-            cases += 1;
-            errors += usize::from(
-                RootFile::open(&bad_path)
-                    .and_then(|f| read_all(&f))
-                    .is_err(),
-            );
-        }
-    }
+    let (cases, errors) = common::flip_in_baskets(&path, &whole.baskets, 48, |bad| {
+        RootFile::open(bad).and_then(|f| read_all(&f))
+    });
     assert!(cases >= 3 * 48, "{cases} cases");
     assert!(
         errors * 4 > cases,
