@@ -4,7 +4,8 @@
   gen_split_file.py OUT.root [--entries N] [--unsplit] [--compression N]
 
 Tree `t`: a split class `evt` (TObject base, int/float members, a fixed array, a Double32_t
-with a range, a TClonesArray of hits with a fixed-array member, a split std::vector<Jet>, a
+with a range, a TClonesArray of hits with a fixed-array member; some events and hits are
+referenced, as a TRef makes them, so that their fBits carry ROOT's process id, a split std::vector<Jet>, a
 std::vector<float>), a leaf-list branch `point` (x/F:y/F:n/I:w[2]/D), a flat `score_in`
 (float), a std::vector<std::vector<float>> `nested` and a std::vector<std::string> `tags`.
 With --unsplit, also `whole.`: an object written whole (splitlevel 0, small baskets) of a
@@ -22,6 +23,7 @@ HEADER = r"""
 #include <vector>
 #include "TObject.h"
 #include "TClonesArray.h"
+#include "TProcessID.h"
 class Hit : public TObject {
  public:
   float e = 0; int layer = 0; double pos[3] = {0, 0, 0};
@@ -53,11 +55,23 @@ inline void fill_sampler(Sampler* s, int i, double a) {
   s->z = -a; s->label = TString::Format("label%d", i * i); s->arr[0] = i; s->arr[1] = -i;
   s->arr[2] = 7; s->s = a * 1e3; s->big = (Long64_t)i << 40; s->flag = 250 + i % 6; s->ok = i % 2;
 }
+// A referenced object (as a TRef to it makes it): its fBits has kIsReferenced, and ROOT writes
+// a 2-byte process id after that fBits word.
+inline void referenced(TObject* o, bool yes) {
+  if (yes) {
+    TProcessID::AssignID(o);
+  } else {
+    o->ResetBit(kIsReferenced);
+    o->SetUniqueID(0);
+  }
+}
 inline void fill_evt(Evt* e, Point* p, int i, double a, double b) {
+  referenced(e, i % 7 == 3);
   e->run = i; e->met = a; e->w[0] = i * 0.5; e->w[1] = -i; e->charge = (i % 7) - 3.3;
   e->hits->Clear();
   for (int k = 0; k < i % 4; k++) {
     Hit* h = (Hit*)e->hits->ConstructedAt(k);
+    referenced(h, (i + k) % 5 == 1);
     h->e = a * k; h->layer = k; h->pos[0] = k; h->pos[1] = i; h->pos[2] = b;
   }
   e->jets.clear(); e->vf.clear();

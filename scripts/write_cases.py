@@ -22,6 +22,11 @@ the reading of what hepml wrote. ROOT runs through verify_written.py's run_root:
       and a Double32_t array counted by n/I), beside a plain float: the forms uproot 5.7
       reads (it fails on Float16_t arrays and misreads ranged arrays, taking `[3]`/`[n]` for
       the range).
+  write_cases.py make-ranges OUT
+      A tree `ranges` of Float16_t/Double32_t scalar leaves with every form of range ROOT's
+      TStreamerElement::GetRange distinguishes (32 bits, fewer, a Float16_t range, `pi`, an
+      empty range below and from 15 bits); prints ROOT's own reading of every entry as
+      {"values": {leaf: [the bits of each value as a float64, ...]}}.
   write_cases.py make-class OUT
       A tree `hits` with a split branch `hit` of an interpreted class whose members are
       Double32_t and Float16_t with and without ranges (`Double32_t e; //[0,100,16]`) and an
@@ -139,6 +144,35 @@ f.Close()
 print(json.dumps({"written": sys.argv[1]}))
 '''
 
+MAKE_RANGES = r'''
+import array, random, struct
+leaves = {"r32": "d[-10,10,32]", "r31": "d[-1e3,1e3,31]", "r24": "d[0.1,0.3,24]",
+          "f10": "f[-3.3,7.1,10]", "f16": "f[0,100,16]", "fpi": "f[-pi,pi,16]",
+          "dpi": "d[0,2*pi]", "e10": "f[5,5,10]", "d20": "d[0,0,20]", "f20": "f[0,0,20]"}
+f = ROOT.TFile(sys.argv[1], "RECREATE")
+t = ROOT.TTree("ranges", "Float16_t and Double32_t ranges")
+buf = {}
+for name, ty in leaves.items():
+    buf[name] = array.array(ty[0], [0.0])
+    t.Branch(name, buf[name], name + "/" + ty)
+r = random.Random(3)
+for i in range(3000):
+    for b in buf.values():
+        # Inside and past the ranges, the ends included.
+        b[0] = [-1e3, 1e3, -10.0, 10.0, 0.1, 0.3, 0.0][i % 7] if i % 50 == 0 else r.uniform(-60, 120) * 10 ** r.randint(-2, 1)
+    t.Fill()
+t.Write()
+f.Close()
+f = ROOT.TFile(sys.argv[1])
+t = f.Get("ranges")
+out = {name: [] for name in leaves}
+for i in range(t.GetEntries()):
+    t.GetEntry(i)
+    for name in leaves:
+        out[name].append(struct.unpack("<Q", struct.pack("<d", t.GetLeaf(name).GetValue()))[0])
+print(json.dumps({"values": out}))
+'''
+
 MAKE_CLASS = r'''
 ROOT.gInterpreter.Declare("""
 struct Hit {
@@ -235,6 +269,7 @@ def main():
     c = sub.add_parser("clusters"); c.add_argument("file"); c.add_argument("tree")
     c = sub.add_parser("make-packed"); c.add_argument("out")
     c = sub.add_parser("make-class"); c.add_argument("out")
+    c = sub.add_parser("make-ranges"); c.add_argument("out")
     c = sub.add_parser("leaves"); c.add_argument("file"); c.add_argument("tree")
     c = sub.add_parser("values"); c.add_argument("file"); c.add_argument("tree")
     a = p.parse_args()
@@ -246,6 +281,8 @@ def main():
         print(json.dumps(run_root(LEAVES, a.file, a.tree)))
     elif a.cmd == "make-class":
         print(json.dumps(run_root(MAKE_CLASS, a.out)))
+    elif a.cmd == "make-ranges":
+        print(json.dumps(run_root(MAKE_RANGES, a.out)))
     elif a.cmd == "make-packed":
         print(json.dumps(run_root(MAKE_PACKED, a.out)))
     else:

@@ -67,9 +67,22 @@ fn packed_from(ty: &str, title: &str, double: bool) -> std::result::Result<Prim,
         .ok_or_else(|| format!("unbalanced range in '{title}'"))?
         + open;
     let parts: Vec<&str> = ty[open + 1..close].split(',').map(str::trim).collect();
+    // As TStreamerElement::GetRange reads an end: the forms of pi it knows, else a number.
     let num = |s: &str| -> std::result::Result<f64, String> {
-        let s2 = s.replace("pi", &std::f64::consts::PI.to_string());
-        s2.parse::<f64>()
+        use std::f64::consts::PI;
+        if s.contains("pi") {
+            let v = if s.contains("2pi") || s.contains("2*pi") || s.contains("twopi") {
+                2.0 * PI
+            } else if s.contains("pi/2") {
+                PI / 2.0
+            } else if s.contains("pi/4") {
+                PI / 4.0
+            } else {
+                PI
+            };
+            return Ok(if s.contains('-') { -v } else { v });
+        }
+        s.parse::<f64>()
             .map_err(|_| format!("range value '{s}' in '{title}' (expressions are not supported)"))
     };
     let (low, high) = match parts.as_slice() {
@@ -83,16 +96,20 @@ fn packed_from(ty: &str, title: &str, double: bool) -> std::result::Result<Prim,
         None => 32,
     };
     let bits = if (2..=32).contains(&bits) { bits } else { 32 };
-    if low == 0.0 && high == 0.0 {
+    if high <= low {
+        // No range (`[0,0,bits]`): ROOT's TStreamerElement::GetRange keeps a truncated mantissa
+        // of `bits` below 15 bits; from 15 on, the type's plain form (a float, or 12 bits).
+        let bits = match (bits < 15, double) {
+            (true, _) => bits,
+            (false, true) => 0,
+            (false, false) => 12,
+        };
         return Ok(Prim::Packed {
-            low,
-            high,
+            low: 0.0,
+            high: 0.0,
             bits,
             double,
         });
-    }
-    if high <= low {
-        return Err(format!("empty range in '{title}'"));
     }
     Ok(Prim::Packed {
         low,
@@ -366,6 +383,8 @@ fn interpret_element(f: &BranchFacts) -> std::result::Result<Interp, String> {
                 })?;
                 Some(packed_from(&el.title, &el.title, double)?)
             }
+            // TObject's fBits in a split object or collection: 6 bytes when referenced.
+            kind::BITS if lt == kind::BITS => Some(Prim::Bits),
             _ => ftype_prim(lt),
         };
         if let Some(prim) = prim {

@@ -65,7 +65,7 @@ impl Data {
             Prim::I16 => Data::I16(Vec::new()),
             Prim::U16 => Data::U16(Vec::new()),
             Prim::I32 => Data::I32(Vec::new()),
-            Prim::U32 => Data::U32(Vec::new()),
+            Prim::U32 | Prim::Bits => Data::U32(Vec::new()),
             Prim::I64 => Data::I64(Vec::new()),
             Prim::U64 => Data::U64(Vec::new()),
             Prim::F32 | Prim::Packed { double: false, .. } => Data::F32(Vec::new()),
@@ -408,6 +408,9 @@ macro_rules! decode_be {
 }
 
 pub(crate) fn decode_values(src: &[u8], prim: Prim, out: &mut Data) -> Result<()> {
+    if prim == Prim::Bits {
+        return decode_bits(src, out);
+    }
     let size = prim.disk_size();
     if !src.len().is_multiple_of(size) {
         return Err(RootError::malformed(format!(
@@ -453,7 +456,36 @@ pub(crate) fn decode_values(src: &[u8], prim: Prim, out: &mut Data) -> Result<()
     Ok(())
 }
 
-/// Float16_t / Double32_t decoding, as ROOT's `ReadWithNbits` / `ReadWithFactor` (and uproot).
+/// `TObject::fBits` words (see [`Prim::Bits`]): each is followed by the 2-byte process id
+/// when kIsReferenced is set, as ROOT's `TStreamerInfo` reads `kBits`; the ids are skipped.
+fn decode_bits(src: &[u8], out: &mut Data) -> Result<()> {
+    const IS_REFERENCED: u32 = 0x10;
+    let Data::U32(v) = out else {
+        return Err(RootError::malformed("fBits output type"));
+    };
+    let mut at = 0;
+    while at < src.len() {
+        let word = src
+            .get(at..at + 4)
+            .ok_or_else(|| RootError::malformed(format!("fBits: {} bytes left", src.len() - at)))?;
+        let bits = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        at += 4;
+        if bits & IS_REFERENCED != 0 {
+            if src.len() - at < 2 {
+                return Err(RootError::malformed(
+                    "fBits of a referenced object without its process id",
+                ));
+            }
+            at += 2;
+        }
+        v.push(bits);
+    }
+    Ok(())
+}
+
+/// Float16_t / Double32_t decoding, as ROOT's `ReadWithNbits` / `ReadWithFactor` (uproot
+/// differs with a range: it scales by `2^bits` for 32 bits too, and computes a Float16_t in
+/// float).
 fn unpack(src: &[u8], low: f64, high: f64, bits: u32, double: bool) -> Vec<f64> {
     if low == 0.0 && high == 0.0 {
         if double && bits == 0 {
@@ -482,12 +514,14 @@ fn unpack(src: &[u8], low: f64, high: f64, bits: u32, double: bool) -> Vec<f64> 
     let raw = src
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes(c.try_into().expect("4")));
+    // ROOT's `TBufferFile::ReadWithFactor`, in double for both types (a Float16_t's value is
+    // then rounded to float once).
+    let factor = Prim::packed_factor(low, high, bits);
     if double {
-        let f = (high - low) / (1u64 << bits) as f64;
-        raw.map(|r| r as f64 * f + low).collect()
+        raw.map(|r| f64::from(r) / factor + low).collect()
     } else {
-        let f = ((high - low) / (1u64 << bits) as f64) as f32;
-        raw.map(|r| (r as f32 * f + low as f32) as f64).collect()
+        raw.map(|r| f64::from((f64::from(r) / factor + low) as f32))
+            .collect()
     }
 }
 
@@ -501,6 +535,34 @@ fn append_entries(
 ) -> Result<()> {
     let prim = interp.prim;
     match &interp.shape {
+        // One fBits word per entry, 4 or 6 bytes: entry by entry when the basket has offsets.
+        Shape::Scalar if prim == Prim::Bits => {
+            let before = out.data.len();
+            match &basket.offsets {
+                Some(_) => {
+                    for e in a..b {
+                        decode_bits(basket.entry(e)?, &mut out.data)?;
+                    }
+                }
+                None if basket.data.len() == basket.nev as usize * 4 => {
+                    decode_bits(&basket.data[a * 4..b * 4], &mut out.data)?
+                }
+                None => {
+                    return Err(RootError::malformed(format!(
+                        "fBits basket of {} entries has {} bytes and no entry offsets",
+                        basket.nev,
+                        basket.data.len()
+                    )))
+                }
+            }
+            if out.data.len() - before != b - a {
+                return Err(RootError::malformed(format!(
+                    "{} entries hold {} fBits words",
+                    b - a,
+                    out.data.len() - before
+                )));
+            }
+        }
         Shape::Scalar | Shape::Fixed(_) => {
             let item = prim.disk_size() * interp.item_len();
             if basket.data.len() != basket.nev as usize * item {
@@ -520,7 +582,7 @@ fn append_entries(
                 match &interp.shape {
                     Shape::Var { .. } => {
                         let row = prim.disk_size() * interp.item_len();
-                        if !bytes.len().is_multiple_of(row) {
+                        if prim != Prim::Bits && !bytes.len().is_multiple_of(row) {
                             return Err(RootError::malformed(format!(
                                 "entry of {} bytes is not a whole number of {row}-byte rows",
                                 bytes.len()
@@ -774,5 +836,39 @@ mod tests {
             let r = append_entries(&basket, &interp, 0, 3, &mut out);
             assert!(r.is_err(), "{offsets:?}");
         }
+    }
+
+    /// fBits words: a referenced object's (0x10) is followed by its 2-byte process id, which is
+    /// skipped; a scalar basket of 4- and 6-byte entries reads one word per entry.
+    #[test]
+    fn fbits_skip_the_process_id_of_referenced_objects() {
+        let bytes = [0, 0, 0, 0x18, 0, 1, 2, 0, 0, 8, 0, 0, 0, 0x10, 0, 3];
+        let mut out = Data::U32(Vec::new());
+        decode_bits(&bytes, &mut out).unwrap();
+        assert_eq!(out, Data::U32(vec![0x18, 0x0200_0008, 0x10]));
+        // The id cut off, or half a word: errors.
+        for cut in [&bytes[..4], &bytes[..15], &bytes[..8]] {
+            assert!(decode_bits(cut, &mut Data::U32(Vec::new())).is_err());
+        }
+        let interp = Interp {
+            prim: Prim::Bits,
+            shape: Shape::Scalar,
+        };
+        let basket = RawBasket {
+            data: bytes.to_vec(),
+            offsets: Some(vec![0, 6, 10, 16]),
+            nev: 3,
+        };
+        let mut out = Array::new(interp.clone(), 0);
+        append_entries(&basket, &interp, 1, 3, &mut out).unwrap();
+        assert_eq!(out.data, Data::U32(vec![0x0200_0008, 0x10]));
+        // An entry of two words is not one fBits.
+        let basket = RawBasket {
+            data: bytes.to_vec(),
+            offsets: Some(vec![0, 10, 16]),
+            nev: 2,
+        };
+        let mut out = Array::new(interp.clone(), 0);
+        assert!(append_entries(&basket, &interp, 0, 2, &mut out).is_err());
     }
 }

@@ -29,6 +29,9 @@ pub enum Prim {
     I32,
     /// `uint32`
     U32,
+    /// `TObject::fBits` (`uint32`): on disk the word, then a 2-byte process id when the
+    /// object is referenced (bit `0x10`, kIsReferenced, set), as ROOT writes it.
+    Bits,
     /// `int64`
     I64,
     /// `uint64`
@@ -57,7 +60,8 @@ impl Prim {
         match self {
             Prim::Bool | Prim::I8 | Prim::U8 => 1,
             Prim::I16 | Prim::U16 => 2,
-            Prim::I32 | Prim::U32 | Prim::F32 => 4,
+            // fBits: at least 4 (6 when referenced; see `Prim::Bits`).
+            Prim::I32 | Prim::U32 | Prim::Bits | Prim::F32 => 4,
             Prim::I64 | Prim::U64 | Prim::F64 => 8,
             // Truncated mantissa: 3 bytes; a range: a 4-byte integer; Double32_t without
             // any bracket: a plain float.
@@ -75,6 +79,17 @@ impl Prim {
             }
         }
     }
+    /// ROOT's scale of a Float16_t/Double32_t range (`TStreamerElement::GetRange`): a value
+    /// is stored as `UInt_t(0.5 + factor * (x - low))` and read as `n / factor + low`, with
+    /// `factor = 2^bits / (high - low)`, or `0xffffffff / (high - low)` for 32 bits.
+    pub fn packed_factor(low: f64, high: f64, bits: u32) -> f64 {
+        let big = if bits < 32 {
+            (1u64 << bits) as f64
+        } else {
+            f64::from(u32::MAX)
+        };
+        big / (high - low)
+    }
     /// numpy dtype name of the decoded values.
     pub fn name(self) -> &'static str {
         match self {
@@ -84,7 +99,7 @@ impl Prim {
             Prim::I16 => "int16",
             Prim::U16 => "uint16",
             Prim::I32 => "int32",
-            Prim::U32 => "uint32",
+            Prim::U32 | Prim::Bits => "uint32",
             Prim::I64 => "int64",
             Prim::U64 => "uint64",
             Prim::F32 => "float32",
@@ -355,22 +370,31 @@ impl Tree {
         &branch.full_name
     }
 
-    /// `a/b/c`: branch `c` below `b` below the top-level branch `a`.
+    /// `a/b/c`: branch `c` below `b` below the top-level branch `a` (levels between them may
+    /// be left out). A full name that two branches share gives the first; otherwise every
+    /// branch called `a` is tried, so a member of the second of two same-named top-level
+    /// branches is found too.
     fn branch_by_path(&self, path: &str) -> Option<&Branch> {
-        let mut parent: Option<&Branch> = None;
-        for part in path.split('/') {
-            let below = |b: &&Branch| match parent {
+        if let Some(b) = self.branches.iter().find(|b| b.full_name == path) {
+            return Some(b);
+        }
+        let parts: Vec<&str> = path.split('/').collect();
+        self.below(None, &parts)
+    }
+
+    /// The first branch below `parent` (the tree when `None`) reached by `parts`.
+    fn below<'t>(&'t self, parent: Option<&'t Branch>, parts: &[&str]) -> Option<&'t Branch> {
+        let Some((first, rest)) = parts.split_first() else {
+            return parent;
+        };
+        self.branches
+            .iter()
+            .filter(|b| match parent {
                 None => b.path.len() == 1,
                 Some(p) => b.path.len() > p.path.len() && b.path.starts_with(&p.path),
-            };
-            parent = Some(
-                self.branches
-                    .iter()
-                    .filter(below)
-                    .find(|b| b.name == part)?,
-            );
-        }
-        parent
+            })
+            .filter(|b| b.name == *first)
+            .find_map(|b| self.below(Some(b), rest))
     }
 
     /// The TBranch object of a branch (by its `path`).

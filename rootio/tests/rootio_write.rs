@@ -92,7 +92,7 @@ fn values(p: Prim, count: usize, seed: usize) -> Data {
                 .collect(),
         ),
         Prim::F64 => Data::F64((0..count).map(f).collect()),
-        Prim::Packed { .. } => unreachable!(),
+        Prim::Packed { .. } | Prim::Bits => unreachable!(),
     }
 }
 

@@ -527,7 +527,7 @@ pub(super) fn encode(p: Prim, d: &Data, r: std::ops::Range<usize>, out: &mut Vec
 }
 
 /// Float16_t / Double32_t encoding, as ROOT's `TBufferFile::WriteFloat16`/`WriteDouble32`:
-/// with a range, `UInt_t(0.5 + 2^bits (x - low) / (high - low))` with x clamped to it;
+/// with a range, `UInt_t(0.5 + factor (x - low))` with x clamped to it ([`Prim::packed_factor`]);
 /// without one, the truncated-mantissa form (exponent byte, then the mantissa rounded to
 /// `bits` bits with the sign above it); a Double32_t without any bracket is a float.
 fn encode_packed(x: f64, low: f64, high: f64, bits: u32, double: bool, out: &mut Vec<u8>) {
@@ -551,13 +551,7 @@ fn encode_packed(x: f64, low: f64, high: f64, bits: u32, double: bool, out: &mut
         out.extend_from_slice(&man.to_be_bytes());
         return;
     }
-    // (ROOT's TStreamerElement::GetRange: 2^bits, or 0xffffffff for 32 bits)
-    let big = if bits < 32 {
-        (1u64 << bits) as f64
-    } else {
-        f64::from(u32::MAX)
-    };
-    let factor = big / (high - low);
+    let factor = Prim::packed_factor(low, high, bits);
     let x = x.clamp(low, high);
     let a = (0.5 + factor * (x - low)).min(u32::MAX as f64) as u32;
     out.extend_from_slice(&a.to_be_bytes());

@@ -137,6 +137,13 @@ impl TreeWriter {
                 spec.name
             )));
         }
+        if spec.interp.prim == Prim::Bits {
+            // Its on-disk form depends on each object's references: copied, never written.
+            return Err(RootError::unsupported(format!(
+                "writing TObject::fBits branch '{}' (write it as uint32)",
+                spec.name
+            )));
+        }
         if self.branches.iter().any(|b| b.spec.name == spec.name)
             || self.base_leaf_tags.iter().any(|(n, _)| *n == spec.name)
         {
