@@ -68,6 +68,16 @@ impl Clusters {
             Clusters::Bytes(_) | Clusters::Off => false,
         }
     }
+    /// The first entry count after `e` that [`Clusters::is_boundary`] holds for (None: none).
+    fn next_after(&self, e: u64) -> Option<u64> {
+        match self {
+            Clusters::Every { size, from } if *size > 0 => {
+                Some(from + (e.saturating_sub(*from) / size + 1) * size)
+            }
+            Clusters::At(v) => v.get(v.partition_point(|&b| b <= e)).copied(),
+            _ => None,
+        }
+    }
 }
 
 /// What a branch needs from its tree to write a basket.
@@ -314,6 +324,10 @@ impl BranchOut {
     pub(super) fn append(&mut self, fw: &mut FileWriter, ctx: &Ctx, a: &Array) -> Result<()> {
         check_array(&self.spec, a)?;
         let n = a.entries as usize;
+        let fixed = matches!(self.spec.interp.shape, Shape::Scalar | Shape::Fixed(_));
+        if fixed && !self.var && !self.is_counter && a.offsets.is_none() && a.outer.is_empty() {
+            return self.append_fixed(fw, ctx, a, n);
+        }
         let row = match &self.spec.interp.shape {
             Shape::Var { inner, .. } => inner.iter().product::<usize>().max(1),
             _ => 1,
@@ -383,6 +397,41 @@ impl BranchOut {
             if self.buf.len() + 4 * self.offs.len() >= BASKET_SIZE
                 || ctx.clusters.is_boundary(self.entries)
             {
+                self.flush(fw, ctx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`BranchOut::append`] for entries of one size: the runs of entries between two basket
+    /// flushes (a full basket, a cluster boundary) are encoded at once; the baskets are the
+    /// same as entry by entry.
+    fn append_fixed(&mut self, fw: &mut FileWriter, ctx: &Ctx, a: &Array, n: usize) -> Result<()> {
+        let item = self.item_size.max(1);
+        let values = self.spec.interp.item_len();
+        let mut e = 0;
+        while e < n {
+            let room = BASKET_SIZE
+                .saturating_sub(self.buf.len())
+                .div_ceil(item)
+                .max(1);
+            let bound = ctx
+                .clusters
+                .next_after(self.entries)
+                .map_or(usize::MAX, |b| {
+                    usize::try_from(b - self.entries).unwrap_or(usize::MAX)
+                });
+            let k = room.min(bound).min(n - e);
+            encode(
+                self.spec.interp.prim,
+                &a.data,
+                e * values..(e + k) * values,
+                &mut self.buf,
+            );
+            self.nev += k as u64;
+            self.entries += k as u64;
+            e += k;
+            if self.buf.len() >= BASKET_SIZE || ctx.clusters.is_boundary(self.entries) {
                 self.flush(fw, ctx)?;
             }
         }
