@@ -378,7 +378,7 @@ def main():
         results.append(res)
         for line in res["trees"]:
             print(line, flush=True)
-        for d in res["details"][:5]:
+        for d in res["details"][:8]:
             print(f"    {d}")
         if res.get("checker_failed"):
             print(f"{res['file']}: CHECKER FAILED: {res['checker_failed']}")

@@ -17,6 +17,14 @@ fn split_file(dir: &Path) -> PathBuf {
     out
 }
 
+/// The same with `whole.`, an object written unsplit (one column per member in hepml, a
+/// record per entry in uproot).
+fn unsplit_file(dir: &Path) -> PathBuf {
+    let out = dir.join("split.root");
+    script("gen_split_file.py", &[out.to_str().unwrap(), "--unsplit"]);
+    out
+}
+
 fn corpus_gate(hepml: &Path, files: &[&str]) -> (bool, String) {
     let o = Command::new(python())
         .arg(repo().join("scripts/check_corpus.py"))
@@ -39,7 +47,7 @@ fn corpus_gate(hepml: &Path, files: &[&str]) -> (bool, String) {
 #[test]
 fn split_objects_and_leaf_lists_match_uproot() {
     let dir = tempfile::tempdir().unwrap();
-    let split = split_file(dir.path());
+    let split = unsplit_file(dir.path());
     let hzz = shared("root/uproot-HZZ.root");
     let leaflist = shared("root/uproot-leaflist.root");
     let (ok, text) = corpus_gate(
@@ -47,14 +55,15 @@ fn split_objects_and_leaf_lists_match_uproot() {
         &[split.to_str().unwrap(), &hzz, &leaflist],
     );
     assert!(ok, "{text}");
-    // 17 members and columns equal uproot (scalars, w[2], the Double32_t, the TClonesArray's
+    // 18 members and columns equal uproot (scalars, w[2], the Double32_t, the TClonesArray's
     // and the std::vector<Jet>'s jagged members, the leaf list's 4 columns as 1 branch, the
-    // nested vector and the vector of strings); the hits' fBits, where referenced hits carry
+    // nested vector, the vector of strings, and the unsplit object's 12 columns, as 1 branch,
+    // against uproot's records); the hits' fBits, where referenced hits carry
     // a process id, equal real ROOT's and not uproot's (it reads the id as values); the 2
     // containers are evt and the TClonesArray/vector parents' records. (uproot cannot read
     // evt's own fBits, with referenced events, nor so its TObject base.)
     assert!(
-        text.contains("split.root t: 17 equal, 1 root_only, 2 container"),
+        text.contains("split.root t: 18 equal, 1 root_only, 2 container"),
         "{text}"
     );
     assert!(
@@ -119,11 +128,12 @@ fn split_objects_and_leaf_lists_match_uproot() {
 }
 
 /// A gate that cannot fail is no gate: a hepml that reports one member value, one value of a
-/// nested vector or one string of a vector of strings wrong is caught.
+/// nested vector, one string of a vector of strings or one value of an unsplit object's
+/// vector member wrong is caught.
 #[test]
 fn the_corpus_gate_fails_on_a_perturbed_value() {
     let dir = tempfile::tempdir().unwrap();
-    let split = split_file(dir.path());
+    let split = unsplit_file(dir.path());
     let wrapper = dir.path().join("perturbed");
     std::fs::write(
         &wrapper,
@@ -132,7 +142,8 @@ fn the_corpus_gate_fails_on_a_perturbed_value() {
              if r.returncode or '--dump' not in sys.argv:\n    sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); sys.exit(r.returncode)\n\
              d = json.loads(r.stdout); b = d['branches']\nfor k in b:\n    if k.endswith('hits.e') and len(b[k]) > 3 and b[k][3]:\n        b[k][3][1] = b[k][3][1] + 1e-3\n\
              n = b.get('nested', [])\nif len(n) > 5 and len(n[5]) > 1:\n    n[5][1][0] += 1e-3\n\
-             g = b.get('tags', [])\nif len(g) > 6 and len(g[6]) > 1:\n    g[6][1] += 'x'\nprint(json.dumps(d))\n",
+             g = b.get('tags', [])\nif len(g) > 6 and len(g[6]) > 1:\n    g[6][1] += 'x'\n\
+             w = b.get('whole..e', [])\nif len(w) > 7 and w[7]:\n    w[7][0] += 1e-3\nprint(json.dumps(d))\n",
             py = python().display(),
             real = env!("CARGO_BIN_EXE_hepml"),
         ),
@@ -146,7 +157,8 @@ fn the_corpus_gate_fails_on_a_perturbed_value() {
         text.contains("evt/hits/hits.e: wrong: entry 3")
             && text.contains("nested: wrong: entry 5")
             && text.contains("tags: wrong: entry 6")
-            && text.contains("GATE FAILED: 3 wrong"),
+            && text.contains("whole..e: wrong: entry 7")
+            && text.contains("GATE FAILED: 4 wrong"),
         "{text}"
     );
 }
