@@ -184,13 +184,13 @@ def check_file(hepml, path, sub_range=True):
         whole = dump(hepml, path, tname, names, None)
         part = dump(hepml, path, tname, names, (a, z)) if sub_range else {}
         # Where hepml and uproot differ, real ROOT decides (numbers only).
-        disputed = [name for name, ref, f32, _ in to_dump
-                    if compare(whole.get(name), ref, f32, 0)[0] == "wrong"]
+        on_whole = {name: compare(whole.get(name), ref, f32, 0) for name, ref, f32, _ in to_dump}
+        disputed = [name for name, (kind, _) in on_whole.items() if kind == "wrong"]
         by_root = root_formula_values(path, tname, disputed, n) if disputed else {}
         # One verdict per uproot branch (a leaf list's columns together), the worst of its parts.
         verdict = {}
         for name, ref, f32, group in to_dump:
-            kind, msg = compare(whole.get(name), ref, f32, 0)
+            kind, msg = on_whole[name]
             if kind == "wrong" and name in by_root:
                 if same_as_root(name, flat_entries(whole[name]), by_root[name], f32) and (
                         not sub_range or part.get(name) == whole[name][a:z]):

@@ -4,10 +4,11 @@
   gen_split_file.py OUT.root [--entries N] [--unsplit] [--compression N]
 
 Tree `t`: a split class `evt` (TObject base, int/float members, a fixed array, a Double32_t
-with a range, a TClonesArray of hits with a fixed-array member; some events and hits are
-referenced, as a TRef makes them, so that their fBits carry ROOT's process id, a split std::vector<Jet>, a
+with a range, a TClonesArray of hits with a fixed-array member, a split std::vector<Jet>, a
 std::vector<float>), a leaf-list branch `point` (x/F:y/F:n/I:w[2]/D), a flat `score_in`
 (float), a std::vector<std::vector<float>> `nested` and a std::vector<std::string> `tags`.
+Some events and hits are referenced, as a TRef makes them, so that ROOT writes a process id
+after their fBits.
 With --unsplit, also `whole.`: an object written whole (splitlevel 0, small baskets) of a
 class with a TObject base, a std::string, numbers, vectors of float/int/bool, a TString and
 a fixed array, as BDSIM writes its samplers.

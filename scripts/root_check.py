@@ -364,10 +364,11 @@ def root_reads(path, tree, names):
     return json.loads(r.stdout.strip().splitlines()[-1]), noise
 
 
-def root_survives(path, tree, names):
-    """The branches of `names` ROOT reads in `path` without dying, by halving a set it dies on
-    (ROOT without an experiment's dictionaries can crash on its own files)."""
-    if not names or root_reads(path, tree, names)[0] is not None:
+def root_survives(path, tree, names, dies=False):
+    """(the branches of `names` ROOT reads in `path` without dying, those it dies on), by
+    halving a set it dies on (`dies`: known to); ROOT without an experiment's dictionaries can
+    crash on its own files."""
+    if not names or (not dies and root_reads(path, tree, names)[0] is not None):
         return names, []
     if len(names) == 1:
         return [], names
@@ -381,15 +382,17 @@ def cmd_root_reads(a):
     as in the input, and no ROOT message the input does not give too. Branches ROOT itself
     dies on in the input are left out, and counted."""
     import uproot
-    names, dies = root_survives(a.a, a.tree, [b.name for b in uproot.open(a.a)[a.tree].branches])
-    if not names:
-        fail(f"ROOT dies reading every branch of {a.a}")
-    res = {}
-    for which in (a.a, a.b):
-        got, noise = root_reads(which, a.tree, names)
+    names = [b.name for b in uproot.open(a.a)[a.tree].branches]
+    res, dies = {a.a: root_reads(a.a, a.tree, names)}, []
+    if res[a.a][0] is None:
+        names, dies = root_survives(a.a, a.tree, names, dies=True)
+        if not names:
+            fail(f"ROOT dies reading every branch of {a.a}")
+        res[a.a] = root_reads(a.a, a.tree, names)
+    res[a.b] = root_reads(a.b, a.tree, names)
+    for which, (got, noise) in res.items():
         if got is None:
             fail(f"ROOT could not read {which}: {noise}")
-        res[which] = (got, noise)
     (ra, na), (rb, nb) = res[a.a], res[a.b]
     if nb - na:
         fail(f"ROOT complained reading {a.b} (not {a.a}): {sorted(nb - na)[0]}")

@@ -394,18 +394,23 @@ impl BranchOut {
             }
             self.nev += 1;
             self.entries += 1;
-            if self.buf.len() + 4 * self.offs.len() >= BASKET_SIZE
-                || ctx.clusters.is_boundary(self.entries)
-            {
+            if self.basket_due(ctx) {
                 self.flush(fw, ctx)?;
             }
         }
         Ok(())
     }
 
+    /// Whether the pending entries make a basket now: it is full (its values and entry
+    /// offsets), or the tree's next cluster starts here.
+    fn basket_due(&self, ctx: &Ctx) -> bool {
+        self.buf.len() + 4 * self.offs.len() >= BASKET_SIZE
+            || ctx.clusters.is_boundary(self.entries)
+    }
+
     /// [`BranchOut::append`] for entries of one size: the runs of entries between two basket
-    /// flushes (a full basket, a cluster boundary) are encoded at once; the baskets are the
-    /// same as entry by entry.
+    /// flushes (a full basket, a cluster boundary: [`BranchOut::basket_due`], with no entry
+    /// offsets here) are encoded at once; the baskets are the same as entry by entry.
     fn append_fixed(&mut self, fw: &mut FileWriter, ctx: &Ctx, a: &Array, n: usize) -> Result<()> {
         let item = self.item_size.max(1);
         let values = self.spec.interp.item_len();
@@ -431,7 +436,7 @@ impl BranchOut {
             self.nev += k as u64;
             self.entries += k as u64;
             e += k;
-            if self.buf.len() >= BASKET_SIZE || ctx.clusters.is_boundary(self.entries) {
+            if self.basket_due(ctx) {
                 self.flush(fw, ctx)?;
             }
         }
