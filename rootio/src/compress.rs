@@ -150,6 +150,18 @@ pub(crate) fn block_algorithm(src: &[u8]) -> Option<Algorithm> {
     }
 }
 
+thread_local! {
+    /// One inflater per thread: its state is allocated once, not once per basket.
+    static INFLATER: std::cell::RefCell<libdeflater::Decompressor> =
+        std::cell::RefCell::new(libdeflater::Decompressor::new());
+}
+
+thread_local! {
+    /// One zlib compressor per thread, kept while the level stays the same.
+    static DEFLATER: std::cell::RefCell<Option<(i32, libdeflater::Compressor)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decompresses a key or basket payload into `out` (cleared first). When the stored size
 /// equals the object length the payload was stored uncompressed and is copied.
 pub(crate) fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> Result<()> {
@@ -189,14 +201,15 @@ pub(crate) fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> R
         }
         match &h[..2] {
             b"ZL" => {
-                // Inflate straight into the output (no intermediate reader buffer).
-                out.reserve(ulen);
-                let mut d = flate2::Decompress::new(true);
-                let status = d
-                    .decompress_vec(body, out, flate2::FlushDecompress::Finish)
+                // libdeflate inflates a whole block into a buffer of its known size, about a
+                // third faster than a streaming inflater; it fails unless the stream ends
+                // exactly there with a good Adler-32.
+                out.resize(before + ulen, 0);
+                let n = INFLATER
+                    .with_borrow_mut(|d| d.zlib_decompress(body, &mut out[before..]))
                     .map_err(|e| dec_err("zlib", e))?;
-                if status != flate2::Status::StreamEnd {
-                    return Err(size_err("zlib", out.len() - before, ulen));
+                if n != ulen {
+                    return Err(size_err("zlib", n, ulen));
                 }
             }
             b"XZ" => {
@@ -312,16 +325,23 @@ pub(crate) fn compress(src: &[u8], c: Compression) -> Result<Option<Vec<u8>>> {
         let body_at = out.len();
         match c.algorithm {
             Algorithm::Zlib => {
-                // zlib-rs (like zlib-ng) runs level 1 as "deflate_quick": static Huffman
-                // codes only, which leaves typical basket data (big-endian floats) larger
-                // than it was (4000 -> 4083 bytes for a float ramp where zlib's level 1, as
-                // ROOT uses it, gives 1714), so such baskets ended up stored uncompressed.
-                // Level 2 is zlib's fast deflate with dynamic codes (4000 -> 2234).
-                let level = c.level.clamp(2, 9);
-                let mut e =
-                    flate2::write::ZlibEncoder::new(&mut out, flate2::Compression::new(level));
-                e.write_all(block).map_err(|e| dec_err("zlib", e))?;
-                e.finish().map_err(|e| dec_err("zlib", e))?;
+                // libdeflate compresses a whole block at once, at ROOT's levels 1-9, about
+                // twice as fast as a streaming zlib at the same size (and at level 1 with
+                // dynamic Huffman codes, as zlib's level 1 that ROOT uses: a level-1 "quick"
+                // deflate with static codes leaves big-endian floats larger than they were).
+                let n = DEFLATER.with_borrow_mut(|d| {
+                    let level = c.level.clamp(1, 9) as i32;
+                    if d.as_ref().map(|(l, _)| *l) != Some(level) {
+                        let lvl = libdeflater::CompressionLvl::new(level)
+                            .map_err(|e| dec_err("zlib", format!("{e:?}")))?;
+                        *d = Some((level, libdeflater::Compressor::new(lvl)));
+                    }
+                    let (_, d) = d.as_mut().expect("set above");
+                    out.resize(body_at + d.zlib_compress_bound(block.len()), 0);
+                    d.zlib_compress(block, &mut out[body_at..])
+                        .map_err(|e| dec_err("zlib", e))
+                })?;
+                out.truncate(body_at + n);
             }
             Algorithm::Lzma => {
                 let mut e = liblzma::write::XzEncoder::new(&mut out, c.level.min(9));
