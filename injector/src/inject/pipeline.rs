@@ -3,7 +3,7 @@
 //! columns and writes them (decorated copy or friend tree).
 
 use super::inputs::{branch_index, build, fold_of, ChunkView, InputKind, InputSpec, NonFinite};
-use rootio::{Chain, Chunk, RootError};
+use rootio::{Chain, Chunk};
 
 pub use super::error::InjectError;
 use std::sync::mpsc;
@@ -75,6 +75,16 @@ pub struct Stages {
 }
 
 impl Stages {
+    /// Adds another run's (or chunk's) time, stage by stage.
+    pub fn add(&mut self, o: &Stages) {
+        self.read += o.read;
+        self.wait += o.wait;
+        self.inputs += o.inputs;
+        self.inference += o.inference;
+        self.write += o.write;
+        self.write_wait += o.write_wait;
+    }
+
     /// One line: each stage's events per second (of its own time) and seconds, for `events`.
     pub fn report(&self, events: u64) -> String {
         let rate = |d: Duration| {
@@ -340,10 +350,21 @@ const IN_FLIGHT: usize = 3;
 /// two keep the pipeline going (the writer is rarely the slowest stage) at bounded memory.
 const SCORED_AHEAD: usize = 2;
 
+/// An input of a run as the pipeline sees it: opened, with the tree to read.
+pub trait Input: Send + Sync {
+    fn chain(&self) -> &Chain;
+}
+
+impl Input for Chain {
+    fn chain(&self) -> &Chain {
+        self
+    }
+}
+
 /// One chunk's scores, as the writer receives them.
 #[derive(Debug)]
 pub struct Scored {
-    /// The chunk's file in the chain.
+    /// The chunk's file in the input's chain.
     pub member: usize,
     /// Its first entry in that file's tree.
     pub start: u64,
@@ -351,18 +372,28 @@ pub struct Scored {
     pub len: usize,
     /// Every job's output columns, jobs in order.
     pub cols: Vec<OutColumn>,
+    /// The time this chunk took to read and score (and the scorer's wait for it).
+    pub stages: Stages,
 }
 
-/// The writer's end of [`run`]: the scored chunks in file order.
-pub struct ScoredChunks {
-    rx: mpsc::Receiver<Result<Scored, InjectError>>,
+/// What goes from the reader to the scorer, and on to the writer: an input (or why it could
+/// not be opened, which ends the run after the inputs before it are written), then its chunks.
+enum Fed<I, C> {
+    Input(Result<std::sync::Arc<I>, InjectError>),
+    Chunk(C),
+}
+
+/// The writer's end of [`run`]: each input, then its scored chunks, inputs in order.
+pub struct ScoredChunks<I> {
+    rx: mpsc::Receiver<Result<Fed<I, Scored>, InjectError>>,
     back: mpsc::Sender<Vec<OutColumn>>,
+    /// The next input, received while asking for a chunk of the previous one.
+    pending: Option<Result<std::sync::Arc<I>, InjectError>>,
     wait: Duration,
 }
 
-impl ScoredChunks {
-    /// The next chunk's scores; None after the last one.
-    pub fn recv(&mut self) -> Result<Option<Scored>, InjectError> {
+impl<I> ScoredChunks<I> {
+    fn next(&mut self) -> Result<Option<Fed<I, Scored>>, InjectError> {
         let t = Instant::now();
         let r = self.rx.recv();
         self.wait += t.elapsed();
@@ -372,6 +403,40 @@ impl ScoredChunks {
         }
     }
 
+    /// The next input; None after the last one.
+    pub fn next_input(&mut self) -> Result<Option<std::sync::Arc<I>>, InjectError> {
+        if let Some(i) = self.pending.take() {
+            return i.map(Some);
+        }
+        match self.next()? {
+            Some(Fed::Input(i)) => i.map(Some),
+            Some(Fed::Chunk(_)) => Err(InjectError::Config(
+                "scores arrived before their input (a pipeline defect)".into(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The current input's next chunk of scores; None after its last one.
+    pub fn recv(&mut self) -> Result<Option<Scored>, InjectError> {
+        if self.pending.is_some() {
+            return Ok(None);
+        }
+        match self.next()? {
+            Some(Fed::Chunk(s)) => Ok(Some(s)),
+            Some(Fed::Input(i)) => {
+                self.pending = Some(i);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The time spent so far waiting for scores.
+    pub fn waited(&self) -> Duration {
+        self.wait
+    }
+
     /// Hands a chunk's columns back: the scorer refills their buffers.
     pub fn recycle(&self, cols: Vec<OutColumn>) {
         // The scorer may have finished; then the buffers are simply dropped.
@@ -379,19 +444,21 @@ impl ScoredChunks {
     }
 }
 
-/// Runs every model over a chain as a pipeline of three threads joined by bounded queues:
-/// reading (decompression and decoding of the branches the models read, on up to `threads`
-/// threads), scoring (input building and inference, which uses the engines' own `threads`),
-/// and writing, which is `write`, run on the calling thread with the scored chunks in file
-/// order. Chunk and column buffers go round and are reused, so memory depends on the chunk
-/// size, not on the number of events. Returns the time spent in each stage.
-pub fn run(
-    chain: &Chain,
+/// Runs every model over a sequence of inputs as a pipeline of three threads joined by bounded
+/// queues: reading (opening each input in turn, then decompression and decoding of the
+/// branches the models read, on up to `threads` threads), scoring (input building and
+/// inference, which uses the engines' own `threads`), and writing, which is `write`, run on the
+/// calling thread with each input and then its scored chunks. The stages run on from one input
+/// to the next without draining, so many small files go as fast as one large one. Chunk and
+/// column buffers go round and are reused, so memory depends on the chunk size, not on the
+/// number of events or of inputs. Returns what `write` returns.
+pub fn run<I: Input, R>(
+    inputs: impl Iterator<Item = Result<I, InjectError>> + Send,
     jobs: &[ModelJob],
     chunk_size: u64,
     threads: usize,
-    write: impl FnOnce(&mut ScoredChunks) -> Result<(), InjectError>,
-) -> Result<Stages, InjectError> {
+    write: impl FnOnce(&mut ScoredChunks<I>) -> Result<R, InjectError>,
+) -> Result<R, InjectError> {
     let mut names: Vec<String> = Vec::new();
     for j in jobs {
         j.check()?;
@@ -402,8 +469,8 @@ pub fn run(
         }
     }
     let index = branch_index(&names);
-    let mut it = chain.chunks(&names, chunk_size)?.threads(threads);
-    let (full_tx, full_rx) = mpsc::sync_channel::<Result<Chunk, RootError>>(1);
+    let (full_tx, full_rx) =
+        mpsc::sync_channel::<Result<Fed<I, (Chunk, Duration)>, InjectError>>(1);
     let (empty_tx, empty_rx) = mpsc::channel::<Chunk>();
     for _ in 0..IN_FLIGHT {
         // Cannot fail: the receiver is alive.
@@ -412,77 +479,109 @@ pub fn run(
     let (scored_tx, scored_rx) = mpsc::sync_channel(SCORED_AHEAD);
     let (back_tx, back_rx) = mpsc::channel::<Vec<OutColumn>>();
     std::thread::scope(|s| {
+        let names = &names;
         let reader = s.spawn(move || {
-            let mut busy = Duration::ZERO;
-            while let Ok(mut chunk) = empty_rx.recv() {
-                let t = Instant::now();
-                let r = it.next_into(&mut chunk);
-                busy += t.elapsed();
-                let msg = match r {
-                    Ok(true) => Ok(chunk),
-                    Ok(false) => break,
-                    Err(e) => Err(e),
+            // A buffer taken but not filled at the end of an input serves the next one.
+            let mut spare: Option<Chunk> = None;
+            for input in inputs {
+                let failed = |e: InjectError| {
+                    let _ = full_tx.send(Ok(Fed::Input(Err(e))));
                 };
-                let stop = msg.is_err();
-                if full_tx.send(msg).is_err() || stop {
-                    break;
+                let input = match input {
+                    Ok(i) => std::sync::Arc::new(i),
+                    Err(e) => return failed(e),
+                };
+                let mut it = match input.chain().chunks(names, chunk_size) {
+                    Ok(it) => it.threads(threads),
+                    Err(e) => return failed(e.into()),
+                };
+                if full_tx.send(Ok(Fed::Input(Ok(input.clone())))).is_err() {
+                    return;
+                }
+                loop {
+                    let mut chunk = match spare.take() {
+                        Some(c) => c,
+                        None => match empty_rx.recv() {
+                            Ok(c) => c,
+                            Err(_) => return,
+                        },
+                    };
+                    let t = Instant::now();
+                    let msg = match it.next_into(&mut chunk) {
+                        Ok(true) => Ok(Fed::Chunk((chunk, t.elapsed()))),
+                        Ok(false) => {
+                            spare = Some(chunk);
+                            break;
+                        }
+                        Err(e) => Err(e.into()),
+                    };
+                    let stop = msg.is_err();
+                    if full_tx.send(msg).is_err() || stop {
+                        return;
+                    }
                 }
             }
-            busy
         });
         let index = &index;
         let scorer = s.spawn(move || {
-            let mut stages = Stages::default();
             let mut scratch: Vec<Vec<Vec<f32>>> = jobs.iter().map(|_| Vec::new()).collect();
             let mut pool: Vec<Vec<f32>> = Vec::new();
+            // Waiting for an input counts with its first chunk.
+            let mut waited = Duration::ZERO;
             loop {
                 let t = Instant::now();
                 let Ok(msg) = full_rx.recv() else {
-                    return stages;
+                    return;
                 };
-                stages.wait += t.elapsed();
+                waited += t.elapsed();
                 pool.extend(back_rx.try_iter().flatten().map(|c| c.values));
-                let scored = msg.map_err(InjectError::from).and_then(|chunk| {
-                    let view = ChunkView::new(&chunk, index);
-                    let mut cols = Vec::new();
-                    for (j, s) in jobs.iter().zip(scratch.iter_mut()) {
-                        j.score_chunk(&view, s, &mut pool, &mut cols, &mut stages)?;
+                let out = msg.and_then(|fed| match fed {
+                    Fed::Input(i) => Ok(Fed::Input(i)),
+                    Fed::Chunk((chunk, read)) => {
+                        let mut stages = Stages {
+                            read,
+                            wait: std::mem::take(&mut waited),
+                            ..Stages::default()
+                        };
+                        let view = ChunkView::new(&chunk, index);
+                        let mut cols = Vec::new();
+                        for (j, s) in jobs.iter().zip(scratch.iter_mut()) {
+                            j.score_chunk(&view, s, &mut pool, &mut cols, &mut stages)?;
+                        }
+                        let scored = Scored {
+                            member: chunk.member,
+                            start: chunk.start,
+                            len: chunk.len(),
+                            cols,
+                            stages,
+                        };
+                        // The reader may have stopped already; then the buffer is dropped.
+                        let _ = empty_tx.send(chunk);
+                        Ok(Fed::Chunk(scored))
                     }
-                    let scored = Scored {
-                        member: chunk.member,
-                        start: chunk.start,
-                        len: chunk.len(),
-                        cols,
-                    };
-                    // The reader may have stopped already; then the buffer is simply dropped.
-                    let _ = empty_tx.send(chunk);
-                    Ok(scored)
                 });
-                let stop = scored.is_err();
-                if scored_tx.send(scored).is_err() || stop {
-                    return stages;
+                let stop = out.is_err();
+                if scored_tx.send(out).is_err() || stop {
+                    return;
                 }
             }
         });
-        let t = Instant::now();
         let mut chunks = ScoredChunks {
             rx: scored_rx,
             back: back_tx,
+            pending: None,
             wait: Duration::ZERO,
         };
         let result = write(&mut chunks);
-        let (written, write_wait) = (t.elapsed(), chunks.wait);
         // Unblock the scorer (and through it the reader) if the writer stopped early.
         drop(chunks);
-        let mut stages = scorer
+        scorer
             .join()
             .map_err(|_| InjectError::Config("the scoring thread panicked".into()))?;
-        stages.read = reader
+        reader
             .join()
             .map_err(|_| InjectError::Config("the reading thread panicked".into()))?;
-        stages.write = written.saturating_sub(write_wait);
-        stages.write_wait = write_wait;
-        result.map(|()| stages)
+        result
     })
 }
 
@@ -609,7 +708,8 @@ mod tests {
         // The writer reads the same chunks itself, to check each one's scores.
         let mut own = chain.chunks(&names, 700).unwrap();
         let mut chunk = Chunk::new();
-        run(&chain, &[job, jet], 700, 2, |scored| {
+        run(std::iter::once(Ok(hzz())), &[job, jet], 700, 2, |scored| {
+            assert!(scored.next_input()?.is_some());
             while let Some(s) = scored.recv()? {
                 assert!(own.next_into(&mut chunk)?);
                 assert_eq!((s.member, s.start, s.len), (0, chunk.start, chunk.len()));
@@ -681,9 +781,10 @@ mod tests {
         // Chunks of 10 events: the reader and scorer would fill every queue if they did not
         // stop; the run must return the writer's error (and not hang).
         let mut got = 0;
-        let e = run(&chain, &[job], 10, 2, |scored| {
+        let e = run(std::iter::once(Ok(chain)), &[job], 10, 2, |scored| {
+            scored.next_input()?;
             got += scored.recv()?.map_or(0, |s| s.len);
-            Err(InjectError::Config("disk full".into()))
+            Err::<(), _>(InjectError::Config("disk full".into()))
         })
         .unwrap_err();
         assert_eq!((e.to_string(), got), ("disk full".to_string(), 10));
@@ -693,7 +794,8 @@ mod tests {
     fn model_errors_name_the_model() {
         let chain = hzz();
         let job = met_job("bad.onnx", 3);
-        let e = run(&chain, &[job], 1000, 1, |scored| {
+        let e = run(std::iter::once(Ok(chain)), &[job], 1000, 1, |scored| {
+            scored.next_input()?;
             while scored.recv()?.is_some() {}
             Ok(())
         })

@@ -186,45 +186,26 @@ impl Plan {
                 err,
             })?;
         }
-        let mut done = Vec::new();
-        // The next input is opened (header, streamers, tree metadata) while this one is scored.
-        std::thread::scope(|s| -> Result<(), InjectError> {
-            let mut next = o.inputs.first().map(|i| s.spawn(move || write::open(o, i)));
-            for (k, input) in o.inputs.iter().enumerate() {
-                let opened = match next.take() {
-                    Some(h) => h
-                        .join()
-                        .map_err(|_| config("the thread opening the next input panicked"))?,
-                    None => write::open(o, input),
-                };
-                next = o
-                    .inputs
-                    .get(k + 1)
-                    .map(|i| s.spawn(move || write::open(o, i)));
-                let out = if self.several {
-                    o.output.join(
-                        input
-                            .file_name()
-                            .ok_or_else(|| config("input without a file name"))?,
-                    )
-                } else {
-                    o.output.clone()
-                };
-                if out.exists()
-                    && std::fs::canonicalize(&out).ok() == std::fs::canonicalize(input).ok()
-                {
-                    return Err(config(format!(
-                        "{}: output would overwrite the input",
-                        out.display()
-                    )));
-                }
-                let w = write::one(self, &jobs, input, opened?, &out, progress)?;
-                progress(Event::Done(&w));
-                done.push(w);
+        let out = |input: &Path| -> Result<PathBuf, InjectError> {
+            let out = if self.several {
+                o.output.join(
+                    input
+                        .file_name()
+                        .ok_or_else(|| config("input without a file name"))?,
+                )
+            } else {
+                o.output.clone()
+            };
+            if out.exists() && std::fs::canonicalize(&out).ok() == std::fs::canonicalize(input).ok()
+            {
+                return Err(config(format!(
+                    "{}: output would overwrite the input",
+                    out.display()
+                )));
             }
-            Ok(())
-        })?;
-        Ok(done)
+            Ok(out)
+        };
+        write::all(self, &jobs, &out, progress)
     }
 }
 
