@@ -162,17 +162,19 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Decompresses a key or basket payload into `out` (cleared first). When the stored size
-/// equals the object length the payload was stored uncompressed and is copied.
+/// Decompresses a key or basket payload into `out` (which ends up `objlen` long). When the
+/// stored size equals the object length the payload was stored uncompressed and is copied.
 pub(crate) fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> Result<()> {
-    out.clear();
     if src.len() == objlen {
+        out.clear();
         out.extend_from_slice(src);
         return Ok(());
     }
-    // A corrupted object length must not turn into a huge allocation: reserve no more than
-    // any ROOT algorithm can expand this payload to; blocks grow the buffer as they decode.
-    out.reserve(objlen.min(src.len().saturating_mul(64)));
+    // Each block decodes into out[at..at + ulen]. A reused buffer keeps its old bytes, and only
+    // growth is zero-filled: the blocks must fill the object exactly, so every byte is
+    // written before the call returns Ok. A corrupted object length cannot turn into a huge
+    // allocation: the buffer grows block by block (a block is at most 16 MiB).
+    let mut at = 0;
     let mut pos = 0;
     while pos < src.len() {
         let h = src
@@ -192,34 +194,36 @@ pub(crate) fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> R
                     src.len()
                 ),
             })?;
-        let before = out.len();
-        if out.len() + ulen > objlen {
+        if at + ulen > objlen {
             return Err(RootError::Decompress {
                 algo: "ROOT",
                 msg: format!("blocks decompress to more than the object length {objlen}"),
             });
         }
+        if out.len() < at + ulen {
+            out.resize(at + ulen, 0);
+        }
+        let dst = &mut out[at..at + ulen];
         match &h[..2] {
             b"ZL" => {
                 // libdeflate inflates a whole block into a buffer of its known size, about a
                 // third faster than a streaming inflater; it fails unless the stream ends
                 // exactly there with a good Adler-32.
-                out.resize(before + ulen, 0);
                 let n = INFLATER
-                    .with_borrow_mut(|d| d.zlib_decompress(body, &mut out[before..]))
+                    .with_borrow_mut(|d| d.zlib_decompress(body, dst))
                     .map_err(|e| dec_err("zlib", e))?;
                 if n != ulen {
                     return Err(size_err("zlib", n, ulen));
                 }
             }
             b"XZ" => {
-                let mut d = liblzma::read::XzDecoder::new(body);
-                read_exact_into(&mut d, ulen, out).map_err(|e| dec_err("lzma", e))?;
+                liblzma::read::XzDecoder::new(body)
+                    .read_exact(dst)
+                    .map_err(|e| dec_err("lzma", e))?;
             }
             b"ZS" => {
-                out.resize(before + ulen, 0);
-                let n = zstd::bulk::decompress_to_buffer(body, &mut out[before..])
-                    .map_err(|e| dec_err("zstd", e))?;
+                let n =
+                    zstd::bulk::decompress_to_buffer(body, dst).map_err(|e| dec_err("zstd", e))?;
                 if n != ulen {
                     return Err(size_err("zstd", n, ulen));
                 }
@@ -240,9 +244,8 @@ pub(crate) fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> R
                         msg: format!("checksum mismatch (stored {want:#x}, computed {got:#x})"),
                     });
                 }
-                out.resize(before + ulen, 0);
-                let n = lz4_flex::block::decompress_into(data, &mut out[before..])
-                    .map_err(|e| dec_err("lz4", e))?;
+                let n =
+                    lz4_flex::block::decompress_into(data, dst).map_err(|e| dec_err("lz4", e))?;
                 if n != ulen {
                     return Err(size_err("lz4", n, ulen));
                 }
@@ -262,14 +265,13 @@ pub(crate) fn decompress_into(src: &[u8], objlen: usize, out: &mut Vec<u8>) -> R
                 })
             }
         }
-        if out.len() - before != ulen {
-            return Err(size_err("block", out.len() - before, ulen));
-        }
+        at += ulen;
         pos = body_start + clen;
     }
-    if out.len() != objlen {
-        return Err(size_err("payload", out.len(), objlen));
+    if at != objlen {
+        return Err(size_err("payload", at, objlen));
     }
+    out.truncate(objlen);
     Ok(())
 }
 
@@ -277,17 +279,6 @@ pub(crate) fn decompress(src: &[u8], objlen: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     decompress_into(src, objlen, &mut out)?;
     Ok(out)
-}
-
-fn read_exact_into(r: &mut impl Read, n: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
-    let got = r.take(n as u64).read_to_end(out)?;
-    if got != n {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("got {got} of {n} bytes"),
-        ));
-    }
-    Ok(())
 }
 
 fn dec_err(algo: &'static str, e: impl std::fmt::Display) -> RootError {
@@ -388,6 +379,12 @@ mod tests {
             let z = compress(&src, c).unwrap().expect("compressible");
             assert!(z.len() < src.len());
             assert_eq!(decompress(&z, src.len()).unwrap(), src, "{s}");
+            // A reused buffer, longer or shorter and full of old bytes, ends up exactly `src`.
+            for old in [src.len() + 100, 10] {
+                let mut buf = vec![0xAB; old];
+                decompress_into(&z, src.len(), &mut buf).unwrap();
+                assert!(buf == src, "{s} reused {old}");
+            }
         }
     }
 
