@@ -3,7 +3,7 @@
 //! (branches x basket size + chunk arrays), independent of file size.
 
 use super::error::{Context, Result, RootError};
-use super::read::{Array, BranchReader};
+use super::read::{Array, BranchReader, ReaderBuffers};
 use super::tree::{Interp, Tree};
 use super::RootFile;
 use std::path::{Path, PathBuf};
@@ -116,6 +116,7 @@ impl Chain {
             member: 0,
             next: 0,
             readers: Vec::new(),
+            buffers: Vec::new(),
             threads: 1,
         })
     }
@@ -143,6 +144,8 @@ pub struct Chunks<'c> {
     member: usize,
     next: u64,
     readers: Vec<BranchReader<'c>>,
+    /// Buffers for the next readers (from the previous file, or another iterator).
+    buffers: Vec<ReaderBuffers>,
     threads: usize,
 }
 
@@ -154,6 +157,24 @@ impl<'c> Chunks<'c> {
         self
     }
 
+    /// Reads into the buffers of an earlier iterator (see [`Chunks::into_buffers`]): a run over
+    /// many inputs, one iterator each, allocates them once.
+    pub fn with_buffers(mut self, buffers: Vec<ReaderBuffers>) -> Self {
+        self.buffers = buffers;
+        self
+    }
+
+    /// The readers' buffers, for the iterator over the next input.
+    pub fn into_buffers(mut self) -> Vec<ReaderBuffers> {
+        self.recycle_readers();
+        self.buffers
+    }
+
+    fn recycle_readers(&mut self) {
+        self.buffers
+            .extend(self.readers.drain(..).map(BranchReader::into_buffers));
+    }
+
     /// Reads the next chunk into `out` (reusing its arrays); returns false at the end.
     pub fn next_into(&mut self, out: &mut Chunk) -> Result<bool> {
         loop {
@@ -163,13 +184,15 @@ impl<'c> Chunks<'c> {
             if self.next >= m.tree.entries {
                 self.member += 1;
                 self.next = 0;
-                self.readers.clear();
+                self.recycle_readers();
                 continue;
             }
             if self.readers.is_empty() {
                 for b in &self.branches {
                     let br = m.tree.branch(b)?;
-                    self.readers.push(BranchReader::new(&m.file, &m.tree, br)?);
+                    let b = self.buffers.pop().unwrap_or_default();
+                    self.readers
+                        .push(BranchReader::new(&m.file, &m.tree, br)?.with_buffers(b));
                 }
             }
             let start = self.next;

@@ -66,7 +66,7 @@ pub use compress::{Algorithm, Compression};
 pub use error::{Result, RootError};
 pub use file::RootFile;
 pub use json::write_array_json;
-pub use read::{Array, BranchReader, Data};
+pub use read::{Array, BranchReader, Data, ReaderBuffers};
 pub use storage::BranchCompression;
 pub use tree::{BasketLoc, BasketSource, Branch, Element, Interp, Leaf, Prim, Shape, Tree};
 

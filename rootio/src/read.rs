@@ -283,11 +283,12 @@ impl RawBasket {
         let var = branch.entry_offset_len > 0
             || branch.interp.as_ref().is_ok_and(|i| i.shape.levels() > 0);
         let mut out = spare;
-        out.data.clear();
         out.offsets = None;
         out.nev = 0;
         match loc.source {
             BasketSource::Disk { seek, nbytes } => {
+                // `out.data` keeps its old length: decompress_into overwrites it all and only
+                // zero-fills where the buffer grows.
                 file.read_at(seek, nbytes as usize, scratch)?;
                 let mut b = RBuf::new(scratch, 0);
                 let kh = KeyHeader::read(&mut b)?;
@@ -342,6 +343,7 @@ impl RawBasket {
                 out.data.truncate(border);
             }
             BasketSource::Embedded(slot) => {
+                out.data.clear();
                 let raw = tree.embedded_basket(branch, slot)?;
                 let mut b = RBuf::new(raw, 0);
                 let kh = KeyHeader::read(&mut b)?;
@@ -638,6 +640,16 @@ pub struct BranchReader<'a> {
     branch: &'a Branch,
     interp: Interp,
     current: Option<(usize, RawBasket)>,
+    /// Buffers for the first basket (from an earlier reader, see [`BranchReader::with_buffers`]).
+    spare: RawBasket,
+    scratch: Vec<u8>,
+}
+
+/// A branch reader's buffers (its basket and its read scratch), handed on to the next reader so
+/// that a run over many files does not allocate and fault them in again for each file.
+#[derive(Debug, Default)]
+pub struct ReaderBuffers {
+    basket: RawBasket,
     scratch: Vec<u8>,
 }
 
@@ -654,8 +666,24 @@ impl<'a> BranchReader<'a> {
             branch,
             interp,
             current: None,
+            spare: RawBasket::default(),
             scratch: Vec::new(),
         })
+    }
+
+    /// This reader, reading into the buffers of an earlier one.
+    pub fn with_buffers(mut self, b: ReaderBuffers) -> Self {
+        self.spare = b.basket;
+        self.scratch = b.scratch;
+        self
+    }
+
+    /// Its buffers, for a reader of another file.
+    pub fn into_buffers(self) -> ReaderBuffers {
+        ReaderBuffers {
+            basket: self.current.map_or(self.spare, |(_, b)| b),
+            scratch: self.scratch,
+        }
     }
     /// The branch read.
     pub fn branch(&self) -> &Branch {
@@ -753,7 +781,10 @@ impl<'a> BranchReader<'a> {
             })?;
             if self.current.as_ref().is_none_or(|(ci, _)| *ci != i) {
                 // The previous basket's buffers hold the next one.
-                let spare = self.current.take().map(|(_, b)| b).unwrap_or_default();
+                let spare = match self.current.take() {
+                    Some((_, b)) => b,
+                    None => std::mem::take(&mut self.spare),
+                };
                 let mut raw = RawBasket::load(
                     self.file,
                     self.tree,

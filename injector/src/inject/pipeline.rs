@@ -481,8 +481,10 @@ pub fn run<I: Input, R>(
     std::thread::scope(|s| {
         let names = &names;
         let reader = s.spawn(move || {
-            // A buffer taken but not filled at the end of an input serves the next one.
+            // A buffer taken but not filled at the end of an input serves the next one, and so
+            // do the branch readers' basket buffers.
             let mut spare: Option<Chunk> = None;
+            let mut buffers = Vec::new();
             for input in inputs {
                 let failed = |e: InjectError| {
                     let _ = full_tx.send(Ok(Fed::Input(Err(e))));
@@ -492,7 +494,9 @@ pub fn run<I: Input, R>(
                     Err(e) => return failed(e),
                 };
                 let mut it = match input.chain().chunks(names, chunk_size) {
-                    Ok(it) => it.threads(threads),
+                    Ok(it) => it
+                        .threads(threads)
+                        .with_buffers(std::mem::take(&mut buffers)),
                     Err(e) => return failed(e.into()),
                 };
                 if full_tx.send(Ok(Fed::Input(Ok(input.clone())))).is_err() {
@@ -511,6 +515,7 @@ pub fn run<I: Input, R>(
                         Ok(true) => Ok(Fed::Chunk((chunk, t.elapsed()))),
                         Ok(false) => {
                             spare = Some(chunk);
+                            buffers = it.into_buffers();
                             break;
                         }
                         Err(e) => Err(e.into()),
