@@ -11,7 +11,8 @@ Jobs, each in a fresh process, best of --repeat, at --threads threads and at 1 t
   2. `hepml inject --timing` writing a decorated copy (original baskets copied, new `score`);
   3. the Python way: uproot reads the 20 branches, onnxruntime (that many intra-op threads)
      scores them, uproot writes a new file with the 20 branches plus `score` (zlib-1).
-Times are each child's wall time (process start to exit), with its CPU time beside it; the script's own timer (after its
+Each job writes a new output file (the previous run's is removed first). Times are each child's
+wall time (process start to exit), with its CPU time beside it; the script's own timer (after its
 imports) is printed too and the ratio against it is the one checked. Peak RSS is getrusage of
 the child. Goals: inject >= 10x the script and <= 1.3x pure reading, peak RSS < 100 MB for
 inject and < 50 MB for read-bench; at 1 thread, >= 5x the 1-thread script and <= 1.3x a
@@ -81,12 +82,17 @@ def model_path(d, sizes=SIZES):
     return os.path.join(d, "mlp_" + "_".join(map(str, sizes)) + ".onnx")
 
 
-def best_child(cmd, repeat):
+def best_child(cmd, repeat, output=None):
     """Best of `repeat` fresh runs: (wall, peak RSS MB, CPU seconds, stdout, stderr) of the
     fastest. CPU time (user + system, from the children's rusage) varies less than wall time
-    on a loaded machine."""
+    on a loaded machine. `output`, the file the job writes, is removed before each run: every
+    job writes a new file, as replacing one costs the job the file system's work on the old
+    one (ext4, a 155 MB output: 0.02 s to free it and 0.03 s to start writing back the new one
+    when it is renamed or truncated over the old, so about 0.05 s)."""
     runs = []
     for _ in range(repeat):
+        if output is not None and os.path.exists(output):
+            os.remove(output)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         so, se, wall, rss = child(cmd)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -141,7 +147,7 @@ def main():
         read, read_rss, read_cpu, so, _ = best_child([a.hepml, "read-bench", src, "--tree", "events", "--threads", t], a.repeat)
         read_inner = json.loads(so.strip().splitlines()[-1])["seconds"]
         inj, inj_rss, inj_cpu, _, se = best_child([a.hepml, "inject", src, "--model", model, "-o", out, "--quiet",
-                                          "--timing", "--chunk", "100000", "--threads", t], a.repeat)
+                                          "--timing", "--chunk", "100000", "--threads", t], a.repeat, out)
         timing = [line for line in se.splitlines() if line.startswith("hepml timing:")]
         print(f"\n--threads {t} (load average {load_average()})")
         print(f"  {'hepml read-bench':24s} {read:7.3f} s  {n / read / 1e6:6.2f} M events/s  {read_rss:6.1f} MB  cpu {read_cpu:6.2f} s"
@@ -151,7 +157,7 @@ def main():
             print(f"    {line}")
         goal_script = 10 if threads == a.threads else 5
         if not a.no_script:
-            py, py_rss, py_cpu, so, _ = best_child([sys.executable, "-c", PY_JOB, src, model, py_out, t], a.repeat)
+            py, py_rss, py_cpu, so, _ = best_child([sys.executable, "-c", PY_JOB, src, model, py_out, t], a.repeat, py_out)
             py_inner = float(so.strip().splitlines()[-1])
             print(f"  {'uproot+onnxruntime':24s} {py:7.3f} s  {n / py / 1e6:6.2f} M events/s  {py_rss:6.1f} MB  cpu {py_cpu:6.2f} s"
                   f"  (its own timer, after imports: {py_inner:.3f} s)")

@@ -53,7 +53,8 @@ def main():
         shutil.rmtree(out_many, ignore_errors=True)
         return [a.hepml, "inject", os.path.join(many, "part*.root"), "--model", model, "-o", out_many, "--quiet"]
 
-    t_one = best_child([a.hepml, "inject", one, "--model", model, "-o", out_one, "--quiet"], a.repeat)[0]
+    # Both jobs write new outputs (the folder of many is removed before each run too).
+    t_one = best_child([a.hepml, "inject", one, "--model", model, "-o", out_one, "--quiet"], a.repeat, out_one)[0]
     t_many = None
     for _ in range(a.repeat):
         s = best_child(many_job(), 1)[0]
