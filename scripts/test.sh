@@ -17,3 +17,5 @@ export HEPML_PYTHON="$PWD/.venv/bin/python"
 cargo build --workspace
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets "$@"
+# `--all-targets` leaves out the documentation examples (the READMEs' code): run them too.
+cargo test --workspace --doc "$@"
