@@ -82,19 +82,20 @@ def model_path(d, sizes=SIZES):
     return os.path.join(d, "mlp_" + "_".join(map(str, sizes)) + ".onnx")
 
 
-def best_child(cmd, repeat, output=None):
+def best_child(cmd, repeat, output=None, env=None):
     """Best of `repeat` fresh runs: (wall, peak RSS MB, CPU seconds, stdout, stderr) of the
     fastest. CPU time (user + system, from the children's rusage) varies less than wall time
     on a loaded machine. `output`, the file the job writes, is removed before each run: every
     job writes a new file, as replacing one costs the job the file system's work on the old
     one (ext4, a 155 MB output: 0.02 s to free it and 0.03 s to start writing back the new one
-    when it is renamed or truncated over the old, so about 0.05 s)."""
+    when it is renamed or truncated over the old, so about 0.05 s). `env`: the child's
+    environment (default: this one's). A failing run stops the benchmark with its error."""
     runs = []
     for _ in range(repeat):
         if output is not None and os.path.exists(output):
             os.remove(output)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        so, se, wall, rss = child(cmd)
+        so, se, wall, rss = child(cmd, env)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         runs.append((wall, rss, cpu, so, se))

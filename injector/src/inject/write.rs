@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// An input opened for scoring and checked against the run's jobs: its path, the tree's name,
 /// the tree, and the notes the check made.
 pub(crate) struct Opened {
-    input: std::path::PathBuf,
+    input: PathBuf,
     tree: String,
     chain: Chain,
     notes: Vec<String>,
