@@ -10,6 +10,7 @@ use super::streamers::Streamers;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The fixed-size header of a TKey (also the start of every on-disk basket).
 #[derive(Debug, Clone)]
@@ -139,7 +140,8 @@ pub struct RootFile {
     pub(crate) seek_info: u64,
     pub(crate) nbytes_info: i32,
     pub(crate) uuid: [u8; 18],
-    pub(crate) streamers: Streamers,
+    /// Shared with the files of the same streamer list (see [`RootFile::read_streamers`]).
+    pub(crate) streamers: Arc<Streamers>,
     pub(crate) root: Directory,
     /// What of the file could not be decoded and was skipped, with the reason (a streamer
     /// list of an unknown form); the trees are read without it.
@@ -192,7 +194,7 @@ impl RootFile {
             seek_info: 0,
             nbytes_info: 0,
             uuid: [0; 18],
-            streamers: Streamers::default(),
+            streamers: Arc::default(),
             root: Directory {
                 seek_dir: 0,
                 keys: Vec::new(),
@@ -256,10 +258,7 @@ impl RootFile {
         if seek_info > 0 && nbytes_info > 0 {
             // A streamer list hepml cannot decode does not block the file: ROOT's own classes
             // fall back on built-in layouts, and what needs the file's says so when read.
-            let parsed = f
-                .read_key_payload(seek_info, nbytes_info as usize)
-                .and_then(|(kh, payload)| Streamers::parse(&payload, kh.keylen as usize));
-            match parsed {
+            match f.read_streamers(seek_info, nbytes_info as usize) {
                 Ok(s) => f.streamers = s,
                 Err(e) => f.skipped.push(format!("the streamer info list ({e})")),
             }
@@ -346,6 +345,20 @@ impl RootFile {
         seek: u64,
         nbytes: usize,
     ) -> Result<(KeyHeader, Vec<u8>)> {
+        let (kh, raw) = self.read_key(seek, nbytes)?;
+        let mut out = Vec::new();
+        decompress_into(
+            &raw[kh.keylen as usize..kh.nbytes as usize],
+            kh.objlen as usize,
+            &mut out,
+        )
+        .context(|| format!("key '{}' ({})", kh.name, kh.class))?;
+        Ok((kh, out))
+    }
+
+    /// The key at `seek` (`nbytes` long, or as long as its header says when 0): its header
+    /// and its bytes, header included.
+    fn read_key(&self, seek: u64, nbytes: usize) -> Result<(KeyHeader, Vec<u8>)> {
         let mut raw = Vec::new();
         let n = if nbytes > 0 {
             nbytes
@@ -356,7 +369,7 @@ impl RootFile {
         self.read_at(seek, n, &mut raw)?;
         let mut b = RBuf::new(&raw, 0);
         let kh = KeyHeader::read(&mut b).context(|| format!("key at {seek}"))?;
-        if kh.nbytes as usize > raw.len() || (kh.keylen as i32) > kh.nbytes {
+        if kh.nbytes as usize > raw.len() || (kh.keylen as i32) > kh.nbytes || kh.keylen < 0 {
             return Err(RootError::malformed(format!(
                 "key '{}' at {seek}: {} bytes, have {}",
                 kh.name,
@@ -364,14 +377,39 @@ impl RootFile {
                 raw.len()
             )));
         }
-        let mut out = Vec::new();
-        decompress_into(
-            &raw[kh.keylen as usize..kh.nbytes as usize],
-            kh.objlen as usize,
-            &mut out,
-        )
-        .context(|| format!("key '{}' ({})", kh.name, kh.class))?;
-        Ok((kh, out))
+        Ok((kh, raw))
+    }
+
+    /// The streamer list behind the key at `seek`. The files of one dataset carry the same
+    /// list, byte for byte: a list whose stored bytes (and key length, from which its
+    /// references count) match one read before is that one, shared, and not decoded again.
+    fn read_streamers(&self, seek: u64, nbytes: usize) -> Result<Arc<Streamers>> {
+        /// Lists kept, the last used first.
+        const KEEP: usize = 4;
+        /// A list as stored (key length, payload length, stored bytes) and as decoded.
+        type Seen = (i16, i32, Vec<u8>, Arc<Streamers>);
+        static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+        let (kh, raw) = self.read_key(seek, nbytes)?;
+        let stored = &raw[kh.keylen as usize..kh.nbytes as usize];
+        {
+            let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = seen.iter().position(|(k, n, b, _)| {
+                *k == kh.keylen && *n == kh.objlen && b.as_slice() == stored
+            }) {
+                let hit = seen.remove(i);
+                let s = hit.3.clone();
+                seen.insert(0, hit);
+                return Ok(s);
+            }
+        }
+        let mut payload = Vec::new();
+        decompress_into(stored, kh.objlen as usize, &mut payload)
+            .context(|| format!("key '{}' ({})", kh.name, kh.class))?;
+        let s = Arc::new(Streamers::parse(&payload, kh.keylen as usize)?);
+        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        seen.insert(0, (kh.keylen, kh.objlen, stored.to_vec(), s.clone()));
+        seen.truncate(KEEP);
+        Ok(s)
     }
 
     /// Reads and deserialises the object behind a key.

@@ -46,7 +46,7 @@ pub(crate) mod kind {
 }
 
 /// One member (or base class) of a class layout.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Element {
     /// The streamer-element class (`TStreamerBase`, `TStreamerBasicType`, ...).
     pub(crate) element_class: String,
@@ -72,7 +72,7 @@ pub(crate) struct Element {
 }
 
 /// A class layout at one version.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StreamerInfo {
     pub(crate) name: String,
     pub(crate) title: String,
@@ -485,18 +485,5 @@ impl Streamers {
         }
         w.end(at);
         w.data
-    }
-
-    /// Adds every class (name, version) of `other` this list lacks; returns how many.
-    pub(crate) fn merge(&mut self, other: &Streamers) -> usize {
-        if self.infos.is_empty() && self.extra.is_empty() {
-            // A new list takes the header ROOT wrote for the other one (TList v5).
-            self.list_header = other.list_header;
-        }
-        let before = self.infos.len();
-        for i in &other.infos {
-            self.add(i.clone());
-        }
-        self.infos.len() - before
     }
 }

@@ -46,12 +46,7 @@ pub(super) fn clone_tree_in(
     new: &[BranchSpec],
     dir: DirId,
 ) -> Result<TreeWriter> {
-    if fw.streamers.infos.is_empty() && fw.streamers.extra.is_empty() {
-        // The input's list as it is (schema-rule lists included).
-        fw.streamers = input.streamers.clone();
-    } else {
-        fw.streamers.merge(&input.streamers);
-    }
+    fw.merge_streamers(&input.streamers);
     let pdir = fw.dir_seek(dir)?;
     let mut obj = tree.object.clone();
     let mut raw = Vec::new();
@@ -271,7 +266,7 @@ pub fn copy_other_keys(
     let skip = skip_tree.trim_start_matches('/');
     let skip = skip.rsplit_once(';').map_or(skip, |(p, _)| p);
     // The copied objects' classes (a decorated copy has them already).
-    fw.streamers.merge(&input.streamers);
+    fw.merge_streamers(&input.streamers);
     let mut skipped = Vec::new();
     copy_dir(input, &input.root, "", TOP, skip, fw, &mut skipped, 0)?;
     Ok(skipped)

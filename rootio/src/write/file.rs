@@ -7,10 +7,11 @@ use crate::compress::{compress, Compression};
 use crate::error::{Context, Result, RootError};
 use crate::file::KeyHeader;
 use crate::rbuf::WBuf;
-use crate::streamers::Streamers;
+use crate::streamers::{StreamerInfo, Streamers};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Where the TFile key starts (ROOT `kBEGIN`).
 pub(crate) const BEGIN: u64 = 100;
@@ -90,12 +91,39 @@ pub struct FileWriter {
     compression: Compression,
     /// The top directory (index [`TOP`]) and every subdirectory, in creation order.
     dirs: Vec<DirOut>,
-    pub(crate) streamers: Streamers,
+    /// Shared with the input it copies, until something is added (copied on write).
+    pub(crate) streamers: Arc<Streamers>,
     uuid: [u8; 16],
     datime: u32,
     tfile_keylen: usize,
+    /// Bytes written at the end of the file but not yet passed to the kernel (see
+    /// [`FileWriter::write_at`]).
+    pending: Pending,
     done: bool,
 }
+
+/// Adjacent writes gathered into one system call. The page cache takes large writes at a
+/// fraction of the cost of small ones (large folios): 100 files of 1.55 MB written in 74 kB
+/// pieces took 58 ms here, in 1 MB pieces 38 ms. A decorated copy of many small files writes
+/// a basket (key, then payload) at a time.
+#[derive(Default)]
+struct Pending {
+    at: u64,
+    data: Vec<u8>,
+}
+
+/// What a key holds.
+enum Payload<'a> {
+    /// A payload to store compressed (as the file's compression setting says).
+    Compress(&'a [u8]),
+    /// A payload stored as it is.
+    Raw(&'a [u8]),
+    /// A payload of `objlen` bytes, already stored as `data`.
+    Stored { objlen: usize, data: &'a [u8] },
+}
+
+/// How many adjacent bytes are gathered before they are written.
+const PENDING: usize = 1 << 20;
 
 impl std::fmt::Debug for FileWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -179,10 +207,11 @@ impl FileWriter {
             title,
             compression,
             dirs: vec![top],
-            streamers: Streamers::default(),
+            streamers: Arc::default(),
             uuid,
             datime: datime_now(),
             tfile_keylen,
+            pending: Pending::default(),
             done: false,
         })
     }
@@ -215,7 +244,41 @@ impl FileWriter {
         self.end
     }
 
-    pub(crate) fn write_at(&self, pos: u64, bytes: &[u8]) -> Result<()> {
+    /// Writes `bytes` at `pos`. Writes that continue the previous one are gathered (up to
+    /// [`PENDING`] bytes) and reach the file together, before any write elsewhere and before
+    /// [`FileWriter::finish`] completes it.
+    pub(crate) fn write_at(&mut self, pos: u64, bytes: &[u8]) -> Result<()> {
+        let p = &mut self.pending;
+        if !p.data.is_empty()
+            && pos == p.at + p.data.len() as u64
+            && p.data.len() + bytes.len() <= PENDING
+        {
+            p.data.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.flush()?;
+        if bytes.len() >= PENDING / 2 {
+            return self.write_now(pos, bytes);
+        }
+        let p = &mut self.pending;
+        p.at = pos;
+        p.data.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Writes what [`FileWriter::write_at`] gathered.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.data.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::take(&mut self.pending.data);
+        let r = self.write_now(self.pending.at, &data);
+        self.pending.data = data;
+        self.pending.data.clear();
+        r
+    }
+
+    fn write_now(&self, pos: u64, bytes: &[u8]) -> Result<()> {
         self.file
             .write_all_at(bytes, pos)
             .map_err(|err| RootError::Io {
@@ -335,11 +398,20 @@ impl FileWriter {
         let version = self.key_version(1 << 30);
         let keylen = KeyHeader::len_for(version, class, name, title);
         let payload = serialize(keylen)?;
-        let kh = self.write_key(version, class, name, title, pdir, cycle, &payload, true)?;
+        let kh = self.write_key(
+            version,
+            class,
+            name,
+            title,
+            pdir,
+            cycle,
+            Payload::Compress(&payload),
+        )?;
         self.dirs[dir].keys.push(kh.clone());
         Ok(kh)
     }
 
+    /// Writes a key of `payload` at the end of the file.
     #[allow(clippy::too_many_arguments)]
     fn write_key(
         &mut self,
@@ -349,16 +421,18 @@ impl FileWriter {
         title: &str,
         pdir: u64,
         cycle: i16,
-        payload: &[u8],
-        compressed: bool,
+        payload: Payload,
     ) -> Result<KeyHeader> {
-        let keylen = KeyHeader::len_for(version, class, name, title);
-        let z = if compressed {
-            compress(payload, self.compression)?
-        } else {
-            None
+        let z;
+        let (objlen, data) = match payload {
+            Payload::Compress(p) => {
+                z = compress(p, self.compression)?;
+                (p.len(), z.as_deref().unwrap_or(p))
+            }
+            Payload::Raw(p) => (p.len(), p),
+            Payload::Stored { objlen, data } => (objlen, data),
         };
-        let data = z.as_deref().unwrap_or(payload);
+        let keylen = KeyHeader::len_for(version, class, name, title);
         let nbytes = keylen + data.len();
         let seek = self.alloc(nbytes as u64);
         if version <= 1000 && seek + nbytes as u64 >= BIG {
@@ -370,7 +444,7 @@ impl FileWriter {
             nbytes: i32::try_from(nbytes)
                 .map_err(|_| RootError::unsupported(format!("object '{name}' over 2 GB")))?,
             version,
-            objlen: i32::try_from(payload.len())
+            objlen: i32::try_from(objlen)
                 .map_err(|_| RootError::unsupported(format!("object '{name}' over 2 GB")))?,
             datime: self.datime,
             keylen: keylen as i16,
@@ -441,7 +515,7 @@ impl FileWriter {
                 RootError::malformed(format!("TNamed streamer without {field}"))
             })? = crate::object::Value::Str(text.as_bytes().to_vec());
         }
-        self.add_streamers(streamers, &[(obj.class.clone(), i32::from(obj.version))]);
+        self.add_streamers(streamers, &[(obj.class.as_str(), i32::from(obj.version))]);
         self.write_object_in(dir, "TNamed", name, title, |keylen| {
             let mut w = WBuf::new(keylen);
             crate::object::Writer::new().write_object(&mut w, &obj)?;
@@ -454,39 +528,86 @@ impl FileWriter {
     /// version) and of every class they are built from (base classes and members, as ROOT's
     /// `TStreamerInfo::ForceWriteInfo` does), keeping `source`'s order. Classes already listed
     /// (same name and version) are not repeated.
-    pub(crate) fn add_streamers(&mut self, source: &Streamers, classes: &[(String, i32)]) {
-        let mut want: Vec<(String, i32)> = Vec::new();
-        let mut todo: Vec<(String, Option<i32>)> =
-            classes.iter().map(|(c, v)| (c.clone(), Some(*v))).collect();
+    pub(crate) fn add_streamers(&mut self, source: &Streamers, classes: &[(&str, i32)]) {
+        let mut want: Vec<(&str, i32)> = Vec::new();
+        let mut todo: Vec<(&str, Option<i32>)> =
+            classes.iter().map(|&(c, v)| (c, Some(v))).collect();
         while let Some((class, version)) = todo.pop() {
             let info = match version {
-                Some(v) => source.get(&class, v),
-                None => source.latest(&class),
+                Some(v) => source.get(class, v),
+                None => source.latest(class),
             };
             let Some(info) = info else { continue };
-            let key = (info.name.clone(), info.class_version);
+            let key = (info.name.as_str(), info.class_version);
             if want.contains(&key) {
                 continue;
             }
             want.push(key);
             for e in &info.elements {
                 if e.etype == crate::streamers::kind::BASE {
-                    todo.push((e.name.clone(), e.base_version));
+                    todo.push((e.name.as_str(), e.base_version));
                 } else {
                     let t = e.type_name.trim_end_matches('*').trim();
-                    let t = t.strip_prefix("const ").unwrap_or(t);
-                    todo.push((t.to_string(), None));
+                    todo.push((t.strip_prefix("const ").unwrap_or(t), None));
                 }
             }
         }
-        for info in &source.infos {
-            if want
-                .iter()
-                .any(|(n, v)| *n == info.name && *v == info.class_version)
-            {
-                self.streamers.add(info.clone());
-            }
+        let missing: Vec<&StreamerInfo> = source
+            .infos
+            .iter()
+            .filter(|info| {
+                want.contains(&(info.name.as_str(), info.class_version))
+                    && self.streamers.get(&info.name, info.class_version).is_none()
+            })
+            .collect();
+        self.extend_streamers(&missing);
+    }
+
+    /// Adds the classes of `input`'s streamer list that the output's lacks (an empty list
+    /// becomes `input`'s, shared).
+    pub(crate) fn merge_streamers(&mut self, input: &Arc<Streamers>) {
+        if self.streamers.infos.is_empty() && self.streamers.extra.is_empty() {
+            // The input's list as it is (schema-rule lists included).
+            self.streamers = input.clone();
+            return;
         }
+        let missing: Vec<&StreamerInfo> = input
+            .infos
+            .iter()
+            .filter(|i| self.streamers.get(&i.name, i.class_version).is_none())
+            .collect();
+        self.extend_streamers(&missing);
+    }
+
+    /// Appends `infos` to the streamer list. The outputs of a run extend the same shared list
+    /// by the same classes, so the lists made that way are kept and shared as well: the
+    /// outputs then share one list, whose record is made once (see [`streamer_record`]).
+    fn extend_streamers(&mut self, infos: &[&StreamerInfo]) {
+        /// Extended lists kept, the last made or used first.
+        const KEEP: usize = 8;
+        type Extended = (Arc<Streamers>, Vec<StreamerInfo>, Arc<Streamers>);
+        static MADE: Mutex<Vec<Extended>> = Mutex::new(Vec::new());
+        if infos.is_empty() {
+            return;
+        }
+        let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = made.iter().position(|(base, added, _)| {
+            Arc::ptr_eq(base, &self.streamers) && added.iter().eq(infos.iter().copied())
+        }) {
+            let hit = made.remove(i);
+            self.streamers = hit.2.clone();
+            made.insert(0, hit);
+            return;
+        }
+        let base = self.streamers.clone();
+        let mut list = (*base).clone();
+        for info in infos {
+            list.add((*info).clone());
+        }
+        self.streamers = Arc::new(list);
+        let added = infos.iter().map(|i| (*i).clone()).collect();
+        made.insert(0, (base, added, self.streamers.clone()));
+        made.truncate(KEEP);
     }
 
     /// Writes the streamer list, keys list, free segments, directory and header, then renames
@@ -497,7 +618,7 @@ impl FileWriter {
         // Streamer infos.
         let v = self.key_version(1 << 24);
         let keylen = KeyHeader::len_for(v, "TList", "StreamerInfo", "Doubly linked list");
-        let payload = self.streamers.to_payload(keylen);
+        let (objlen, stored) = streamer_record(&self.streamers, keylen, self.compression)?;
         let info = self.write_key(
             v,
             "TList",
@@ -505,8 +626,10 @@ impl FileWriter {
             "Doubly linked list",
             BEGIN,
             1,
-            &payload,
-            true,
+            Payload::Stored {
+                objlen,
+                data: &stored,
+            },
         )?;
         // Subdirectories: each one's keys list (a `TDirectory` key of the directory itself),
         // then its record behind the key written by mkdir.
@@ -517,7 +640,15 @@ impl FileWriter {
             };
             let list = keys_list(&self.dirs[d].keys);
             let v = self.key_version(list.len() as u64);
-            let keys = self.write_key(v, "TDirectory", &dname, &dtitle, seek, 1, &list, false)?;
+            let keys = self.write_key(
+                v,
+                "TDirectory",
+                &dname,
+                &dtitle,
+                seek,
+                1,
+                Payload::Raw(&list),
+            )?;
             let x = &self.dirs[d];
             let pseek = self.dirs[x.parent].seek;
             let big = seek.max(pseek).max(keys.seek_key) >= BIG;
@@ -536,7 +667,7 @@ impl FileWriter {
         // Keys list of the top directory.
         let list = keys_list(&self.dirs[TOP].keys);
         let v = self.key_version(list.len() as u64);
-        let keys = self.write_key(v, "TFile", &name, &title, BEGIN, 1, &list, false)?;
+        let keys = self.write_key(v, "TFile", &name, &title, BEGIN, 1, Payload::Raw(&list))?;
         // Free segments: one record, from the end of the file to "infinity".
         let v = self.key_version(1 << 20);
         let klen = KeyHeader::len_for(v, "TFile", &name, &title);
@@ -556,7 +687,7 @@ impl FileWriter {
             fw.i32(fend as i32);
             fw.i32(BIG as i32);
         }
-        let free = self.write_key(v, "TFile", &name, &title, BEGIN, 1, &fw.data, false)?;
+        let free = self.write_key(v, "TFile", &name, &title, BEGIN, 1, Payload::Raw(&fw.data))?;
         debug_assert_eq!(self.end, fend);
         let big = fend >= BIG;
 
@@ -625,6 +756,7 @@ impl FileWriter {
         h.bytes(&self.uuid);
         h.data.resize(BEGIN as usize, 0);
         self.write_at(0, &h.data)?;
+        self.flush()?;
         // No fsync: like ROOT and uproot, the file is complete when renamed; forcing it to
         // disk cost ~0.5 s per 150 MB here and buys only crash durability.
         self.file.set_len(fend).map_err(|err| RootError::Io {
@@ -648,6 +780,35 @@ impl Drop for FileWriter {
             let _ = std::fs::remove_file(&self.tmp_path);
         }
     }
+}
+
+/// The streamer list's key payload for a key of `keylen` bytes, as stored with `compression`:
+/// (payload length, stored bytes). The outputs of one run share their list (see
+/// `FileWriter::merge_streamers`), so the last record made is kept and reused for the same list.
+fn streamer_record(
+    streamers: &Arc<Streamers>,
+    keylen: usize,
+    compression: Compression,
+) -> Result<(usize, Arc<Vec<u8>>)> {
+    type Record = (Arc<Streamers>, usize, Compression, usize, Arc<Vec<u8>>);
+    static LAST: Mutex<Option<Record>> = Mutex::new(None);
+    if let Some((s, k, c, n, stored)) = &*LAST.lock().unwrap_or_else(|e| e.into_inner()) {
+        // The list kept here is shared, so a writer that changes its list changes a copy:
+        // the same pointer is the same list.
+        if Arc::ptr_eq(s, streamers) && *k == keylen && *c == compression {
+            return Ok((*n, stored.clone()));
+        }
+    }
+    let payload = streamers.to_payload(keylen);
+    let stored = Arc::new(compress(&payload, compression)?.unwrap_or(payload.clone()));
+    *LAST.lock().unwrap_or_else(|e| e.into_inner()) = Some((
+        streamers.clone(),
+        keylen,
+        compression,
+        payload.len(),
+        stored.clone(),
+    ));
+    Ok((payload.len(), stored))
 }
 
 /// The payload of a directory's keys-list key: the number of keys, then each key's header.

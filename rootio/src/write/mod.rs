@@ -10,6 +10,9 @@ pub mod file;
 pub(crate) mod template;
 mod writer;
 
+#[cfg(test)]
+mod shared_streamers;
+
 pub use branch::BranchSpec;
 pub use clone::{clone_tree, copy_other_keys};
 pub use file::{DirId, FileWriter, TOP};

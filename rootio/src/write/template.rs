@@ -44,13 +44,13 @@ pub(crate) fn template_streamers() -> Result<&'static crate::streamers::Streamer
 /// can fall back on them): the layouts of ROOT's own classes (TTree, TBranch, TLeaf*, ...)
 /// for files that do not carry them.
 pub(crate) fn builtin_streamers() -> Option<&'static crate::streamers::Streamers> {
-    static S: OnceLock<Option<crate::streamers::Streamers>> = OnceLock::new();
+    static S: OnceLock<Option<std::sync::Arc<crate::streamers::Streamers>>> = OnceLock::new();
     S.get_or_init(|| {
         RootFile::from_static("template-root-6.40.root", TEMPLATE_BYTES)
             .ok()
             .map(|f| f.streamers)
     })
-    .as_ref()
+    .as_deref()
 }
 
 pub(super) fn leaf_code(p: Prim) -> Result<char> {

@@ -404,12 +404,12 @@ impl TreeWriter {
 }
 
 /// Every (class, version) of the objects inside `o`, `o` included.
-pub(super) fn object_classes(o: &Object, out: &mut Vec<(String, i32)>) {
-    let key = (o.class.clone(), o.version as i32);
+pub(super) fn object_classes<'o>(o: &'o Object, out: &mut Vec<(&'o str, i32)>) {
+    let key = (o.class.as_str(), o.version as i32);
     if !out.contains(&key) {
         out.push(key);
     }
-    let ptr = |p: &Ptr, out: &mut Vec<(String, i32)>| {
+    let ptr = |p: &'o Ptr, out: &mut Vec<(&'o str, i32)>| {
         if let Ptr::New { obj, .. } = p {
             object_classes(obj, out);
         }
