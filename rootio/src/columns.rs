@@ -98,7 +98,7 @@ fn member(el: &Element) -> std::result::Result<Member, String> {
     let t = el.etype;
     let stl = el.element_class == "TStreamerSTL" || el.element_class == "TStreamerSTLstring";
     let (span, interp) = match t {
-        kind::TOBJECT if el.element_class == "TStreamerBase" && el.name == "TObject" => {
+        kind::TOBJECT if el.element_class == "TStreamerBase" && &*el.name == "TObject" => {
             (Span::TObject, None)
         }
         kind::DOUBLE32 | kind::FLOAT16 => return Err("is a packed float: not decoded".into()),
@@ -138,7 +138,7 @@ fn member(el: &Element) -> std::result::Result<Member, String> {
         _ => return Err(format!("of streamer type {t} is not decoded")),
     };
     Ok(Member {
-        name: el.name.clone(),
+        name: el.name.to_string(),
         span,
         interp,
     })

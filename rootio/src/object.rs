@@ -8,6 +8,7 @@ use super::rbuf::{RBuf, WBuf, BYTE_COUNT_MASK, CLASS_MASK, MAP_OFFSET, NEW_CLASS
 use super::streamers::{kind, read_tobject, write_tobject, Element, Streamers};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
@@ -60,7 +61,7 @@ pub(crate) struct Object {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Body {
     /// Streamer-described members, base classes included (as objects named after the base).
-    Members(Vec<(String, Value)>),
+    Members(Vec<(Arc<str>, Value)>),
     TObject {
         unique_id: u32,
         bits: u32,
@@ -140,7 +141,7 @@ impl Value {
 }
 
 impl Object {
-    pub(crate) fn members(&self) -> &[(String, Value)] {
+    pub(crate) fn members(&self) -> &[(Arc<str>, Value)] {
         match &self.body {
             Body::Members(m) => m,
             _ => &[],
@@ -151,7 +152,7 @@ impl Object {
         let Body::Members(m) = &self.body else {
             return None;
         };
-        if let Some((_, v)) = m.iter().find(|(n, _)| n == name) {
+        if let Some((_, v)) = m.iter().find(|(n, _)| &**n == name) {
             return Some(v);
         }
         m.iter().find_map(|(_, v)| match v {
@@ -163,7 +164,7 @@ impl Object {
         let Body::Members(m) = &mut self.body else {
             return None;
         };
-        if let Some(i) = m.iter().position(|(n, _)| n == name) {
+        if let Some(i) = m.iter().position(|(n, _)| &**n == name) {
             return Some(&mut m[i].1);
         }
         m.iter_mut().find_map(|(_, v)| match v {
@@ -386,7 +387,8 @@ impl<'s> Reader<'s> {
                 crate::write::template::builtin_streamers()?.get(class, h.version as i32)
             }) {
                 Some(info) => {
-                    let mut members: Vec<(String, Value)> = Vec::with_capacity(info.elements.len());
+                    let mut members: Vec<(Arc<str>, Value)> =
+                        Vec::with_capacity(info.elements.len());
                     for el in &info.elements {
                         let v = self
                             .read_element(b, el, &members)
@@ -424,15 +426,15 @@ impl<'s> Reader<'s> {
         &mut self,
         b: &mut RBuf,
         el: &Element,
-        members: &[(String, Value)],
+        members: &[(Arc<str>, Value)],
     ) -> Result<Value> {
         let t = el.etype;
         Ok(match t {
             kind::BASE => {
-                let class = if el.name == "TObject" {
+                let class = if &*el.name == "TObject" {
                     "TObject"
                 } else {
-                    el.name.as_str()
+                    &*el.name
                 };
                 Value::Object(Box::new(self.read_object(b, class, None)?))
             }
@@ -467,7 +469,7 @@ impl<'s> Reader<'s> {
                     let count_name = el.count.as_ref().map(|c| c.1.as_str()).unwrap_or("");
                     let n = members
                         .iter()
-                        .find(|(n, _)| n == count_name)
+                        .find(|(n, _)| &**n == count_name)
                         .and_then(|(_, v)| v.as_i64())
                         .ok_or_else(|| {
                             RootError::malformed(format!(

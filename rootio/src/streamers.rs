@@ -5,6 +5,7 @@
 use super::error::{Context, Result, RootError};
 use super::rbuf::{RBuf, WBuf, CLASS_MASK, MAP_OFFSET, NEW_CLASS_TAG};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// `TStreamerElement::fType` values (ROOT `TVirtualStreamerInfo::EReadWrite`).
 pub(crate) mod kind {
@@ -50,7 +51,8 @@ pub(crate) mod kind {
 pub(crate) struct Element {
     /// The streamer-element class (`TStreamerBase`, `TStreamerBasicType`, ...).
     pub(crate) element_class: String,
-    pub(crate) name: String,
+    /// Shared by every object read with this layout (their members are named by it).
+    pub(crate) name: Arc<str>,
     pub(crate) title: String,
     pub(crate) etype: i32,
     pub(crate) size: i32,
@@ -326,7 +328,7 @@ fn read_element(b: &mut RBuf, element_class: &str) -> Result<Element> {
     }
     let mut e = Element {
         element_class: element_class.to_string(),
-        name,
+        name: name.into(),
         title,
         etype,
         size,

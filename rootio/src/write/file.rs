@@ -545,7 +545,7 @@ impl FileWriter {
             want.push(key);
             for e in &info.elements {
                 if e.etype == crate::streamers::kind::BASE {
-                    todo.push((e.name.as_str(), e.base_version));
+                    todo.push((&*e.name, e.base_version));
                 } else {
                     let t = e.type_name.trim_end_matches('*').trim();
                     todo.push((t.strip_prefix("const ").unwrap_or(t), None));
