@@ -2,10 +2,10 @@
 //! `--manifest`, the files of every sample sharded into tasks writing `OUT/part-N.h5`.
 
 use crate::cli::ConvertArgs;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use batch::manifest::{absolute, Grouping, Row};
 use batch::task::Counts;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use models::config::{ConfigFile, ConvertConfig};
 use rootio::RootFile;
 use std::collections::HashMap;
@@ -66,11 +66,7 @@ fn convert(cfg: &ConvertConfig, out: &Path, quiet: bool) -> Result<Counts> {
     } else {
         ProgressBar::new(total)
     };
-    bar.set_style(
-        ProgressStyle::with_template("convert [{bar:30}] {pos}/{len} events, {per_sec}, eta {eta}")
-            .map_err(|e| anyhow!("{e}"))?
-            .progress_chars("=> "),
-    );
+    bar.set_style(super::progress::events_style("convert")?);
     let t0 = std::time::Instant::now();
     let stats = models::convert::convert(cfg, out, |n| bar.inc(n))?;
     bar.finish_and_clear();

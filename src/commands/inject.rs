@@ -1,11 +1,11 @@
 //! `hepml inject`: the command line onto [`injector::inject::Plan`]: globs expanded, options
 //! mapped, a progress bar and one log line per output.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use batch::manifest::{Grouping, Row};
 use batch::task::Counts;
 use engine::OrtLibrary;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use injector::inject::{tree_name, Event, Options, Plan};
 use rootio::RootFile;
 use std::path::{Path, PathBuf};
@@ -64,12 +64,11 @@ pub fn run_plan(plan: &Plan, quiet: bool, timing: bool) -> Result<()> {
 
 /// [`run_plan`], adding the events written to `events`.
 fn plan_events(plan: &Plan, quiet: bool, timing: bool, events: &mut u64) -> Result<()> {
-    let style =
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} events, {per_sec}, eta {eta}")
-            .map_err(|e| anyhow!("{e}"))?
-            .progress_chars("=> ");
+    let style = super::progress::events_style("{msg}")?;
     let mut bar = ProgressBar::hidden();
     let mut loaded = None;
+    // Inputs of the run, and how many have started: a glob's bar says which one it is on.
+    let (mut inputs_total, mut started) = (0, 0);
     plan.run(&mut |e| match e {
         Event::Note(n) => eprintln!("hepml: note: {n}"),
         // Logged with the first output, so that a failing run still logs one line.
@@ -78,6 +77,7 @@ fn plan_events(plan: &Plan, quiet: bool, timing: bool, events: &mut u64) -> Resu
             inputs,
             seconds,
         } => {
+            inputs_total = inputs;
             loaded = Some(format!(
                 "hepml: {jobs} model job(s) loaded in {seconds:.2} s, once for {inputs} input(s)"
             ))
@@ -89,12 +89,16 @@ fn plan_events(plan: &Plan, quiet: bool, timing: bool, events: &mut u64) -> Resu
                 ProgressBar::new(entries)
             };
             bar.set_style(style.clone());
-            bar.set_message(
-                input
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            );
+            started += 1;
+            let name = input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            bar.set_message(if inputs_total > 1 {
+                format!("[{started}/{inputs_total}] {name}")
+            } else {
+                name
+            });
         }
         Event::Advance(n) => bar.inc(n),
         Event::Done(w) => {

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod explain;
 pub mod inject;
 pub mod inspect;
+mod progress;
 pub mod scan;
 pub mod train;
 
