@@ -6,11 +6,12 @@ use super::compress::decompress_into;
 use super::error::{Context, Result, RootError};
 use super::object::{Object, Reader};
 use super::rbuf::RBuf;
+use super::recent::Recent;
 use super::streamers::Streamers;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The fixed-size header of a TKey (also the start of every on-disk basket).
 #[derive(Debug, Clone)]
@@ -384,31 +385,20 @@ impl RootFile {
     /// list, byte for byte: a list whose stored bytes (and key length, from which its
     /// references count) match one read before is that one, shared, and not decoded again.
     fn read_streamers(&self, seek: u64, nbytes: usize) -> Result<Arc<Streamers>> {
-        /// Lists kept, the last used first.
-        const KEEP: usize = 4;
-        /// A list as stored (key length, payload length, stored bytes) and as decoded.
-        type Seen = (i16, i32, Vec<u8>, Arc<Streamers>);
-        static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+        /// A list as stored (key length, payload length, stored bytes), and as decoded.
+        static SEEN: Recent<(i16, i32, Vec<u8>), Arc<Streamers>> = Recent::new(4);
         let (kh, raw) = self.read_key(seek, nbytes)?;
         let stored = &raw[kh.keylen as usize..kh.nbytes as usize];
+        if let Some(s) =
+            SEEN.find(|(k, n, b)| *k == kh.keylen && *n == kh.objlen && b.as_slice() == stored)
         {
-            let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = seen.iter().position(|(k, n, b, _)| {
-                *k == kh.keylen && *n == kh.objlen && b.as_slice() == stored
-            }) {
-                let hit = seen.remove(i);
-                let s = hit.3.clone();
-                seen.insert(0, hit);
-                return Ok(s);
-            }
+            return Ok(s);
         }
         let mut payload = Vec::new();
         decompress_into(stored, kh.objlen as usize, &mut payload)
             .context(|| format!("key '{}' ({})", kh.name, kh.class))?;
         let s = Arc::new(Streamers::parse(&payload, kh.keylen as usize)?);
-        let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-        seen.insert(0, (kh.keylen, kh.objlen, stored.to_vec(), s.clone()));
-        seen.truncate(KEEP);
+        SEEN.put((kh.keylen, kh.objlen, stored.to_vec()), s.clone());
         Ok(s)
     }
 

@@ -56,6 +56,7 @@ mod lists;
 mod object;
 mod rbuf;
 mod read;
+mod recent;
 mod storage;
 mod streamers;
 mod tree;

@@ -7,6 +7,7 @@ use crate::compress::{compress, Compression};
 use crate::error::{Context, Result, RootError};
 use crate::file::KeyHeader;
 use crate::rbuf::WBuf;
+use crate::recent::Recent;
 use crate::streamers::{StreamerInfo, Streamers};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -165,6 +166,14 @@ pub fn tmp_prefix(path: &Path) -> String {
     format!(".{name}.hepml-tmp-")
 }
 
+/// Writes `bytes` at `pos` of `file`, the temporary file at `path`.
+fn write_all_at(file: &File, path: &Path, pos: u64, bytes: &[u8]) -> Result<()> {
+    file.write_all_at(bytes, pos).map_err(|err| RootError::Io {
+        path: path.to_path_buf(),
+        err,
+    })
+}
+
 impl FileWriter {
     /// Starts a new file at `path` (written under [`tmp_name`] until finished).
     pub fn create(path: impl AsRef<Path>, compression: Compression) -> Result<Self> {
@@ -271,20 +280,18 @@ impl FileWriter {
         if self.pending.data.is_empty() {
             return Ok(());
         }
-        let data = std::mem::take(&mut self.pending.data);
-        let r = self.write_now(self.pending.at, &data);
-        self.pending.data = data;
+        let r = write_all_at(
+            &self.file,
+            &self.tmp_path,
+            self.pending.at,
+            &self.pending.data,
+        );
         self.pending.data.clear();
         r
     }
 
     fn write_now(&self, pos: u64, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all_at(bytes, pos)
-            .map_err(|err| RootError::Io {
-                path: self.tmp_path.clone(),
-                err,
-            })
+        write_all_at(&self.file, &self.tmp_path, pos, bytes)
     }
 
     /// Whether a key of `nbytes` placed next would reach past 2 GB, where a 32-bit key
@@ -583,20 +590,15 @@ impl FileWriter {
     /// by the same classes, so the lists made that way are kept and shared as well: the
     /// outputs then share one list, whose record is made once (see [`streamer_record`]).
     fn extend_streamers(&mut self, infos: &[&StreamerInfo]) {
-        /// Extended lists kept, the last made or used first.
-        const KEEP: usize = 8;
-        type Extended = (Arc<Streamers>, Vec<StreamerInfo>, Arc<Streamers>);
-        static MADE: Mutex<Vec<Extended>> = Mutex::new(Vec::new());
+        /// Lists made: the base list, the infos added to it, and the result.
+        static MADE: Recent<(Arc<Streamers>, Vec<StreamerInfo>), Arc<Streamers>> = Recent::new(8);
         if infos.is_empty() {
             return;
         }
-        let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = made.iter().position(|(base, added, _)| {
+        if let Some(s) = MADE.find(|(base, added)| {
             Arc::ptr_eq(base, &self.streamers) && added.iter().eq(infos.iter().copied())
         }) {
-            let hit = made.remove(i);
-            self.streamers = hit.2.clone();
-            made.insert(0, hit);
+            self.streamers = s;
             return;
         }
         let base = self.streamers.clone();
@@ -606,8 +608,7 @@ impl FileWriter {
         }
         self.streamers = Arc::new(list);
         let added = infos.iter().map(|i| (*i).clone()).collect();
-        made.insert(0, (base, added, self.streamers.clone()));
-        made.truncate(KEEP);
+        MADE.put((base, added), self.streamers.clone());
     }
 
     /// Writes the streamer list, keys list, free segments, directory and header, then renames
