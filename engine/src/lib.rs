@@ -10,10 +10,12 @@
 //!   evaluated natively, event by event;
 //! - [`native::RecurrentEngine`]: recurrent taggers (DeepDoubleX: 1-D convolutions, GRUs, dense
 //!   layers) evaluated natively, a batch's events together;
+//! - [`native::CnnEngine`]: 1-D convolutional networks (DeepBoostedJet: residual blocks of
+//!   convolutions with batch norm, pooling, dense head) evaluated natively, events in groups;
 //! - `ort::OrtEngine` (feature `ort`): ONNX Runtime loaded at run time, CPU or CUDA.
 //!
 //! A [`Model`] is an ONNX file read and decoded once; [`open_with_choice`] picks an engine for it
-//! ([`EngineKind::Auto`]: tree ensembles, dense, EdgeConv and recurrent networks to the native evaluators, every
+//! ([`EngineKind::Auto`]: tree ensembles, dense, EdgeConv, recurrent and 1-D convolutional networks to the native evaluators, every
 //! other graph to ONNX Runtime when its library is found, else tract), loads it from that one
 //! decode and says which and why ([`Choice`]), for logs and provenance. The models' `metadata_props` (see [`ModelInfo::metadata`]) carry
 //! hepml's feature map.
@@ -92,7 +94,7 @@ pub enum EngineKind {
     Auto,
     Tract,
     Trees,
-    /// The native evaluators of dense, EdgeConv and recurrent networks (an error for any other
+    /// The native evaluators of dense, EdgeConv, recurrent and 1-D convolutional networks (an error for any other
     /// graph).
     Native,
     /// ONNX Runtime (needs the `ort` feature).
@@ -212,7 +214,7 @@ pub fn open(model: &Model, opts: &EngineOptions) -> Result<Opened, EngineError> 
 /// Loads `model` on the engine `opts` asks for, and says which and why.
 ///
 /// [`EngineKind::Auto`] picks the fastest engine that is correct for the graph:
-/// - tree ensembles and the networks a native evaluator recognises (dense, EdgeConv, recurrent
+/// - tree ensembles and the networks a native evaluator recognises (dense, EdgeConv, recurrent, 1-D CNN
 ///   taggers): hepml's native evaluators;
 /// - every other graph (and a tree ensemble the native evaluator refuses): ONNX Runtime when
 ///   its library is found (`ort_library`, `ORT_DYLIB_PATH`, a venv's onnxruntime wheel; see
@@ -270,6 +272,9 @@ fn open_auto(model: &Model, opts: &EngineOptions) -> Result<(Opened, Choice), En
                     Opened::Native(_) => "dense network",
                     o if o.engine().describe().starts_with("native (GRU") => {
                         "recurrent (GRU) network"
+                    }
+                    o if o.engine().describe().starts_with("native (1-D CNN") => {
+                        "1-D convolutional network"
                     }
                     _ => "particle-cloud (EdgeConv) network",
                 };
@@ -428,11 +433,18 @@ fn load(model: &Model, opts: &EngineOptions, kind: EngineKind) -> Result<Opened,
                     Err(EngineError::Unsupported { msg: why, .. }) => {
                         match native::RecurrentEngine::load(model) {
                             Ok(e) => Opened::Other(Box::new(with_threads!(e))),
+                            // Nor that: maybe a 1-D CNN; else the four reasons.
                             Err(EngineError::Unsupported { msg: why2, .. }) => {
-                                return Err(EngineError::Unsupported {
-                                    path,
-                                    msg: format!("{msg}; {why}; {why2}"),
-                                })
+                                match native::CnnEngine::load(model) {
+                                    Ok(e) => Opened::Other(Box::new(with_threads!(e))),
+                                    Err(EngineError::Unsupported { msg: why3, .. }) => {
+                                        return Err(EngineError::Unsupported {
+                                            path,
+                                            msg: format!("{msg}; {why}; {why2}; {why3}"),
+                                        })
+                                    }
+                                    Err(e) => return Err(e),
+                                }
                             }
                             Err(e) => return Err(e),
                         }

@@ -17,7 +17,7 @@
 //! scale.
 
 use super::edgeconv::{recognise, Knn, Program};
-use super::events::{softmax, split};
+use super::events::{refusal, softmax, split};
 use super::gemm::{conv, Block as X};
 use super::kernels::Simd;
 use crate::{Engine, EngineError, Model, ModelInfo, Tensor};
@@ -45,10 +45,7 @@ impl EdgeConvEngine {
     /// does not fit) for any other graph.
     pub fn load(model: &Model) -> Result<Self, EngineError> {
         let info = model.info().clone();
-        let prog = recognise(model.proto(), &info).map_err(|msg| EngineError::Unsupported {
-            path: info.path.clone(),
-            msg: format!("not a network for the native EdgeConv evaluator: {msg}"),
-        })?;
+        let prog = recognise(model.proto(), &info).map_err(refusal(&info, "EdgeConv"))?;
         let simd = Simd::detect();
         let blocks: Vec<String> = prog
             .blocks

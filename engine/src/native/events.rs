@@ -1,5 +1,46 @@
-//! What the graph evaluators (EdgeConv, recurrent) share around their kernels: splitting a
-//! batch's events across threads, and the softmax that closes an event's output.
+//! What the graph evaluators (EdgeConv, recurrent, 1-D CNN) share around their kernels: the
+//! batch of their inputs, splitting it across threads and into groups, and the softmax that
+//! closes an event's output.
+
+use crate::{EngineError, ModelInfo, Tensor};
+
+/// The error an evaluator gives a graph it does not recognise (`why`).
+pub(super) fn refusal<'a>(
+    info: &'a ModelInfo,
+    evaluator: &'a str,
+) -> impl Fn(String) -> EngineError + 'a {
+    move |why| EngineError::Unsupported {
+        path: info.path.clone(),
+        msg: format!("not a network for the native {evaluator} evaluator: {why}"),
+    }
+}
+
+/// The batch of `xs`, which every input must share.
+pub(super) fn batch(info: &ModelInfo, xs: &[&Tensor]) -> Result<usize, EngineError> {
+    let n = xs.first().map_or(0, |t| t.shape[0]);
+    match xs.iter().find(|t| t.shape[0] != n) {
+        Some(t) => Err(EngineError::Input {
+            path: info.path.clone(),
+            input: t.name.clone(),
+            msg: format!("{} events, the other inputs have {n}", t.shape[0]),
+        }),
+        None => Ok(n),
+    }
+}
+
+/// Runs `f(e0, out)` over groups of up to `group` events (`width` outputs each) of the events
+/// `out` holds, `e0` their first.
+pub(super) fn in_groups(
+    e0: usize,
+    width: usize,
+    group: usize,
+    out: &mut [f32],
+    mut f: impl FnMut(usize, &mut [f32]),
+) {
+    for (i, o) in out.chunks_mut(group * width).enumerate() {
+        f(e0 + i * group, o);
+    }
+}
 
 /// Runs `f(e0, out)` for contiguous runs of events, `width` outputs each, on up to `threads`
 /// threads (the calling one when it is one); `out` holds the batch's outputs.

@@ -216,6 +216,8 @@ pub(super) fn tensor_f64(t: &pb::TensorProto) -> Result<(Vec<i64>, Vec<f64>), St
             .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
             .collect(),
         Ok(D::Int32) => t.int32_data.iter().map(|&v| v as f64).collect(),
+        Ok(D::Bool) if !raw.is_empty() => raw.iter().map(|&v| f64::from(v != 0)).collect(),
+        Ok(D::Bool) => t.int32_data.iter().map(|&v| f64::from(v != 0)).collect(),
         _ => return Err(format!("constant '{}' of type {}", t.name, t.data_type)),
     };
     let n: i64 = t.dims.iter().product();

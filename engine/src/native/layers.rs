@@ -129,6 +129,44 @@ pub(super) fn fold_bn(conv: &Packed, bn: &Bn) -> Result<Packed, String> {
     Ok(Packed::new(conv.co, ci, &w2, &b2))
 }
 
+/// Checks a `Gemm` node's attributes (alpha = beta = 1, `transA` 0): whether it has `transB`.
+pub(super) fn gemm_attrs(n: &Node) -> Result<bool, String> {
+    attrs(
+        n,
+        &[
+            ("alpha", A::Any),
+            ("beta", A::Any),
+            ("transA", A::Int(0)),
+            ("transB", A::Any),
+        ],
+    )?;
+    if attr_f(n, "alpha").unwrap_or(1.0) != 1.0 || attr_f(n, "beta").unwrap_or(1.0) != 1.0 {
+        return Err(format!("node {}: alpha/beta other than 1", label(n)));
+    }
+    Ok(n.attribute.iter().any(|a| a.name == "transB" && a.i == 1))
+}
+
+/// A dense layer's constant weights `w` (`[k, n]`, or `[n, k]` when `trans_b`) as `n`, `k` and
+/// the `n x k` matrix.
+pub(super) fn dense_weights(
+    g: &mut Graph,
+    w: &str,
+    trans_b: bool,
+) -> Result<(usize, usize, Vec<f32>), String> {
+    let (wd, wv) = g.weights(w)?;
+    let [d0, d1] = wd[..] else {
+        return Err(format!("weights of dims {wd:?}"));
+    };
+    let (n, k) = if trans_b { (d0, d1) } else { (d1, d0) };
+    let (n, k) = (n as usize, k as usize);
+    let w = if trans_b {
+        wv
+    } else {
+        (0..n * k).map(|i| wv[(i % k) * n + i / k]).collect()
+    };
+    Ok((n, k, w))
+}
+
 /// Dense layers back from `y` to a value produced by a `stop` node: that value and the layers
 /// in order.
 pub(super) fn read_dense(g: &mut Graph, y: &str, stop: &str) -> Result<(String, Vec<Fc>), String> {
@@ -147,25 +185,7 @@ pub(super) fn read_dense(g: &mut Graph, y: &str, stop: &str) -> Result<(String, 
             }
             "Gemm" => {
                 let n = g.node(&cur, "Gemm")?;
-                attrs(
-                    n,
-                    &[
-                        ("alpha", A::Any),
-                        ("beta", A::Any),
-                        ("transA", A::Int(0)),
-                        ("transB", A::Any),
-                    ],
-                )?;
-                if attr_f(n, "alpha").unwrap_or(1.0) != 1.0
-                    || attr_f(n, "beta").unwrap_or(1.0) != 1.0
-                {
-                    return Err(format!("node {}: alpha/beta other than 1", label(n)));
-                }
-                let trans_b = n
-                    .attribute
-                    .iter()
-                    .find(|a| a.name == "transB")
-                    .is_some_and(|a| a.i == 1);
+                let trans_b = gemm_attrs(n)?;
                 let [x, w, b] = Graph::inputs::<3>(n)?;
                 (x, w, b, trans_b)
             }
@@ -188,18 +208,9 @@ pub(super) fn read_dense(g: &mut Graph, y: &str, stop: &str) -> Result<(String, 
                 ))
             }
         };
-        let (wd, wv) = g.weights(w)?;
+        let (nn, kk, w) =
+            dense_weights(g, w, trans_b).map_err(|e| format!("value '{cur}': {e}"))?;
         let (bd, bv) = g.weights(b)?;
-        let [d0, d1] = wd[..] else {
-            return Err(format!("value '{cur}': weights of dims {wd:?}"));
-        };
-        let (nn, kk) = if trans_b { (d0, d1) } else { (d1, d0) };
-        let (nn, kk) = (nn as usize, kk as usize);
-        let w = if trans_b {
-            wv
-        } else {
-            (0..nn * kk).map(|i| wv[(i % kk) * nn + i / kk]).collect()
-        };
         if bd != [nn as i64] && bd != [1, nn as i64] {
             return Err(format!("value '{cur}': bias of dims {bd:?}"));
         }

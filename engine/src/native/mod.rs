@@ -32,8 +32,15 @@
 //! GRUs, dense layers) have a third: `recurrent` recognises them the same strict way (`layers`
 //! and `gru` read the layers), `recurrent_run` evaluates a batch's events together, the GRU's
 //! recurrence one matrix product per step for all of them.
+//!
+//! 1-D convolutional networks (DeepBoostedJet: ResNet-style blocks of convolutions with batch
+//! norm and residual additions, global average pooling, dense head) have a fourth: `cnn`
+//! recognises them, `cnn_run` evaluates a group of events together, each convolution one
+//! product of `gemm` over the group's unrolled input.
 
 mod build;
+mod cnn;
+mod cnn_run;
 mod edgeconv;
 mod edgeconv_run;
 mod events;
@@ -46,6 +53,7 @@ mod layers;
 mod recurrent;
 mod recurrent_run;
 
+pub use cnn_run::{recognise_graph as recognise_cnn, CnnEngine};
 pub use edgeconv_run::{recognise_graph as recognise_edgeconv, EdgeConvEngine};
 pub use grad::{Backprop, Grads, Target};
 pub use recurrent_run::{recognise_graph as recognise_recurrent, RecurrentEngine};

@@ -13,7 +13,7 @@
 //! Batch norm is folded into the convolution (or the projection) after it. Results agree with
 //! ONNX Runtime within float rounding; the tests hold them to 1e-5 of the outputs' scale.
 
-use super::events::{softmax, split};
+use super::events::{batch, in_groups, refusal, softmax, split};
 use super::gemm::{conv, Block, Packed};
 use super::gru::Scratch as GruScratch;
 use super::kernels::Simd;
@@ -44,10 +44,7 @@ impl RecurrentEngine {
     /// not fit) for any other graph.
     pub fn load(model: &Model) -> Result<Self, EngineError> {
         let info = model.info().clone();
-        let prog = recognise(model.proto(), &info).map_err(|msg| EngineError::Unsupported {
-            path: info.path.clone(),
-            msg: format!("not a network for the native recurrent evaluator: {msg}"),
-        })?;
+        let prog = recognise(model.proto(), &info).map_err(refusal(&info, "recurrent"))?;
         let simd = Simd::detect();
         let branches: Vec<String> = prog
             .branches
@@ -87,26 +84,12 @@ impl RecurrentEngine {
         })
     }
 
-    /// The batch (every input the same).
-    fn batch(&self, xs: &[&Tensor]) -> Result<usize, EngineError> {
-        let n = xs.first().map_or(0, |t| t.shape[0]);
-        match xs.iter().find(|t| t.shape[0] != n) {
-            Some(t) => Err(EngineError::Input {
-                path: self.info.path.clone(),
-                input: t.name.clone(),
-                msg: format!("{} events, the other inputs have {n}", t.shape[0]),
-            }),
-            None => Ok(n),
-        }
-    }
-
     /// Events `e0..e0 + out.len() / width` into `out`, in groups.
     fn events(&self, xs: &[&Tensor], e0: usize, out: &mut [f32]) {
-        let w = self.prog.out_width();
         let mut s = Scratch::default();
-        for (i, o) in out.chunks_mut(GROUP * w).enumerate() {
-            self.group(&mut s, xs, e0 + i * GROUP, o);
-        }
+        in_groups(e0, self.prog.out_width(), GROUP, out, |e, o| {
+            self.group(&mut s, xs, e, o)
+        });
     }
 
     fn group(&self, s: &mut Scratch, xs: &[&Tensor], e0: usize, out: &mut [f32]) {
@@ -195,7 +178,7 @@ struct Scratch {
 impl Engine for RecurrentEngine {
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
         let xs = self.info.check_inputs(inputs)?;
-        let batch = self.batch(&xs)?;
+        let batch = batch(&self.info, &xs)?;
         let w = self.prog.out_width();
         let mut out = vec![0f32; batch * w];
         split(self.threads, w, &mut out, |e0, o| self.events(&xs, e0, o));

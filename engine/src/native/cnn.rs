@@ -1,0 +1,759 @@
+//! Recognising a 1-D convolutional network (DeepBoostedJet's family: ResNet-style blocks of
+//! 1-D convolutions with batch norm and residual additions, global average pooling and a dense
+//! head, as MXNet and PyTorch export them) in an ONNX graph, for the evaluator in `cnn_run`.
+//!
+//! The graph is read backwards from its outputs, every node checked by op type, attributes and
+//! constants; at the end every node must have been accounted for, or the graph is refused with
+//! the first node that does not fit (it then goes to ONNX Runtime or tract). Each event's
+//! values are channels-first sequences `(C, L)`; a vector is a sequence of length 1. What is
+//! recognised:
+//!
+//! - inputs `[N, C, L]` or `[N, C, L, 1]` with fixed `C` and `L`;
+//! - `Conv`: 1-D (`kernel_shape [k]`, `pads [p, p]`, `strides [s]`) or 2-D over `[N, C, L, 1]`
+//!   (`[k, 1]`, `[p, 0, p, 0]`, strides `[s, 1]` or `[s, s]`); dilation 1, one group, bias
+//!   optional;
+//! - `BatchNormalization` (inference), folded into the convolution or dense layer before it when
+//!   nothing else reads that layer's output, else applied per channel; `Relu`, fused into the
+//!   op before it when nothing else reads that op's output;
+//! - `Add` of two values of one shape (a residual), or `Add(MatMul(x, W), b)` (a dense layer);
+//! - `GlobalAveragePool` and `ReduceMean` over the positions, `Flatten` (of vectors), `Identity`, inference `Dropout`, `Concat`
+//!   along the channels;
+//! - `Gemm` (alpha = beta = 1, `transA` 0) on vectors;
+//! - `Softmax` over the channels and `Sigmoid`, on vectors.
+
+use std::collections::HashMap;
+
+use super::gemm::Packed;
+use super::graph::{attrs, label, Graph, Node, A};
+use super::layers::{dense_weights, gemm_attrs, read_bn};
+use crate::ModelInfo;
+use tract_onnx::pb;
+
+/// One value of an event: `c` channels of `l` positions, of ONNX rank `rank` with the batch
+/// (2: `[N, C]`, 3: `[N, C, L]`, 4: `[N, C, L, 1]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Val {
+    pub c: usize,
+    pub l: usize,
+    pub rank: usize,
+}
+
+/// A step of the program; `src`/`dst` index [`Program::vals`].
+#[derive(Debug)]
+pub(super) enum Op {
+    /// Input `input` (`[N, C, L]` or `[N, C, L, 1]`).
+    Load {
+        input: usize,
+        dst: usize,
+    },
+    /// `dst = a src + c` per channel (a batch norm), then ReLU when `relu`.
+    Affine {
+        src: usize,
+        dst: usize,
+        a: Vec<f32>,
+        c: Vec<f32>,
+        relu: bool,
+    },
+    Relu {
+        src: usize,
+        dst: usize,
+    },
+    /// The same numbers under another shape (a `Flatten`).
+    Copy {
+        src: usize,
+        dst: usize,
+    },
+    /// A convolution (a dense layer is one of kernel 1 over a vector), then ReLU when `relu`.
+    Conv {
+        src: usize,
+        dst: usize,
+        w: Packed,
+        k: usize,
+        pad: usize,
+        stride: usize,
+        relu: bool,
+    },
+    Add {
+        a: usize,
+        b: usize,
+        dst: usize,
+        relu: bool,
+    },
+    /// Mean over the positions.
+    Pool {
+        src: usize,
+        dst: usize,
+    },
+    /// The sources' channels one after the other.
+    Concat {
+        srcs: Vec<usize>,
+        dst: usize,
+    },
+    Softmax {
+        src: usize,
+        dst: usize,
+    },
+    Sigmoid {
+        src: usize,
+        dst: usize,
+    },
+}
+
+impl Op {
+    pub(super) fn dst(&self) -> usize {
+        match self {
+            Op::Load { dst, .. }
+            | Op::Affine { dst, .. }
+            | Op::Relu { dst, .. }
+            | Op::Copy { dst, .. }
+            | Op::Conv { dst, .. }
+            | Op::Add { dst, .. }
+            | Op::Pool { dst, .. }
+            | Op::Concat { dst, .. }
+            | Op::Softmax { dst, .. }
+            | Op::Sigmoid { dst, .. } => *dst,
+        }
+    }
+
+    pub(super) fn srcs(&self) -> Vec<usize> {
+        match self {
+            Op::Load { .. } => Vec::new(),
+            Op::Affine { src, .. }
+            | Op::Relu { src, .. }
+            | Op::Copy { src, .. }
+            | Op::Conv { src, .. }
+            | Op::Pool { src, .. }
+            | Op::Softmax { src, .. }
+            | Op::Sigmoid { src, .. } => vec![*src],
+            Op::Add { a, b, .. } => vec![*a, *b],
+            Op::Concat { srcs, .. } => srcs.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Program {
+    pub vals: Vec<Val>,
+    /// In evaluation order.
+    pub ops: Vec<Op>,
+    /// The graph's outputs (vectors): name and value.
+    pub outputs: Vec<(String, usize)>,
+    /// Per input (`ModelInfo::inputs` order): channels and positions.
+    pub inputs: Vec<Val>,
+}
+
+impl Program {
+    /// Output values per event, all outputs together.
+    pub(super) fn out_width(&self) -> usize {
+        self.outputs.iter().map(|(_, v)| self.vals[*v].c).sum()
+    }
+
+    pub(super) fn convs(&self) -> usize {
+        self.ops
+            .iter()
+            .filter(|o| matches!(o, Op::Conv { dst, .. } if self.vals[*dst].rank > 2))
+            .count()
+    }
+}
+
+/// Recognises the graph (see the module header), or says which node does not fit.
+pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Program, String> {
+    let graph = model.graph.as_ref().ok_or("no graph")?;
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for n in &graph.node {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            *readers.entry(i.as_str()).or_default() += 1;
+        }
+    }
+    for o in &graph.output {
+        *readers.entry(o.name.as_str()).or_default() += 1;
+    }
+    let mut r = Reader {
+        g: Graph::new(graph)?,
+        info,
+        readers,
+        done: HashMap::new(),
+        vals: Vec::new(),
+        ops: Vec::new(),
+        inputs: info
+            .inputs
+            .iter()
+            .map(|_| Val {
+                c: 0,
+                l: 0,
+                rank: 0,
+            })
+            .collect(),
+        depth: 0,
+    };
+    let mut outputs = Vec::new();
+    for o in &graph.output {
+        let v = r.value(&o.name)?;
+        if r.vals[v].rank != 2 {
+            return Err(format!(
+                "output '{}' is not a vector per event ({:?})",
+                o.name, r.vals[v]
+            ));
+        }
+        outputs.push((o.name.clone(), v));
+    }
+    r.g.finish()?;
+    if !r
+        .ops
+        .iter()
+        .any(|o| matches!(o, Op::Conv { k, .. } if *k > 1))
+    {
+        return Err("no convolution over positions".into());
+    }
+    if let Some(i) = r.inputs.iter().position(|v| v.l == 0) {
+        return Err(format!("input '{}' is not used", info.inputs[i].name));
+    }
+    Ok(Program {
+        vals: r.vals,
+        ops: r.ops,
+        outputs,
+        inputs: r.inputs,
+    })
+}
+
+struct Reader<'a> {
+    g: Graph<'a>,
+    info: &'a ModelInfo,
+    /// How many node inputs (and graph outputs) read each value.
+    readers: HashMap<&'a str, usize>,
+    /// Values already computed: name -> index in `vals`.
+    done: HashMap<String, usize>,
+    vals: Vec<Val>,
+    ops: Vec<Op>,
+    inputs: Vec<Val>,
+    depth: usize,
+}
+
+/// Nested values the recursive reading follows at most.
+const MAX_DEPTH: usize = 2000;
+
+impl Reader<'_> {
+    /// The value named `name`, its ops emitted (once) after those of its sources.
+    fn value(&mut self, name: &str) -> Result<usize, String> {
+        if let Some(&v) = self.done.get(name) {
+            return Ok(v);
+        }
+        // The graph is read by recursion: a bound keeps a pathological chain from the stack.
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("more than {MAX_DEPTH} nodes deep"));
+        }
+        let v = self.emit(name, false);
+        self.depth -= 1;
+        let v = v?;
+        self.done.insert(name.to_string(), v);
+        Ok(v)
+    }
+
+    /// Whether nothing but one node reads `name` (so its op may be fused into that node's).
+    fn sole(&self, name: &str) -> bool {
+        self.readers.get(name) == Some(&1) && !self.done.contains_key(name)
+    }
+
+    fn new_val(&mut self, v: Val) -> usize {
+        self.vals.push(v);
+        self.vals.len() - 1
+    }
+
+    fn push(&mut self, val: Val, op: impl FnOnce(usize) -> Op) -> usize {
+        let dst = self.new_val(val);
+        self.ops.push(op(dst));
+        dst
+    }
+
+    /// Emits the ops computing `name`, followed by a ReLU when `relu` (fused where the op
+    /// allows it).
+    fn emit(&mut self, name: &str, relu: bool) -> Result<usize, String> {
+        let Ok(n) = self.g.peek(name) else {
+            if relu {
+                return Err(format!("value '{name}' cannot take a fused ReLU"));
+            }
+            return self.load(name);
+        };
+        let v = match n.op_type.as_str() {
+            "Relu" => {
+                let n = self.g.node(name, "Relu")?;
+                attrs(n, &[])?;
+                let x = Graph::input(n, 0)?;
+                if !relu && self.sole(x) && self.fusable(x) {
+                    return self.emit(x, true);
+                }
+                let src = self.value(x)?;
+                let val = self.vals[src];
+                self.push(val, |dst| Op::Relu { src, dst })
+            }
+            "BatchNormalization" => {
+                let bn = self.g.peek(name)?;
+                let (bn_aff, x) = read_bn(&mut self.g, name)?;
+                let (a, c): (Vec<f64>, Vec<f64>) = (bn_aff.a, bn_aff.c);
+                // Into the convolution or dense layer before it, when nothing else reads it.
+                if self.sole(&x) && self.g.peek(&x).is_ok_and(|p| p.op_type == "Conv") {
+                    return self.conv(&x, Some((&a, &c)), relu);
+                }
+                if self.sole(&x) && self.g.peek(&x).is_ok_and(|p| p.op_type == "Gemm") {
+                    return self.gemm(&x, Some((&a, &c)), relu);
+                }
+                let src = self.value(&x)?;
+                let val = self.vals[src];
+                if a.len() != val.c {
+                    return Err(format!(
+                        "node {}: {} channels, its input has {}",
+                        label(bn),
+                        a.len(),
+                        val.c
+                    ));
+                }
+                let a = a.iter().map(|&v| v as f32).collect();
+                let c = c.iter().map(|&v| v as f32).collect();
+                return Ok(self.push(val, |dst| Op::Affine {
+                    src,
+                    dst,
+                    a,
+                    c,
+                    relu,
+                }));
+            }
+            "Conv" => return self.conv(name, None, relu),
+            "Gemm" => return self.gemm(name, None, relu),
+            "Add" => return self.add(name, relu),
+            _ if relu => return Err(format!("node {} cannot take a fused ReLU", label(n))),
+            "GlobalAveragePool" => {
+                let n = self.g.node(name, "GlobalAveragePool")?;
+                attrs(n, &[])?;
+                let src = self.value(Graph::input(n, 0)?)?;
+                let Val { c, rank, .. } = self.vals[src];
+                if rank < 3 {
+                    return Err(format!("node {}: pools a vector", label(n)));
+                }
+                self.push(Val { c, l: 1, rank }, |dst| Op::Pool { src, dst })
+            }
+            "ReduceMean" => {
+                let n = self.g.node(name, "ReduceMean")?;
+                attrs(n, &[("axes", A::Any), ("keepdims", A::Any)])?;
+                let src = self.value(Graph::input(n, 0)?)?;
+                let Val { c, rank, .. } = self.vals[src];
+                let axes: Vec<i64> = match (
+                    n.attribute.iter().find(|a| a.name == "axes"),
+                    n.input.get(1),
+                ) {
+                    (Some(a), None) => a.ints.clone(),
+                    (None, Some(v)) if !v.is_empty() => {
+                        self.g.values(v)?.iter().map(|&a| a as i64).collect()
+                    }
+                    _ => return Err(format!("node {}: no axes", label(n))),
+                };
+                let mut axes: Vec<i64> = axes
+                    .iter()
+                    .map(|&a| if a < 0 { a + rank as i64 } else { a })
+                    .collect();
+                axes.sort_unstable();
+                // The positions: axis 2 (and the trailing 1 of a 4-D value).
+                let positions: &[i64] = if rank == 4 { &[2, 3] } else { &[2] };
+                if rank < 3 || axes != positions && !(rank == 4 && axes == [2]) {
+                    return Err(format!(
+                        "node {}: mean over axes {axes:?} not supported",
+                        label(n)
+                    ));
+                }
+                let keep = n
+                    .attribute
+                    .iter()
+                    .find(|a| a.name == "keepdims")
+                    .is_none_or(|a| a.i == 1);
+                let rank = if keep { rank } else { rank - axes.len() };
+                if rank != 2 && !keep {
+                    return Err(format!("node {}: leaves a rank {rank} value", label(n)));
+                }
+                self.push(Val { c, l: 1, rank }, |dst| Op::Pool { src, dst })
+            }
+            "Flatten" | "Identity" | "Dropout" => self.pass(name)?,
+            "Concat" => {
+                let n = self.g.node(name, "Concat")?;
+                attrs(n, &[("axis", A::Int(1))])?;
+                if n.attribute.is_empty() {
+                    return Err(format!("node {}: no axis", label(n)));
+                }
+                let srcs = n
+                    .input
+                    .iter()
+                    .map(|i| self.value(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let Val { l, rank, .. } = self.vals[srcs[0]];
+                if srcs
+                    .iter()
+                    .any(|&s| (self.vals[s].l, self.vals[s].rank) != (l, rank))
+                {
+                    return Err(format!("node {}: inputs of different shapes", label(n)));
+                }
+                let c = srcs.iter().map(|&s| self.vals[s].c).sum();
+                self.push(Val { c, l, rank }, |dst| Op::Concat { srcs, dst })
+            }
+            "Softmax" | "Sigmoid" => {
+                let op = n.op_type.clone();
+                let n = self.g.node(name, &op)?;
+                // On a vector, the default axis of every opset (1, or -1 from opset 13) is
+                // the channels.
+                if op == "Softmax" {
+                    attrs(n, &[("axis", A::Any)])?;
+                    let axis = n.attribute.first().map_or(1, |a| a.i);
+                    if axis != 1 && axis != -1 {
+                        return Err(format!("node {}: axis {axis} not supported", label(n)));
+                    }
+                } else {
+                    attrs(n, &[])?;
+                }
+                let src = self.value(Graph::input(n, 0)?)?;
+                let val = self.vals[src];
+                if val.rank != 2 {
+                    return Err(format!("node {}: not on a vector ({val:?})", label(n)));
+                }
+                if op == "Softmax" {
+                    self.push(val, |dst| Op::Softmax { src, dst })
+                } else {
+                    self.push(val, |dst| Op::Sigmoid { src, dst })
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "value '{name}': node {} is not part of a 1-D CNN",
+                    label(n)
+                ))
+            }
+        };
+        Ok(v)
+    }
+
+    /// Ops whose ReLU can be fused in.
+    fn fusable(&self, name: &str) -> bool {
+        self.g.peek(name).is_ok_and(|n| {
+            matches!(
+                n.op_type.as_str(),
+                "Conv" | "Gemm" | "Add" | "BatchNormalization"
+            )
+        })
+    }
+
+    /// A graph input: `[N, C, L]` or `[N, C, L, 1]`.
+    fn load(&mut self, name: &str) -> Result<usize, String> {
+        let Some(i) = self.info.inputs.iter().position(|p| p.name == name) else {
+            return Err(format!("value '{name}' is not computed by a node"));
+        };
+        let p = &self.info.inputs[i];
+        let (c, l) = match p.shape[..] {
+            [_, Some(c), Some(l)] | [_, Some(c), Some(l), Some(1)] if p.elem == "float" => (c, l),
+            _ => {
+                return Err(format!(
+                    "input '{name}' of shape {} ({}): [N, C, L] or [N, C, L, 1] of floats expected",
+                    p.shape_string(),
+                    p.elem
+                ))
+            }
+        };
+        if c == 0 || l == 0 {
+            return Err(format!("input '{name}' is empty"));
+        }
+        let val = Val {
+            c,
+            l,
+            rank: p.shape.len(),
+        };
+        self.inputs[i] = val;
+        let v = self.push(val, |dst| Op::Load { input: i, dst });
+        Ok(v)
+    }
+
+    /// `Flatten` (of a vector), `Identity` and inference `Dropout`: the input itself.
+    fn pass(&mut self, name: &str) -> Result<usize, String> {
+        let n = self.g.peek(name)?;
+        let op = n.op_type.clone();
+        let n = self.g.node(name, &op)?;
+        match op.as_str() {
+            "Flatten" => attrs(n, &[("axis", A::Int(1))])?,
+            "Identity" => attrs(n, &[])?,
+            _ => {
+                attrs(n, &[("ratio", A::Any), ("seed", A::Any)])?;
+                // The mask output, if any, must be unused.
+                if let Some(mask) = n.output.get(1).filter(|m| !m.is_empty()) {
+                    if self.readers.contains_key(mask.as_str()) {
+                        return Err(format!("node {}: its mask is used", label(n)));
+                    }
+                }
+                match n.input.get(2).filter(|s| !s.is_empty()) {
+                    Some(t) if self.g.values(t)? != [0.0] => {
+                        return Err(format!("node {}: training_mode is set", label(n)))
+                    }
+                    _ => {}
+                }
+                // The ratio input (opset 12+) only matters in training.
+                if let Some(r) = n.input.get(1).filter(|s| !s.is_empty()) {
+                    self.g.values(r)?;
+                }
+            }
+        }
+        let src = self.value(Graph::input(n, 0)?)?;
+        if op != "Flatten" || self.vals[src].rank == 2 {
+            return Ok(src);
+        }
+        let Val { c, l, .. } = self.vals[src];
+        if l != 1 {
+            return Err(format!("node {}: flattens a sequence", label(n)));
+        }
+        // The same numbers as a vector.
+        Ok(self.push(Val { c, l: 1, rank: 2 }, |dst| Op::Copy { src, dst }))
+    }
+
+    /// A convolution (with a batch norm after it folded in, and a fused ReLU).
+    fn conv(
+        &mut self,
+        name: &str,
+        bn: Option<(&[f64], &[f64])>,
+        relu: bool,
+    ) -> Result<usize, String> {
+        let n = self.g.node(name, "Conv")?;
+        let [x, w] = [Graph::input(n, 0)?, Graph::input(n, 1)?];
+        let (wd, w) = self.g.weights(w)?;
+        match wd.len() {
+            3 => {}
+            4 if wd[3] != 1 => {
+                return Err(format!(
+                    "node {}: kernel_shape {:?} not supported (weights {wd:?})",
+                    label(n),
+                    &wd[2..]
+                ))
+            }
+            4 => {}
+            _ => return Err(format!("node {}: weights of dims {wd:?}", label(n))),
+        }
+        let (co, ci, k) = (wd[0] as usize, wd[1] as usize, wd[2] as usize);
+        attrs(
+            n,
+            &[
+                ("auto_pad", A::Any),
+                ("dilations", A::Any),
+                ("group", A::Int(1)),
+                ("kernel_shape", A::Any),
+                ("pads", A::Any),
+                ("strides", A::Any),
+            ],
+        )?;
+        let get = |name: &str| n.attribute.iter().find(|a| a.name == name);
+        let bad = |what: &str, v: &[i64]| format!("node {}: {what} {v:?} not supported", label(n));
+        if let Some(a) = get("auto_pad").filter(|a| a.s != b"NOTSET") {
+            return Err(format!(
+                "node {}: auto_pad {} not supported",
+                label(n),
+                String::from_utf8_lossy(&a.s)
+            ));
+        }
+        let ints = |name: &str, default: Vec<i64>| get(name).map_or(default, |a| a.ints.clone());
+        let nd = wd.len() - 2;
+        let kernel = ints("kernel_shape", wd[2..].to_vec());
+        if kernel != wd[2..] {
+            return Err(bad("kernel_shape", &kernel));
+        }
+        let dil = ints("dilations", vec![1; nd]);
+        if dil.iter().any(|&d| d != 1) {
+            return Err(bad("dilations", &dil));
+        }
+        // Along the positions only: on `[N, C, L, 1]` the second axis has kernel 1 and no
+        // padding, so any stride along it leaves its one column.
+        let pads = ints("pads", vec![0; 2 * nd]);
+        let pad = match pads[..] {
+            [p0, p1] if nd == 1 && p0 == p1 && p0 >= 0 => p0 as usize,
+            [p0, 0, p1, 0] if nd == 2 && p0 == p1 && p0 >= 0 => p0 as usize,
+            _ => return Err(bad("pads", &pads)),
+        };
+        let strides = ints("strides", vec![1; nd]);
+        let stride = match strides[..] {
+            [s] if nd == 1 && s >= 1 => s as usize,
+            [s, t] if nd == 2 && s >= 1 && t >= 1 => s as usize,
+            _ => return Err(bad("strides", &strides)),
+        };
+        let b = match n.input.get(2).filter(|s| !s.is_empty()) {
+            Some(b) => {
+                let (bd, b) = self.g.weights(b)?;
+                if bd != [co as i64] {
+                    return Err(format!("node {}: bias of dims {bd:?}", label(n)));
+                }
+                b
+            }
+            None => vec![0.0; co],
+        };
+        if n.input.len() > 3 {
+            return Err(format!("node {}: extra inputs", label(n)));
+        }
+        let src = self.value(x)?;
+        let val = self.vals[src];
+        if val.c != ci {
+            return Err(format!(
+                "node {}: {ci} input channels, its input has {}",
+                label(n),
+                val.c
+            ));
+        }
+        if val.l + 2 * pad < k {
+            return Err(format!(
+                "node {}: kernel {k} longer than the padded input ({})",
+                label(n),
+                val.l + 2 * pad
+            ));
+        }
+        let l = (val.l + 2 * pad - k) / stride + 1;
+        let (w, b) = post_bn(n, co, &w, &b, bn)?;
+        let w = Packed::new(co, ci * k, &w, &b);
+        Ok(self.push(
+            Val {
+                c: co,
+                l,
+                rank: val.rank,
+            },
+            |dst| Op::Conv {
+                src,
+                dst,
+                w,
+                k,
+                pad,
+                stride,
+                relu,
+            },
+        ))
+    }
+
+    /// A `Gemm` on a vector: a convolution of kernel 1.
+    fn gemm(
+        &mut self,
+        name: &str,
+        bn: Option<(&[f64], &[f64])>,
+        relu: bool,
+    ) -> Result<usize, String> {
+        let n = self.g.node(name, "Gemm")?;
+        let trans_b = gemm_attrs(n)?;
+        let x = Graph::input(n, 0)?;
+        let b = n.input.get(2).filter(|s| !s.is_empty()).map(String::as_str);
+        if n.input.len() > 3 {
+            return Err(format!("node {}: extra inputs", label(n)));
+        }
+        self.dense(n, x, Graph::input(n, 1)?, b, trans_b, bn, relu)
+    }
+
+    /// `Add`: a residual (two values of one shape), or `Add(MatMul(x, W), b)`.
+    fn add(&mut self, name: &str, relu: bool) -> Result<usize, String> {
+        let n = self.g.node(name, "Add")?;
+        attrs(n, &[])?;
+        let [a, b] = Graph::inputs::<2>(n)?;
+        let matmul = |s: &Self, v: &str| s.g.peek(v).is_ok_and(|p| p.op_type == "MatMul");
+        let konst = |s: &Self, v: &str| match s.g.peek(v) {
+            Ok(p) => p.op_type == "Constant",
+            Err(_) => s.info.inputs.iter().all(|p| p.name != v),
+        };
+        for (mm, bias) in [(a, b), (b, a)] {
+            if matmul(self, mm) && konst(self, bias) && self.sole(mm) {
+                let m = self.g.node(mm, "MatMul")?;
+                attrs(m, &[])?;
+                let [x, w] = Graph::inputs::<2>(m)?;
+                return self.dense(m, x, w, Some(bias), false, None, relu);
+            }
+        }
+        let (a, b) = (self.value(a)?, self.value(b)?);
+        if self.vals[a] != self.vals[b] {
+            return Err(format!(
+                "node {}: adds {:?} and {:?}",
+                label(n),
+                self.vals[a],
+                self.vals[b]
+            ));
+        }
+        let val = self.vals[a];
+        Ok(self.push(val, |dst| Op::Add { a, b, dst, relu }))
+    }
+
+    /// A dense layer `W x + b` on a vector (`W` given `[k, n]`, or `[n, k]` when `trans_b`).
+    #[allow(clippy::too_many_arguments)]
+    fn dense(
+        &mut self,
+        n: &Node,
+        x: &str,
+        w: &str,
+        b: Option<&str>,
+        trans_b: bool,
+        bn: Option<(&[f64], &[f64])>,
+        relu: bool,
+    ) -> Result<usize, String> {
+        let (nn, kk, w) = dense_weights(&mut self.g, w, trans_b)
+            .map_err(|e| format!("node {}: {e}", label(n)))?;
+        let b = match b {
+            Some(b) => {
+                let (bd, bv) = self.g.weights(b)?;
+                if bd != [nn as i64] && bd != [1, nn as i64] {
+                    return Err(format!("node {}: bias of dims {bd:?}", label(n)));
+                }
+                bv
+            }
+            None => vec![0.0; nn],
+        };
+        let src = self.value(x)?;
+        let val = self.vals[src];
+        if val.rank != 2 || val.c != kk {
+            return Err(format!(
+                "node {}: takes {kk} values, its input is {} x {}",
+                label(n),
+                val.c,
+                val.l
+            ));
+        }
+        let (w, b) = post_bn(n, nn, &w, &b, bn)?;
+        let w = Packed::new(nn, kk, &w, &b);
+        Ok(self.push(
+            Val {
+                c: nn,
+                l: 1,
+                rank: 2,
+            },
+            |dst| Op::Conv {
+                src,
+                dst,
+                w,
+                k: 1,
+                pad: 0,
+                stride: 1,
+                relu,
+            },
+        ))
+    }
+}
+
+/// Weights (`co` rows) and biases with the batch norm after them folded in: `a (W x + b) + c
+/// = (a W) x + (a b + c)` per output channel (in double precision).
+fn post_bn(
+    n: &Node,
+    co: usize,
+    w: &[f32],
+    b: &[f32],
+    bn: Option<(&[f64], &[f64])>,
+) -> Result<(Vec<f32>, Vec<f32>), String> {
+    let Some((a, c)) = bn else {
+        return Ok((w.to_vec(), b.to_vec()));
+    };
+    if a.len() != co {
+        return Err(format!(
+            "node {}: {co} outputs, the batch norm after it {}",
+            label(n),
+            a.len()
+        ));
+    }
+    let per = w.len() / co.max(1);
+    let w = w
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v as f64 * a[i / per]) as f32)
+        .collect();
+    let b = (0..co)
+        .map(|o| (b[o] as f64 * a[o] + c[o]) as f32)
+        .collect();
+    Ok((w, b))
+}
