@@ -266,18 +266,8 @@ fn open_auto(model: &Model, opts: &EngineOptions) -> Result<(Opened, Choice), En
             Err(e) => return Err(e),
         }
     } else {
-        match load(model, opts, EngineKind::Native) {
-            Ok(e) => {
-                let what = match &e {
-                    Opened::Native(_) => "dense network",
-                    o if o.engine().describe().starts_with("native (GRU") => {
-                        "recurrent (GRU) network"
-                    }
-                    o if o.engine().describe().starts_with("native (1-D CNN") => {
-                        "1-D convolutional network"
-                    }
-                    _ => "particle-cloud (EdgeConv) network",
-                };
+        match load_native(model, opts) {
+            Ok((e, what)) => {
                 let c = chose(EngineKind::Native, format!("{what}: native evaluator"));
                 return Ok((e, c));
             }
@@ -407,57 +397,70 @@ fn find_ort(_: &EngineOptions) -> Result<PathBuf, String> {
     Err("this build has no ONNX Runtime backend (cargo feature `ort`)".into())
 }
 
+/// The CPU engines split large batches over `opts.threads` (0: one per core, their default).
+macro_rules! with_threads {
+    ($opts:expr, $load:expr) => {{
+        let mut e = $load;
+        if $opts.threads > 0 {
+            e.threads = $opts.threads;
+        }
+        e
+    }};
+}
+
+/// The native evaluators of networks, tried in turn: the engine that took `model` and what
+/// kind of network it is, or every evaluator's reason for refusing it.
+fn load_native(model: &Model, opts: &EngineOptions) -> Result<(Opened, &'static str), EngineError> {
+    let mut why = Vec::new();
+    macro_rules! attempt {
+        ($load:expr, $wrap:expr, $what:expr) => {
+            match $load {
+                Ok(e) => return Ok(($wrap(Box::new(with_threads!(opts, e))), $what)),
+                Err(EngineError::Unsupported { msg, .. }) => why.push(msg),
+                Err(e) => return Err(e),
+            }
+        };
+    }
+    attempt!(
+        native::NativeEngine::load(model),
+        Opened::Native,
+        "dense network"
+    );
+    let other = |e: Box<dyn Engine>| Opened::Other(e);
+    attempt!(
+        native::EdgeConvEngine::load(model),
+        other,
+        "particle-cloud (EdgeConv) network"
+    );
+    attempt!(
+        native::RecurrentEngine::load(model),
+        other,
+        "recurrent (GRU) network"
+    );
+    attempt!(
+        native::CnnEngine::load(model),
+        other,
+        "1-D convolutional network"
+    );
+    Err(EngineError::Unsupported {
+        path: model.path().to_path_buf(),
+        msg: why.join("; "),
+    })
+}
+
 /// Loads `model` on `kind` (not Auto) with the options' threads.
 fn load(model: &Model, opts: &EngineOptions, kind: EngineKind) -> Result<Opened, EngineError> {
-    // The CPU engines split large batches over `threads` (0: one per core, their default).
-    macro_rules! with_threads {
-        ($load:expr) => {{
-            let mut e = $load;
-            if opts.threads > 0 {
-                e.threads = opts.threads;
-            }
-            e
-        }};
-    }
     Ok(match kind {
-        EngineKind::Trees => {
-            Opened::Trees(Box::new(with_threads!(trees::TreeEngine::load(model)?)))
-        }
-        EngineKind::Native => match native::NativeEngine::load(model) {
-            Ok(e) => Opened::Native(Box::new(with_threads!(e))),
-            // Not a dense network: maybe a particle-cloud one; else both reasons.
-            Err(EngineError::Unsupported { path, msg }) => {
-                match native::EdgeConvEngine::load(model) {
-                    Ok(e) => Opened::Other(Box::new(with_threads!(e))),
-                    // Nor that: maybe a recurrent tagger; else the three reasons.
-                    Err(EngineError::Unsupported { msg: why, .. }) => {
-                        match native::RecurrentEngine::load(model) {
-                            Ok(e) => Opened::Other(Box::new(with_threads!(e))),
-                            // Nor that: maybe a 1-D CNN; else the four reasons.
-                            Err(EngineError::Unsupported { msg: why2, .. }) => {
-                                match native::CnnEngine::load(model) {
-                                    Ok(e) => Opened::Other(Box::new(with_threads!(e))),
-                                    Err(EngineError::Unsupported { msg: why3, .. }) => {
-                                        return Err(EngineError::Unsupported {
-                                            path,
-                                            msg: format!("{msg}; {why}; {why2}; {why3}"),
-                                        })
-                                    }
-                                    Err(e) => return Err(e),
-                                }
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(e) => return Err(e),
-        },
+        EngineKind::Trees => Opened::Trees(Box::new(with_threads!(
+            opts,
+            trees::TreeEngine::load(model)?
+        ))),
+        EngineKind::Native => load_native(model, opts)?.0,
         EngineKind::Ort => Opened::Other(open_ort(model, opts)?),
-        EngineKind::Tract | EngineKind::Auto => {
-            Opened::Other(Box::new(with_threads!(tract::TractEngine::load(model)?)))
-        }
+        EngineKind::Tract | EngineKind::Auto => Opened::Other(Box::new(with_threads!(
+            opts,
+            tract::TractEngine::load(model)?
+        ))),
     })
 }
 

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use super::gemm::Packed;
 use super::graph::{attrs, label, Graph, Node, A};
-use super::layers::{dense_weights, gemm_attrs, read_bn};
+use super::layers::{conv_bias, dense_weights, gemm_attrs, read_bn, Bn};
 use crate::ModelInfo;
 use tract_onnx::pb;
 
@@ -288,22 +288,22 @@ impl Reader<'_> {
                 self.push(val, |dst| Op::Relu { src, dst })
             }
             "BatchNormalization" => {
-                let bn = self.g.peek(name)?;
-                let (bn_aff, x) = read_bn(&mut self.g, name)?;
-                let (a, c): (Vec<f64>, Vec<f64>) = (bn_aff.a, bn_aff.c);
+                let node = self.g.peek(name)?;
+                let (bn, x) = read_bn(&mut self.g, name)?;
                 // Into the convolution or dense layer before it, when nothing else reads it.
                 if self.sole(&x) && self.g.peek(&x).is_ok_and(|p| p.op_type == "Conv") {
-                    return self.conv(&x, Some((&a, &c)), relu);
+                    return self.conv(&x, Some(&bn), relu);
                 }
                 if self.sole(&x) && self.g.peek(&x).is_ok_and(|p| p.op_type == "Gemm") {
-                    return self.gemm(&x, Some((&a, &c)), relu);
+                    return self.gemm(&x, Some(&bn), relu);
                 }
+                let Bn { a, c } = bn;
                 let src = self.value(&x)?;
                 let val = self.vals[src];
                 if a.len() != val.c {
                     return Err(format!(
                         "node {}: {} channels, its input has {}",
-                        label(bn),
+                        label(node),
                         a.len(),
                         val.c
                     ));
@@ -508,12 +508,7 @@ impl Reader<'_> {
     }
 
     /// A convolution (with a batch norm after it folded in, and a fused ReLU).
-    fn conv(
-        &mut self,
-        name: &str,
-        bn: Option<(&[f64], &[f64])>,
-        relu: bool,
-    ) -> Result<usize, String> {
+    fn conv(&mut self, name: &str, bn: Option<&Bn>, relu: bool) -> Result<usize, String> {
         let n = self.g.node(name, "Conv")?;
         let [x, w] = [Graph::input(n, 0)?, Graph::input(n, 1)?];
         let (wd, w) = self.g.weights(w)?;
@@ -574,19 +569,7 @@ impl Reader<'_> {
             [s, t] if nd == 2 && s >= 1 && t >= 1 => s as usize,
             _ => return Err(bad("strides", &strides)),
         };
-        let b = match n.input.get(2).filter(|s| !s.is_empty()) {
-            Some(b) => {
-                let (bd, b) = self.g.weights(b)?;
-                if bd != [co as i64] {
-                    return Err(format!("node {}: bias of dims {bd:?}", label(n)));
-                }
-                b
-            }
-            None => vec![0.0; co],
-        };
-        if n.input.len() > 3 {
-            return Err(format!("node {}: extra inputs", label(n)));
-        }
+        let b = conv_bias(&mut self.g, n, co)?;
         let src = self.value(x)?;
         let val = self.vals[src];
         if val.c != ci {
@@ -625,12 +608,7 @@ impl Reader<'_> {
     }
 
     /// A `Gemm` on a vector: a convolution of kernel 1.
-    fn gemm(
-        &mut self,
-        name: &str,
-        bn: Option<(&[f64], &[f64])>,
-        relu: bool,
-    ) -> Result<usize, String> {
+    fn gemm(&mut self, name: &str, bn: Option<&Bn>, relu: bool) -> Result<usize, String> {
         let n = self.g.node(name, "Gemm")?;
         let trans_b = gemm_attrs(n)?;
         let x = Graph::input(n, 0)?;
@@ -681,7 +659,7 @@ impl Reader<'_> {
         w: &str,
         b: Option<&str>,
         trans_b: bool,
-        bn: Option<(&[f64], &[f64])>,
+        bn: Option<&Bn>,
         relu: bool,
     ) -> Result<usize, String> {
         let (nn, kk, w) = dense_weights(&mut self.g, w, trans_b)
@@ -734,9 +712,9 @@ fn post_bn(
     co: usize,
     w: &[f32],
     b: &[f32],
-    bn: Option<(&[f64], &[f64])>,
+    bn: Option<&Bn>,
 ) -> Result<(Vec<f32>, Vec<f32>), String> {
-    let Some((a, c)) = bn else {
+    let Some(Bn { a, c }) = bn else {
         return Ok((w.to_vec(), b.to_vec()));
     };
     if a.len() != co {

@@ -142,24 +142,19 @@ impl CnnEngine {
                     relu,
                     ..
                 } => {
-                    let sv = p.vals[*src];
-                    let x = buf(src);
-                    if (*k, *pad, *stride) == (1, 0, 1) {
-                        let blk = Block {
-                            x,
-                            ldx: cols,
-                            ncols: cols,
-                        };
-                        conv(self.simd, w, blk, &mut d, cols, *relu);
+                    // A pointwise convolution reads its input as it is; any other, unrolled.
+                    let x = if (*k, *pad, *stride) == (1, 0, 1) {
+                        buf(src)
                     } else {
-                        unroll(x, sv, n, dv.l, (*k, *pad, *stride), col);
-                        let blk = Block {
-                            x: col,
-                            ldx: cols,
-                            ncols: cols,
-                        };
-                        conv(self.simd, w, blk, &mut d, cols, *relu);
-                    }
+                        unroll(buf(src), p.vals[*src], n, dv.l, (*k, *pad, *stride), col);
+                        col.as_slice()
+                    };
+                    let blk = Block {
+                        x,
+                        ldx: cols,
+                        ncols: cols,
+                    };
+                    conv(self.simd, w, blk, &mut d, cols, *relu);
                 }
                 Op::Pool { src, .. } => {
                     let l = p.vals[*src].l;

@@ -93,6 +93,12 @@ pub(super) fn read_conv(g: &mut Graph, n: &Node, rank: usize) -> Result<(Packed,
         return Err(format!("node {}: weights of dims {wd:?}", label(n)));
     }
     let (co, ci) = (wd[0] as usize, wd[1] as usize);
+    let b = conv_bias(g, n, co)?;
+    Ok((Packed::new(co, ci, &w, &b), x))
+}
+
+/// A `Conv` node's bias (input 2, `[co]`; zeros when absent), with no input after it.
+pub(super) fn conv_bias(g: &mut Graph, n: &Node, co: usize) -> Result<Vec<f32>, String> {
     let b = match n.input.get(2).filter(|s| !s.is_empty()) {
         Some(b) => {
             let (bd, b) = g.weights(b)?;
@@ -106,7 +112,7 @@ pub(super) fn read_conv(g: &mut Graph, n: &Node, rank: usize) -> Result<(Packed,
     if n.input.len() > 3 {
         return Err(format!("node {}: extra inputs", label(n)));
     }
-    Ok((Packed::new(co, ci, &w, &b), x))
+    Ok(b)
 }
 
 /// `conv(bn(x))` as one convolution: `W (a x + c) + b = (W diag(a)) x + (W c + b)`.
