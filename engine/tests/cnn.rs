@@ -10,10 +10,10 @@
 
 mod common;
 
-use common::Case;
+use common::{open_locked as open, Suite};
 use engine::{native, Engine, EngineKind, EngineOptions, Model, OrtLibrary};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
+use std::sync::OnceLock;
 
 /// Relative to the outputs' scale (probabilities).
 const TOL: f32 = 1e-5;
@@ -23,55 +23,13 @@ const TRACT_TOL: f32 = 1e-4;
 const CASES_PER_MODEL: usize = 10;
 const EVENTS_PER_MODEL: usize = 214;
 
-struct Cases {
-    /// Model name ("mxnet", "torch1d") -> path.
-    models: Vec<(String, PathBuf)>,
-    cases: Vec<Case>,
-    /// Altered models the evaluator must refuse: name, path, what the refusal contains.
-    altered: Vec<(String, PathBuf, String)>,
-}
-
-fn cases() -> &'static Cases {
-    static C: OnceLock<Cases> = OnceLock::new();
-    C.get_or_init(|| {
-        let (dir, man, cases) = common::cases_from("HEPML_CNN_CASES", "make_cnn_cases.py");
-        let models = man["models"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(n, p)| (n.clone(), dir.join(p.as_str().unwrap())))
-            .collect();
-        let altered = man["altered"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(n, a)| {
-                assert!(
-                    !a["native"].as_bool().unwrap(),
-                    "{n}: only refused variants"
-                );
-                (
-                    n.clone(),
-                    dir.join(a["model"].as_str().unwrap()),
-                    a["reason"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        Cases {
-            models,
-            cases,
-            altered,
-        }
-    })
+fn cases() -> &'static Suite {
+    static C: OnceLock<Suite> = OnceLock::new();
+    C.get_or_init(|| common::suite("HEPML_CNN_CASES", "make_cnn_cases.py"))
 }
 
 fn model_path(name: &str) -> &'static Path {
-    &cases()
-        .models
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no model '{name}' in the manifest"))
-        .1
+    cases().model(name)
 }
 
 /// The output each model's cases are checked on.
@@ -83,30 +41,8 @@ fn output(name: &str) -> &'static str {
     }
 }
 
-/// Opens `path` like `common::open`, holding the lock that the SIMD level checks take while
-/// they set HEPML_NATIVE_SIMD: engines opened meanwhile by other tests keep the dispatched
-/// level (the thread test compares bits).
-fn open(path: &Path, kind: EngineKind, threads: usize) -> (Box<dyn Engine>, engine::Choice) {
-    let _env = env_lock();
-    common::open(path, kind, threads)
-}
-
-fn env_lock() -> std::sync::MutexGuard<'static, ()> {
-    static ENV: Mutex<()> = Mutex::new(());
-    ENV.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Every case of `model` within `tol` of onnxruntime on `output`: the largest difference,
-/// the events and the cases.
 fn check(e: &dyn Engine, model: &Path, output: &str, tol: f32) -> (f32, usize, usize) {
-    let (mut worst, mut events, mut n) = (0f32, 0, 0);
-    for c in cases().cases.iter().filter(|c| c.model == model) {
-        worst = worst.max(c.check(e, output, tol));
-        events += c.shape[0];
-        n += 1;
-    }
-    assert!(n > 0, "no cases for {}", model.display());
-    (worst, events, n)
+    cases().check(e, model, output, tol)
 }
 
 /// "auto" without ONNX Runtime picks the native evaluator for `name`, which agrees with
@@ -118,7 +54,7 @@ fn native_matches_onnxruntime(name: &str) {
     let (e, choice) = open(path, EngineKind::Auto, 2);
     assert_eq!(choice.kind, EngineKind::Native, "{name}: {choice}");
     assert!(
-        choice.reason.contains("1-D convolutional network"),
+        choice.reason.contains("1-D convolutional/LSTM network"),
         "{name}: {choice}"
     );
     assert!(
@@ -133,26 +69,10 @@ fn native_matches_onnxruntime(name: &str) {
         "{}: {events} events, max |diff| / scale {d:.2e}",
         e.describe()
     );
-    let dispatched = e.describe();
-    for (level, simd) in [("portable", "portable"), ("avx+fma", "avx+fma")] {
-        let e = {
-            let _env = env_lock();
-            // SAFETY: every engine this binary opens is opened under the same lock.
-            std::env::set_var("HEPML_NATIVE_SIMD", level);
-            let (e, _) = common::open(path, EngineKind::Native, 2);
-            std::env::remove_var("HEPML_NATIVE_SIMD");
-            e
-        };
-        if !e.describe().contains(simd) {
-            eprintln!("skipped level {level}: CPU lacks it ({})", e.describe());
-            continue;
-        }
-        let (d, _, _) = check(e.as_ref(), path, out, TOL);
+    common::at_lower_levels(path, &e.describe(), |level, e| {
+        let (d, _, _) = check(e, path, out, TOL);
         eprintln!("{name} {level:10}: max |diff| / scale {d:.2e}");
-    }
-    if !dispatched.contains("avx512") {
-        eprintln!("skipped level avx512+fma: CPU lacks it ({dispatched})");
-    }
+    });
 }
 
 /// The DeepBoostedJet pattern: MXNet's pre-activation ResNet over `[N, C, 30, 1]` and
@@ -173,26 +93,10 @@ fn torch1d_native_matches_onnxruntime() {
 /// other batch of several).
 #[test]
 fn threads_agree() {
-    let c = cases();
-    assert_eq!(c.models.len(), 2, "the two models");
-    for (name, path) in &c.models {
-        let (one, _) = open(path, EngineKind::Native, 1);
-        let (three, _) = open(path, EngineKind::Native, 3);
-        let mut n = 0;
-        let mut saw_65 = false;
-        for case in c
-            .cases
-            .iter()
-            .filter(|k| k.shape[0] > 1 && &k.model == path)
-        {
-            let a = one.run(&case.inputs).unwrap();
-            let b = three.run(&case.inputs).unwrap();
-            assert_eq!(a[0].data, b[0].data, "{name}: {}", case.name);
-            saw_65 |= case.shape[0] == 65;
-            n += 1;
-        }
-        assert!(saw_65, "{name}: no batch of 65");
-        assert_eq!(n, 7, "{name}: batches of several events");
+    let seen = cases().threads_agree();
+    assert_eq!(seen.len(), 2, "the two models");
+    for (name, n, largest) in seen {
+        assert_eq!((n, largest), (7, 65), "{name}: batches of several events");
     }
 }
 

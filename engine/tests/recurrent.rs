@@ -129,7 +129,7 @@ fn deepdoublex_threads_agree() {
 fn altered_graphs_are_refused() {
     let expected = |name: &str| -> &[&str] {
         match name {
-            "candidate_relu" => &["cpf_gru (GRU)", "activation 'Relu' for the candidate state"],
+            "candidate_relu" => &["cpf_gru (GRU)", "activation 'Relu' for the cell"],
             "gates_softsign" => &["pf_gru (GRU)", "activation 'Softsign' for the gates"],
             "bidirectional" => &["sv_gru (GRU)", "direction 'bidirectional' not supported"],
             "sequence_lens" => &["pf_gru (GRU)", "input sequence_lens not supported"],

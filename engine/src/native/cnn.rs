@@ -1,6 +1,8 @@
 //! Recognising a 1-D convolutional network (DeepBoostedJet's family: ResNet-style blocks of
 //! 1-D convolutions with batch norm and residual additions, global average pooling and a dense
-//! head, as MXNet and PyTorch export them) in an ONNX graph, for the evaluator in `cnn_run`.
+//! head, as MXNet and PyTorch export them; DeepJet's: pointwise convolutions into LSTMs and a
+//! dense head, as keras2onnx and PyTorch export them) in an ONNX graph, for the evaluator in
+//! `cnn_run`.
 //!
 //! The graph is read backwards from its outputs, every node checked by op type, attributes and
 //! constants; at the end every node must have been accounted for, or the graph is refused with
@@ -9,7 +11,7 @@
 //! recognised:
 //!
 //! - inputs `[N, C, L]` or `[N, C, L, 1]` with fixed `C` and `L`;
-//! - `Conv`: 1-D (`kernel_shape [k]`, `pads [p, p]`, `strides [s]`) or 2-D over `[N, C, L, 1]`
+//! - `Conv`: 1-D (`kernel_shape [k]`, `pads [p, p]` or `auto_pad VALID`, `strides [s]`) or 2-D over `[N, C, L, 1]`
 //!   (`[k, 1]`, `[p, 0, p, 0]`, strides `[s, 1]` or `[s, s]`); dilation 1, one group, bias
 //!   optional;
 //! - `BatchNormalization` (inference), folded into the convolution or dense layer before it when
@@ -19,13 +21,20 @@
 //! - `GlobalAveragePool` and `ReduceMean` over the positions, `Flatten` (of vectors), `Identity`, inference `Dropout`, `Concat`
 //!   along the channels;
 //! - `Gemm` (alpha = beta = 1, `transA` 0) on vectors;
-//! - `Softmax` over the channels and `Sigmoid`, on vectors.
+//! - `Softmax` over the channels and `Sigmoid`, on vectors;
+//! - inputs `[N, C]` (vectors) and `[N, L, C]` read through `Transpose(x, [0, 2, 1])`;
+//! - `LSTM` (see `lstm`) over a sequence, its final state taken as the exporters take it (see
+//!   `Reader::lstm_state`): its input `Transpose(s, [2, 0, 1])` of a value `[N, C, L]`, or
+//!   `Transpose(u, [1, 0, 2])` of `u` `[N, L, C]` (a transposed value or a graph input, its
+//!   steps perhaps reversed by `Slice`); zero initial states computed from shapes;
+//! - nodes no output depends on (keras2onnx leaves `Shape`/`Slice` chains) are ignored.
 
 use std::collections::HashMap;
 
 use super::gemm::Packed;
 use super::graph::{attrs, label, Graph, Node, A};
 use super::layers::{conv_bias, dense_weights, gemm_attrs, read_bn, Bn};
+use super::lstm::{read_lstm, Lstm};
 use crate::ModelInfo;
 use tract_onnx::pb;
 
@@ -41,10 +50,12 @@ pub(super) struct Val {
 /// A step of the program; `src`/`dst` index [`Program::vals`].
 #[derive(Debug)]
 pub(super) enum Op {
-    /// Input `input` (`[N, C, L]` or `[N, C, L, 1]`).
+    /// Input `input` (`[N, C]`, `[N, C, L]` or `[N, C, L, 1]`; `[N, L, C]` when
+    /// `channels_last`).
     Load {
         input: usize,
         dst: usize,
+        channels_last: bool,
     },
     /// `dst = a src + c` per channel (a batch norm), then ReLU when `relu`.
     Affine {
@@ -97,6 +108,12 @@ pub(super) enum Op {
         src: usize,
         dst: usize,
     },
+    /// The final state of an LSTM over the positions of `src`.
+    Lstm {
+        src: usize,
+        dst: usize,
+        lstm: Lstm,
+    },
 }
 
 impl Op {
@@ -111,7 +128,8 @@ impl Op {
             | Op::Pool { dst, .. }
             | Op::Concat { dst, .. }
             | Op::Softmax { dst, .. }
-            | Op::Sigmoid { dst, .. } => *dst,
+            | Op::Sigmoid { dst, .. }
+            | Op::Lstm { dst, .. } => *dst,
         }
     }
 
@@ -124,7 +142,8 @@ impl Op {
             | Op::Conv { src, .. }
             | Op::Pool { src, .. }
             | Op::Softmax { src, .. }
-            | Op::Sigmoid { src, .. } => vec![*src],
+            | Op::Sigmoid { src, .. }
+            | Op::Lstm { src, .. } => vec![*src],
             Op::Add { a, b, .. } => vec![*a, *b],
             Op::Concat { srcs, .. } => srcs.clone(),
         }
@@ -152,6 +171,13 @@ impl Program {
         self.ops
             .iter()
             .filter(|o| matches!(o, Op::Conv { dst, .. } if self.vals[*dst].rank > 2))
+            .count()
+    }
+
+    pub(super) fn lstms(&self) -> usize {
+        self.ops
+            .iter()
+            .filter(|o| matches!(o, Op::Lstm { .. }))
             .count()
     }
 }
@@ -186,6 +212,8 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
             .collect(),
         depth: 0,
     };
+    let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    r.g.mark_dead(&names);
     let mut outputs = Vec::new();
     for o in &graph.output {
         let v = r.value(&o.name)?;
@@ -201,9 +229,9 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
     if !r
         .ops
         .iter()
-        .any(|o| matches!(o, Op::Conv { k, .. } if *k > 1))
+        .any(|o| matches!(o, Op::Conv { k, .. } if *k > 1) || matches!(o, Op::Lstm { .. }))
     {
-        return Err("no convolution over positions".into());
+        return Err("no convolution over positions and no LSTM".into());
     }
     if let Some(i) = r.inputs.iter().position(|v| v.l == 0) {
         return Err(format!("input '{}' is not used", info.inputs[i].name));
@@ -232,7 +260,7 @@ struct Reader<'a> {
 /// Nested values the recursive reading follows at most.
 const MAX_DEPTH: usize = 2000;
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     /// The value named `name`, its ops emitted (once) after those of its sources.
     fn value(&mut self, name: &str) -> Result<usize, String> {
         if let Some(&v) = self.done.get(name) {
@@ -372,6 +400,19 @@ impl Reader<'_> {
                 self.push(Val { c, l: 1, rank }, |dst| Op::Pool { src, dst })
             }
             "Flatten" | "Identity" | "Dropout" => self.pass(name)?,
+            "Transpose" => {
+                let n = self.g.node(name, "Transpose")?;
+                attrs(n, &[("perm", A::Ints(&[0, 2, 1]))])?;
+                let x = Graph::input(n, 0)?;
+                if n.attribute.is_empty() || self.g.peek(x).is_ok() {
+                    return Err(format!(
+                        "node {}: a transpose other than of an input [N, L, C]",
+                        label(n)
+                    ));
+                }
+                self.load_as(x, true)?
+            }
+            "Reshape" | "Squeeze" | "Gather" => self.lstm_state(name)?,
             "Concat" => {
                 let n = self.g.node(name, "Concat")?;
                 attrs(n, &[("axis", A::Int(1))])?;
@@ -438,20 +479,36 @@ impl Reader<'_> {
         })
     }
 
-    /// A graph input: `[N, C, L]` or `[N, C, L, 1]`.
+    /// A graph input: `[N, C]`, `[N, C, L]` or `[N, C, L, 1]`.
     fn load(&mut self, name: &str) -> Result<usize, String> {
+        self.load_as(name, false)
+    }
+
+    /// A graph input, `[N, L, C]` read channels-first when `channels_last` (the values of
+    /// `Transpose(x, [0, 2, 1])`).
+    fn load_as(&mut self, name: &str, channels_last: bool) -> Result<usize, String> {
         let Some(i) = self.info.inputs.iter().position(|p| p.name == name) else {
             return Err(format!("value '{name}' is not computed by a node"));
         };
         let p = &self.info.inputs[i];
+        let float = p.elem == "float";
         let (c, l) = match p.shape[..] {
-            [_, Some(c), Some(l)] | [_, Some(c), Some(l), Some(1)] if p.elem == "float" => (c, l),
+            [_, Some(l), Some(c)] if float && channels_last => (c, l),
+            [_, Some(c)] if float && !channels_last => (c, 1),
+            [_, Some(c), Some(l)] | [_, Some(c), Some(l), Some(1)] if float && !channels_last => {
+                (c, l)
+            }
             _ => {
+                let want = if channels_last {
+                    "[N, L, C]"
+                } else {
+                    "[N, C], [N, C, L] or [N, C, L, 1]"
+                };
                 return Err(format!(
-                    "input '{name}' of shape {} ({}): [N, C, L] or [N, C, L, 1] of floats expected",
+                    "input '{name}' of shape {} ({}): {want} of floats expected",
                     p.shape_string(),
                     p.elem
-                ))
+                ));
             }
         };
         if c == 0 || l == 0 {
@@ -463,7 +520,11 @@ impl Reader<'_> {
             rank: p.shape.len(),
         };
         self.inputs[i] = val;
-        let v = self.push(val, |dst| Op::Load { input: i, dst });
+        let v = self.push(val, |dst| Op::Load {
+            input: i,
+            dst,
+            channels_last,
+        });
         Ok(v)
     }
 
@@ -507,6 +568,198 @@ impl Reader<'_> {
         Ok(self.push(Val { c, l: 1, rank: 2 }, |dst| Op::Copy { src, dst }))
     }
 
+    /// A constant of one integer (a `Gather` index, a `Squeeze` axis).
+    fn int(&mut self, v: &str) -> Result<i64, String> {
+        match self.g.values(v)?.as_slice() {
+            [i] => Ok(*i as i64),
+            other => Err(format!("constant '{v}' is {other:?}, one integer expected")),
+        }
+    }
+
+    /// The final state of an LSTM as a vector per event, taken the ways exporters take it:
+    /// from `Y_h` (`[1, N, H]`) by `Reshape(., [-1 or 0, H])` (of it or of
+    /// `Transpose(., [1, 0, 2])`), `Squeeze(., [0])` or `Gather(., 0 or -1, axis 0)`; or the
+    /// sequence output `Y` (`[T, 1, N, H]`) at the last step the LSTM computes, by
+    /// `Gather(Squeeze(Y, [1]), t, axis 0)` or `Gather(Transpose(Squeeze(Y, [1]), [1, 0, 2]),
+    /// t, axis 1)`.
+    fn lstm_state(&mut self, name: &str) -> Result<usize, String> {
+        let n = self.g.peek(name)?;
+        let at = label(n);
+        // What is read of which output (0: Y, 1: Y_h); the step index, for Y.
+        let (out, step, shape) = match n.op_type.as_str() {
+            "Reshape" => {
+                let rs = self.g.node(name, "Reshape")?;
+                attrs(rs, &[("allowzero", A::Int(0))])?;
+                let [y, shape] = Graph::inputs::<2>(rs)?;
+                let y = match self.g.peek(y) {
+                    Ok(t) if t.op_type == "Transpose" => self.g.transpose(y, &[1, 0, 2])?,
+                    _ => y,
+                };
+                ((y, 1), None, Some(shape))
+            }
+            "Squeeze" => {
+                let y = self.squeeze(name, 0)?;
+                ((y, 1), None, None)
+            }
+            "Gather" => {
+                let g = self.g.node(name, "Gather")?;
+                attrs(g, &[("axis", A::Any)])?;
+                let axis = g.attribute.first().map_or(0, |a| a.i);
+                let [y, idx] = Graph::inputs::<2>(g)?;
+                let idx = self.int(idx)?;
+                match (axis, self.g.peek(y).map(|p| p.op_type.as_str())) {
+                    (0, Ok("LSTM")) if idx == 0 || idx == -1 => ((y, 1), None, None),
+                    (0, Ok("Squeeze")) => ((self.squeeze(y, 1)?, 0), Some(idx), None),
+                    (1, Ok("Transpose")) => {
+                        let sq = self.g.transpose(y, &[1, 0, 2])?;
+                        ((self.squeeze(sq, 1)?, 0), Some(idx), None)
+                    }
+                    _ => return Err(format!("node {at}: not the state of an LSTM")),
+                }
+            }
+            _ => return Err(format!("node {at}: not the state of an LSTM")),
+        };
+        let (y, which) = out;
+        let ln = self.g.node(y, "LSTM")?;
+        if ln.output.get(which).map(String::as_str) != Some(y) {
+            return Err(format!(
+                "node {}: output {y} where {} was expected",
+                label(ln),
+                ["Y", "Y_h"][which]
+            ));
+        }
+        let (mut lstm, x) = read_lstm(&mut self.g, ln)?;
+        let h = lstm.hidden;
+        if let Some(shape) = shape {
+            match self.g.values(shape)?.as_slice() {
+                [d, w] if (*d == -1.0 || *d == 0.0) && *w == h as f64 => {}
+                s => return Err(format!("node {at}: shape {s:?}")),
+            }
+        }
+        let (src, flipped) = self.sequence(&x)?;
+        let Val { c, l, .. } = self.vals[src];
+        if c != lstm.input {
+            return Err(format!(
+                "node {}: takes {} channels, its input has {c}",
+                label(ln),
+                lstm.input
+            ));
+        }
+        if let Some(t) = step {
+            // Y's steps are in the order of X: the last one computed is the final state.
+            let l = l as i64;
+            let at_step = if t < 0 { t + l } else { t };
+            let last = if lstm.reverse { 0 } else { l - 1 };
+            if at_step != last {
+                return Err(format!("node {at}: step {t} of {l} is not the final state"));
+            }
+        }
+        lstm.reverse ^= flipped;
+        let val = Val {
+            c: h,
+            l: 1,
+            rank: 2,
+        };
+        Ok(self.push(val, |dst| Op::Lstm { src, dst, lstm }))
+    }
+
+    /// `Squeeze(v, [axis])`: its input.
+    fn squeeze(&mut self, v: &str, axis: i64) -> Result<&'a str, String> {
+        let n = self.g.node(v, "Squeeze")?;
+        attrs(n, &[("axes", A::Ints(&[axis]))])?;
+        let axes = match (n.attribute.first(), n.input.get(1)) {
+            (Some(_), None) => axis,
+            (None, Some(a)) if !a.is_empty() => self.int(a)?,
+            _ => return Err(format!("node {}: no axes", label(n))),
+        };
+        if axes != axis {
+            return Err(format!("node {}: axes [{axes}]", label(n)));
+        }
+        Graph::input(n, 0)
+    }
+
+    /// An LSTM's input `X` (`[T, N, C]`): the channels-first value it is made of, and whether
+    /// its steps run backwards. Recognised: `Transpose(s, [2, 0, 1])` of a value `[N, C, L]`,
+    /// and `Transpose(u, [1, 0, 2])` of `u` `[N, L, C]`: `Transpose(s, [0, 2, 1])`, a graph input,
+    /// or `Slice` reversing the steps of such a `u`.
+    fn sequence(&mut self, x: &str) -> Result<(usize, bool), String> {
+        let t = self.g.peek(x)?;
+        let perm = t
+            .attribute
+            .first()
+            .map(|a| a.ints.clone())
+            .unwrap_or_default();
+        if t.op_type == "Transpose" && perm == [2, 0, 1] {
+            let s = self.g.transpose(x, &[2, 0, 1])?;
+            return Ok((self.channels_first(s)?, false));
+        }
+        let u = self.g.transpose(x, &[1, 0, 2])?;
+        self.steps_last(u)
+    }
+
+    /// The channels-first value of the sequence `u` (`[N, L, C]`): `Transpose(s, [0, 2, 1])`,
+    /// a graph input, or a `Slice` reversing the steps of such a sequence (then `true`).
+    fn steps_last(&mut self, u: &str) -> Result<(usize, bool), String> {
+        let Ok(p) = self.g.peek(u) else {
+            // A graph input [N, L, C].
+            let key = format!("{u}\u{0}channels last");
+            if let Some(&v) = self.done.get(&key) {
+                return Ok((v, false));
+            }
+            let v = self.load_as(u, true)?;
+            self.done.insert(key, v);
+            return Ok((v, false));
+        };
+        match p.op_type.as_str() {
+            "Transpose" => {
+                let s = self.g.transpose(u, &[0, 2, 1])?;
+                Ok((self.channels_first(s)?, false))
+            }
+            "Slice" => {
+                let sl = self.g.node(u, "Slice")?;
+                attrs(sl, &[])?;
+                let [data, starts, ends, axes, steps] = Graph::inputs::<5>(sl)?;
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(format!("more than {MAX_DEPTH} nodes deep"));
+                }
+                let inner = self.steps_last(data);
+                self.depth -= 1;
+                let (v, flipped) = inner?;
+                let l = self.vals[v].l as f64;
+                let (starts, ends) = (self.g.values(starts)?, self.g.values(ends)?);
+                let (axes, steps) = (self.g.values(axes)?, self.g.values(steps)?);
+                let reversed = matches!(starts[..], [s] if s == -1.0 || s == l - 1.0)
+                    && matches!(ends[..], [e] if e < -l)
+                    && matches!(axes[..], [a] if a == 1.0 || a == -2.0)
+                    && steps == [-1.0];
+                if !reversed {
+                    return Err(format!(
+                        "node {}: a slice other than the steps reversed",
+                        label(sl)
+                    ));
+                }
+                Ok((v, !flipped))
+            }
+            _ => Err(format!(
+                "value '{u}': node {} where a sequence [N, L, C] was expected",
+                label(p)
+            )),
+        }
+    }
+
+    /// A value of rank 3 (`[N, C, L]`).
+    fn channels_first(&mut self, s: &str) -> Result<usize, String> {
+        let v = self.value(s)?;
+        if self.vals[v].rank != 3 {
+            return Err(format!(
+                "value '{s}': a sequence [N, C, L] expected, found {:?}",
+                self.vals[v]
+            ));
+        }
+        Ok(v)
+    }
+
     /// A convolution (with a batch norm after it folded in, and a fused ReLU).
     fn conv(&mut self, name: &str, bn: Option<&Bn>, relu: bool) -> Result<usize, String> {
         let n = self.g.node(name, "Conv")?;
@@ -538,7 +791,11 @@ impl Reader<'_> {
         )?;
         let get = |name: &str| n.attribute.iter().find(|a| a.name == name);
         let bad = |what: &str, v: &[i64]| format!("node {}: {what} {v:?} not supported", label(n));
-        if let Some(a) = get("auto_pad").filter(|a| a.s != b"NOTSET") {
+        let valid = get("auto_pad").is_some_and(|a| a.s == b"VALID");
+        if valid && get("pads").is_some_and(|a| a.ints.iter().any(|&p| p != 0)) {
+            return Err(format!("node {}: auto_pad VALID with pads", label(n)));
+        }
+        if let Some(a) = get("auto_pad").filter(|a| a.s != b"NOTSET" && !valid) {
             return Err(format!(
                 "node {}: auto_pad {} not supported",
                 label(n),

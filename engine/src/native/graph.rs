@@ -9,6 +9,7 @@ use tract_onnx::pb;
 pub(super) type Node = pb::NodeProto;
 
 /// An expected attribute value.
+#[derive(Clone, Copy)]
 pub(super) enum A<'v> {
     Int(i64),
     Ints(&'v [i64]),
@@ -97,6 +98,16 @@ impl<'a> Graph<'a> {
         Ok(out)
     }
 
+    /// `Transpose(v, perm)` (the attribute present and equal to `perm`): its input.
+    pub(super) fn transpose(&mut self, v: &str, perm: &[i64]) -> Result<&'a str, String> {
+        let n = self.node(v, "Transpose")?;
+        attrs(n, &[("perm", A::Ints(perm))])?;
+        if n.attribute.is_empty() {
+            return Err(format!("node {}: no perm", label(n)));
+        }
+        Self::inputs::<1>(n).map(|[x]| x)
+    }
+
     /// A constant tensor (initialiser or `Constant` node) as dims and f64 values.
     pub(super) fn konst(&mut self, value: &str) -> Result<(Vec<i64>, Vec<f64>), String> {
         let t = match self.inits.get(value) {
@@ -131,6 +142,69 @@ impl<'a> Graph<'a> {
     pub(super) fn weights(&mut self, value: &str) -> Result<(Vec<i64>, Vec<f32>), String> {
         let (dims, v) = self.konst(value)?;
         Ok((dims, v.into_iter().map(|x| x as f32).collect()))
+    }
+
+    /// Marks as accounted for the nodes computing `value` from shapes only: `Shape` (whose
+    /// input, data, is left to the caller), then `Gather`, `Unsqueeze`, `Squeeze`, `Concat`,
+    /// `Slice`, `Cast` and `Reshape` of those and of constants. Such a value fixes a shape,
+    /// never a number; anything else is refused.
+    pub(super) fn shape_only(&mut self, value: &str) -> Result<(), String> {
+        const OPS: [&str; 7] = [
+            "Gather",
+            "Unsqueeze",
+            "Squeeze",
+            "Concat",
+            "Slice",
+            "Cast",
+            "Reshape",
+        ];
+        let mut todo = vec![value];
+        let mut seen = 0usize;
+        while let Some(v) = todo.pop() {
+            seen += 1;
+            if seen > self.nodes.len() + 1 {
+                return Err(format!("'{value}': a cycle of shape computations"));
+            }
+            if self.inits.contains_key(v) {
+                continue;
+            }
+            let n = self.peek(v)?;
+            match n.op_type.as_str() {
+                "Constant" => self.konst(v).map(|_| ())?,
+                "Shape" => {
+                    self.node(v, "Shape")?;
+                }
+                op if OPS.contains(&op) => {
+                    self.node(v, op)?;
+                    todo.extend(n.input.iter().filter(|i| !i.is_empty()).map(String::as_str));
+                }
+                _ => {
+                    return Err(format!(
+                        "value '{v}': node {} where a shape computation was expected",
+                        label(n)
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks as accounted for the nodes none of `outputs` depends on: they cannot change a
+    /// number (Keras exports leave such `Shape`/`Slice` chains behind).
+    pub(super) fn mark_dead(&mut self, outputs: &[&str]) {
+        let mut live = vec![false; self.nodes.len()];
+        let mut todo: Vec<&str> = outputs.to_vec();
+        while let Some(v) = todo.pop() {
+            if let Some(&i) = self.producer.get(v) {
+                if !live[i] {
+                    live[i] = true;
+                    todo.extend(self.nodes[i].input.iter().map(String::as_str));
+                }
+            }
+        }
+        for (used, live) in self.used.iter_mut().zip(live) {
+            *used |= !live;
+        }
     }
 
     /// Every node accounted for, or the first one that was not.

@@ -7,7 +7,7 @@
 //! `recurrent_activation` default; `activation_alpha`/`activation_beta` consumed in the order
 //! of the activations that take them, as ONNX Runtime does) with `g` = `Tanh`, bias `B` present
 //! or absent, layout 0. Refused: `bidirectional`, any other activation, `sequence_lens`,
-//! `initial_h`, layout 1.
+//! an `initial_h` other than zeros of a computed shape, layout 1.
 //!
 //! With `x_t` the input and `h` the state (zero at the start), gates in ONNX's order z, r, h:
 //! `z = f(x W_z + h R_z + b_z)`, `r = f(x W_r + h R_r + b_r)`, `h~ = tanh(x W_h + (r h) R_h +
@@ -18,15 +18,9 @@
 //! columns) and the gates, elementwise, with branch-free `exp`/`tanh` that vectorise.
 
 use super::gemm::{conv, Block, Packed};
-use super::graph::{attrs, label, Graph, Node, A};
+use super::graph::{label, Graph, Node, A};
 use super::kernels::{madd, Simd};
-
-/// The gate activation `f`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Gate {
-    Sigmoid,
-    HardSigmoid { alpha: f32, beta: f32 },
-}
+use super::rnn::{bias, dims, read_common, sigmoid, tanh, zero_state, Common, Gate};
 
 /// A recognised GRU layer.
 #[derive(Debug)]
@@ -47,130 +41,33 @@ pub(super) struct Gru {
     pub rh: Option<Packed>,
 }
 
-fn string_attr(n: &Node, name: &str) -> Option<String> {
-    n.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map(|a| String::from_utf8_lossy(&a.s).into_owned())
-}
-
-fn floats_attr(n: &Node, name: &str) -> Vec<f32> {
-    n.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map_or_else(Vec::new, |a| a.floats.clone())
-}
-
 /// Reads the `GRU` node `n`: the layer and its input `X` (`[T, N, I]`). The caller checks that
 /// only `Y_h` is used.
 pub(super) fn read_gru(g: &mut Graph, n: &Node) -> Result<(Gru, String), String> {
     let at = label(n);
-    attrs(
-        n,
-        &[
-            ("activation_alpha", A::Any),
-            ("activation_beta", A::Any),
-            ("activations", A::Any),
-            ("clip", A::Any),
-            ("direction", A::Any),
-            ("hidden_size", A::Any),
-            ("linear_before_reset", A::Any),
-            ("layout", A::Int(0)),
-        ],
-    )?;
-    let reverse = match string_attr(n, "direction").as_deref() {
-        None | Some("forward") => false,
-        Some("reverse") => true,
-        Some(d) => return Err(format!("node {at}: direction '{d}' not supported")),
-    };
+    let Common {
+        hidden,
+        reverse,
+        clip,
+        f,
+    } = read_common(n, 2, &[("linear_before_reset", A::Any)])?;
     let linear_before_reset = match n.attribute.iter().find(|a| a.name == "linear_before_reset") {
         None => false,
         Some(a) if a.i == 0 || a.i == 1 => a.i == 1,
         Some(a) => return Err(format!("node {at}: linear_before_reset {}", a.i)),
     };
-    let clip = match n.attribute.iter().find(|a| a.name == "clip") {
-        None => f32::INFINITY,
-        Some(a) if a.f > 0.0 => a.f,
-        Some(a) => return Err(format!("node {at}: clip {} not supported", a.f)),
-    };
-    let acts: Vec<String> = match n.attribute.iter().find(|a| a.name == "activations") {
-        None => vec!["Sigmoid".into(), "Tanh".into()],
-        Some(a) => a
-            .strings
-            .iter()
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect(),
-    };
-    let [fa, ga] = acts.as_slice() else {
-        return Err(format!(
-            "node {at}: {} activations (2 expected for one direction)",
-            acts.len()
-        ));
-    };
-    let (alphas, betas) = (
-        floats_attr(n, "activation_alpha"),
-        floats_attr(n, "activation_beta"),
-    );
-    let f = match fa.as_str() {
-        "Sigmoid" => Gate::Sigmoid,
-        // The only activation here taking alpha and beta: the first of each list.
-        "HardSigmoid" => Gate::HardSigmoid {
-            alpha: alphas.first().copied().unwrap_or(0.2),
-            beta: betas.first().copied().unwrap_or(0.5),
-        },
-        other => {
-            return Err(format!(
-                "node {at}: activation '{other}' for the gates not supported (Sigmoid, HardSigmoid)"
-            ))
-        }
-    };
-    if ga != "Tanh" {
-        return Err(format!(
-            "node {at}: activation '{ga}' for the candidate state not supported (Tanh)"
-        ));
+    if n.input.get(4).is_some_and(|s| !s.is_empty()) {
+        return Err(format!("node {at}: input sequence_lens not supported"));
     }
-    let used = usize::from(matches!(f, Gate::HardSigmoid { .. }));
-    if alphas.len() > used || betas.len() > used {
-        return Err(format!(
-            "node {at}: activation_alpha/beta {alphas:?}/{betas:?} for activations {acts:?}"
-        ));
-    }
-    for (i, what) in [(4, "sequence_lens"), (5, "initial_h")] {
-        if n.input.get(i).is_some_and(|s| !s.is_empty()) {
-            return Err(format!("node {at}: input {what} not supported"));
-        }
-    }
+    zero_state(g, n, 5, "initial_h")?;
     if n.input.len() > 6 {
         return Err(format!("node {at}: extra inputs"));
     }
     let x = Graph::input(n, 0)?.to_string();
     let (wd, w) = g.weights(Graph::input(n, 1)?)?;
     let (rd, r) = g.weights(Graph::input(n, 2)?)?;
-    let [1, h3, i] = wd[..] else {
-        return Err(format!("node {at}: W of dims {wd:?}"));
-    };
-    let (h, i) = (h3 as usize / 3, i as usize);
-    if h3 <= 0 || h3 % 3 != 0 || i == 0 || rd != [1, h3, h as i64] {
-        return Err(format!("node {at}: W of dims {wd:?}, R of dims {rd:?}"));
-    }
-    if let Some(a) = n.attribute.iter().find(|a| a.name == "hidden_size") {
-        if a.i != h as i64 {
-            return Err(format!(
-                "node {at}: hidden_size {} but W of dims {wd:?}",
-                a.i
-            ));
-        }
-    }
-    let b = match n.input.get(3).filter(|s| !s.is_empty()) {
-        Some(b) => {
-            let (bd, b) = g.weights(b)?;
-            if bd != [1, 6 * h as i64] {
-                return Err(format!("node {at}: B of dims {bd:?}"));
-            }
-            b
-        }
-        None => vec![0.0; 6 * h],
-    };
+    let (h, i) = dims(n, 3, hidden, &wd, &rd)?;
+    let b = bias(g, n, 3, h)?;
     let (wb, rb) = b.split_at(3 * h);
     let mut bx: Vec<f32> = wb.to_vec();
     for k in 0..2 * h {
@@ -369,44 +266,6 @@ fn recur<const FMA: bool, F: Fn(f32) -> f32 + Copy>(
     }
 }
 
-const LOG2E: f32 = std::f32::consts::LOG2_E;
-/// ln 2 split so that `k * LN2_HI` is exact for the `k` that occur.
-const LN2_HI: f32 = 0.693_145_75;
-const LN2_LO: f32 = 1.428_606_8e-6;
-
-/// `e^x` without branches (vectorises): `2^k e^r`, `|r| <= ln2 / 2`, degree-7 Taylor
-/// polynomial for `e^r` (truncation under 5e-9 relative); `x` clamped to [-87, 88] so `2^k`
-/// stays a normal float.
-#[inline(always)]
-pub(super) fn exp<const FMA: bool>(x: f32) -> f32 {
-    // 1.5 * 2^23: adding it rounds to an integer, kept in the low mantissa bits.
-    const MAGIC: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let kf = madd::<FMA>(x, LOG2E, MAGIC);
-    let ki = kf.to_bits() as i32 - MAGIC.to_bits() as i32;
-    let k = kf - MAGIC;
-    let r = madd::<FMA>(-k, LN2_HI, x);
-    let r = madd::<FMA>(-k, LN2_LO, r);
-    let mut p = 1.0 / 5040.0;
-    for c in [720.0, 120.0, 24.0, 6.0, 2.0, 1.0] {
-        p = madd::<FMA>(p, r, 1.0 / c);
-    }
-    p = madd::<FMA>(p, r, 1.0);
-    p * f32::from_bits(((ki + 127) << 23) as u32)
-}
-
-#[inline(always)]
-fn sigmoid<const FMA: bool>(x: f32) -> f32 {
-    1.0 / (1.0 + exp::<FMA>(-x))
-}
-
-/// `tanh x = sign(x) (1 - e) / (1 + e)`, `e = e^{-2|x|}`: within about 1e-7 absolute.
-#[inline(always)]
-fn tanh<const FMA: bool>(x: f32) -> f32 {
-    let e = exp::<FMA>(-2.0 * x.abs());
-    ((1.0 - e) / (1.0 + e)).copysign(x)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,32 +326,6 @@ mod tests {
             }
         }
         h
-    }
-
-    #[test]
-    fn exp_and_tanh_are_accurate() {
-        for level in [false, true] {
-            let mut worst = (0f64, 0f64);
-            for k in -40_000..=40_000 {
-                let x = k as f32 * 5e-4;
-                let e = if level {
-                    exp::<true>(x)
-                } else {
-                    exp::<false>(x)
-                };
-                let t = if level {
-                    tanh::<true>(x)
-                } else {
-                    tanh::<false>(x)
-                };
-                let ew = (x as f64).exp();
-                worst.0 = worst.0.max((e as f64 - ew).abs() / ew);
-                worst.1 = worst.1.max((t as f64 - (x as f64).tanh()).abs());
-            }
-            assert!(worst.0 < 4e-7 && worst.1 < 2e-7, "fma {level}: {worst:?}");
-        }
-        assert_eq!(exp::<true>(-1000.0), exp::<true>(-87.0));
-        assert!(exp::<true>(1000.0).is_finite());
     }
 
     /// Every SIMD level against the double-precision equations (both linear_before_reset

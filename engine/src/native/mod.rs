@@ -34,9 +34,11 @@
 //! recurrence one matrix product per step for all of them.
 //!
 //! 1-D convolutional networks (DeepBoostedJet: ResNet-style blocks of convolutions with batch
-//! norm and residual additions, global average pooling, dense head) have a fourth: `cnn`
-//! recognises them, `cnn_run` evaluates a group of events together, each convolution one
-//! product of `gemm` over the group's unrolled input.
+//! norm and residual additions, global average pooling, dense head) and LSTM taggers (DeepJet:
+//! pointwise convolutions into LSTMs, dense head) have a fourth: `cnn` recognises them, `cnn_run`
+//! evaluates a group of events together, each convolution one product of `gemm` over the
+//! group's unrolled input, each LSTM step one product for the group's events (`lstm`; `rnn`
+//! holds what it shares with `gru`).
 
 mod build;
 mod cnn;
@@ -50,8 +52,10 @@ mod graph;
 mod gru;
 mod kernels;
 mod layers;
+mod lstm;
 mod recurrent;
 mod recurrent_run;
+mod rnn;
 
 pub use cnn_run::{recognise_graph as recognise_cnn, CnnEngine};
 pub use edgeconv_run::{recognise_graph as recognise_edgeconv, EdgeConvEngine};

@@ -144,16 +144,6 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// `Transpose(v, perm)`: its input.
-    fn transpose(&mut self, v: &str, perm: &[i64]) -> Result<&'a str, String> {
-        let n = self.g.node(v, "Transpose")?;
-        attrs(n, &[("perm", A::Ints(perm))])?;
-        if n.attribute.is_empty() {
-            return Err(format!("node {}: no perm", label(n)));
-        }
-        Graph::inputs::<1>(n).map(|[x]| x)
-    }
-
     /// One input of the concatenation.
     fn branch(&mut self, v: &str) -> Result<Branch, String> {
         let n = self.g.peek(v)?;
@@ -161,7 +151,7 @@ impl<'a> Reader<'a> {
             "Flatten" => {
                 let f = self.g.node(v, "Flatten")?;
                 attrs(f, &[("axis", A::Int(1))])?;
-                let x = self.transpose(Graph::input(f, 0)?, &[0, 2, 1])?;
+                let x = self.g.transpose(Graph::input(f, 0)?, &[0, 2, 1])?;
                 let (src, bn) = self.source(x)?;
                 let (a, c) = match bn {
                     Some(bn) => (
@@ -186,7 +176,7 @@ impl<'a> Reader<'a> {
         let rs = self.g.node(v, "Reshape")?;
         attrs(rs, &[("allowzero", A::Int(0))])?;
         let [y, shape] = Graph::inputs::<2>(rs)?;
-        let yh = self.transpose(y, &[1, 0, 2])?;
+        let yh = self.g.transpose(y, &[1, 0, 2])?;
         let gn = self.g.node(yh, "GRU")?;
         if gn.output.get(1).map(String::as_str) != Some(yh) {
             return Err(format!(
@@ -200,7 +190,7 @@ impl<'a> Reader<'a> {
             [d, h] if (*d == -1.0 || *d == 0.0) && *h == want => {}
             s => return Err(format!("node {}: shape {s:?}", label(rs))),
         }
-        let mut s = self.transpose(&x, &[2, 0, 1])?.to_string();
+        let mut s = self.g.transpose(&x, &[2, 0, 1])?.to_string();
         let mut convs = Vec::new();
         loop {
             let (relu, conv) = match self.g.peek(&s)?.op_type.as_str() {
@@ -246,7 +236,7 @@ impl<'a> Reader<'a> {
         } else {
             (None, v.to_string())
         };
-        let x = self.transpose(&t, &[0, 2, 1])?;
+        let x = self.g.transpose(&t, &[0, 2, 1])?;
         if self.g.peek(x).is_ok() {
             return Err(format!("'{x}' is computed, not a graph input"));
         }
