@@ -122,6 +122,9 @@ def particlenet(model, pre_path, length, inp, tree, out, outtree, prefix):
             counts = ak.to_numpy(ak.num(t[pre[src]["var_names"][0]].array(library="ak")))
             feeds[g] = (np.arange(length)[None, None, :] < counts[:, None, None]).astype(np.float32)
     sess = ort.InferenceSession(model, one_thread(), providers=["CPUExecutionProvider"])
+    # A model taking [N, C, L, 1] (MXNet's layout) gets the same values in that shape.
+    ranks = {i.name: len(i.shape) for i in sess.get_inputs()}
+    feeds = {k: v.reshape(v.shape + (1,) * (ranks[k] - v.ndim)) for k, v in feeds.items()}
     res = sess.run(None, feeds)[0]
     o = uproot.open(out)[outtree]
     pairs = [(f"{prefix}{lab}", res[:, j], o[f"{prefix}{lab}"].array(library="np")) for j, lab in enumerate(pre["output_names"])]

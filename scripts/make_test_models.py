@@ -11,6 +11,10 @@
   output 'score' [N,1] (sigmoid).
 - pfcands.root: a per-jet ntuple with the jagged PF-candidate and SV branches the CMS
   ParticleNet preprocess.json names (written by uproot), for feeding the real ParticleNet.
+- cnn4d.onnx: a 1-D CNN in MXNet's layout (DeepBoostedJet's): inputs `[N, C, 25, 1]` named as
+  tests/data/gnn-topk/preprocess.json names them (pf_points 2, pf_features 5, pf_mask 1
+  channels), concatenated, two (3, 1) convolutions (the second of stride 2) with batch norm
+  and ReLU, global average pooling, Gemm, Softmax `softmax` [N, 2]; random weights, seeded.
 """
 import json
 import os
@@ -22,6 +26,48 @@ import numpy as np
 warnings.filterwarnings("ignore")
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared", "data")
+
+
+def cnn4d_model(path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(31)
+    inits = []
+
+    def init(name, v):
+        inits.append(numpy_helper.from_array(np.asarray(v, np.float32), name))
+        return name
+
+    def conv(x, name, ci, co, stride):
+        w = init(f"{name}_w", rng.normal(0, np.sqrt(2 / (3 * ci)), (co, ci, 3, 1)))
+        return helper.make_node("Conv", [x, w, init(f"{name}_b", rng.normal(0, 0.1, co))], [name],
+                                kernel_shape=[3, 1], pads=[1, 0, 1, 0], strides=[stride, stride])
+
+    def bn(x, name, c):
+        ins = [x, init(f"{name}_g", rng.uniform(0.6, 1.4, c)), init(f"{name}_be", rng.normal(0, 0.2, c)),
+               init(f"{name}_m", rng.normal(0, 0.3, c)), init(f"{name}_v", rng.uniform(0.5, 2, c))]
+        return helper.make_node("BatchNormalization", ins, [name], epsilon=1e-5)
+
+    inputs = {"pf_points": 2, "pf_features": 5, "pf_mask": 1}
+    nodes = [
+        helper.make_node("Concat", list(inputs), ["cat"], axis=1),
+        conv("cat", "c1", 8, 16, 1), bn("c1", "b1", 16), helper.make_node("Relu", ["b1"], ["r1"]),
+        conv("r1", "c2", 16, 16, 2), bn("c2", "b2", 16), helper.make_node("Relu", ["b2"], ["r2"]),
+        helper.make_node("GlobalAveragePool", ["r2"], ["pool"]),
+        helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", init("fc_w", rng.normal(0, 0.5, (2, 16))),
+                                  init("fc_b", rng.normal(0, 0.1, 2))], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["softmax"], axis=1),
+    ]
+    g = helper.make_graph(
+        nodes, "cnn4d",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", c, 25, 1]) for n, c in inputs.items()],
+        [helper.make_tensor_value_info("softmax", TensorProto.FLOAT, ["N", 2])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 7
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, path)
 
 
 def main(out):
@@ -140,6 +186,7 @@ def main(out):
     with uproot.recreate(os.path.join(out, "pfcands.root")) as f:
         f.mktree("jets", {k: "var * float32" for k in data} | {"event": np.int64})
         f["jets"].extend(dict(data, event=np.arange(n, dtype=np.int64)))
+    cnn4d_model(os.path.join(out, "cnn4d.onnx"))
     print(json.dumps({"mlp_inputs": [i.name for i in m.graph.input], "pf_jets": n}))
 
 

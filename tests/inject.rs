@@ -211,6 +211,30 @@ fn torch_gnn_with_topk_matches_onnxruntime() {
     assert!(d <= 1e-5, "{d}");
 }
 
+/// A 1-D CNN taking MXNet's `[N, C, L, 1]` inputs (DeepBoostedJet's layout;
+/// scripts/make_test_models.py) fed from jagged branches through a preprocess.json that builds
+/// `[N, C, L]`: the same values in the model's shape, scored as onnxruntime scores them, on
+/// the native 1-D CNN evaluator.
+#[test]
+fn cnn_with_trailing_unit_dim_from_jagged_branches_matches_onnxruntime() {
+    let f = Fixture::new();
+    let pre = repo().join("tests/data/gnn-topk/preprocess.json");
+    let out = f.p("cnn4d.root");
+    let d = preprocessed_max_diff(
+        &f,
+        &f.p("cnn4d.onnx"),
+        &pre.display().to_string(),
+        &out,
+        "100",
+    );
+    assert!(d <= 1e-5, "{d}");
+    let engines = provenance_engines(&out);
+    assert!(
+        engines.to_string().contains("1-D convolutional"),
+        "{engines}"
+    );
+}
+
 /// preprocess.json class names are data, not YAML: a name with a YAML comment marker and
 /// quotes still becomes its own branch (`pnet_sig #1`), scored as onnxruntime scores it.
 #[test]

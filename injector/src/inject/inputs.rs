@@ -112,6 +112,9 @@ pub enum InputKind {
 pub struct InputSpec {
     pub name: String,
     pub kind: InputKind,
+    /// Trailing dimensions of size 1 the model's input has beyond the tensor built here
+    /// (MXNet's `[N, C, L, 1]` for objects `[N, C, L]`): the same values, that shape.
+    pub unit_dims: usize,
 }
 
 impl InputSpec {
@@ -147,7 +150,7 @@ impl InputSpec {
 
     /// The tensor shape for a chunk of `events` events (and `objects` objects in total).
     pub fn shape(&self, events: usize, objects: usize) -> Vec<usize> {
-        match &self.kind {
+        let mut shape = match &self.kind {
             InputKind::Event { columns } => vec![events, columns.len()],
             InputKind::Objects {
                 vars,
@@ -162,7 +165,9 @@ impl InputSpec {
                 ..
             } => vec![events, *length, vars.len()],
             InputKind::ObjectRows { columns } => vec![objects, columns.len()],
-        }
+        };
+        shape.resize(shape.len() + self.unit_dims, 1);
+        shape
     }
 }
 
@@ -549,6 +554,7 @@ mod tests {
         // Event columns with an expression and an index past the end for jet-less events.
         let spec = InputSpec {
             name: "x".into(),
+            unit_dims: 0,
             kind: InputKind::Event {
                 columns: vec![
                     Expr::parse("sqrt(MET_px**2 + MET_py**2)").unwrap(),
@@ -583,6 +589,7 @@ mod tests {
         for vars_first in [true, false] {
             let spec = InputSpec {
                 name: "jets".into(),
+                unit_dims: 0,
                 kind: InputKind::Objects {
                     vars: vec![
                         ObjectVar::Branch {
@@ -629,6 +636,7 @@ mod tests {
         // One row per jet.
         let spec = InputSpec {
             name: "j".into(),
+            unit_dims: 0,
             kind: InputKind::ObjectRows {
                 columns: vec!["Jet_Px".into(), "Jet_Py".into()],
             },
@@ -638,6 +646,7 @@ mod tests {
         // Shapes must agree: a per-event branch as an object variable is an error.
         let bad = InputSpec {
             name: "b".into(),
+            unit_dims: 0,
             kind: InputKind::ObjectRows {
                 columns: vec!["MET_px".into()],
             },

@@ -270,7 +270,7 @@ fn build_job(
             .find(|o| o.name == name)
             .and_then(|o| o.shape.get(1).copied().flatten())
     };
-    let resolved = spec.resolve(&width).context_with(|| model.clone())?;
+    let mut resolved = spec.resolve(&width).context_with(|| model.clone())?;
     for out in &resolved.outputs {
         if !info.outputs.iter().any(|p| p.name == out.tensor) {
             return Err(config(format!(
@@ -280,7 +280,7 @@ fn build_job(
             )));
         }
     }
-    for i in &resolved.inputs {
+    for i in &mut resolved.inputs {
         let Some(port) = info.inputs.iter().find(|p| p.name == i.name) else {
             return Err(config(format!(
                 "{model}: the spec feeds '{}' but the model's inputs are {}",
@@ -296,6 +296,12 @@ fn build_job(
                     columns.len()
                 )));
             }
+        }
+        // A model input with trailing dimensions of size 1 (MXNet's [N, C, L, 1]) takes the
+        // built tensor as it is, in that shape.
+        let built = i.shape(1, 1).len();
+        if port.shape.len() > built && port.shape[built..].iter().all(|d| *d == Some(1)) {
+            i.unit_dims = port.shape.len() - built;
         }
         for branch in i.branches() {
             needs.push(Need::Branch {

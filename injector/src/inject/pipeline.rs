@@ -671,6 +671,7 @@ mod tests {
             }),
             inputs: vec![InputSpec {
                 name: "x".into(),
+                unit_dims: 0,
                 kind: InputKind::Event { columns: cols },
             }],
             outputs: vec![OutputSpec {
@@ -691,6 +692,7 @@ mod tests {
             })),
             inputs: vec![InputSpec {
                 name: "x".into(),
+                unit_dims: 0,
                 kind: InputKind::ObjectRows {
                     columns: vec!["Jet_Px".into()],
                 },
@@ -764,6 +766,7 @@ mod tests {
             })),
             inputs: vec![InputSpec {
                 name: "x".into(),
+                unit_dims: 0,
                 kind: InputKind::Event {
                     columns: vec![Expr::parse("MET_px").unwrap()],
                 },

@@ -287,6 +287,7 @@ impl FeatureSpec {
             };
             inputs.push(InputSpec {
                 name: name.clone(),
+                unit_dims: 0,
                 kind,
             });
         }
