@@ -10,13 +10,15 @@ Build the example first: `cargo build --release --example bench_engines` (from t
 Inputs: random, seeded, shaped as the models take them (ParticleNet: 50 particles, 5 secondary
 vertices, masks with 16..50 and 1..5 real entries; BvL: 1x5, 60x8, 40x21, 5x7 with random
 lengths; DeepBoostedJet: 42x100 particles and 15x7 vertices, zero beyond random lengths).
-DeepBoostedJet is not in ../shared: it is read from $HEPML_TAGGERS (default
-~/.cache/hepml/cms-taggers)/deepboostedjet-v02-full.onnx, which is
-DeepBoostedJet/V02/full/resnet.onnx of https://github.com/cms-data/RecoBTag-Combined; without
-it the line says so and the model is left out. hepml's settings, each timed in one process (median seconds per call over --calls
+DeepBoostedJet and DeepJet are not in ../shared: they are read from $HEPML_TAGGERS (default
+~/.cache/hepml/cms-taggers): deepboostedjet-v02-full.onnx (DeepBoostedJet/V02/full/resnet.onnx
+of https://github.com/cms-data/RecoBTag-Combined), deepjet-v03.onnx and deepjet-run3.onnx (the
+DeepJet models of the same repository: DeepFlavourV03_10X_training/model.onnx, keras2onnx, and
+DeepFlavourV04_12X_training/DeepJet_Run3_122X.onnx, PyTorch; inputs 15 globals, 25x16 charged and 25x6 neutral candidates, 4x12 vertices, jet pt,
+zero past random lengths); a missing file is said on its line and the model left out. hepml's settings, each timed in one process (median seconds per call over --calls
 after a warm-up): "auto" (ONNX Runtime found: the venv's wheel), "auto, no ONNX Runtime",
 tract, native (the EdgeConv evaluator takes ParticleNet, the recurrent one BvL, the 1-D CNN one
-DeepBoostedJet), ort. onnxruntime (Python) runs with
+DeepBoostedJet and DeepJet), ort. onnxruntime (Python) runs with
 intra_op_num_threads = --threads before and after hepml; the faster of the two is the reference.
 Prints events/s, the ratio to onnxruntime (>= 1: hepml at least as fast) and max |diff| of the
 outputs to onnxruntime's, then a summary line per model with the native path's and auto's ratios.
@@ -54,6 +56,19 @@ def deepboostedjet_inputs(rng, n):
     return feeds
 
 
+def deepjet_inputs(rng, n):
+    """Globals [n, 15], charged [n, 25, 16] and neutral [n, 25, 6] candidates, vertices
+    [n, 4, 12] (zero past each jet's random lengths), jet pt [n, 1]."""
+    feeds = {"input_1": rng.normal(size=(n, 15)).astype(np.float32)}
+    for name, length, c in (("input_2", 25, 16), ("input_3", 25, 6), ("input_4", 4, 12)):
+        x = rng.normal(size=(n, length, c)).astype(np.float32)
+        for e, k in enumerate(rng.integers(0, length + 1, n)):
+            x[e, k:, :] = 0
+        feeds[name] = x
+    feeds["input_5"] = rng.uniform(20, 500, size=(n, 1)).astype(np.float32)
+    return feeds
+
+
 TAGGERS = os.environ.get("HEPML_TAGGERS", os.path.expanduser("~/.cache/hepml/cms-taggers"))
 
 MODELS = [
@@ -62,6 +77,8 @@ MODELS = [
     ("DeepDoubleX BvL (GRU)", os.path.join(SHARED, "cms-deepdoublex-bvl/BvL.onnx"), bvl_feeds),
     ("DeepBoostedJet (1-D CNN)", os.path.join(TAGGERS, "deepboostedjet-v02-full.onnx"),
      deepboostedjet_inputs),
+    ("DeepJet V03 (LSTM, Keras)", os.path.join(TAGGERS, "deepjet-v03.onnx"), deepjet_inputs),
+    ("DeepJet Run3 (LSTM, torch)", os.path.join(TAGGERS, "deepjet-run3.onnx"), deepjet_inputs),
 ]
 
 
