@@ -844,7 +844,13 @@ impl<'a> Reader<'a> {
             ));
         }
         let l = (val.l + 2 * pad - k) / stride + 1;
-        let (w, b) = post_bn(n, co, &w, &b, bn)?;
+        let (mut w, mut b) = post_bn(n, co, &w, &b, bn)?;
+        // Padding is zero after a batch norm: only a convolution without it takes one in.
+        let src = if (k, pad) == (1, 0) {
+            self.pre_bn(x, src, &mut w, &mut b)
+        } else {
+            src
+        };
         let w = Packed::new(co, ci * k, &w, &b);
         Ok(self.push(
             Val {
@@ -941,7 +947,8 @@ impl<'a> Reader<'a> {
                 val.l
             ));
         }
-        let (w, b) = post_bn(n, nn, &w, &b, bn)?;
+        let (mut w, mut b) = post_bn(n, nn, &w, &b, bn)?;
+        let src = self.pre_bn(x, src, &mut w, &mut b);
         let w = Packed::new(nn, kk, &w, &b);
         Ok(self.push(
             Val {
@@ -959,6 +966,40 @@ impl<'a> Reader<'a> {
                 relu,
             },
         ))
+    }
+}
+
+impl Reader<'_> {
+    /// A batch norm applied on its own just before (the last op, an `Affine` without ReLU,
+    /// computing `src` = the value `x`) that only this pointwise layer reads: taken off and
+    /// folded into the layer's weights `w` (`co x ci`) and biases, `W (a x + c) + b = (W a) x +
+    /// (W c + b)` (in double precision). The layer's source: the batch norm's, or `src`.
+    fn pre_bn(&mut self, x: &str, src: usize, w: &mut [f32], b: &mut [f32]) -> usize {
+        let Some(Op::Affine {
+            src: inner,
+            dst,
+            a,
+            c,
+            relu: false,
+        }) = self.ops.last()
+        else {
+            return src;
+        };
+        if *dst != src || self.readers.get(x) != Some(&1) || a.is_empty() {
+            return src;
+        }
+        let ci = a.len();
+        for (row, bias) in w.chunks_exact_mut(ci).zip(b.iter_mut()) {
+            let mut shift = *bias as f64;
+            for ((wv, av), cv) in row.iter_mut().zip(a).zip(c) {
+                shift += *wv as f64 * *cv as f64;
+                *wv = (*wv as f64 * *av as f64) as f32;
+            }
+            *bias = shift as f32;
+        }
+        let inner = *inner;
+        self.ops.pop();
+        inner
     }
 }
 
