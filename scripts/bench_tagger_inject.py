@@ -10,7 +10,10 @@ Input (cached in bench-out/taggers/): JETS jets, written by uproot, with jagged 
 ParticleNet AK4 HLT's preprocess.json variables (5-69 PF candidates and 0-7 SVs per jet, so
 some are cut at the model's 50 and 5), and DeepDoubleX BvL's four inputs as object
 collections (1 global row, 0-69 charged, 0-49 neutral candidates, 0-7 SVs; cut at 60/40/5),
-fed through a feature spec (objects_first layout). Values are random, seeded.
+fed through a feature spec (objects_first layout). Values are random, seeded. Where cached
+(see bench_taggers.py: $HEPML_TAGGERS), CMS DeepJet Run 3 and V03 too, from their own jets
+file (15 global and a jet-pt branch, 0-30 charged and neutral candidates cut at 25, 0-6
+vertices cut at 4); reported, not part of the goal line.
 Jobs, each `hepml inject ... --friend --chunk BATCH --threads THREADS` in a fresh process,
 best of --repeat (events/s from the child's wall time, process start to exit; each run writes
 a new output; a failing job stops the benchmark with its error):
@@ -42,6 +45,7 @@ REPO = os.path.dirname(HERE)
 SHARED = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "onnx"))
 sys.path.insert(0, HERE)
 from bench_inject import best_child  # noqa: E402
+from bench_taggers import TAGGERS  # noqa: E402
 
 PN = os.path.join(SHARED, "cms-particlenet-ak4-hlt")
 BVL = os.path.join(SHARED, "cms-deepdoublex-bvl", "BvL.onnx")
@@ -78,6 +82,55 @@ def make_jets(path, jets):
         f.mktree("jets", {k: "var * float32" for k in data})
         f["jets"].extend(data)
     os.replace(path + ".tmp", path)
+
+
+# DeepJet's inputs: event columns (15 globals, jet pt) and collections (input, prefix, variables,
+# length, most per jet).
+DJ_COLLECTIONS = [("input_2", "dj_cpf", 16, 25, 30), ("input_3", "dj_npf", 6, 25, 30),
+                  ("input_4", "dj_vtx", 12, 4, 6)]
+DJ_MODELS = [("DeepJet Run3 (LSTM)", "deepjet-run3.onnx"), ("DeepJet V03 (LSTM)", "deepjet-v03.onnx")]
+DJ_LABELS = ["b", "bb", "lepb", "c", "uds", "g"]
+
+
+def make_deepjet_jets(path, jets):
+    """DeepJet's jets file: 15 global and a jet-pt float branch, jagged candidate and vertex
+    collections (0-30 charged and neutral candidates, cut at 25; 0-6 vertices, cut at 4)."""
+    import awkward as ak
+    import uproot
+    rng = np.random.default_rng(29)
+    data = {f"dj_glob_{k}": rng.normal(size=jets).astype(np.float32) for k in range(15)}
+    data["dj_jet_pt"] = rng.uniform(20, 500, jets).astype(np.float32)
+    for _, prefix, nvar, _, most in DJ_COLLECTIONS:
+        counts = rng.integers(0, most + 1, jets)
+        for k in range(nvar):
+            vals = rng.normal(size=int(counts.sum())).astype(np.float32)
+            data[f"{prefix}_{k}"] = ak.unflatten(vals, counts)
+    with uproot.recreate(path + ".tmp") as f:
+        f.mktree("jets", {k: ("var * float32" if isinstance(v, ak.Array) else np.float32)
+                          for k, v in data.items()})
+        f["jets"].extend(data)
+    os.replace(path + ".tmp", path)
+
+
+def deepjet_spec(path):
+    globs = ", ".join(f"dj_glob_{k}" for k in range(15))
+    lines = ["inputs:", f"  input_1: [{globs}]", "  input_5: [dj_jet_pt]"]
+    for name, prefix, nvar, length, _ in DJ_COLLECTIONS:
+        objs = ", ".join(f"{prefix}_{k}" for k in range(nvar))
+        lines.append(f"  {name}: {{objects: [{objs}], length: {length}, layout: objects_first}}")
+    branches = ", ".join(f"dj_{lab}" for lab in DJ_LABELS)
+    lines += ["outputs:", f"  \"ID_pred/Softmax:0\": {{branches: [{branches}]}}"]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def feeds_deepjet(tree):
+    feeds = {"input_1": np.stack([tree[f"dj_glob_{k}"].array(library="np") for k in range(15)], 1),
+             "input_5": tree["dj_jet_pt"].array(library="np")[:, None]}
+    for name, prefix, nvar, length, _ in DJ_COLLECTIONS:
+        feeds[name] = padded(tree, [f"{prefix}_{k}" for k in range(nvar)], length, False)[0]
+    feeds = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feeds.items()}
+    return feeds, [(f"dj_{lab}", j) for j, lab in enumerate(DJ_LABELS)]
 
 
 def bvl_spec(path):
@@ -186,10 +239,21 @@ def main():
     spec = os.path.join(work, "bvl.yaml")
     bvl_spec(spec)
     ortlib = ort_library()
-    tree = uproot.open(src)["jets"]
     models = [("ParticleNet AK4 HLT", os.path.join(PN, "particle-net.onnx"), os.path.join(PN, "preprocess.json"),
-               feeds_particlenet),
-              ("DeepDoubleX BvL (GRU)", BVL, spec, feeds_bvl)]
+               feeds_particlenet, src, True),
+              ("DeepDoubleX BvL (GRU)", BVL, spec, feeds_bvl, src, True)]
+    # DeepJet (not in ../shared, not a goal of the benchmark): where cached.
+    dj_src = os.path.join(work, f"deepjet_jets_{a.jets}.root")
+    dj_spec = os.path.join(work, "deepjet.yaml")
+    for label, f in DJ_MODELS:
+        path = os.path.join(TAGGERS, f)
+        if not os.path.exists(path):
+            print(f"{label}: left out ({path} missing; see bench_taggers.py)")
+            continue
+        if not os.path.exists(dj_src):
+            make_deepjet_jets(dj_src, a.jets)
+        deepjet_spec(dj_spec)
+        models.append((label, path, dj_spec, feeds_deepjet, dj_src, False))
     settings = [("native", ["--engine", "native", "--ort-lib", "none"], {}),
                 ("auto, no ONNX Runtime", ["--ort-lib", "none"], {}),
                 ("auto", [], {"ORT_DYLIB_PATH": ortlib}),
@@ -199,13 +263,13 @@ def main():
           f"ratio = events/s / onnxruntime's (inference calls only)")
     print(f"{'model':24} {'setting':24} {'events/s':>10} {'ratio':>7} {'max|diff|':>10} {'>1e-4':>6}  engine")
     summary, ok = [], True
-    for label, model, features, make in models:
-        feeds, outs = make(tree)
+    for label, model, features, make, jets_file, goal in models:
+        feeds, outs = make(uproot.open(jets_file)["jets"])
         t_before, want = time_onnxruntime(model, feeds, a.threads, a.batch)
         rows = []
         for setting, extra, env in settings:
             out = os.path.join(work, "inject_friend.root")
-            cmd = [a.hepml, "inject", src, "--tree", "jets", "--model", model, "--features", features, "--friend",
+            cmd = [a.hepml, "inject", jets_file, "--tree", "jets", "--model", model, "--features", features, "--friend",
                    "-o", out, "--chunk", str(a.batch), "--threads", str(a.threads)] + extra
             e = {k: v for k, v in os.environ.items() if k != "ORT_DYLIB_PATH"} | env
             wall, _, _, _, stderr = best_child(cmd, a.repeat, out, e)
@@ -223,8 +287,10 @@ def main():
             print(f"{label:24} {setting:24} {eps:10.0f} {eps / ref:7.2f} {diff[0]:10.2e} {diff[1]:6d}  {engine}")
             ratios[setting] = eps / ref
         native, auto = ratios["native"], ratios["auto"]
-        ok &= native >= 1 and auto >= 1
-        summary.append(f"{label:24} native {native:.2f}x, auto {auto:.2f}x onnxruntime's events/s")
+        if goal:
+            ok &= native >= 1 and auto >= 1
+        summary.append(f"{label:24} native {native:.2f}x, auto {auto:.2f}x onnxruntime's events/s"
+                       + ("" if goal else " (not a goal)"))
     print("\n".join(["", "goal >= 1x (inject, reading and input building included):"] + summary))
     print(f"speed goals met: {'yes' if ok else 'no'}")
 
