@@ -11,7 +11,7 @@
 mod common;
 
 use common::{open_locked as open, Suite};
-use engine::{native, Engine, EngineKind, EngineOptions, Model, OrtLibrary};
+use engine::{native, EngineKind, EngineOptions, Model, OrtLibrary};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -41,10 +41,6 @@ fn output(name: &str) -> &'static str {
     }
 }
 
-fn check(e: &dyn Engine, model: &Path, output: &str, tol: f32) -> (f32, usize, usize) {
-    cases().check(e, model, output, tol)
-}
-
 /// "auto" without ONNX Runtime picks the native evaluator for `name`, which agrees with
 /// onnxruntime on every event at the SIMD level the CPU dispatches to, and at each level below
 /// it (forced with HEPML_NATIVE_SIMD; levels this CPU lacks are reported, not run).
@@ -62,17 +58,9 @@ fn native_matches_onnxruntime(name: &str) {
         "{}",
         e.describe()
     );
-    let (d, events, n) = check(e.as_ref(), path, out, TOL);
+    let (events, n) = cases().check_at_every_level(name, e.as_ref(), out, TOL);
     assert_eq!(n, CASES_PER_MODEL, "{name}: cases");
     assert_eq!(events, EVENTS_PER_MODEL, "{name}: events");
-    eprintln!(
-        "{}: {events} events, max |diff| / scale {d:.2e}",
-        e.describe()
-    );
-    common::at_lower_levels(path, &e.describe(), |level, e| {
-        let (d, _, _) = check(e, path, out, TOL);
-        eprintln!("{name} {level:10}: max |diff| / scale {d:.2e}");
-    });
 }
 
 /// The DeepBoostedJet pattern: MXNet's pre-activation ResNet over `[N, C, 30, 1]` and

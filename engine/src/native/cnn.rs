@@ -410,7 +410,7 @@ impl<'a> Reader<'a> {
                         label(n)
                     ));
                 }
-                self.load_as(x, true)?
+                self.load_steps_last(x)?
             }
             "Reshape" | "Squeeze" | "Gather" => self.lstm_state(name)?,
             "Concat" => {
@@ -482,6 +482,18 @@ impl<'a> Reader<'a> {
     /// A graph input: `[N, C]`, `[N, C, L]` or `[N, C, L, 1]`.
     fn load(&mut self, name: &str) -> Result<usize, String> {
         self.load_as(name, false)
+    }
+
+    /// The graph input `x` (`[N, L, C]`) read channels-first, once however many nodes read it
+    /// so (a `Transpose(x, [0, 2, 1])`, an LSTM straight on it).
+    fn load_steps_last(&mut self, x: &str) -> Result<usize, String> {
+        let key = format!("{x}\u{0}channels last");
+        if let Some(&v) = self.done.get(&key) {
+            return Ok(v);
+        }
+        let v = self.load_as(x, true)?;
+        self.done.insert(key, v);
+        Ok(v)
     }
 
     /// A graph input, `[N, L, C]` read channels-first when `channels_last` (the values of
@@ -701,14 +713,7 @@ impl<'a> Reader<'a> {
     /// a graph input, or a `Slice` reversing the steps of such a sequence (then `true`).
     fn steps_last(&mut self, u: &str) -> Result<(usize, bool), String> {
         let Ok(p) = self.g.peek(u) else {
-            // A graph input [N, L, C].
-            let key = format!("{u}\u{0}channels last");
-            if let Some(&v) = self.done.get(&key) {
-                return Ok((v, false));
-            }
-            let v = self.load_as(u, true)?;
-            self.done.insert(key, v);
-            return Ok((v, false));
+            return Ok((self.load_steps_last(u)?, false));
         };
         match p.op_type.as_str() {
             "Transpose" => {

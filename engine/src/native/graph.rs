@@ -159,11 +159,10 @@ impl<'a> Graph<'a> {
             "Reshape",
         ];
         let mut todo = vec![value];
-        let mut seen = 0usize;
+        let mut seen = std::collections::HashSet::new();
         while let Some(v) = todo.pop() {
-            seen += 1;
-            if seen > self.nodes.len() + 1 {
-                return Err(format!("'{value}': a cycle of shape computations"));
+            if !seen.insert(v) {
+                continue;
             }
             if self.inits.contains_key(v) {
                 continue;

@@ -20,7 +20,7 @@
 use super::gemm::{conv, Block, Packed};
 use super::graph::{label, Graph, Node, A};
 use super::kernels::{madd, Simd};
-use super::rnn::{bias, dims, read_common, sigmoid, tanh, zero_state, Common, Gate};
+use super::rnn::{read_common, read_io, sigmoid, tanh, Common, Gate, Io};
 
 /// A recognised GRU layer.
 #[derive(Debug)]
@@ -56,18 +56,14 @@ pub(super) fn read_gru(g: &mut Graph, n: &Node) -> Result<(Gru, String), String>
         Some(a) if a.i == 0 || a.i == 1 => a.i == 1,
         Some(a) => return Err(format!("node {at}: linear_before_reset {}", a.i)),
     };
-    if n.input.get(4).is_some_and(|s| !s.is_empty()) {
-        return Err(format!("node {at}: input sequence_lens not supported"));
-    }
-    zero_state(g, n, 5, "initial_h")?;
-    if n.input.len() > 6 {
-        return Err(format!("node {at}: extra inputs"));
-    }
-    let x = Graph::input(n, 0)?.to_string();
-    let (wd, w) = g.weights(Graph::input(n, 1)?)?;
-    let (rd, r) = g.weights(Graph::input(n, 2)?)?;
-    let (h, i) = dims(n, 3, hidden, &wd, &rd)?;
-    let b = bias(g, n, 3, h)?;
+    let Io {
+        x,
+        hidden: h,
+        input: i,
+        w,
+        r,
+        b,
+    } = read_io(g, n, 3, hidden, 6)?;
     let (wb, rb) = b.split_at(3 * h);
     let mut bx: Vec<f32> = wb.to_vec();
     for k in 0..2 * h {
@@ -286,10 +282,7 @@ mod tests {
         f: Gate,
     ) -> Vec<f64> {
         let steps = x.len() / i;
-        let fa = |v: f64| match f {
-            Gate::Sigmoid => 1.0 / (1.0 + (-v).exp()),
-            Gate::HardSigmoid { alpha, beta } => (alpha as f64 * v + beta as f64).clamp(0.0, 1.0),
-        };
+        let fa = |v: f64| f.exact(v);
         let cl = |v: f64| v.clamp(-clip, clip);
         let dot = |m: &[f32], row: usize, v: &[f64], n: usize| -> f64 {
             (0..n).map(|k| m[row * n + k] as f64 * v[k]).sum()

@@ -17,7 +17,7 @@
 use super::gemm::{conv, Block, Packed};
 use super::graph::{label, Graph, Node, A};
 use super::kernels::{madd, Simd};
-use super::rnn::{bias, dims, read_common, sigmoid, tanh, zero_state, Common, Gate};
+use super::rnn::{read_common, read_io, sigmoid, tanh, zero_state, Common, Gate, Io};
 
 /// A recognised LSTM layer.
 #[derive(Debug)]
@@ -43,25 +43,21 @@ pub(super) fn read_lstm(g: &mut Graph, n: &Node) -> Result<(Lstm, String), Strin
         clip,
         f,
     } = read_common(n, 3, &[("input_forget", A::Int(0))])?;
-    if n.input.get(4).is_some_and(|s| !s.is_empty()) {
-        return Err(format!("node {at}: input sequence_lens not supported"));
-    }
-    zero_state(g, n, 5, "initial_h")?;
+    let Io {
+        x,
+        hidden: h,
+        input: i,
+        w,
+        r,
+        b,
+    } = read_io(g, n, 4, hidden, 8)?;
     zero_state(g, n, 6, "initial_c")?;
-    if n.input.len() > 8 {
-        return Err(format!("node {at}: extra inputs"));
-    }
-    let x = Graph::input(n, 0)?.to_string();
-    let (wd, w) = g.weights(Graph::input(n, 1)?)?;
-    let (rd, r) = g.weights(Graph::input(n, 2)?)?;
-    let (h, i) = dims(n, 4, hidden, &wd, &rd)?;
     if let Some(p) = n.input.get(7).filter(|s| !s.is_empty()) {
         let (pd, pv) = g.weights(p)?;
         if pd != [1, 3 * h as i64] || pv.iter().any(|&v| v != 0.0) {
             return Err(format!("node {at}: peepholes (P) not supported"));
         }
     }
-    let b = bias(g, n, 4, h)?;
     let (wb, rb) = b.split_at(4 * h);
     let bx: Vec<f32> = wb.iter().zip(rb).map(|(a, b)| a + b).collect();
     let k = i + h;
@@ -211,10 +207,7 @@ mod tests {
         f: Gate,
     ) -> Vec<f64> {
         let steps = x.len() / i;
-        let fa = |v: f64| match f {
-            Gate::Sigmoid => 1.0 / (1.0 + (-v).exp()),
-            Gate::HardSigmoid { alpha, beta } => (alpha as f64 * v + beta as f64).clamp(0.0, 1.0),
-        };
+        let fa = |v: f64| f.exact(v);
         let dot = |m: &[f32], row: usize, v: &[f64], n: usize| -> f64 {
             (0..n).map(|k| m[row * n + k] as f64 * v[k]).sum()
         };

@@ -123,21 +123,45 @@ pub(super) fn read_common(n: &Node, acts: usize, extra: &[(&str, A)]) -> Result<
     })
 }
 
-/// `W` (`[1, gates * H, I]`) and `R` (`[1, gates * H, H]`) of the RNN node `n`: `H`, `I`.
-pub(super) fn dims(
+/// The inputs every RNN node has, read: `X`'s name and the weights.
+pub(super) struct Io {
+    pub x: String,
+    pub hidden: usize,
+    pub input: usize,
+    /// `W`: `gates * H x I`; `R`: `gates * H x H`; `B`: `Wb` then `Rb` (zeros when absent).
+    pub w: Vec<f32>,
+    pub r: Vec<f32>,
+    pub b: Vec<f32>,
+}
+
+/// Reads the inputs of the RNN node `n` with `gates` gates that both GRU and LSTM take: `X`,
+/// `W` (`[1, gates * H, I]`), `R` (`[1, gates * H, H]`, `H` matching `hidden_size` when
+/// given), `B`, and `initial_h`, which must be absent or zeros (see [`zero_state`]);
+/// `sequence_lens` and inputs past `inputs` are refused.
+pub(super) fn read_io(
+    g: &mut Graph,
     n: &Node,
     gates: usize,
     hidden: Option<i64>,
-    wd: &[i64],
-    rd: &[i64],
-) -> Result<(usize, usize), String> {
+    inputs: usize,
+) -> Result<Io, String> {
     let at = label(n);
+    if n.input.get(4).is_some_and(|s| !s.is_empty()) {
+        return Err(format!("node {at}: input sequence_lens not supported"));
+    }
+    zero_state(g, n, 5, "initial_h")?;
+    if n.input.len() > inputs {
+        return Err(format!("node {at}: extra inputs"));
+    }
+    let x = Graph::input(n, 0)?.to_string();
+    let (wd, w) = g.weights(Graph::input(n, 1)?)?;
+    let (rd, r) = g.weights(Graph::input(n, 2)?)?;
     let [1, gh, i] = wd[..] else {
         return Err(format!("node {at}: W of dims {wd:?}"));
     };
-    let g = gates as i64;
-    let h = gh / g;
-    if gh <= 0 || gh % g != 0 || i <= 0 || rd != [1, gh, h] {
+    let k = gates as i64;
+    let h = gh / k;
+    if gh <= 0 || gh % k != 0 || i <= 0 || rd != [1, gh, h] {
         return Err(format!("node {at}: W of dims {wd:?}, R of dims {rd:?}"));
     }
     if hidden.is_some_and(|hs| hs != h) {
@@ -145,21 +169,25 @@ pub(super) fn dims(
             "node {at}: hidden_size {hidden:?} but W of dims {wd:?}"
         ));
     }
-    Ok((h as usize, i as usize))
-}
-
-/// The bias `B` of the RNN node `n` (`[1, 2 * gates * H]`: `Wb` then `Rb`), zeros when absent.
-pub(super) fn bias(g: &mut Graph, n: &Node, gates: usize, h: usize) -> Result<Vec<f32>, String> {
-    match n.input.get(3).filter(|s| !s.is_empty()) {
+    let (h, i) = (h as usize, i as usize);
+    let b = match n.input.get(3).filter(|s| !s.is_empty()) {
         Some(b) => {
             let (bd, b) = g.weights(b)?;
             if bd != [1, (2 * gates * h) as i64] {
-                return Err(format!("node {}: B of dims {bd:?}", label(n)));
+                return Err(format!("node {at}: B of dims {bd:?}"));
             }
-            Ok(b)
+            b
         }
-        None => Ok(vec![0.0; 2 * gates * h]),
-    }
+        None => vec![0.0; 2 * gates * h],
+    };
+    Ok(Io {
+        x,
+        hidden: h,
+        input: i,
+        w,
+        r,
+        b,
+    })
 }
 
 /// Input `i` of the RNN node `n` (an initial state, `what`): absent, or a `ConstantOfShape`
@@ -189,6 +217,17 @@ pub(super) fn zero_state(g: &mut Graph, n: &Node, i: usize, what: &str) -> Resul
         Ok(())
     } else {
         Err(refused())
+    }
+}
+
+#[cfg(test)]
+impl Gate {
+    /// The activation in double precision (the tests' references).
+    pub(super) fn exact(self, v: f64) -> f64 {
+        match self {
+            Gate::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            Gate::HardSigmoid { alpha, beta } => (alpha as f64 * v + beta as f64).clamp(0.0, 1.0),
+        }
     }
 }
 

@@ -308,3 +308,29 @@ impl Suite {
         seen
     }
 }
+
+#[allow(dead_code)]
+impl Suite {
+    /// [`Suite::check`] of model `name` on `e` (the engine at the SIMD level the CPU
+    /// dispatches to), reported, then on the native engine forced to each level below it
+    /// ([`at_lower_levels`]): the events and cases checked at the dispatched level.
+    pub fn check_at_every_level(
+        &self,
+        name: &str,
+        e: &dyn engine::Engine,
+        output: &str,
+        tol: f32,
+    ) -> (usize, usize) {
+        let path = self.model(name);
+        let (d, events, n) = self.check(e, path, output, tol);
+        eprintln!(
+            "{}: {events} events, max |diff| / scale {d:.2e}",
+            e.describe()
+        );
+        at_lower_levels(path, &e.describe(), |level, e| {
+            let (d, _, _) = self.check(e, path, output, tol);
+            eprintln!("{name} {level:10}: max |diff| / scale {d:.2e}");
+        });
+        (events, n)
+    }
+}
