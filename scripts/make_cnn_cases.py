@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Models, inputs and onnxruntime outputs for the native 1-D CNN evaluator's parity test
+"""Models, inputs and onnxruntime outputs for the native 1-D CNN/RNN evaluator's parity test
 (engine/tests/cnn.rs), plus altered copies of one model that the evaluator must refuse.
 
   make_cnn_cases.py OUTDIR

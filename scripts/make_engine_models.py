@@ -25,7 +25,7 @@ exercise the corners of the TreeEnsemble operators sklearn never emits):
 - particlenet (CMS ParticleNet AK4 HLT) and bvl (CMS DeepDoubleX BvL, a Keras GRU model) on
   random but valid inputs (masks consistent with the padding). tract cannot run BvL exactly
   (its GRUs use HardSigmoid and direction=reverse, which tract 0.23 ignores); the native
-  recurrent evaluator does.
+  1-D CNN/RNN evaluator does.
 """
 import json
 import os
@@ -369,7 +369,7 @@ def cms_models(w, rng):
         w.case("particlenet", pn, "edgeconv", particlenet_feeds(rng, 24))
     bvl = os.path.join(SHARED, "onnx", "cms-deepdoublex-bvl", "BvL.onnx")
     if os.path.exists(bvl):
-        # The native recurrent evaluator takes it (tract 0.23 ignores the GRUs' HardSigmoid
+        # The native 1-D CNN/RNN evaluator takes it (tract 0.23 ignores the GRUs' HardSigmoid
         # activation and reverse direction: the engine refuses it there; onnxruntime runs it).
         w.case("bvl", bvl, "recurrent", bvl_feeds(rng, 16))
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Inputs and onnxruntime outputs for the native recurrent evaluator's parity test
+"""Inputs and onnxruntime outputs for the native evaluator's parity test on GRUs
 (engine/tests/recurrent.rs), plus altered copies of the model: some it must run (other GRU
 settings it implements, checked against onnxruntime too), some it must refuse.
 
@@ -11,10 +11,10 @@ Cases (raw little-endian float32 files, shapes in OUTDIR/manifest.json):
   bench_taggers feeds them);
 - full sequences, empty ones (all zeros), and inputs five times wider (saturated gates);
 - for each implemented variant (GRUs with linear_before_reset 1, direction forward, Sigmoid
-  gates, clip 0.5) a batch of 65.
+  gates, clip 0.5; a padded convolution of kernel size 3 before a GRU) a batch of 65.
 onnxruntime runs with one intra-op thread. The refused variants (a Relu or Softsign
-activation, bidirectional, sequence_lens or initial_h given, a convolution of kernel size 3)
-must each be refused naming what does not fit.
+activation, bidirectional, sequence_lens or initial_h given, a dilated convolution) must each
+be refused naming what does not fit.
 """
 import json
 import os
@@ -44,6 +44,20 @@ def set_attr(node, name, value):
 
 def grus(m):
     return [n for n in m.graph.node if n.op_type == "GRU"]
+
+
+def conv_kernel_3(**attrs):
+    """The model with its first convolution widened to kernel 3 (the pointwise weights spread
+    over the taps), with `attrs` set on it."""
+    m = onnx.load(MODEL)
+    conv = next(n for n in m.graph.node if n.op_type == "Conv")
+    w = next(t for t in m.graph.initializer if t.name == conv.input[1])
+    k = numpy_helper.to_array(w)
+    w.CopyFrom(numpy_helper.from_array(np.concatenate([k, k, k], axis=2) / 3, w.name))
+    set_attr(conv, "kernel_shape", [3])
+    for name, value in attrs.items():
+        set_attr(conv, name, value)
+    return m
 
 
 def variants():
@@ -98,14 +112,8 @@ def variants():
     g.input[5] = "h0"
     out["initial_h"] = (m, False)
 
-    m = onnx.load(MODEL)
-    conv = next(n for n in m.graph.node if n.op_type == "Conv")
-    w = next(t for t in m.graph.initializer if t.name == conv.input[1])
-    k = numpy_helper.to_array(w)
-    w.CopyFrom(numpy_helper.from_array(np.concatenate([k, k, k], axis=2) / 3, w.name))
-    set_attr(conv, "kernel_shape", [3])
-    set_attr(conv, "pads", [1, 1])
-    out["conv_kernel_3"] = (m, False)
+    out["conv_kernel_3"] = (conv_kernel_3(pads=[1, 1]), True)
+    out["conv_dilation_2"] = (conv_kernel_3(pads=[2, 2], dilations=[2]), False)
     return out
 
 

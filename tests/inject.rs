@@ -214,7 +214,7 @@ fn torch_gnn_with_topk_matches_onnxruntime() {
 /// A 1-D CNN taking MXNet's `[N, C, L, 1]` inputs (DeepBoostedJet's layout;
 /// scripts/make_test_models.py) fed from jagged branches through a preprocess.json that builds
 /// `[N, C, L]`: the same values in the model's shape, scored as onnxruntime scores them, on
-/// the native 1-D CNN evaluator.
+/// the native 1-D CNN/RNN evaluator.
 #[test]
 fn cnn_with_trailing_unit_dim_from_jagged_branches_matches_onnxruntime() {
     let f = Fixture::new();
@@ -760,7 +760,7 @@ print(json.dumps(json.loads(uproot.open(sys.argv[1])["hepml_provenance"].member(
 /// evaluator (and `--timing` reports each stage's events/s); ParticleNet goes to the native
 /// EdgeConv evaluator whether ONNX Runtime's library is found (the venv's wheel: a missing one
 /// fails the test) or switched off with `--ort-lib none`, with onnxruntime's scores either way; a
-/// DeepDoubleX whose GRUs neither the native recurrent evaluator implements (a Relu candidate
+/// DeepDoubleX whose GRUs neither the native evaluator implements (a Relu candidate
 /// activation) nor tract runs rightly is, without ONNX Runtime, a one-line error naming tract's
 /// refusal, and no output.
 #[test]

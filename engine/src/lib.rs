@@ -8,18 +8,18 @@
 //!   standardisation) evaluated natively, allocation-free, sub-microsecond per event;
 //! - [`native::EdgeConvEngine`]: particle-cloud networks (ParticleNet's EdgeConv family)
 //!   evaluated natively, event by event;
-//! - [`native::RecurrentEngine`]: recurrent taggers (DeepDoubleX: 1-D convolutions, GRUs, dense
-//!   layers) evaluated natively, a batch's events together;
 //! - [`native::CnnEngine`]: 1-D convolutional networks (DeepBoostedJet: residual blocks of
-//!   convolutions with batch norm, pooling, dense head) and LSTM taggers (DeepJet: pointwise
-//!   convolutions, LSTMs, dense head) evaluated natively, events in groups;
+//!   convolutions with batch norm, pooling, dense head) and recurrent taggers (DeepJet:
+//!   pointwise convolutions, LSTMs, dense head; DeepDoubleX: the same with GRUs) evaluated
+//!   natively, events in groups;
 //! - `ort::OrtEngine` (feature `ort`): ONNX Runtime loaded at run time, CPU or CUDA.
 //!
 //! A [`Model`] is an ONNX file read and decoded once; [`open_with_choice`] picks an engine for it
-//! ([`EngineKind::Auto`]: tree ensembles, dense, EdgeConv, recurrent (GRU), 1-D convolutional and LSTM networks to the native evaluators, every
-//! other graph to ONNX Runtime when its library is found, else tract), loads it from that one
-//! decode and says which and why ([`Choice`]), for logs and provenance. The models' `metadata_props` (see [`ModelInfo::metadata`]) carry
-//! hepml's feature map.
+//! ([`EngineKind::Auto`]: tree ensembles, dense, EdgeConv, 1-D convolutional and recurrent
+//! (LSTM, GRU) networks to the native evaluators, every other graph to ONNX Runtime when its
+//! library is found, else tract), loads it from that one decode and says which and why
+//! ([`Choice`]), for logs and provenance. The models' `metadata_props` (see
+//! [`ModelInfo::metadata`]) carry hepml's feature map.
 
 mod model;
 pub mod native;
@@ -434,14 +434,9 @@ fn load_native(model: &Model, opts: &EngineOptions) -> Result<(Opened, &'static 
         "particle-cloud (EdgeConv) network"
     );
     attempt!(
-        native::RecurrentEngine::load(model),
-        other,
-        "recurrent (GRU) network"
-    );
-    attempt!(
         native::CnnEngine::load(model),
         other,
-        "1-D convolutional/LSTM network"
+        "1-D convolutional/recurrent network"
     );
     Err(EngineError::Unsupported {
         path: model.path().to_path_buf(),

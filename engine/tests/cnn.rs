@@ -1,4 +1,4 @@
-//! The native 1-D CNN evaluator against onnxruntime on two networks that
+//! The native 1-D CNN/RNN evaluator against onnxruntime on two networks that
 //! `scripts/make_cnn_cases.py` builds with random weights: `mxnet`, the op pattern of CMS
 //! DeepBoostedJet V02 (MXNet's pre-activation ResNet over `[N, C, L, 1]` inputs, two branches,
 //! batch norms folded or applied per channel, strided stages, Gemm head, Softmax), and
@@ -50,7 +50,9 @@ fn native_matches_onnxruntime(name: &str) {
     let (e, choice) = open(path, EngineKind::Auto, 2);
     assert_eq!(choice.kind, EngineKind::Native, "{name}: {choice}");
     assert!(
-        choice.reason.contains("1-D convolutional/LSTM network"),
+        choice
+            .reason
+            .contains("1-D convolutional/recurrent network"),
         "{name}: {choice}"
     );
     assert!(
@@ -117,7 +119,10 @@ fn altered_graphs_are_refused() {
         .err()
         .expect("refused")
         .to_string();
-        assert!(err.contains("native 1-D CNN evaluator"), "{name}: {err}");
+        assert!(
+            err.contains("native 1-D CNN/RNN evaluator"),
+            "{name}: {err}"
+        );
         assert!(err.contains(reason.as_str()), "{name}: {err}");
         let (e, choice) = open(path, EngineKind::Auto, 2);
         assert_eq!(choice.kind, EngineKind::Tract, "{name}: {choice}");

@@ -212,7 +212,11 @@ fn tract_and_native_trees_match_onnxruntime() {
                 "trees" => ("native trees", EngineKind::Trees, "tree ensemble"),
                 "native" => ("native dense", EngineKind::Native, "dense network"),
                 "edgeconv" => ("native (EdgeConv", EngineKind::Native, "(EdgeConv) network"),
-                "recurrent" => ("native (GRU", EngineKind::Native, "recurrent (GRU) network"),
+                "recurrent" => (
+                    "native (1-D CNN/RNN",
+                    EngineKind::Native,
+                    "1-D convolutional/recurrent network",
+                ),
                 _ => ("tract", EngineKind::Tract, "ONNX Runtime is switched off"),
             };
             assert!(
@@ -265,7 +269,7 @@ fn auto_keeps_native_graphs_native() {
             "trees" => ("native trees", EngineKind::Trees),
             "native" => ("native dense", EngineKind::Native),
             "edgeconv" => ("native (EdgeConv", EngineKind::Native),
-            "recurrent" => ("native (GRU", EngineKind::Native),
+            "recurrent" => ("native (1-D CNN/RNN", EngineKind::Native),
             _ => continue,
         };
         let (e, choice) = open_with(&c.model, EngineKind::Auto, OrtLibrary::Search)
@@ -787,12 +791,12 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
         let d = testutil::max_diff(&a[0].data, &b[0].data);
         assert!(d <= TOL, "{act}: {d}");
     }
-    // Not dense networks: tree ensembles, ParticleNet and DeepDoubleX (the EdgeConv and the
-    // recurrent evaluators take them).
+    // Not dense networks: tree ensembles, ParticleNet and DeepDoubleX (the EdgeConv and the 1-D
+    // CNN/RNN evaluators take them).
     for (name, other) in [
         ("gbc", None),
         ("particlenet", Some("native (EdgeConv")),
-        ("bvl", Some("native (GRU")),
+        ("bvl", Some("native (1-D CNN/RNN")),
     ] {
         let c = case(name);
         let why = native::recognise(&Model::read(&c.model).unwrap()).expect_err(name);
@@ -808,7 +812,7 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
             &[
                 "not a dense network for the native evaluator",
                 "not a network for the native EdgeConv evaluator",
-                "not a network for the native recurrent evaluator",
+                "not a network for the native 1-D CNN/RNN evaluator",
             ],
         );
     }

@@ -36,7 +36,12 @@ fn native_matches_onnxruntime(name: &str) {
     let path = model_path(name);
     let (e, choice) = open(path, EngineKind::Auto, 2);
     assert_eq!(choice.kind, EngineKind::Native, "{name}: {choice}");
-    assert!(choice.reason.contains("LSTM"), "{name}: {choice}");
+    assert!(
+        choice
+            .reason
+            .contains("1-D convolutional/recurrent network"),
+        "{name}: {choice}"
+    );
     let lstms = if name == "keras" {
         "2 LSTMs"
     } else {

@@ -1,9 +1,10 @@
-//! The native recurrent evaluator on the CMS DeepDoubleX BvL model against onnxruntime:
+//! The native evaluator of recurrent networks (`CnnEngine`, with GRUs) on the CMS DeepDoubleX
+//! BvL model against onnxruntime:
 //! `scripts/make_recurrent_cases.py` writes 761 events in batches of 1, 7, 16, 32, 33, 64 and
 //! 65 (sequences zero-padded to random lengths, full, empty, and five times wider inputs that
 //! saturate the gates) with onnxruntime's outputs, altered copies of the model with other GRU
-//! settings the evaluator implements (linear_before_reset 1, forward, Sigmoid gates, clip),
-//! checked the same way, and altered copies it must refuse.
+//! settings the evaluator implements (linear_before_reset 1, forward, Sigmoid gates, clip) and
+//! a padded convolution of kernel 3, checked the same way, and altered copies it must refuse.
 
 mod common;
 
@@ -64,10 +65,16 @@ fn deepdoublex_native_matches_onnxruntime() {
     let (e, choice) = open(&c.model, EngineKind::Auto, 2);
     assert_eq!(choice.kind, EngineKind::Native, "{choice}");
     assert!(
-        choice.reason.contains("recurrent (GRU) network"),
+        choice
+            .reason
+            .contains("1-D convolutional/recurrent network"),
         "{choice}"
     );
-    assert!(e.describe().starts_with("native (GRU"), "{}", e.describe());
+    let d = e.describe();
+    assert!(
+        d.starts_with("native (1-D CNN/RNN") && d.contains("3 GRUs"),
+        "{d}"
+    );
     let (d, n) = check(e.as_ref(), &c.model);
     eprintln!("{}: {n} events, max |diff| / scale {d:.2e}", e.describe());
     let dispatched = e.describe();
@@ -89,11 +96,12 @@ fn deepdoublex_native_matches_onnxruntime() {
 }
 
 /// The GRU settings the evaluator implements beyond the model's own (linear_before_reset 1,
-/// forward direction, Sigmoid gates, a clip) agree with onnxruntime too.
+/// forward direction, Sigmoid gates, a clip), and a convolution of kernel 3 before a GRU,
+/// agree with onnxruntime too.
 #[test]
 fn implemented_variants_match_onnxruntime() {
     let variants: Vec<_> = cases().altered.iter().filter(|a| a.2).collect();
-    assert_eq!(variants.len(), 4, "the four implemented variants");
+    assert_eq!(variants.len(), 5, "the five implemented variants");
     for (name, path, _) in variants {
         let (e, choice) = open(path, EngineKind::Auto, 2);
         assert_eq!(choice.kind, EngineKind::Native, "{name}: {choice}");
@@ -134,7 +142,7 @@ fn altered_graphs_are_refused() {
             "bidirectional" => &["sv_gru (GRU)", "direction 'bidirectional' not supported"],
             "sequence_lens" => &["pf_gru (GRU)", "input sequence_lens not supported"],
             "initial_h" => &["sv_gru (GRU)", "input initial_h not supported"],
-            "conv_kernel_3" => &["(Conv)", "attribute 'kernel_shape'"],
+            "conv_dilation_2" => &["(Conv)", "dilations [2] not supported"],
             other => panic!("an altered model without an expected refusal: {other}"),
         }
     };
@@ -142,7 +150,7 @@ fn altered_graphs_are_refused() {
     assert_eq!(refused.len(), 6, "the six refused variants");
     for (name, path, _) in refused {
         let model = Model::read(path).unwrap();
-        let why = native::recognise_recurrent(&model).expect_err(name);
+        let why = native::recognise_cnn(&model).expect_err(name);
         eprintln!("{name:16} refused: {why}");
         for want in expected(name) {
             assert!(why.contains(want), "{name}: expected `{want}` in: {why}");
@@ -156,7 +164,10 @@ fn altered_graphs_are_refused() {
             .err()
             .expect("refused")
             .to_string();
-        assert!(err.contains("native recurrent evaluator"), "{name}: {err}");
+        assert!(
+            err.contains("native 1-D CNN/RNN evaluator"),
+            "{name}: {err}"
+        );
         let err = engine::open_with_choice(&model, &opts(EngineKind::Auto))
             .err()
             .expect("refused by tract too")

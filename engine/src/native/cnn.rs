@@ -1,8 +1,9 @@
-//! Recognising a 1-D convolutional network (DeepBoostedJet's family: ResNet-style blocks of
-//! 1-D convolutions with batch norm and residual additions, global average pooling and a dense
-//! head, as MXNet and PyTorch export them; DeepJet's: pointwise convolutions into LSTMs and a
-//! dense head, as keras2onnx and PyTorch export them) in an ONNX graph, for the evaluator in
-//! `cnn_run`.
+//! Recognising a 1-D convolutional or recurrent network in an ONNX graph, for the evaluator in
+//! `cnn_run`: DeepBoostedJet's family (ResNet-style blocks of 1-D convolutions with batch norm
+//! and residual additions, global average pooling and a dense head, as MXNet and PyTorch
+//! export them), DeepJet's (pointwise convolutions into LSTMs and a dense head, as keras2onnx
+//! and PyTorch export them) and DeepDoubleX's (pointwise convolutions into GRUs, a flattened
+//! input beside them, a dense head, as keras2onnx exports them).
 //!
 //! The graph is read backwards from its outputs, every node checked by op type, attributes and
 //! constants; at the end every node must have been accounted for, or the graph is refused with
@@ -18,13 +19,15 @@
 //!   nothing else reads that layer's output, else applied per channel; `Relu`, fused into the
 //!   op before it when nothing else reads that op's output;
 //! - `Add` of two values of one shape (a residual), or `Add(MatMul(x, W), b)` (a dense layer);
-//! - `GlobalAveragePool` and `ReduceMean` over the positions, `Flatten` (of vectors), `Identity`, inference `Dropout`, `Concat`
-//!   along the channels;
+//! - `GlobalAveragePool` and `ReduceMean` over the positions, `Identity`, inference `Dropout`,
+//!   `Concat` along the channels;
+//! - `Flatten` of a value `[N, C, L]` (channel after channel) or of its `Transpose(., [0, 2,
+//!   1])` (position after position, as Keras flattens);
 //! - `Gemm` (alpha = beta = 1, `transA` 0) on vectors;
 //! - `Softmax` over the channels and `Sigmoid`, on vectors;
 //! - inputs `[N, C]` (vectors) and `[N, L, C]` read through `Transpose(x, [0, 2, 1])`;
-//! - `LSTM` (see `lstm`) over a sequence, its final state taken as the exporters take it (see
-//!   `Reader::lstm_state`): its input `Transpose(s, [2, 0, 1])` of a value `[N, C, L]`, or
+//! - `LSTM` (see `lstm`) or `GRU` (see `gru`) over a sequence, its final state taken as the
+//!   exporters take it (see `Reader::recurrent_state`): its input `Transpose(s, [2, 0, 1])` of a value `[N, C, L]`, or
 //!   `Transpose(u, [1, 0, 2])` of `u` `[N, L, C]` (a transposed value or a graph input, its
 //!   steps perhaps reversed by `Slice`); zero initial states computed from shapes;
 //! - nodes no output depends on (keras2onnx leaves `Shape`/`Slice` chains) are ignored.
@@ -33,7 +36,8 @@ use std::collections::HashMap;
 
 use super::gemm::Packed;
 use super::graph::{attrs, label, Graph, Node, A};
-use super::layers::{conv_bias, dense_weights, gemm_attrs, read_bn, Bn};
+use super::gru::{read_gru, Gru};
+use super::layers::{conv_bias, dense_weights, fold_bn_into, gemm_attrs, read_bn, Bn};
 use super::lstm::{read_lstm, Lstm};
 use crate::ModelInfo;
 use tract_onnx::pb;
@@ -69,10 +73,17 @@ pub(super) enum Op {
         src: usize,
         dst: usize,
     },
-    /// The same numbers under another shape (a `Flatten`).
+    /// The same numbers under another shape (a `Flatten` of a vector).
     Copy {
         src: usize,
         dst: usize,
+    },
+    /// A sequence as a vector: channel after channel (value `c * L + p`), or position after
+    /// position (`p * C + c`) when `steps_first`.
+    Flatten {
+        src: usize,
+        dst: usize,
+        steps_first: bool,
     },
     /// A convolution (a dense layer is one of kernel 1 over a vector), then ReLU when `relu`.
     Conv {
@@ -108,12 +119,43 @@ pub(super) enum Op {
         src: usize,
         dst: usize,
     },
-    /// The final state of an LSTM over the positions of `src`.
-    Lstm {
+    /// The final state of a recurrent layer over the positions of `src`.
+    Recurrent {
         src: usize,
         dst: usize,
-        lstm: Lstm,
+        cell: Cell,
     },
+}
+
+/// A recurrent layer.
+#[derive(Debug)]
+pub(super) enum Cell {
+    Lstm(Lstm),
+    Gru(Gru),
+}
+
+impl Cell {
+    fn hidden(&self) -> usize {
+        match self {
+            Cell::Lstm(l) => l.hidden,
+            Cell::Gru(g) => g.hidden,
+        }
+    }
+
+    /// Input channels.
+    fn input(&self) -> usize {
+        match self {
+            Cell::Lstm(l) => l.input,
+            Cell::Gru(g) => g.wx.ci,
+        }
+    }
+
+    fn reverse(&mut self) -> &mut bool {
+        match self {
+            Cell::Lstm(l) => &mut l.reverse,
+            Cell::Gru(g) => &mut g.reverse,
+        }
+    }
 }
 
 impl Op {
@@ -123,13 +165,14 @@ impl Op {
             | Op::Affine { dst, .. }
             | Op::Relu { dst, .. }
             | Op::Copy { dst, .. }
+            | Op::Flatten { dst, .. }
             | Op::Conv { dst, .. }
             | Op::Add { dst, .. }
             | Op::Pool { dst, .. }
             | Op::Concat { dst, .. }
             | Op::Softmax { dst, .. }
             | Op::Sigmoid { dst, .. }
-            | Op::Lstm { dst, .. } => *dst,
+            | Op::Recurrent { dst, .. } => *dst,
         }
     }
 
@@ -139,11 +182,12 @@ impl Op {
             Op::Affine { src, .. }
             | Op::Relu { src, .. }
             | Op::Copy { src, .. }
+            | Op::Flatten { src, .. }
             | Op::Conv { src, .. }
             | Op::Pool { src, .. }
             | Op::Softmax { src, .. }
             | Op::Sigmoid { src, .. }
-            | Op::Lstm { src, .. } => vec![*src],
+            | Op::Recurrent { src, .. } => vec![*src],
             Op::Add { a, b, .. } => vec![*a, *b],
             Op::Concat { srcs, .. } => srcs.clone(),
         }
@@ -174,11 +218,14 @@ impl Program {
             .count()
     }
 
-    pub(super) fn lstms(&self) -> usize {
-        self.ops
-            .iter()
-            .filter(|o| matches!(o, Op::Lstm { .. }))
-            .count()
+    /// The LSTMs and the GRUs.
+    pub(super) fn cells(&self) -> (usize, usize) {
+        let cells = self.ops.iter().filter_map(|o| match o {
+            Op::Recurrent { cell, .. } => Some(cell),
+            _ => None,
+        });
+        let lstms = cells.clone().filter(|c| matches!(c, Cell::Lstm(_))).count();
+        (lstms, cells.count() - lstms)
     }
 }
 
@@ -229,9 +276,9 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
     if !r
         .ops
         .iter()
-        .any(|o| matches!(o, Op::Conv { k, .. } if *k > 1) || matches!(o, Op::Lstm { .. }))
+        .any(|o| matches!(o, Op::Conv { k, .. } if *k > 1) || matches!(o, Op::Recurrent { .. }))
     {
-        return Err("no convolution over positions and no LSTM".into());
+        return Err("no convolution over positions and no recurrent layer".into());
     }
     if let Some(i) = r.inputs.iter().position(|v| v.l == 0) {
         return Err(format!("input '{}' is not used", info.inputs[i].name));
@@ -412,7 +459,7 @@ impl<'a> Reader<'a> {
                 }
                 self.load_steps_last(x)?
             }
-            "Reshape" | "Squeeze" | "Gather" => self.lstm_state(name)?,
+            "Reshape" | "Squeeze" | "Gather" => self.recurrent_state(name)?,
             "Concat" => {
                 let n = self.g.node(name, "Concat")?;
                 attrs(n, &[("axis", A::Int(1))])?;
@@ -568,16 +615,37 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        let src = self.value(Graph::input(n, 0)?)?;
+        let x = Graph::input(n, 0)?;
+        // `Flatten(Transpose(s, [0, 2, 1]))` of a computed sequence `s` (Keras's order; a
+        // transposed graph input is itself a sequence, see `load_steps_last`).
+        let steps_first = op == "Flatten"
+            && self.g.peek(x).is_ok_and(|t| {
+                t.op_type == "Transpose" && t.input.first().is_some_and(|s| self.g.peek(s).is_ok())
+            });
+        let src = if steps_first {
+            let s = self.g.transpose(x, &[0, 2, 1])?;
+            self.channels_first(s)?
+        } else {
+            self.value(x)?
+        };
         if op != "Flatten" || self.vals[src].rank == 2 {
             return Ok(src);
         }
         let Val { c, l, .. } = self.vals[src];
-        if l != 1 {
-            return Err(format!("node {}: flattens a sequence", label(n)));
+        let val = Val {
+            c: c * l,
+            l: 1,
+            rank: 2,
+        };
+        if l == 1 {
+            // The same numbers as a vector.
+            return Ok(self.push(val, |dst| Op::Copy { src, dst }));
         }
-        // The same numbers as a vector.
-        Ok(self.push(Val { c, l: 1, rank: 2 }, |dst| Op::Copy { src, dst }))
+        Ok(self.push(val, |dst| Op::Flatten {
+            src,
+            dst,
+            steps_first,
+        }))
     }
 
     /// A constant of one integer (a `Gather` index, a `Squeeze` axis).
@@ -588,13 +656,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The final state of an LSTM as a vector per event, taken the ways exporters take it:
-    /// from `Y_h` (`[1, N, H]`) by `Reshape(., [-1 or 0, H])` (of it or of
+    /// The final state of an LSTM or a GRU as a vector per event, taken the ways exporters
+    /// take it: from `Y_h` (`[1, N, H]`) by `Reshape(., [-1 or 0, H])` (of it or of
     /// `Transpose(., [1, 0, 2])`), `Squeeze(., [0])` or `Gather(., 0 or -1, axis 0)`; or the
-    /// sequence output `Y` (`[T, 1, N, H]`) at the last step the LSTM computes, by
+    /// sequence output `Y` (`[T, 1, N, H]`) at the last step the layer computes, by
     /// `Gather(Squeeze(Y, [1]), t, axis 0)` or `Gather(Transpose(Squeeze(Y, [1]), [1, 0, 2]),
     /// t, axis 1)`.
-    fn lstm_state(&mut self, name: &str) -> Result<usize, String> {
+    fn recurrent_state(&mut self, name: &str) -> Result<usize, String> {
         let n = self.g.peek(name)?;
         let at = label(n);
         // What is read of which output (0: Y, 1: Y_h); the step index, for Y.
@@ -620,19 +688,23 @@ impl<'a> Reader<'a> {
                 let [y, idx] = Graph::inputs::<2>(g)?;
                 let idx = self.int(idx)?;
                 match (axis, self.g.peek(y).map(|p| p.op_type.as_str())) {
-                    (0, Ok("LSTM")) if idx == 0 || idx == -1 => ((y, 1), None, None),
+                    (0, Ok("LSTM" | "GRU")) if idx == 0 || idx == -1 => ((y, 1), None, None),
                     (0, Ok("Squeeze")) => ((self.squeeze(y, 1)?, 0), Some(idx), None),
                     (1, Ok("Transpose")) => {
                         let sq = self.g.transpose(y, &[1, 0, 2])?;
                         ((self.squeeze(sq, 1)?, 0), Some(idx), None)
                     }
-                    _ => return Err(format!("node {at}: not the state of an LSTM")),
+                    _ => return Err(format!("node {at}: not the state of an LSTM or a GRU")),
                 }
             }
-            _ => return Err(format!("node {at}: not the state of an LSTM")),
+            _ => return Err(format!("node {at}: not the state of an LSTM or a GRU")),
         };
         let (y, which) = out;
-        let ln = self.g.node(y, "LSTM")?;
+        let kind = match self.g.peek(y)?.op_type.as_str() {
+            "GRU" => "GRU",
+            _ => "LSTM",
+        };
+        let ln = self.g.node(y, kind)?;
         if ln.output.get(which).map(String::as_str) != Some(y) {
             return Err(format!(
                 "node {}: output {y} where {} was expected",
@@ -640,8 +712,12 @@ impl<'a> Reader<'a> {
                 ["Y", "Y_h"][which]
             ));
         }
-        let (mut lstm, x) = read_lstm(&mut self.g, ln)?;
-        let h = lstm.hidden;
+        let (mut cell, x) = if kind == "GRU" {
+            read_gru(&mut self.g, ln).map(|(g, x)| (Cell::Gru(g), x))?
+        } else {
+            read_lstm(&mut self.g, ln).map(|(l, x)| (Cell::Lstm(l), x))?
+        };
+        let h = cell.hidden();
         if let Some(shape) = shape {
             match self.g.values(shape)?.as_slice() {
                 [d, w] if (*d == -1.0 || *d == 0.0) && *w == h as f64 => {}
@@ -650,29 +726,29 @@ impl<'a> Reader<'a> {
         }
         let (src, flipped) = self.sequence(&x)?;
         let Val { c, l, .. } = self.vals[src];
-        if c != lstm.input {
+        if c != cell.input() {
             return Err(format!(
                 "node {}: takes {} channels, its input has {c}",
                 label(ln),
-                lstm.input
+                cell.input()
             ));
         }
         if let Some(t) = step {
             // Y's steps are in the order of X: the last one computed is the final state.
             let l = l as i64;
             let at_step = if t < 0 { t + l } else { t };
-            let last = if lstm.reverse { 0 } else { l - 1 };
+            let last = if *cell.reverse() { 0 } else { l - 1 };
             if at_step != last {
                 return Err(format!("node {at}: step {t} of {l} is not the final state"));
             }
         }
-        lstm.reverse ^= flipped;
+        *cell.reverse() ^= flipped;
         let val = Val {
             c: h,
             l: 1,
             rank: 2,
         };
-        Ok(self.push(val, |dst| Op::Lstm { src, dst, lstm }))
+        Ok(self.push(val, |dst| Op::Recurrent { src, dst, cell }))
     }
 
     /// `Squeeze(v, [axis])`: its input.
@@ -690,7 +766,7 @@ impl<'a> Reader<'a> {
         Graph::input(n, 0)
     }
 
-    /// An LSTM's input `X` (`[T, N, C]`): the channels-first value it is made of, and whether
+    /// A recurrent layer's input `X` (`[T, N, C]`): the channels-first value it is made of, and whether
     /// its steps run backwards. Recognised: `Transpose(s, [2, 0, 1])` of a value `[N, C, L]`,
     /// and `Transpose(u, [1, 0, 2])` of `u` `[N, L, C]`: `Transpose(s, [0, 2, 1])`, a graph input,
     /// or `Slice` reversing the steps of such a `u`.
@@ -993,15 +1069,11 @@ impl Reader<'_> {
         if *dst != src || self.readers.get(x) != Some(&1) || a.is_empty() {
             return src;
         }
-        let ci = a.len();
-        for (row, bias) in w.chunks_exact_mut(ci).zip(b.iter_mut()) {
-            let mut shift = *bias as f64;
-            for ((wv, av), cv) in row.iter_mut().zip(a).zip(c) {
-                shift += *wv as f64 * *cv as f64;
-                *wv = (*wv as f64 * *av as f64) as f32;
-            }
-            *bias = shift as f32;
-        }
+        let bn = Bn {
+            a: a.iter().map(|&v| v as f64).collect(),
+            c: c.iter().map(|&v| v as f64).collect(),
+        };
+        fold_bn_into(w, b, &bn);
         let inner = *inner;
         self.ops.pop();
         inner

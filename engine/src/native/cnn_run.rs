@@ -1,6 +1,6 @@
-//! The native evaluator of 1-D convolutional and LSTM networks (DeepBoostedJet's and DeepJet's
-//! families, recognised by `cnn`): a batch is split across threads, and each thread runs its
-//! events in groups, every op over the whole group at once:
+//! The native evaluator of 1-D convolutional and recurrent networks (DeepBoostedJet's,
+//! DeepJet's and DeepDoubleX's families, recognised by `cnn`): a batch is split across threads,
+//! and each thread runs its events in groups, every op over the whole group at once:
 //!
 //! - each value is laid out channels-first with the group's events side by side (column
 //!   `e * L + p` for event `e`, position `p`), so a convolution is one matrix product: its
@@ -8,16 +8,18 @@
 //!   `t`, zero where the padding is; the weights' own order), and the pointwise product of
 //!   `gemm` runs over all the group's columns;
 //! - values whose lives do not overlap share a buffer, so a group's working set stays in L2;
-//! - an LSTM runs its recurrence over the group's events at once (one product per step, the
-//!   events as columns: a group then holds at least 64 events, to fill the kernel's panels);
+//! - an LSTM or a GRU runs its recurrence over the group's events at once (one product per
+//!   step, the events as columns: a group then holds at least 64 events, to fill the kernel's
+//!   panels); a GRU's input projections are one product over all steps first (`gru`);
 //! - pooling, the dense head (products over the events) and the softmax close each event.
 //!
 //! Results agree with ONNX Runtime within float rounding; the tests hold them to 1e-5 of the
 //! outputs' scale.
 
-use super::cnn::{recognise, Op, Program, Val};
+use super::cnn::{recognise, Cell, Op, Program, Val};
 use super::events::{batch, in_groups, refusal, softmax, split};
 use super::gemm::{conv, Block};
+use super::gru::Scratch as GruScratch;
 use super::kernels::Simd;
 use super::lstm::{Scratch as LstmScratch, Seqs};
 use crate::{Engine, EngineError, Model, ModelInfo, Tensor};
@@ -25,7 +27,7 @@ use crate::{Engine, EngineError, Model, ModelInfo, Tensor};
 /// Columns (events x positions) a group aims at: enough for full panels in the products,
 /// few enough that a group's values stay in L2.
 const COLS: usize = 512;
-/// Events a group holds at least when the network has an LSTM.
+/// Events a group holds at least when the network has a recurrent layer.
 const RECURRENT_EVENTS: usize = 64;
 
 /// A recognised 1-D CNN, ready to run. `Sync`: the program is read-only.
@@ -53,21 +55,21 @@ impl CnnEngine {
     /// fit) for any other graph.
     pub fn load(model: &Model) -> Result<Self, EngineError> {
         let info = model.info().clone();
-        let prog = recognise(model.proto(), &info).map_err(refusal(&info, "1-D CNN"))?;
+        let prog = recognise(model.proto(), &info).map_err(refusal(&info, "1-D CNN/RNN"))?;
         let (slot, slots) = plan(&prog);
         let longest = prog.inputs.iter().map(|v| v.l).max().unwrap_or(1);
-        // An LSTM's products have only the group's events as columns: enough of them to fill
-        // the panels (half the speed at 20 events, on DeepJet).
-        let group = if prog.lstms() > 0 {
+        // A recurrent layer's products have only the group's events as columns: enough of
+        // them to fill the panels (half the speed at 20 events, on DeepJet).
+        let (lstms, grus) = prog.cells();
+        let group = if lstms + grus > 0 {
             (COLS / longest).max(RECURRENT_EVENTS)
         } else {
             (COLS / longest).max(1)
         };
         let simd = Simd::detect();
         let summary = format!(
-            "1-D CNN, {} convolutions, {} LSTMs over inputs {}, {}",
+            "1-D CNN/RNN, {} convolutions, {lstms} LSTMs, {grus} GRUs over inputs {}, {}",
             prog.convs(),
-            prog.lstms(),
             prog.inputs
                 .iter()
                 .map(|v| format!("{}x{}", v.c, v.l))
@@ -104,6 +106,7 @@ impl CnnEngine {
             col,
             tmp,
             lstm,
+            gru,
         } = s;
         bufs.resize_with(self.slots, Vec::new);
         for op in &p.ops {
@@ -157,6 +160,22 @@ impl CnnEngine {
                     }
                 }
                 Op::Copy { src, .. } => d.copy_from_slice(buf(src)),
+                Op::Flatten {
+                    src, steps_first, ..
+                } => {
+                    let Val { c, l, .. } = p.vals[*src];
+                    let x = buf(src);
+                    // Channel `ch` at position `t` of event `e` is `x[ch * n * l + e * l + t]`;
+                    // it goes to row `ch * l + t`, or `t * c + ch`.
+                    for (ch, xr) in x.chunks_exact(n * l).enumerate() {
+                        for (e, xe) in xr.chunks_exact(l).enumerate() {
+                            for (t, v) in xe.iter().enumerate() {
+                                let row = if *steps_first { t * c + ch } else { ch * l + t };
+                                d[row * n + e] = *v;
+                            }
+                        }
+                    }
+                }
                 Op::Add { a, b, relu, .. } => {
                     for ((o, x), y) in d.iter_mut().zip(buf(a)).zip(buf(b)) {
                         let v = x + y;
@@ -220,7 +239,11 @@ impl CnnEngine {
                         *o = 1.0 / (1.0 + (-v).exp());
                     }
                 }
-                Op::Lstm { src, lstm: m, .. } => {
+                Op::Recurrent {
+                    src,
+                    cell: Cell::Lstm(m),
+                    ..
+                } => {
                     let l = p.vals[*src].l;
                     let seqs = Seqs {
                         x: buf(src),
@@ -229,6 +252,31 @@ impl CnnEngine {
                         events: n,
                     };
                     m.run(self.simd, &seqs, &mut d, lstm);
+                }
+                Op::Recurrent {
+                    src,
+                    cell: Cell::Gru(g),
+                    ..
+                } => {
+                    // The input step-major (column `t * n + e`), then its projections.
+                    let Val { c, l, .. } = p.vals[*src];
+                    let x = buf(src);
+                    col.resize(c * n * l, 0.0);
+                    for (xr, cr) in x.chunks_exact(n * l).zip(col.chunks_exact_mut(n * l)) {
+                        for (e, xe) in xr.chunks_exact(l).enumerate() {
+                            for (t, v) in xe.iter().enumerate() {
+                                cr[t * n + e] = *v;
+                            }
+                        }
+                    }
+                    tmp.resize(g.wx.co * n * l, 0.0);
+                    let blk = Block {
+                        x: col,
+                        ldx: n * l,
+                        ncols: n * l,
+                    };
+                    conv(self.simd, &g.wx, blk, tmp, n * l, false);
+                    g.run(self.simd, tmp, l, n, &mut d, gru);
                 }
             }
             bufs[self.slot[dst]] = d;
@@ -325,10 +373,12 @@ fn plan(p: &Program) -> (Vec<usize>, usize) {
 #[derive(Default)]
 struct Scratch {
     bufs: Vec<Vec<f32>>,
-    /// A convolution's unrolled input.
+    /// A convolution's unrolled input; a GRU's input, step-major.
     col: Vec<f32>,
+    /// A softmax's event; a GRU's input projections.
     tmp: Vec<f32>,
     lstm: LstmScratch,
+    gru: GruScratch,
 }
 
 impl Engine for CnnEngine {

@@ -117,22 +117,26 @@ pub(super) fn conv_bias(g: &mut Graph, n: &Node, co: usize) -> Result<Vec<f32>, 
 
 /// `conv(bn(x))` as one convolution: `W (a x + c) + b = (W diag(a)) x + (W c + b)`.
 pub(super) fn fold_bn(conv: &Packed, bn: &Bn) -> Result<Packed, String> {
-    let ci = conv.ci;
-    if bn.a.len() != ci {
+    if bn.a.len() != conv.ci {
         return Err("batch norm of another width than its convolution".into());
     }
-    let (w, bias) = conv.unpacked();
-    let mut w2 = vec![0f32; w.len()];
-    let mut b2 = vec![0f32; conv.co];
-    for o in 0..conv.co {
-        let mut s = bias[o] as f64;
-        for i in 0..ci {
-            w2[o * ci + i] = (w[o * ci + i] as f64 * bn.a[i]) as f32;
-            s += w[o * ci + i] as f64 * bn.c[i];
+    let (mut w, mut b) = conv.unpacked();
+    fold_bn_into(&mut w, &mut b, bn);
+    Ok(Packed::new(conv.co, conv.ci, &w, &b))
+}
+
+/// A batch norm over a layer's inputs folded into its weights `w` (rows of `bn.a.len()`, one
+/// per bias in `b`) in double precision: `W (a x + c) + b = (W diag(a)) x + (W c + b)`.
+pub(super) fn fold_bn_into(w: &mut [f32], b: &mut [f32], bn: &Bn) {
+    let ci = bn.a.len();
+    for (row, bias) in w.chunks_exact_mut(ci.max(1)).zip(b.iter_mut()) {
+        let mut shift = *bias as f64;
+        for ((wv, a), c) in row.iter_mut().zip(&bn.a).zip(&bn.c) {
+            shift += *wv as f64 * c;
+            *wv = (*wv as f64 * a) as f32;
         }
-        b2[o] = s as f32;
+        *bias = shift as f32;
     }
-    Ok(Packed::new(conv.co, ci, &w2, &b2))
 }
 
 /// Checks a `Gemm` node's attributes (alpha = beta = 1, `transA` 0): whether it has `transB`.

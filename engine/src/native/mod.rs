@@ -28,17 +28,13 @@
 //! event by event with the pointwise convolutions of `gemm`, whose SIMD level is chosen at
 //! run time like the dense kernels'.
 //!
-//! Recurrent taggers (DeepDoubleX: per-collection pointwise 1-D convolutions with batch norm,
-//! GRUs, dense layers) have a third: `recurrent` recognises them the same strict way (`layers`
-//! and `gru` read the layers), `recurrent_run` evaluates a batch's events together, the GRU's
-//! recurrence one matrix product per step for all of them.
-//!
 //! 1-D convolutional networks (DeepBoostedJet: ResNet-style blocks of convolutions with batch
-//! norm and residual additions, global average pooling, dense head) and LSTM taggers (DeepJet:
-//! pointwise convolutions into LSTMs, dense head) have a fourth: `cnn` recognises them, `cnn_run`
-//! evaluates a group of events together, each convolution one product of `gemm` over the
-//! group's unrolled input, each LSTM step one product for the group's events (`lstm`; `rnn`
-//! holds what it shares with `gru`).
+//! norm and residual additions, global average pooling, dense head) and recurrent taggers
+//! (DeepJet: pointwise convolutions into LSTMs, dense head; DeepDoubleX: pointwise convolutions
+//! into GRUs beside a flattened input, dense head) have a third: `cnn` recognises them,
+//! `cnn_run` evaluates a group of events together, each convolution one product of `gemm` over
+//! the group's unrolled input, each recurrent step one product for the group's events (`lstm`,
+//! `gru`; `rnn` holds what they share).
 
 mod build;
 mod cnn;
@@ -53,14 +49,11 @@ mod gru;
 mod kernels;
 mod layers;
 mod lstm;
-mod recurrent;
-mod recurrent_run;
 mod rnn;
 
 pub use cnn_run::{recognise_graph as recognise_cnn, CnnEngine};
 pub use edgeconv_run::{recognise_graph as recognise_edgeconv, EdgeConvEngine};
 pub use grad::{Backprop, Grads, Target};
-pub use recurrent_run::{recognise_graph as recognise_recurrent, RecurrentEngine};
 
 use super::{Engine, EngineError, Model, ModelInfo, Tensor};
 use build::build;
