@@ -59,31 +59,43 @@ fn main() -> Result<(), String> {
             Err(e) => serde_json::json!({"setting": label, "error": e.to_string()}),
             Ok((e, choice)) => {
                 let e = e.into_engine();
-                let run = || e.run(&inputs).map_err(|err| err.to_string());
-                let mut out = run()?;
-                for _ in 0..3 {
-                    out = run()?;
+                match time_calls(e.as_ref(), &inputs, calls) {
+                    // An engine that loads but fails to run is reported, and the others still run.
+                    Err(err) => serde_json::json!({"setting": label, "error": err}),
+                    Ok((median, out)) => serde_json::json!({
+                        "setting": label,
+                        "engine": choice.kind.name(),
+                        "reason": choice.reason,
+                        "describe": e.describe(),
+                        "seconds_per_call": median,
+                        "events_per_s": batch as f64 / median,
+                        "outputs": out.iter().map(|t| (t.name.clone(), t.data.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+                    }),
                 }
-                let mut times: Vec<f64> = (0..calls)
-                    .map(|_| {
-                        let t = Instant::now();
-                        run().map(|_| t.elapsed().as_secs_f64())
-                    })
-                    .collect::<Result<_, _>>()?;
-                times.sort_by(f64::total_cmp);
-                let median = times[times.len() / 2];
-                serde_json::json!({
-                    "setting": label,
-                    "engine": choice.kind.name(),
-                    "reason": choice.reason,
-                    "describe": e.describe(),
-                    "seconds_per_call": median,
-                    "events_per_s": batch as f64 / median,
-                    "outputs": out.iter().map(|t| (t.name.clone(), t.data.clone())).collect::<std::collections::BTreeMap<_, _>>(),
-                })
             }
         };
         println!("{line}");
     }
     Ok(())
+}
+
+/// Four calls to warm up, then the median of `calls` timed ones, and the last outputs.
+fn time_calls(
+    e: &dyn engine::Engine,
+    inputs: &[Tensor],
+    calls: usize,
+) -> Result<(f64, Vec<Tensor>), String> {
+    let run = || e.run(inputs).map_err(|err| err.to_string());
+    let mut out = run()?;
+    for _ in 0..3 {
+        out = run()?;
+    }
+    let mut times: Vec<f64> = (0..calls.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            run().map(|_| t.elapsed().as_secs_f64())
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], out))
 }
