@@ -14,6 +14,14 @@ Cases (raw little-endian float32 files, shapes in OUTDIR/manifest.json):
 onnxruntime runs with one intra-op thread. The altered models (TopK of the smallest, a slice
 dropping two neighbours, a second output, a mask compared with 1) change the numbers; the
 evaluator must refuse each, naming a node.
+
+Export variants: the model rewritten the ways other ParticleNet exports in cms-data write the
+same network, which the evaluator must run and match onnxruntime on (four of the cases each,
+with the variant's model named in the case):
+`opset14` (axes of ReduceSum/Unsqueeze as inputs, Reshape with allowzero 0), `unfolded_bn`
+(a batch norm after every convolution) and `old_masks` (features, points and the stems'
+concatenation not masked again, an int64 Cast on the gather indices). Their cases pad with
+random values instead of zeros, so what each model masks, and when, decides the numbers.
 """
 import json
 import os
@@ -22,6 +30,7 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as rt
+from onnx import helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -75,6 +84,69 @@ def altered(out):
     return paths
 
 
+def bypass(m, node):
+    """Removes `node`, its readers taking its first input instead."""
+    for n in m.graph.node:
+        for i, x in enumerate(n.input):
+            if x == node.output[0]:
+                n.input[i] = node.input[0]
+    m.graph.node.remove(node)
+
+
+def node(m, name):
+    return next(n for n in m.graph.node if n.name == name)
+
+
+def variants():
+    """The model as other exports write it (see the module header): name -> model."""
+    out = {}
+    # By hand: onnx's version converter also wraps every Softmax in reshapes, which exports
+    # of opset 13+ do not write.
+    m = onnx.load(MODEL)
+    for n in m.graph.node:
+        axes = next((a for a in n.attribute if a.name == "axes"), None)
+        if n.op_type in ("ReduceSum", "Unsqueeze", "Squeeze") and axes is not None:
+            name = f"{n.name}_axes"
+            m.graph.initializer.append(numpy_helper.from_array(np.array(axes.ints, np.int64), name))
+            n.attribute.remove(axes)
+            n.input.append(name)
+        if n.op_type == "Reshape":
+            n.attribute.append(helper.make_attribute("allowzero", 0))
+    m.opset_import[0].version = 14
+    out["opset14"] = m
+
+    m = onnx.load(MODEL)
+    rng = np.random.default_rng(14)
+    for conv in [n for n in m.graph.node if n.op_type == "Conv"]:
+        co = next(numpy_helper.to_array(t) for t in m.graph.initializer
+                  if t.name == conv.input[1]).shape[0]
+        raw = conv.output[0] + "_raw"
+        names = [f"{conv.name}_bn_{k}" for k in ("scale", "b", "mean", "var")]
+        vals = [rng.uniform(0.5, 1.5, co), rng.normal(0, 0.1, co), rng.normal(0, 0.1, co),
+                rng.uniform(0.5, 1.5, co)]
+        for k, v in zip(names, vals):
+            m.graph.initializer.append(numpy_helper.from_array(v.astype(np.float32), k))
+        bn = helper.make_node("BatchNormalization", [raw] + names, [conv.output[0]],
+                              name=conv.name + "_bn", epsilon=1e-5)
+        conv.output[0] = raw
+        m.graph.node.insert(list(m.graph.node).index(conv) + 1, bn)
+    out["unfolded_bn"] = m
+
+    m = onnx.load(MODEL)
+    for name in ("/Mul", "/Mul_2", "/pn/Mul", "/pn/Mul_1"):
+        bypass(m, node(m, name))
+    for g in [n for n in m.graph.node if n.op_type == "Gather"
+              and any(a.name == "axis" and a.i == 1 for a in n.attribute)]:
+        cast = helper.make_node("Cast", [g.input[1]], [g.input[1] + "_i64"], to=7,
+                                name=g.name + "_cast")
+        g.input[1] = cast.output[0]
+        m.graph.node.insert(list(m.graph.node).index(g), cast)
+    out["old_masks"] = m
+    for m in out.values():
+        onnx.checker.check_model(m)
+    return out
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -105,6 +177,23 @@ def main():
                 feeds[k] = feeds[k] * 0
         (want,) = s.run(["output"], feeds)
         cases.append(write_case(out, name, feeds, want))
+    picked = [c for c in cases if c["name"] in ("b7_0", "one_particle", "p20", "bench")]
+    for name, m in variants().items():
+        path = os.path.join(out, f"export-{name}.onnx")
+        onnx.save(m, path)
+        sv = rt.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+        for c in picked:
+            feeds = {k: np.fromfile(os.path.join(out, v["file"]), "<f4").reshape(v["shape"])
+                     for k, v in c["inputs"].items()}
+            # Padding that is not zero (as some ntuples pad), which the masks must keep out.
+            for coll in ("pf", "sv"):
+                pad = feeds[f"{coll}_mask"] == 0
+                for k in (f"{coll}_features", f"{coll}_points"):
+                    x = feeds[k]
+                    feeds[k] = np.where(pad, rng.normal(0, 3, x.shape), x).astype(np.float32)
+            (want,) = sv.run(["output"], feeds)
+            vc = write_case(out, f"{name}-{c['name']}", feeds, want)
+            cases.append(dict(vc, model=os.path.basename(path)))
     man = {"model": MODEL, "cases": cases, "altered": altered(out)}
     with open(os.path.join(out, "manifest.json"), "w") as fh:
         json.dump(man, fh, indent=1)

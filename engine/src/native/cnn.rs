@@ -37,7 +37,9 @@ use std::collections::HashMap;
 use super::gemm::Packed;
 use super::graph::{attrs, label, Graph, Node, A};
 use super::gru::{read_gru, Gru};
-use super::layers::{conv_bias, dense_weights, fold_bn_into, gemm_attrs, read_bn, Bn};
+use super::layers::{
+    conv_bias, dense_weights, fold_bn_after_into, fold_bn_into, gemm_attrs, read_bn, Bn,
+};
 use super::lstm::{read_lstm, Lstm};
 use crate::ModelInfo;
 use tract_onnx::pb;
@@ -702,7 +704,8 @@ impl<'a> Reader<'a> {
         let (y, which) = out;
         let kind = match self.g.peek(y)?.op_type.as_str() {
             "GRU" => "GRU",
-            _ => "LSTM",
+            "LSTM" => "LSTM",
+            _ => return Err(format!("node {at}: not the state of an LSTM or a GRU")),
         };
         let ln = self.g.node(y, kind)?;
         if ln.output.get(which).map(String::as_str) != Some(y) {
@@ -925,7 +928,7 @@ impl<'a> Reader<'a> {
             ));
         }
         let l = (val.l + 2 * pad - k) / stride + 1;
-        let (mut w, mut b) = post_bn(n, co, &w, &b, bn)?;
+        let (mut w, mut b) = post_bn(n, &w, &b, bn)?;
         // Padding is zero after a batch norm: only a convolution without it takes one in.
         let src = if (k, pad) == (1, 0) {
             self.pre_bn(x, src, &mut w, &mut b)
@@ -1028,7 +1031,7 @@ impl<'a> Reader<'a> {
                 val.l
             ));
         }
-        let (mut w, mut b) = post_bn(n, nn, &w, &b, bn)?;
+        let (mut w, mut b) = post_bn(n, &w, &b, bn)?;
         let src = self.pre_bn(x, src, &mut w, &mut b);
         let w = Packed::new(nn, kk, &w, &b);
         Ok(self.push(
@@ -1080,33 +1083,17 @@ impl Reader<'_> {
     }
 }
 
-/// Weights (`co` rows) and biases with the batch norm after them folded in: `a (W x + b) + c
-/// = (a W) x + (a b + c)` per output channel (in double precision).
+/// Weights (a row per bias) and biases with the batch norm after them folded in (see
+/// `fold_bn_after_into`).
 fn post_bn(
     n: &Node,
-    co: usize,
     w: &[f32],
     b: &[f32],
     bn: Option<&Bn>,
 ) -> Result<(Vec<f32>, Vec<f32>), String> {
-    let Some(Bn { a, c }) = bn else {
-        return Ok((w.to_vec(), b.to_vec()));
-    };
-    if a.len() != co {
-        return Err(format!(
-            "node {}: {co} outputs, the batch norm after it {}",
-            label(n),
-            a.len()
-        ));
+    let (mut w, mut b) = (w.to_vec(), b.to_vec());
+    if let Some(bn) = bn {
+        fold_bn_after_into(&mut w, &mut b, bn).map_err(|e| format!("node {}: {e}", label(n)))?;
     }
-    let per = w.len() / co.max(1);
-    let w = w
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (v as f64 * a[i / per]) as f32)
-        .collect();
-    let b = (0..co)
-        .map(|o| (b[o] as f64 * a[o] + c[o]) as f32)
-        .collect();
     Ok((w, b))
 }

@@ -8,8 +8,10 @@
 //!
 //! - stems, one per particle collection `s` (particles, secondary vertices): features `f_s
 //!   [N, C_s, P_s]`, points `p_s [N, D, P_s]`, mask `m_s [N, 1, P_s]`; `relu(conv(bn(f_s * m_s)))
-//!   * m_s` (batch norm optional, folded into the pointwise convolution at load);
-//! - the collections concatenated along the points: mask `m`, points `p * m`, features `x * m`;
+//!   * m_s` (batch norms before and after the convolution optional, folded into it at load;
+//!   older exports take `f_s` unmasked);
+//! - the collections concatenated along the points: mask `m`, points `p * m`, features `x * m`
+//!   (older exports: `p` and `x` as they are);
 //!   `shift = (m == 0) * c` moves masked points far away for the neighbour search;
 //! - EdgeConv blocks: the k nearest neighbours of every point by `-|q_i - q_j|^2` (computed as
 //!   the export writes it, TopK of k + 1 dropping the first) in `q = points + shift` or `q =
@@ -29,7 +31,7 @@ mod knn;
 
 use super::gemm::Packed;
 use super::graph::{attrs, label, tensor_f64, Graph, Node, A};
-use super::layers::{fold_bn, read_bn, read_conv, read_dense, Fc};
+use super::layers::{fold_bn, fold_bn_after, read_bn, read_conv, read_dense, Fc};
 use crate::ModelInfo;
 use tract_onnx::pb;
 
@@ -42,6 +44,8 @@ pub(super) struct Stem {
     pub mask: usize,
     /// Batch norm folded in.
     pub conv: Packed,
+    /// Whether the features are masked before the convolution.
+    pub premask: bool,
 }
 
 /// Where an EdgeConv block looks for neighbours.
@@ -88,6 +92,12 @@ pub(super) struct Program {
     pub output: String,
     /// Coordinates per point.
     pub dims: usize,
+    /// Whether the concatenated features and points are masked (again). With finite inputs
+    /// the numbers are the same either way (masked points' outputs are masked after every
+    /// layer, and the shift keeps padded points out of real points' neighbours); padding that
+    /// overflows a layer gives the graph's NaN only when the evaluator masks where it does.
+    pub mask_x: bool,
+    pub mask_points: bool,
 }
 
 impl Program {
@@ -109,8 +119,11 @@ struct Reader<'a> {
     mask: Option<String>,
     cm: Option<String>,
     shift: Option<(String, f32)>,
-    /// The points' concatenation, once a block searching in points is seen.
-    points: Option<&'a Node>,
+    /// The points' concatenation, once a block searching in points is seen, and whether it
+    /// is masked.
+    points: Option<(&'a Node, bool)>,
+    /// Whether the stems' concatenation is masked.
+    mask_x: bool,
 }
 
 /// Recognises the graph (see the module header), or says which node does not fit.
@@ -125,6 +138,7 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
         cm: None,
         shift: None,
         points: None,
+        mask_x: true,
     };
     let (fc_out, parts) = r.tail(&out.name)?;
     let (pooled, fc) = r.dense(&fc_out)?;
@@ -184,6 +198,8 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
         parts,
         output: out.name.clone(),
         dims,
+        mask_x: r.mask_x,
+        mask_points: r.points.is_some_and(|(_, masked)| masked),
     })
 }
 
@@ -209,14 +225,19 @@ impl<'a> Reader<'a> {
         self.g.node(v, op)
     }
 
-    /// The node producing `v`, an `op` without attributes, and its `C` inputs.
+    /// The node producing `v`, an `op` without attributes (but a `Reshape`'s `allowzero` 0,
+    /// which is what it means without one), and its `C` inputs.
     fn args<const C: usize>(
         &mut self,
         v: &str,
         op: &str,
     ) -> Result<(&'a Node, [&'a str; C]), String> {
         let n = self.node(v, op)?;
-        attrs(n, &[])?;
+        if op == "Reshape" {
+            attrs(n, &[("allowzero", A::Int(0))])?;
+        } else {
+            attrs(n, &[])?;
+        }
         Ok((n, Graph::inputs::<C>(n)?))
     }
 
@@ -282,12 +303,12 @@ impl<'a> Reader<'a> {
     fn pool(&mut self, v: &str) -> Result<(Vec<Block>, Vec<usize>, Packed, String), String> {
         let (_, [sum, cnt]) = self.args::<2>(v, "Div")?;
         let rs = self.node(sum, "ReduceSum")?;
-        reduce_last(rs, 0)?;
+        reduce_last(&mut self.g, rs, 0)?;
         let (_, [f, cm]) = self.args::<2>(Graph::input(rs, 0)?, "Mul")?;
         self.cm(cm)?;
         let (_, [c, one]) = self.args::<2>(cnt, "Max")?;
         let rc = self.node(c, "ReduceSum")?;
-        reduce_last(rc, 0)?;
+        reduce_last(&mut self.g, rc, 0)?;
         self.cm(Graph::input(rc, 0)?)?;
         let shp = self.ones(one)?;
         let shp = self.node(shp, "Shape")?;
@@ -296,8 +317,7 @@ impl<'a> Reader<'a> {
             return Err(format!("node {}: shape of another value", label(shp)));
         }
         let relu = self.node(f, "Relu")?;
-        let conv = self.node(Graph::input(relu, 0)?, "Conv")?;
-        let (fusion, cat) = self.conv(conv, 3)?;
+        let (fusion, cat, _) = self.conv(Graph::input(relu, 0)?, 3)?;
         let cat = self.node(&cat, "Concat")?;
         attrs(cat, &[("axis", A::Int(1))])?;
         let last = cat.input.last().ok_or("an empty Concat")?;
@@ -375,9 +395,22 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// A pointwise convolution (see [`read_conv`]): packed, and its input.
-    fn conv(&mut self, n: &Node, rank: usize) -> Result<(Packed, String), String> {
-        read_conv(&mut self.g, n, rank)
+    /// The pointwise convolution (see [`read_conv`]) computing `v`, with a batch norm after it
+    /// folded in (exports that leave them apart): packed, its input, and the `Conv` node.
+    fn conv(&mut self, v: &str, rank: usize) -> Result<(Packed, String, &'a Node), String> {
+        let (bn, at) = if self.g.peek(v)?.op_type == "BatchNormalization" {
+            let (bn, x) = read_bn(&mut self.g, v)?;
+            (Some(bn), x)
+        } else {
+            (None, v.to_string())
+        };
+        let n = self.node(&at, "Conv")?;
+        let (p, x) = read_conv(&mut self.g, n, rank)?;
+        let p = match bn {
+            None => p,
+            Some(bn) => fold_bn_after(&p, &bn).map_err(|e| format!("node {}: {e}", label(n)))?,
+        };
+        Ok((p, x, n))
     }
 
     /// The chain of EdgeConv blocks ending in `out`: the blocks in order, their output values,
@@ -388,7 +421,11 @@ impl<'a> Reader<'a> {
         let mut outs = Vec::new();
         let mut cur = out.to_string();
         loop {
-            // A block's output is `Mul(.., cm)`; the stems' is `Mul(.., mask)`.
+            // A block's output is `Mul(.., cm)`; the stems' is `Mul(.., mask)`, or their
+            // concatenation itself.
+            if self.g.peek(&cur)?.op_type == "Concat" {
+                break;
+            }
             let (_, [v, m]) = self.args::<2>(&cur, "Mul")?;
             if Some(m) != self.cm.as_deref() {
                 // The stems' features `x * mask`: the chain's start.
@@ -414,13 +451,12 @@ impl<'a> Reader<'a> {
         let (_, [sc, mean]) = self.args::<2>(Graph::input(relu, 0)?, "Add")?;
         let rm = self.node(mean, "ReduceMean")?;
         attrs(rm, &[("axes", A::Any), ("keepdims", A::Int(0))])?;
-        axis_is(rm, "axes", &[-1, 3])?;
+        axes_are(&mut self.g, rm, &[-1, 3])?;
         let mut h = Graph::input(rm, 0)?.to_string();
         let mut convs = Vec::new();
         loop {
             let relu = self.node(&h, "Relu")?;
-            let conv = self.node(Graph::input(relu, 0)?, "Conv")?;
-            let (p, x) = self.conv(conv, 4)?;
+            let (p, x, conv) = self.conv(Graph::input(relu, 0)?, 4)?;
             convs.push((p, conv));
             h = x;
             if self.g.peek(&h)?.op_type == "Concat" {
@@ -452,8 +488,7 @@ impl<'a> Reader<'a> {
         let shortcut = if sc == x {
             None
         } else {
-            let n = self.node(sc, "Conv")?;
-            let (p, xs) = self.conv(n, 3)?;
+            let (p, xs, n) = self.conv(sc, 3)?;
             if xs != x {
                 return Err(format!("node {}: shortcut of another value", label(n)));
             }
@@ -483,8 +518,14 @@ impl<'a> Reader<'a> {
 
     /// The stems behind the concatenated features `Mul(Concat(stems, axis 2), mask)`.
     fn stems(&mut self, x: &str, info: &ModelInfo) -> Result<(Vec<Stem>, usize), String> {
-        let (_, [cat, m]) = self.args::<2>(x, "Mul")?;
-        self.mask(m)?;
+        let cat = if self.g.peek(x)?.op_type == "Concat" {
+            self.mask_x = false;
+            x
+        } else {
+            let (_, [cat, m]) = self.args::<2>(x, "Mul")?;
+            self.mask(m)?;
+            cat
+        };
         let cat = self.node(cat, "Concat")?;
         attrs(cat, &[("axis", A::Any)])?;
         axis_is(cat, "axis", &[2, -1])?;
@@ -495,6 +536,7 @@ impl<'a> Reader<'a> {
         // The points concatenation, found through a block that searches in points.
         let pcat = self
             .points
+            .map(|(p, _)| p)
             .ok_or("no block searches neighbours in the points")?;
         if mcat.input.len() != cat.input.len() || pcat.input.len() != cat.input.len() {
             return Err("masks, points and features of different collections".into());
@@ -513,8 +555,7 @@ impl<'a> Reader<'a> {
                 return Err(format!("node {}: masked by another mask", label(out)));
             }
             let relu = self.node(r, "Relu")?;
-            let conv = self.node(Graph::input(relu, 0)?, "Conv")?;
-            let (conv, mut v) = self.conv(conv, 3)?;
+            let (conv, mut v, _) = self.conv(Graph::input(relu, 0)?, 3)?;
             let bn = if self.g.peek(&v)?.op_type == "BatchNormalization" {
                 let (bn, i) = read_bn(&mut self.g, &v)?;
                 v = i;
@@ -522,10 +563,16 @@ impl<'a> Reader<'a> {
             } else {
                 None
             };
-            let (fm, [f, m3]) = self.args::<2>(&v, "Mul")?;
-            if m3 != m {
-                return Err(format!("node {}: masked by another mask", label(fm)));
-            }
+            let premask = self.g.peek(&v).is_ok();
+            let f = if premask {
+                let (fm, [f, m3]) = self.args::<2>(&v, "Mul")?;
+                if m3 != m {
+                    return Err(format!("node {}: masked by another mask", label(fm)));
+                }
+                f
+            } else {
+                v.as_str()
+            };
             let conv = match bn {
                 None => conv,
                 Some(bn) => fold_bn(&conv, &bn)?,
@@ -548,16 +595,28 @@ impl<'a> Reader<'a> {
                 points,
                 mask,
                 conv,
+                premask,
             });
         }
         Ok((stems, dims.ok_or("no stem")?))
     }
 }
 
-/// `ReduceSum` over the last axis (axes attribute -1 or 2 for [N, C, P]).
-fn reduce_last(n: &Node, keepdims: i64) -> Result<(), String> {
+/// `ReduceSum` over the last axis (axes -1 or 2 for [N, C, P]).
+fn reduce_last(g: &mut Graph, n: &Node, keepdims: i64) -> Result<(), String> {
     attrs(n, &[("axes", A::Any), ("keepdims", A::Int(keepdims))])?;
-    axis_is(n, "axes", &[-1, 2])
+    axes_are(g, n, &[-1, 2])
+}
+
+/// A reduction's or an (un)squeeze's axes (attribute or input) are one of `want` alone.
+fn axes_are(g: &mut Graph, n: &Node, want: &[i64]) -> Result<(), String> {
+    match g.axes(n)? {
+        Some(a) if want.iter().any(|w| a == [*w]) => Ok(()),
+        a => Err(format!(
+            "node {}: axes {a:?} not supported (expected one of {want:?})",
+            label(n)
+        )),
+    }
 }
 
 /// The first edge convolution `W = [W_a | W_b]` (over `[x_i, x_j - x_i]`, `c` channels each)

@@ -146,8 +146,12 @@ impl EdgeConvEngine {
             let f = &xs[st.features].data[e * ci * ns..(e + 1) * ci * ns];
             fit(&mut s.tmp, ci * ns);
             for (t, fr) in s.tmp.chunks_exact_mut(ns).zip(f.chunks_exact(ns)) {
-                for ((t, v), mv) in t.iter_mut().zip(fr).zip(m) {
-                    *t = v * mv;
+                if st.premask {
+                    for ((t, v), mv) in t.iter_mut().zip(fr).zip(m) {
+                        *t = v * mv;
+                    }
+                } else {
+                    t.copy_from_slice(fr);
                 }
             }
             let src = X {
@@ -164,7 +168,8 @@ impl EdgeConvEngine {
             off += ns;
         }
         let Scratch { mask, pts, x, .. } = s;
-        for r in x.chunks_exact_mut(np).chain(pts.chunks_exact_mut(np)) {
+        let x = x.chunks_exact_mut(np).filter(|_| p.mask_x);
+        for r in x.chain(pts.chunks_exact_mut(np).filter(|_| p.mask_points)) {
             for (v, mv) in r.iter_mut().zip(mask.iter()) {
                 *v *= mv;
             }

@@ -129,6 +129,19 @@ impl<'a> Graph<'a> {
         self.konst(value).map(|(_, v)| v)
     }
 
+    /// The `axes` of a reduction or an (un)squeeze: its attribute (up to opset 12, 17 for
+    /// most reductions) or its constant second input (later opsets); `None` when neither is
+    /// given.
+    pub(super) fn axes(&mut self, n: &Node) -> Result<Option<Vec<i64>>, String> {
+        let attr = n.attribute.iter().find(|a| a.name == "axes");
+        match (attr, n.input.get(1).filter(|s| !s.is_empty())) {
+            (Some(a), None) => Ok(Some(a.ints.clone())),
+            (None, Some(v)) => Ok(Some(self.values(v)?.iter().map(|&a| a as i64).collect())),
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(format!("node {}: axes given twice", label(n))),
+        }
+    }
+
     /// A constant that must hold exactly `want`.
     pub(super) fn expect(&mut self, value: &str, want: &[f64]) -> Result<(), String> {
         let v = self.values(value)?;

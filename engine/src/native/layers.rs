@@ -139,6 +139,33 @@ pub(super) fn fold_bn_into(w: &mut [f32], b: &mut [f32], bn: &Bn) {
     }
 }
 
+/// `bn(conv(x))` as one convolution: `a (W x + b) + c = (diag(a) W) x + (a b + c)`.
+pub(super) fn fold_bn_after(conv: &Packed, bn: &Bn) -> Result<Packed, String> {
+    let (mut w, mut b) = conv.unpacked();
+    fold_bn_after_into(&mut w, &mut b, bn)?;
+    Ok(Packed::new(conv.co, conv.ci, &w, &b))
+}
+
+/// A batch norm after a layer folded into its weights `w` (one row per bias in `b`) and
+/// biases, in double precision: `a (W x + b) + c = (diag(a) W) x + (a b + c)`.
+pub(super) fn fold_bn_after_into(w: &mut [f32], b: &mut [f32], bn: &Bn) -> Result<(), String> {
+    if bn.a.len() != b.len() {
+        return Err(format!(
+            "{} outputs, the batch norm after them {}",
+            b.len(),
+            bn.a.len()
+        ));
+    }
+    let per = w.len() / b.len().max(1);
+    for (o, (row, bias)) in w.chunks_exact_mut(per.max(1)).zip(b.iter_mut()).enumerate() {
+        for v in row {
+            *v = (*v as f64 * bn.a[o]) as f32;
+        }
+        *bias = (*bias as f64 * bn.a[o] + bn.c[o]) as f32;
+    }
+    Ok(())
+}
+
 /// Checks a `Gemm` node's attributes (alpha = beta = 1, `transA` 0): whether it has `transB`.
 pub(super) fn gemm_attrs(n: &Node) -> Result<bool, String> {
     attrs(

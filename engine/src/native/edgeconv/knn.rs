@@ -3,7 +3,7 @@
 //! each event's indices by `n * P`, the gather itself, the tiling of the centre point, and the
 //! points' concatenation.
 
-use super::{axis_is, label, Dim, Graph, Reader, A};
+use super::{axes_are, axis_is, label, Dim, Graph, Reader, A};
 use crate::native::graph::attrs;
 
 impl<'a> Reader<'a> {
@@ -52,7 +52,15 @@ impl<'a> Reader<'a> {
         if self.shape_list(dshape)? != [Dim::Of(x.clone(), 1), Dim::Const(-1.0)] {
             return Err(format!("node {}: not [C, N * P]", label(rd)));
         }
-        // idx = Reshape(Add(Slice(TopK(D, k + 1)[1], 1..), Range(N) * P), [-1]).
+        // idx = Reshape(Add(Slice(TopK(D, k + 1)[1], 1..), Range(N) * P), [-1]), perhaps
+        // through a Cast to int64 (of what is int64 already: checked below).
+        let idx = if self.g.peek(idx)?.op_type == "Cast" {
+            let c = self.node(idx, "Cast")?;
+            attrs(c, &[("to", A::Int(7))])?;
+            Graph::input(c, 0)?
+        } else {
+            idx
+        };
         let (_, [sum, flat]) = self.args::<2>(idx, "Reshape")?;
         self.g.expect(flat, &[-1.0])?;
         let (_, [sl, off]) = self.args::<2>(sum, "Add")?;
@@ -135,7 +143,8 @@ impl<'a> Reader<'a> {
             return Err(format!("node {}: not q^T q", label(mm)));
         }
         let rs = self.node(sq, "ReduceSum")?;
-        attrs(rs, &[("axes", A::Ints(&[1])), ("keepdims", A::Int(1))])?;
+        attrs(rs, &[("axes", A::Any), ("keepdims", A::Int(1))])?;
+        axes_are(&mut self.g, rs, &[1])?;
         let (pow, [q2, two]) = self.args::<2>(Graph::input(rs, 0)?, "Pow")?;
         self.g.expect(two, &[2.0])?;
         if q2 != q {
@@ -144,20 +153,26 @@ impl<'a> Reader<'a> {
         Ok(q.to_string())
     }
 
-    /// `Mul(Concat(points, axis 2), mask)`.
+    /// `Mul(Concat(points, axis 2), mask)`, or the `Concat` alone.
     pub(super) fn points(&mut self, v: &str) -> Result<(), String> {
-        let (_, [c, m]) = self.args::<2>(v, "Mul")?;
-        self.mask(m)?;
+        let masked = self.g.peek(v)?.op_type != "Concat";
+        let c = if masked {
+            let (_, [c, m]) = self.args::<2>(v, "Mul")?;
+            self.mask(m)?;
+            c
+        } else {
+            v
+        };
         let cat = self.node(c, "Concat")?;
         attrs(cat, &[("axis", A::Any)])?;
         axis_is(cat, "axis", &[2, -1])?;
         match self.points {
-            Some(p) if p.output != cat.output => Err(format!(
+            Some((p, m)) if p.output != cat.output || m != masked => Err(format!(
                 "node {}: a second points concatenation",
                 label(cat)
             )),
             _ => {
-                self.points = Some(cat);
+                self.points = Some((cat, masked));
                 Ok(())
             }
         }
@@ -168,10 +183,8 @@ impl<'a> Reader<'a> {
         let n = self.g.peek(v)?;
         if n.op_type == "Unsqueeze" {
             let u = self.node(v, "Unsqueeze")?;
-            attrs(u, &[("axes", A::Ints(&[0]))])?;
-            if u.input.len() != 1 {
-                return Err(format!("node {}: axes as an input", label(u)));
-            }
+            attrs(u, &[("axes", A::Any)])?;
+            axes_are(&mut self.g, u, &[0])?;
             return self.dim(Graph::input(u, 0)?);
         }
         let g = self.node(v, "Gather")?;
