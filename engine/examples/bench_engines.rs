@@ -9,6 +9,7 @@
 //! setting ("auto", "auto without ONNX Runtime", "tract", "native", "ort") it prints one JSON line:
 //! the engine chosen and why (or the refusal), the median seconds per call over CALLS calls
 //! (after a warm-up), events/s, and the outputs (for the script's agreement check).
+//! `HEPML_BENCH_SETTINGS` (a comma-separated list of those names) runs only those.
 
 use engine::{EngineKind, EngineOptions, Model, OrtLibrary, Tensor};
 use std::time::Instant;
@@ -41,6 +42,8 @@ fn main() -> Result<(), String> {
     let inputs: Vec<Tensor> = inputs.iter().map(|a| input(a)).collect::<Result<_, _>>()?;
     let batch = inputs.first().map_or(0, |t| t.shape[0]);
     let model = Model::read(std::path::Path::new(model)).map_err(|e| e.to_string())?;
+    let only = std::env::var("HEPML_BENCH_SETTINGS").ok();
+    let wanted = |label: &str| only.as_ref().is_none_or(|o| o.split(',').any(|s| s == label));
     for (label, kind, ort) in [
         ("auto", EngineKind::Auto, OrtLibrary::Search),
         ("auto, no ONNX Runtime", EngineKind::Auto, OrtLibrary::Off),
@@ -48,6 +51,9 @@ fn main() -> Result<(), String> {
         ("native", EngineKind::Native, OrtLibrary::Off),
         ("ort", EngineKind::Ort, OrtLibrary::Search),
     ] {
+        if !wanted(label) {
+            continue;
+        }
         let opts = EngineOptions {
             kind,
             ort_library: ort,
