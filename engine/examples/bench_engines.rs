@@ -43,7 +43,10 @@ fn main() -> Result<(), String> {
     let batch = inputs.first().map_or(0, |t| t.shape[0]);
     let model = Model::read(std::path::Path::new(model)).map_err(|e| e.to_string())?;
     let only = std::env::var("HEPML_BENCH_SETTINGS").ok();
-    let wanted = |label: &str| only.as_ref().is_none_or(|o| o.split(',').any(|s| s == label));
+    let wanted = |label: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.split(',').any(|s| s == label))
+    };
     for (label, kind, ort) in [
         ("auto", EngineKind::Auto, OrtLibrary::Search),
         ("auto, no ONNX Runtime", EngineKind::Auto, OrtLibrary::Off),

@@ -3,7 +3,8 @@
 //! (padded and masked particles, events with fewer real points than neighbours searched, full
 //! events, another number of particle slots) with onnxruntime's outputs, and altered copies of
 //! the model that must be refused; and the model rewritten as other ParticleNet exports write
-//! it (opset 14, batch norms left apart, older masking), which must run and agree.
+//! it (opset 14, batch norms left apart, older masking, the first exports' form), which must
+//! run and agree.
 
 mod common;
 
@@ -40,10 +41,15 @@ fn cases() -> &'static Cases {
     })
 }
 
-/// Every case of `model` within TOL of onnxruntime; the largest difference.
+/// Every case of `model` within TOL of onnxruntime (but those marked for tract, see
+/// `export_variants_match_onnxruntime`); the largest difference.
 fn check(e: &dyn Engine, model: &std::path::Path) -> f32 {
-    let mine: Vec<_> = cases().cases.iter().filter(|c| c.model == model).collect();
-    assert!(mine.len() >= 4, "{}: {} cases", model.display(), mine.len());
+    let mine: Vec<_> = cases()
+        .cases
+        .iter()
+        .filter(|c| c.model == model && !c.name.ends_with("-tract"))
+        .collect();
+    assert!(mine.len() >= 3, "{}: {} cases", model.display(), mine.len());
     mine.iter()
         .map(|c| c.check(e, "output", TOL))
         .fold(0f32, f32::max)
@@ -102,8 +108,15 @@ fn particlenet_threads_agree() {
 
 /// The model as other exports write ParticleNet (`make_edgeconv_cases.py`: opset 14's axes
 /// inputs and Reshape allowzero, a batch norm after every convolution, features and points
-/// not masked again and an int64 Cast on the gather indices) runs on the native evaluator and
-/// agrees with onnxruntime on those models.
+/// not masked again and an int64 Cast on the gather indices, and the first exports' form:
+/// unmasked blocks, a batch norm of the stems, the mean over every slot, with and without a
+/// fusion) runs on the native evaluator and agrees with onnxruntime on those models.
+///
+/// The first exports do not mask their blocks, so in events with fewer real points than
+/// k + 1 the padded points (two kinds, one per collection) enter the neighbour lists through
+/// exactly equal distances. ONNX's TopK puts the lower index first; onnxruntime's does not
+/// always (up to 0.10 apart on such events, measured), tract's does: those cases (`-tract`)
+/// are held to tract's outputs instead, event by event.
 #[test]
 fn export_variants_match_onnxruntime() {
     let c = cases();
@@ -111,7 +124,7 @@ fn export_variants_match_onnxruntime() {
     variants.sort();
     variants.dedup();
     variants.retain(|m| **m != c.model);
-    assert_eq!(variants.len(), 3, "the three export variants");
+    assert_eq!(variants.len(), 5, "the five export variants");
     for model in variants {
         let (e, choice) = open(model, EngineKind::Auto, 2);
         assert_eq!(
@@ -122,6 +135,23 @@ fn export_variants_match_onnxruntime() {
         );
         let d = check(e.as_ref(), model);
         eprintln!("{}: max |diff| / scale {d:.2e}", model.display());
+        let mut tract = None;
+        for case in c
+            .cases
+            .iter()
+            .filter(|k| k.model == *model && k.name.ends_with("-tract"))
+        {
+            let t = tract.get_or_insert_with(|| open(model, EngineKind::Tract, 1).0);
+            let (a, b) = (e.run(&case.inputs).unwrap(), t.run(&case.inputs).unwrap());
+            let scale = b[0].data.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let d = a[0]
+                .data
+                .iter()
+                .zip(&b[0].data)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs() / scale));
+            assert!(d <= TOL, "{}: {d} from tract", case.name);
+            eprintln!("{}: max |diff| / scale {d:.2e} from tract", case.name);
+        }
     }
 }
 

@@ -19,7 +19,10 @@
 //!   ReLU, averaged over the neighbours, plus a shortcut (a pointwise convolution or `x`
 //!   itself), ReLU, times the mask;
 //! - a fusion: the blocks' outputs concatenated, a pointwise convolution with ReLU, times the
-//!   mask, summed over the points and divided by `max(sum(m), 1)`;
+//!   mask, summed over the points and divided by `max(sum(m), 1)`; or (the first ParticleNet
+//!   exports) no fusion, the last block's output times the mask averaged over all the slots;
+//!   those exports also leave the stems and the blocks' outputs unmasked and take a batch norm
+//!   of the stems' concatenation;
 //! - dense layers (`Gemm`, ReLU) and an output made of slices of the last layer, each raw or
 //!   through a softmax, concatenated.
 //!
@@ -44,8 +47,9 @@ pub(super) struct Stem {
     pub mask: usize,
     /// Batch norm folded in.
     pub conv: Packed,
-    /// Whether the features are masked before the convolution.
+    /// Whether the features are masked before the convolution, and its output after it.
     pub premask: bool,
+    pub mask_out: bool,
 }
 
 /// Where an EdgeConv block looks for neighbours.
@@ -68,6 +72,8 @@ pub(super) struct Block {
     /// The shortcut: a pointwise convolution, or `None` for `x` itself.
     pub shortcut: Option<Packed>,
     pub cout: usize,
+    /// Whether the output is masked.
+    pub masked: bool,
 }
 
 /// One piece of the output: columns `start..end` of the last dense layer, maybe softmaxed.
@@ -86,7 +92,14 @@ pub(super) struct Program {
     pub blocks: Vec<Block>,
     /// Blocks whose outputs the fusion concatenates, in order.
     pub fused: Vec<usize>,
-    pub fusion: Packed,
+    /// The fusion convolution (with ReLU), if any.
+    pub fusion: Option<Packed>,
+    /// Pooling by the mean over all slots (`ReduceMean`), else over the real points.
+    pub mean_pool: bool,
+    /// Whether what is pooled is masked first (always, for the mean over the real points).
+    pub pool_mask: bool,
+    /// A batch norm of the stems' concatenation (`a x + c` per channel), before its mask.
+    pub fts_bn: Option<(Vec<f32>, Vec<f32>)>,
     pub fc: Vec<Fc>,
     pub parts: Vec<Part>,
     pub output: String,
@@ -122,8 +135,9 @@ struct Reader<'a> {
     /// The points' concatenation, once a block searching in points is seen, and whether it
     /// is masked.
     points: Option<(&'a Node, bool)>,
-    /// Whether the stems' concatenation is masked.
+    /// Whether the stems' concatenation is masked; its batch norm.
     mask_x: bool,
+    fts_bn: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// Recognises the graph (see the module header), or says which node does not fit.
@@ -139,10 +153,11 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
         shift: None,
         points: None,
         mask_x: true,
+        fts_bn: None,
     };
     let (fc_out, parts) = r.tail(&out.name)?;
     let (pooled, fc) = r.dense(&fc_out)?;
-    let (blocks, fused, fusion, stems_x) = r.pool(&pooled)?;
+    let (blocks, fused, fusion, (mean_pool, pool_mask), stems_x) = r.pool(&pooled)?;
     let (stems, dims) = r.stems(&stems_x, info)?;
     r.g.finish()?;
     let n = fc.last().map_or(0, |l| l.n);
@@ -182,8 +197,16 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
         c = w;
     }
     let cat: usize = fused.iter().map(|&i| blocks[i].cout).sum();
-    if fusion.ci != cat || fc.first().map(|l| l.k) != Some(fusion.co) {
+    let pooled_width = fusion.as_ref().map_or(cat, |f| f.co);
+    if fusion.as_ref().is_some_and(|f| f.ci != cat) || fc.first().map(|l| l.k) != Some(pooled_width)
+    {
         return Err("fusion widths do not chain".into());
+    }
+    if r.fts_bn
+        .as_ref()
+        .is_some_and(|(a, _)| a.len() != stems.first().map_or(0, |s| s.conv.co))
+    {
+        return Err("batch norm of the stems of another width".into());
     }
     if fc.windows(2).any(|w| w[0].n != w[1].k) {
         return Err("dense widths do not chain".into());
@@ -194,6 +217,9 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
         blocks,
         fused,
         fusion,
+        mean_pool,
+        pool_mask,
+        fts_bn: r.fts_bn,
         fc,
         parts,
         output: out.name.clone(),
@@ -295,26 +321,62 @@ impl<'a> Reader<'a> {
 
     /// Dense layers back to the pooled vector (a `Div`).
     fn dense(&mut self, y: &str) -> Result<(String, Vec<Fc>), String> {
-        read_dense(&mut self.g, y, "Div")
+        read_dense(&mut self.g, y, &["Div", "ReduceMean"])
     }
 
-    /// `Div(ReduceSum(Mul(Relu(Conv(Concat(blocks))), cm)), Max(ReduceSum(cm), 1))`.
+    /// `Div(ReduceSum(Mul(f, cm)), Max(ReduceSum(cm), 1))` or `ReduceMean([Mul](f, mask))`
+    /// over the points, `f` being `Relu(Conv(Concat(blocks)))` (the fusion) or the last block's
+    /// output: the blocks, those fused, the fusion, whether the mean is over all slots and
+    /// whether the pooled values are masked, and the stems' features.
     #[allow(clippy::type_complexity)]
-    fn pool(&mut self, v: &str) -> Result<(Vec<Block>, Vec<usize>, Packed, String), String> {
-        let (_, [sum, cnt]) = self.args::<2>(v, "Div")?;
-        let rs = self.node(sum, "ReduceSum")?;
-        reduce_last(&mut self.g, rs, 0)?;
-        let (_, [f, cm]) = self.args::<2>(Graph::input(rs, 0)?, "Mul")?;
-        self.cm(cm)?;
-        let (_, [c, one]) = self.args::<2>(cnt, "Max")?;
-        let rc = self.node(c, "ReduceSum")?;
-        reduce_last(&mut self.g, rc, 0)?;
-        self.cm(Graph::input(rc, 0)?)?;
-        let shp = self.ones(one)?;
-        let shp = self.node(shp, "Shape")?;
-        attrs(shp, &[])?;
-        if Graph::input(shp, 0)? != c {
-            return Err(format!("node {}: shape of another value", label(shp)));
+    fn pool(
+        &mut self,
+        v: &str,
+    ) -> Result<(Vec<Block>, Vec<usize>, Option<Packed>, (bool, bool), String), String> {
+        let mean_pool = self.g.peek(v)?.op_type == "ReduceMean";
+        let mut pool_mask = true;
+        let f = if mean_pool {
+            let rm = self.node(v, "ReduceMean")?;
+            attrs(rm, &[("axes", A::Any), ("keepdims", A::Int(0))])?;
+            axes_are(&mut self.g, rm, &[-1, 2])?;
+            let x = Graph::input(rm, 0)?;
+            if self.g.peek(x)?.op_type == "Mul" {
+                let (_, [f, m]) = self.args::<2>(x, "Mul")?;
+                self.either_mask(m)?;
+                f
+            } else {
+                pool_mask = false;
+                x
+            }
+        } else {
+            let (_, [sum, cnt]) = self.args::<2>(v, "Div")?;
+            let rs = self.node(sum, "ReduceSum")?;
+            reduce_last(&mut self.g, rs, 0)?;
+            let (_, [f, cm]) = self.args::<2>(Graph::input(rs, 0)?, "Mul")?;
+            self.cm(cm)?;
+            let (_, [c, one]) = self.args::<2>(cnt, "Max")?;
+            let rc = self.node(c, "ReduceSum")?;
+            reduce_last(&mut self.g, rc, 0)?;
+            self.cm(Graph::input(rc, 0)?)?;
+            let shp = self.ones(one)?;
+            let shp = self.node(shp, "Shape")?;
+            attrs(shp, &[])?;
+            if Graph::input(shp, 0)? != c {
+                return Err(format!("node {}: shape of another value", label(shp)));
+            }
+            f
+        };
+        // The fusion is `Relu` of a convolution; a block's output `Relu` of an `Add`, maybe
+        // masked.
+        let fusion = self.g.peek(f)?.op_type == "Relu"
+            && self
+                .g
+                .peek(Graph::input(self.g.peek(f)?, 0)?)
+                .is_ok_and(|n| n.op_type != "Add");
+        if !fusion {
+            let (blocks, _, x) = self.blocks(f)?;
+            let last = blocks.len() - 1;
+            return Ok((blocks, vec![last], None, (mean_pool, pool_mask), x));
         }
         let relu = self.node(f, "Relu")?;
         let (fusion, cat, _) = self.conv(Graph::input(relu, 0)?, 3)?;
@@ -331,7 +393,16 @@ impl<'a> Reader<'a> {
                     .ok_or_else(|| format!("fusion input '{i}' is not an EdgeConv block"))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((blocks, fused, fusion, x))
+        Ok((blocks, fused, Some(fusion), (mean_pool, pool_mask), x))
+    }
+
+    /// The concatenated mask `m`, or its float cast.
+    fn either_mask(&mut self, m: &str) -> Result<(), String> {
+        if self.g.peek(m).is_ok_and(|n| n.op_type == "Cast") {
+            self.cm(m)
+        } else {
+            self.mask(m)
+        }
     }
 
     /// `ConstantOfShape(shape, value 1)`: shape.
@@ -420,19 +491,33 @@ impl<'a> Reader<'a> {
         let mut blocks = Vec::new();
         let mut outs = Vec::new();
         let mut cur = out.to_string();
+        // A block's output is `Relu(Add(..))`, perhaps times the mask; anything else is the
+        // stems' features, the chain's start.
+        let is_block = |g: &Graph, v: &str| {
+            g.peek(v).is_ok_and(|n| {
+                n.op_type == "Relu"
+                    && n.input
+                        .first()
+                        .is_some_and(|i| g.peek(i).is_ok_and(|a| a.op_type == "Add"))
+            })
+        };
         loop {
-            // A block's output is `Mul(.., cm)`; the stems' is `Mul(.., mask)`, or their
-            // concatenation itself.
-            if self.g.peek(&cur)?.op_type == "Concat" {
-                break;
-            }
-            let (_, [v, m]) = self.args::<2>(&cur, "Mul")?;
-            if Some(m) != self.cm.as_deref() {
-                // The stems' features `x * mask`: the chain's start.
-                self.mask(m)?;
-                break;
-            }
-            let (b, x) = self.block(v)?;
+            let (v, masked) = match self.g.peek(&cur)?.op_type.as_str() {
+                "Mul" => {
+                    let n = self.g.peek(&cur)?;
+                    let [v, m] = Graph::inputs::<2>(n)?;
+                    if !is_block(&self.g, v) {
+                        break;
+                    }
+                    self.args::<2>(&cur, "Mul")?;
+                    self.either_mask(m)?;
+                    (v.to_string(), true)
+                }
+                _ if is_block(&self.g, &cur) => (cur.clone(), false),
+                _ => break,
+            };
+            let (mut b, x) = self.block(&v)?;
+            b.masked = masked;
             blocks.push(b);
             outs.push(cur.clone());
             cur = x;
@@ -511,6 +596,7 @@ impl<'a> Reader<'a> {
                 rest,
                 shortcut,
                 cout,
+                masked: true,
             },
             x,
         ))
@@ -518,15 +604,22 @@ impl<'a> Reader<'a> {
 
     /// The stems behind the concatenated features `Mul(Concat(stems, axis 2), mask)`.
     fn stems(&mut self, x: &str, info: &ModelInfo) -> Result<(Vec<Stem>, usize), String> {
-        let cat = if self.g.peek(x)?.op_type == "Concat" {
-            self.mask_x = false;
-            x
-        } else {
+        // `[Mul](., mask)` of `[BatchNormalization]` of the `Concat`.
+        let mut cat = if self.g.peek(x)?.op_type == "Mul" {
             let (_, [cat, m]) = self.args::<2>(x, "Mul")?;
             self.mask(m)?;
-            cat
+            cat.to_string()
+        } else {
+            self.mask_x = false;
+            x.to_string()
         };
-        let cat = self.node(cat, "Concat")?;
+        if self.g.peek(&cat)?.op_type == "BatchNormalization" {
+            let (bn, c) = read_bn(&mut self.g, &cat)?;
+            let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
+            self.fts_bn = Some((f32s(&bn.a), f32s(&bn.c)));
+            cat = c;
+        }
+        let cat = self.node(&cat, "Concat")?;
         attrs(cat, &[("axis", A::Any)])?;
         axis_is(cat, "axis", &[2, -1])?;
         let mask = self.mask.clone().ok_or("no mask")?;
@@ -550,13 +643,23 @@ impl<'a> Reader<'a> {
         let mut stems = Vec::new();
         let mut dims = None;
         for ((s, m), p) in cat.input.iter().zip(&mcat.input).zip(&pcat.input) {
-            let (out, [r, m2]) = self.args::<2>(s, "Mul")?;
-            if m2 != m {
-                return Err(format!("node {}: masked by another mask", label(out)));
-            }
+            let mask_out = self.g.peek(s)?.op_type == "Mul";
+            let r = if mask_out {
+                let (out, [r, m2]) = self.args::<2>(s, "Mul")?;
+                if m2 != m {
+                    return Err(format!("node {}: masked by another mask", label(out)));
+                }
+                r
+            } else {
+                s.as_str()
+            };
             let relu = self.node(r, "Relu")?;
             let (conv, mut v, _) = self.conv(Graph::input(relu, 0)?, 3)?;
-            let bn = if self.g.peek(&v)?.op_type == "BatchNormalization" {
+            let bn = if self
+                .g
+                .peek(&v)
+                .is_ok_and(|n| n.op_type == "BatchNormalization")
+            {
                 let (bn, i) = read_bn(&mut self.g, &v)?;
                 v = i;
                 Some(bn)
@@ -596,6 +699,7 @@ impl<'a> Reader<'a> {
                 mask,
                 conv,
                 premask,
+                mask_out,
             });
         }
         Ok((stems, dims.ok_or("no stem")?))

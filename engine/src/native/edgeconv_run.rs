@@ -55,7 +55,9 @@ impl EdgeConvEngine {
         let summary = format!(
             "EdgeConv [{}], fusion {}, dense {}, {}",
             blocks.join(", "),
-            prog.fusion.co,
+            prog.fusion
+                .as_ref()
+                .map_or("none".to_string(), |f| f.co.to_string()),
             prog.fc
                 .iter()
                 .map(|l| l.n.to_string())
@@ -160,7 +162,7 @@ impl EdgeConvEngine {
                 ncols: ns,
             };
             conv(self.simd, &st.conv, src, &mut s.x[off..], np, true);
-            for r in s.x.chunks_exact_mut(np) {
+            for r in s.x.chunks_exact_mut(np).filter(|_| st.mask_out) {
                 for (v, mv) in r[off..off + ns].iter_mut().zip(m) {
                     *v *= mv;
                 }
@@ -168,6 +170,13 @@ impl EdgeConvEngine {
             off += ns;
         }
         let Scratch { mask, pts, x, .. } = s;
+        if let Some((a, c)) = &p.fts_bn {
+            for ((r, a), c) in x.chunks_exact_mut(np).zip(a).zip(c) {
+                for v in r {
+                    *v = a * *v + c;
+                }
+            }
+        }
         let x = x.chunks_exact_mut(np).filter(|_| p.mask_x);
         for r in x.chain(pts.chunks_exact_mut(np).filter(|_| p.mask_points)) {
             for (v, mv) in r.iter_mut().zip(mask.iter()) {
@@ -260,7 +269,8 @@ impl EdgeConvEngine {
             }
             for (or, mr) in o.chunks_exact_mut(np).zip(s.mean.chunks_exact(np)) {
                 for ((v, mv), cm) in or.iter_mut().zip(mr).zip(&s.mask) {
-                    *v = (*v + mv).max(0.0) * cm;
+                    let y = (*v + mv).max(0.0);
+                    *v = if b.masked { y * cm } else { y };
                 }
             }
         }
@@ -273,19 +283,36 @@ impl EdgeConvEngine {
             s.tmp[at..at + n].copy_from_slice(&s.outs[i]);
             at += n;
         }
-        let fc = p.fusion.co;
-        fit(&mut s.q, fc * np);
-        let src = X {
-            x: &s.tmp,
-            ldx: np,
-            ncols: np,
+        let pooled = match &p.fusion {
+            Some(fusion) => {
+                fit(&mut s.q, fusion.co * np);
+                let src = X {
+                    x: &s.tmp,
+                    ldx: np,
+                    ncols: np,
+                };
+                conv(self.simd, fusion, src, &mut s.q, np, true);
+                &s.q
+            }
+            None => &s.tmp,
         };
-        conv(self.simd, &p.fusion, src, &mut s.q, np, true);
-        let count = s.mask.iter().fold(0f32, |a, v| a + v).max(1.0);
-        let mut v: Vec<f32> =
-            s.q.chunks_exact(np)
-                .map(|r| r.iter().zip(&s.mask).fold(0f32, |a, (x, m)| a + x * m) / count)
-                .collect();
+        // The mean over every slot, or over the real points.
+        let count = if p.mean_pool {
+            np as f32
+        } else {
+            s.mask.iter().fold(0f32, |a, v| a + v).max(1.0)
+        };
+        let mut v: Vec<f32> = pooled
+            .chunks_exact(np)
+            .map(|r| {
+                let sum = if p.pool_mask {
+                    r.iter().zip(&s.mask).fold(0f32, |a, (x, m)| a + x * m)
+                } else {
+                    r.iter().fold(0f32, |a, x| a + x)
+                };
+                sum / count
+            })
+            .collect();
         for l in &p.fc {
             v =
                 l.w.chunks_exact(l.k)

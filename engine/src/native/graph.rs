@@ -108,10 +108,32 @@ impl<'a> Graph<'a> {
         Self::inputs::<1>(n).map(|[x]| x)
     }
 
-    /// A constant tensor (initialiser or `Constant` node) as dims and f64 values.
+    /// A constant tensor (initialiser, `Constant` node, or a `Reshape` or numeric `Cast` of
+    /// constants, which older exporters leave unfolded) as dims and f64 values.
     pub(super) fn konst(&mut self, value: &str) -> Result<(Vec<i64>, Vec<f64>), String> {
         let t = match self.inits.get(value) {
             Some(t) => *t,
+            None if self.peek(value).is_ok_and(|n| n.op_type == "Reshape") => {
+                let n = self.node(value, "Reshape")?;
+                attrs(n, &[("allowzero", A::Int(0))])?;
+                let [x, shape] = Self::inputs::<2>(n)?;
+                let (dims, v) = self.konst(x)?;
+                let shape = self.values(shape)?;
+                return Ok((reshaped(&dims, &shape, v.len(), n)?, v));
+            }
+            None if self.peek(value).is_ok_and(|n| n.op_type == "Cast") => {
+                let n = self.node(value, "Cast")?;
+                attrs(n, &[("to", A::Any)])?;
+                let (dims, v) = self.konst(Self::inputs::<1>(n)?[0])?;
+                // ONNX TensorProto types: float, int32, int64, double.
+                let v = match n.attribute.first().map(|a| a.i) {
+                    Some(1) => v.into_iter().map(|x| x as f32 as f64).collect(),
+                    Some(6 | 7) => v.into_iter().map(f64::trunc).collect(),
+                    Some(11) => v,
+                    to => return Err(format!("node {}: cast to type {to:?}", label(n))),
+                };
+                return Ok((dims, v));
+            }
             None => {
                 let n = self.node(value, "Constant")?;
                 attrs(n, &[("value", A::Any)])?;
@@ -140,6 +162,11 @@ impl<'a> Graph<'a> {
             (None, None) => Ok(None),
             (Some(_), Some(_)) => Err(format!("node {}: axes given twice", label(n))),
         }
+    }
+
+    /// Whether `value` is a constant: an initialiser or a `Constant` node's output.
+    pub(super) fn is_const(&self, value: &str) -> bool {
+        self.inits.contains_key(value) || self.peek(value).is_ok_and(|n| n.op_type == "Constant")
     }
 
     /// A constant that must hold exactly `want`.
@@ -316,4 +343,30 @@ pub(super) fn tensor_f64(t: &pb::TensorProto) -> Result<(Vec<i64>, Vec<f64>), St
         ));
     }
     Ok((t.dims.clone(), data))
+}
+
+/// The dims of a `Reshape` of `dims` (`len` values) to `shape` (0: the input's dim, one -1:
+/// what remains).
+fn reshaped(dims: &[i64], shape: &[f64], len: usize, n: &Node) -> Result<Vec<i64>, String> {
+    let mut out: Vec<i64> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| match d as i64 {
+            0 => dims.get(i).copied().unwrap_or(0),
+            d => d,
+        })
+        .collect();
+    let known: i64 = out.iter().filter(|&&d| d != -1).product();
+    match out.iter().filter(|&&d| d == -1).count() {
+        0 => {}
+        1 if known > 0 => {
+            let rest = len as i64 / known;
+            out.iter_mut().filter(|d| **d == -1).for_each(|d| *d = rest);
+        }
+        _ => return Err(format!("node {}: shape {shape:?}", label(n))),
+    }
+    if out.iter().any(|&d| d < 0) || out.iter().product::<i64>() != len as i64 {
+        return Err(format!("node {}: {len} values into {shape:?}", label(n)));
+    }
+    Ok(out)
 }

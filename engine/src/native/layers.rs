@@ -204,9 +204,13 @@ pub(super) fn dense_weights(
     Ok((n, k, w))
 }
 
-/// Dense layers back from `y` to a value produced by a `stop` node: that value and the layers
-/// in order.
-pub(super) fn read_dense(g: &mut Graph, y: &str, stop: &str) -> Result<(String, Vec<Fc>), String> {
+/// Dense layers back from `y` to a value produced by a node of one of the `stop` types: that
+/// value and the layers in order.
+pub(super) fn read_dense(
+    g: &mut Graph,
+    y: &str,
+    stop: &[&str],
+) -> Result<(String, Vec<Fc>), String> {
     let mut layers = Vec::new();
     let mut cur = y.to_string();
     let mut relu = false;
@@ -237,7 +241,7 @@ pub(super) fn read_dense(g: &mut Graph, y: &str, stop: &str) -> Result<(String, 
                 let [x, w] = Graph::inputs::<2>(mm)?;
                 (x, w, b, false)
             }
-            op if op == stop && !relu && !layers.is_empty() => break,
+            op if stop.contains(&op) && !relu && !layers.is_empty() => break,
             _ => {
                 return Err(format!(
                     "value '{cur}': node {} where a dense layer was expected",

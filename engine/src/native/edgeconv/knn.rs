@@ -178,14 +178,23 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// `Gather(Shape(v), i)`, possibly behind `Unsqueeze(axes 0)`.
+    /// `Gather(Shape(v), i)`, possibly behind `Unsqueeze(axes 0)`; or an unsqueezed scalar
+    /// constant.
     fn dim(&mut self, v: &str) -> Result<Dim, String> {
         let n = self.g.peek(v)?;
         if n.op_type == "Unsqueeze" {
             let u = self.node(v, "Unsqueeze")?;
             attrs(u, &[("axes", A::Any)])?;
             axes_are(&mut self.g, u, &[0])?;
-            return self.dim(Graph::input(u, 0)?);
+            let x = Graph::input(u, 0)?;
+            // A scalar constant (opset 11 exports unsqueeze k itself).
+            if self.g.is_const(x) {
+                return match self.g.values(x)?.as_slice() {
+                    [v] => Ok(Dim::Const(*v)),
+                    v => Err(format!("node {}: unsqueezes {v:?}", label(u))),
+                };
+            }
+            return self.dim(x);
         }
         let g = self.node(v, "Gather")?;
         attrs(g, &[("axis", A::Int(0))])?;
