@@ -12,8 +12,9 @@
 //! recognised:
 //!
 //! - inputs `[N, C, L]` or `[N, C, L, 1]` with fixed `C` and `L`;
-//! - `Conv`: 1-D (`kernel_shape [k]`, `pads [p, p]` or `auto_pad VALID`, `strides [s]`) or 2-D over `[N, C, L, 1]`
-//!   (`[k, 1]`, `[p, 0, p, 0]`, strides `[s, 1]` or `[s, s]`); dilation 1, one group, bias
+//! - `Conv`: 1-D (`kernel_shape [k]`, `pads [p, p]` or `auto_pad VALID`, `strides [s]`) or
+//!   2-D over `[N, C, L, 1]` (`[k, 1]`, `[p, 0, p, 0]`, strides `[s, 1]` or `[s, s]`);
+//!   dilation 1, one group, bias
 //!   optional;
 //! - `BatchNormalization` (inference), folded into the convolution or dense layer before it when
 //!   nothing else reads that layer's output, else applied per channel; `Relu`, fused into the
@@ -27,9 +28,10 @@
 //! - `Softmax` over the channels and `Sigmoid`, on vectors;
 //! - inputs `[N, C]` (vectors) and `[N, L, C]` read through `Transpose(x, [0, 2, 1])`;
 //! - `LSTM` (see `lstm`) or `GRU` (see `gru`) over a sequence, its final state taken as the
-//!   exporters take it (see `Reader::recurrent_state`): its input `Transpose(s, [2, 0, 1])` of a value `[N, C, L]`, or
-//!   `Transpose(u, [1, 0, 2])` of `u` `[N, L, C]` (a transposed value or a graph input, its
-//!   steps perhaps reversed by `Slice`); zero initial states computed from shapes;
+//!   exporters take it (see `Reader::recurrent_state`): its input `Transpose(s, [2, 0, 1])` of
+//!   a value `[N, C, L]`, or `Transpose(u, [1, 0, 2])` of `u` `[N, L, C]` (a transposed value
+//!   or a graph input, its steps perhaps reversed by `Slice`); zero initial states computed
+//!   from shapes;
 //! - nodes no output depends on (keras2onnx leaves `Shape`/`Slice` chains) are ignored.
 
 use std::collections::HashMap;
@@ -414,16 +416,10 @@ impl<'a> Reader<'a> {
                 attrs(n, &[("axes", A::Any), ("keepdims", A::Any)])?;
                 let src = self.value(Graph::input(n, 0)?)?;
                 let Val { c, rank, .. } = self.vals[src];
-                let axes: Vec<i64> = match (
-                    n.attribute.iter().find(|a| a.name == "axes"),
-                    n.input.get(1),
-                ) {
-                    (Some(a), None) => a.ints.clone(),
-                    (None, Some(v)) if !v.is_empty() => {
-                        self.g.values(v)?.iter().map(|&a| a as i64).collect()
-                    }
-                    _ => return Err(format!("node {}: no axes", label(n))),
-                };
+                let axes = self
+                    .g
+                    .axes(n)?
+                    .ok_or_else(|| format!("node {}: no axes", label(n)))?;
                 let mut axes: Vec<i64> = axes
                     .iter()
                     .map(|&a| if a < 0 { a + rank as i64 } else { a })
@@ -758,21 +754,17 @@ impl<'a> Reader<'a> {
     fn squeeze(&mut self, v: &str, axis: i64) -> Result<&'a str, String> {
         let n = self.g.node(v, "Squeeze")?;
         attrs(n, &[("axes", A::Ints(&[axis]))])?;
-        let axes = match (n.attribute.first(), n.input.get(1)) {
-            (Some(_), None) => axis,
-            (None, Some(a)) if !a.is_empty() => self.int(a)?,
-            _ => return Err(format!("node {}: no axes", label(n))),
-        };
-        if axes != axis {
-            return Err(format!("node {}: axes [{axes}]", label(n)));
+        match self.g.axes(n)? {
+            Some(a) if a == [axis] => Graph::input(n, 0),
+            Some(a) => Err(format!("node {}: axes {a:?}", label(n))),
+            None => Err(format!("node {}: no axes", label(n))),
         }
-        Graph::input(n, 0)
     }
 
-    /// A recurrent layer's input `X` (`[T, N, C]`): the channels-first value it is made of, and whether
-    /// its steps run backwards. Recognised: `Transpose(s, [2, 0, 1])` of a value `[N, C, L]`,
-    /// and `Transpose(u, [1, 0, 2])` of `u` `[N, L, C]`: `Transpose(s, [0, 2, 1])`, a graph input,
-    /// or `Slice` reversing the steps of such a `u`.
+    /// A recurrent layer's input `X` (`[T, N, C]`): the channels-first value it is made of,
+    /// and whether its steps run backwards. Recognised: `Transpose(s, [2, 0, 1])` of a value
+    /// `[N, C, L]`, and `Transpose(u, [1, 0, 2])` of `u` `[N, L, C]`: `Transpose(s, [0, 2, 1])`,
+    /// a graph input, or `Slice` reversing the steps of such a `u`.
     fn sequence(&mut self, x: &str) -> Result<(usize, bool), String> {
         let t = self.g.peek(x)?;
         let perm = t

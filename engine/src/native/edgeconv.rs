@@ -337,8 +337,7 @@ impl<'a> Reader<'a> {
         let mut pool_mask = true;
         let f = if mean_pool {
             let rm = self.node(v, "ReduceMean")?;
-            attrs(rm, &[("axes", A::Any), ("keepdims", A::Int(0))])?;
-            axes_are(&mut self.g, rm, &[-1, 2])?;
+            reduce_last(&mut self.g, rm, 0)?;
             let x = Graph::input(rm, 0)?;
             if self.g.peek(x)?.op_type == "Mul" {
                 let (_, [f, m]) = self.args::<2>(x, "Mul")?;
@@ -366,14 +365,8 @@ impl<'a> Reader<'a> {
             }
             f
         };
-        // The fusion is `Relu` of a convolution; a block's output `Relu` of an `Add`, maybe
-        // masked.
-        let fusion = self.g.peek(f)?.op_type == "Relu"
-            && self
-                .g
-                .peek(Graph::input(self.g.peek(f)?, 0)?)
-                .is_ok_and(|n| n.op_type != "Add");
-        if !fusion {
+        // The fusion is `Relu` of a convolution; anything else a block's output.
+        if self.g.peek(f)?.op_type != "Relu" || is_block_output(&self.g, f) {
             let (blocks, _, x) = self.blocks(f)?;
             let last = blocks.len() - 1;
             return Ok((blocks, vec![last], None, (mean_pool, pool_mask), x));
@@ -491,29 +484,21 @@ impl<'a> Reader<'a> {
         let mut blocks = Vec::new();
         let mut outs = Vec::new();
         let mut cur = out.to_string();
-        // A block's output is `Relu(Add(..))`, perhaps times the mask; anything else is the
-        // stems' features, the chain's start.
-        let is_block = |g: &Graph, v: &str| {
-            g.peek(v).is_ok_and(|n| {
-                n.op_type == "Relu"
-                    && n.input
-                        .first()
-                        .is_some_and(|i| g.peek(i).is_ok_and(|a| a.op_type == "Add"))
-            })
-        };
+        // A block's output, perhaps times the mask; anything else is the stems' features, the
+        // chain's start.
         loop {
             let (v, masked) = match self.g.peek(&cur)?.op_type.as_str() {
                 "Mul" => {
                     let n = self.g.peek(&cur)?;
                     let [v, m] = Graph::inputs::<2>(n)?;
-                    if !is_block(&self.g, v) {
+                    if !is_block_output(&self.g, v) {
                         break;
                     }
                     self.args::<2>(&cur, "Mul")?;
                     self.either_mask(m)?;
                     (v.to_string(), true)
                 }
-                _ if is_block(&self.g, &cur) => (cur.clone(), false),
+                _ if is_block_output(&self.g, &cur) => (cur.clone(), false),
                 _ => break,
             };
             let (mut b, x) = self.block(&v)?;
@@ -706,7 +691,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// `ReduceSum` over the last axis (axes -1 or 2 for [N, C, P]).
+/// Whether `v` is an EdgeConv block's output (before any mask): `Relu(Add(..))`.
+fn is_block_output(g: &Graph, v: &str) -> bool {
+    g.peek(v).is_ok_and(|n| {
+        n.op_type == "Relu"
+            && n.input
+                .first()
+                .is_some_and(|i| g.peek(i).is_ok_and(|a| a.op_type == "Add"))
+    })
+}
+
+/// A reduction (`ReduceSum`, `ReduceMean`) over the last axis (axes -1 or 2 for [N, C, P]).
 fn reduce_last(g: &mut Graph, n: &Node, keepdims: i64) -> Result<(), String> {
     attrs(n, &[("axes", A::Any), ("keepdims", A::Int(keepdims))])?;
     axes_are(g, n, &[-1, 2])

@@ -4,9 +4,10 @@
 //!
 //! Implemented: one direction (`forward` or `reverse`), `hidden_size`, `clip`, the gate
 //! activation `f` = `Sigmoid` or `HardSigmoid` (Keras's `recurrent_activation`; alpha/beta as
-//! in `rnn`) with `g` = `h` = `Tanh`, bias present or absent, initial states absent or zeros of a
-//! computed shape (PyTorch's `ConstantOfShape`), peepholes absent or zero, layout 0. Refused: `bidirectional`,
-//! `input_forget`, any other activation, `sequence_lens`, other initial states, nonzero peepholes.
+//! in `rnn`) with `g` = `h` = `Tanh`, bias present or absent, initial states absent or zeros
+//! of a computed shape (PyTorch's `ConstantOfShape`), peepholes absent or zero, layout 0.
+//! Refused: `bidirectional`, `input_forget`, any other activation, `sequence_lens`, other
+//! initial states, nonzero peepholes.
 //!
 //! With `x_t` the input and `h`, `c` the states (zero at the start), gates in ONNX's order
 //! i, o, f, c: `i = f(x W_i + h R_i + b_i)`, `o = f(..._o)`, `f = f(..._f)`, `c~ = tanh(..._c)`,
