@@ -4,7 +4,7 @@
 
   make_cnn_cases.py OUTDIR
 
-Two models are built here with random weights (fixed seeds; nothing is downloaded):
+Three models are built here with random weights (fixed seeds; nothing is downloaded):
 - mxnet.onnx (opset 11, IR 6): the op pattern of CMS DeepBoostedJet V02, MXNet's
   pre-activation ResNet over [N, C, L, 1] inputs (initializers also listed as graph inputs,
   an anonymous batch dimension, BatchNormalization with momentum, convolutions without bias,
@@ -12,6 +12,9 @@ Two models are built here with random weights (fixed seeds; nothing is downloade
   (`pfcand` [N, 12, 30, 1]: stages of 16 and 24 channels; `sv` [N, 5, 7, 1]: one stage of 8)
   pooled, concatenated and classified by Gemm (transB 1) -> Relu -> Dropout -> Gemm ->
   Softmax, output `softmax` [N, 6];
+- mxnet_md.onnx: the same branches under the head of DeepBoostedJet's mass-decorrelated
+  version: Gemm -> LeakyRelu (alpha 0.2, then ONNX's default) -> Dropout -> Flatten twice,
+  Gemm -> LogSoftmax, output `log_softmax` [N, 6];
 - torch1d.onnx (opset 13): a PyTorch-style Conv1d network over `x` [N, 10, 25]: convolutions
   with bias (k 3, 5 with stride 2, 1 with stride 2 as shortcut, a valid k 3 that shortens the
   sequence), a 3-D BatchNormalization after a convolution, a residual Add, GlobalAveragePool,
@@ -44,11 +47,12 @@ from make_recurrent_cases import set_attr  # noqa: E402
 
 EPS = 2e-5  # MXNet's BatchNorm default, as in DeepBoostedJet
 
-MODELS = {"mxnet": "mxnet.onnx", "torch1d": "torch1d.onnx"}
-OUTPUTS = {"mxnet": "softmax", "torch1d": "output"}
+MODELS = {"mxnet": "mxnet.onnx", "mxnet_md": "mxnet_md.onnx", "torch1d": "torch1d.onnx"}
+OUTPUTS = {"mxnet": "softmax", "mxnet_md": "log_softmax", "torch1d": "output"}
 # Per-event input shapes (without the batch) and, per input, the axis of the sequence.
 INPUTS = {
     "mxnet": {"pfcand": (12, 30, 1), "sv": (5, 7, 1)},
+    "mxnet_md": {"pfcand": (12, 30, 1), "sv": (5, 7, 1)},
     "torch1d": {"x": (10, 25)},
 }
 
@@ -132,17 +136,31 @@ def mxnet_branch(b, x, cin, stages):
     return b.node("Flatten", [h], f"{x}_flatten"), c
 
 
-def mxnet_model():
+def mxnet_model(decorrelated=False):
+    """The DeepBoostedJet pattern; `decorrelated`: the head of its mass-decorrelated version
+    (LeakyRelu layers, LogSoftmax; here the LogSoftmax is the output)."""
     b = Builder(11)
     pf, cpf = mxnet_branch(b, "pfcand", 12, [16, 24])
     sv, csv = mxnet_branch(b, "sv", 5, [8])
     h = b.node("Concat", [pf, sv], "concat", axis=1)
     h = b.node("Flatten", [h], "flatten_1")
-    h = b.relu(b.dense(h, "fc1_fc", cpf + csv, 48, 1), "fc1_relu")
-    h = b.node("Dropout", [h], "fc1_dropout", ratio=0.3)
-    h = b.node("Flatten", [h], "flatten_2")
-    h = b.dense(h, "fc_out", 48, 6, 1, scale=0.7)
-    b.node("Softmax", [h], "softmax", axis=1)
+    if decorrelated:
+        widths = [cpf + csv, 48, 24]
+        for i, (ci, co) in enumerate(zip(widths, widths[1:])):
+            h = b.dense(h, f"dense{i}", ci, co, 1)
+            # The second with ONNX's default alpha (0.01).
+            alpha = {"alpha": 0.2} if i == 0 else {}
+            h = b.node("LeakyRelu", [h], f"leakyrelu{i}", **alpha)
+            h = b.node("Dropout", [h], f"dropout{i}", ratio=0.2)
+            h = b.node("Flatten", [h], f"flatten_d{i}")
+        h = b.dense(h, "fc_out", widths[-1], 6, 1, scale=0.7)
+        out = b.node("LogSoftmax", [h], OUTPUTS["mxnet_md"], axis=-1)
+    else:
+        h = b.relu(b.dense(h, "fc1_fc", cpf + csv, 48, 1), "fc1_relu")
+        h = b.node("Dropout", [h], "fc1_dropout", ratio=0.3)
+        h = b.node("Flatten", [h], "flatten_2")
+        h = b.dense(h, "fc_out", 48, 6, 1, scale=0.7)
+        out = b.node("Softmax", [h], "softmax", axis=1)
     inputs = [
         helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, *s])
         for n, s in INPUTS["mxnet"].items()
@@ -155,7 +173,7 @@ def mxnet_model():
         b.nodes,
         "deepboostedjet_like",
         inputs,
-        [helper.make_tensor_value_info("softmax", TensorProto.FLOAT, [None, 6])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, [None, 6])],
         b.inits,
     )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)], producer_name="mxnet")
@@ -317,7 +335,11 @@ def main():
     def session(path):
         return rt.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
-    built = {"mxnet": mxnet_model(), "torch1d": torch1d_model()}
+    built = {
+        "mxnet": mxnet_model(),
+        "mxnet_md": mxnet_model(decorrelated=True),
+        "torch1d": torch1d_model(),
+    }
     for key, m in built.items():
         onnx.checker.check_model(m, full_check=True)
         onnx.save(m, os.path.join(out, MODELS[key]))
@@ -337,7 +359,9 @@ def main():
             case["model"] = MODELS[key]
             cases.append(case)
             if tag == "b65":
-                if key == "mxnet":
+                if key == "mxnet_md":
+                    print(f"{key}: log softmax {want.min():.2f}..{want.max():.2f}")
+                elif key == "mxnet":
                     top = want.max(axis=1)
                     print(f"{key}: top softmax {top.min():.2f}..{top.max():.2f}, "
                           f"mean {top.mean():.2f}")

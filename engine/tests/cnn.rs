@@ -1,7 +1,8 @@
-//! The native 1-D CNN/RNN evaluator against onnxruntime on two networks that
+//! The native 1-D CNN/RNN evaluator against onnxruntime on three networks that
 //! `scripts/make_cnn_cases.py` builds with random weights: `mxnet`, the op pattern of CMS
 //! DeepBoostedJet V02 (MXNet's pre-activation ResNet over `[N, C, L, 1]` inputs, two branches,
-//! batch norms folded or applied per channel, strided stages, Gemm head, Softmax), and
+//! batch norms folded or applied per channel, strided stages, Gemm head, Softmax), `mxnet_md`
+//! (the same under the mass-decorrelated version's head: LeakyRelu, LogSoftmax), and
 //! `torch1d`, a PyTorch-style Conv1d network (biases, a stride-2 kernel of 5, a valid
 //! convolution, a 3-D batch norm, MatMul + Add, Sigmoid). For each, 214 events in batches of
 //! 1, 7, 16, 33, 64 and 65, sequences zero beyond random lengths (one event empty), and inputs
@@ -36,6 +37,7 @@ fn model_path(name: &str) -> &'static Path {
 fn output(name: &str) -> &'static str {
     match name {
         "mxnet" => "softmax",
+        "mxnet_md" => "log_softmax",
         "torch1d" => "output",
         other => panic!("unknown model {other}"),
     }
@@ -72,6 +74,13 @@ fn mxnet_native_matches_onnxruntime() {
     native_matches_onnxruntime("mxnet");
 }
 
+/// The head of DeepBoostedJet's mass-decorrelated version on the same branches: LeakyRelu
+/// (alpha given and ONNX's default) after each dense layer, LogSoftmax as the output.
+#[test]
+fn mxnet_decorrelated_native_matches_onnxruntime() {
+    native_matches_onnxruntime("mxnet_md");
+}
+
 /// A PyTorch-style Conv1d network: biases, a stride-2 kernel of 5, a valid convolution, a 3-D
 /// batch norm, Gemm (transB 0), MatMul + Add, Sigmoid.
 #[test]
@@ -84,7 +93,7 @@ fn torch1d_native_matches_onnxruntime() {
 #[test]
 fn threads_agree() {
     let seen = cases().threads_agree();
-    assert_eq!(seen.len(), 2, "the two models");
+    assert_eq!(seen.len(), 3, "the three models");
     for (name, n, largest) in seen {
         assert_eq!((n, largest), (7, 65), "{name}: batches of several events");
     }

@@ -18,14 +18,14 @@
 //!   optional;
 //! - `BatchNormalization` (inference), folded into the convolution or dense layer before it when
 //!   nothing else reads that layer's output, else applied per channel; `Relu`, fused into the
-//!   op before it when nothing else reads that op's output;
+//!   op before it when nothing else reads that op's output; `LeakyRelu`;
 //! - `Add` of two values of one shape (a residual), or `Add(MatMul(x, W), b)` (a dense layer);
 //! - `GlobalAveragePool` and `ReduceMean` over the positions, `Identity`, inference `Dropout`,
 //!   `Concat` along the channels;
 //! - `Flatten` of a value `[N, C, L]` (channel after channel) or of its `Transpose(., [0, 2,
 //!   1])` (position after position, as Keras flattens);
 //! - `Gemm` (alpha = beta = 1, `transA` 0) on vectors;
-//! - `Softmax` over the channels and `Sigmoid`, on vectors;
+//! - `Softmax` and `LogSoftmax` over the channels and `Sigmoid`, on vectors;
 //! - inputs `[N, C]` (vectors) and `[N, L, C]` read through `Transpose(x, [0, 2, 1])`;
 //! - `LSTM` (see `lstm`) or `GRU` (see `gru`) over a sequence, its final state taken as the
 //!   exporters take it (see `Reader::recurrent_state`): its input `Transpose(s, [2, 0, 1])` of
@@ -37,7 +37,7 @@
 use std::collections::HashMap;
 
 use super::gemm::Packed;
-use super::graph::{attrs, label, Graph, Node, A};
+use super::graph::{attr_f, attrs, label, Graph, Node, A};
 use super::gru::{read_gru, Gru};
 use super::layers::{
     conv_bias, dense_weights, fold_bn_after_into, fold_bn_into, gemm_attrs, read_bn, Bn,
@@ -73,9 +73,11 @@ pub(super) enum Op {
         c: Vec<f32>,
         relu: bool,
     },
+    /// `max(0, x)`, or with `alpha` nonzero a leaky ReLU (`alpha x` below zero).
     Relu {
         src: usize,
         dst: usize,
+        alpha: f32,
     },
     /// The same numbers under another shape (a `Flatten` of a vector).
     Copy {
@@ -115,9 +117,11 @@ pub(super) enum Op {
         srcs: Vec<usize>,
         dst: usize,
     },
+    /// Softmax over the channels, or its logarithm (`log`).
     Softmax {
         src: usize,
         dst: usize,
+        log: bool,
     },
     Sigmoid {
         src: usize,
@@ -364,7 +368,19 @@ impl<'a> Reader<'a> {
                 }
                 let src = self.value(x)?;
                 let val = self.vals[src];
-                self.push(val, |dst| Op::Relu { src, dst })
+                self.push(val, |dst| Op::Relu {
+                    src,
+                    dst,
+                    alpha: 0.0,
+                })
+            }
+            "LeakyRelu" if !relu => {
+                let n = self.g.node(name, "LeakyRelu")?;
+                attrs(n, &[("alpha", A::Any)])?;
+                let alpha = attr_f(n, "alpha").unwrap_or(0.01);
+                let src = self.value(Graph::input(n, 0)?)?;
+                let val = self.vals[src];
+                self.push(val, |dst| Op::Relu { src, dst, alpha })
             }
             "BatchNormalization" => {
                 let node = self.g.peek(name)?;
@@ -479,12 +495,12 @@ impl<'a> Reader<'a> {
                 let c = srcs.iter().map(|&s| self.vals[s].c).sum();
                 self.push(Val { c, l, rank }, |dst| Op::Concat { srcs, dst })
             }
-            "Softmax" | "Sigmoid" => {
+            "Softmax" | "LogSoftmax" | "Sigmoid" => {
                 let op = n.op_type.clone();
                 let n = self.g.node(name, &op)?;
                 // On a vector, the default axis of every opset (1, or -1 from opset 13) is
                 // the channels.
-                if op == "Softmax" {
+                if op != "Sigmoid" {
                     attrs(n, &[("axis", A::Any)])?;
                     let axis = n.attribute.first().map_or(1, |a| a.i);
                     if axis != 1 && axis != -1 {
@@ -498,8 +514,9 @@ impl<'a> Reader<'a> {
                 if val.rank != 2 {
                     return Err(format!("node {}: not on a vector ({val:?})", label(n)));
                 }
-                if op == "Softmax" {
-                    self.push(val, |dst| Op::Softmax { src, dst })
+                if op != "Sigmoid" {
+                    let log = op == "LogSoftmax";
+                    self.push(val, |dst| Op::Softmax { src, dst, log })
                 } else {
                     self.push(val, |dst| Op::Sigmoid { src, dst })
                 }

@@ -17,7 +17,7 @@
 //! outputs' scale.
 
 use super::cnn::{recognise, Cell, Op, Program, Val};
-use super::events::{batch, in_groups, refusal, softmax, split};
+use super::events::{batch, in_groups, log_softmax, refusal, softmax, split};
 use super::gemm::{conv, Block};
 use super::gru::Scratch as GruScratch;
 use super::kernels::Simd;
@@ -154,9 +154,15 @@ impl CnnEngine {
                         }
                     }
                 }
-                Op::Relu { src, .. } => {
-                    for (o, v) in d.iter_mut().zip(buf(src)) {
-                        *o = v.max(0.0);
+                Op::Relu { src, alpha, .. } => {
+                    let x = buf(src);
+                    if *alpha == 0.0 {
+                        d.iter_mut().zip(x).for_each(|(o, v)| *o = v.max(0.0));
+                    } else {
+                        let a = *alpha;
+                        d.iter_mut()
+                            .zip(x)
+                            .for_each(|(o, &v)| *o = if v < 0.0 { a * v } else { v });
                     }
                 }
                 Op::Copy { src, .. } => d.copy_from_slice(buf(src)),
@@ -221,14 +227,18 @@ impl CnnEngine {
                         at += x.len();
                     }
                 }
-                Op::Softmax { src, .. } => {
+                Op::Softmax { src, log, .. } => {
                     let x = buf(src);
                     tmp.resize(dv.c, 0.0);
                     for e in 0..n {
                         for (ch, t) in tmp.iter_mut().enumerate() {
                             *t = x[ch * n + e];
                         }
-                        softmax(tmp);
+                        if *log {
+                            log_softmax(tmp);
+                        } else {
+                            softmax(tmp);
+                        }
                         for (ch, t) in tmp.iter().enumerate() {
                             d[ch * n + e] = *t;
                         }

@@ -72,3 +72,12 @@ pub(super) fn softmax(o: &mut [f32]) {
     }
     o.iter_mut().for_each(|v| *v /= sum);
 }
+
+/// `o = log(softmax(o))` as `(o - m) - log(sum e^(o - m))`, `m` the largest value (no
+/// logarithm of an underflowed probability).
+pub(super) fn log_softmax(o: &mut [f32]) {
+    let m = o.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = o.iter().map(|v| (v - m).exp()).sum();
+    let ln = sum.ln();
+    o.iter_mut().for_each(|v| *v = (*v - m) - ln);
+}
