@@ -20,7 +20,8 @@ same network, which the evaluator must run and match onnxruntime on (four of the
 with the variant's model named in the case):
 `opset14` (axes of ReduceSum/Unsqueeze as inputs, Reshape with allowzero 0), `unfolded_bn`
 (a batch norm after every convolution) and `old_masks` (features, points and the stems'
-concatenation not masked again, an int64 Cast on the gather indices), `first_exports` and
+concatenation not masked again, an int64 Cast on the gather indices, the constants of the
+index arithmetic behind Identity nodes), `first_exports` and
 `no_fusion` (the form of CMS ParticleNetAK8 V00: stems, points and blocks unmasked, a batch
 norm of the stems, the mean over every slot, with or without the fusion). Their cases pad
 with random values (the first exports' with 0.7) instead of zeros, so what each model masks,
@@ -156,6 +157,17 @@ def variants():
                                 name=g.name + "_cast")
         g.input[1] = cast.output[0]
         m.graph.node.insert(list(m.graph.node).index(g), cast)
+    # Constants of the index arithmetic read through Identity nodes (torch 1.12 shares one
+    # initializer between the blocks so).
+    consts = {t.name for t in m.graph.initializer}
+    consts |= {n.output[0] for n in m.graph.node if n.op_type == "Constant"}
+    for n in [n for n in m.graph.node if n.op_type in ("Concat", "Range")]:
+        for i, x in enumerate(n.input):
+            if x in consts:
+                ident = helper.make_node("Identity", [x], [f"{n.name}_{i}_shared"],
+                                         name=f"{n.name}_{i}_identity")
+                n.input[i] = ident.output[0]
+                m.graph.node.insert(list(m.graph.node).index(n), ident)
     out["old_masks"] = m
 
     # The first ParticleNet exports (CMS ParticleNetAK8 V00): stems and points unmasked, a

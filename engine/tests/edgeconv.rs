@@ -108,7 +108,8 @@ fn particlenet_threads_agree() {
 
 /// The model as other exports write ParticleNet (`make_edgeconv_cases.py`: opset 14's axes
 /// inputs and Reshape allowzero, a batch norm after every convolution, features and points
-/// not masked again and an int64 Cast on the gather indices, and the first exports' form:
+/// not masked again, an int64 Cast on the gather indices and constants behind Identity nodes,
+/// and the first exports' form:
 /// unmasked blocks, a batch norm of the stems, the mean over every slot, with and without a
 /// fusion) runs on the native evaluator and agrees with onnxruntime on those models.
 ///

@@ -108,11 +108,16 @@ impl<'a> Graph<'a> {
         Self::inputs::<1>(n).map(|[x]| x)
     }
 
-    /// A constant tensor (initialiser, `Constant` node, or a `Reshape` or numeric `Cast` of
-    /// constants, which older exporters leave unfolded) as dims and f64 values.
+    /// A constant tensor (initialiser, `Constant` node, or an `Identity`, `Reshape` or numeric
+    /// `Cast` of constants, which older exporters leave unfolded) as dims and f64 values.
     pub(super) fn konst(&mut self, value: &str) -> Result<(Vec<i64>, Vec<f64>), String> {
         let t = match self.inits.get(value) {
             Some(t) => *t,
+            None if self.peek(value).is_ok_and(|n| n.op_type == "Identity") => {
+                let n = self.node(value, "Identity")?;
+                attrs(n, &[])?;
+                return self.konst(Self::inputs::<1>(n)?[0]);
+            }
             None if self.peek(value).is_ok_and(|n| n.op_type == "Reshape") => {
                 let n = self.node(value, "Reshape")?;
                 attrs(n, &[("allowzero", A::Int(0))])?;
@@ -164,9 +169,15 @@ impl<'a> Graph<'a> {
         }
     }
 
-    /// Whether `value` is a constant: an initialiser or a `Constant` node's output.
+    /// Whether `value` is a constant: an initialiser, a `Constant` node's output, or an
+    /// `Identity` of one.
     pub(super) fn is_const(&self, value: &str) -> bool {
-        self.inits.contains_key(value) || self.peek(value).is_ok_and(|n| n.op_type == "Constant")
+        self.inits.contains_key(value)
+            || self.peek(value).is_ok_and(|n| match n.op_type.as_str() {
+                "Constant" => true,
+                "Identity" => n.input.first().is_some_and(|x| self.is_const(x)),
+                _ => false,
+            })
     }
 
     /// A constant that must hold exactly `want`.

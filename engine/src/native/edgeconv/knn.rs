@@ -214,10 +214,10 @@ impl<'a> Reader<'a> {
         attrs(cat, &[("axis", A::Int(0))])?;
         let mut out = Vec::new();
         for i in &cat.input {
-            if self.g.peek(i).is_ok_and(|n| n.op_type != "Constant") {
-                out.push(self.dim(i)?);
-            } else {
+            if self.g.is_const(i) {
                 out.extend(self.g.values(i)?.into_iter().map(Dim::Const));
+            } else {
+                out.push(self.dim(i)?);
             }
         }
         Ok(out)
