@@ -16,14 +16,17 @@ dropping two neighbours, a second output, a mask compared with 1) change the num
 evaluator must refuse each, naming a node.
 
 Export variants: the model rewritten the ways other ParticleNet exports in cms-data write the
-same network, which the evaluator must run and match onnxruntime on (four of the cases each,
+same network, which the evaluator must run and match onnxruntime on (five of the cases each,
 with the variant's model named in the case):
 `opset14` (axes of ReduceSum/Unsqueeze as inputs, Reshape with allowzero 0), `unfolded_bn`
 (a batch norm after every convolution) and `old_masks` (features, points and the stems'
 concatenation not masked again, an int64 Cast on the gather indices, the constants of the
 index arithmetic behind Identity nodes), `first_exports` and
 `no_fusion` (the form of CMS ParticleNetAK8 V00: stems, points and blocks unmasked, a batch
-norm of the stems, the mean over every slot, with or without the fusion). Their cases pad
+norm of the stems, the mean over every slot, with or without the fusion),
+`rows_gather` (the neighbours gathered as rows, weaver's `get_graph_feature_v1`), and
+`single_collection` (ParticleNet itself over the particles alone, as the Run 3 scouting
+taggers: no stems, a batch norm of the masked features, masked again). Their cases pad
 with random values (the first exports' with 0.7) instead of zeros, so what each model masks,
 and when, decides the numbers. The first exports' cases with fewer real points than
 neighbours (`-tract`) are for a check against tract (see below).
@@ -212,6 +215,59 @@ def variants():
         m.graph.node.remove(div)
         prune(m)
         out[name] = m
+    # The neighbours gathered as rows of [N * P, C] reshaped to [N, P, k, C] and transposed by
+    # [0, 3, 1, 2] (weaver's get_graph_feature_v1, as the mass-regression exports write it).
+    m = onnx.load(MODEL)
+    prod = {o: n for n in m.graph.node for o in n.output}
+
+    def perm(n, p):
+        next(a for a in n.attribute if a.name == "perm").ints[:] = p
+
+    for nb in [n for n in m.graph.node if n.op_type == "Transpose"
+               and list(next(a for a in n.attribute if a.name == "perm").ints) == [1, 0, 2, 3]]:
+        perm(nb, [0, 3, 1, 2])
+        rs = prod[nb.input[0]]
+        shape = prod[rs.input[1]]  # Concat [C, N, P, k] -> [N, P, k, C]
+        shape.input[:] = list(shape.input[1:]) + [shape.input[0]]
+        gather = prod[rs.input[0]]
+        next(a for a in gather.attribute if a.name == "axis").i = 0
+        data = prod[gather.input[0]]
+        dshape = prod[data.input[1]]  # Concat [C, -1] -> [-1, C]
+        dshape.input[:] = list(reversed(dshape.input))
+        perm(prod[data.input[0]], [0, 2, 1])
+    out["rows_gather"] = m
+
+    # ParticleNet itself over one collection (the Run 3 scouting taggers): no stems, the
+    # masked particle features through a batch norm and masked again into the first block,
+    # whose convolutions take the features' width.
+    m = onnx.load(MODEL)
+    c_pf = 23
+    for n in m.graph.node:
+        for i, x in enumerate(n.input):
+            n.input[i] = {"/Concat_output_0": "pf_points", "/Concat_2_output_0": "pf_mask",
+                          "/Concat_1_output_0": "fts_bn_out"}.get(x, x)
+    names = [f"fts_bn_{k}" for k in ("scale", "b", "mean", "var")]
+    vals = [rng.uniform(0.5, 1.5, c_pf), rng.normal(0, 0.1, c_pf), rng.normal(0, 0.3, c_pf),
+            rng.uniform(0.5, 1.5, c_pf)]
+    for k, v in zip(names, vals):
+        m.graph.initializer.append(numpy_helper.from_array(v.astype(np.float32), k))
+    m.graph.node.insert(list(m.graph.node).index(node(m, "/pn/Mul_1")),
+                        helper.make_node("BatchNormalization", ["/Mul_output_0"] + names,
+                                         ["fts_bn_out"], name="fts_bn", epsilon=1e-5))
+    for conv, ci in (("/pn/edge_convs.0/convs.0/Conv", 2 * c_pf),
+                     ("/pn/edge_convs.0/sc/Conv", c_pf)):
+        w = next(t for t in m.graph.initializer if t.name == node(m, conv).input[1])
+        old = numpy_helper.to_array(w)
+        # As spread as the trained weights, so the later layers see what they were made for.
+        new = rng.normal(0, old.std(), (old.shape[0], ci) + old.shape[2:])
+        w.CopyFrom(numpy_helper.from_array(new.astype(np.float32), w.name))
+    for i in [i for i in m.graph.input if i.name.startswith("sv_")]:
+        m.graph.input.remove(i)
+    prune(m)
+    used = {i for n in m.graph.node for i in n.input}
+    for t in [t for t in m.graph.initializer if t.name not in used]:
+        m.graph.initializer.remove(t)
+    out["single_collection"] = m
     for m in out.values():
         onnx.checker.check_model(m)
     return out
@@ -253,15 +309,16 @@ def main():
         onnx.save(m, path)
         sv = rt.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         for c in picked:
+            wanted = {i.name for i in m.graph.input}
             feeds = {k: np.fromfile(os.path.join(out, v["file"]), "<f4").reshape(v["shape"])
-                     for k, v in c["inputs"].items()}
+                     for k, v in c["inputs"].items() if k in wanted}
             # Padding that is not zero (as some ntuples pad), which the masks must keep out:
             # random. The first exports' form does not mask its blocks: the padded points'
             # features take part in the neighbour search of events with fewer than k real
             # points, and only a constant padding (what inject writes) leaves the result
             # independent of the order in which each engine sums the distances; 0.7 there.
             first = name in ("first_exports", "no_fusion")
-            for coll in ("pf", "sv"):
+            for coll in [c for c in ("pf", "sv") if f"{c}_mask" in feeds]:
                 pad = feeds[f"{coll}_mask"] == 0
                 for k in (f"{coll}_features", f"{coll}_points"):
                     x = feeds[k]

@@ -109,9 +109,9 @@ fn particlenet_threads_agree() {
 /// The model as other exports write ParticleNet (`make_edgeconv_cases.py`: opset 14's axes
 /// inputs and Reshape allowzero, a batch norm after every convolution, features and points
 /// not masked again, an int64 Cast on the gather indices and constants behind Identity nodes,
-/// and the first exports' form:
-/// unmasked blocks, a batch norm of the stems, the mean over every slot, with and without a
-/// fusion) runs on the native evaluator and agrees with onnxruntime on those models.
+/// the first exports' form: unmasked blocks, a batch norm of the stems, the mean over every
+/// slot, with and without a fusion; the neighbours gathered as rows; one collection without
+/// stems) runs on the native evaluator and agrees with onnxruntime on those models.
 ///
 /// The first exports do not mask their blocks, so in events with fewer real points than
 /// k + 1 the padded points (two kinds, one per collection) enter the neighbour lists through
@@ -125,7 +125,7 @@ fn export_variants_match_onnxruntime() {
     variants.sort();
     variants.dedup();
     variants.retain(|m| **m != c.model);
-    assert_eq!(variants.len(), 5, "the five export variants");
+    assert_eq!(variants.len(), 7, "the seven export variants");
     for model in variants {
         let (e, choice) = open(model, EngineKind::Auto, 2);
         assert_eq!(

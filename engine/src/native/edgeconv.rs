@@ -11,7 +11,9 @@
 //!   * m_s` (batch norms before and after the convolution optional, folded into it at load;
 //!   older exports take `f_s` unmasked);
 //! - the collections concatenated along the points: mask `m`, points `p * m`, features `x * m`
-//!   (older exports: `p` and `x` as they are);
+//!   (older exports: `p` and `x` as they are); or one collection and no stem (ParticleNet
+//!   itself, as the Run 3 scouting taggers export it): `p * m`, `f * m`, perhaps through a
+//!   batch norm and masked again;
 //!   `shift = (m == 0) * c` moves masked points far away for the neighbour search;
 //! - EdgeConv blocks: the k nearest neighbours of every point by `-|q_i - q_j|^2` (computed as
 //!   the export writes it, TopK of k + 1 dropping the first) in `q = points + shift` or `q =
@@ -45,11 +47,20 @@ pub(super) struct Stem {
     pub features: usize,
     pub points: usize,
     pub mask: usize,
-    /// Batch norm folded in.
-    pub conv: Packed,
+    /// The features' channels.
+    pub ci: usize,
+    /// The convolution with ReLU (batch norm folded in), or none: the features as they are.
+    pub conv: Option<Packed>,
     /// Whether the features are masked before the convolution, and its output after it.
     pub premask: bool,
     pub mask_out: bool,
+}
+
+impl Stem {
+    /// Channels out.
+    pub(super) fn width(&self) -> usize {
+        self.conv.as_ref().map_or(self.ci, |c| c.co)
+    }
 }
 
 /// Where an EdgeConv block looks for neighbours.
@@ -132,9 +143,10 @@ struct Reader<'a> {
     mask: Option<String>,
     cm: Option<String>,
     shift: Option<(String, f32)>,
-    /// The points' concatenation, once a block searching in points is seen, and whether it
-    /// is masked.
-    points: Option<(&'a Node, bool)>,
+    /// The points, once a block searching in points is seen: the value of their
+    /// concatenation (or the one collection's graph input), the collections' inputs, and
+    /// whether it is masked.
+    points: Option<(String, Vec<String>, bool)>,
     /// Whether the stems' concatenation is masked; its batch norm.
     mask_x: bool,
     fts_bn: Option<(Vec<f32>, Vec<f32>)>,
@@ -174,8 +186,8 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
     }
     let shift = r.shift.as_ref().map_or(0.0, |s| s.1);
     // Channel counts must chain (the graph's shapes would fail otherwise).
-    let mut c = stems.first().map_or(0, |s| s.conv.co);
-    if stems.iter().any(|s| s.conv.co != c) {
+    let mut c = stems.first().map_or(0, Stem::width);
+    if stems.iter().any(|s| s.width() != c) {
         return Err("stems of different widths".into());
     }
     for b in &blocks {
@@ -204,7 +216,7 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
     }
     if r.fts_bn
         .as_ref()
-        .is_some_and(|(a, _)| a.len() != stems.first().map_or(0, |s| s.conv.co))
+        .is_some_and(|(a, _)| a.len() != stems.first().map_or(0, Stem::width))
     {
         return Err("batch norm of the stems of another width".into());
     }
@@ -225,7 +237,7 @@ pub(super) fn recognise(model: &pb::ModelProto, info: &ModelInfo) -> Result<Prog
         output: out.name.clone(),
         dims,
         mask_x: r.mask_x,
-        mask_points: r.points.is_some_and(|(_, masked)| masked),
+        mask_points: r.points.as_ref().is_some_and(|(_, _, masked)| *masked),
     })
 }
 
@@ -587,36 +599,48 @@ impl<'a> Reader<'a> {
         ))
     }
 
-    /// The stems behind the concatenated features `Mul(Concat(stems, axis 2), mask)`.
+    /// The stems behind the first block's input: `[Mul](., mask)` of `[BatchNormalization]` of
+    /// `Concat(stems, axis 2)`, or of one collection's features (no stem, see the module
+    /// header).
     fn stems(&mut self, x: &str, info: &ModelInfo) -> Result<(Vec<Stem>, usize), String> {
-        // `[Mul](., mask)` of `[BatchNormalization]` of the `Concat`.
-        let mut cat = if self.g.peek(x)?.op_type == "Mul" {
+        let mut cat = if self.g.peek(x).is_ok_and(|n| n.op_type == "Mul") {
             let (_, [cat, m]) = self.args::<2>(x, "Mul")?;
-            self.mask(m)?;
+            self.either_mask(m)?;
             cat.to_string()
         } else {
             self.mask_x = false;
             x.to_string()
         };
-        if self.g.peek(&cat)?.op_type == "BatchNormalization" {
+        if self
+            .g
+            .peek(&cat)
+            .is_ok_and(|n| n.op_type == "BatchNormalization")
+        {
             let (bn, c) = read_bn(&mut self.g, &cat)?;
             let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect();
             self.fts_bn = Some((f32s(&bn.a), f32s(&bn.c)));
             cat = c;
         }
-        let cat = self.node(&cat, "Concat")?;
-        attrs(cat, &[("axis", A::Any)])?;
-        axis_is(cat, "axis", &[2, -1])?;
         let mask = self.mask.clone().ok_or("no mask")?;
-        let mcat = self.node(&mask, "Concat")?;
-        attrs(mcat, &[("axis", A::Any)])?;
-        axis_is(mcat, "axis", &[2, -1])?;
-        // The points concatenation, found through a block that searches in points.
-        let pcat = self
+        // The collections: the features', masks' and points' concatenations, or one of each.
+        let (feats, masks) = if self.g.peek(&cat).is_ok_and(|n| n.op_type == "Concat") {
+            let cat = self.node(&cat, "Concat")?;
+            attrs(cat, &[("axis", A::Any)])?;
+            axis_is(cat, "axis", &[2, -1])?;
+            let mcat = self.node(&mask, "Concat")?;
+            attrs(mcat, &[("axis", A::Any)])?;
+            axis_is(mcat, "axis", &[2, -1])?;
+            (cat.input.clone(), mcat.input.clone())
+        } else {
+            (vec![cat], vec![mask])
+        };
+        // Found through a block that searches in points.
+        let pts = self
             .points
-            .map(|(p, _)| p)
+            .as_ref()
+            .map(|(_, p, _)| p.clone())
             .ok_or("no block searches neighbours in the points")?;
-        if mcat.input.len() != cat.input.len() || pcat.input.len() != cat.input.len() {
+        if masks.len() != feats.len() || pts.len() != feats.len() {
             return Err("masks, points and features of different collections".into());
         }
         let index = |name: &str| -> Result<usize, String> {
@@ -627,29 +651,36 @@ impl<'a> Reader<'a> {
         };
         let mut stems = Vec::new();
         let mut dims = None;
-        for ((s, m), p) in cat.input.iter().zip(&mcat.input).zip(&pcat.input) {
-            let mask_out = self.g.peek(s)?.op_type == "Mul";
-            let r = if mask_out {
-                let (out, [r, m2]) = self.args::<2>(s, "Mul")?;
-                if m2 != m {
-                    return Err(format!("node {}: masked by another mask", label(out)));
+        let is_relu = |g: &Graph, v: &str| g.peek(v).is_ok_and(|n| n.op_type == "Relu");
+        for ((s, m), p) in feats.iter().zip(&masks).zip(&pts) {
+            // `[Mul](Relu(conv([bn](v))), m)`, or (no stem) `v`; `v` = `[Mul](f, m)`.
+            let mask_out = self.g.peek(s).is_ok_and(|n| {
+                n.op_type == "Mul" && n.input.first().is_some_and(|i| is_relu(&self.g, i))
+            });
+            let (conv, v) = if mask_out || is_relu(&self.g, s) {
+                let r = if mask_out {
+                    let (out, [r, m2]) = self.args::<2>(s, "Mul")?;
+                    if m2 != m {
+                        return Err(format!("node {}: masked by another mask", label(out)));
+                    }
+                    r
+                } else {
+                    s.as_str()
+                };
+                let relu = self.node(r, "Relu")?;
+                let (conv, v, _) = self.conv(Graph::input(relu, 0)?, 3)?;
+                if self
+                    .g
+                    .peek(&v)
+                    .is_ok_and(|n| n.op_type == "BatchNormalization")
+                {
+                    let (bn, i) = read_bn(&mut self.g, &v)?;
+                    (Some(fold_bn(&conv, &bn)?), i)
+                } else {
+                    (Some(conv), v)
                 }
-                r
             } else {
-                s.as_str()
-            };
-            let relu = self.node(r, "Relu")?;
-            let (conv, mut v, _) = self.conv(Graph::input(relu, 0)?, 3)?;
-            let bn = if self
-                .g
-                .peek(&v)
-                .is_ok_and(|n| n.op_type == "BatchNormalization")
-            {
-                let (bn, i) = read_bn(&mut self.g, &v)?;
-                v = i;
-                Some(bn)
-            } else {
-                None
+                (None, s.clone())
             };
             let premask = self.g.peek(&v).is_ok();
             let f = if premask {
@@ -661,10 +692,6 @@ impl<'a> Reader<'a> {
             } else {
                 v.as_str()
             };
-            let conv = match bn {
-                None => conv,
-                Some(bn) => fold_bn(&conv, &bn)?,
-            };
             let points = index(p)?;
             let d = info.inputs[points].shape[1].ok_or("points of unknown dimension")?;
             if *dims.get_or_insert(d) != d {
@@ -675,13 +702,15 @@ impl<'a> Reader<'a> {
                 return Err(format!("mask '{m}' is not [N, 1, P]"));
             }
             let features = index(f)?;
-            if info.inputs[features].shape[1] != Some(conv.ci) {
-                return Err(format!("features '{f}' do not have {} channels", conv.ci));
+            let ci = info.inputs[features].shape[1].ok_or("features of unknown channels")?;
+            if let Some(c) = conv.as_ref().filter(|c| c.ci != ci) {
+                return Err(format!("features '{f}' do not have {} channels", c.ci));
             }
             stems.push(Stem {
                 features,
                 points,
                 mask,
+                ci,
                 conv,
                 premask,
                 mask_out,

@@ -16,7 +16,7 @@
 //! agree with ONNX Runtime within float rounding; the tests hold them to 1e-5 of the outputs'
 //! scale.
 
-use super::edgeconv::{recognise, Knn, Program};
+use super::edgeconv::{recognise, Knn, Program, Stem};
 use super::events::{refusal, softmax, split};
 use super::gemm::{conv, Block as X};
 use super::kernels::Simd;
@@ -95,8 +95,8 @@ impl EdgeConvEngine {
             let [n, c, np] = f.shape[..] else {
                 return Err(bad(f, "[N, C, P]".into()));
             };
-            if c != s.conv.ci {
-                return Err(bad(f, format!("[N, {}, P]", s.conv.ci)));
+            if c != s.ci {
+                return Err(bad(f, format!("[N, {}, P]", s.ci)));
             }
             if p.shape != [n, self.prog.dims, np] {
                 return Err(bad(p, format!("[{n}, {}, {np}]", self.prog.dims)));
@@ -131,7 +131,7 @@ impl EdgeConvEngine {
     fn event(&self, s: &mut Scratch, xs: &[&Tensor], sizes: &[usize], e: usize, out: &mut [f32]) {
         let p = &self.prog;
         let np: usize = sizes.iter().sum();
-        let c0 = p.stems.first().map_or(0, |st| st.conv.co);
+        let c0 = p.stems.first().map_or(0, Stem::width);
         let d = p.dims;
         fit(&mut s.mask, np);
         fit(&mut s.pts, d * np);
@@ -144,7 +144,7 @@ impl EdgeConvEngine {
             for k in 0..d {
                 s.pts[k * np + off..k * np + off + ns].copy_from_slice(&pts[k * ns..(k + 1) * ns]);
             }
-            let ci = st.conv.ci;
+            let ci = st.ci;
             let f = &xs[st.features].data[e * ci * ns..(e + 1) * ci * ns];
             fit(&mut s.tmp, ci * ns);
             for (t, fr) in s.tmp.chunks_exact_mut(ns).zip(f.chunks_exact(ns)) {
@@ -161,7 +161,15 @@ impl EdgeConvEngine {
                 ldx: ns,
                 ncols: ns,
             };
-            conv(self.simd, &st.conv, src, &mut s.x[off..], np, true);
+            match &st.conv {
+                Some(c) => conv(self.simd, c, src, &mut s.x[off..], np, true),
+                // No stem: the features as they are.
+                None => {
+                    for (r, t) in s.x.chunks_exact_mut(np).zip(s.tmp.chunks_exact(ns)) {
+                        r[off..off + ns].copy_from_slice(t);
+                    }
+                }
+            }
             for r in s.x.chunks_exact_mut(np).filter(|_| st.mask_out) {
                 for (v, mv) in r[off..off + ns].iter_mut().zip(m) {
                     *v *= mv;

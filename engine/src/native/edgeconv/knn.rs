@@ -36,21 +36,39 @@ impl<'a> Reader<'a> {
     }
 
     /// The neighbours' features `[N, C, P, k]` gathered by the top-k indices: x, k and the
-    /// points `q` the distances are taken in.
+    /// points `q` the distances are taken in. Two layouts of the gather, the same numbers:
+    /// columns of `[C, N * P]` reshaped to `[C, N, P, k]` and transposed by `[1, 0, 2, 3]`
+    /// (weaver's `get_graph_feature_v2`), or rows of `[N * P, C]` reshaped to `[N, P, k, C]`
+    /// and transposed by `[0, 3, 1, 2]` (`get_graph_feature_v1`).
     pub(super) fn neighbours(&mut self, nb: &str) -> Result<(String, usize, String), String> {
         let tr = self.node(nb, "Transpose")?;
-        attrs(tr, &[("perm", A::Ints(&[1, 0, 2, 3]))])?;
+        attrs(tr, &[("perm", A::Any)])?;
+        let rows = match tr.attribute.first().map(|a| a.ints.as_slice()) {
+            Some([1, 0, 2, 3]) => false,
+            Some([0, 3, 1, 2]) => true,
+            p => return Err(format!("node {}: perm {p:?} not supported", label(tr))),
+        };
         let (rs, [gat, shape]) = self.args::<2>(Graph::input(tr, 0)?, "Reshape")?;
         let gather = self.node(gat, "Gather")?;
-        attrs(gather, &[("axis", A::Int(1))])?;
+        attrs(gather, &[("axis", A::Int(if rows { 0 } else { 1 }))])?;
+        if !rows && gather.attribute.is_empty() {
+            return Err(format!("node {}: gathers rows", label(gather)));
+        }
         let [data, idx] = Graph::inputs::<2>(gather)?;
-        // data = Reshape(Transpose(x, [1, 0, 2]), [C, -1]).
+        // data = Reshape(Transpose(x, [1, 0, 2]), [C, -1]) or (rows) Reshape(Transpose(x, [0,
+        // 2, 1]), [-1, C]).
         let (rd, [xt, dshape]) = self.args::<2>(data, "Reshape")?;
         let xt = self.node(xt, "Transpose")?;
-        attrs(xt, &[("perm", A::Ints(&[1, 0, 2]))])?;
+        let tperm: &[i64] = if rows { &[0, 2, 1] } else { &[1, 0, 2] };
+        attrs(xt, &[("perm", A::Ints(tperm))])?;
+        if xt.attribute.is_empty() {
+            return Err(format!("node {}: no perm", label(xt)));
+        }
         let x = Graph::input(xt, 0)?.to_string();
-        if self.shape_list(dshape)? != [Dim::Of(x.clone(), 1), Dim::Const(-1.0)] {
-            return Err(format!("node {}: not [C, N * P]", label(rd)));
+        let (c, all) = (Dim::Of(x.clone(), 1), Dim::Const(-1.0));
+        let want = if rows { [all, c] } else { [c, all] };
+        if self.shape_list(dshape)? != want {
+            return Err(format!("node {}: not [C, N * P] or [N * P, C]", label(rd)));
         }
         // idx = Reshape(Add(Slice(TopK(D, k + 1)[1], 1..), Range(N) * P), [-1]), perhaps
         // through a Cast to int64 (of what is int64 already: checked below).
@@ -109,14 +127,14 @@ impl<'a> Reader<'a> {
         if self.dim(Graph::input(cast, 0)?)? != Dim::Of(x.clone(), 0) {
             return Err(format!("node {}: range not over N", label(range)));
         }
-        let want = [
-            Dim::Of(x.clone(), 1),
-            Dim::Of(x.clone(), 0),
-            Dim::Of(x.clone(), 2),
-            Dim::Const(k as f64),
-        ];
+        let [n, c, p] = [0, 1, 2].map(|i| Dim::Of(x.clone(), i));
+        let k_ = Dim::Const(k as f64);
+        let want = if rows { [n, p, k_, c] } else { [c, n, p, k_] };
         if self.shape_list(shape)? != want {
-            return Err(format!("node {}: not [C, N, P, k]", label(rs)));
+            return Err(format!(
+                "node {}: not [C, N, P, k] or [N, P, k, C]",
+                label(rs)
+            ));
         }
         let q = self.distances(dist)?;
         Ok((x, k, q))
@@ -153,9 +171,10 @@ impl<'a> Reader<'a> {
         Ok(q.to_string())
     }
 
-    /// `Mul(Concat(points, axis 2), mask)`, or the `Concat` alone.
+    /// `Mul(p, mask)` or `p`, `p` the points: `Concat(points, axis 2)` or one collection's
+    /// graph input.
     pub(super) fn points(&mut self, v: &str) -> Result<(), String> {
-        let masked = self.g.peek(v)?.op_type != "Concat";
+        let masked = self.g.peek(v).is_ok_and(|n| n.op_type == "Mul");
         let c = if masked {
             let (_, [c, m]) = self.args::<2>(v, "Mul")?;
             self.mask(m)?;
@@ -163,19 +182,23 @@ impl<'a> Reader<'a> {
         } else {
             v
         };
-        let cat = self.node(c, "Concat")?;
-        attrs(cat, &[("axis", A::Any)])?;
-        axis_is(cat, "axis", &[2, -1])?;
-        match self.points {
-            Some((p, m)) if p.output != cat.output || m != masked => Err(format!(
-                "node {}: a second points concatenation",
-                label(cat)
-            )),
-            _ => {
-                self.points = Some((cat, masked));
+        if let Some((p, _, m)) = &self.points {
+            return if p == c && *m == masked {
                 Ok(())
-            }
+            } else {
+                Err(format!("'{c}': a second points value"))
+            };
         }
+        let inputs = if self.g.peek(c).is_ok() {
+            let cat = self.node(c, "Concat")?;
+            attrs(cat, &[("axis", A::Any)])?;
+            axis_is(cat, "axis", &[2, -1])?;
+            cat.input.clone()
+        } else {
+            vec![c.to_string()]
+        };
+        self.points = Some((c.to_string(), inputs, masked));
+        Ok(())
     }
 
     /// `Gather(Shape(v), i)`, possibly behind `Unsqueeze(axes 0)`; or an unsqueezed scalar
