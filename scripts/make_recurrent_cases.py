@@ -11,7 +11,9 @@ Cases (raw little-endian float32 files, shapes in OUTDIR/manifest.json):
   bench_taggers feeds them);
 - full sequences, empty ones (all zeros), and inputs five times wider (saturated gates);
 - for each implemented variant (GRUs with linear_before_reset 1, direction forward, Sigmoid
-  gates, clip 0.5; a padded convolution of kernel size 3 before a GRU) a batch of 65.
+  gates, clip 0.5; the layout keras2onnx 1.6 writes, as in DeepDoubleX 94X V01: transposes
+  around each convolution, the activations on [N, L, C]; a padded convolution of kernel size
+  3 before a GRU) a batch of 65.
 onnxruntime runs with one intra-op thread. The refused variants (a Relu or Softsign
 activation, bidirectional, sequence_lens or initial_h given, a dilated convolution) must each
 be refused naming what does not fit.
@@ -57,6 +59,58 @@ def conv_kernel_3(**attrs):
     set_attr(conv, "kernel_shape", [3])
     for name, value in attrs.items():
         set_attr(conv, name, value)
+    return m
+
+
+def transposed_layout(m):
+    """`m` as keras2onnx 1.6 writes it (CMS DeepDoubleX 94X V01): each convolution between a
+    transpose to channels-first and one back, the ReLU and an Identity (a Dropout at inference)
+    on the [N, L, C] value, the GRUs reading it through Transpose(., [1, 0, 2]), and the
+    flattened input a Reshape to [-1, C]."""
+    nodes = list(m.graph.node)
+    new = []
+    back = set()  # outputs of the transposes back to channels-first
+
+    def t(x, name):
+        new.append(helper.make_node("Transpose", [x], [name], name=name, perm=[0, 2, 1]))
+        return name
+
+    conv_outs = {n.output[0] for n in nodes if n.op_type == "Conv"}
+    readers = {}
+    for n in nodes:
+        for i, x in enumerate(n.input):
+            readers.setdefault(x, []).append((n, i))
+    for n in nodes:
+        if n.op_type == "Flatten":
+            shape = f"{n.name}_shape"
+            width = np.array([-1, 5], np.int64)  # input_1 [N, 1, 5]
+            m.graph.initializer.append(numpy_helper.from_array(width, shape))
+            new.append(helper.make_node("Reshape", [n.input[0], shape], list(n.output),
+                                        name=n.name))
+            continue
+        if n.op_type == "Conv" and n.input[0] not in back:
+            n.input[0] = t(t(n.input[0], f"{n.name}_to_nlc"), f"{n.name}_to_ncl")
+        if n.op_type == "Conv":
+            out = n.output[0]
+            n.output[0] = f"{out}_ncl"
+            new.append(n)
+            t(n.output[0], out)
+            continue
+        if n.op_type == "Relu" and n.input[0] in conv_outs:
+            new.append(n)
+            ident = f"{n.name}_dropout"
+            new.append(helper.make_node("Identity", [n.output[0]], [ident], name=ident))
+            for r, i in readers.get(n.output[0], []):
+                if r.op_type == "Transpose":  # the GRU's PushTranspose [2, 0, 1]
+                    r.input[i] = ident
+                    set_attr(r, "perm", [1, 0, 2])
+                else:
+                    r.input[i] = t(ident, f"{n.name}_back")
+                    back.add(r.input[i])
+            continue
+        new.append(n)
+    del m.graph.node[:]
+    m.graph.node.extend(new)
     return m
 
 
@@ -112,6 +166,7 @@ def variants():
     g.input[5] = "h0"
     out["initial_h"] = (m, False)
 
+    out["keras2onnx_1_6"] = (transposed_layout(onnx.load(MODEL)), True)
     out["conv_kernel_3"] = (conv_kernel_3(pads=[1, 1]), True)
     out["conv_dilation_2"] = (conv_kernel_3(pads=[2, 2], dilations=[2]), False)
     return out

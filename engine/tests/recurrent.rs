@@ -1,10 +1,11 @@
 //! The native evaluator of recurrent networks (`CnnEngine`, with GRUs) on the CMS DeepDoubleX
 //! BvL model against onnxruntime:
-//! `scripts/make_recurrent_cases.py` writes 761 events in batches of 1, 7, 16, 32, 33, 64 and
+//! `scripts/make_recurrent_cases.py` writes 891 events in batches of 1, 7, 16, 32, 33, 64 and
 //! 65 (sequences zero-padded to random lengths, full, empty, and five times wider inputs that
 //! saturate the gates) with onnxruntime's outputs, altered copies of the model with other GRU
-//! settings the evaluator implements (linear_before_reset 1, forward, Sigmoid gates, clip) and
-//! a padded convolution of kernel 3, checked the same way, and altered copies it must refuse.
+//! settings the evaluator implements (linear_before_reset 1, forward, Sigmoid gates, clip), the
+//! layout keras2onnx 1.6 writes (DeepDoubleX 94X V01) and a padded convolution of kernel 3,
+//! checked the same way, and altered copies it must refuse.
 
 mod common;
 
@@ -96,12 +97,13 @@ fn deepdoublex_native_matches_onnxruntime() {
 }
 
 /// The GRU settings the evaluator implements beyond the model's own (linear_before_reset 1,
-/// forward direction, Sigmoid gates, a clip), and a convolution of kernel 3 before a GRU,
-/// agree with onnxruntime too.
+/// forward direction, Sigmoid gates, a clip), the model in keras2onnx 1.6's layout
+/// (transposes around each convolution, the ReLUs on `[N, L, C]` values, a Reshape as the
+/// flatten), and a convolution of kernel 3 before a GRU, agree with onnxruntime too.
 #[test]
 fn implemented_variants_match_onnxruntime() {
     let variants: Vec<_> = cases().altered.iter().filter(|a| a.2).collect();
-    assert_eq!(variants.len(), 5, "the five implemented variants");
+    assert_eq!(variants.len(), 6, "the six implemented variants");
     for (name, path, _) in variants {
         let (e, choice) = open(path, EngineKind::Auto, 2);
         assert_eq!(choice.kind, EngineKind::Native, "{name}: {choice}");

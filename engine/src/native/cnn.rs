@@ -27,6 +27,10 @@
 //! - `Gemm` (alpha = beta = 1, `transA` 0) on vectors;
 //! - `Softmax` and `LogSoftmax` over the channels and `Sigmoid`, on vectors;
 //! - inputs `[N, C]` (vectors) and `[N, L, C]` read through `Transpose(x, [0, 2, 1])`;
+//!   `Transpose(u, [0, 2, 1])` of a value `u` `[N, L, C]` that is itself such a transpose, or
+//!   `Relu`, `Identity` or inference `Dropout` of one (keras2onnx 1.6 transposes around each
+//!   convolution and batch norm and applies the activation between, as in DeepDoubleX 94X
+//!   V01); `Reshape(u, [-1 or 0, C * L])` as a flatten;
 //! - `LSTM` (see `lstm`) or `GRU` (see `gru`) over a sequence, its final state taken as the
 //!   exporters take it (see `Reader::recurrent_state`): its input `Transpose(s, [2, 0, 1])` of
 //!   a value `[N, C, L]`, or `Transpose(u, [1, 0, 2])` of `u` `[N, L, C]` (a transposed value
@@ -464,15 +468,17 @@ impl<'a> Reader<'a> {
             "Transpose" => {
                 let n = self.g.node(name, "Transpose")?;
                 attrs(n, &[("perm", A::Ints(&[0, 2, 1]))])?;
-                let x = Graph::input(n, 0)?;
-                if n.attribute.is_empty() || self.g.peek(x).is_ok() {
-                    return Err(format!(
-                        "node {}: a transpose other than of an input [N, L, C]",
-                        label(n)
-                    ));
+                if n.attribute.is_empty() {
+                    return Err(format!("node {}: no perm", label(n)));
                 }
-                self.load_steps_last(x)?
+                match self.steps_last(Graph::input(n, 0)?)? {
+                    (v, false) => v,
+                    (_, true) => {
+                        return Err(format!("node {}: transposes reversed steps", label(n)))
+                    }
+                }
             }
+            "Reshape" if !self.reads_recurrent(n) => self.reshape_flat(name)?,
             "Reshape" | "Squeeze" | "Gather" => self.recurrent_state(name)?,
             "Concat" => {
                 let n = self.g.node(name, "Concat")?;
@@ -602,8 +608,31 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
-    /// `Flatten` (of a vector), `Identity` and inference `Dropout`: the input itself.
+    /// `Flatten`, `Identity` and inference `Dropout`: the input itself, flattened for `Flatten`.
     fn pass(&mut self, name: &str) -> Result<usize, String> {
+        let op = self.g.peek(name)?.op_type.clone();
+        let x = self.pass_input(name)?;
+        // `Flatten(Transpose(s, [0, 2, 1]))` of a computed sequence `s` (Keras's order; a
+        // transposed graph input is itself a sequence, see `load_steps_last`).
+        let steps_first = op == "Flatten"
+            && self.g.peek(x).is_ok_and(|t| {
+                t.op_type == "Transpose" && t.input.first().is_some_and(|s| self.g.peek(s).is_ok())
+            });
+        let src = if steps_first {
+            let s = self.g.transpose(x, &[0, 2, 1])?;
+            self.channels_first(s)?
+        } else {
+            self.value(x)?
+        };
+        if op != "Flatten" {
+            return Ok(src);
+        }
+        Ok(self.flatten(src, steps_first))
+    }
+
+    /// The input of the `Flatten`, `Identity` or inference `Dropout` computing `name`, its
+    /// attributes checked.
+    fn pass_input(&mut self, name: &str) -> Result<&'a str, String> {
         let n = self.g.peek(name)?;
         let op = n.op_type.clone();
         let n = self.g.node(name, &op)?;
@@ -630,21 +659,52 @@ impl<'a> Reader<'a> {
                 }
             }
         }
-        let x = Graph::input(n, 0)?;
-        // `Flatten(Transpose(s, [0, 2, 1]))` of a computed sequence `s` (Keras's order; a
-        // transposed graph input is itself a sequence, see `load_steps_last`).
-        let steps_first = op == "Flatten"
-            && self.g.peek(x).is_ok_and(|t| {
-                t.op_type == "Transpose" && t.input.first().is_some_and(|s| self.g.peek(s).is_ok())
-            });
+        Graph::input(n, 0)
+    }
+
+    /// `Reshape(u, [-1 or 0, c * l])` of a value that is no recurrent layer's output: a
+    /// flatten, position after position when `u` is `Transpose(s, [0, 2, 1])` (Keras's order),
+    /// else channel after channel.
+    fn reshape_flat(&mut self, name: &str) -> Result<usize, String> {
+        let rs = self.g.node(name, "Reshape")?;
+        attrs(rs, &[("allowzero", A::Int(0))])?;
+        let [u, shape] = Graph::inputs::<2>(rs)?;
+        let steps_first = self.g.peek(u).is_ok_and(|t| t.op_type == "Transpose");
         let src = if steps_first {
-            let s = self.g.transpose(x, &[0, 2, 1])?;
+            let s = self.g.transpose(u, &[0, 2, 1])?;
             self.channels_first(s)?
         } else {
-            self.value(x)?
+            self.value(u)?
         };
-        if op != "Flatten" || self.vals[src].rank == 2 {
-            return Ok(src);
+        let Val { c, l, .. } = self.vals[src];
+        match self.g.values(shape)?.as_slice() {
+            [d, k] if (*d == -1.0 || *d == 0.0) && *k == (c * l) as f64 => {}
+            [0.0, -1.0] => {}
+            s => return Err(format!("node {}: shape {s:?} not a flatten", label(rs))),
+        }
+        Ok(self.flatten(src, steps_first))
+    }
+
+    /// Whether the `Reshape` `n` reads a recurrent layer's state (`Y_h`, perhaps transposed).
+    fn reads_recurrent(&self, n: &Node) -> bool {
+        let is_rnn = |v: &str| {
+            self.g
+                .peek(v)
+                .is_ok_and(|p| p.op_type == "LSTM" || p.op_type == "GRU")
+        };
+        n.input.first().is_some_and(|y| {
+            is_rnn(y)
+                || self.g.peek(y).is_ok_and(|t| {
+                    t.op_type == "Transpose" && t.input.first().is_some_and(|h| is_rnn(h))
+                })
+        })
+    }
+
+    /// The value `src` as a vector per event: itself (a vector), the same numbers (one
+    /// position), or flattened channel after channel or position after position.
+    fn flatten(&mut self, src: usize, steps_first: bool) -> usize {
+        if self.vals[src].rank == 2 {
+            return src;
         }
         let Val { c, l, .. } = self.vals[src];
         let val = Val {
@@ -654,13 +714,13 @@ impl<'a> Reader<'a> {
         };
         if l == 1 {
             // The same numbers as a vector.
-            return Ok(self.push(val, |dst| Op::Copy { src, dst }));
+            return self.push(val, |dst| Op::Copy { src, dst });
         }
-        Ok(self.push(val, |dst| Op::Flatten {
+        self.push(val, |dst| Op::Flatten {
             src,
             dst,
             steps_first,
-        }))
+        })
     }
 
     /// A constant of one integer (a `Gather` index, a `Squeeze` axis).
@@ -800,6 +860,16 @@ impl<'a> Reader<'a> {
     /// The channels-first value of the sequence `u` (`[N, L, C]`): `Transpose(s, [0, 2, 1])`,
     /// a graph input, or a `Slice` reversing the steps of such a sequence (then `true`).
     fn steps_last(&mut self, u: &str) -> Result<(usize, bool), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("more than {MAX_DEPTH} nodes deep"));
+        }
+        let r = self.steps_last_at(u);
+        self.depth -= 1;
+        r
+    }
+
+    fn steps_last_at(&mut self, u: &str) -> Result<(usize, bool), String> {
         let Ok(p) = self.g.peek(u) else {
             return Ok((self.load_steps_last(u)?, false));
         };
@@ -812,13 +882,7 @@ impl<'a> Reader<'a> {
                 let sl = self.g.node(u, "Slice")?;
                 attrs(sl, &[])?;
                 let [data, starts, ends, axes, steps] = Graph::inputs::<5>(sl)?;
-                self.depth += 1;
-                if self.depth > MAX_DEPTH {
-                    return Err(format!("more than {MAX_DEPTH} nodes deep"));
-                }
-                let inner = self.steps_last(data);
-                self.depth -= 1;
-                let (v, flipped) = inner?;
+                let (v, flipped) = self.steps_last(data)?;
                 let l = self.vals[v].l as f64;
                 let (starts, ends) = (self.g.values(starts)?, self.g.values(ends)?);
                 let (axes, steps) = (self.g.values(axes)?, self.g.values(steps)?);
@@ -833,6 +897,32 @@ impl<'a> Reader<'a> {
                     ));
                 }
                 Ok((v, !flipped))
+            }
+            // Elementwise, so the same in either layout (keras2onnx transposes around each
+            // convolution and batch norm and applies the activation between).
+            "Identity" | "Dropout" => {
+                let x = self.pass_input(u)?;
+                self.steps_last(x)
+            }
+            "Relu" => {
+                let key = format!("{u}\u{0}steps last");
+                if let Some(&v) = self.done.get(&key) {
+                    return Ok((v, false));
+                }
+                let n = self.g.node(u, "Relu")?;
+                attrs(n, &[])?;
+                let (src, flipped) = self.steps_last(Graph::input(n, 0)?)?;
+                if flipped {
+                    return Err(format!("node {}: of reversed steps", label(n)));
+                }
+                let val = self.vals[src];
+                let v = self.push(val, |dst| Op::Relu {
+                    src,
+                    dst,
+                    alpha: 0.0,
+                });
+                self.done.insert(key, v);
+                Ok((v, false))
             }
             _ => Err(format!(
                 "value '{u}': node {} where a sequence [N, L, C] was expected",
