@@ -37,6 +37,45 @@ impl<'a> Graph<'a> {
                 }
             }
         }
+        // No cycle (ONNX graphs are acyclic; not every exporter lists the nodes in order, so
+        // the order is not required): Kahn's sort must take every node. Checked, so no reading
+        // by recursion loops.
+        let mut waiting: Vec<usize> = g
+            .node
+            .iter()
+            .map(|n| {
+                n.input
+                    .iter()
+                    .filter(|x| producer.contains_key(x.as_str()))
+                    .count()
+            })
+            .collect();
+        let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, n) in g.node.iter().enumerate() {
+            for x in n.input.iter().filter(|x| producer.contains_key(x.as_str())) {
+                readers.entry(x.as_str()).or_default().push(i);
+            }
+        }
+        let mut ready: Vec<usize> = (0..g.node.len()).filter(|&i| waiting[i] == 0).collect();
+        let mut done = 0;
+        while let Some(i) = ready.pop() {
+            done += 1;
+            for o in &g.node[i].output {
+                for &r in readers.get(o.as_str()).map_or(&[][..], Vec::as_slice) {
+                    waiting[r] -= 1;
+                    if waiting[r] == 0 {
+                        ready.push(r);
+                    }
+                }
+            }
+        }
+        if done < g.node.len() {
+            let i = waiting.iter().position(|&w| w > 0).unwrap_or(0);
+            return Err(format!(
+                "node {} is on a cycle or reads one",
+                label(&g.node[i])
+            ));
+        }
         Ok(Graph {
             nodes: &g.node,
             producer,
@@ -380,4 +419,43 @@ fn reshaped(dims: &[i64], shape: &[f64], len: usize, n: &Node) -> Result<Vec<i64
         return Err(format!("node {}: {len} values into {shape:?}", label(n)));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> Node {
+        Node {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    /// A cycle (two Identity nodes reading each other) is refused with a line naming a node;
+    /// a chain is taken whichever order its nodes are listed in (keras2onnx 1.6 lists some
+    /// nodes after their readers).
+    #[test]
+    fn cycles_are_refused() {
+        let cycle = pb::GraphProto {
+            node: vec![
+                node("Identity", &["x"], "c"),
+                node("Identity", &["b"], "a"),
+                node("Identity", &["a"], "b"),
+            ],
+            ..Default::default()
+        };
+        let e = Graph::new(&cycle).err().expect("a cycle is refused");
+        assert!(e.contains("on a cycle") && e.contains("Identity"), "{e}");
+        let sorted = pb::GraphProto {
+            node: vec![node("Identity", &["x"], "a"), node("Relu", &["a"], "b")],
+            ..Default::default()
+        };
+        assert!(Graph::new(&sorted).is_ok());
+        let mut reversed = sorted.clone();
+        reversed.node.reverse();
+        assert!(Graph::new(&reversed).is_ok());
+    }
 }
