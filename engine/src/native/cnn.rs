@@ -612,22 +612,27 @@ impl<'a> Reader<'a> {
     fn pass(&mut self, name: &str) -> Result<usize, String> {
         let op = self.g.peek(name)?.op_type.clone();
         let x = self.pass_input(name)?;
-        // `Flatten(Transpose(s, [0, 2, 1]))` of a computed sequence `s` (Keras's order; a
-        // transposed graph input is itself a sequence, see `load_steps_last`).
-        let steps_first = op == "Flatten"
-            && self.g.peek(x).is_ok_and(|t| {
-                t.op_type == "Transpose" && t.input.first().is_some_and(|s| self.g.peek(s).is_ok())
-            });
+        if op != "Flatten" {
+            return self.value(x);
+        }
+        let (src, steps_first) = self.flat_source(x)?;
+        Ok(self.flatten(src, steps_first))
+    }
+
+    /// What a flatten of `x` reads: `s` position after position when `x` is `Transpose(s, [0,
+    /// 2, 1])` of a computed sequence `s` (Keras's order; a transposed graph input is itself a
+    /// sequence, see `load_steps_last`), else `x` channel after channel.
+    fn flat_source(&mut self, x: &str) -> Result<(usize, bool), String> {
+        let steps_first = self.g.peek(x).is_ok_and(|t| {
+            t.op_type == "Transpose" && t.input.first().is_some_and(|s| self.g.peek(s).is_ok())
+        });
         let src = if steps_first {
             let s = self.g.transpose(x, &[0, 2, 1])?;
             self.channels_first(s)?
         } else {
             self.value(x)?
         };
-        if op != "Flatten" {
-            return Ok(src);
-        }
-        Ok(self.flatten(src, steps_first))
+        Ok((src, steps_first))
     }
 
     /// The input of the `Flatten`, `Identity` or inference `Dropout` computing `name`, its
@@ -663,19 +668,12 @@ impl<'a> Reader<'a> {
     }
 
     /// `Reshape(u, [-1 or 0, c * l])` of a value that is no recurrent layer's output: a
-    /// flatten, position after position when `u` is `Transpose(s, [0, 2, 1])` (Keras's order),
-    /// else channel after channel.
+    /// flatten, as `Flatten` (see `flat_source`).
     fn reshape_flat(&mut self, name: &str) -> Result<usize, String> {
         let rs = self.g.node(name, "Reshape")?;
         attrs(rs, &[("allowzero", A::Int(0))])?;
         let [u, shape] = Graph::inputs::<2>(rs)?;
-        let steps_first = self.g.peek(u).is_ok_and(|t| t.op_type == "Transpose");
-        let src = if steps_first {
-            let s = self.g.transpose(u, &[0, 2, 1])?;
-            self.channels_first(s)?
-        } else {
-            self.value(u)?
-        };
+        let (src, steps_first) = self.flat_source(u)?;
         let Val { c, l, .. } = self.vals[src];
         match self.g.values(shape)?.as_slice() {
             [d, k] if (*d == -1.0 || *d == 0.0) && *k == (c * l) as f64 => {}

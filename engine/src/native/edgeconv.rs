@@ -421,6 +421,14 @@ impl<'a> Reader<'a> {
         Graph::input(cos, 0)
     }
 
+    /// The inputs of `v` = `Concat(., axis 2)`: the collections concatenated along the points.
+    fn collections(&mut self, v: &str) -> Result<Vec<String>, String> {
+        let cat = self.node(v, "Concat")?;
+        attrs(cat, &[("axis", A::Any)])?;
+        axis_is(cat, "axis", &[2, -1])?;
+        Ok(cat.input.clone())
+    }
+
     /// The float cast of the concatenated mask: `Cast(mask, to float)`, the same value each time.
     fn cm(&mut self, v: &str) -> Result<(), String> {
         if let Some(c) = &self.cm {
@@ -624,13 +632,7 @@ impl<'a> Reader<'a> {
         let mask = self.mask.clone().ok_or("no mask")?;
         // The collections: the features', masks' and points' concatenations, or one of each.
         let (feats, masks) = if self.g.peek(&cat).is_ok_and(|n| n.op_type == "Concat") {
-            let cat = self.node(&cat, "Concat")?;
-            attrs(cat, &[("axis", A::Any)])?;
-            axis_is(cat, "axis", &[2, -1])?;
-            let mcat = self.node(&mask, "Concat")?;
-            attrs(mcat, &[("axis", A::Any)])?;
-            axis_is(mcat, "axis", &[2, -1])?;
-            (cat.input.clone(), mcat.input.clone())
+            (self.collections(&cat)?, self.collections(&mask)?)
         } else {
             (vec![cat], vec![mask])
         };

@@ -40,19 +40,12 @@ impl<'a> Graph<'a> {
         // No cycle (ONNX graphs are acyclic; not every exporter lists the nodes in order, so
         // the order is not required): Kahn's sort must take every node. Checked, so no reading
         // by recursion loops.
-        let mut waiting: Vec<usize> = g
-            .node
-            .iter()
-            .map(|n| {
-                n.input
-                    .iter()
-                    .filter(|x| producer.contains_key(x.as_str()))
-                    .count()
-            })
-            .collect();
+        // Per node, its inputs made by nodes not yet taken; per value, the nodes reading it.
+        let mut waiting = vec![0usize; g.node.len()];
         let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, n) in g.node.iter().enumerate() {
             for x in n.input.iter().filter(|x| producer.contains_key(x.as_str())) {
+                waiting[i] += 1;
                 readers.entry(x.as_str()).or_default().push(i);
             }
         }

@@ -190,10 +190,7 @@ impl<'a> Reader<'a> {
             };
         }
         let inputs = if self.g.peek(c).is_ok() {
-            let cat = self.node(c, "Concat")?;
-            attrs(cat, &[("axis", A::Any)])?;
-            axis_is(cat, "axis", &[2, -1])?;
-            cat.input.clone()
+            self.collections(c)?
         } else {
             vec![c.to_string()]
         };
