@@ -39,6 +39,7 @@
 mod build;
 mod cnn;
 mod cnn_run;
+mod denormals;
 mod edgeconv;
 mod edgeconv_run;
 mod events;
@@ -320,6 +321,10 @@ impl NativeEngine {
 
     /// Runs checked inputs, copying each requested value out.
     fn eval(&self, inputs: &[&[f32]], batch: usize, outs: &mut [(Slot, &mut [f32])]) {
+        denormals::flushed(|| self.eval_flushed(inputs, batch, outs))
+    }
+
+    fn eval_flushed(&self, inputs: &[&[f32]], batch: usize, outs: &mut [(Slot, &mut [f32])]) {
         self.with_arena(|arena| {
             for r0 in (0..batch).step_by(TILE) {
                 let rows = TILE.min(batch - r0);
@@ -465,6 +470,36 @@ mod tests {
         let path = dir.join(format!("{act}-{widths:?}.onnx"));
         std::fs::write(&path, model.to_bytes()).unwrap();
         path
+    }
+
+    /// The evaluation runs with denormals flushed to zero (see `denormals`), batch 1 on the
+    /// calling thread and a split batch on several: 1e-30 x 1e-10 (a denormal) comes out as 0.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn evaluation_flushes_denormals() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = onnx_build::Dense {
+            input: "x".into(),
+            output: "y".into(),
+            layers: vec![(1, 1, vec![1e-10], vec![0.0])],
+            hidden: "Relu".into(),
+            final_act: String::new(),
+            metadata: vec![],
+            standardise: None,
+        };
+        let path = dir.path().join("tiny.onnx");
+        std::fs::write(&path, model.to_bytes()).unwrap();
+        let mut e = NativeEngine::load(&Model::read(&path).unwrap()).unwrap();
+        e.threads = 2;
+        assert!(
+            std::hint::black_box(1e-30f32) * 1e-10 > 0.0,
+            "a denormal outside"
+        );
+        for batch in [1, 4 * SPLIT_MIN] {
+            let x = Tensor::new("x", vec![batch, 1], vec![1e-30; batch]);
+            let y = e.run(&[x]).unwrap().remove(0).data;
+            assert_eq!(y, vec![0f32; batch], "batch {batch}");
+        }
     }
 
     /// Every SIMD level, forced one at a time, against the portable (scalar) kernels, which are
