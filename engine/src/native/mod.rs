@@ -516,6 +516,9 @@ mod tests {
             println!("skipped level {}: CPU lacks it", level.name());
         }
         let mut checked = vec![Simd::Portable];
+        // The first row's outputs at each level, from batch 1 (single-row kernels): every
+        // batch starts with the same row, and the tiles' kernels sum it in the same order.
+        let mut first_row: Vec<(Simd, Vec<f32>)> = Vec::new();
         for (widths, act) in [
             (&[80, 100, 100, 1][..], "Relu"),
             (&[7, 24, 40, 3][..], "Tanh"),
@@ -537,6 +540,21 @@ mod tests {
                 };
                 let at = format!("{widths:?} batch {batch}");
                 let portable = run(Simd::Portable);
+                let outw = portable.len() / batch;
+                let mut same_first_row = |level: Simd, got: &[f32]| {
+                    if batch == 1 {
+                        first_row.retain(|(l, _)| *l != level);
+                        first_row.push((level, got.to_vec()));
+                    } else if let Some((_, row)) = first_row.iter().find(|(l, _)| *l == level) {
+                        assert_eq!(
+                            &got[..outw],
+                            &row[..],
+                            "{at}: {} row 0 vs batch 1",
+                            level.name()
+                        );
+                    }
+                };
+                same_first_row(Simd::Portable, &portable);
                 let reference = tract.run(&input).unwrap().remove(0).data;
                 let d = max_diff(&portable, &reference);
                 assert!(d <= 1e-5, "{at}: portable vs tract {d}");
@@ -544,6 +562,7 @@ mod tests {
                 let mut fma = None;
                 for &level in levels.iter().filter(|l| **l <= have) {
                     let got = run(level);
+                    same_first_row(level, &got);
                     let d = max_diff(&got, &portable);
                     assert!(d <= 1e-5, "{at}: {} vs portable {d}", level.name());
                     // The FMA levels compute the same operations in the same order.
