@@ -472,23 +472,33 @@ mod tests {
         path
     }
 
+    /// y = w_n (... relu(w_1 x)) with no biases or final activation: one input, one output,
+    /// a layer per weight (for checks of tiny values).
+    pub(super) fn scalar_chain(dir: &std::path::Path, weights: &[f32]) -> std::path::PathBuf {
+        let model = onnx_build::Dense {
+            input: "x".into(),
+            output: "y".into(),
+            layers: weights
+                .iter()
+                .map(|w| (1, 1, vec![*w], vec![0.0]))
+                .collect(),
+            hidden: "Relu".into(),
+            final_act: String::new(),
+            metadata: vec![],
+            standardise: None,
+        };
+        let path = dir.join(format!("chain-{weights:?}.onnx"));
+        std::fs::write(&path, model.to_bytes()).unwrap();
+        path
+    }
+
     /// The evaluation runs with denormals flushed to zero (see `denormals`), batch 1 on the
     /// calling thread and a split batch on several: 1e-30 x 1e-10 (a denormal) comes out as 0.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn evaluation_flushes_denormals() {
         let dir = tempfile::tempdir().unwrap();
-        let model = onnx_build::Dense {
-            input: "x".into(),
-            output: "y".into(),
-            layers: vec![(1, 1, vec![1e-10], vec![0.0])],
-            hidden: "Relu".into(),
-            final_act: String::new(),
-            metadata: vec![],
-            standardise: None,
-        };
-        let path = dir.path().join("tiny.onnx");
-        std::fs::write(&path, model.to_bytes()).unwrap();
+        let path = scalar_chain(dir.path(), &[1e-10]);
         let mut e = NativeEngine::load(&Model::read(&path).unwrap()).unwrap();
         e.threads = 2;
         assert!(
