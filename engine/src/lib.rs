@@ -26,6 +26,7 @@ pub mod native;
 pub mod onnx_build;
 #[cfg(feature = "ort")]
 pub mod ort;
+mod parts;
 pub mod tract;
 pub mod trees;
 

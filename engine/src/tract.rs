@@ -3,6 +3,7 @@
 //! faster), built on first use and cached.
 
 use super::{Engine, EngineError, Model, ModelInfo, Tensor};
+use crate::parts;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -244,44 +245,28 @@ impl Engine for TractEngine {
             .first()
             .and_then(|t| t.shape.first().copied())
             .unwrap_or(0);
-        let parts = self.threads.min(rows / SPLIT_MIN).max(1);
-        if parts == 1 || ordered.iter().any(|t| t.shape.first() != Some(&rows)) {
+        let runs = parts::ranges(rows, self.threads, SPLIT_MIN);
+        if runs.len() == 1 || ordered.iter().any(|t| t.shape.first() != Some(&rows)) {
             return self.run_checked(&ordered);
         }
         let inputs = &ordered;
-        let bounds: Vec<(usize, usize)> = (0..parts)
-            .map(|p| (rows * p / parts, rows * (p + 1) / parts))
-            .collect();
-        let results: Vec<Result<Vec<Tensor>, EngineError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = bounds
+        let results = parts::map(runs, |r| {
+            let part: Vec<Tensor> = inputs
                 .iter()
-                .map(|&(a, b)| {
-                    s.spawn(move || {
-                        let part: Vec<Tensor> = inputs
-                            .iter()
-                            .map(|&t| {
-                                let w: usize = t.shape[1..].iter().product();
-                                let mut shape = t.shape.clone();
-                                shape[0] = b - a;
-                                Tensor {
-                                    name: t.name.clone(),
-                                    shape,
-                                    data: t.data[a * w..b * w].to_vec(),
-                                }
-                            })
-                            .collect();
-                        self.run_checked(&part.iter().collect::<Vec<_>>())
-                    })
+                .map(|&t| {
+                    let w: usize = t.shape[1..].iter().product();
+                    let mut shape = t.shape.clone();
+                    shape[0] = r.len();
+                    Tensor {
+                        name: t.name.clone(),
+                        shape,
+                        data: t.data[r.start * w..r.end * w].to_vec(),
+                    }
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(self.run_err("an inference thread panicked")))
-                })
-                .collect()
-        });
+            self.run_checked(&part.iter().collect::<Vec<_>>())
+        })
+        .map_err(|_| self.run_err("an inference thread panicked"))?;
         let mut merged: Vec<Tensor> = Vec::new();
         for r in results {
             for (k, t) in r?.into_iter().enumerate() {

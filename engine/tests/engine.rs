@@ -818,6 +818,30 @@ fn native_dense_agrees_with_tract_and_refuses_other_graphs() {
     }
 }
 
+/// A tree ensemble's large batch split over threads gives the single-thread values bit for
+/// bit, with a row count that does not divide evenly.
+#[test]
+fn native_trees_threaded_batches_equal_one_thread() {
+    use engine::trees::TreeEngine;
+    let mut checked = 0;
+    for c in cases().into_iter().filter(|c| c.route == "trees") {
+        let mut e = TreeEngine::load(&Model::read(&c.model).unwrap()).unwrap();
+        let x = &c.inputs[0];
+        let reps = 9001 / x.shape[0] + 1;
+        let big = vec![Tensor::new(
+            x.name.clone(),
+            vec![x.shape[0] * reps, x.shape[1]],
+            x.data.repeat(reps),
+        )];
+        e.threads = 1;
+        let one = e.run(&big).unwrap();
+        e.threads = 3;
+        assert_eq!(one, e.run(&big).unwrap(), "{}", c.name);
+        checked += 1;
+    }
+    assert!(checked > 0, "no tree cases");
+}
+
 /// The trees' allocation-free path gives `run`'s values for every output, batched and row by
 /// row.
 #[test]

@@ -3,6 +3,7 @@
 //! closes an event's output.
 
 use super::denormals::flushed;
+use crate::parts;
 use crate::{EngineError, ModelInfo, Tensor};
 
 /// The error an evaluator gives a graph it does not recognise (`why`).
@@ -50,18 +51,10 @@ pub(super) fn split<F>(threads: usize, width: usize, out: &mut [f32], f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {
-    let batch = out.len() / width.max(1);
-    let parts = threads.clamp(1, batch.max(1));
-    let per = batch.div_ceil(parts).max(1);
-    if parts == 1 {
-        return flushed(|| f(0, out));
-    }
-    std::thread::scope(|sc| {
-        for (i, chunk) in out.chunks_mut(per * width).enumerate() {
-            let f = &f;
-            sc.spawn(move || flushed(|| f(i * per, chunk)));
-        }
-    });
+    let runs = parts::ranges(out.len() / width.max(1), threads, 1);
+    let starts = runs.iter().map(|r| r.start);
+    let items: Vec<_> = starts.zip(parts::cut(out, width, &runs)).collect();
+    parts::map_all(items, |(e0, o)| flushed(|| f(e0, o)));
 }
 
 /// `o = softmax(o)`, the largest value subtracted first.

@@ -11,7 +11,7 @@
 use super::denormals::flushed;
 use super::kernels::{dense_tile, Simd};
 use super::{Act, BinOp, Dense, NativeEngine, Op, Operand, Slot, SPLIT_MIN, TILE};
-use crate::EngineError;
+use crate::{parts, EngineError};
 
 /// Where the backward pass starts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,36 +138,19 @@ impl Backprop<'_> {
                 });
             }
         }
-        let parts = e.threads.min(batch / SPLIT_MIN).max(1);
-        let per = batch.div_ceil(parts).max(1);
-        let slice = |r0: usize, n: usize| -> Vec<&[f32]> {
-            inputs
+        let runs = parts::ranges(batch, e.threads, SPLIT_MIN);
+        let mut pieces = parts::map(runs, |r| {
+            let xs: Vec<&[f32]> = inputs
                 .iter()
                 .zip(&e.inputs)
-                .map(|(x, s)| &x[r0 * s.width..(r0 + n) * s.width])
-                .collect()
-        };
-        let pieces: Vec<Grads> = if parts == 1 {
-            vec![flushed(|| {
-                self.part(&slice(0, batch), batch, seed, with_hidden)
-            })]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (0..batch)
-                    .step_by(per)
-                    .map(|r0| {
-                        let n = per.min(batch - r0);
-                        let xs = slice(r0, n);
-                        s.spawn(move || flushed(|| self.part(&xs, n, seed, with_hidden)))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
-        };
-        let mut pieces = pieces;
+                .map(|(x, s)| &x[r.start * s.width..r.end * s.width])
+                .collect();
+            flushed(|| self.part(&xs, r.len(), seed, with_hidden))
+        })
+        .map_err(|_| EngineError::Run {
+            path: e.info.path.clone(),
+            msg: "a gradient thread failed".into(),
+        })?;
         if pieces.len() == 1 && pieces[0].value.len() == batch {
             return Ok(pieces.remove(0));
         }

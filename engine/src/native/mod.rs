@@ -57,6 +57,7 @@ pub use edgeconv_run::{recognise_graph as recognise_edgeconv, EdgeConvEngine};
 pub use grad::{Backprop, Grads, Target};
 
 use super::{Engine, EngineError, Model, ModelInfo, Tensor};
+use crate::parts;
 use build::build;
 use kernels::{run_tile, Simd};
 #[cfg(target_arch = "x86_64")]
@@ -378,36 +379,30 @@ impl Engine for NativeEngine {
             .iter()
             .map(|o| vec![0f32; batch * o.slot.width])
             .collect();
-        let parts = self.threads.min(batch / SPLIT_MIN).max(1);
-        // At least one row per part (an empty batch then runs nothing).
-        let per = batch.div_ceil(parts).max(1);
-        let mut chunks: Vec<_> = self
+        let runs = parts::ranges(batch, self.threads, SPLIT_MIN);
+        let mut cuts: Vec<_> = self
             .outputs
             .iter()
             .zip(data.iter_mut())
-            .map(|(o, d)| d.chunks_mut((per * o.slot.width).max(1)))
+            .map(|(o, d)| parts::cut(d, o.slot.width, &runs).into_iter())
             .collect();
-        // Rows are independent: any split gives the same values.
-        std::thread::scope(|s| {
-            for r0 in (0..batch).step_by(per) {
-                let n = per.min(batch - r0);
+        let items: Vec<_> = runs
+            .iter()
+            .map(|r| {
                 let xs: Vec<&[f32]> = xs
                     .iter()
                     .zip(&self.inputs)
-                    .map(|(x, i)| &x[r0 * i.width..(r0 + n) * i.width])
+                    .map(|(x, i)| &x[r.start * i.width..r.end * i.width])
                     .collect();
-                let mut want: Vec<(Slot, &mut [f32])> = chunks
+                let want: Vec<(Slot, &mut [f32])> = cuts
                     .iter_mut()
                     .zip(&self.outputs)
                     .map(|(c, o)| (o.slot, c.next().unwrap_or_default()))
                     .collect();
-                if parts == 1 {
-                    self.eval(&xs, n, &mut want);
-                } else {
-                    s.spawn(move || self.eval(&xs, n, &mut want));
-                }
-            }
-        });
+                (xs, r.len(), want)
+            })
+            .collect();
+        parts::map_all(items, |(xs, n, mut want)| self.eval(&xs, n, &mut want));
         Ok(self
             .outputs
             .iter()

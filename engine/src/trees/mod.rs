@@ -28,6 +28,7 @@ mod load;
 pub use eval::logistic;
 
 use super::{Engine, EngineError, Model, ModelInfo, Tensor};
+use crate::parts;
 use layout::{Flat, Levelled};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -225,22 +226,14 @@ impl Engine for TreeEngine {
         }
         let mut scores = vec![0f32; rows * self.n_out];
         let mut labels = vec![0f32; rows];
-        let parts = self.threads.min(rows / SPLIT_MIN).max(1);
-        if parts == 1 {
-            self.eval_rows(&x.data, cols, &mut scores, &mut labels);
-        } else {
-            let per = rows.div_ceil(parts);
-            std::thread::scope(|s| {
-                for ((xs, sc), lb) in x
-                    .data
-                    .chunks(per * cols)
-                    .zip(scores.chunks_mut(per * self.n_out))
-                    .zip(labels.chunks_mut(per))
-                {
-                    s.spawn(move || self.eval_rows(xs, cols, sc, lb));
-                }
-            });
-        }
+        let runs = parts::ranges(rows, self.threads, SPLIT_MIN);
+        let items: Vec<_> = runs
+            .iter()
+            .zip(parts::cut(&mut scores, self.n_out, &runs))
+            .zip(parts::cut(&mut labels, 1, &runs))
+            .map(|((r, sc), lb)| (&x.data[r.start * cols..r.end * cols], sc, lb))
+            .collect();
+        parts::map_all(items, |(xs, sc, lb)| self.eval_rows(xs, cols, sc, lb));
         Ok(self
             .outputs
             .iter()
