@@ -17,27 +17,26 @@ pub(crate) fn ranges(rows: usize, threads: usize, min: usize) -> Vec<Range<usize
         .collect()
 }
 
-/// `f` of each item, in order: the first on the calling thread, every other on a scoped
-/// thread of its own. A run that panics makes the whole an `Err` with its payload (after every
-/// run has ended), for the caller to report or resume.
+/// `f` of each item, in order: one item on the calling thread, several on scoped threads of
+/// their own while the calling one waits (DeepJet V03's LSTM ran at 18k jets/s instead of 30k
+/// in about half the processes when the calling thread took the first run). A run that panics
+/// makes the whole an `Err` with its payload, after every run has ended.
 pub(crate) fn map<I, T, F>(items: Vec<I>, f: F) -> Result<Vec<T>, Box<dyn Any + Send>>
 where
     I: Send,
     T: Send,
     F: Fn(I) -> T + Sync,
 {
-    let mut items = items.into_iter();
-    let Some(first) = items.next() else {
-        return Ok(Vec::new());
-    };
+    let catch = |it| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(it)));
+    if items.len() == 1 {
+        return items.into_iter().map(catch).collect();
+    }
     let f = &f;
     std::thread::scope(|s| {
-        let handles: Vec<_> = items.map(|it| s.spawn(move || f(it))).collect();
-        // The calling thread's run is caught like the others', so every run ends first.
-        let here = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(first)));
-        let mut out = Vec::with_capacity(handles.len() + 1);
+        let handles: Vec<_> = items.into_iter().map(|it| s.spawn(move || f(it))).collect();
+        let mut out = Vec::with_capacity(handles.len());
         let mut failed = None;
-        for r in std::iter::once(here).chain(handles.into_iter().map(|h| h.join())) {
+        for r in handles.into_iter().map(|h| h.join()) {
             match r {
                 Ok(v) => out.push(v),
                 Err(p) => {
@@ -100,20 +99,19 @@ mod tests {
     }
 
     #[test]
-    fn map_keeps_order_and_runs_the_first_item_here() {
+    fn map_keeps_order_and_runs_one_item_here_and_several_elsewhere() {
         let here = std::thread::current().id();
-        let out = map_all((0..5).collect(), |i| {
-            (i * 10, std::thread::current().id() == here)
-        });
+        let elsewhere = |i: usize| (i * 10, std::thread::current().id() != here);
+        let out = map_all((0..5).collect(), elsewhere);
         assert_eq!(
-            out.iter().map(|o| o.0).collect::<Vec<_>>(),
-            vec![0, 10, 20, 30, 40]
+            out,
+            vec![(0, true), (10, true), (20, true), (30, true), (40, true)]
         );
-        assert_eq!(
-            out.iter().map(|o| o.1).collect::<Vec<_>>(),
-            vec![true, false, false, false, false]
-        );
+        assert_eq!(map_all(vec![3], elsewhere), vec![(30, false)]);
         assert!(map(Vec::<u8>::new(), |i| i).is_ok_and(|v| v.is_empty()));
+        let one = map(vec![1], |_: i32| -> i32 { panic!("alone") });
+        let payload = one.err().and_then(|p| p.downcast_ref::<&str>().copied());
+        assert_eq!(payload, Some("alone"));
     }
 
     #[test]
