@@ -116,6 +116,18 @@ def node(m, name):
     return next(n for n in m.graph.node if n.name == name)
 
 
+def batch_norm(m, rng, x, y, name, c, mean_sd=0.1):
+    """A BatchNormalization node `name`: y from x over c channels, its random parameters
+    (scale, bias, mean, variance) added to m's initializers as `name`_scale, ...; the caller
+    places the node."""
+    names = [f"{name}_{k}" for k in ("scale", "b", "mean", "var")]
+    vals = [rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, mean_sd, c),
+            rng.uniform(0.5, 1.5, c)]
+    for k, v in zip(names, vals):
+        m.graph.initializer.append(numpy_helper.from_array(v.astype(np.float32), k))
+    return helper.make_node("BatchNormalization", [x] + names, [y], name=name, epsilon=1e-5)
+
+
 def variants():
     """The model as other exports write it (see the module header): name -> model."""
     out = {}
@@ -140,13 +152,7 @@ def variants():
         co = next(numpy_helper.to_array(t) for t in m.graph.initializer
                   if t.name == conv.input[1]).shape[0]
         raw = conv.output[0] + "_raw"
-        names = [f"{conv.name}_bn_{k}" for k in ("scale", "b", "mean", "var")]
-        vals = [rng.uniform(0.5, 1.5, co), rng.normal(0, 0.1, co), rng.normal(0, 0.1, co),
-                rng.uniform(0.5, 1.5, co)]
-        for k, v in zip(names, vals):
-            m.graph.initializer.append(numpy_helper.from_array(v.astype(np.float32), k))
-        bn = helper.make_node("BatchNormalization", [raw] + names, [conv.output[0]],
-                              name=conv.name + "_bn", epsilon=1e-5)
+        bn = batch_norm(m, rng, raw, conv.output[0], conv.name + "_bn", co)
         conv.output[0] = raw
         m.graph.node.insert(list(m.graph.node).index(conv) + 1, bn)
     out["unfolded_bn"] = m
@@ -186,18 +192,12 @@ def variants():
         conv = node(m, "/pf_conv/conv/conv.1/Conv")
         c0 = next(numpy_helper.to_array(t) for t in m.graph.initializer
                   if t.name == conv.input[1]).shape[0]
-        names = [f"fts_bn_{k}" for k in ("scale", "b", "mean", "var")]
-        vals = [rng.uniform(0.5, 1.5, c0), rng.normal(0, 0.1, c0), rng.normal(0, 0.1, c0),
-                rng.uniform(0.5, 1.5, c0)]
-        for k, v in zip(names, vals):
-            m.graph.initializer.append(numpy_helper.from_array(v.astype(np.float32), k))
+        bn = batch_norm(m, rng, cat, "fts_bn_out", "fts_bn", c0)
         for n in m.graph.node:
             for i, x in enumerate(n.input):
                 if x == cat:
                     n.input[i] = "fts_bn_out"
-        m.graph.node.insert(list(m.graph.node).index(node(m, "/Concat_1")) + 1,
-                            helper.make_node("BatchNormalization", [cat] + names, ["fts_bn_out"],
-                                             name="fts_bn", epsilon=1e-5))
+        m.graph.node.insert(list(m.graph.node).index(node(m, "/Concat_1")) + 1, bn)
         div = node(m, "/pn/Div")
         if name == "first_exports":
             bypass(m, node(m, "/pn/Mul_6"))
@@ -246,14 +246,9 @@ def variants():
         for i, x in enumerate(n.input):
             n.input[i] = {"/Concat_output_0": "pf_points", "/Concat_2_output_0": "pf_mask",
                           "/Concat_1_output_0": "fts_bn_out"}.get(x, x)
-    names = [f"fts_bn_{k}" for k in ("scale", "b", "mean", "var")]
-    vals = [rng.uniform(0.5, 1.5, c_pf), rng.normal(0, 0.1, c_pf), rng.normal(0, 0.3, c_pf),
-            rng.uniform(0.5, 1.5, c_pf)]
-    for k, v in zip(names, vals):
-        m.graph.initializer.append(numpy_helper.from_array(v.astype(np.float32), k))
     m.graph.node.insert(list(m.graph.node).index(node(m, "/pn/Mul_1")),
-                        helper.make_node("BatchNormalization", ["/Mul_output_0"] + names,
-                                         ["fts_bn_out"], name="fts_bn", epsilon=1e-5))
+                        batch_norm(m, rng, "/Mul_output_0", "fts_bn_out", "fts_bn", c_pf,
+                                   mean_sd=0.3))
     for conv, ci in (("/pn/edge_convs.0/convs.0/Conv", 2 * c_pf),
                      ("/pn/edge_convs.0/sc/Conv", c_pf)):
         w = next(t for t in m.graph.initializer if t.name == node(m, conv).input[1])
