@@ -468,11 +468,16 @@ pub(super) fn run_tile<const FMA: bool, const WIDE: bool>(
     r0: usize,
     rows: usize,
 ) {
-    for (x, s) in inputs.iter().zip(&e.inputs) {
+    for ((x, s), _) in inputs
+        .iter()
+        .zip(&e.inputs)
+        .zip(&e.staged)
+        .filter(|(_, &st)| st)
+    {
         let w = s.width;
         arena[s.off * TILE..s.off * TILE + rows * w].copy_from_slice(&x[r0 * w..(r0 + rows) * w]);
     }
-    for op in &e.ops {
+    for (op, direct) in e.ops.iter().zip(&e.direct) {
         let dst = op.dst();
         let (src, out) = split(arena, dst);
         match op {
@@ -483,7 +488,10 @@ pub(super) fn run_tile<const FMA: bool, const WIDE: bool>(
                 }
             }
             Op::Dense { src: s, layer, .. } => {
-                let x = &src[s.off * TILE..s.off * TILE + rows * s.width];
+                let x = match direct {
+                    Some(k) => &inputs[*k][r0 * s.width..(r0 + rows) * s.width],
+                    None => &src[s.off * TILE..s.off * TILE + rows * s.width],
+                };
                 dense_tile::<FMA, WIDE>(layer, x, &mut out[..rows * dst.width], rows);
             }
             Op::Bin { a, b, op, .. } => {

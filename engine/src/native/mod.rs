@@ -78,6 +78,10 @@ impl Slot {
     fn range(&self) -> std::ops::Range<usize> {
         self.off * TILE..(self.off + self.width) * TILE
     }
+
+    fn overlaps(&self, o: &Slot) -> bool {
+        self.off < o.off + o.width && o.off < self.off + self.width
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +167,25 @@ enum Op {
 }
 
 impl Op {
+    /// The values it reads.
+    fn sources(&self) -> Vec<Slot> {
+        match self {
+            Op::Copy { src, .. }
+            | Op::Dense { src, .. }
+            | Op::Act { src, .. }
+            | Op::Softmax { src, .. }
+            | Op::ArgMax { src, .. }
+            | Op::Gather { src, .. } => vec![*src],
+            Op::Bin { a, b, .. } => [a, b]
+                .into_iter()
+                .filter_map(|o| match o {
+                    Operand::Value(s) => Some(*s),
+                    Operand::Const(_) => None,
+                })
+                .collect(),
+        }
+    }
+
     fn dst(&self) -> Slot {
         match self {
             Op::Copy { dst, .. }
@@ -193,6 +216,12 @@ pub struct NativeEngine {
     outputs: Vec<Output>,
     /// Arena floats per row.
     arena: usize,
+    /// Per input: whether it is copied into the arena. One that only dense layers read whole
+    /// (a network fed by raw branches) is read where the caller holds it: the rows of a tile
+    /// are laid out alike there.
+    staged: Vec<bool>,
+    /// Per op: for a dense layer reading an input that is not staged, that input.
+    direct: Vec<Option<usize>>,
     simd: Simd,
     summary: String,
     /// Batches of at least 2 x `SPLIT_MIN` rows are split across this many threads.
@@ -232,6 +261,20 @@ impl NativeEngine {
             _ => None,
         }))
         .collect();
+        let whole = |op: &Op, i: &Slot| matches!(op, Op::Dense { src, .. } if src.off == i.off && src.width == i.width);
+        let staged: Vec<bool> = inputs
+            .iter()
+            .map(|i| {
+                outputs.iter().any(|o| o.slot.overlaps(i))
+                    || ops
+                        .iter()
+                        .any(|op| !whole(op, i) && op.sources().iter().any(|s| s.overlaps(i)))
+            })
+            .collect();
+        let direct = ops
+            .iter()
+            .map(|op| (0..inputs.len()).find(|&k| !staged[k] && whole(op, &inputs[k])))
+            .collect();
         let simd = Simd::detect();
         Ok(NativeEngine {
             info,
@@ -239,6 +282,8 @@ impl NativeEngine {
             ops,
             outputs,
             arena,
+            staged,
+            direct,
             simd,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             summary: format!("dense {}, {}", layers.join("-"), simd.name()),
@@ -485,6 +530,27 @@ mod tests {
         let path = dir.join(format!("chain-{weights:?}.onnx"));
         std::fs::write(&path, model.to_bytes()).unwrap();
         path
+    }
+
+    /// An input that only dense layers read is read where the caller holds it, not copied
+    /// into the arena; one a standardisation reads is copied. The in-place rows are each
+    /// tile's own: y = 2 relu(0.5 x) exactly over 37 rows (four full tiles and a part).
+    #[test]
+    fn inputs_only_dense_layers_read_are_not_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = scalar_chain(dir.path(), &[0.5, 2.0]);
+        let raw = NativeEngine::load(&Model::read(&raw).unwrap()).unwrap();
+        assert_eq!((raw.staged.clone(), raw.direct[0]), (vec![false], Some(0)));
+        let std = network(dir.path(), &[3, 4, 1], "Relu");
+        let std = NativeEngine::load(&Model::read(&std).unwrap()).unwrap();
+        assert_eq!(std.staged, vec![true]);
+        assert!(std.direct.iter().all(Option::is_none));
+        let x: Vec<f32> = (0..37).map(|i| i as f32 - 18.0).collect();
+        let y = raw
+            .run(&[Tensor::new("x", vec![37, 1], x.clone())])
+            .unwrap();
+        let want: Vec<f32> = x.iter().map(|v| 2.0 * (0.5 * v).max(0.0)).collect();
+        assert_eq!(y[0].data, want);
     }
 
     /// The evaluation runs with denormals flushed to zero (see `denormals`), batch 1 on the
