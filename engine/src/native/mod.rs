@@ -68,7 +68,7 @@ use std::cell::RefCell;
 const TILE: usize = 8;
 
 /// Where a per-event value lives in the arena: `TILE` rows of `width` floats from `off * TILE`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Slot {
     off: usize,
     width: usize,
@@ -261,7 +261,7 @@ impl NativeEngine {
             _ => None,
         }))
         .collect();
-        let whole = |op: &Op, i: &Slot| matches!(op, Op::Dense { src, .. } if src.off == i.off && src.width == i.width);
+        let whole = |op: &Op, i: &Slot| matches!(op, Op::Dense { src, .. } if src == i);
         let staged: Vec<bool> = inputs
             .iter()
             .map(|i| {
