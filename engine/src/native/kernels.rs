@@ -251,75 +251,106 @@ fn sub_rows4<const W: usize, const S: usize, const FMA: bool>(
     put(o3, &a3);
 }
 
-/// Eight rows at once (a whole tile, for AVX-512): as [`dense_rows4`], with each weight load
-/// serving eight rows, 32 columns (two 512-bit registers per row) at a time, then 16 and 8 for
-/// a block's rest.
+/// Eight rows at once (a whole tile, AVX-512 only): each weight load serves eight rows, 32
+/// columns (two 512-bit registers per row) at a time, 16 for a block's last ones. Same
+/// operation order per value as [`dense_row_blocked`]: bit-identical results.
+///
+/// Written with intrinsics: the same loop in plain Rust (eight row slices, arrays of sums) kept
+/// a bounds check per row and step and spilled the row pointers, as many instructions as the
+/// multiply-adds themselves.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn dense_rows8<const FMA: bool>(l: &Dense, x: [&[f32]; 8], out: [&mut [f32]; 8]) {
+unsafe fn dense_rows8(l: &Dense, x: [&[f32]; 8], out: [&mut [f32]; 8]) {
     let (k, n) = (l.k, l.n);
     let x = x.map(|r| &r[..k]);
-    let mut out = out;
+    let mut out = out.map(|r| &mut r[..n]);
+    let bias = &l.bias[..n];
     let (mut j0, mut at) = (0, 0);
     for &bw in &l.blocks {
         let wb = &l.w[at..at + k * bw];
         let mut s0 = 0;
         while s0 < bw && j0 + s0 < n {
-            let step = if bw - s0 >= 32 {
-                32
-            } else if bw - s0 >= 16 {
-                16
-            } else {
-                8
-            };
-            let m = (n - j0 - s0).min(step);
-            let (a, b) = (j0 + s0, j0 + s0 + m.min(bw - s0));
-            let o = &mut out;
-            match step {
-                32 => by_width!(bw, sub_rows8, [32, FMA], (wb, s0, x, &l.bias[a..b], o, a)),
-                16 => by_width!(bw, sub_rows8, [16, FMA], (wb, s0, x, &l.bias[a..b], o, a)),
-                _ => by_width!(bw, sub_rows8, [8, FMA], (wb, s0, x, &l.bias[a..b], o, a)),
+            let cols = (bw - s0).min(n - j0 - s0).min(32);
+            let c = j0 + s0;
+            let o = out.each_mut().map(|r| r[c..c + cols].as_mut_ptr());
+            // SAFETY: the caller's AVX-512F; every pointer covers what `rows8_avx512` reads or
+            // writes: `cols` values of `bias` and of each `out` row from `c` (sliced above), `k`
+            // values of each `x` row, `k` rows of `bw` weights from `s0` (`s0 + cols <= bw`).
+            unsafe {
+                let (w, x, b) = (
+                    wb[s0..].as_ptr(),
+                    x.map(<[f32]>::as_ptr),
+                    bias[c..].as_ptr(),
+                );
+                if cols > 16 {
+                    rows8_avx512::<2>(w, bw, k, x, b, o, cols)
+                } else {
+                    rows8_avx512::<1>(w, bw, k, x, b, o, cols)
+                }
             }
-            s0 += step;
+            s0 += 32;
         }
         (j0, at) = (j0 + bw, at + k * bw);
     }
 }
 
-/// Columns `s0..s0 + S` of a block of width W, for eight rows, into `out[r][a..]`.
-#[inline(always)]
-fn sub_rows8<const W: usize, const S: usize, const FMA: bool>(
-    wb: &[f32],
-    s0: usize,
-    x: [&[f32]; 8],
-    bias: &[f32],
-    out: &mut [&mut [f32]; 8],
-    a: usize,
+/// `out[r][j] = bias[j] + sum_kk x[r][kk] w[kk * ldw + j]` for the eight rows `r` and the first
+/// `cols` (at most `16 V`) columns `j`, adding in `kk` order.
+///
+/// # Safety
+/// AVX-512F; `bias` and each `out` row hold `cols` values, each `x` row `k`, `w` `k` rows of
+/// `ldw` with `cols` values each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn rows8_avx512<const V: usize>(
+    w: *const f32,
+    ldw: usize,
+    k: usize,
+    x: [*const f32; 8],
+    bias: *const f32,
+    out: [*mut f32; 8],
+    cols: usize,
 ) {
-    let m = bias.len();
-    // Eight named accumulators: LLVM keeps each in a register (an array of arrays spills).
-    let mut b = [0f32; S];
-    load(&mut b, bias);
-    let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7) = (b, b, b, b, b, b, b, b);
-    for (kk, wr) in wb.chunks_exact(W).enumerate() {
-        let w: &[f32; S] = wr[s0..s0 + S].try_into().unwrap_or(&[0.0; S]);
-        macro_rules! acc {
-            ($($acc:ident $r:literal),*) => {$(
-                let xv = x[$r][kk];
-                for c in 0..S {
-                    $acc[c] = madd::<FMA>(xv, w[c], $acc[c]);
-                }
-            )*};
-        }
-        acc!(a0 0, a1 1, a2 2, a3 3, a4 4, a5 5, a6 6, a7 7);
+    use std::arch::x86_64::*;
+    let lanes = |n: usize| if n >= 16 { 0xffff } else { (1u16 << n) - 1 };
+    let mask = [lanes(cols), lanes(cols.saturating_sub(16))];
+    let mut b = [_mm512_setzero_ps(); V];
+    for v in 0..V {
+        b[v] = _mm512_maskz_loadu_ps(mask[v], bias.add(16 * v));
     }
-    for (o, v) in out.iter_mut().zip([a0, a1, a2, a3, a4, a5, a6, a7]) {
-        put(&mut o[a..a + m], &v);
+    let mut acc = [b; 8];
+    for kk in 0..k {
+        let wr = w.add(kk * ldw);
+        let mut wv = [_mm512_setzero_ps(); V];
+        for v in 0..V {
+            wv[v] = _mm512_maskz_loadu_ps(mask[v], wr.add(16 * v));
+        }
+        for (a, xr) in acc.iter_mut().zip(x) {
+            let xv = _mm512_set1_ps(*xr.add(kk));
+            for v in 0..V {
+                a[v] = _mm512_fmadd_ps(xv, wv[v], a[v]);
+            }
+        }
+    }
+    for (a, o) in acc.iter().zip(out) {
+        for v in 0..V {
+            _mm512_mask_storeu_ps(o.add(16 * v), mask[v], a[v]);
+        }
     }
 }
 
 /// Dot form for layers with few outputs: 8 partial sums per output.
 #[inline(always)]
 fn dense_row_dot<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: the FMA kernels are instantiated only inside `tile_fma`, `tile_avx512`,
+        // `back_fma` and `back_avx512`, which run only where `Simd::detect` found AVX and FMA.
+        return unsafe { dense_row_dot_fma(l, x, out) };
+    }
     let k = l.k;
     for (j, wr) in l.w.chunks_exact(k).enumerate() {
         let mut acc = [0f32; 8];
@@ -336,6 +367,36 @@ fn dense_row_dot<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
             s = madd::<FMA>(*a, *b, s);
         }
         out[j] = s + l.bias[j];
+    }
+}
+
+/// [`dense_row_dot`] with one 256-bit register of partial sums and the same reduction order
+/// (LLVM split the plain form's eight sums into shuffled 128-bit halves).
+///
+/// # Safety
+/// The CPU has AVX and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma")]
+unsafe fn dense_row_dot_fma(l: &Dense, x: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let k = l.k;
+    let (xc, xr) = x[..k].split_at(k / 8 * 8);
+    for ((o, wr), b) in out[..l.n].iter_mut().zip(l.w.chunks_exact(k)).zip(&l.bias) {
+        let (wc, wrr) = wr.split_at(k / 8 * 8);
+        let mut acc = _mm256_setzero_ps();
+        for (xs, ws) in xc.chunks_exact(8).zip(wc.chunks_exact(8)) {
+            // SAFETY: both chunks hold eight values.
+            let (xv, wv) = unsafe { (_mm256_loadu_ps(xs.as_ptr()), _mm256_loadu_ps(ws.as_ptr())) };
+            acc = _mm256_fmadd_ps(xv, wv, acc);
+        }
+        // ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)), as in the plain form.
+        let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+        let h = _mm_hadd_ps(h, h);
+        let mut s = _mm_cvtss_f32(_mm_hadd_ps(h, h));
+        for (a, w) in xr.iter().zip(wrr) {
+            s = a.mul_add(*w, s);
+        }
+        *o = s + b;
     }
 }
 
@@ -440,9 +501,12 @@ pub(super) fn dense_tile<const FMA: bool, const WIDE: bool>(
     let row = |r: usize| &x[r * k..(r + 1) * k];
     let mut outs = out[..rows * n].chunks_exact_mut(n);
     let mut r = 0;
+    #[cfg(target_arch = "x86_64")]
     if WIDE && rows == TILE && !layer.blocks.is_empty() {
         let o: [&mut [f32]; 8] = std::array::from_fn(|_| outs.next().unwrap_or_default());
-        dense_rows8::<FMA>(layer, std::array::from_fn(row), o);
+        // SAFETY: `WIDE` is set only inside `tile_avx512` and `back_avx512` (grad.rs), which
+        // run only where `Simd::detect` found AVX-512F.
+        unsafe { dense_rows8(layer, std::array::from_fn(row), o) };
         r = TILE;
     }
     while r + 4 <= rows && !layer.blocks.is_empty() {

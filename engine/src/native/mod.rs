@@ -574,8 +574,9 @@ mod tests {
     }
 
     /// Every SIMD level, forced one at a time, against the portable (scalar) kernels, which are
-    /// themselves held to tract: full tiles of eight rows (AVX-512's 32-, 16- and 8-column
-    /// steps), the four-row and single-row remainders, batch 1. A level this CPU lacks cannot
+    /// themselves held to tract: full tiles of eight rows (AVX-512's 32-column steps, full and
+    /// masked), the four-row and single-row remainders, batch 1, the dot form with and without a
+    /// remainder of inputs. A level this CPU lacks cannot
     /// run here: the test says so on stdout ("skipped level ...") and checks the others; the
     /// level the run-time dispatch picks is always checked.
     #[test]
@@ -594,6 +595,8 @@ mod tests {
             (&[80, 100, 100, 1][..], "Relu"),
             (&[7, 24, 40, 3][..], "Tanh"),
             (&[5, 200, 1][..], "Relu"),
+            // A dot-form layer (few outputs) over inputs that are not a multiple of 8.
+            (&[13, 3][..], "Tanh"),
         ] {
             let model = Model::read(&network(dir.path(), widths, act)).unwrap();
             let mut e = NativeEngine::load(&model).unwrap();
