@@ -322,6 +322,10 @@ unsafe fn rows8_avx512<const V: usize>(
         b[v] = _mm512_maskz_loadu_ps(mask[v], bias.add(16 * v));
     }
     let mut acc = [b; 8];
+    // Opaque to the optimiser: it would otherwise rebuild the eight row addresses from the
+    // first one and the row stride, with two integer operations per row and step, and those
+    // take ports from the multiply-adds.
+    let x = std::hint::black_box(x);
     for kk in 0..k {
         let wr = w.add(kk * ldw);
         let mut wv = [_mm512_setzero_ps(); V];
@@ -380,24 +384,61 @@ fn dense_row_dot<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
 unsafe fn dense_row_dot_fma(l: &Dense, x: &[f32], out: &mut [f32]) {
     use std::arch::x86_64::*;
     let k = l.k;
-    let (xc, xr) = x[..k].split_at(k / 8 * 8);
+    let k8 = k / 8 * 8;
     for ((o, wr), b) in out[..l.n].iter_mut().zip(l.w.chunks_exact(k)).zip(&l.bias) {
-        let (wc, wrr) = wr.split_at(k / 8 * 8);
         let mut acc = _mm256_setzero_ps();
-        for (xs, ws) in xc.chunks_exact(8).zip(wc.chunks_exact(8)) {
+        for (xs, ws) in x[..k8].chunks_exact(8).zip(wr[..k8].chunks_exact(8)) {
             // SAFETY: both chunks hold eight values.
             let (xv, wv) = unsafe { (_mm256_loadu_ps(xs.as_ptr()), _mm256_loadu_ps(ws.as_ptr())) };
             acc = _mm256_fmadd_ps(xv, wv, acc);
         }
-        // ((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7)), as in the plain form.
-        let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
-        let h = _mm_hadd_ps(h, h);
-        let mut s = _mm_cvtss_f32(_mm_hadd_ps(h, h));
-        for (a, w) in xr.iter().zip(wrr) {
-            s = a.mul_add(*w, s);
-        }
-        *o = s + b;
+        *o = dot_tail(acc, &x[k8..k], &wr[k8..]) + b;
     }
+}
+
+/// [`dense_row_dot_fma`] for eight rows at once: eight independent chains of multiply-adds
+/// (one row's chain waits on each multiply-add before the next), the same order per value.
+///
+/// # Safety
+/// The CPU has AVX and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma")]
+unsafe fn dense_rows8_dot_fma(l: &Dense, x: [&[f32]; 8], out: [&mut [f32]; 8]) {
+    use std::arch::x86_64::*;
+    let k = l.k;
+    let k8 = k / 8 * 8;
+    let x = x.map(|r| &r[..k]);
+    let mut out = out.map(|r| &mut r[..l.n]);
+    for (j, (wr, b)) in l.w.chunks_exact(k).zip(&l.bias).take(l.n).enumerate() {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for c in (0..k8).step_by(8) {
+            // SAFETY: `c + 8 <= k8 <= k`, the length of `wr` and of every row of `x`.
+            unsafe {
+                let wv = _mm256_loadu_ps(wr.as_ptr().add(c));
+                for (a, xr) in acc.iter_mut().zip(&x) {
+                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(xr.as_ptr().add(c)), wv, *a);
+                }
+            }
+        }
+        for ((a, xr), o) in acc.into_iter().zip(&x).zip(out.iter_mut()) {
+            o[j] = dot_tail(a, &xr[k8..], &wr[k8..]) + b;
+        }
+    }
+}
+
+/// The dot form's sum: the eight partial sums as `((a0 + a4) + (a1 + a5)) + ((a2 + a6) +
+/// (a3 + a7))` (the plain form's order), then the inputs past the last multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma")]
+fn dot_tail(acc: std::arch::x86_64::__m256, x: &[f32], w: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+    let h = _mm_hadd_ps(h, h);
+    let mut s = _mm_cvtss_f32(_mm_hadd_ps(h, h));
+    for (a, w) in x.iter().zip(w) {
+        s = a.mul_add(*w, s);
+    }
+    s
 }
 
 #[inline(always)]
@@ -507,6 +548,14 @@ pub(super) fn dense_tile<const FMA: bool, const WIDE: bool>(
         // SAFETY: `WIDE` is set only inside `tile_avx512` and `back_avx512` (grad.rs), which
         // run only where `Simd::detect` found AVX-512F.
         unsafe { dense_rows8(layer, std::array::from_fn(row), o) };
+        r = TILE;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if FMA && rows == TILE && layer.blocks.is_empty() {
+        let o: [&mut [f32]; 8] = std::array::from_fn(|_| outs.next().unwrap_or_default());
+        // SAFETY: `FMA` is set only inside `tile_fma`, `tile_avx512`, `back_fma` and
+        // `back_avx512`, which run only where `Simd::detect` found AVX and FMA.
+        unsafe { dense_rows8_dot_fma(layer, std::array::from_fn(row), o) };
         r = TILE;
     }
     while r + 4 <= rows && !layer.blocks.is_empty() {
