@@ -407,21 +407,37 @@ unsafe fn dense_rows8_dot_fma(l: &Dense, x: [&[f32]; 8], out: [&mut [f32]; 8]) {
     use std::arch::x86_64::*;
     let k = l.k;
     let k8 = k / 8 * 8;
-    let x = x.map(|r| &r[..k]);
-    let mut out = out.map(|r| &mut r[..l.n]);
+    // Plain loops, not closures: a closure does not take this function's target features,
+    // and LLVM then left `array::map` as calls.
+    for r in &x {
+        assert!(
+            r.len() >= k,
+            "dot-form row of {} values for {k} inputs",
+            r.len()
+        );
+    }
+    for r in &out {
+        assert!(
+            r.len() >= l.n,
+            "dot-form output row of {} values for {}",
+            r.len(),
+            l.n
+        );
+    }
     for (j, (wr, b)) in l.w.chunks_exact(k).zip(&l.bias).take(l.n).enumerate() {
         let mut acc = [_mm256_setzero_ps(); 8];
         for c in (0..k8).step_by(8) {
-            // SAFETY: `c + 8 <= k8 <= k`, the length of `wr` and of every row of `x`.
+            // SAFETY: `c + 8 <= k8 <= k`, the length of `wr` and at most that of every row of
+            // `x` (checked above).
             unsafe {
                 let wv = _mm256_loadu_ps(wr.as_ptr().add(c));
-                for (a, xr) in acc.iter_mut().zip(&x) {
-                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(xr.as_ptr().add(c)), wv, *a);
+                for r in 0..8 {
+                    acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x[r].as_ptr().add(c)), wv, acc[r]);
                 }
             }
         }
-        for ((a, xr), o) in acc.into_iter().zip(&x).zip(out.iter_mut()) {
-            o[j] = dot_tail(a, &xr[k8..], &wr[k8..]) + b;
+        for r in 0..8 {
+            out[r][j] = dot_tail(acc[r], &x[r][k8..k], &wr[k8..]) + b;
         }
     }
 }

