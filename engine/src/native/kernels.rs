@@ -353,7 +353,7 @@ fn dense_row_dot<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
     if FMA {
         // SAFETY: the FMA kernels are instantiated only inside `tile_fma`, `tile_avx512`,
         // `back_fma` and `back_avx512`, which run only where `Simd::detect` found AVX and FMA.
-        return unsafe { dense_row_dot_fma(l, x, out) };
+        return unsafe { dense_rows_dot_fma::<1>(l, [x], [out]) };
     }
     let k = l.k;
     for (j, wr) in l.w.chunks_exact(k).enumerate() {
@@ -374,36 +374,16 @@ fn dense_row_dot<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// [`dense_row_dot`] with one 256-bit register of partial sums and the same reduction order
-/// (LLVM split the plain form's eight sums into shuffled 128-bit halves).
+/// [`dense_row_dot`] for `R` rows at once (1, or 8 for a whole tile), with one 256-bit
+/// register of partial sums per row and the same reduction order (LLVM split the plain form's
+/// eight sums into shuffled 128-bit halves). Eight rows run eight independent chains of
+/// multiply-adds: one row's chain waits on each multiply-add before the next.
 ///
 /// # Safety
 /// The CPU has AVX and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,fma")]
-unsafe fn dense_row_dot_fma(l: &Dense, x: &[f32], out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let k = l.k;
-    let k8 = k / 8 * 8;
-    for ((o, wr), b) in out[..l.n].iter_mut().zip(l.w.chunks_exact(k)).zip(&l.bias) {
-        let mut acc = _mm256_setzero_ps();
-        for (xs, ws) in x[..k8].chunks_exact(8).zip(wr[..k8].chunks_exact(8)) {
-            // SAFETY: both chunks hold eight values.
-            let (xv, wv) = unsafe { (_mm256_loadu_ps(xs.as_ptr()), _mm256_loadu_ps(ws.as_ptr())) };
-            acc = _mm256_fmadd_ps(xv, wv, acc);
-        }
-        *o = dot_tail(acc, &x[k8..k], &wr[k8..]) + b;
-    }
-}
-
-/// [`dense_row_dot_fma`] for eight rows at once: eight independent chains of multiply-adds
-/// (one row's chain waits on each multiply-add before the next), the same order per value.
-///
-/// # Safety
-/// The CPU has AVX and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,fma")]
-unsafe fn dense_rows8_dot_fma(l: &Dense, x: [&[f32]; 8], out: [&mut [f32]; 8]) {
+unsafe fn dense_rows_dot_fma<const R: usize>(l: &Dense, x: [&[f32]; R], out: [&mut [f32]; R]) {
     use std::arch::x86_64::*;
     let k = l.k;
     let k8 = k / 8 * 8;
@@ -425,18 +405,18 @@ unsafe fn dense_rows8_dot_fma(l: &Dense, x: [&[f32]; 8], out: [&mut [f32]; 8]) {
         );
     }
     for (j, (wr, b)) in l.w.chunks_exact(k).zip(&l.bias).take(l.n).enumerate() {
-        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut acc = [_mm256_setzero_ps(); R];
         for c in (0..k8).step_by(8) {
             // SAFETY: `c + 8 <= k8 <= k`, the length of `wr` and at most that of every row of
             // `x` (checked above).
             unsafe {
                 let wv = _mm256_loadu_ps(wr.as_ptr().add(c));
-                for r in 0..8 {
+                for r in 0..R {
                     acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(x[r].as_ptr().add(c)), wv, acc[r]);
                 }
             }
         }
-        for r in 0..8 {
+        for r in 0..R {
             out[r][j] = dot_tail(acc[r], &x[r][k8..k], &wr[k8..]) + b;
         }
     }
@@ -571,7 +551,7 @@ pub(super) fn dense_tile<const FMA: bool, const WIDE: bool>(
         let o: [&mut [f32]; 8] = std::array::from_fn(|_| outs.next().unwrap_or_default());
         // SAFETY: `FMA` is set only inside `tile_fma`, `tile_avx512`, `back_fma` and
         // `back_avx512`, which run only where `Simd::detect` found AVX and FMA.
-        unsafe { dense_rows8_dot_fma(layer, std::array::from_fn(row), o) };
+        unsafe { dense_rows_dot_fma::<8>(layer, std::array::from_fn(row), o) };
         r = TILE;
     }
     while r + 4 <= rows && !layer.blocks.is_empty() {

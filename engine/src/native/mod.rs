@@ -376,8 +376,8 @@ impl NativeEngine {
                 let rows = TILE.min(batch - r0);
                 // The next tile's inputs, on their way from memory while this one runs (a
                 // batch streams through once: 25% of a 64-input layer's time waited on it).
-                for x in inputs {
-                    let w = x.len() / batch.max(1);
+                for (x, s) in inputs.iter().zip(&self.inputs) {
+                    let w = s.width;
                     prefetch(x.get((r0 + TILE) * w..(r0 + 2 * TILE).min(batch) * w));
                 }
                 self.tile(arena, inputs, r0, rows);
