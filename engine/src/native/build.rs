@@ -241,7 +241,14 @@ impl Builder {
                 let operand = |name: &str, v: &Val| -> Result<Operand, String> {
                     match v {
                         Val::Dyn(s, _) => Ok(Operand::Value(*s)),
-                        Val::Const(..) => Ok(Operand::Const(self.broadcast(name, width)?)),
+                        Val::Const(..) => {
+                            let c = self.broadcast(name, width)?;
+                            Ok(Operand::Const(if c.len() == 1 {
+                                vec![c[0]; width]
+                            } else {
+                                c
+                            }))
+                        }
                     }
                 };
                 let (oa, ob) = (operand(an, &a)?, operand(bn, &b)?);
@@ -251,8 +258,7 @@ impl Builder {
                 {
                     if let Some(Op::Dense { dst, layer, .. }) = self.ops.last_mut() {
                         if dst.off == s.off && self.uses.get(an) == Some(&1) {
-                            for (j, b) in layer.bias.iter_mut().enumerate() {
-                                let v = if c.len() == 1 { c[0] } else { c[j] };
+                            for (b, &v) in layer.bias.iter_mut().zip(c) {
                                 if bop == BinOp::Add {
                                     *b += v
                                 } else {

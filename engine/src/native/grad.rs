@@ -362,7 +362,6 @@ fn back_tile<const FMA: bool, const WIDE: bool>(
                 let w = dst.width;
                 let val = |v: &Operand, r: usize, j: usize| match v {
                     Operand::Value(s) => arena[at(s, r) + j],
-                    Operand::Const(c) if c.len() == 1 => c[0],
                     Operand::Const(c) => c[j],
                 };
                 for r in 0..rows {

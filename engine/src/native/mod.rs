@@ -87,7 +87,7 @@ impl Slot {
 #[derive(Debug, Clone)]
 enum Operand {
     Value(Slot),
-    /// One value for every column, or one per column.
+    /// One value per column (a single constant is repeated at build time).
     Const(Vec<f32>),
 }
 
@@ -501,8 +501,8 @@ mod tests {
     use testutil::max_diff;
 
     /// A dense network of the given widths with fixed pseudo-random weights, `act` between the
-    /// layers and standardisation in front (as `hepml export` writes them). Also for `grad`'s
-    /// tests.
+    /// layers and standardisation in front (as `hepml export` writes them, but with a scalar
+    /// mean). Also for `grad`'s tests.
     pub(super) fn network(
         dir: &std::path::Path,
         widths: &[usize],
@@ -525,7 +525,9 @@ mod tests {
             hidden: act.into(),
             final_act: "Sigmoid".into(),
             metadata: vec![],
-            standardise: Some((vec![0.25; n], vec![1.5; n])),
+            // One mean for every column (a scalar constant, broadcast) and one scale per
+            // column: both kinds of constant operand.
+            standardise: Some((vec![0.25], (0..n).map(|j| 1.5 + 0.1 * j as f32).collect())),
         };
         let path = dir.join(format!("{act}-{widths:?}.onnx"));
         std::fs::write(&path, model.to_bytes()).unwrap();
@@ -617,6 +619,8 @@ mod tests {
             (&[5, 200, 1][..], "Relu"),
             // A dot-form layer (few outputs) over inputs that are not a multiple of 8.
             (&[13, 3][..], "Tanh"),
+            // x * sigmoid(x): an elementwise product of two values.
+            (&[9, 16, 2][..], "Swish"),
         ] {
             let model = Model::read(&network(dir.path(), widths, act)).unwrap();
             let mut e = NativeEngine::load(&model).unwrap();
