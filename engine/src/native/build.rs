@@ -1,7 +1,7 @@
 //! From an ONNX graph to the native program: each node recognised (or the reason it is not),
 //! values placed in the arena, dense layers packed for the kernels.
 
-use super::{Act, BinOp, Dense, Op, Operand, Output, Slot};
+use super::{Act, BinOp, Dense, Op, Operand, Output, Slot, TILE};
 use crate::ModelInfo;
 use std::collections::HashMap;
 use tract_onnx::pb;
@@ -243,11 +243,8 @@ impl Builder {
                         Val::Dyn(s, _) => Ok(Operand::Value(*s)),
                         Val::Const(..) => {
                             let c = self.broadcast(name, width)?;
-                            Ok(Operand::Const(if c.len() == 1 {
-                                vec![c[0]; width]
-                            } else {
-                                c
-                            }))
+                            let row = if c.len() == 1 { vec![c[0]; width] } else { c };
+                            Ok(Operand::Const(row.repeat(TILE)))
                         }
                     }
                 };

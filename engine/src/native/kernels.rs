@@ -480,37 +480,26 @@ fn activate<const FMA: bool>(act: Act, x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// `a op b` over a tile's rows, each operand a value's row or a constant row. The operation
-/// is chosen once, outside the loops, so that each row's loop vectorises.
+/// `a op b` over a tile, each operand a value's rows or a constant's (repeated for every row of
+/// a tile): one contiguous loop, the operation chosen outside it, so that it vectorises.
 #[inline(always)]
-fn bin(op: BinOp, a: &Operand, b: &Operand, src: &[f32], out: &mut [f32], rows: usize) {
+fn bin(op: BinOp, a: &Operand, b: &Operand, src: &[f32], out: &mut [f32]) {
     #[inline(always)]
-    fn each(
-        a: &Operand,
-        b: &Operand,
-        src: &[f32],
-        out: &mut [f32],
-        rows: usize,
-        f: impl Fn(f32, f32) -> f32,
-    ) {
-        let w = out.len() / rows.max(1);
-        fn get<'a>(v: &'a Operand, src: &'a [f32], r: usize, w: usize) -> &'a [f32] {
-            match v {
-                Operand::Value(s) => &src[s.off * TILE + r * w..s.off * TILE + (r + 1) * w],
-                Operand::Const(c) => &c[..w],
-            }
-        }
-        for (r, o) in out.chunks_exact_mut(w.max(1)).enumerate() {
-            for ((o, x), y) in o.iter_mut().zip(get(a, src, r, w)).zip(get(b, src, r, w)) {
-                *o = f(*x, *y);
-            }
+    fn each(a: &Operand, b: &Operand, src: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+        let n = out.len();
+        let get = |v| match v {
+            &Operand::Value(s) => &src[s.off * TILE..s.off * TILE + n],
+            Operand::Const(c) => &c[..n],
+        };
+        for ((o, x), y) in out.iter_mut().zip(get(a)).zip(get(b)) {
+            *o = f(*x, *y);
         }
     }
     match op {
-        BinOp::Add => each(a, b, src, out, rows, |x, y| x + y),
-        BinOp::Sub => each(a, b, src, out, rows, |x, y| x - y),
-        BinOp::Mul => each(a, b, src, out, rows, |x, y| x * y),
-        BinOp::Div => each(a, b, src, out, rows, |x, y| x / y),
+        BinOp::Add => each(a, b, src, out, |x, y| x + y),
+        BinOp::Sub => each(a, b, src, out, |x, y| x - y),
+        BinOp::Mul => each(a, b, src, out, |x, y| x * y),
+        BinOp::Div => each(a, b, src, out, |x, y| x / y),
     }
 }
 
@@ -630,7 +619,7 @@ pub(super) fn run_tile<const FMA: bool, const WIDE: bool>(
                 };
                 dense_tile::<FMA, WIDE>(layer, x, &mut out[..rows * dst.width], rows);
             }
-            Op::Bin { a, b, op, .. } => bin(*op, a, b, src, &mut out[..rows * dst.width], rows),
+            Op::Bin { a, b, op, .. } => bin(*op, a, b, src, &mut out[..rows * dst.width]),
             Op::Act { src: s, act, .. } => {
                 let n = rows * s.width;
                 activate::<FMA>(*act, &src[s.range()][..n], &mut out[..n]);

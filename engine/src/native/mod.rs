@@ -87,7 +87,8 @@ impl Slot {
 #[derive(Debug, Clone)]
 enum Operand {
     Value(Slot),
-    /// One value per column (a single constant is repeated at build time).
+    /// One value per column (a single constant repeated), repeated for each of a tile's
+    /// [`TILE`] rows: a tile's operand is one contiguous run, like a value's.
     Const(Vec<f32>),
 }
 
