@@ -22,6 +22,7 @@ use super::gemm::{conv, Block};
 use super::gru::Scratch as GruScratch;
 use super::kernels::Simd;
 use super::lstm::{Scratch as LstmScratch, Seqs};
+use super::rnn;
 use crate::{Engine, EngineError, Model, ModelInfo, Tensor};
 
 /// Columns (events x positions) a group aims at: enough for full panels in the products,
@@ -246,7 +247,7 @@ impl CnnEngine {
                 }
                 Op::Sigmoid { src, .. } => {
                     for (o, v) in d.iter_mut().zip(buf(src)) {
-                        *o = 1.0 / (1.0 + (-v).exp());
+                        *o = rnn::sigmoid::<false>(*v);
                     }
                 }
                 Op::Recurrent {

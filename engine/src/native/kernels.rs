@@ -2,7 +2,7 @@
 //! blocks (one, four or eight rows at a time), activations, and the SIMD level they are
 //! compiled for, chosen at run time from what the CPU reports.
 
-use super::{rnn, Act, BinOp, Dense, NativeEngine, Op, Operand, Slot, TILE};
+use super::{events, rnn, Act, BinOp, Dense, NativeEngine, Op, Operand, Slot, TILE};
 
 /// The instruction set the kernels are compiled for, chosen once at load from what the CPU
 /// reports. Every level computes each value with the same operations in the same order (the
@@ -628,13 +628,8 @@ pub(super) fn run_tile<const FMA: bool, const WIDE: bool>(
                 for r in 0..rows {
                     let x = row(src, *s, r);
                     let o = &mut out[r * s.width..(r + 1) * s.width];
-                    let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for (o, v) in o.iter_mut().zip(x) {
-                        *o = (v - m).exp();
-                        sum += *o;
-                    }
-                    o.iter_mut().for_each(|v| *v /= sum);
+                    o.copy_from_slice(x);
+                    events::softmax(o);
                 }
             }
             Op::ArgMax { src: s, .. } => {
