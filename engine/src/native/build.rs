@@ -69,12 +69,15 @@ impl Builder {
         }
     }
 
-    /// A constant broadcast along one per-event vector of `width`: one value or one per column.
+    /// A constant broadcast along one per-event vector of `width`: one value (repeated here) or
+    /// one per column; `width` values either way.
     fn broadcast(&self, name: &str, width: usize) -> Result<Vec<f32>, String> {
         match self.get(name)? {
             Val::Const(dims, data) => {
                 let lead_ones = dims.len() <= 2 && dims.iter().rev().skip(1).all(|&d| d == 1);
-                if data.len() == 1 || (data.len() == width && lead_ones) {
+                if data.len() == 1 {
+                    Ok(vec![data[0]; width])
+                } else if data.len() == width && lead_ones {
                     Ok(data.clone())
                 } else {
                     Err(no(format!(
@@ -203,8 +206,7 @@ impl Builder {
                 if op == "Gemm" {
                     if let Some(c) = n.input.get(2).filter(|s| !s.is_empty()) {
                         let c = self.broadcast(c, nn)?;
-                        for (j, b) in bias.iter_mut().enumerate() {
-                            let v = if c.len() == 1 { c[0] } else { c[j] };
+                        for (b, &v) in bias.iter_mut().zip(&c) {
                             *b = if beta == 1.0 { v } else { beta * v };
                         }
                     }
@@ -242,9 +244,7 @@ impl Builder {
                     match v {
                         Val::Dyn(s, _) => Ok(Operand::Value(*s)),
                         Val::Const(..) => {
-                            let c = self.broadcast(name, width)?;
-                            let row = if c.len() == 1 { vec![c[0]; width] } else { c };
-                            Ok(Operand::Const(row.repeat(TILE)))
+                            Ok(Operand::Const(self.broadcast(name, width)?.repeat(TILE)))
                         }
                     }
                 };
