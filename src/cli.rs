@@ -30,8 +30,9 @@ pub enum Cmd {
     /// Convert ROOT ntuples to one HDF5 table (pandas `read_hdf`, h5py) from a YAML config:
     /// columns (branches or expressions), selection, weights, a label per sample.
     Convert(ConvertArgs),
-    /// Train a DNN or parameterised NN (k-fold ensembles, early stopping, OneCycle, LR finder)
-    /// from a YAML config on HDF5 tables; writes a run directory with metrics.
+    /// Train a DNN, a parameterised NN, a BDT or a random forest (k-fold ensembles, early
+    /// stopping, OneCycle, LR finder, hyperparameter scans) from a YAML config on HDF5 tables;
+    /// writes a run directory with metrics and plots.
     Train(TrainArgs),
     /// Export a trained run directory to ONNX (standardisation inside, hepml metadata).
     Export(ExportArgs),

@@ -81,6 +81,24 @@ pub trait Engine: Send + Sync {
     /// Runs a batch. Inputs are matched by name (any order; each model input exactly once);
     /// outputs come in the graph's output order.
     fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError>;
+    /// Whether [`Engine::run_columns`] reads inputs column by column, where they lie.
+    fn reads_columns(&self) -> bool {
+        false
+    }
+    /// [`Engine::run`] with each input given as its columns, in `info().inputs` order:
+    /// `inputs[i][j]` holds value `j` of each of the `batch` rows of input `i` (decoded branches,
+    /// read in place instead of copied into rows first). Only engines that
+    /// [`Engine::reads_columns`] take them.
+    fn run_columns(
+        &self,
+        _inputs: &[Vec<&[f32]>],
+        _batch: usize,
+    ) -> Result<Vec<Tensor>, EngineError> {
+        Err(EngineError::Run {
+            path: self.info().path.clone(),
+            msg: "this engine takes inputs as rows, not columns".into(),
+        })
+    }
     /// Engine and model, for logs and provenance (e.g. "native trees (100 trees) on ...").
     fn describe(&self) -> String;
     /// What the model file declares.

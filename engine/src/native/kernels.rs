@@ -2,7 +2,7 @@
 //! blocks (one, four or eight rows at a time), activations, and the SIMD level they are
 //! compiled for, chosen at run time from what the CPU reports.
 
-use super::{events, rnn, Act, BinOp, Dense, NativeEngine, Op, Operand, Slot, TILE};
+use super::{events, rnn, Act, BinOp, Dense, Inputs, NativeEngine, Op, Operand, Slot, TILE};
 
 /// The instruction set the kernels are compiled for, chosen once at load from what the CPU
 /// reports. Every level computes each value with the same operations in the same order (the
@@ -518,26 +518,26 @@ fn row(arena: &[f32], s: Slot, r: usize) -> &[f32] {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,fma")]
-pub(super) unsafe fn tile_fma(
+pub(super) unsafe fn tile_fma<I: Inputs + ?Sized>(
     e: &NativeEngine,
     arena: &mut [f32],
-    inputs: &[&[f32]],
+    inputs: &I,
     r0: usize,
     rows: usize,
 ) {
-    run_tile::<true, false>(e, arena, inputs, r0, rows)
+    run_tile::<true, false, I>(e, arena, inputs, r0, rows)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,fma,avx512f")]
-pub(super) unsafe fn tile_avx512(
+pub(super) unsafe fn tile_avx512<I: Inputs + ?Sized>(
     e: &NativeEngine,
     arena: &mut [f32],
-    inputs: &[&[f32]],
+    inputs: &I,
     r0: usize,
     rows: usize,
 ) {
-    run_tile::<true, true>(e, arena, inputs, r0, rows)
+    run_tile::<true, true, I>(e, arena, inputs, r0, rows)
 }
 
 /// A dense layer over `rows` rows: `x` holds them (`layer.k` values each), `out` gets
@@ -586,21 +586,25 @@ pub(super) fn dense_tile<const FMA: bool, const WIDE: bool>(
 }
 
 #[inline(always)]
-pub(super) fn run_tile<const FMA: bool, const WIDE: bool>(
+pub(super) fn run_tile<const FMA: bool, const WIDE: bool, I: Inputs + ?Sized>(
     e: &NativeEngine,
     arena: &mut [f32],
-    inputs: &[&[f32]],
+    inputs: &I,
     r0: usize,
     rows: usize,
 ) {
-    for ((x, s), _) in inputs
-        .iter()
-        .zip(&e.inputs)
-        .zip(&e.staged)
-        .filter(|(_, &st)| st)
-    {
-        let w = s.width;
-        arena[s.off * TILE..s.off * TILE + rows * w].copy_from_slice(&x[r0 * w..(r0 + rows) * w]);
+    // Inputs held as columns are always staged: the layers read rows.
+    for (k, (s, &st)) in e.inputs.iter().zip(&e.staged).enumerate() {
+        if st || !I::ROWS {
+            let w = s.width;
+            inputs.copy::<FMA>(
+                k,
+                r0,
+                rows,
+                w,
+                &mut arena[s.off * TILE..s.off * TILE + rows * w],
+            );
+        }
     }
     for (op, direct) in e.ops.iter().zip(&e.direct) {
         let dst = op.dst();
@@ -614,8 +618,8 @@ pub(super) fn run_tile<const FMA: bool, const WIDE: bool>(
             }
             Op::Dense { src: s, layer, .. } => {
                 let x = match direct {
-                    Some(k) => &inputs[*k][r0 * s.width..(r0 + rows) * s.width],
-                    None => &src[s.off * TILE..s.off * TILE + rows * s.width],
+                    Some(k) if I::ROWS => inputs.rows(*k, r0, rows, s.width),
+                    _ => &src[s.off * TILE..s.off * TILE + rows * s.width],
                 };
                 dense_tile::<FMA, WIDE>(layer, x, &mut out[..rows * dst.width], rows);
             }

@@ -84,6 +84,140 @@ impl Slot {
     }
 }
 
+/// How the caller holds a batch's inputs (in `info().inputs` order, `width` values a row):
+/// the tile loop reads them through this.
+pub(super) trait Inputs: Sync {
+    /// Whether dense layers may read the rows where the caller holds them.
+    const ROWS: bool;
+    /// Input `k`'s rows `r0..r0 + rows` where they lie (only for [`Inputs::ROWS`]).
+    fn rows(&self, k: usize, r0: usize, rows: usize, width: usize) -> &[f32];
+    /// Copies input `k`'s rows `r0..r0 + rows` into `out`, row-major (`AVX`: the CPU has AVX).
+    fn copy<const AVX: bool>(
+        &self,
+        k: usize,
+        r0: usize,
+        rows: usize,
+        width: usize,
+        out: &mut [f32],
+    );
+    /// Asks the CPU to bring input `k`'s rows `r0..r0 + rows` (at most the batch) into its caches.
+    fn prefetch(&self, k: usize, r0: usize, rows: usize, width: usize);
+}
+
+/// Row-major inputs: `batch x width` values each.
+impl Inputs for [&[f32]] {
+    const ROWS: bool = true;
+
+    #[inline(always)]
+    fn rows(&self, k: usize, r0: usize, rows: usize, width: usize) -> &[f32] {
+        &self[k][r0 * width..(r0 + rows) * width]
+    }
+
+    #[inline(always)]
+    fn copy<const AVX: bool>(
+        &self,
+        k: usize,
+        r0: usize,
+        rows: usize,
+        width: usize,
+        out: &mut [f32],
+    ) {
+        out.copy_from_slice(self.rows(k, r0, rows, width));
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, k: usize, r0: usize, rows: usize, width: usize) {
+        prefetch(self[k].get(r0 * width..(r0 + rows) * width));
+    }
+}
+
+/// Column-major inputs: per input, one slice per value of the row (`width` of them), each
+/// `batch` long (decoded branches, read in place).
+impl Inputs for [Vec<&[f32]>] {
+    const ROWS: bool = false;
+
+    fn rows(&self, _: usize, _: usize, _: usize, _: usize) -> &[f32] {
+        &[]
+    }
+
+    #[inline(always)]
+    fn copy<const AVX: bool>(
+        &self,
+        k: usize,
+        r0: usize,
+        rows: usize,
+        width: usize,
+        out: &mut [f32],
+    ) {
+        let cols = &self[k];
+        let mut j = 0;
+        #[cfg(target_arch = "x86_64")]
+        if AVX && rows == TILE {
+            // Eight columns of a full tile at a time: an 8 x 8 block turned in registers.
+            while j + 8 <= width {
+                let block: [&[f32]; 8] = std::array::from_fn(|i| &cols[j + i][r0..r0 + TILE]);
+                // SAFETY: `AVX` is set only inside `tile_fma` and `tile_avx512`, which run
+                // only where `Simd::detect` found AVX.
+                unsafe { transpose8(block, out, j, width) };
+                j += 8;
+            }
+        }
+        for (j, c) in cols.iter().enumerate().skip(j) {
+            for (r, &x) in c[r0..r0 + rows].iter().enumerate() {
+                out[r * width + j] = x;
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, k: usize, r0: usize, rows: usize, _: usize) {
+        for c in &self[k] {
+            prefetch(c.get(r0..r0 + rows));
+        }
+    }
+}
+
+/// Writes the 8 x 8 block `cols` (eight columns of eight rows each) into columns
+/// `j..j + 8` of the eight rows of `out` (`width` values a row).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose8(cols: [&[f32]; 8], out: &mut [f32], j: usize, width: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: each column slice holds 8 values (cut so by the caller), read unaligned.
+    let c: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(cols[i][..8].as_ptr()) });
+    // Pairs of columns interleaved, then quadruples, then the 128-bit halves: row r.
+    let t = [
+        _mm256_unpacklo_ps(c[0], c[1]),
+        _mm256_unpackhi_ps(c[0], c[1]),
+        _mm256_unpacklo_ps(c[2], c[3]),
+        _mm256_unpackhi_ps(c[2], c[3]),
+        _mm256_unpacklo_ps(c[4], c[5]),
+        _mm256_unpackhi_ps(c[4], c[5]),
+        _mm256_unpacklo_ps(c[6], c[7]),
+        _mm256_unpackhi_ps(c[6], c[7]),
+    ];
+    let q = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    for r in 0..4 {
+        let lo = _mm256_permute2f128_ps::<0x20>(q[r], q[r + 4]);
+        let hi = _mm256_permute2f128_ps::<0x31>(q[r], q[r + 4]);
+        let (a, b) = (r * width + j, (r + 4) * width + j);
+        // SAFETY: both destinations are 8-value slices of `out` (bounds-checked cuts).
+        unsafe {
+            _mm256_storeu_ps(out[a..a + 8].as_mut_ptr(), lo);
+            _mm256_storeu_ps(out[b..b + 8].as_mut_ptr(), hi);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Operand {
     Value(Slot),
@@ -305,6 +439,29 @@ impl NativeEngine {
         self.outputs.get(i).map_or(0, |o| o.slot.width)
     }
 
+    /// What is wrong with input `input` (`*`: the inputs as a whole).
+    fn input_error(&self, input: &str, msg: String) -> EngineError {
+        EngineError::Input {
+            path: self.path(),
+            input: input.to_string(),
+            msg,
+        }
+    }
+
+    /// Whether `given` inputs are as many as the model takes.
+    fn check_count(&self, given: usize) -> Result<(), EngineError> {
+        if given == self.inputs.len() {
+            return Ok(());
+        }
+        Err(self.input_error(
+            "*",
+            format!(
+                "{given} inputs given, the model takes {}",
+                self.inputs.len()
+            ),
+        ))
+    }
+
     /// Values per event of each input, in `info().inputs` order.
     pub fn input_widths(&self) -> impl Iterator<Item = usize> + '_ {
         self.inputs.iter().map(|s| s.width)
@@ -323,21 +480,8 @@ impl NativeEngine {
             path: self.path(),
             msg: format!("no output {output} ({} outputs)", self.outputs.len()),
         })?;
-        let bad = |input: &str, msg: String| EngineError::Input {
-            path: self.path(),
-            input: input.to_string(),
-            msg,
-        };
-        if inputs.len() != self.inputs.len() {
-            return Err(bad(
-                "*",
-                format!(
-                    "{} inputs given, the model takes {}",
-                    inputs.len(),
-                    self.inputs.len()
-                ),
-            ));
-        }
+        let bad = |input: &str, msg: String| self.input_error(input, msg);
+        self.check_count(inputs.len())?;
         for ((x, s), p) in inputs.iter().zip(&self.inputs).zip(&self.info.inputs) {
             if x.len() != batch * s.width {
                 return Err(bad(
@@ -367,19 +511,26 @@ impl NativeEngine {
     }
 
     /// Runs checked inputs, copying each requested value out.
-    fn eval(&self, inputs: &[&[f32]], batch: usize, outs: &mut [(Slot, &mut [f32])]) {
+    fn eval<I: Inputs + ?Sized>(&self, inputs: &I, batch: usize, outs: &mut [(Slot, &mut [f32])]) {
         denormals::flushed(|| self.eval_flushed(inputs, batch, outs))
     }
 
-    fn eval_flushed(&self, inputs: &[&[f32]], batch: usize, outs: &mut [(Slot, &mut [f32])]) {
+    fn eval_flushed<I: Inputs + ?Sized>(
+        &self,
+        inputs: &I,
+        batch: usize,
+        outs: &mut [(Slot, &mut [f32])],
+    ) {
         self.with_arena(|arena| {
             for r0 in (0..batch).step_by(TILE) {
                 let rows = TILE.min(batch - r0);
                 // The next tile's inputs, on their way from memory while this one runs (a
                 // batch streams through once: 25% of a 64-input layer's time waited on it).
-                for (x, s) in inputs.iter().zip(&self.inputs) {
-                    let w = s.width;
-                    prefetch(x.get((r0 + TILE) * w..(r0 + 2 * TILE).min(batch) * w));
+                if r0 + TILE < batch {
+                    let next = TILE.min(batch - r0 - TILE);
+                    for (k, s) in self.inputs.iter().enumerate() {
+                        inputs.prefetch(k, r0 + TILE, next, s.width);
+                    }
                 }
                 self.tile(arena, inputs, r0, rows);
                 for (s, out) in outs.iter_mut() {
@@ -405,7 +556,7 @@ impl NativeEngine {
         })
     }
 
-    fn tile(&self, arena: &mut [f32], inputs: &[&[f32]], r0: usize, rows: usize) {
+    fn tile<I: Inputs + ?Sized>(&self, arena: &mut [f32], inputs: &I, r0: usize, rows: usize) {
         #[cfg(target_arch = "x86_64")]
         match self.simd {
             // SAFETY: `simd` is at most what the CPU reports (Simd::detect at load).
@@ -417,7 +568,7 @@ impl NativeEngine {
             Simd::Avx512 | Simd::Fma => return unsafe { tile_fma(self, arena, inputs, r0, rows) },
             Simd::Portable => {}
         }
-        run_tile::<false, false>(self, arena, inputs, r0, rows);
+        run_tile::<false, false, I>(self, arena, inputs, r0, rows);
     }
 }
 
@@ -435,11 +586,14 @@ fn prefetch(x: Option<&[f32]>) {
     }
 }
 
-impl Engine for NativeEngine {
-    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
-        let ordered = self.info.check_inputs(inputs)?;
-        let batch = ordered.first().map_or(0, |t| t.shape[0]);
-        let xs: Vec<&[f32]> = ordered.iter().map(|t| t.data.as_slice()).collect();
+impl NativeEngine {
+    /// Runs `batch` rows held as `inputs` (checked), split across the threads: `part` gives a
+    /// run's rows of the inputs.
+    fn run_parts<I: Inputs + ?Sized, P: std::ops::Deref<Target = I> + Send>(
+        &self,
+        batch: usize,
+        part: impl Fn(std::ops::Range<usize>) -> P,
+    ) -> Vec<Tensor> {
         let mut data: Vec<Vec<f32>> = self
             .outputs
             .iter()
@@ -455,22 +609,16 @@ impl Engine for NativeEngine {
         let items: Vec<_> = runs
             .iter()
             .map(|r| {
-                let xs: Vec<&[f32]> = xs
-                    .iter()
-                    .zip(&self.inputs)
-                    .map(|(x, i)| &x[r.start * i.width..r.end * i.width])
-                    .collect();
                 let want: Vec<(Slot, &mut [f32])> = cuts
                     .iter_mut()
                     .zip(&self.outputs)
                     .map(|(c, o)| (o.slot, c.next().unwrap_or_default()))
                     .collect();
-                (xs, r.len(), want)
+                (part(r.clone()), r.len(), want)
             })
             .collect();
-        parts::map_all(items, |(xs, n, mut want)| self.eval(&xs, n, &mut want));
-        Ok(self
-            .outputs
+        parts::map_all(items, |(xs, n, mut want)| self.eval(&*xs, n, &mut want));
+        self.outputs
             .iter()
             .zip(data)
             .map(|(o, d)| {
@@ -478,7 +626,54 @@ impl Engine for NativeEngine {
                 shape.extend(&o.row_shape);
                 Tensor::new(o.name.clone(), shape, d)
             })
-            .collect())
+            .collect()
+    }
+}
+
+impl Engine for NativeEngine {
+    fn run(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, EngineError> {
+        let ordered = self.info.check_inputs(inputs)?;
+        let batch = ordered.first().map_or(0, |t| t.shape[0]);
+        Ok(self.run_parts(batch, |r| {
+            ordered
+                .iter()
+                .zip(&self.inputs)
+                .map(|(x, i)| &x.data[r.start * i.width..r.end * i.width])
+                .collect::<Vec<&[f32]>>()
+        }))
+    }
+
+    fn reads_columns(&self) -> bool {
+        true
+    }
+
+    fn run_columns(
+        &self,
+        inputs: &[Vec<&[f32]>],
+        batch: usize,
+    ) -> Result<Vec<Tensor>, EngineError> {
+        let bad = |input: &str, msg: String| self.input_error(input, msg);
+        self.check_count(inputs.len())?;
+        for ((cols, s), p) in inputs.iter().zip(&self.inputs).zip(&self.info.inputs) {
+            if cols.len() != s.width {
+                return Err(bad(
+                    &p.name,
+                    format!("{} columns given, a row has {} values", cols.len(), s.width),
+                ));
+            }
+            if let Some(c) = cols.iter().find(|c| c.len() != batch) {
+                return Err(bad(
+                    &p.name,
+                    format!("a column of {} values for {batch} events", c.len()),
+                ));
+            }
+        }
+        Ok(self.run_parts(batch, |r| {
+            inputs
+                .iter()
+                .map(|cols| cols.iter().map(|c| &c[r.clone()]).collect())
+                .collect::<Vec<Vec<&[f32]>>>()
+        }))
     }
 
     fn describe(&self) -> String {
@@ -576,6 +771,38 @@ mod tests {
         assert_eq!(y[0].data, want);
     }
 
+    /// Inputs given as columns (read in place) give the rows' results to the bit, for a
+    /// staged input (standardisation in front) and one the first layer reads directly, in one
+    /// tile, in parts and split across threads; columns that do not fit are refused.
+    #[test]
+    fn columns_give_the_same_values_as_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, w) in [
+            (network(dir.path(), &[7, 24, 40, 3], "Relu"), 7),
+            (network(dir.path(), &[20, 16, 1], "Tanh"), 20),
+            (scalar_chain(dir.path(), &[0.5, 2.0]), 1),
+        ] {
+            let mut e = NativeEngine::load(&Model::read(&path).unwrap()).unwrap();
+            e.threads = 2;
+            for batch in [1, 9, 2 * SPLIT_MIN + 3] {
+                let x: Vec<f32> = (0..batch * w)
+                    .map(|i| ((i * 7919) % 1000) as f32 / 150.0 - 3.0)
+                    .collect();
+                let rows = e.run(&[Tensor::new("x", vec![batch, w], x.clone())]);
+                let cols: Vec<Vec<f32>> = (0..w)
+                    .map(|j| x.iter().skip(j).step_by(w).copied().collect())
+                    .collect();
+                let refs: Vec<&[f32]> = cols.iter().map(Vec::as_slice).collect();
+                let by_cols = e.run_columns(std::slice::from_ref(&refs), batch).unwrap();
+                assert_eq!(by_cols, rows.unwrap(), "{path:?} batch {batch}");
+                let short = e.run_columns(&[refs[1..].to_vec()], batch).unwrap_err();
+                assert!(short.to_string().contains("columns given"), "{short}");
+                let long = e.run_columns(&[refs], batch - 1).unwrap_err();
+                assert!(long.to_string().contains("a column of"), "{long}");
+            }
+        }
+    }
+
     /// The evaluation runs with denormals flushed to zero (see `denormals`), batch 1 on the
     /// calling thread and a split batch on several: 1e-30 x 1e-10 (a denormal) comes out as 0.
     #[cfg(target_arch = "x86_64")]
@@ -635,7 +862,19 @@ mod tests {
                 let input = [Tensor::new("x", vec![batch, widths[0]], x)];
                 let mut run = |level: Simd| {
                     e.simd = level;
-                    e.run(&input).unwrap().remove(0).data
+                    let rows = e.run(&input).unwrap().remove(0).data;
+                    // The same rows given as columns: the same values, to the bit.
+                    let w = widths[0];
+                    let cols: Vec<Vec<f32>> = (0..w)
+                        .map(|j| input[0].data.iter().skip(j).step_by(w).copied().collect())
+                        .collect();
+                    let refs: Vec<&[f32]> = cols.iter().map(Vec::as_slice).collect();
+                    let by_cols = e.run_columns(&[refs], batch).unwrap().remove(0);
+                    assert_eq!(
+                        by_cols.data, rows,
+                        "{widths:?} batch {batch}: columns vs rows"
+                    );
+                    rows
                 };
                 let at = format!("{widths:?} batch {batch}");
                 let portable = run(Simd::Portable);

@@ -357,22 +357,75 @@ fn check_column(
     if policy != NonFinite::Error {
         return Ok(());
     }
-    if let Some((i, x)) = out
+    match out
         .iter()
         .skip(j)
         .step_by(c)
         .enumerate()
         .find(|(_, x)| !x.is_finite())
     {
-        return Err(InputError::NonFinite {
-            input: spec.name.clone(),
-            what: if x.is_nan() { "NaN" } else { "infinity" },
-            column: j,
-            expr: e.to_string(),
-            entry: view.chunk.start + i as u64,
-        });
+        Some((i, &x)) => Err(non_finite(spec, view, j, e, i, x)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The error for value `x` of row `i` in column `j` (expression `e`), not finite.
+fn non_finite(
+    spec: &InputSpec,
+    view: &ChunkView,
+    j: usize,
+    e: &Expr,
+    i: usize,
+    x: f32,
+) -> InputError {
+    InputError::NonFinite {
+        input: spec.name.clone(),
+        what: if x.is_nan() { "NaN" } else { "infinity" },
+        column: j,
+        expr: e.to_string(),
+        entry: view.chunk.start + i as u64,
+    }
+}
+
+/// Whether every value of `v` is finite (a pass that vectorises: no early exit within a block).
+fn all_finite(v: &[f32]) -> bool {
+    v.chunks(256)
+        .all(|b| b.iter().fold(true, |ok, x| ok & x.is_finite()))
+}
+
+/// An event input's columns where the chunk holds them, for an engine that reads columns in
+/// place: `Some` when every column is a plain float32 branch (no expression, no conversion),
+/// `None` when the input has to be built ([`build`]). With [`NonFinite::Error`], fails as
+/// `build` would, on the first column with a value that is not finite.
+pub fn plain_columns<'a>(
+    spec: &InputSpec,
+    view: &ChunkView<'a>,
+    policy: NonFinite,
+) -> Result<Option<Vec<&'a [f32]>>, InputError> {
+    let InputKind::Event { columns } = &spec.kind else {
+        return Ok(None);
+    };
+    let n = view.chunk.len();
+    let mut out = Vec::with_capacity(columns.len());
+    for e in columns {
+        let Expr::Var { name, index: None } = e else {
+            return Ok(None);
+        };
+        let a = view.array(name)?;
+        match (&a.interp.shape, &a.data) {
+            (Shape::Scalar, Data::F32(v)) if v.len() >= n => out.push(&v[..n]),
+            _ => return Ok(None),
+        }
+    }
+    if policy == NonFinite::Error {
+        for (j, (c, e)) in out.iter().zip(columns).enumerate() {
+            // The exact place only when there is one to name.
+            if !all_finite(c) {
+                check_column(spec, policy, view, c, j, 1, e)?;
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 pub fn build(

@@ -2,7 +2,9 @@
 //! a model is anything implementing [`Engine`]; the caller receives each chunk's output
 //! columns and writes them (decorated copy or friend tree).
 
-use super::inputs::{branch_index, build, fold_of, ChunkView, InputKind, InputSpec, NonFinite};
+use super::inputs::{
+    branch_index, build, fold_of, plain_columns, ChunkView, InputKind, InputSpec, NonFinite,
+};
 use rootio::{Chain, Chunk};
 
 pub use super::error::InjectError;
@@ -179,29 +181,47 @@ impl ModelJob {
             rows = c.iter().sum();
             counts = Some(c);
         }
-        let mut tensors = Vec::with_capacity(self.inputs.len());
-        for (spec, buf) in self.inputs.iter().zip(scratch.iter_mut()) {
-            build(spec, view, self.nan, buf)?;
-            tensors.push(Tensor {
-                name: spec.name.clone(),
-                shape: spec.shape(n, rows),
-                data: std::mem::take(buf),
-            });
-        }
-        let t = {
-            let now = Instant::now();
-            stages.inputs += now - t;
-            now
+        let outs = match self.in_place(view)? {
+            // Plain float branches go to an engine that reads them where they lie.
+            Some((s, cols)) => {
+                let t = {
+                    let now = Instant::now();
+                    stages.inputs += now - t;
+                    now
+                };
+                let outs = s
+                    .run_columns(&cols, n)
+                    .map_err(|e| self.err(e.to_string()))?;
+                stages.inference += t.elapsed();
+                outs
+            }
+            None => {
+                let mut tensors = Vec::with_capacity(self.inputs.len());
+                for (spec, buf) in self.inputs.iter().zip(scratch.iter_mut()) {
+                    build(spec, view, self.nan, buf)?;
+                    tensors.push(Tensor {
+                        name: spec.name.clone(),
+                        shape: spec.shape(n, rows),
+                        data: std::mem::take(buf),
+                    });
+                }
+                let t = {
+                    let now = Instant::now();
+                    stages.inputs += now - t;
+                    now
+                };
+                let outs = match &self.models {
+                    Models::Single(s) => self.run(&**s, &tensors)?,
+                    Models::Folds(f) => self.run_folds(f, view, &tensors, counts.as_deref())?,
+                };
+                stages.inference += t.elapsed();
+                // Give the buffers back for the next chunk.
+                for (t, buf) in tensors.into_iter().zip(scratch.iter_mut()) {
+                    *buf = t.data;
+                }
+                outs
+            }
         };
-        let outs = match &self.models {
-            Models::Single(s) => self.run(&**s, &tensors)?,
-            Models::Folds(f) => self.run_folds(f, view, &tensors, counts.as_deref())?,
-        };
-        stages.inference += t.elapsed();
-        // Give the buffers back for the next chunk.
-        for (t, buf) in tensors.into_iter().zip(scratch.iter_mut()) {
-            *buf = t.data;
-        }
         for o in &self.outputs {
             let t = outs
                 .iter()
@@ -245,6 +265,47 @@ impl ModelJob {
             });
         }
         Ok(())
+    }
+
+    /// A single model on an engine that reads columns, with every input a set of plain float
+    /// branches: the engine and, per input, the chunk's columns (in the model's input order).
+    #[allow(clippy::type_complexity)]
+    fn in_place<'a>(
+        &'a self,
+        view: &ChunkView<'a>,
+    ) -> Result<Option<(&'a dyn Engine, Vec<Vec<&'a [f32]>>)>, InjectError> {
+        let Models::Single(s) = &self.models else {
+            return Ok(None);
+        };
+        if self.per_object || !s.reads_columns() {
+            return Ok(None);
+        }
+        let ports = &s.info().inputs;
+        if ports.len() != self.inputs.len() {
+            return Ok(None);
+        }
+        let n = view.chunk.len();
+        let mut cols = Vec::with_capacity(ports.len());
+        for p in ports {
+            // Inputs that do not fit the model take the rows' path, which says why.
+            let Some(spec) = self.inputs.iter().find(|i| i.name == p.name) else {
+                return Ok(None);
+            };
+            let shape = spec.shape(n, n);
+            let fits = shape.len() == p.shape.len()
+                && shape
+                    .iter()
+                    .zip(&p.shape)
+                    .all(|(a, b)| b.is_none_or(|b| b == *a));
+            if !fits {
+                return Ok(None);
+            }
+            match plain_columns(spec, view, self.nan)? {
+                Some(c) => cols.push(c),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some((&**s, cols)))
     }
 
     fn err(&self, msg: String) -> InjectError {
@@ -779,6 +840,126 @@ mod tests {
             }],
             per_object: false,
             nan: NonFinite::Error,
+        }
+    }
+
+    /// Plain float branches go to the native engine as columns, read where the chunk holds
+    /// them; tract takes rows built from the same branches. Both paths give the same scores
+    /// (a NaN row stays NaN), and the NaN policy's error names the same column and entry: the
+    /// first column with a value that is not finite (here the infinity in `a` at entry 1500,
+    /// though `b` has a NaN at entry 1234).
+    #[test]
+    fn columns_read_in_place_score_as_rows_do() {
+        use engine::{EngineKind, EngineOptions, Model};
+        use rootio::write::{BranchSpec, FileWriter, TreeWriter};
+        use rootio::{Array, Compression, Data, Prim, Shape};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("in.root");
+        let n = 3000;
+        let mut next = testutil::uniform_f32(7);
+        let (mut a, mut b): (Vec<f32>, Vec<f32>) = (0..n).map(|_| (next(), next())).unzip();
+        let c: Vec<f64> = (0..n).map(|i| i as f64 / 100.0).collect();
+        a[1500] = f32::INFINITY;
+        b[1234] = f32::NAN;
+        let (a0, b0) = (a.clone(), b.clone());
+        let mut fw = FileWriter::create(&root, Compression::DEFAULT).unwrap();
+        let specs = [
+            BranchSpec::scalar("a", Prim::F32),
+            BranchSpec::scalar("b", Prim::F32),
+            BranchSpec::scalar("c", Prim::F64),
+        ];
+        let mut tw = TreeWriter::new(&mut fw, "events", "", &specs).unwrap();
+        for (k, (p, d)) in [
+            (Prim::F32, Data::F32(a)),
+            (Prim::F32, Data::F32(b)),
+            (Prim::F64, Data::F64(c)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            tw.append(&mut fw, k, &Array::of(p, Shape::Scalar, n, d, None))
+                .unwrap();
+        }
+        tw.finish(&mut fw).unwrap();
+        fw.finish().unwrap();
+        let mut w = testutil::uniform_f32(11);
+        let onnx = dir.path().join("mlp.onnx");
+        let layers = [(2, 16), (16, 1)]
+            .map(|(k, m)| (k, m, (0..k * m).map(|_| w()).collect(), vec![0.1; m]));
+        let dense = engine::onnx_build::Dense {
+            input: "x".into(),
+            output: "y".into(),
+            layers: layers.to_vec(),
+            hidden: "Relu".into(),
+            final_act: "Sigmoid".into(),
+            metadata: Vec::new(),
+            standardise: Some((vec![0.5, 0.4], vec![0.3, 0.2])),
+        };
+        std::fs::write(&onnx, dense.to_bytes()).unwrap();
+        let model = Model::read(&onnx).unwrap();
+        let job = |kind, columns: &[&str], nan| {
+            let opts = EngineOptions {
+                kind,
+                threads: 2,
+                ..Default::default()
+            };
+            let e = engine::open(&model, &opts).unwrap().into_engine();
+            assert_eq!(e.reads_columns(), kind == EngineKind::Native);
+            let mut j = met_job("m", 2);
+            j.models = Models::Single(e);
+            j.inputs[0].kind = InputKind::Event {
+                columns: columns.iter().map(|c| Expr::parse(c).unwrap()).collect(),
+            };
+            j.nan = nan;
+            j
+        };
+        let scores = |j: ModelJob| {
+            let chain = Chain::open(std::slice::from_ref(&root), "events").unwrap();
+            run(std::iter::once(Ok(chain)), &[j], 1000, 2, |scored| {
+                let mut v = Vec::new();
+                scored.next_input()?;
+                while let Some(s) = scored.recv()? {
+                    v.extend_from_slice(&s.cols[0].values);
+                }
+                Ok(v)
+            })
+        };
+        let pass = NonFinite::PassThrough;
+        let native = scores(job(EngineKind::Native, &["a", "b"], pass)).unwrap();
+        let tract = scores(job(EngineKind::Tract, &["a", "b"], pass)).unwrap();
+        assert_eq!(native.len(), n);
+        // Engines differ on values that are not finite (a NaN through a ReLU), so the rows
+        // with one are checked against the native engine given them as rows.
+        let odd = [1234, 1500];
+        let finite = |v: &[f32]| -> Vec<f32> {
+            let mut v = v.to_vec();
+            odd.iter().for_each(|&i| v[i] = 0.0);
+            v
+        };
+        assert!(testutil::max_diff(&finite(&native), &finite(&tract)) <= 1e-6);
+        let rows: Vec<f32> = odd.iter().flat_map(|&i| [a0[i], b0[i]]).collect();
+        let e = engine::open(&model, &Default::default())
+            .unwrap()
+            .into_engine();
+        let want = e.run(&[Tensor::new("x", vec![2, 2], rows)]).unwrap();
+        let got: Vec<f32> = odd.iter().map(|&i| native[i]).collect();
+        assert_eq!(testutil::max_diff(&got, &want[0].data), 0.0, "{got:?}");
+        // A double branch is converted: the rows' path on both engines, the same values.
+        let mixed = scores(job(EngineKind::Native, &["a", "c"], pass)).unwrap();
+        let mixed_t = scores(job(EngineKind::Tract, &["a", "c"], pass)).unwrap();
+        assert!(testutil::max_diff(&finite(&mixed), &finite(&mixed_t)) <= 1e-6);
+        for (columns, want) in [
+            (["b", "a"], "NaN in column 0 ('b') at entry 1234"),
+            (["a", "b"], "infinity in column 0 ('a') at entry 1500"),
+        ] {
+            let err = |kind| {
+                scores(job(kind, &columns, NonFinite::Error))
+                    .unwrap_err()
+                    .to_string()
+            };
+            let e = err(EngineKind::Native);
+            assert_eq!(e, err(EngineKind::Tract));
+            assert!(e.contains(want), "{e}");
         }
     }
 
