@@ -78,7 +78,12 @@ def event(model, inp, tree, out, outtree, spec_path):
     for m in members:
         sess = ort.InferenceSession(m, one_thread(), providers=["CPUExecutionProvider"])
         names = [o.name for o in sess.get_outputs()]
-        results.append(dict(zip(names, sess.run(None, feeds))))
+        if all(i.shape[0] == 1 for i in sess.get_inputs()):
+            # A graph with its batch fixed at 1: one event per call.
+            rows = [sess.run(None, {k: v[i:i + 1] for k, v in feeds.items()}) for i in range(n)]
+            results.append({o: np.concatenate([r[j] for r in rows]) for j, o in enumerate(names)})
+        else:
+            results.append(dict(zip(names, sess.run(None, feeds))))
     o = uproot.open(out)[outtree]
     pairs = []
     for tensor, col, branch in spec["outputs"]:

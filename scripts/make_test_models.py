@@ -95,6 +95,13 @@ def main(out):
         node.input[:] = ["x" if i == "X" else i for i in node.input]
     m.metadata_props.add(key="hepml.note", value="sklearn MLPClassifier via skl2onnx")
     onnx.save(m, os.path.join(out, "mlp.onnx"))
+    # The same classifier exported for one event at a time (a batch fixed at 1, as
+    # torch.onnx.export without dynamic_axes writes it).
+    from skl2onnx.common.data_types import FloatTensorType
+    m1 = to_onnx(clf, initial_types=[("x", FloatTensorType([1, X.shape[1]]))],
+                 options={id(clf): {"zipmap": False}}, target_opset=15)
+    assert m1.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    onnx.save(m1, os.path.join(out, "mlp_b1.onnx"))
     # A second member for a 2-fold ensemble: trained on odd events only (fold 0 scores even).
     odd = (np.arange(len(X)) % 2) == 1
     clf2 = MLPClassifier((16, 16), max_iter=200, random_state=7).fit((X[odd] - mu) / sd, y[odd])

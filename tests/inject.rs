@@ -251,6 +251,42 @@ fn preprocess_json_output_names_are_taken_verbatim() {
     assert!(d <= 1e-5, "{d}");
 }
 
+/// A classifier exported with its batch fixed at 1 (skl2onnx with an input type of [1, 5], as
+/// torch.onnx.export without dynamic_axes writes models) scores every event on each engine as
+/// onnxruntime scores them one by one: whole chunks on the native evaluator, one event per call
+/// on tract and onnxruntime; the provenance record says so.
+#[test]
+fn a_model_with_its_batch_fixed_at_one_scores_every_event() {
+    let f = Fixture::new();
+    let zmumu = shared("root/uproot-Zmumu.root");
+    for engine in ["auto", "tract", "ort"] {
+        let out = f.p(&format!("b1_{engine}.root"));
+        ok(&inject(
+            &[&zmumu],
+            &[&f.p("mlp_b1.onnx")],
+            &[&f.p("mlp.yaml")],
+            &out,
+            &["--engine", engine],
+        ));
+        let d = max_diff(&script(
+            "check_inject.py",
+            &[
+                "event",
+                &f.p("mlp_b1.onnx"),
+                &zmumu,
+                "events",
+                &out,
+                "events",
+                &f.p("mlp.json"),
+            ],
+        ));
+        assert!(d <= 1e-5, "{engine}: {d}");
+        let engines = provenance_engines(&out).to_string();
+        assert!(engines.contains("fixes the batch at 1"), "{engines}");
+        assert_eq!(engines.contains("native"), engine == "auto", "{engines}");
+    }
+}
+
 #[test]
 fn kfold_members_score_only_their_events() {
     let f = Fixture::new();

@@ -21,6 +21,7 @@
 //! ([`Choice`]), for logs and provenance. The models' `metadata_props` (see
 //! [`ModelInfo::metadata`]) carry hepml's feature map.
 
+mod fixed_batch;
 mod model;
 pub mod native;
 pub mod onnx_build;
@@ -242,10 +243,20 @@ pub fn open(model: &Model, opts: &EngineOptions) -> Result<Opened, EngineError> 
 ///   layers with attributes tract ignores); without it those are a one-line error naming
 ///   tract's refusal;
 /// - with device cuda: ONNX Runtime (the one engine with a GPU).
+///
+/// A graph that fixes the batch at one (every input's first dimension 1) takes any batch: the
+/// native dense and tree evaluators compute rows each on its own, every other engine is called
+/// once per event (see `fixed_batch`); the choice's reason says so.
 pub fn open_with_choice(
     model: &Model,
     opts: &EngineOptions,
 ) -> Result<(Opened, Choice), EngineError> {
+    let (opened, choice) = choose_and_load(model, opts)?;
+    Ok(fixed_batch::fit(opened, choice, opts.threads))
+}
+
+/// [`open_with_choice`] as the graph declares its batch.
+fn choose_and_load(model: &Model, opts: &EngineOptions) -> Result<(Opened, Choice), EngineError> {
     let requested = |kind| Choice {
         kind,
         reason: "requested".into(),
