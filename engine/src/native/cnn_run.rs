@@ -20,7 +20,7 @@ use super::cnn::{recognise, Cell, Op, Program, Val};
 use super::events::{batch, in_groups, log_softmax, refusal, softmax, split};
 use super::gemm::{conv, Block};
 use super::gru::Scratch as GruScratch;
-use super::kernels::Simd;
+use super::kernels::{relu, Simd};
 use super::lstm::{Scratch as LstmScratch, Seqs};
 use super::rnn;
 use crate::{Engine, EngineError, Model, ModelInfo, Tensor};
@@ -151,14 +151,14 @@ impl CnnEngine {
                         let (a, c) = (a[ch], c[ch]);
                         for (o, v) in o.iter_mut().zip(x) {
                             let y = a * v + c;
-                            *o = if *relu { y.max(0.0) } else { y };
+                            *o = if *relu { self::relu(y) } else { y };
                         }
                     }
                 }
                 Op::Relu { src, alpha, .. } => {
                     let x = buf(src);
                     if *alpha == 0.0 {
-                        d.iter_mut().zip(x).for_each(|(o, v)| *o = v.max(0.0));
+                        d.iter_mut().zip(x).for_each(|(o, &v)| *o = relu(v));
                     } else {
                         let a = *alpha;
                         d.iter_mut()
@@ -186,7 +186,7 @@ impl CnnEngine {
                 Op::Add { a, b, relu, .. } => {
                     for ((o, x), y) in d.iter_mut().zip(buf(a)).zip(buf(b)) {
                         let v = x + y;
-                        *o = if *relu { v.max(0.0) } else { v };
+                        *o = if *relu { self::relu(v) } else { v };
                     }
                 }
                 Op::Conv {

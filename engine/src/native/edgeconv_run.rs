@@ -19,7 +19,7 @@
 use super::edgeconv::{recognise, Knn, Program, Stem};
 use super::events::{refusal, softmax, split};
 use super::gemm::{conv, Block as X};
-use super::kernels::Simd;
+use super::kernels::{relu, Simd};
 use crate::{Engine, EngineError, Model, ModelInfo, Tensor};
 
 /// Points whose edges go through the edge convolutions together.
@@ -234,7 +234,7 @@ impl EdgeConvEngine {
                     for i in i0..i1 {
                         let nb = &s.nbr[i * k..(i + 1) * k];
                         for (hv, &j) in h[(i - i0) * k..(i - i0 + 1) * k].iter_mut().zip(nb) {
-                            *hv = (a[i] + bj[j as usize]).max(0.0);
+                            *hv = relu(a[i] + bj[j as usize]);
                         }
                     }
                 }
@@ -277,7 +277,7 @@ impl EdgeConvEngine {
             }
             for (or, mr) in o.chunks_exact_mut(np).zip(s.mean.chunks_exact(np)) {
                 for ((v, mv), cm) in or.iter_mut().zip(mr).zip(&s.mask) {
-                    let y = (*v + mv).max(0.0);
+                    let y = relu(*v + mv);
                     *v = if b.masked { y * cm } else { y };
                 }
             }
@@ -328,7 +328,7 @@ impl EdgeConvEngine {
                     .map(|(wr, b)| {
                         let y = wr.iter().zip(&v).fold(0f32, |a, (w, x)| a + w * x) + b;
                         if l.relu {
-                            y.max(0.0)
+                            relu(y)
                         } else {
                             y
                         }

@@ -117,7 +117,7 @@ fn conv_impl<const FMA: bool, const NR: usize>(
                 let dst = &mut out[o * ldo + s0..o * ldo + s0 + m];
                 if relu {
                     for (d, v) in dst.iter_mut().zip(a) {
-                        *d = v.max(0.0);
+                        *d = super::kernels::relu(*v);
                     }
                 } else {
                     dst.copy_from_slice(&a[..m]);
@@ -264,7 +264,11 @@ mod tests {
                             let v = (0..ci).fold(b[o] as f64, |a, i| {
                                 a + w[o * ci + i] as f64 * x[i * ldx + s] as f64
                             }) as f32;
-                            want[o * ldo + s] = if relu { v.max(0.0) } else { v };
+                            want[o * ldo + s] = if relu {
+                                super::super::kernels::relu(v)
+                            } else {
+                                v
+                            };
                         }
                     }
                     let mut fma: Option<Vec<f32>> = None;

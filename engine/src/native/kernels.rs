@@ -52,6 +52,17 @@ impl Simd {
     }
 }
 
+/// `max(0, x)` with a NaN kept as NaN, as ONNX Runtime's Relu keeps it (`f32::max` would
+/// return 0 and turn a missing value into a score). One `maxps` on x86.
+#[inline(always)]
+pub(super) fn relu(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
 #[inline(always)]
 pub(super) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA {
@@ -459,7 +470,7 @@ fn activate<const FMA: bool>(act: Act, x: &[f32], out: &mut [f32]) {
         }
     }
     match act {
-        Act::Relu => each(x, out, |v| v.max(0.0)),
+        Act::Relu => each(x, out, relu),
         Act::LeakyRelu(a) => each(x, out, |v| if v >= 0.0 { v } else { a * v }),
         Act::Sigmoid => each(x, out, rnn::sigmoid::<FMA>),
         Act::Tanh => each(x, out, rnn::tanh::<FMA>),
@@ -653,6 +664,39 @@ pub(super) fn run_tile<const FMA: bool, const WIDE: bool, I: Inputs + ?Sized>(
                     let i = row(src, *s, r)[0] as usize;
                     *o = table.get(i).copied().unwrap_or(f32::NAN);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NaN and infinities through each activation come out as ONNX Runtime 1.32 gives them
+    /// (its CPU provider's outputs for [NaN, -inf, inf, -1], noted here): a NaN stays NaN (a
+    /// ReLU must not turn a missing value into 0), at both arithmetic levels.
+    #[test]
+    fn activations_treat_nan_and_infinities_as_onnx_runtime_does() {
+        let x = [f32::NAN, f32::NEG_INFINITY, f32::INFINITY, -1.0];
+        let (nan, inf) = (f32::NAN, f32::INFINITY);
+        let cases = [
+            (Act::Relu, [nan, 0.0, inf, 0.0]),
+            (Act::LeakyRelu(0.01), [nan, -inf, inf, -0.01]),
+            (Act::Elu(1.0), [nan, -1.0, inf, -0.632_120_56]),
+            (Act::Sigmoid, [nan, 0.0, 1.0, 0.268_941_43]),
+            (Act::Tanh, [nan, -1.0, 1.0, -0.761_594_2]),
+        ];
+        for (act, want) in cases {
+            for fma in [false, true] {
+                let mut out = [0f32; 4];
+                if fma {
+                    activate::<true>(act, &x, &mut out);
+                } else {
+                    activate::<false>(act, &x, &mut out);
+                }
+                let d = testutil::max_diff(&out, &want);
+                assert!(d <= 1e-6, "{act:?} fma {fma}: {out:?} vs {want:?}");
             }
         }
     }
