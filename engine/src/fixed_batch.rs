@@ -74,7 +74,7 @@ impl EventByEvent {
         let mut info = inner.info().clone();
         free_batch(&mut info);
         let threads = match threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => parts::cores(),
             n => n,
         };
         EventByEvent {

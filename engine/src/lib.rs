@@ -492,7 +492,7 @@ fn load(model: &Model, opts: &EngineOptions, kind: EngineKind) -> Result<Opened,
 
 #[cfg(feature = "ort")]
 fn open_ort(model: &Model, opts: &EngineOptions) -> Result<Box<dyn Engine>, EngineError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = parts::cores();
     let pool = if opts.ort_sessions == 0 {
         cores
     } else {

@@ -140,6 +140,16 @@ pub struct Port {
 }
 
 impl Port {
+    /// Whether a tensor of `shape` fits: the declared rank, and the declared size wherever
+    /// the graph fixes one.
+    pub fn fits(&self, shape: &[usize]) -> bool {
+        shape.len() == self.shape.len()
+            && shape
+                .iter()
+                .zip(&self.shape)
+                .all(|(a, b)| b.is_none_or(|b| b == *a))
+    }
+
     /// The shape as the user reads it: `[N, 5]`, `[N, 23, n_pf]`, `[?, 3]`.
     pub fn shape_string(&self) -> String {
         let dims: Vec<String> = self
@@ -218,12 +228,7 @@ impl ModelInfo {
                     ),
                 )
             })?;
-            let fits = t.shape.len() == port.shape.len()
-                && t.shape
-                    .iter()
-                    .zip(&port.shape)
-                    .all(|(a, b)| b.is_none_or(|b| b == *a));
-            if !fits {
+            if !port.fits(&t.shape) {
                 return Err(self.input_err(
                     &port.name,
                     format!(

@@ -5,6 +5,12 @@
 use std::any::Any;
 use std::ops::Range;
 
+/// The cores this process may use (1 when the system cannot say): every engine's default
+/// thread count.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The runs a batch of `rows` rows is split into: at most `threads`, each of at least `min`
 /// rows (a batch under `2 x min` rows stays whole), all of one length but the last. Always at
 /// least one run (`0..0` for an empty batch).

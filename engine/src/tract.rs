@@ -149,7 +149,7 @@ impl TractEngine {
             symbolic_error,
             fixed: Mutex::new(HashMap::new()),
             fixed_plans: true,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::parts::cores(),
         })
     }
 

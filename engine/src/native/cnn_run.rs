@@ -86,7 +86,7 @@ impl CnnEngine {
             group,
             simd,
             summary,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::parts::cores(),
         })
     }
 

@@ -70,7 +70,7 @@ impl EdgeConvEngine {
             prog,
             simd,
             summary,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::parts::cores(),
         })
     }
 

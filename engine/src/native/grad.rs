@@ -118,17 +118,7 @@ impl Backprop<'_> {
     ) -> Result<Grads, EngineError> {
         let seed = self.seed(target)?;
         let e = self.e;
-        if inputs.len() != e.inputs.len() {
-            return Err(EngineError::Input {
-                path: e.info.path.clone(),
-                input: "*".into(),
-                msg: format!(
-                    "{} inputs given, the model takes {}",
-                    inputs.len(),
-                    e.inputs.len()
-                ),
-            });
-        }
+        e.check_count(inputs.len())?;
         for ((x, s), p) in inputs.iter().zip(&e.inputs).zip(&e.info.inputs) {
             if x.len() != batch * s.width {
                 return Err(EngineError::Input {

@@ -420,7 +420,7 @@ impl NativeEngine {
             staged,
             direct,
             simd,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::parts::cores(),
             summary: format!("dense {}, {}", layers.join("-"), simd.name()),
         })
     }
@@ -771,6 +771,13 @@ mod tests {
         assert_eq!(y[0].data, want);
     }
 
+    /// The columns of `x` (row-major, `w` values a row).
+    fn columns(x: &[f32], w: usize) -> Vec<Vec<f32>> {
+        (0..w)
+            .map(|j| x.iter().skip(j).step_by(w).copied().collect())
+            .collect()
+    }
+
     /// Inputs given as columns (read in place) give the rows' results to the bit, for a
     /// staged input (standardisation in front) and one the first layer reads directly, in one
     /// tile, in parts and split across threads; columns that do not fit are refused.
@@ -789,9 +796,7 @@ mod tests {
                     .map(|i| ((i * 7919) % 1000) as f32 / 150.0 - 3.0)
                     .collect();
                 let rows = e.run(&[Tensor::new("x", vec![batch, w], x.clone())]);
-                let cols: Vec<Vec<f32>> = (0..w)
-                    .map(|j| x.iter().skip(j).step_by(w).copied().collect())
-                    .collect();
+                let cols = columns(&x, w);
                 let refs: Vec<&[f32]> = cols.iter().map(Vec::as_slice).collect();
                 let by_cols = e.run_columns(std::slice::from_ref(&refs), batch).unwrap();
                 assert_eq!(by_cols, rows.unwrap(), "{path:?} batch {batch}");
@@ -865,9 +870,7 @@ mod tests {
                     let rows = e.run(&input).unwrap().remove(0).data;
                     // The same rows given as columns: the same values, to the bit.
                     let w = widths[0];
-                    let cols: Vec<Vec<f32>> = (0..w)
-                        .map(|j| input[0].data.iter().skip(j).step_by(w).copied().collect())
-                        .collect();
+                    let cols = columns(&input[0].data, w);
                     let refs: Vec<&[f32]> = cols.iter().map(Vec::as_slice).collect();
                     let by_cols = e.run_columns(&[refs], batch).unwrap().remove(0);
                     assert_eq!(

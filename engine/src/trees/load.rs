@@ -109,7 +109,7 @@ impl TreeEngine {
             n_out,
             kind,
             outputs,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            threads: crate::parts::cores(),
             info,
         })
     }

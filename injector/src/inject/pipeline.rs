@@ -181,47 +181,37 @@ impl ModelJob {
             rows = c.iter().sum();
             counts = Some(c);
         }
-        let outs = match self.in_place(view)? {
-            // Plain float branches go to an engine that reads them where they lie.
-            Some((s, cols)) => {
-                let t = {
-                    let now = Instant::now();
-                    stages.inputs += now - t;
-                    now
-                };
-                let outs = s
-                    .run_columns(&cols, n)
-                    .map_err(|e| self.err(e.to_string()))?;
-                stages.inference += t.elapsed();
-                outs
+        // Plain float branches go to an engine that reads them where they lie; otherwise the
+        // input tensors are built.
+        let in_place = self.in_place(view)?;
+        let mut tensors = Vec::with_capacity(self.inputs.len());
+        if in_place.is_none() {
+            for (spec, buf) in self.inputs.iter().zip(scratch.iter_mut()) {
+                build(spec, view, self.nan, buf)?;
+                tensors.push(Tensor {
+                    name: spec.name.clone(),
+                    shape: spec.shape(n, rows),
+                    data: std::mem::take(buf),
+                });
             }
-            None => {
-                let mut tensors = Vec::with_capacity(self.inputs.len());
-                for (spec, buf) in self.inputs.iter().zip(scratch.iter_mut()) {
-                    build(spec, view, self.nan, buf)?;
-                    tensors.push(Tensor {
-                        name: spec.name.clone(),
-                        shape: spec.shape(n, rows),
-                        data: std::mem::take(buf),
-                    });
-                }
-                let t = {
-                    let now = Instant::now();
-                    stages.inputs += now - t;
-                    now
-                };
-                let outs = match &self.models {
-                    Models::Single(s) => self.run(&**s, &tensors)?,
-                    Models::Folds(f) => self.run_folds(f, view, &tensors, counts.as_deref())?,
-                };
-                stages.inference += t.elapsed();
-                // Give the buffers back for the next chunk.
-                for (t, buf) in tensors.into_iter().zip(scratch.iter_mut()) {
-                    *buf = t.data;
-                }
-                outs
-            }
+        }
+        let t = {
+            let now = Instant::now();
+            stages.inputs += now - t;
+            now
         };
+        let outs = match (in_place, &self.models) {
+            (Some((s, cols)), _) => s
+                .run_columns(&cols, n)
+                .map_err(|e| self.err(e.to_string()))?,
+            (None, Models::Single(s)) => self.run(&**s, &tensors)?,
+            (None, Models::Folds(f)) => self.run_folds(f, view, &tensors, counts.as_deref())?,
+        };
+        stages.inference += t.elapsed();
+        // Give the buffers back for the next chunk.
+        for (t, buf) in tensors.into_iter().zip(scratch.iter_mut()) {
+            *buf = t.data;
+        }
         for o in &self.outputs {
             let t = outs
                 .iter()
@@ -291,13 +281,7 @@ impl ModelJob {
             let Some(spec) = self.inputs.iter().find(|i| i.name == p.name) else {
                 return Ok(None);
             };
-            let shape = spec.shape(n, n);
-            let fits = shape.len() == p.shape.len()
-                && shape
-                    .iter()
-                    .zip(&p.shape)
-                    .all(|(a, b)| b.is_none_or(|b| b == *a));
-            if !fits {
+            if !p.fits(&spec.shape(n, n)) {
                 return Ok(None);
             }
             match plain_columns(spec, view, self.nan)? {
