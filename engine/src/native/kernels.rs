@@ -462,7 +462,7 @@ fn dense_row<const FMA: bool>(l: &Dense, x: &[f32], out: &mut [f32]) {
 /// libm one at a time; the same operations at every position keep a row's result independent
 /// of the tile it lands in.
 #[inline(always)]
-fn activate<const FMA: bool>(act: Act, x: &[f32], out: &mut [f32]) {
+pub(super) fn activate<const FMA: bool>(act: Act, x: &[f32], out: &mut [f32]) {
     #[inline(always)]
     fn each(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
         for (o, v) in out.iter_mut().zip(x) {

@@ -51,6 +51,7 @@ mod kernels;
 mod layers;
 mod lstm;
 mod rnn;
+mod wide;
 
 pub use cnn_run::{recognise_graph as recognise_cnn, CnnEngine};
 pub use edgeconv_run::{recognise_graph as recognise_edgeconv, EdgeConvEngine};
@@ -100,6 +101,9 @@ pub(super) trait Inputs: Sync {
         width: usize,
         out: &mut [f32],
     );
+    /// Copies input `k`'s events `r0..r0 + wide::SPAN` into `out` feature-major: value `j` of
+    /// event `r0 + e` at `j * SPAN + e`.
+    fn copy_span(&self, k: usize, r0: usize, width: usize, out: &mut [f32]);
     /// Asks the CPU to bring input `k`'s rows `r0..r0 + rows` (at most the batch) into its caches.
     fn prefetch(&self, k: usize, r0: usize, rows: usize, width: usize);
 }
@@ -123,6 +127,16 @@ impl Inputs for [&[f32]] {
         out: &mut [f32],
     ) {
         out.copy_from_slice(self.rows(k, r0, rows, width));
+    }
+
+    #[inline(always)]
+    fn copy_span(&self, k: usize, r0: usize, width: usize, out: &mut [f32]) {
+        let x = self.rows(k, r0, wide::SPAN, width);
+        for (e, row) in x.chunks_exact(width).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                out[j * wide::SPAN + e] = v;
+            }
+        }
     }
 
     #[inline(always)]
@@ -166,6 +180,13 @@ impl Inputs for [Vec<&[f32]>] {
             for (r, &x) in c[r0..r0 + rows].iter().enumerate() {
                 out[r * width + j] = x;
             }
+        }
+    }
+
+    #[inline(always)]
+    fn copy_span(&self, k: usize, r0: usize, _: usize, out: &mut [f32]) {
+        for (c, o) in self[k].iter().zip(out.chunks_exact_mut(wide::SPAN)) {
+            o.copy_from_slice(&c[r0..r0 + wide::SPAN]);
         }
     }
 
@@ -358,6 +379,8 @@ pub struct NativeEngine {
     /// Per op: for a dense layer reading an input that is not staged, that input.
     direct: Vec<Option<usize>>,
     simd: Simd,
+    /// The spans' packed weights, where the CPU has AVX-512 (used at that level).
+    wide: Option<wide::Wide>,
     summary: String,
     /// Batches of at least 2 x `SPLIT_MIN` rows are split across this many threads.
     pub threads: usize,
@@ -411,6 +434,7 @@ impl NativeEngine {
             .map(|op| (0..inputs.len()).find(|&k| !staged[k] && whole(op, &inputs[k])))
             .collect();
         let simd = Simd::detect();
+        let wide = (Simd::available() == Simd::Avx512).then(|| wide::Wide::new(&ops, &outputs));
         Ok(NativeEngine {
             info,
             inputs,
@@ -420,6 +444,7 @@ impl NativeEngine {
             staged,
             direct,
             simd,
+            wide,
             threads: crate::parts::cores(),
             summary: format!("dense {}, {}", layers.join("-"), simd.name()),
         })
@@ -476,10 +501,7 @@ impl NativeEngine {
         output: usize,
         out: &mut [f32],
     ) -> Result<(), EngineError> {
-        let o = self.outputs.get(output).ok_or_else(|| EngineError::Run {
-            path: self.path(),
-            msg: format!("no output {output} ({} outputs)", self.outputs.len()),
-        })?;
+        let slot = self.output_room(output, batch, out.len())?;
         let bad = |input: &str, msg: String| self.input_error(input, msg);
         self.check_count(inputs.len())?;
         for ((x, s), p) in inputs.iter().zip(&self.inputs).zip(&self.info.inputs) {
@@ -495,18 +517,62 @@ impl NativeEngine {
                 ));
             }
         }
-        if out.len() != batch * o.slot.width {
+        self.eval(inputs, batch, &mut [(slot, out)]);
+        Ok(())
+    }
+
+    /// [`NativeEngine::run_into`] with the inputs as columns (per input, one slice per value
+    /// of a row, each `batch` long), on the calling thread.
+    pub fn run_columns_into(
+        &self,
+        inputs: &[Vec<&[f32]>],
+        batch: usize,
+        output: usize,
+        out: &mut [f32],
+    ) -> Result<(), EngineError> {
+        let slot = self.output_room(output, batch, out.len())?;
+        self.check_columns(inputs, batch)?;
+        self.eval(inputs, batch, &mut [(slot, out)]);
+        Ok(())
+    }
+
+    /// Output `output`'s place, if `room` values hold it for `batch` events.
+    fn output_room(&self, output: usize, batch: usize, room: usize) -> Result<Slot, EngineError> {
+        let o = self.outputs.get(output).ok_or_else(|| EngineError::Run {
+            path: self.path(),
+            msg: format!("no output {output} ({} outputs)", self.outputs.len()),
+        })?;
+        if room != batch * o.slot.width {
             return Err(EngineError::Run {
                 path: self.path(),
                 msg: format!(
-                    "output '{}': room for {} values, {batch} events need {}",
+                    "output '{}': room for {room} values, {batch} events need {}",
                     o.name,
-                    out.len(),
                     batch * o.slot.width
                 ),
             });
         }
-        self.eval(inputs, batch, &mut [(o.slot, out)]);
+        Ok(o.slot)
+    }
+
+    /// Whether columns `inputs` are one per value of each input's row, each `batch` long.
+    fn check_columns(&self, inputs: &[Vec<&[f32]>], batch: usize) -> Result<(), EngineError> {
+        let bad = |input: &str, msg: String| self.input_error(input, msg);
+        self.check_count(inputs.len())?;
+        for ((cols, s), p) in inputs.iter().zip(&self.inputs).zip(&self.info.inputs) {
+            if cols.len() != s.width {
+                return Err(bad(
+                    &p.name,
+                    format!("{} columns given, a row has {} values", cols.len(), s.width),
+                ));
+            }
+            if let Some(c) = cols.iter().find(|c| c.len() != batch) {
+                return Err(bad(
+                    &p.name,
+                    format!("a column of {} values for {batch} events", c.len()),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -521,8 +587,9 @@ impl NativeEngine {
         batch: usize,
         outs: &mut [(Slot, &mut [f32])],
     ) {
-        self.with_arena(|arena| {
-            for r0 in (0..batch).step_by(TILE) {
+        let done = self.eval_spans(inputs, batch, outs);
+        self.with_arena(self.arena * TILE, |arena| {
+            for r0 in (done..batch).step_by(TILE) {
                 let rows = TILE.min(batch - r0);
                 // The next tile's inputs, on their way from memory while this one runs (a
                 // batch streams through once: 25% of a 64-input layer's time waited on it).
@@ -542,8 +609,38 @@ impl NativeEngine {
         });
     }
 
-    fn with_arena<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> R {
-        let need = self.arena * TILE;
+    /// The whole spans of 64 events at the start of the batch, on AVX-512 (`wide`); returns
+    /// how many events they covered.
+    fn eval_spans<I: Inputs + ?Sized>(
+        &self,
+        inputs: &I,
+        batch: usize,
+        outs: &mut [(Slot, &mut [f32])],
+    ) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if let (Simd::Avx512, Some(w)) = (self.simd, &self.wide) {
+            let spans = batch / wide::SPAN;
+            self.with_arena(self.arena * wide::SPAN, |arena| {
+                for r0 in (0..spans).map(|i| i * wide::SPAN) {
+                    if r0 + wide::SPAN < batch {
+                        let next = wide::SPAN.min(batch - r0 - wide::SPAN);
+                        for (k, s) in self.inputs.iter().enumerate() {
+                            inputs.prefetch(k, r0 + wide::SPAN, next, s.width);
+                        }
+                    }
+                    // SAFETY: `simd` is at most what the CPU reports (Simd::detect at load).
+                    unsafe { wide::span(self, w, arena, inputs, r0) };
+                    for (s, out) in outs.iter_mut() {
+                        wide::put_rows(arena, *s, out, r0);
+                    }
+                }
+            });
+            return spans * wide::SPAN;
+        }
+        0
+    }
+
+    fn with_arena<R>(&self, need: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         SCRATCH.with(|s| match s.try_borrow_mut() {
             Ok(mut v) => {
                 if v.len() < need {
@@ -652,22 +749,7 @@ impl Engine for NativeEngine {
         inputs: &[Vec<&[f32]>],
         batch: usize,
     ) -> Result<Vec<Tensor>, EngineError> {
-        let bad = |input: &str, msg: String| self.input_error(input, msg);
-        self.check_count(inputs.len())?;
-        for ((cols, s), p) in inputs.iter().zip(&self.inputs).zip(&self.info.inputs) {
-            if cols.len() != s.width {
-                return Err(bad(
-                    &p.name,
-                    format!("{} columns given, a row has {} values", cols.len(), s.width),
-                ));
-            }
-            if let Some(c) = cols.iter().find(|c| c.len() != batch) {
-                return Err(bad(
-                    &p.name,
-                    format!("a column of {} values for {batch} events", c.len()),
-                ));
-            }
-        }
+        self.check_columns(inputs, batch)?;
         Ok(self.run_parts(batch, |r| {
             inputs
                 .iter()
@@ -704,6 +786,16 @@ mod tests {
         widths: &[usize],
         act: &str,
     ) -> std::path::PathBuf {
+        network_with(dir, widths, act, "Sigmoid")
+    }
+
+    /// [`network`] with the last layer's activation `last`.
+    fn network_with(
+        dir: &std::path::Path,
+        widths: &[usize],
+        act: &str,
+        last: &str,
+    ) -> std::path::PathBuf {
         let mut next = testutil::uniform_f32(0x9E37_79B9_7F4A_7C15);
         let layers = widths
             .windows(2)
@@ -719,13 +811,13 @@ mod tests {
             output: "y".into(),
             layers,
             hidden: act.into(),
-            final_act: "Sigmoid".into(),
+            final_act: last.into(),
             metadata: vec![],
             // One mean for every column (a scalar constant, broadcast) and one scale per
             // column: both kinds of constant operand.
             standardise: Some((vec![0.25], (0..n).map(|j| 1.5 + 0.1 * j as f32).collect())),
         };
-        let path = dir.join(format!("{act}-{widths:?}.onnx"));
+        let path = dir.join(format!("{act}-{widths:?}-{last}.onnx"));
         std::fs::write(&path, model.to_bytes()).unwrap();
         path
     }
@@ -831,7 +923,8 @@ mod tests {
     /// Every SIMD level, forced one at a time, against the portable (scalar) kernels, which are
     /// themselves held to tract: full tiles of eight rows (AVX-512's 32-column steps, full and
     /// masked), the four-row and single-row remainders, batch 1, the dot form with and without a
-    /// remainder of inputs. A level this CPU lacks cannot
+    /// remainder of inputs, AVX-512's spans of 64 events (to the bit as the row tiles: every
+    /// batch's first row equals batch 1's) with a softmax across outputs. A level this CPU lacks cannot
     /// run here: the test says so on stdout ("skipped level ...") and checks the others; the
     /// level the run-time dispatch picks is always checked.
     #[test]
@@ -846,21 +939,24 @@ mod tests {
         // The first row's outputs at each level, from batch 1 (single-row kernels): every
         // batch starts with the same row, and the tiles' kernels sum it in the same order.
         let mut first_row: Vec<(Simd, Vec<f32>)> = Vec::new();
-        for (widths, act) in [
-            (&[80, 100, 100, 1][..], "Relu"),
-            (&[7, 24, 40, 3][..], "Tanh"),
-            (&[5, 200, 1][..], "Relu"),
+        for (widths, act, last) in [
+            (&[80, 100, 100, 1][..], "Relu", "Sigmoid"),
+            (&[7, 24, 40, 3][..], "Tanh", "Sigmoid"),
+            (&[5, 200, 1][..], "Relu", "Sigmoid"),
             // A dot-form layer (few outputs) over inputs that are not a multiple of 8.
-            (&[13, 3][..], "Tanh"),
+            (&[13, 3][..], "Tanh", "Sigmoid"),
             // x * sigmoid(x): an elementwise product of two values.
-            (&[9, 16, 2][..], "Swish"),
+            (&[9, 16, 2][..], "Swish", "Sigmoid"),
+            // Classes: a softmax across each event's outputs (down the rows of a span).
+            (&[6, 20, 13, 5][..], "Relu", "Softmax"),
         ] {
-            let model = Model::read(&network(dir.path(), widths, act)).unwrap();
+            let model = Model::read(&network_with(dir.path(), widths, act, last)).unwrap();
             let mut e = NativeEngine::load(&model).unwrap();
             let dispatched = e.simd;
             assert_eq!(dispatched, Simd::detect(), "load keeps the detected level");
             let tract = crate::tract::TractEngine::load(&model).unwrap();
-            for batch in [1, 5, 37] {
+            // 150: two spans of 64 events on AVX-512, then row tiles for the other 22.
+            for batch in [1, 5, 37, 150] {
                 let x: Vec<f32> = (0..batch * widths[0])
                     .map(|i| ((i * 7919) % 1000) as f32 / 150.0 - 3.0)
                     .collect();
@@ -923,5 +1019,43 @@ mod tests {
             names.join(", "),
             Simd::detect().name()
         );
+    }
+
+    /// A NaN or an infinity in one event's inputs comes out of a span (AVX-512, the ReLU done
+    /// in the dense layer's registers) as it comes out of that event alone, and leaves the
+    /// other events of its span untouched.
+    #[test]
+    fn spans_keep_nan_and_infinities_as_single_events_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = Model::read(&network_with(
+            dir.path(),
+            &[4, 16, 16, 2],
+            "Relu",
+            "Softmax",
+        ))
+        .unwrap();
+        let e = NativeEngine::load(&model).unwrap();
+        let batch = 128;
+        let mut x: Vec<f32> = (0..batch * 4)
+            .map(|i| (i % 17) as f32 / 5.0 - 1.5)
+            .collect();
+        let mut clean = vec![0f32; batch * 2];
+        e.run_into(&[&x], batch, 0, &mut clean).unwrap();
+        x[3 * 4 + 1] = f32::NAN;
+        x[70 * 4] = f32::INFINITY;
+        x[71 * 4 + 2] = f32::NEG_INFINITY;
+        let mut all = vec![0f32; batch * 2];
+        e.run_into(&[&x], batch, 0, &mut all).unwrap();
+        for r in 0..batch {
+            let mut one = [0f32; 2];
+            e.run_into(&[&x[r * 4..(r + 1) * 4]], 1, 0, &mut one)
+                .unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
+            assert_eq!(bits(&all[r * 2..r * 2 + 2]), bits(&one), "event {r}");
+        }
+        assert!(all[6].is_nan() && all[7].is_nan(), "a NaN input stays NaN");
+        for r in (0..batch).filter(|r| ![3, 70, 71].contains(r)) {
+            assert_eq!(all[r * 2..r * 2 + 2], clean[r * 2..r * 2 + 2], "event {r}");
+        }
     }
 }

@@ -1,0 +1,340 @@
+//! Spans of 64 events on AVX-512, held feature-major: each value of the program is `width`
+//! rows of [`SPAN`] events (event in the register lane), so a dense layer keeps 6 outputs x 64
+//! events in 24 registers and each broadcast weight serves 64 events. The row tiles of
+//! `kernels` load 8 events per weight and 10 times per 16 multiply-adds, which held an
+//! 80-100-100-1 MLP to about half the FMA peak; here it is 10 loads per 24.
+//!
+//! Every value is computed with the same operations in the same order as the row kernels
+//! (bias first, inputs in order; the dot form's eight partial sums and their reduction), so an
+//! event's result does not depend on whether it falls in a span or in the row tiles after the
+//! last one.
+
+use super::kernels::activate;
+use super::{Act, BinOp, Dense, Inputs, NativeEngine, Op, Operand, Output, Slot};
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Events evaluated together (four 512-bit registers).
+pub(super) const SPAN: usize = 64;
+
+/// Outputs a dense layer's inner loop computes at once.
+const GROUP: usize = 6;
+
+/// What the spans need beyond the program, per op: a dense layer's weights packed in groups of
+/// [`GROUP`] outputs (`k` rows of six, zero past `n`), and whether a ReLU that alone reads the
+/// layer's output is applied in its registers (the ReLU op is then skipped: a pass that loads
+/// and stores each of the layer's values again, about a tenth of an MLP's time, saved).
+pub(super) struct Wide {
+    packed: Vec<Vec<f32>>,
+    /// Per dense op: the ReLU's destination, where the layer writes instead.
+    relu_into: Vec<Option<Slot>>,
+    /// Per op: done inside the dense layer before it.
+    fused: Vec<bool>,
+}
+
+impl Wide {
+    pub(super) fn new(ops: &[Op], outputs: &[Output]) -> Wide {
+        let packed = ops
+            .iter()
+            .map(|op| match op {
+                Op::Dense { layer, .. } if !layer.blocks.is_empty() => pack(layer),
+                _ => Vec::new(),
+            })
+            .collect();
+        let mut relu_into = vec![None; ops.len()];
+        let mut fused = vec![false; ops.len()];
+        for (i, pair) in ops.windows(2).enumerate() {
+            let (
+                Op::Dense { dst: d, layer, .. },
+                Op::Act {
+                    src,
+                    dst,
+                    act: Act::Relu,
+                },
+            ) = (&pair[0], &pair[1])
+            else {
+                continue;
+            };
+            let read_elsewhere = outputs.iter().any(|o| o.slot.overlaps(d))
+                || ops
+                    .iter()
+                    .enumerate()
+                    .any(|(j, op)| j != i + 1 && op.sources().iter().any(|s| s.overlaps(d)));
+            if src == d && !layer.blocks.is_empty() && !read_elsewhere {
+                relu_into[i] = Some(*dst);
+                fused[i + 1] = true;
+            }
+        }
+        Wide {
+            packed,
+            relu_into,
+            fused,
+        }
+    }
+}
+
+fn pack(l: &Dense) -> Vec<f32> {
+    let (k, n) = (l.k, l.n);
+    let t = l.transposed();
+    let groups = n.div_ceil(GROUP);
+    let mut p = vec![0f32; groups * k * GROUP];
+    for j in 0..n {
+        let (g, q) = (j / GROUP, j % GROUP);
+        for i in 0..k {
+            p[(g * k + i) * GROUP + q] = t[j * k + i];
+        }
+    }
+    p
+}
+
+/// A value's rows in a span arena.
+#[inline(always)]
+fn rows(arena: &[f32], s: Slot) -> &[f32] {
+    &arena[s.off * SPAN..(s.off + s.width) * SPAN]
+}
+
+/// The arena before `dst` (every source: values are laid out in program order) and dst's rows.
+#[inline(always)]
+fn split(arena: &mut [f32], dst: Slot) -> (&[f32], &mut [f32]) {
+    let (src, rest) = arena.split_at_mut(dst.off * SPAN);
+    (src, &mut rest[..dst.width * SPAN])
+}
+
+/// Events `r0..r0 + SPAN` through the program into `arena` (`e.arena * SPAN` values).
+///
+/// # Safety
+/// The CPU has AVX, FMA and AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma,avx512f")]
+pub(super) unsafe fn span<I: Inputs + ?Sized>(
+    e: &NativeEngine,
+    w: &Wide,
+    arena: &mut [f32],
+    inputs: &I,
+    r0: usize,
+) {
+    for (k, s) in e.inputs.iter().enumerate() {
+        inputs.copy_span(
+            k,
+            r0,
+            s.width,
+            &mut arena[s.off * SPAN..(s.off + s.width) * SPAN],
+        );
+    }
+    for (i, op) in e.ops.iter().enumerate() {
+        if w.fused[i] {
+            continue;
+        }
+        let dst = w.relu_into[i].unwrap_or(op.dst());
+        let (src, out) = split(arena, dst);
+        match op {
+            Op::Copy { src: s, at, .. } => {
+                out[at * SPAN..(at + s.width) * SPAN].copy_from_slice(rows(src, *s));
+            }
+            Op::Dense { src: s, layer, .. } => {
+                let x = rows(src, *s);
+                if layer.blocks.is_empty() {
+                    // SAFETY: the caller's AVX-512F; `x` holds `k` rows of a span, `out` `n`.
+                    unsafe { dense_dot(layer, x, out) }
+                } else {
+                    // SAFETY: as above; `packed` is this layer's (`Wide::new`).
+                    unsafe { dense_axpy(layer, &w.packed[i], x, out, w.relu_into[i].is_some()) }
+                }
+            }
+            Op::Bin { a, b, op, .. } => bin(*op, a, b, src, out),
+            Op::Act { src: s, act, .. } => activate::<true>(*act, rows(src, *s), out),
+            Op::Softmax { src: s, .. } => {
+                let x = rows(src, *s);
+                let n = s.width;
+                // `events::softmax` per event, its operations in its order, down the rows.
+                for ev in 0..SPAN {
+                    let m = (0..n).fold(f32::NEG_INFINITY, |m, j| m.max(x[j * SPAN + ev]));
+                    let mut sum = 0f32;
+                    for j in 0..n {
+                        let v = (x[j * SPAN + ev] - m).exp();
+                        out[j * SPAN + ev] = v;
+                        sum += v;
+                    }
+                    for j in 0..n {
+                        out[j * SPAN + ev] /= sum;
+                    }
+                }
+            }
+            Op::ArgMax { src: s, .. } => {
+                let x = rows(src, *s);
+                for (ev, o) in out.iter_mut().enumerate() {
+                    let mut best = 0;
+                    for j in 0..s.width {
+                        if x[j * SPAN + ev] > x[best * SPAN + ev] {
+                            best = j;
+                        }
+                    }
+                    *o = best as f32;
+                }
+            }
+            Op::Gather { src: s, table, .. } => {
+                for (o, &i) in out.iter_mut().zip(rows(src, *s)) {
+                    *o = table.get(i as usize).copied().unwrap_or(f32::NAN);
+                }
+            }
+        }
+    }
+}
+
+/// `a op b` down a span's rows; a constant operand holds one value per row (`kernels::bin`'s
+/// tile form repeats them; its first `width` values are the row's).
+#[inline(always)]
+fn bin(op: BinOp, a: &Operand, b: &Operand, src: &[f32], out: &mut [f32]) {
+    #[inline(always)]
+    fn each(a: &Operand, b: &Operand, src: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+        for (j, o) in out.chunks_exact_mut(SPAN).enumerate() {
+            match (a, b) {
+                (Operand::Value(s), Operand::Value(t)) => {
+                    let (x, y) = (&rows(src, *s)[j * SPAN..], &rows(src, *t)[j * SPAN..]);
+                    for ((o, x), y) in o.iter_mut().zip(x).zip(y) {
+                        *o = f(*x, *y);
+                    }
+                }
+                (Operand::Value(s), Operand::Const(c)) => {
+                    let (x, y) = (&rows(src, *s)[j * SPAN..], c[j]);
+                    for (o, x) in o.iter_mut().zip(x) {
+                        *o = f(*x, y);
+                    }
+                }
+                (Operand::Const(c), Operand::Value(t)) => {
+                    let (x, y) = (c[j], &rows(src, *t)[j * SPAN..]);
+                    for (o, y) in o.iter_mut().zip(y) {
+                        *o = f(x, *y);
+                    }
+                }
+                (Operand::Const(c), Operand::Const(d)) => o.fill(f(c[j], d[j])),
+            }
+        }
+    }
+    match op {
+        BinOp::Add => each(a, b, src, out, |x, y| x + y),
+        BinOp::Sub => each(a, b, src, out, |x, y| x - y),
+        BinOp::Mul => each(a, b, src, out, |x, y| x * y),
+        BinOp::Div => each(a, b, src, out, |x, y| x / y),
+    }
+}
+
+/// `out[j] = bias[j] + sum_i w[i, j] x[i]` for a span, six outputs at a time, adding in `i`
+/// order (the row kernels' order); then `kernels::relu` if `relu` (`max(0, x)` keeping a NaN
+/// and a -0: `vmaxps` returns its second operand when either is NaN or both are zero).
+///
+/// # Safety
+/// AVX-512F; `x` holds `l.k` rows of [`SPAN`], `out` `l.n`, `packed` is [`pack`]'s.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma,avx512f")]
+unsafe fn dense_axpy(l: &Dense, packed: &[f32], x: &[f32], out: &mut [f32], relu: bool) {
+    let (k, n) = (l.k, l.n);
+    assert!(
+        x.len() >= k * SPAN
+            && out.len() >= n * SPAN
+            && packed.len() >= n.div_ceil(GROUP) * k * GROUP
+    );
+    let xp = x.as_ptr();
+    for g in 0..n.div_ceil(GROUP) {
+        let m = (n - g * GROUP).min(GROUP);
+        let mut acc = [[_mm512_setzero_ps(); 4]; GROUP];
+        for (q, a) in acc.iter_mut().enumerate().take(m) {
+            *a = [_mm512_set1_ps(l.bias[g * GROUP + q]); 4];
+        }
+        let w = packed[g * k * GROUP..].as_ptr();
+        for i in 0..k {
+            // SAFETY: `i < k`: row `i` of `x` (SPAN values) and of the group's weights (GROUP
+            // values) are inside the slices (asserted above).
+            unsafe {
+                let xr = xp.add(i * SPAN);
+                let xv = [0, 1, 2, 3].map(|v| _mm512_loadu_ps(xr.add(16 * v)));
+                let wr = w.add(i * GROUP);
+                for (q, a) in acc.iter_mut().enumerate() {
+                    let wv = _mm512_set1_ps(*wr.add(q));
+                    for v in 0..4 {
+                        a[v] = _mm512_fmadd_ps(xv[v], wv, a[v]);
+                    }
+                }
+            }
+        }
+        for (q, a) in acc.iter_mut().enumerate().take(m) {
+            if relu {
+                for v in a.iter_mut() {
+                    *v = _mm512_max_ps(_mm512_setzero_ps(), *v);
+                }
+            }
+            let o = &mut out[(g * GROUP + q) * SPAN..(g * GROUP + q + 1) * SPAN];
+            for (o, v) in o.chunks_exact_mut(16).zip(a.iter()) {
+                // SAFETY: `o` holds 16 values.
+                unsafe { _mm512_storeu_ps(o.as_mut_ptr(), *v) };
+            }
+        }
+    }
+}
+
+/// The dot form (few outputs) for a span: per output, eight partial sums over the inputs
+/// (input `i` into sum `i % 8`) up to the last multiple of 8, reduced as `((s0 + s4) + (s1 +
+/// s5)) + ((s2 + s6) + (s3 + s7))`, then the remaining inputs, then the bias: the row kernel's
+/// operations (`kernels::dense_rows_dot_fma`) for each of the 64 events.
+///
+/// # Safety
+/// AVX-512F; `x` holds `l.k` rows of [`SPAN`], `out` `l.n`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma,avx512f")]
+unsafe fn dense_dot(l: &Dense, x: &[f32], out: &mut [f32]) {
+    let (k, n) = (l.k, l.n);
+    let k8 = k / 8 * 8;
+    assert!(x.len() >= k * SPAN && out.len() >= n * SPAN && l.w.len() >= n * k);
+    let xp = x.as_ptr();
+    for j in 0..n {
+        let wr = &l.w[j * k..(j + 1) * k];
+        for half in 0..2 {
+            let e0 = half * 32;
+            let mut p = [[_mm512_setzero_ps(); 2]; 8];
+            for c in (0..k8).step_by(8) {
+                for (lane, s) in p.iter_mut().enumerate() {
+                    let wv = _mm512_set1_ps(wr[c + lane]);
+                    for (v, sv) in s.iter_mut().enumerate() {
+                        // SAFETY: `c + lane < k`: inside `x` (asserted above).
+                        let xv =
+                            unsafe { _mm512_loadu_ps(xp.add((c + lane) * SPAN + e0 + 16 * v)) };
+                        *sv = _mm512_fmadd_ps(xv, wv, *sv);
+                    }
+                }
+            }
+            for v in 0..2 {
+                let pair = |a: usize, b: usize| _mm512_add_ps(p[a][v], p[b][v]);
+                let mut s = _mm512_add_ps(
+                    _mm512_add_ps(pair(0, 4), pair(1, 5)),
+                    _mm512_add_ps(pair(2, 6), pair(3, 7)),
+                );
+                for (i, &wi) in wr.iter().enumerate().skip(k8) {
+                    // SAFETY: `i < k`: inside `x`.
+                    let xv = unsafe { _mm512_loadu_ps(xp.add(i * SPAN + e0 + 16 * v)) };
+                    s = _mm512_fmadd_ps(xv, _mm512_set1_ps(wi), s);
+                }
+                s = _mm512_add_ps(s, _mm512_set1_ps(l.bias[j]));
+                let o = &mut out[j * SPAN + e0 + 16 * v..j * SPAN + e0 + 16 * v + 16];
+                // SAFETY: `o` holds 16 values.
+                unsafe { _mm512_storeu_ps(o.as_mut_ptr(), s) };
+            }
+        }
+    }
+}
+
+/// Output `s` of a span (rows of events) into `out`, row-major from event `r0` (`s.width`
+/// values an event).
+pub(super) fn put_rows(arena: &[f32], s: Slot, out: &mut [f32], r0: usize) {
+    let w = s.width;
+    let x = rows(arena, s);
+    let out = &mut out[r0 * w..(r0 + SPAN) * w];
+    if w == 1 {
+        out.copy_from_slice(x);
+        return;
+    }
+    for (j, r) in x.chunks_exact(SPAN).enumerate() {
+        for (ev, &v) in r.iter().enumerate() {
+            out[ev * w + j] = v;
+        }
+    }
+}
