@@ -115,23 +115,30 @@ pub fn importance(
         let jobs: Vec<(usize, usize)> = (0..data.groups.len())
             .flat_map(|g| (0..repeats).map(move |r| (g, r)))
             .collect();
-        // Each worker shuffles the group's columns of its own copy of the rows in place,
-        // scores, and puts them back.
-        let results = parallel_with(
-            &jobs,
-            || s.x.clone(),
-            |x, &(g, r)| {
-                let cols = &data.groups[g].cols;
-                shuffle(x, &s.x, f, cols, perm_seed(seed, g, r));
-                let sc = scorer.score(x, s.rows(f));
-                for i in 0..s.rows(f) {
-                    for &c in cols {
-                        x[i * f + c] = s.x[i * f + c];
-                    }
-                }
-                Ok(metric.drop(b, metric.value(&sc?, y, &s.w)))
-            },
-        )?;
+        // The events as columns, once: each job swaps in its permuted copies of the group's
+        // columns, and the scorer reads them where they lie.
+        let mut columns: Vec<Vec<f32>> = vec![Vec::with_capacity(s.rows(f)); f];
+        for row in s.x.chunks_exact(f) {
+            for (c, &v) in columns.iter_mut().zip(row) {
+                c.push(v);
+            }
+        }
+        let results = parallel(&jobs, |&(g, r)| {
+            let cols = &data.groups[g].cols;
+            let perm = permutation(s.rows(f), perm_seed(seed, g, r));
+            let moved: Vec<(usize, Vec<f32>)> = cols
+                .iter()
+                .map(|&c| (c, perm.iter().map(|&p| columns[c][p]).collect()))
+                .collect();
+            let view: Vec<&[f32]> = (0..f)
+                .map(|c| match moved.iter().find(|(m, _)| *m == c) {
+                    Some((_, v)) => v.as_slice(),
+                    None => columns[c].as_slice(),
+                })
+                .collect();
+            let sc = scorer.score_columns(&view, s.rows(f))?;
+            Ok(metric.drop(b, metric.value(&sc, y, &s.w)))
+        })?;
         for (g, row) in table.iter_mut().enumerate() {
             let values: Vec<f64> = results[g * repeats..(g + 1) * repeats].to_vec();
             let mean = values.iter().sum::<f64>() / repeats as f64;
@@ -182,30 +189,10 @@ pub fn overfit(train: &Importance, held: &Importance) -> bool {
         && gap > 2.0 * sd
 }
 
-/// Sets the group's columns of `x` to those of the permuted rows of `orig`.
-fn shuffle(x: &mut [f32], orig: &[f32], f: usize, cols: &[usize], seed: u64) {
-    let perm = permutation(orig.len() / f.max(1), seed);
-    for (i, &p) in perm.iter().enumerate() {
-        for &c in cols {
-            x[i * f + c] = orig[p * f + c];
-        }
-    }
-}
-
 /// `job` over `items` on every core, results in order.
 pub(super) fn parallel<T: Sync, R: Send>(
     items: &[T],
     job: impl Fn(&T) -> Result<R, ExplainError> + Sync,
-) -> Result<Vec<R>, ExplainError> {
-    parallel_with(items, || (), |_, t| job(t))
-}
-
-/// `job` over `items` on every core, each worker with its own state from `init`; results in
-/// order.
-pub(super) fn parallel_with<T: Sync, R: Send, S>(
-    items: &[T],
-    init: impl Fn() -> S + Sync,
-    job: impl Fn(&mut S, &T) -> Result<R, ExplainError> + Sync,
 ) -> Result<Vec<R>, ExplainError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -218,12 +205,10 @@ pub(super) fn parallel_with<T: Sync, R: Send, S>(
             .map(|_| {
                 s.spawn(|| {
                     let mut mine = Vec::new();
-                    let mut state: Option<S> = None;
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(item) = items.get(i) else { break };
-                        let st = state.get_or_insert_with(&init);
-                        mine.push((i, job(st, item)));
+                        mine.push((i, job(item)));
                     }
                     mine
                 })

@@ -247,6 +247,39 @@ impl Scorer {
         Ok(out)
     }
 
+    /// The score of each of `n` events given as columns (`width` of them, each `n` long, in
+    /// the order of a feature row). The native evaluator reads them in place; other engines get
+    /// rows built chunk by chunk.
+    pub fn score_columns(&self, cols: &[&[f32]], n: usize) -> Result<Vec<f32>, ExplainError> {
+        if let Opened::Native(e) = &self.opened {
+            let ins: Vec<Vec<&[f32]>> = self
+                .port_order
+                .iter()
+                .map(|&i| cols[self.inputs[i].start..][..self.inputs[i].width].to_vec())
+                .collect();
+            let k = e.output_width(self.output);
+            let mut buf = vec![0f32; n * k];
+            e.run_columns_into(&ins, n, self.output, &mut buf)?;
+            if k == 1 {
+                return Ok(buf);
+            }
+            return Ok(buf.iter().skip(self.column).step_by(k).copied().collect());
+        }
+        let f = self.width();
+        let mut out = Vec::with_capacity(n);
+        let mut rows = vec![0f32; SCORE_CHUNK.min(n) * f];
+        for r0 in (0..n).step_by(SCORE_CHUNK) {
+            let m = SCORE_CHUNK.min(n - r0);
+            for (j, c) in cols.iter().enumerate() {
+                for (r, &v) in c[r0..r0 + m].iter().enumerate() {
+                    rows[r * f + j] = v;
+                }
+            }
+            self.score_chunk(&rows[..m * f], m, &mut out)?;
+        }
+        Ok(out)
+    }
+
     fn score_chunk(&self, x: &[f32], n: usize, out: &mut Vec<f32>) -> Result<(), ExplainError> {
         if let (Opened::Native(e), 1) = (&self.opened, self.inputs.len()) {
             // The allocation-free path: the rows as they are, no tensor copies.
