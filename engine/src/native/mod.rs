@@ -379,7 +379,7 @@ pub struct NativeEngine {
     /// Per op: for a dense layer reading an input that is not staged, that input.
     direct: Vec<Option<usize>>,
     simd: Simd,
-    /// The spans' packed weights, where the CPU has AVX-512 (used at that level).
+    /// The spans' packed weights, where the CPU has AVX and FMA (used at those levels).
     wide: Option<wide::Wide>,
     summary: String,
     /// Batches of at least 2 x `SPLIT_MIN` rows are split across this many threads.
@@ -434,7 +434,7 @@ impl NativeEngine {
             .map(|op| (0..inputs.len()).find(|&k| !staged[k] && whole(op, &inputs[k])))
             .collect();
         let simd = Simd::detect();
-        let wide = (Simd::available() == Simd::Avx512).then(|| wide::Wide::new(&ops, &outputs));
+        let wide = (Simd::available() >= Simd::Fma).then(|| wide::Wide::new(&ops, &outputs));
         Ok(NativeEngine {
             info,
             inputs,
@@ -609,8 +609,8 @@ impl NativeEngine {
         });
     }
 
-    /// The whole spans of 64 events at the start of the batch, on AVX-512 (`wide`); returns
-    /// how many events they covered.
+    /// The whole spans of 64 events at the start of the batch, on AVX2 or AVX-512 (`wide`);
+    /// returns how many events they covered.
     fn eval_spans<I: Inputs + ?Sized>(
         &self,
         inputs: &I,
@@ -618,7 +618,7 @@ impl NativeEngine {
         outs: &mut [(Slot, &mut [f32])],
     ) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if let (Simd::Avx512, Some(w)) = (self.simd, &self.wide) {
+        if let (Simd::Avx512 | Simd::Fma, Some(w)) = (self.simd, &self.wide) {
             let spans = batch / wide::SPAN;
             self.with_arena(self.arena * wide::SPAN, |arena| {
                 for r0 in (0..spans).map(|i| i * wide::SPAN) {
@@ -629,7 +629,13 @@ impl NativeEngine {
                         }
                     }
                     // SAFETY: `simd` is at most what the CPU reports (Simd::detect at load).
-                    unsafe { wide::span(self, w, arena, inputs, r0) };
+                    unsafe {
+                        if self.simd == Simd::Avx512 {
+                            wide::span_avx512(self, w, arena, inputs, r0)
+                        } else {
+                            wide::span_fma(self, w, arena, inputs, r0)
+                        }
+                    };
                     for (s, out) in outs.iter_mut() {
                         wide::put_rows(arena, *s, out, r0);
                     }
@@ -923,8 +929,8 @@ mod tests {
     /// Every SIMD level, forced one at a time, against the portable (scalar) kernels, which are
     /// themselves held to tract: full tiles of eight rows (AVX-512's 32-column steps, full and
     /// masked), the four-row and single-row remainders, batch 1, the dot form with and without a
-    /// remainder of inputs, AVX-512's spans of 64 events (to the bit as the row tiles: every
-    /// batch's first row equals batch 1's) with a softmax across outputs. A level this CPU lacks cannot
+    /// remainder of inputs, the spans of 64 events on AVX2 and AVX-512 (to the bit as the row
+    /// tiles: every batch's first row equals batch 1's) with a softmax across outputs. A level this CPU lacks cannot
     /// run here: the test says so on stdout ("skipped level ...") and checks the others; the
     /// level the run-time dispatch picks is always checked.
     #[test]
@@ -1021,8 +1027,8 @@ mod tests {
         );
     }
 
-    /// A NaN or an infinity in one event's inputs comes out of a span (AVX-512, the ReLU done
-    /// in the dense layer's registers) as it comes out of that event alone, and leaves the
+    /// A NaN or an infinity in one event's inputs comes out of a span (AVX2 and AVX-512, the
+    /// ReLU done in the dense layer's registers) as it comes out of that event alone, and leaves the
     /// other events of its span untouched.
     #[test]
     fn spans_keep_nan_and_infinities_as_single_events_do() {
@@ -1034,28 +1040,36 @@ mod tests {
             "Softmax",
         ))
         .unwrap();
-        let e = NativeEngine::load(&model).unwrap();
+        let mut e = NativeEngine::load(&model).unwrap();
         let batch = 128;
-        let mut x: Vec<f32> = (0..batch * 4)
-            .map(|i| (i % 17) as f32 / 5.0 - 1.5)
-            .collect();
-        let mut clean = vec![0f32; batch * 2];
-        e.run_into(&[&x], batch, 0, &mut clean).unwrap();
-        x[3 * 4 + 1] = f32::NAN;
-        x[70 * 4] = f32::INFINITY;
-        x[71 * 4 + 2] = f32::NEG_INFINITY;
-        let mut all = vec![0f32; batch * 2];
-        e.run_into(&[&x], batch, 0, &mut all).unwrap();
-        for r in 0..batch {
-            let mut one = [0f32; 2];
-            e.run_into(&[&x[r * 4..(r + 1) * 4]], 1, 0, &mut one)
-                .unwrap();
+        for level in [Simd::Fma, Simd::Avx512] {
+            if level > Simd::available() {
+                println!("skipped level {}: CPU lacks it", level.name());
+                continue;
+            }
+            e.simd = level;
+            let mut x: Vec<f32> = (0..batch * 4)
+                .map(|i| (i % 17) as f32 / 5.0 - 1.5)
+                .collect();
+            let mut clean = vec![0f32; batch * 2];
+            e.run_into(&[&x], batch, 0, &mut clean).unwrap();
+            x[3 * 4 + 1] = f32::NAN;
+            x[70 * 4] = f32::INFINITY;
+            x[71 * 4 + 2] = f32::NEG_INFINITY;
+            let mut all = vec![0f32; batch * 2];
+            e.run_into(&[&x], batch, 0, &mut all).unwrap();
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<u32>>();
-            assert_eq!(bits(&all[r * 2..r * 2 + 2]), bits(&one), "event {r}");
-        }
-        assert!(all[6].is_nan() && all[7].is_nan(), "a NaN input stays NaN");
-        for r in (0..batch).filter(|r| ![3, 70, 71].contains(r)) {
-            assert_eq!(all[r * 2..r * 2 + 2], clean[r * 2..r * 2 + 2], "event {r}");
+            for r in 0..batch {
+                let mut one = [0f32; 2];
+                e.run_into(&[&x[r * 4..(r + 1) * 4]], 1, 0, &mut one)
+                    .unwrap();
+                let at = format!("{} event {r}", level.name());
+                assert_eq!(bits(&all[r * 2..r * 2 + 2]), bits(&one), "{at}");
+            }
+            assert!(all[6].is_nan() && all[7].is_nan(), "a NaN input stays NaN");
+            for r in (0..batch).filter(|r| ![3, 70, 71].contains(r)) {
+                assert_eq!(all[r * 2..r * 2 + 2], clean[r * 2..r * 2 + 2], "event {r}");
+            }
         }
     }
 }

@@ -1,13 +1,14 @@
-//! Spans of 64 events on AVX-512, held feature-major: each value of the program is `width`
-//! rows of [`SPAN`] events (event in the register lane), so a dense layer keeps 6 outputs x 64
-//! events in 24 registers and each broadcast weight serves 64 events. The row tiles of
-//! `kernels` load 8 events per weight and 10 times per 16 multiply-adds, which held an
-//! 80-100-100-1 MLP to about half the FMA peak; here it is 10 loads per 24.
+//! Spans of 64 events, held feature-major: each value of the program is `width` rows of
+//! [`SPAN`] events (event in the register lane), so a dense layer keeps 6 outputs x 64 events
+//! in 24 registers on AVX-512 (6 x 16 in 12 on AVX2) and each broadcast weight serves all of
+//! them. The row tiles of `kernels` load 8 events per weight and 10 times per 16 multiply-adds
+//! (AVX-512), which held an 80-100-100-1 MLP to about half the FMA peak; here it is 10 loads
+//! per 24.
 //!
 //! Every value is computed with the same operations in the same order as the row kernels
 //! (bias first, inputs in order; the dot form's eight partial sums and their reduction), so an
 //! event's result does not depend on whether it falls in a span or in the row tiles after the
-//! last one.
+//! last one, nor on the SIMD level.
 
 use super::kernels::activate;
 use super::{Act, BinOp, Dense, Inputs, NativeEngine, Op, Operand, Output, Slot};
@@ -100,13 +101,46 @@ fn split(arena: &mut [f32], dst: Slot) -> (&[f32], &mut [f32]) {
     (src, &mut rest[..dst.width * SPAN])
 }
 
-/// Events `r0..r0 + SPAN` through the program into `arena` (`e.arena * SPAN` values).
+/// Events `r0..r0 + SPAN` through the program into `arena` (`e.arena * SPAN` values), on
+/// AVX-512.
 ///
 /// # Safety
 /// The CPU has AVX, FMA and AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx,fma,avx512f")]
-pub(super) unsafe fn span<I: Inputs + ?Sized>(
+pub(super) unsafe fn span_avx512<I: Inputs + ?Sized>(
+    e: &NativeEngine,
+    w: &Wide,
+    arena: &mut [f32],
+    inputs: &I,
+    r0: usize,
+) {
+    // SAFETY: the caller's AVX-512F.
+    unsafe { run_span::<true, I>(e, w, arena, inputs, r0) }
+}
+
+/// [`span_avx512`] on AVX2.
+///
+/// # Safety
+/// The CPU has AVX and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx,fma")]
+pub(super) unsafe fn span_fma<I: Inputs + ?Sized>(
+    e: &NativeEngine,
+    w: &Wide,
+    arena: &mut [f32],
+    inputs: &I,
+    r0: usize,
+) {
+    // SAFETY: the caller's AVX and FMA.
+    unsafe { run_span::<false, I>(e, w, arena, inputs, r0) }
+}
+
+/// # Safety
+/// The CPU has AVX and FMA, and AVX-512F if `W512`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn run_span<const W512: bool, I: Inputs + ?Sized>(
     e: &NativeEngine,
     w: &Wide,
     arena: &mut [f32],
@@ -133,12 +167,16 @@ pub(super) unsafe fn span<I: Inputs + ?Sized>(
             }
             Op::Dense { src: s, layer, .. } => {
                 let x = rows(src, *s);
-                if layer.blocks.is_empty() {
-                    // SAFETY: the caller's AVX-512F; `x` holds `k` rows of a span, `out` `n`.
-                    unsafe { dense_dot(layer, x, out) }
-                } else {
-                    // SAFETY: as above; `packed` is this layer's (`Wide::new`).
-                    unsafe { dense_axpy(layer, &w.packed[i], x, out, w.relu_into[i].is_some()) }
+                let (p, relu) = (&w.packed[i], w.relu_into[i].is_some());
+                // SAFETY: the caller's SIMD level; `x` holds `k` rows of a span, `out` `n`;
+                // `p` is this layer's packing (`Wide::new`).
+                unsafe {
+                    match (layer.blocks.is_empty(), W512) {
+                        (true, true) => dense_dot(layer, x, out),
+                        (true, false) => dense_dot_fma(layer, x, out),
+                        (false, true) => dense_axpy(layer, p, x, out, relu),
+                        (false, false) => dense_axpy_fma(layer, p, x, out, relu),
+                    }
                 }
             }
             Op::Bin { a, b, op, .. } => bin(*op, a, b, src, out),
@@ -219,108 +257,154 @@ fn bin(op: BinOp, a: &Operand, b: &Operand, src: &[f32], out: &mut [f32]) {
     }
 }
 
-/// `out[j] = bias[j] + sum_i w[i, j] x[i]` for a span, six outputs at a time, adding in `i`
-/// order (the row kernels' order); then `kernels::relu` if `relu` (`max(0, x)` keeping a NaN
-/// and a -0: `vmaxps` returns its second operand when either is NaN or both are zero).
-///
-/// # Safety
-/// AVX-512F; `x` holds `l.k` rows of [`SPAN`], `out` `l.n`, `packed` is [`pack`]'s.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,fma,avx512f")]
-unsafe fn dense_axpy(l: &Dense, packed: &[f32], x: &[f32], out: &mut [f32], relu: bool) {
-    let (k, n) = (l.k, l.n);
-    assert!(
-        x.len() >= k * SPAN
-            && out.len() >= n * SPAN
-            && packed.len() >= n.div_ceil(GROUP) * k * GROUP
-    );
-    let xp = x.as_ptr();
-    for g in 0..n.div_ceil(GROUP) {
-        let m = (n - g * GROUP).min(GROUP);
-        let mut acc = [[_mm512_setzero_ps(); 4]; GROUP];
-        for (q, a) in acc.iter_mut().enumerate().take(m) {
-            *a = [_mm512_set1_ps(l.bias[g * GROUP + q]); 4];
-        }
-        let w = packed[g * k * GROUP..].as_ptr();
-        for i in 0..k {
-            // SAFETY: `i < k`: row `i` of `x` (SPAN values) and of the group's weights (GROUP
-            // values) are inside the slices (asserted above).
-            unsafe {
-                let xr = xp.add(i * SPAN);
-                let xv = [0, 1, 2, 3].map(|v| _mm512_loadu_ps(xr.add(16 * v)));
-                let wr = w.add(i * GROUP);
-                for (q, a) in acc.iter_mut().enumerate() {
-                    let wv = _mm512_set1_ps(*wr.add(q));
-                    for v in 0..4 {
-                        a[v] = _mm512_fmadd_ps(xv[v], wv, a[v]);
+/// The dense kernels of one SIMD level, from one source: `$axpy` and `$dot` for the register
+/// type `$v` of `$lanes` floats (the `$p` intrinsics), `$pass` registers of events per output
+/// in the axpy form (`GROUP * $pass` accumulators), `$dotpass` in the dot form (`8 * $dotpass`).
+macro_rules! dense_kernels {
+    ($feat:literal, $v:ty, $lanes:literal, $pass:literal, $dotpass:literal, $axpy:ident, $dot:ident,
+     $load:ident, $store:ident, $set1:ident, $zero:ident, $fma:ident, $add:ident, $max:ident) => {
+        /// `out[j] = bias[j] + sum_i w[i, j] x[i]` for a span, six outputs at a time, adding in
+        /// `i` order (the row kernels' order); then `kernels::relu` if `relu` (`max(0, x)`
+        /// keeping a NaN and a -0: `maxps` returns its second operand when either is NaN or
+        /// both are zero).
+        ///
+        /// # Safety
+        /// The level's instructions; `x` holds `l.k` rows of [`SPAN`], `out` `l.n`, `packed`
+        /// is [`pack`]'s.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feat)]
+        unsafe fn $axpy(l: &Dense, packed: &[f32], x: &[f32], out: &mut [f32], relu: bool) {
+            let (k, n) = (l.k, l.n);
+            assert!(
+                x.len() >= k * SPAN
+                    && out.len() >= n * SPAN
+                    && packed.len() >= n.div_ceil(GROUP) * k * GROUP
+            );
+            let xp = x.as_ptr();
+            for g in 0..n.div_ceil(GROUP) {
+                let m = (n - g * GROUP).min(GROUP);
+                let w = packed[g * k * GROUP..].as_ptr();
+                for e0 in (0..SPAN).step_by($pass * $lanes) {
+                    let mut acc: [[$v; $pass]; GROUP] = [[$zero(); $pass]; GROUP];
+                    for (q, a) in acc.iter_mut().enumerate().take(m) {
+                        *a = [$set1(l.bias[g * GROUP + q]); $pass];
+                    }
+                    for i in 0..k {
+                        // SAFETY: `i < k`: the pass's events of row `i` of `x` and row `i` of
+                        // the group's weights (GROUP values) are inside the slices (asserted
+                        // above).
+                        unsafe {
+                            let xr = xp.add(i * SPAN + e0);
+                            let xv: [$v; $pass] =
+                                std::array::from_fn(|v| $load(xr.add($lanes * v)));
+                            let wr = w.add(i * GROUP);
+                            for (q, a) in acc.iter_mut().enumerate() {
+                                let wv = $set1(*wr.add(q));
+                                for (av, xv) in a.iter_mut().zip(xv) {
+                                    *av = $fma(xv, wv, *av);
+                                }
+                            }
+                        }
+                    }
+                    for (q, a) in acc.iter_mut().enumerate().take(m) {
+                        if relu {
+                            for v in a.iter_mut() {
+                                *v = $max($zero(), *v);
+                            }
+                        }
+                        let at = (g * GROUP + q) * SPAN + e0;
+                        let o = &mut out[at..at + $pass * $lanes];
+                        for (o, v) in o.chunks_exact_mut($lanes).zip(a.iter()) {
+                            // SAFETY: `o` holds `$lanes` values.
+                            unsafe { $store(o.as_mut_ptr(), *v) };
+                        }
                     }
                 }
             }
         }
-        for (q, a) in acc.iter_mut().enumerate().take(m) {
-            if relu {
-                for v in a.iter_mut() {
-                    *v = _mm512_max_ps(_mm512_setzero_ps(), *v);
+
+        /// The dot form (few outputs) for a span: per output, eight partial sums over the
+        /// inputs (input `i` into sum `i % 8`) up to the last multiple of 8, reduced as `((s0 +
+        /// s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7))`, then the remaining inputs, then the
+        /// bias: the row kernel's operations (`kernels::dense_rows_dot_fma`) for each event.
+        ///
+        /// # Safety
+        /// The level's instructions; `x` holds `l.k` rows of [`SPAN`], `out` `l.n`.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feat)]
+        unsafe fn $dot(l: &Dense, x: &[f32], out: &mut [f32]) {
+            let (k, n) = (l.k, l.n);
+            let k8 = k / 8 * 8;
+            assert!(x.len() >= k * SPAN && out.len() >= n * SPAN && l.w.len() >= n * k);
+            let xp = x.as_ptr();
+            for j in 0..n {
+                let wr = &l.w[j * k..(j + 1) * k];
+                for e0 in (0..SPAN).step_by($dotpass * $lanes) {
+                    let mut p: [[$v; $dotpass]; 8] = [[$zero(); $dotpass]; 8];
+                    for c in (0..k8).step_by(8) {
+                        for (lane, s) in p.iter_mut().enumerate() {
+                            let wv = $set1(wr[c + lane]);
+                            for (v, sv) in s.iter_mut().enumerate() {
+                                // SAFETY: `c + lane < k`: inside `x` (asserted above).
+                                let xv =
+                                    unsafe { $load(xp.add((c + lane) * SPAN + e0 + $lanes * v)) };
+                                *sv = $fma(xv, wv, *sv);
+                            }
+                        }
+                    }
+                    for v in 0..$dotpass {
+                        let pair = |a: usize, b: usize| $add(p[a][v], p[b][v]);
+                        let mut s =
+                            $add($add(pair(0, 4), pair(1, 5)), $add(pair(2, 6), pair(3, 7)));
+                        let e = e0 + $lanes * v;
+                        for (i, &wi) in wr.iter().enumerate().skip(k8) {
+                            // SAFETY: `i < k`: inside `x`.
+                            let xv = unsafe { $load(xp.add(i * SPAN + e)) };
+                            s = $fma(xv, $set1(wi), s);
+                        }
+                        s = $add(s, $set1(l.bias[j]));
+                        let o = &mut out[j * SPAN + e..j * SPAN + e + $lanes];
+                        // SAFETY: `o` holds `$lanes` values.
+                        unsafe { $store(o.as_mut_ptr(), s) };
+                    }
                 }
             }
-            let o = &mut out[(g * GROUP + q) * SPAN..(g * GROUP + q + 1) * SPAN];
-            for (o, v) in o.chunks_exact_mut(16).zip(a.iter()) {
-                // SAFETY: `o` holds 16 values.
-                unsafe { _mm512_storeu_ps(o.as_mut_ptr(), *v) };
-            }
         }
-    }
+    };
 }
 
-/// The dot form (few outputs) for a span: per output, eight partial sums over the inputs
-/// (input `i` into sum `i % 8`) up to the last multiple of 8, reduced as `((s0 + s4) + (s1 +
-/// s5)) + ((s2 + s6) + (s3 + s7))`, then the remaining inputs, then the bias: the row kernel's
-/// operations (`kernels::dense_rows_dot_fma`) for each of the 64 events.
-///
-/// # Safety
-/// AVX-512F; `x` holds `l.k` rows of [`SPAN`], `out` `l.n`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx,fma,avx512f")]
-unsafe fn dense_dot(l: &Dense, x: &[f32], out: &mut [f32]) {
-    let (k, n) = (l.k, l.n);
-    let k8 = k / 8 * 8;
-    assert!(x.len() >= k * SPAN && out.len() >= n * SPAN && l.w.len() >= n * k);
-    let xp = x.as_ptr();
-    for j in 0..n {
-        let wr = &l.w[j * k..(j + 1) * k];
-        for half in 0..2 {
-            let e0 = half * 32;
-            let mut p = [[_mm512_setzero_ps(); 2]; 8];
-            for c in (0..k8).step_by(8) {
-                for (lane, s) in p.iter_mut().enumerate() {
-                    let wv = _mm512_set1_ps(wr[c + lane]);
-                    for (v, sv) in s.iter_mut().enumerate() {
-                        // SAFETY: `c + lane < k`: inside `x` (asserted above).
-                        let xv =
-                            unsafe { _mm512_loadu_ps(xp.add((c + lane) * SPAN + e0 + 16 * v)) };
-                        *sv = _mm512_fmadd_ps(xv, wv, *sv);
-                    }
-                }
-            }
-            for v in 0..2 {
-                let pair = |a: usize, b: usize| _mm512_add_ps(p[a][v], p[b][v]);
-                let mut s = _mm512_add_ps(
-                    _mm512_add_ps(pair(0, 4), pair(1, 5)),
-                    _mm512_add_ps(pair(2, 6), pair(3, 7)),
-                );
-                for (i, &wi) in wr.iter().enumerate().skip(k8) {
-                    // SAFETY: `i < k`: inside `x`.
-                    let xv = unsafe { _mm512_loadu_ps(xp.add(i * SPAN + e0 + 16 * v)) };
-                    s = _mm512_fmadd_ps(xv, _mm512_set1_ps(wi), s);
-                }
-                s = _mm512_add_ps(s, _mm512_set1_ps(l.bias[j]));
-                let o = &mut out[j * SPAN + e0 + 16 * v..j * SPAN + e0 + 16 * v + 16];
-                // SAFETY: `o` holds 16 values.
-                unsafe { _mm512_storeu_ps(o.as_mut_ptr(), s) };
-            }
-        }
-    }
-}
+dense_kernels!(
+    "avx,fma,avx512f",
+    __m512,
+    16,
+    4,
+    2,
+    dense_axpy,
+    dense_dot,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_setzero_ps,
+    _mm512_fmadd_ps,
+    _mm512_add_ps,
+    _mm512_max_ps
+);
+dense_kernels!(
+    "avx,fma",
+    __m256,
+    8,
+    2,
+    1,
+    dense_axpy_fma,
+    dense_dot_fma,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_setzero_ps,
+    _mm256_fmadd_ps,
+    _mm256_add_ps,
+    _mm256_max_ps
+);
 
 /// Output `s` of a span (rows of events) into `out`, row-major from event `r0` (`s.width`
 /// values an event).
