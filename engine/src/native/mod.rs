@@ -8,7 +8,9 @@
 //! At load the graph becomes a straight program over per-event vectors: weights are packed in
 //! column blocks so the inner loops keep their accumulators in registers (AVX+FMA when the CPU
 //! has them, detected once; batches of eight rows on AVX-512, where each weight load serves
-//! the eight rows 32 columns at a time, with bit-identical results), and every intermediate
+//! the eight rows 32 columns at a time, with bit-identical results; and whole spans of 64
+//! events held feature-major on AVX2 and AVX-512, `wide`, six outputs of all 64 events per
+//! inner loop, again bit-identical), and every intermediate
 //! value has a fixed place in a per-thread scratch arena, so a call allocates nothing. A
 //! batch-1 call of an 80-100-100-1 MLP is bound by streaming its 75 kB of weights from L2
 //! (they do not fit L1); behind a ReLU the weight rows of zero inputs are skipped, and it takes
