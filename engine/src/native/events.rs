@@ -57,6 +57,17 @@ where
     parts::map_all(items, |(e0, o)| flushed(|| f(e0, o)));
 }
 
+/// The index of the largest value (the first of equal ones; a NaN never wins).
+pub(super) fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (j, v) in x.iter().enumerate() {
+        if *v > x[best] {
+            best = j;
+        }
+    }
+    best
+}
+
 /// `o = softmax(o)`, the largest value subtracted first.
 pub(super) fn softmax(o: &mut [f32]) {
     let m = o.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -649,14 +649,7 @@ pub(super) fn run_tile<const FMA: bool, const WIDE: bool, I: Inputs + ?Sized>(
             }
             Op::ArgMax { src: s, .. } => {
                 for (r, o) in out[..rows].iter_mut().enumerate() {
-                    let x = row(src, *s, r);
-                    let mut best = 0;
-                    for (j, v) in x.iter().enumerate() {
-                        if *v > x[best] {
-                            best = j;
-                        }
-                    }
-                    *o = best as f32;
+                    *o = events::argmax(row(src, *s, r)) as f32;
                 }
             }
             Op::Gather { src: s, table, .. } => {

@@ -593,14 +593,7 @@ impl NativeEngine {
         self.with_arena(self.arena * TILE, |arena| {
             for r0 in (done..batch).step_by(TILE) {
                 let rows = TILE.min(batch - r0);
-                // The next tile's inputs, on their way from memory while this one runs (a
-                // batch streams through once: 25% of a 64-input layer's time waited on it).
-                if r0 + TILE < batch {
-                    let next = TILE.min(batch - r0 - TILE);
-                    for (k, s) in self.inputs.iter().enumerate() {
-                        inputs.prefetch(k, r0 + TILE, next, s.width);
-                    }
-                }
+                self.prefetch_next(inputs, r0 + TILE, TILE, batch);
                 self.tile(arena, inputs, r0, rows);
                 for (s, out) in outs.iter_mut() {
                     let w = s.width;
@@ -624,12 +617,7 @@ impl NativeEngine {
             let spans = batch / wide::SPAN;
             self.with_arena(self.arena * wide::SPAN, |arena| {
                 for r0 in (0..spans).map(|i| i * wide::SPAN) {
-                    if r0 + wide::SPAN < batch {
-                        let next = wide::SPAN.min(batch - r0 - wide::SPAN);
-                        for (k, s) in self.inputs.iter().enumerate() {
-                            inputs.prefetch(k, r0 + wide::SPAN, next, s.width);
-                        }
-                    }
+                    self.prefetch_next(inputs, r0 + wide::SPAN, wide::SPAN, batch);
                     // SAFETY: `simd` is at most what the CPU reports (Simd::detect at load).
                     unsafe {
                         if self.simd == Simd::Avx512 {
@@ -646,6 +634,17 @@ impl NativeEngine {
             return spans * wide::SPAN;
         }
         0
+    }
+
+    /// The inputs of the up to `rows` events from `r0` (the next tile or span), on their way
+    /// from memory while the current one runs (a batch streams through once: 25% of a
+    /// 64-input layer's time waited on it).
+    fn prefetch_next<I: Inputs + ?Sized>(&self, inputs: &I, r0: usize, rows: usize, batch: usize) {
+        if r0 < batch {
+            for (k, s) in self.inputs.iter().enumerate() {
+                inputs.prefetch(k, r0, rows.min(batch - r0), s.width);
+            }
+        }
     }
 
     fn with_arena<R>(&self, need: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {

@@ -11,7 +11,7 @@
 //! last one, nor on the SIMD level.
 
 use super::kernels::activate;
-use super::{Act, BinOp, Dense, Inputs, NativeEngine, Op, Operand, Output, Slot};
+use super::{events, Act, BinOp, Dense, Inputs, NativeEngine, Op, Operand, Output, Slot};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -27,10 +27,9 @@ const GROUP: usize = 6;
 /// and stores each of the layer's values again, about a tenth of an MLP's time, saved).
 pub(super) struct Wide {
     packed: Vec<Vec<f32>>,
-    /// Per dense op: the ReLU's destination, where the layer writes instead.
+    /// Per dense op: the ReLU's destination, where the layer writes instead (that ReLU, the
+    /// next op, is then skipped).
     relu_into: Vec<Option<Slot>>,
-    /// Per op: done inside the dense layer before it.
-    fused: Vec<bool>,
 }
 
 impl Wide {
@@ -43,7 +42,6 @@ impl Wide {
             })
             .collect();
         let mut relu_into = vec![None; ops.len()];
-        let mut fused = vec![false; ops.len()];
         for (i, pair) in ops.windows(2).enumerate() {
             let (
                 Op::Dense { dst: d, layer, .. },
@@ -63,14 +61,9 @@ impl Wide {
                     .any(|(j, op)| j != i + 1 && op.sources().iter().any(|s| s.overlaps(d)));
             if src == d && !layer.blocks.is_empty() && !read_elsewhere {
                 relu_into[i] = Some(*dst);
-                fused[i + 1] = true;
             }
         }
-        Wide {
-            packed,
-            relu_into,
-            fused,
-        }
+        Wide { packed, relu_into }
     }
 }
 
@@ -155,8 +148,10 @@ unsafe fn run_span<const W512: bool, I: Inputs + ?Sized>(
             &mut arena[s.off * SPAN..(s.off + s.width) * SPAN],
         );
     }
+    let mut row = Vec::new();
     for (i, op) in e.ops.iter().enumerate() {
-        if w.fused[i] {
+        // A ReLU the dense layer before it applied.
+        if i > 0 && w.relu_into[i - 1].is_some() {
             continue;
         }
         let dst = w.relu_into[i].unwrap_or(op.dst());
@@ -181,33 +176,23 @@ unsafe fn run_span<const W512: bool, I: Inputs + ?Sized>(
             }
             Op::Bin { a, b, op, .. } => bin(*op, a, b, src, out),
             Op::Act { src: s, act, .. } => activate::<true>(*act, rows(src, *s), out),
+            // Across an event's values: each event's gathered into `row`, then the row
+            // tiles' function.
             Op::Softmax { src: s, .. } => {
                 let x = rows(src, *s);
-                let n = s.width;
-                // `events::softmax` per event, its operations in its order, down the rows.
                 for ev in 0..SPAN {
-                    let m = (0..n).fold(f32::NEG_INFINITY, |m, j| m.max(x[j * SPAN + ev]));
-                    let mut sum = 0f32;
-                    for j in 0..n {
-                        let v = (x[j * SPAN + ev] - m).exp();
-                        out[j * SPAN + ev] = v;
-                        sum += v;
-                    }
-                    for j in 0..n {
-                        out[j * SPAN + ev] /= sum;
+                    gather(x, ev, &mut row);
+                    events::softmax(&mut row);
+                    for (j, v) in row.iter().enumerate() {
+                        out[j * SPAN + ev] = *v;
                     }
                 }
             }
             Op::ArgMax { src: s, .. } => {
                 let x = rows(src, *s);
                 for (ev, o) in out.iter_mut().enumerate() {
-                    let mut best = 0;
-                    for j in 0..s.width {
-                        if x[j * SPAN + ev] > x[best * SPAN + ev] {
-                            best = j;
-                        }
-                    }
-                    *o = best as f32;
+                    gather(x, ev, &mut row);
+                    *o = events::argmax(&row) as f32;
                 }
             }
             Op::Gather { src: s, table, .. } => {
@@ -217,6 +202,13 @@ unsafe fn run_span<const W512: bool, I: Inputs + ?Sized>(
             }
         }
     }
+}
+
+/// Event `ev`'s values of `x` (a value's rows in a span) into `row`.
+#[inline(always)]
+fn gather(x: &[f32], ev: usize, row: &mut Vec<f32>) {
+    row.clear();
+    row.extend(x.iter().skip(ev).step_by(SPAN));
 }
 
 /// `a op b` down a span's rows; a constant operand holds one value per row (`kernels::bin`'s
