@@ -32,6 +32,10 @@ the reading of what hepml wrote. ROOT runs through verify_written.py's run_root:
       Double32_t and Float16_t with and without ranges (`Double32_t e; //[0,100,16]`) and an
       int: ROOT's TBranchElement form of these types (uproot reads the split members; it fails
       on the same class unsplit).
+  write_cases.py make-big-baskets OUT
+      A tree `events` written by uproot (one basket per branch per extend): x/D holds 300000
+      random doubles in one basket of about 2.4 MB, then 1000 more in a small one; n/I (i % 4)
+      two small baskets. Copies of baskets of 512 kB and more are made by the kernel.
   write_cases.py values FILE TREE
       uproot's values of every branch of TREE that holds data (a split object's members, not
       the object), as JSON lists (floats as hex strings).
@@ -234,6 +238,17 @@ def cmd_clusters(a):
     print(json.dumps(r))
 
 
+def cmd_make_big_baskets(a):
+    import numpy as np
+    import uproot
+    rng = np.random.default_rng(7)
+    with uproot.recreate(a.out) as f:
+        t = f.mktree("events", {"x": "f8", "n": "i4"})
+        for n in (300_000, 1000):
+            t.extend({"x": rng.normal(size=n), "n": (np.arange(n) % 4).astype("i4")})
+    print(json.dumps({"entries": 301_000}))
+
+
 def cmd_values(a):
     import numpy as np
     with warnings.catch_warnings():
@@ -272,6 +287,7 @@ def main():
     c = sub.add_parser("make-ranges"); c.add_argument("out")
     c = sub.add_parser("leaves"); c.add_argument("file"); c.add_argument("tree")
     c = sub.add_parser("values"); c.add_argument("file"); c.add_argument("tree")
+    c = sub.add_parser("make-big-baskets"); c.add_argument("out")
     a = p.parse_args()
     if a.cmd == "make-dirs":
         print(json.dumps(run_root(MAKE_DIRS, a.out)))
@@ -286,7 +302,8 @@ def main():
     elif a.cmd == "make-packed":
         print(json.dumps(run_root(MAKE_PACKED, a.out)))
     else:
-        {"clusters": cmd_clusters, "values": cmd_values}[a.cmd](a)
+        {"clusters": cmd_clusters, "values": cmd_values,
+         "make-big-baskets": cmd_make_big_baskets}[a.cmd](a)
 
 
 if __name__ == "__main__":

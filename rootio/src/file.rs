@@ -295,6 +295,15 @@ impl RootFile {
         }
     }
 
+    /// The open file on disk, for copies the kernel makes itself (`None` for a file read from
+    /// memory).
+    pub(crate) fn disk(&self) -> Option<&File> {
+        match &self.file {
+            Source::Disk(f) => Some(f),
+            Source::Memory(_) => None,
+        }
+    }
+
     fn read_directory(&self, pos: u64) -> Result<Directory> {
         let mut buf = Vec::new();
         let n = 42.min((self.len - pos.min(self.len)) as usize);

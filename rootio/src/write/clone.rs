@@ -49,7 +49,7 @@ pub(super) fn clone_tree_in(
     fw.merge_streamers(&input.streamers);
     let pdir = fw.dir_seek(dir)?;
     let mut obj = tree.object.clone();
-    let mut raw = Vec::new();
+    let (mut raw, mut scratch) = (Vec::new(), Vec::new());
     // Every on-disk basket the branches record, whether or not hepml decodes their values
     // (unsupported types, containers, odd bookkeeping): they are copied, not read.
     for br in tree.branches.iter().filter(|b| b.column.is_none()) {
@@ -61,8 +61,7 @@ pub(super) fn clone_tree_in(
             .unwrap_or_default();
         let mut seeks: Vec<(usize, u64, i32)> = Vec::new();
         for (i, seek, nbytes) in slots {
-            input.read_at(seek, nbytes as usize, &mut raw)?;
-            let (pos, n) = copy_basket(fw, &raw, pdir)
+            let (pos, n) = copy_basket(fw, input, seek, nbytes, pdir, &mut raw, &mut scratch)
                 .context(|| format!("copying basket {i} of branch '{}'", br.name))?;
             seeks.push((i, pos, n));
         }
@@ -151,25 +150,56 @@ pub(super) fn set_array_elem(o: &mut Object, member: &str, i: usize, x: i64) -> 
     }
 }
 
-/// Copies one on-disk basket (key + compressed payload). The payload is copied byte for byte;
-/// only fSeekKey/fSeekPdir change. A basket with a 32-bit key that must land beyond 2 GB gets a
-/// 64-bit key, which is 8 bytes longer: fLast and, for variable-size entries, the entry offsets
-/// (stored inside the payload, counted from the key's start) shift by 8, so that payload is
-/// decompressed, shifted and recompressed — its values stay bit-identical.
-pub(super) fn copy_basket(fw: &mut FileWriter, raw: &[u8], pdir: u64) -> Result<(u64, i32)> {
-    let mut b = RBuf::new(raw, 0);
-    let mut kh = KeyHeader::read(&mut b)?;
-    let keylen = kh.keylen as usize;
-    if raw.len() < keylen || kh.nbytes as usize != raw.len() || keylen < BASKET_FIELDS {
+/// The bytes of a basket's key read before its payload is copied: enough for the key header
+/// and the TBasket fields of any basket ROOT writes (a longer key is read again whole).
+const KEY_PREFIX: usize = 256;
+
+/// Copies the on-disk basket of `nbytes` bytes at `seek` of `input` (key + compressed payload).
+/// The payload is copied byte for byte, by the kernel where it can (see
+/// [`FileWriter::copy_from`]); only fSeekKey/fSeekPdir change. A basket with a 32-bit key that
+/// must land beyond 2 GB gets a 64-bit key, which is 8 bytes longer: fLast and, for
+/// variable-size entries, the entry offsets (stored inside the payload, counted from the key's
+/// start) shift by 8, so that payload is decompressed, shifted and recompressed — its values
+/// stay bit-identical. `raw` and `scratch` are buffers, reused from basket to basket.
+pub(super) fn copy_basket(
+    fw: &mut FileWriter,
+    input: &RootFile,
+    seek: u64,
+    nbytes: u32,
+    pdir: u64,
+    raw: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Result<(u64, i32)> {
+    let nbytes = nbytes as usize;
+    // The whole basket, unless the kernel copies its payload.
+    let whole = !fw.kernel_copies(nbytes);
+    input.read_at(
+        seek,
+        if whole {
+            nbytes
+        } else {
+            nbytes.min(KEY_PREFIX)
+        },
+        raw,
+    )?;
+    // fKeylen follows fNbytes, fVersion, fObjlen and fDatime.
+    let keylen = match raw.get(14..16) {
+        Some(&[a, b]) => i16::from_be_bytes([a, b]) as usize,
+        _ => 0,
+    };
+    if keylen > raw.len() && keylen <= nbytes {
+        input.read_at(seek, keylen, raw)?;
+    }
+    let mut kh = KeyHeader::read(&mut RBuf::new(raw, 0))?;
+    if keylen > raw.len() || kh.nbytes as usize != nbytes || keylen < BASKET_FIELDS {
         return Err(RootError::malformed(format!(
-            "basket key: {} bytes, key length {keylen}, read {}",
-            kh.nbytes,
-            raw.len()
+            "basket key: {} bytes, key length {keylen}, read {nbytes}",
+            kh.nbytes
         )));
     }
     let tail = &raw[keylen - BASKET_FIELDS..keylen]; // TBasket fields after the key header
-    if kh.version > 1000 || fw.end() + raw.len() as u64 + 8 < BIG {
-        let pos = fw.alloc(raw.len() as u64);
+    if kh.version > 1000 || fw.end() + nbytes as u64 + 8 < BIG {
+        let pos = fw.alloc(nbytes as u64);
         kh.seek_key = pos;
         kh.seek_pdir = pdir;
         let mut w = WBuf::new(0);
@@ -181,11 +211,25 @@ pub(super) fn copy_basket(fw: &mut FileWriter, raw: &[u8], pdir: u64) -> Result<
             )));
         }
         w.bytes(tail);
-        // The payload goes out from `raw` itself: no copy of the basket per basket.
         fw.write_at(pos, &w.data)?;
-        fw.write_at(pos + keylen as u64, &raw[keylen..])?;
-        return Ok((pos, raw.len() as i32));
+        if whole {
+            fw.write_at(pos + keylen as u64, &raw[keylen..])?;
+        } else {
+            fw.copy_from(
+                pos + keylen as u64,
+                input,
+                seek + keylen as u64,
+                nbytes - keylen,
+                scratch,
+            )?;
+        }
+        return Ok((pos, nbytes as i32));
     }
+    if !whole {
+        input.read_at(seek, nbytes, raw)?;
+    }
+    let raw = &raw[..];
+    let tail = &raw[keylen - BASKET_FIELDS..keylen];
     // Upgrade to a 64-bit key.
     let mut tb = RBuf::new(tail, 0);
     let (ver, bufsize, nevbufsize, nevbuf, last, flag) = (

@@ -7,6 +7,7 @@
 mod branch;
 mod clone;
 pub mod file;
+mod kcopy;
 pub(crate) mod template;
 mod writer;
 
