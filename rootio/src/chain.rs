@@ -269,6 +269,21 @@ impl Chunk {
     pub fn is_empty(&self) -> bool {
         self.stop == self.start
     }
+    /// Bytes its values and offsets take.
+    pub fn bytes(&self) -> usize {
+        self.arrays
+            .iter()
+            .map(|a| {
+                let offsets = a
+                    .offsets
+                    .iter()
+                    .chain(&a.outer)
+                    .map(|o| o.len())
+                    .sum::<usize>();
+                a.data.bytes() + offsets * std::mem::size_of::<usize>()
+            })
+            .sum()
+    }
 }
 
 impl Default for Chunk {

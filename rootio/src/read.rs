@@ -80,6 +80,10 @@ impl Data {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Bytes its values take.
+    pub fn bytes(&self) -> usize {
+        each_data!(self, v => std::mem::size_of_val(v.as_slice()))
+    }
     /// Removes every value, keeping the allocation.
     pub fn clear(&mut self) {
         each_data!(self, v => v.clear())

@@ -387,8 +387,14 @@ impl ModelJob {
     }
 }
 
-/// Chunk buffers in flight: one being read, one queued, one being scored.
+/// Chunk buffers in flight: at least one being read, one queued, one being scored; more, up to
+/// [`IN_FLIGHT_MAX`], while all of them hold at most [`IN_FLIGHT_BYTES`]. The reader's chunks
+/// are uneven (one that starts baskets decompresses them, the next ones copy), and a deeper
+/// queue lets it run ahead on the light ones: 100 files of 20k events took 0.524 instead of
+/// 0.500 s with 6 rather than 3, one file 0.447 instead of 0.440 s (more gained nothing).
 const IN_FLIGHT: usize = 3;
+const IN_FLIGHT_MAX: usize = 6;
+const IN_FLIGHT_BYTES: usize = 48 << 20;
 
 /// Scored chunks the writer may lag behind the scorer, so that scoring goes on while the writer
 /// starts the output. Each holds its columns and the engines' output tensors until written:
@@ -515,7 +521,7 @@ pub fn run<I: Input, R>(
     }
     let index = branch_index(&names);
     let (full_tx, full_rx) =
-        mpsc::sync_channel::<Result<Fed<I, (Chunk, Duration)>, InjectError>>(1);
+        mpsc::sync_channel::<Result<Fed<I, (Chunk, Duration)>, InjectError>>(IN_FLIGHT_MAX);
     let (empty_tx, empty_rx) = mpsc::channel::<Chunk>();
     for _ in 0..IN_FLIGHT {
         // Cannot fail: the receiver is alive.
@@ -530,6 +536,8 @@ pub fn run<I: Input, R>(
             // do the branch readers' basket buffers.
             let mut spare: Option<Chunk> = None;
             let mut buffers = Vec::new();
+            // Chunk buffers made so far, and the size of the last chunk read.
+            let (mut made, mut last) = (IN_FLIGHT, 0);
             for input in inputs {
                 let failed = |e: InjectError| {
                     let _ = full_tx.send(Ok(Fed::Input(Err(e))));
@@ -548,16 +556,23 @@ pub fn run<I: Input, R>(
                     return;
                 }
                 loop {
-                    let mut chunk = match spare.take() {
-                        Some(c) => c,
-                        None => match empty_rx.recv() {
+                    let mut chunk = match spare.take().ok_or(()).or_else(|()| empty_rx.try_recv()) {
+                        Ok(c) => c,
+                        Err(_) if made < IN_FLIGHT_MAX && (made + 1) * last <= IN_FLIGHT_BYTES => {
+                            made += 1;
+                            Chunk::new()
+                        }
+                        Err(_) => match empty_rx.recv() {
                             Ok(c) => c,
                             Err(_) => return,
                         },
                     };
                     let t = Instant::now();
                     let msg = match it.next_into(&mut chunk) {
-                        Ok(true) => Ok(Fed::Chunk((chunk, t.elapsed()))),
+                        Ok(true) => {
+                            last = chunk.bytes();
+                            Ok(Fed::Chunk((chunk, t.elapsed())))
+                        }
                         Ok(false) => {
                             spare = Some(chunk);
                             buffers = it.into_buffers();
