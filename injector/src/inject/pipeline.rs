@@ -390,8 +390,9 @@ impl ModelJob {
 /// Chunk buffers in flight: at least one being read, one queued, one being scored; more, up to
 /// [`IN_FLIGHT_MAX`], while all of them hold at most [`IN_FLIGHT_BYTES`]. The reader's chunks
 /// are uneven (one that starts baskets decompresses them, the next ones copy), and a deeper
-/// queue lets it run ahead on the light ones: 100 files of 20k events took 0.524 instead of
-/// 0.500 s with 6 rather than 3, one file 0.447 instead of 0.440 s (more gained nothing).
+/// queue lets it run ahead on the light ones: 100 files of 20k events took 0.485 s with up to
+/// 6 against 0.509 s with 3 (medians of 10 runs, alternated), one file the same (0.428 /
+/// 0.427 s); 12 gained nothing more.
 const IN_FLIGHT: usize = 3;
 const IN_FLIGHT_MAX: usize = 6;
 const IN_FLIGHT_BYTES: usize = 48 << 20;
