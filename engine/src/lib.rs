@@ -32,6 +32,7 @@ pub mod tract;
 pub mod trees;
 
 pub use model::{Model, ModelInfo, Port};
+pub use parts::cores;
 use std::path::PathBuf;
 
 /// A named f32 tensor, row-major.

@@ -6,8 +6,9 @@ use std::any::Any;
 use std::ops::Range;
 
 /// The cores this process may use (1 when the system cannot say): every engine's default
-/// thread count.
-pub(crate) fn cores() -> usize {
+/// thread count, and every other stage's that spreads work over the cores (reading, explain,
+/// tree training).
+pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

@@ -199,9 +199,7 @@ pub fn read_bench(a: ReadBenchArgs) -> Result<()> {
     drop(f);
     let t0 = std::time::Instant::now();
     let chain = Chain::open(&[&a.file], &t.name)?;
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = a.threads.unwrap_or_else(engine::cores);
     let mut it = chain.chunks(&names, a.chunk)?.threads(threads);
     let mut c = Chunk::new();
     let mut checksum = 0f64;

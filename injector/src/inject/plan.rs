@@ -153,9 +153,7 @@ impl Plan {
         }
         let params = parse_params(&o.params)?;
         let several = o.inputs.len() > 1 || o.output.is_dir();
-        let threads = o
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let threads = o.threads.unwrap_or_else(engine::cores);
         Ok(Plan {
             options,
             params,

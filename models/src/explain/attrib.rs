@@ -84,7 +84,7 @@ pub fn integrated(
     let mut values = Vec::with_capacity(n * f);
     let mut base_scores = Vec::with_capacity(n);
     // Batches run in parallel, a few per core at a time (progress between the groups).
-    let group = 4 * std::thread::available_parallelism().map_or(1, |c| c.get());
+    let group = 4 * engine::cores();
     for chunk in starts.chunks(group) {
         let done = parallel(chunk, |&r0| {
             let m = BATCH.min(n - r0);

@@ -194,10 +194,7 @@ pub(super) fn parallel<T: Sync, R: Send>(
     items: &[T],
     job: impl Fn(&T) -> Result<R, ExplainError> + Sync,
 ) -> Result<Vec<R>, ExplainError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len())
-        .max(1);
+    let threads = engine::cores().min(items.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut out: Vec<Option<Result<R, ExplainError>>> = (0..items.len()).map(|_| None).collect();
     let parts: Vec<Vec<(usize, Result<R, ExplainError>)>> = std::thread::scope(|s| {

@@ -75,7 +75,7 @@ pub(super) fn feature_edges(n: usize, max_bins: usize, value: impl Fn(usize) -> 
 /// The threads to use (at least 1).
 pub(super) fn threads(requested: usize) -> usize {
     if requested == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        engine::cores()
     } else {
         requested
     }
