@@ -260,10 +260,9 @@ impl Scorer {
             let k = e.output_width(self.output);
             let mut buf = vec![0f32; n * k];
             e.run_columns_into(&ins, n, self.output, &mut buf)?;
-            if k == 1 {
-                return Ok(buf);
-            }
-            return Ok(buf.iter().skip(self.column).step_by(k).copied().collect());
+            let mut out = Vec::with_capacity(n);
+            self.pick(&buf, n, k, &mut out);
+            return Ok(out);
         }
         let f = self.width();
         let mut out = Vec::with_capacity(n);
@@ -286,7 +285,7 @@ impl Scorer {
             let k = e.output_width(self.output);
             let mut buf = vec![0f32; n * k];
             e.run_into(&[x], n, self.output, &mut buf)?;
-            out.extend((0..n).map(|r| buf[r * k + self.column]));
+            self.pick(&buf, n, k, out);
             return Ok(());
         }
         let res = self
@@ -304,8 +303,13 @@ impl Scorer {
                 self.output_name, t.shape
             )));
         }
-        out.extend((0..n).map(|r| t.data[r * k + self.column]));
+        self.pick(&t.data, n, k, out);
         Ok(())
+    }
+
+    /// The explained column of each of `n` output rows of `k` values.
+    fn pick(&self, rows: &[f32], n: usize, k: usize, out: &mut Vec<f32>) {
+        out.extend((0..n).map(|r| rows[r * k + self.column]));
     }
 
     /// Scores and d score / d feature of the `n` rows of `x` (`n x width`): exact where the
