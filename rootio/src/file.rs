@@ -274,7 +274,7 @@ impl RootFile {
 
     /// Reads `n` bytes at `pos`, failing clearly if they are not in the file.
     pub(crate) fn read_at(&self, pos: u64, n: usize, out: &mut Vec<u8>) -> Result<()> {
-        if pos.checked_add(n as u64).is_none_or(|e| e > self.len) {
+        if !self.holds(pos, n) {
             return Err(RootError::Truncated {
                 what: "file",
                 at: pos as usize,
@@ -293,6 +293,11 @@ impl RootFile {
                 Ok(())
             }
         }
+    }
+
+    /// Whether the file has `n` bytes at `pos`.
+    pub(crate) fn holds(&self, pos: u64, n: usize) -> bool {
+        pos.checked_add(n as u64).is_some_and(|e| e <= self.len)
     }
 
     /// The open file on disk, for copies the kernel makes itself (`None` for a file read from

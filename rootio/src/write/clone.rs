@@ -197,7 +197,8 @@ pub(super) fn copy_basket(
             kh.nbytes
         )));
     }
-    let tail = &raw[keylen - BASKET_FIELDS..keylen]; // TBasket fields after the key header
+    // The TBasket fields follow the key header.
+    let fields = keylen - BASKET_FIELDS..keylen;
     if kh.version > 1000 || fw.end() + nbytes as u64 + 8 < BIG {
         let pos = fw.alloc(nbytes as u64);
         kh.seek_key = pos;
@@ -210,7 +211,7 @@ pub(super) fn copy_basket(
                 w.data.len()
             )));
         }
-        w.bytes(tail);
+        w.bytes(&raw[fields]);
         fw.write_at(pos, &w.data)?;
         if whole {
             fw.write_at(pos + keylen as u64, &raw[keylen..])?;
@@ -229,9 +230,8 @@ pub(super) fn copy_basket(
         input.read_at(seek, nbytes, raw)?;
     }
     let raw = &raw[..];
-    let tail = &raw[keylen - BASKET_FIELDS..keylen];
     // Upgrade to a 64-bit key.
-    let mut tb = RBuf::new(tail, 0);
+    let mut tb = RBuf::new(&raw[fields], 0);
     let (ver, bufsize, nevbufsize, nevbuf, last, flag) = (
         tb.i16()?,
         tb.i32()?,
