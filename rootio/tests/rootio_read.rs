@@ -296,6 +296,53 @@ fn threaded_chunks_equal_single_threaded() {
     assert_eq!(format!("{one:?}"), format!("{:?}", collect(3)));
 }
 
+/// A bad basket read on several threads: the chunk is an error that names the file, whichever
+/// thread meets it, and the threads that share the chunk stop (no panic, no hang, no values).
+#[test]
+fn threaded_chunks_report_a_bad_basket() {
+    use rootio::BasketSource;
+    let src = testutil::shared("root/uproot-HZZ-uncompressed.root");
+    let mut data = std::fs::read(&src).unwrap();
+    let f = RootFile::open(&src).unwrap();
+    let t = f.tree("events").unwrap();
+    let names: Vec<String> = t
+        .branches
+        .iter()
+        .filter(|b| b.interp.is_ok())
+        .map(|b| b.name.clone())
+        .collect();
+    assert!(names.len() > 20, "{} branches", names.len());
+    // The first basket of a jagged branch in the middle of the list: its entry offsets'
+    // count set to -1, which the reader must refuse.
+    let b = t
+        .branches
+        .iter()
+        .filter(|b| matches!(b.interp.as_ref().map(|i| &i.shape), Ok(Shape::Var { .. })))
+        .nth(5)
+        .unwrap();
+    let BasketSource::Disk { seek, .. } = b.baskets[0].source else {
+        panic!("{}: first basket not on disk", b.name)
+    };
+    let seek = seek as usize;
+    let k = i16::from_be_bytes(data[seek + 14..seek + 16].try_into().unwrap()) as usize;
+    let last = i32::from_be_bytes(data[seek + k - 5..seek + k - 1].try_into().unwrap()) as usize;
+    data[seek + last..seek + last + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad-basket.root");
+    std::fs::write(&p, &data).unwrap();
+    let chain = rootio::Chain::open(&[&p], "events").unwrap();
+    for threads in [1, 2, 3, 8] {
+        let mut it = chain.chunks(&names, 10_000).unwrap().threads(threads);
+        let mut c = rootio::Chunk::new();
+        let e = it.next_into(&mut c).err();
+        let msg = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.contains("bad-basket.root"),
+            "{threads} threads: '{msg}'"
+        );
+    }
+}
+
 /// Structured corruption of the fields that delimit entries, not random bytes: in an
 /// uncompressed file (the offsets lie in the file as written), every basket of every jagged
 /// branch gets its header fields (fNbytes, fObjlen, fKeylen, fNevBuf, fLast) and its entry
