@@ -15,13 +15,35 @@ pub fn auc(scores: &[f32], labels: &[f32]) -> f64 {
 /// a signal event (label 1) scores above a background one, tied scores counting half. NaN
 /// when a class has no weight.
 pub fn auc_weighted(scores: &[f32], labels: &[f32], weights: Option<&[f32]>) -> f64 {
-    let mut ev: Vec<(f32, bool, f32)> = scores
-        .iter()
-        .zip(labels)
-        .enumerate()
-        .map(|(i, (s, l))| (*s, *l == 1.0, weights.map_or(1.0, |w| w[i])))
-        .collect();
-    ev.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    auc_weighted_with(scores, labels, weights, &mut AucBuffers::default())
+}
+
+/// The sorting buffers of [`auc_weighted_with`], kept from call to call by a caller that
+/// computes many AUCs (permutation importance: one per feature and repeat on each thread;
+/// buffers of a million events made afresh each time cost more in page faults than the sort).
+#[derive(Debug, Default)]
+pub struct AucBuffers {
+    ev: Vec<(f32, bool, f32)>,
+    spare: Vec<(f32, bool, f32)>,
+}
+
+/// [`auc_weighted`] in buffers the caller keeps.
+pub fn auc_weighted_with(
+    scores: &[f32],
+    labels: &[f32],
+    weights: Option<&[f32]>,
+    buffers: &mut AucBuffers,
+) -> f64 {
+    let AucBuffers { ev, spare } = buffers;
+    ev.clear();
+    ev.extend(
+        scores
+            .iter()
+            .zip(labels)
+            .enumerate()
+            .map(|(i, (s, l))| (*s, *l == 1.0, weights.map_or(1.0, |w| w[i]))),
+    );
+    by_score(ev, spare);
     // Walking up the scores: each tie group's signal beats the background below it, and
     // half of the background tied with it.
     let (mut below, mut area, mut wpos) = (0f64, 0f64, 0f64);
@@ -30,11 +52,11 @@ pub fn auc_weighted(scores: &[f32], labels: &[f32], weights: Option<&[f32]>) -> 
         let (mut gpos, mut gneg) = (0f64, 0f64);
         let mut j = i;
         while j < ev.len() && ev[j].0 == ev[i].0 {
-            if ev[j].1 {
-                gpos += ev[j].2 as f64;
-            } else {
-                gneg += ev[j].2 as f64;
-            }
+            // A select, not a branch: labels in score order are a coin toss to a predictor.
+            let w = ev[j].2 as f64;
+            let (p, q) = if ev[j].1 { (w, 0.0) } else { (0.0, w) };
+            gpos += p;
+            gneg += q;
             j += 1;
         }
         area += gpos * (below + 0.5 * gneg);
@@ -46,6 +68,50 @@ pub fn auc_weighted(scores: &[f32], labels: &[f32], weights: Option<&[f32]>) -> 
         return f64::NAN;
     }
     area / (wpos * below)
+}
+
+/// Events in ascending `f32::total_cmp` order of their scores, ties in their original order: a
+/// least-significant-digit radix sort of the scores' order-preserving bit patterns (passes of
+/// 11, 11 and 10 bits, a pass skipped where every event shares its digit), `spare` its scratch
+/// (any content). About twice as fast as a comparison sort on a million events; permutation
+/// importance sorts once per feature and repeat.
+fn by_score<T: Copy>(ev: &mut Vec<(f32, T, f32)>, spare: &mut Vec<(f32, T, f32)>) {
+    // total_cmp's order as unsigned integers: negatives (sign set) reversed below positives.
+    let key = |s: f32| {
+        let b = s.to_bits();
+        if b >> 31 == 1 {
+            !b
+        } else {
+            b | 1 << 31
+        }
+    };
+    const PASSES: [(u32, u32); 3] = [(0, 11), (11, 11), (22, 10)];
+    let digit =
+        |s: f32, (shift, bits): (u32, u32)| ((key(s) >> shift) & ((1 << bits) - 1)) as usize;
+    // Every pass's counts in one read: a pass moves events, not their digits.
+    let mut counts = [[0usize; 1 << 11]; 3];
+    for e in ev.iter() {
+        for (c, pass) in counts.iter_mut().zip(PASSES) {
+            c[digit(e.0, pass)] += 1;
+        }
+    }
+    spare.clear();
+    spare.extend_from_slice(ev);
+    for (start, pass) in counts.iter_mut().zip(PASSES) {
+        if start.contains(&ev.len()) {
+            continue;
+        }
+        let mut sum = 0;
+        for c in start.iter_mut() {
+            (*c, sum) = (sum, sum + *c);
+        }
+        for e in ev.iter() {
+            let d = digit(e.0, pass);
+            spare[start[d]] = *e;
+            start[d] += 1;
+        }
+        std::mem::swap(ev, spare);
+    }
 }
 
 /// ROC curve points (false and true positive rates) at `n` score thresholds.
@@ -145,5 +211,50 @@ mod tests {
         assert_eq!(auc(&[0.5, 0.5, 0.5, 0.5], &[1.0, 0.0, 1.0, 0.0]), 0.5);
         assert_eq!(auc(&[0.1, 0.2, 0.9, 0.8], &[0.0, 0.0, 1.0, 1.0]), 1.0);
         assert!(auc(&[0.1, 0.2], &[1.0, 1.0]).is_nan());
+    }
+
+    /// The radix order is `total_cmp`'s, stable: every sign, zeros of both signs, NaNs of both
+    /// signs, infinities, subnormals, many ties, and sizes below and above a digit's range.
+    #[test]
+    fn radix_order_is_total_cmp_order() {
+        let special = [
+            0.0,
+            -0.0,
+            f32::NAN,
+            -f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE / 4.0,
+            -f32::MIN_POSITIVE / 4.0,
+            f32::MAX,
+            f32::MIN,
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for n in [0usize, 1, 7, 3000, 70_000] {
+            let ev: Vec<(f32, u32, f32)> = (0..n as u32)
+                .map(|i| {
+                    let s = match next() % 4 {
+                        0 => special[(next() % 10) as usize],
+                        1 => (next() % 16) as f32 / 8.0 - 1.0,
+                        _ => f32::from_bits(next()),
+                    };
+                    (s, i, 1.0)
+                })
+                .collect();
+            let mut want = ev.clone();
+            want.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut got = ev;
+            by_score(&mut got, &mut Vec::new());
+            let bits = |v: &[(f32, u32, f32)]| -> Vec<(u32, u32)> {
+                v.iter().map(|e| (e.0.to_bits(), e.1)).collect()
+            };
+            assert_eq!(bits(&got), bits(&want), "n {n}");
+        }
     }
 }

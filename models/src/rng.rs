@@ -28,8 +28,13 @@ impl Rng {
         (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
     pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i + 1));
+        self.shuffle_by(v.len(), |i, j| v.swap(i, j));
+    }
+    /// The swaps of [`Rng::shuffle`] of `n` items (Fisher-Yates from the last item), made by
+    /// `swap`: several arrays shuffled alike, each as `shuffle` would shuffle it.
+    pub fn shuffle_by(&mut self, n: usize, mut swap: impl FnMut(usize, usize)) {
+        for i in (1..n).rev() {
+            swap(i, self.below(i + 1));
         }
     }
 }
