@@ -213,7 +213,7 @@ pub fn explain(
         let metric = perm::Metric::for_labels(held.y.as_deref().unwrap_or(&[]));
         progress(Progress::Stage(
             "permutation importance",
-            (data.groups.len() * data.samples.len()) as u64,
+            (data.groups.len() * o.repeats * data.samples.len()) as u64,
         ));
         let (base, groups) = perm::importance(scorer, data, metric, o.repeats, o.seed, || {
             progress(Progress::Tick)

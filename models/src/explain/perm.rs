@@ -104,7 +104,8 @@ struct Buffers {
     auc: AucBuffers,
 }
 
-/// Baseline metric per sample, and every group's importance.
+/// Baseline metric per sample, and every group's importance; `tick` once per shuffled scoring
+/// (group, repeat and sample), as each ends.
 pub fn importance(
     scorer: &Scorer,
     data: &Dataset,
@@ -138,7 +139,7 @@ pub fn importance(
                 c.push(v);
             }
         }
-        let results = parallel_with(&jobs, Buffers::default, |buf, &(g, r)| {
+        let work = |buf: &mut Buffers, &(g, r): &(usize, usize)| {
             let cols = &data.groups[g].cols;
             buf.moved.resize_with(cols.len(), Vec::new);
             for (&c, moved) in cols.iter().zip(buf.moved.iter_mut()) {
@@ -154,7 +155,8 @@ pub fn importance(
                 .collect();
             let sc = scorer.score_columns(&view, n)?;
             Ok(metric.drop(b, metric.value(&sc, y, &s.w, &mut buf.auc)))
-        })?;
+        };
+        let results = parallel_with(&jobs, Buffers::default, work, &mut tick)?;
         for (g, row) in table.iter_mut().enumerate() {
             let values: Vec<f64> = results[g * repeats..(g + 1) * repeats].to_vec();
             let mean = values.iter().sum::<f64>() / repeats as f64;
@@ -165,7 +167,6 @@ pub fn importance(
                 std: var.sqrt(),
                 values,
             });
-            tick();
         }
     }
     let train = data.samples.iter().position(|s| s.name == "train");
@@ -210,33 +211,45 @@ pub(super) fn parallel<T: Sync, R: Send>(
     items: &[T],
     job: impl Fn(&T) -> Result<R, ExplainError> + Sync,
 ) -> Result<Vec<R>, ExplainError> {
-    parallel_with(items, || (), |_, item| job(item))
+    parallel_with(items, || (), |_, item| job(item), || {})
 }
 
-/// [`parallel`] with state each thread makes once (`init`) and hands to each of its jobs.
+/// [`parallel`] with state each thread makes once (`init`) and hands to each of its jobs, and
+/// `done` called on the calling thread as each job ends (a progress bar's tick).
 pub(super) fn parallel_with<T: Sync, R: Send, S>(
     items: &[T],
     init: impl Fn() -> S + Sync,
     job: impl Fn(&mut S, &T) -> Result<R, ExplainError> + Sync,
+    mut done: impl FnMut(),
 ) -> Result<Vec<R>, ExplainError> {
     let threads = engine::cores().min(items.len()).max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut out: Vec<Option<Result<R, ExplainError>>> = (0..items.len()).map(|_| None).collect();
     let parts: Vec<Vec<(usize, Result<R, ExplainError>)>> = std::thread::scope(|s| {
+        let (ended, ends) = std::sync::mpsc::channel::<()>();
+        let (init, job, next) = (&init, &job, &next);
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                s.spawn(|| {
+                let ended = ended.clone();
+                s.spawn(move || {
                     let mut mine = Vec::new();
                     let mut state = init();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(item) = items.get(i) else { break };
                         mine.push((i, job(&mut state, item)));
+                        // The receiver lives until every worker has ended.
+                        let _ = ended.send(());
                     }
                     mine
                 })
             })
             .collect();
+        // Ends when every worker has dropped its sender: finished, or panicked.
+        drop(ended);
+        for () in ends {
+            done();
+        }
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_default())
@@ -253,6 +266,36 @@ pub(super) fn parallel_with<T: Sync, R: Send, S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every job's result in the items' order, each thread's state made once and kept, and
+    /// `done` called on the calling thread once per job (the progress bar moves as jobs end).
+    #[test]
+    fn parallel_jobs_report_each_end() {
+        let items: Vec<usize> = (0..50).collect();
+        let mut ends = 0;
+        let out = parallel_with(
+            &items,
+            || 0usize,
+            |seen, &i| {
+                *seen += 1;
+                Ok((i * i, *seen))
+            },
+            || ends += 1,
+        )
+        .unwrap();
+        assert_eq!(ends, 50);
+        let squares: Vec<usize> = out.iter().map(|r| r.0).collect();
+        assert_eq!(squares, items.iter().map(|i| i * i).collect::<Vec<_>>());
+        // A thread's state counts its own jobs: one first job per thread that took any (a
+        // thread may find the queue empty), and with fewer threads than jobs some thread's
+        // count goes past 1 (its state was kept).
+        let threads = engine::cores().min(items.len());
+        let firsts = out.iter().filter(|r| r.1 == 1).count();
+        assert!((1..=threads).contains(&firsts), "{firsts} first jobs");
+        if threads < items.len() {
+            assert!(out.iter().any(|r| r.1 > 1));
+        }
+    }
 
     /// Columns shuffled where they lie equal the columns gathered through the shuffled event
     /// numbers (the permutation the seed stands for, as explain.json records it), each column
