@@ -95,8 +95,10 @@ fn by_score<T: Copy>(ev: &mut Vec<(f32, T, f32)>, spare: &mut Vec<(f32, T, f32)>
             c[digit(e.0, pass)] += 1;
         }
     }
-    spare.clear();
-    spare.extend_from_slice(ev);
+    // Every slot of `spare` is written by a pass before it is read: it only needs the length
+    // (nothing is written where the caller's buffer already has it).
+    let Some(&fill) = ev.first() else { return };
+    spare.resize(ev.len(), fill);
     for (start, pass) in counts.iter_mut().zip(PASSES) {
         if start.contains(&ev.len()) {
             continue;
