@@ -6,7 +6,7 @@
 //! attribution to each input feature).
 
 use super::data::{binary, Sample};
-use super::perm::parallel;
+use super::perm::parallel_with;
 use super::scorer::Scorer;
 use super::ExplainError;
 use crate::rng::Rng;
@@ -83,22 +83,21 @@ pub fn integrated(
     let starts: Vec<usize> = (0..n).step_by(BATCH).collect();
     let mut values = Vec::with_capacity(n * f);
     let mut base_scores = Vec::with_capacity(n);
-    // Batches run in parallel, a few per core at a time (progress between the groups).
-    let group = 4 * engine::cores();
-    for chunk in starts.chunks(group) {
-        let done = parallel(chunk, |&r0| {
-            let m = BATCH.min(n - r0);
-            let x = &s.x[r0 * f..(r0 + m) * f];
-            let mut rng = Rng::new(seed ^ (r0 as u64).wrapping_mul(0x9E37_79B9));
-            path_batch(scorer, x, m, baseline, steps, &mut rng, spread)
-        })?;
-        for (v, b) in done {
-            values.extend(v);
-            base_scores.extend(b);
-        }
-        for _ in 0..steps * chunk.len() {
+    // Batches run in parallel on every core, `steps` ticks as each ends.
+    let batch = |_: &mut (), &r0: &usize| {
+        let m = BATCH.min(n - r0);
+        let x = &s.x[r0 * f..(r0 + m) * f];
+        let mut rng = Rng::new(seed ^ (r0 as u64).wrapping_mul(0x9E37_79B9));
+        path_batch(scorer, x, m, baseline, steps, &mut rng, spread)
+    };
+    let ended = || {
+        for _ in 0..steps {
             tick();
         }
+    };
+    for (v, b) in parallel_with(&starts, || (), batch, ended)? {
+        values.extend(v);
+        base_scores.extend(b);
     }
     let delta = scores
         .iter()
