@@ -13,6 +13,17 @@
   check_h5.py write-h5py FILE KEY N   h5py writes one float64 dataset per column under KEY and
                                  lists them in the group attribute `columns` (hepml's earlier
                                  layout); prints {names, columns}.
+  check_h5.py write-strings|write-table-strings FILE KEY N   pandas writes (fixed / table) a frame
+                                 with a string column `process` among float64 pt, int64 label
+                                 and float32 w; prints {names, columns} of the numeric columns.
+  check_h5.py write-h5py-plain FILE KEY N   h5py writes one 1-D dataset per column under KEY
+                                 (float64 x, float32 y, int16 n; chunked, gzip + shuffle), no
+                                 `columns` attribute, plus a string dataset `tag` and a 2-D `img`
+                                 that are not columns; prints {names, columns, skipped}.
+  check_h5.py write-h5py-records FILE KEY N   h5py writes a NumPy structured array as the
+                                 compound dataset KEY (fields x f8, tag S4, y f4, v f4[3],
+                                 n u2; chunked, gzip); prints {names, columns, skipped}.
+  check_h5.py write-blosc FILE KEY N   pandas writes format="table" with complib="blosc".
   check_h5.py query FILE KEY WHERE   pandas.read_hdf(FILE, KEY, where=WHERE): the `table`
                                  layout's row selection; prints the same JSON as `read`.
 """
@@ -51,6 +62,51 @@ def main():
             for c, v in cols.items():
                 g[c] = v
         json.dump({"names": list(cols), "columns": [v.tolist() for v in cols.values()]}, sys.stdout)
+        return
+    elif cmd in ("write-strings", "write-table-strings", "write-blosc"):
+        n = int(sys.argv[4])
+        i = np.arange(n)
+        df = pd.DataFrame({
+            "pt": (i * 0.25).astype(np.float64),
+            "process": np.where(i % 3 == 0, "ttbar", "wjets"),
+            "label": (i % 2).astype(np.int64),
+            "w": (1 + i % 7).astype(np.float32),
+        })
+        kw = {"format": "table"} if cmd != "write-strings" else {"format": "fixed"}
+        if cmd == "write-blosc":
+            kw.update(complib="blosc", complevel=5)
+        df.to_hdf(path, key=key, mode="w", **kw)
+        back = pd.read_hdf(path, key)
+        num = [c for c in back.columns if c != "process"]
+        json.dump({"names": num, "columns": [back[c].to_numpy(np.float64).tolist() for c in num]}, sys.stdout)
+        return
+    elif cmd in ("write-h5py-plain", "write-h5py-records"):
+        n = int(sys.argv[4])
+        i = np.arange(n)
+        x, y = np.sqrt(i) * 1.5, (np.sin(i) * 3).astype(np.float32)
+        if cmd == "write-h5py-plain":
+            cols = {"x": x, "y": y, "n": (i % 300 - 150).astype(np.int16)}
+            with h5py.File(path, "w") as h:
+                g = h.create_group(key)
+                for c, v in cols.items():
+                    g.create_dataset(c, data=v, chunks=(min(4096, n),), compression="gzip", shuffle=True)
+                g["tag"] = np.array([b"abc"] * n)
+                g["img"] = np.zeros((n, 4), dtype=np.float32)
+            with h5py.File(path) as h:  # h5py lists members by name
+                names = [k for k in h[key] if h[key][k].ndim == 1 and h[key][k].dtype.kind in "fiub"]
+            skipped = ["img", "tag"]
+        else:
+            rec = np.zeros(n, dtype=[("x", "f8"), ("tag", "S4"), ("y", "f4"), ("v", "f4", (3,)), ("n", "u2")])
+            rec["x"], rec["y"], rec["n"], rec["tag"] = x, y, i % 1000, b"tt"
+            with h5py.File(path, "w") as h:
+                h.create_dataset(key, data=rec, chunks=(min(4096, n),), compression="gzip")
+            cols = {"x": x, "y": y, "n": rec["n"]}
+            names, skipped = ["x", "y", "n"], ["tag", "v"]
+        with h5py.File(path) as h:  # what h5py reads back
+            obj = h[key]
+            got = {c: (obj[c][:] if isinstance(obj, h5py.Group) else obj[c]) for c in names}
+        json.dump({"names": names, "columns": [np.asarray(got[c], np.float64).tolist() for c in names],
+                   "skipped": skipped}, sys.stdout)
         return
     elif cmd in ("write", "write-table", "write-zlib", "write-table-zlib"):
         zlib = {"complib": "zlib", "complevel": 5} if cmd.endswith("-zlib") else {}

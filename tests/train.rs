@@ -353,6 +353,33 @@ fn bad_inputs_are_one_line_errors_and_leave_no_run() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// A DataFrame written by pandas with a string column (a sample name): training on its numeric
+/// columns works; asking for the string column is one line saying what it holds.
+#[test]
+fn string_columns_of_pandas_files_are_named_when_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = p(d, "s.h5");
+    script("check_h5.py", &["write-strings", &data, "events", "3000"]);
+    let cfg = |inputs: &str| {
+        format!(
+            "model: {{type: dnn, width: 8, depth: 1}}\ndata: {{files: [\"{data}\"]}}\n\
+             features: {{inputs: [{inputs}], weight: w}}\ntraining: {{epochs: 1, batch_size: 256}}\n\
+             evaluation: {{plots: false}}\n"
+        )
+    };
+    train_fails(
+        d,
+        &[(
+            cfg("pt, process"),
+            "column `process` holds Python objects (a pandas object column)",
+        )],
+    );
+    std::fs::write(d.join("ok.yaml"), cfg("pt")).unwrap();
+    ok(&["train", &p(d, "ok.yaml"), "-o", &p(d, "run_ok"), "-q"]);
+    assert!(d.join("run_ok/metrics.json").exists());
+}
+
 /// `hepml train --scan`: a 2x2 grid in parallel, its summary and best point, a resume that
 /// trains only the missing point, a search within ranges, and the scan's bad inputs.
 #[test]

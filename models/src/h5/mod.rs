@@ -15,11 +15,18 @@
 //! Value datasets are chunked and extendable: a conversion streams chunk by chunk with memory
 //! bounded by the chunk size.
 //!
-//! Read ([`read_table`], [`read_table_chunks`]): both layouts as hepml or pandas 2.x write them
-//! (any number of blocks, any numeric or bool dtype, uncompressed or zlib, as the public
-//! top-tagging data set's files use; `table` with `values_block_<i>` fields whose column names
-//! PyTables stores as pickled lists, and data columns as fields of their own), and the columnar
-//! layout of earlier hepml versions (one 1-D dataset per column and a `columns` attribute).
+//! Read ([`read_table`], [`read_table_chunks`]), a few MB of rows at a time:
+//! - both pandas layouts as hepml or pandas 2.x write them (any number of blocks, any numeric
+//!   or bool dtype, uncompressed or zlib, as the public top-tagging data set's files use;
+//!   `table` with `values_block_<i>` fields whose column names PyTables stores as pickled
+//!   lists, and data columns as fields of their own);
+//! - a group of 1-D datasets, a column each, as h5py users write them (and earlier hepml
+//!   versions, with a `columns` attribute listing them);
+//! - a compound dataset (a NumPy structured array written by h5py): a column per field.
+//!
+//! Only numbers and bools are columns; string, object and array columns are left out and
+//! listed in [`Table::skipped`] with what they hold, so that asking for one says why. A filter
+//! hdf5-pure cannot decompress (Blosc, bzip2, the hdf5plugin family) is an error naming it.
 
 mod pickle;
 mod read;
@@ -48,11 +55,37 @@ fn ctx<T>(
     path: &std::path::Path,
     what: impl Into<String>,
 ) -> Result<T, H5Error> {
-    r.map_err(|source| H5Error::Hdf5 {
-        path: path.display().to_string(),
-        what: what.into(),
-        source,
+    r.map_err(|source| match source {
+        hdf5_pure::Error::Format(hdf5_pure::FormatError::UnsupportedFilter(id)) => {
+            unsupported_filter(path, &what.into(), id)
+        }
+        source => H5Error::Hdf5 {
+            path: path.display().to_string(),
+            what: what.into(),
+            source,
+        },
     })
+}
+
+/// A dataset compressed with a filter hepml cannot decompress: which one, and how to write the
+/// file so that it can (hepml reads gzip/zlib, shuffle, LZF, scale-offset and Fletcher-32).
+fn unsupported_filter(path: &std::path::Path, what: &str, id: u16) -> H5Error {
+    let name = match id {
+        4 => "szip",
+        307 => "bzip2 (pandas complib='bzip2')",
+        32001 => "Blosc (pandas complib='blosc', the 'blosc:*' family)",
+        32004 => "LZ4 (hdf5plugin)",
+        32008 => "bitshuffle (hdf5plugin)",
+        32015 => "Zstandard (hdf5plugin)",
+        _ => "a plugin filter",
+    };
+    layout(
+        path,
+        format!(
+            "{what}: compressed with HDF5 filter {id}, {name}, which hepml cannot decompress; \
+             write it with zlib (pandas: complib='zlib'; h5py: compression='gzip')"
+        ),
+    )
 }
 
 fn layout(path: &std::path::Path, what: impl Into<String>) -> H5Error {
@@ -90,6 +123,9 @@ pub const SOURCES_ATTR: &str = "hepml_sources";
 pub struct Table {
     pub names: Vec<String>,
     pub columns: Vec<Vec<f64>>,
+    /// Columns the file holds but hepml does not read (strings, Python objects, arrays), each
+    /// with what it holds: named in the error when one is asked for.
+    pub skipped: Vec<(String, String)>,
 }
 
 impl Table {
@@ -102,6 +138,14 @@ impl Table {
 
     pub fn rows(&self) -> usize {
         self.columns.first().map_or(0, Vec::len)
+    }
+
+    /// What column `name` holds, if the file has it but hepml does not read it.
+    pub fn skipped(&self, name: &str) -> Option<&str> {
+        self.skipped
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, holds)| holds.as_str())
     }
 }
 

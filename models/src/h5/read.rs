@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use hdf5_pure::{AttrValue, Dataset, Datatype, DatatypeByteOrder, File, Group};
+use hdf5_pure::{AttrValue, CompoundMember, Dataset, Datatype, DatatypeByteOrder, File, Group};
 
 use super::{ctx, layout, pickle, H5Error, Table, SOURCES_ATTR};
 
@@ -12,12 +12,6 @@ use super::{ctx, layout, pickle, H5Error, Table, SOURCES_ATTR};
 const CHUNK_VALUES: usize = 1 << 20;
 
 type Attrs = HashMap<String, AttrValue>;
-
-fn open_group(path: &Path, key: &str) -> Result<Group, H5Error> {
-    // Streaming: metadata and chunks are read as they are needed, never the whole file.
-    let file = ctx(File::open_streaming(path), path, "open")?;
-    ctx(file.group(key), path, format!("no group `{key}`"))
-}
 
 fn attrs_of(r: Result<Attrs, hdf5_pure::Error>, path: &Path, what: &str) -> Result<Attrs, H5Error> {
     ctx(r, path, format!("attributes of {what}"))
@@ -31,7 +25,13 @@ fn attr_str(attrs: &Attrs, name: &str) -> Option<String> {
 /// [`TableWriter::set_sources`](super::TableWriter::set_sources)); empty for files written by
 /// anything else, whose column names are taken as the branches.
 pub fn read_sources(path: &Path, key: &str) -> Result<BTreeMap<String, String>, H5Error> {
-    let group = open_group(path, key)?;
+    let file = ctx(File::open_streaming(path), path, "open")?;
+    let group = match file.group(key) {
+        Ok(g) => g,
+        // A compound dataset: no place for them.
+        Err(hdf5_pure::Error::NotAGroup(_)) => return Ok(Default::default()),
+        Err(e) => return ctx(Err(e), path, format!("no group `{key}`")),
+    };
     let attrs = attrs_of(group.attrs(), path, key)?;
     let Some(v) = attrs.get(SOURCES_ATTR) else {
         return Ok(Default::default());
@@ -163,71 +163,101 @@ fn column(bytes: &[u8], num: Num, offset: usize, stride: usize, count: usize) ->
         .collect()
 }
 
-/// An open table of any layout hepml reads.
+/// What a column hepml does not read holds, in a few words (for the error that names it).
+fn describe(dt: &Datatype) -> String {
+    match dt {
+        Datatype::String { .. }
+        | Datatype::VariableLength {
+            is_string: true, ..
+        } => "strings".into(),
+        // pandas' `fixed` layout keeps an object column as pickled Python objects.
+        Datatype::VariableLength { .. } => "Python objects (a pandas object column)".into(),
+        Datatype::Array { dimensions, .. } => format!(
+            "{} values per row (an array field of shape {dimensions:?})",
+            dimensions.iter().map(|&d| d as u64).product::<u64>()
+        ),
+        Datatype::Compound { .. } => "records".into(),
+        Datatype::Reference { .. } => "HDF5 references".into(),
+        Datatype::Time { .. } => "HDF5 time values".into(),
+        _ => format!("values of type {dt:?}"),
+    }
+}
+
+/// An open table of any layout hepml reads: its numeric and bool columns, and the columns it
+/// holds but does not read (strings, objects, arrays), named so that asking for one says why.
 enum Source {
     Fixed(Fixed),
-    Pandas(PandasTable),
-    /// Read whole when opened (hepml's earlier columnar layout).
-    Whole(Table),
+    Records(Records),
+    Columns(Columns),
 }
 
 impl Source {
     fn open(path: &Path, key: &str) -> Result<Source, H5Error> {
-        let group = open_group(path, key)?;
+        // Streaming: metadata and chunks are read as they are needed, never the whole file.
+        let file = ctx(File::open_streaming(path), path, "open")?;
+        let group = match file.group(key) {
+            Ok(g) => g,
+            // A compound dataset (a NumPy structured array written by h5py): its fields.
+            Err(hdf5_pure::Error::NotAGroup(_)) => {
+                let ds = ctx(file.dataset(key), path, key)?;
+                return Ok(Source::Records(Records::plain(ds, path, key)?));
+            }
+            Err(e) => return ctx(Err(e), path, format!("no group `{key}`")),
+        };
         let attrs = attrs_of(group.attrs(), path, key)?;
         match attr_str(&attrs, "pandas_type").as_deref() {
             Some("frame") => Ok(Source::Fixed(Fixed::open(&group, &attrs, path)?)),
-            Some("frame_table") => Ok(Source::Pandas(PandasTable::open(&group, &attrs, path)?)),
+            Some("frame_table") => Ok(Source::Records(Records::pandas(&group, &attrs, path)?)),
             Some(other) => Err(layout(
                 path,
                 format!("`{key}` is a pandas `{other}`, not a DataFrame"),
             )),
-            None if attrs.contains_key("columns") => {
-                Ok(Source::Whole(read_columnar(&group, &attrs, path)?))
-            }
-            None => Err(layout(
-                path,
-                format!("`{key}` is neither a pandas DataFrame nor a hepml table"),
-            )),
+            None => Ok(Source::Columns(Columns::open(&group, &attrs, path, key)?)),
         }
     }
 
     fn names(&self) -> &[String] {
         match self {
             Source::Fixed(f) => &f.names,
-            Source::Pandas(t) => &t.names,
-            Source::Whole(t) => &t.names,
+            Source::Records(t) => &t.names,
+            Source::Columns(c) => &c.names,
+        }
+    }
+
+    fn skipped(&self) -> &[(String, String)] {
+        match self {
+            Source::Fixed(f) => &f.skipped,
+            Source::Records(t) => &t.skipped,
+            Source::Columns(c) => &c.skipped,
         }
     }
 
     fn rows(&self) -> usize {
         match self {
             Source::Fixed(f) => f.rows,
-            Source::Pandas(t) => t.rows,
-            Source::Whole(t) => t.rows(),
+            Source::Records(t) => t.rows,
+            Source::Columns(c) => c.rows,
         }
     }
 
     /// Rows `r0..r1` of every column.
     fn read(&self, path: &Path, r0: usize, r1: usize) -> Result<Table, H5Error> {
-        match self {
-            Source::Fixed(f) => f.read(path, r0, r1),
-            Source::Pandas(t) => t.read(path, r0, r1),
-            Source::Whole(t) => Ok(Table {
-                names: t.names.clone(),
-                columns: t.columns.iter().map(|c| c[r0..r1].to_vec()).collect(),
-            }),
-        }
+        let columns = match self {
+            Source::Fixed(f) => f.read(path, r0, r1)?,
+            Source::Records(t) => t.read(path, r0, r1)?,
+            Source::Columns(c) => c.read(path, r0, r1)?,
+        };
+        Ok(Table {
+            names: self.names().to_vec(),
+            columns,
+            skipped: self.skipped().to_vec(),
+        })
     }
 }
 
 fn read_names(group: &Group, path: &Path, name: &str) -> Result<Vec<String>, H5Error> {
     let ds = ctx(group.dataset(name), path, name)?;
-    let v = ctx(
-        ds.read_string(),
-        path,
-        format!("{name}: column names must be strings"),
-    )?;
+    let v = ctx(ds.read_string(), path, format!("{name} (the column names)"))?;
     Ok(v.into_iter()
         .map(|s| s.trim_end_matches('\0').to_owned())
         .collect())
@@ -237,6 +267,7 @@ fn read_names(group: &Group, path: &Path, name: &str) -> Result<Vec<String>, H5E
 /// columns go.
 struct Fixed {
     names: Vec<String>,
+    skipped: Vec<(String, String)>,
     rows: usize,
     blocks: Vec<FixedBlock>,
 }
@@ -254,32 +285,28 @@ struct FixedBlock {
 
 impl Fixed {
     fn open(group: &Group, attrs: &Attrs, path: &Path) -> Result<Fixed, H5Error> {
-        let names = read_names(group, path, "axis0")?;
+        let axis0 = read_names(group, path, "axis0")?;
         let nblocks = attrs
             .get("nblocks")
             .and_then(AttrValue::as_i64)
             .ok_or_else(|| layout(path, "attribute nblocks missing or not an integer"))?;
         let mut rows: Option<usize> = None;
         let mut blocks = Vec::new();
-        let mut covered = vec![false; names.len()];
+        let mut skipped = Vec::new();
         for b in 0..nblocks.max(0) {
             let items = read_names(group, path, &format!("block{b}_items"))?;
             let name = format!("block{b}_values");
             let ds = ctx(group.dataset(&name), path, &name)?;
+            let dt = ctx(ds.datatype(), path, &name)?;
+            let Some(num) = Num::of(&dt) else {
+                // Strings or objects (a sample name, say): not read; named if asked for.
+                skipped.extend(items.into_iter().map(|i| (i, describe(&dt))));
+                continue;
+            };
             let shape: Vec<usize> = ctx(ds.shape(), path, &name)?
                 .into_iter()
                 .map(|d| d as usize)
                 .collect();
-            let dt = ctx(ds.datatype(), path, &name)?;
-            let num = Num::of(&dt).ok_or_else(|| {
-                layout(
-                    path,
-                    format!(
-                        "{name} (columns {}) is not numeric or bool: {dt:?}",
-                        items.join(", ")
-                    ),
-                )
-            })?;
             let k_items = items.len();
             // pandas stores blocks transposed ([rows, columns]) with a boolean `transposed`
             // flag; the shape against the number of items tells which way round, the flag
@@ -315,7 +342,24 @@ impl Fixed {
                     format!("{name} has {n} rows, other blocks {}", rows.unwrap_or(0)),
                 ));
             }
-            let pos = items
+            blocks.push(FixedBlock {
+                name,
+                ds,
+                num,
+                items,
+                pos: Vec::new(),
+                row_major,
+            });
+        }
+        // The columns read, in axis0's order.
+        let names: Vec<String> = axis0
+            .into_iter()
+            .filter(|n| !skipped.iter().any(|(s, _)| s == n))
+            .collect();
+        let mut covered = vec![false; names.len()];
+        for (b, block) in blocks.iter_mut().enumerate() {
+            block.pos = block
+                .items
                 .iter()
                 .map(|item| {
                     names.iter().position(|x| x == item).ok_or_else(|| {
@@ -323,15 +367,7 @@ impl Fixed {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            pos.iter().for_each(|&p| covered[p] = true);
-            blocks.push(FixedBlock {
-                name,
-                ds,
-                num,
-                items,
-                pos,
-                row_major,
-            });
+            block.pos.iter().for_each(|&p| covered[p] = true);
         }
         if let Some(i) = covered.iter().position(|c| !c) {
             return Err(layout(
@@ -341,12 +377,13 @@ impl Fixed {
         }
         Ok(Fixed {
             names,
+            skipped,
             rows: rows.unwrap_or(0),
             blocks,
         })
     }
 
-    fn read(&self, path: &Path, r0: usize, r1: usize) -> Result<Table, H5Error> {
+    fn read(&self, path: &Path, r0: usize, r1: usize) -> Result<Vec<Vec<f64>>, H5Error> {
         let mut columns: Vec<Vec<f64>> = vec![Vec::new(); self.names.len()];
         let n = r1.saturating_sub(r0);
         for b in self.blocks.iter().filter(|_| n > 0) {
@@ -366,45 +403,33 @@ impl Fixed {
                     .ok_or_else(|| layout(path, format!("{}: short read", what())))?;
             }
         }
-        Ok(Table {
-            names: self.names.clone(),
-            columns,
-        })
+        Ok(columns)
     }
 }
 
-/// pandas' `table` layout: a compound dataset `/<key>/table` with an `index` field, one
-/// `values_block_<i>` array field per dtype (column names pickled in the table's
-/// `values_block_<i>_kind` attribute) and one field per data column; the column order is the
-/// group's pickled `non_index_axes`.
-struct PandasTable {
+/// A table of records, one per row: pandas' `table` layout (`frame_table`: a compound dataset
+/// `/<key>/table` with an `index` field, one `values_block_<i>` array field per dtype whose
+/// column names PyTables stores pickled in the table's `values_block_<i>_kind` attribute, one
+/// field per data column; the column order is the group's pickled `non_index_axes`), or a
+/// compound dataset of another writer (a NumPy structured array written by h5py: one column per
+/// scalar field).
+struct Records {
     ds: Dataset,
     rows: usize,
     record: usize,
     names: Vec<String>,
+    skipped: Vec<(String, String)>,
     /// Per column (in `names` order): its type and byte offset in a record.
     fields: Vec<(Num, usize)>,
 }
 
-impl PandasTable {
-    fn open(group: &Group, attrs: &Attrs, path: &Path) -> Result<PandasTable, H5Error> {
+impl Records {
+    fn pandas(group: &Group, attrs: &Attrs, path: &Path) -> Result<Records, H5Error> {
         let ds = ctx(group.dataset("table"), path, "table")?;
-        let dt = ctx(ds.datatype(), path, "table type")?;
-        let Datatype::Compound { size, members } = &dt else {
-            return Err(layout(
-                path,
-                "pandas table: `table` is not a compound dataset",
-            ));
-        };
         let table_attrs = attrs_of(ds.attrs(), path, "table")?;
-        let rows = ctx(ds.shape(), path, "table")?
-            .first()
-            .copied()
-            .unwrap_or(0) as usize;
-        let mut cols: Vec<(String, Num, usize)> = Vec::new();
-        for m in members {
+        let mut r = Records::of(ds, path, "pandas table", |m| {
             if m.name == "index" {
-                continue;
+                return Ok(Vec::new());
             }
             let (inner, k) = match &m.datatype {
                 Datatype::Array {
@@ -416,15 +441,6 @@ impl PandasTable {
                 ),
                 t => (t, 1),
             };
-            let num = Num::of(inner).ok_or_else(|| {
-                layout(
-                    path,
-                    format!(
-                        "pandas table: field {} is {inner:?}, not a number or bool",
-                        m.name
-                    ),
-                )
-            })?;
             let names = if m.name.starts_with("values_block_") {
                 attr_str(&table_attrs, &format!("{}_kind", m.name))
                     .map(|p| pickle::strings(&p))
@@ -442,28 +458,86 @@ impl PandasTable {
                     ),
                 ));
             }
-            for (j, name) in names.into_iter().enumerate() {
-                cols.push((name, num, m.byte_offset as usize + j * num.size));
-            }
-        }
+            let num = Num::of(inner).ok_or_else(|| describe(inner));
+            Ok(names
+                .into_iter()
+                .enumerate()
+                .map(|(j, n)| (n, num.clone().map(|num| (num, j * num.size))))
+                .collect())
+        })?;
         if let Some(order) = attr_str(attrs, "non_index_axes")
             .map(|p| pickle::strings(&p))
-            .filter(|o| o.len() == cols.len())
+            .filter(|o| o.len() == r.names.len() + r.skipped.len())
         {
-            cols.sort_by_key(|(name, _, _)| {
-                order.iter().position(|o| o == name).unwrap_or(usize::MAX)
-            });
+            let at = |name: &String| order.iter().position(|o| o == name).unwrap_or(usize::MAX);
+            let mut cols: Vec<(String, (Num, usize))> =
+                r.names.drain(..).zip(r.fields.drain(..)).collect();
+            cols.sort_by_key(|(name, _)| at(name));
+            (r.names, r.fields) = cols.into_iter().unzip();
         }
-        Ok(PandasTable {
-            ds,
-            rows,
-            record: *size as usize,
-            names: cols.iter().map(|c| c.0.clone()).collect(),
-            fields: cols.iter().map(|c| (c.1, c.2)).collect(),
+        Ok(r)
+    }
+
+    /// A compound dataset's scalar numeric and bool fields.
+    fn plain(ds: Dataset, path: &Path, key: &str) -> Result<Records, H5Error> {
+        Records::of(ds, path, key, |m| {
+            let num = Num::of(&m.datatype).ok_or_else(|| describe(&m.datatype));
+            Ok(vec![(m.name.clone(), num.map(|num| (num, 0)))])
         })
     }
 
-    fn read(&self, path: &Path, r0: usize, r1: usize) -> Result<Table, H5Error> {
+    /// The records of `ds`, whose fields `columns` turns into columns: each a name and either
+    /// its type and offset within the field, or what it holds when it is not read.
+    #[allow(clippy::type_complexity)]
+    fn of(
+        ds: Dataset,
+        path: &Path,
+        what: &str,
+        mut columns: impl FnMut(
+            &CompoundMember,
+        ) -> Result<Vec<(String, Result<(Num, usize), String>)>, H5Error>,
+    ) -> Result<Records, H5Error> {
+        let dt = ctx(ds.datatype(), path, what)?;
+        let Datatype::Compound { size, members } = &dt else {
+            let holds = Num::of(&dt).map_or_else(|| describe(&dt), |_| "numbers".into());
+            return Err(layout(
+                path,
+                format!(
+                    "`{what}` is a dataset of {holds}, not a table: hepml reads a pandas \
+                     DataFrame, a group of 1-D datasets (a column each) or a compound dataset"
+                ),
+            ));
+        };
+        let shape = ctx(ds.shape(), path, what)?;
+        let &[rows] = shape.as_slice() else {
+            return Err(layout(
+                path,
+                format!("`{what}` has shape {shape:?}: a table of records is 1-D"),
+            ));
+        };
+        let (mut names, mut fields, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+        for m in members {
+            for (name, col) in columns(m)? {
+                match col {
+                    Ok((num, off)) => {
+                        names.push(name);
+                        fields.push((num, m.byte_offset as usize + off));
+                    }
+                    Err(holds) => skipped.push((name, holds)),
+                }
+            }
+        }
+        Ok(Records {
+            ds,
+            rows: rows as usize,
+            record: *size as usize,
+            names,
+            skipped,
+            fields,
+        })
+    }
+
+    fn read(&self, path: &Path, r0: usize, r1: usize) -> Result<Vec<Vec<f64>>, H5Error> {
         let n = r1.saturating_sub(r0);
         let bytes = if n > 0 {
             ctx(
@@ -474,37 +548,112 @@ impl PandasTable {
         } else {
             Vec::new()
         };
-        let columns = self
-            .fields
+        self.fields
             .iter()
             .map(|&(num, off)| column(&bytes, num, off, self.record, n))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| layout(path, "pandas table: short read"))?;
-        Ok(Table {
-            names: self.names.clone(),
-            columns,
-        })
+            .ok_or_else(|| layout(path, "table of records: short read"))
     }
 }
 
-fn read_columnar(group: &Group, attrs: &Attrs, path: &Path) -> Result<Table, H5Error> {
-    let names: Vec<String> = attrs
-        .get("columns")
-        .and_then(AttrValue::as_strings)
-        .ok_or_else(|| layout(path, "attribute `columns` is not a list of strings"))?
-        .to_vec();
-    let mut columns = Vec::with_capacity(names.len());
-    for n in &names {
-        let ds = ctx(group.dataset(n), path, format!("dataset {n}"))?;
-        let dt = ctx(ds.datatype(), path, format!("dataset {n}"))?;
-        let num =
-            Num::of(&dt).ok_or_else(|| layout(path, format!("dataset {n} is not numeric")))?;
-        let bytes = ctx(ds.read_raw(), path, format!("read {n}"))?;
-        let count = bytes.len() / num.size;
-        columns.push(
-            column(&bytes, num, 0, num.size, count)
-                .ok_or_else(|| layout(path, format!("read {n}: short read")))?,
-        );
+/// A group of 1-D datasets, a column each, all of one length: what h5py users write (`f[name] =
+/// array`), and hepml's earlier layout (which lists the columns in a `columns` attribute).
+/// Datasets that are not 1-D numbers (strings, 2-D arrays) are not read.
+struct Columns {
+    names: Vec<String>,
+    skipped: Vec<(String, String)>,
+    rows: usize,
+    /// Per column (in `names` order): its dataset and type.
+    sets: Vec<(Dataset, Num)>,
+}
+
+impl Columns {
+    fn open(group: &Group, attrs: &Attrs, path: &Path, key: &str) -> Result<Columns, H5Error> {
+        let listed = attrs.get("columns").map(|v| {
+            v.as_strings()
+                .map(<[String]>::to_vec)
+                .ok_or_else(|| layout(path, "attribute `columns` is not a list of strings"))
+        });
+        let members: Vec<(String, Dataset)> = match listed.transpose()? {
+            Some(names) => names
+                .into_iter()
+                .map(|n| {
+                    Ok((
+                        n.clone(),
+                        ctx(group.dataset(&n), path, format!("dataset {n}"))?,
+                    ))
+                })
+                .collect::<Result<_, H5Error>>()?,
+            None => ctx(group.iter_datasets(), path, key)?.collect(),
+        };
+        let (mut names, mut sets, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rows: Option<(usize, String)> = None;
+        for (name, ds) in members {
+            let dt = ctx(ds.datatype(), path, format!("dataset {name}"))?;
+            let shape = ctx(ds.shape(), path, format!("dataset {name}"))?;
+            let (Some(num), &[n]) = (Num::of(&dt), shape.as_slice()) else {
+                let holds = match (Num::of(&dt), shape.as_slice()) {
+                    (Some(_), [_, per @ ..]) => format!(
+                        "{} numbers per row (shape {shape:?})",
+                        per.iter().product::<u64>()
+                    ),
+                    (Some(_), []) => "a single number".into(),
+                    (None, _) => describe(&dt),
+                };
+                skipped.push((name, holds));
+                continue;
+            };
+            let n = n as usize;
+            match &rows {
+                Some((m, first)) if *m != n => {
+                    return Err(layout(
+                        path,
+                        format!(
+                            "`{key}`: dataset {name} has {n} rows but {first} has {m}: \
+                             the columns of a table have one length"
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => rows = Some((n, name.clone())),
+            }
+            names.push(name);
+            sets.push((ds, num));
+        }
+        if names.is_empty() {
+            return Err(layout(
+                path,
+                format!(
+                    "`{key}` is neither a pandas DataFrame nor a group of 1-D numeric datasets \
+                     (a column each)"
+                ),
+            ));
+        }
+        Ok(Columns {
+            names,
+            skipped,
+            rows: rows.map_or(0, |r| r.0),
+            sets,
+        })
     }
-    Ok(Table { names, columns })
+
+    fn read(&self, path: &Path, r0: usize, r1: usize) -> Result<Vec<Vec<f64>>, H5Error> {
+        let n = r1.saturating_sub(r0);
+        self.sets
+            .iter()
+            .zip(&self.names)
+            .map(|((ds, num), name)| {
+                if n == 0 {
+                    return Ok(Vec::new());
+                }
+                let bytes = ctx(
+                    ds.read_raw_rows(r0 as u64, n as u64),
+                    path,
+                    format!("read {name}"),
+                )?;
+                column(&bytes, *num, 0, num.size, n)
+                    .ok_or_else(|| layout(path, format!("read {name}: short read")))
+            })
+            .collect()
+    }
 }

@@ -139,12 +139,17 @@ fn load_chunk(
     t: &Table,
 ) -> Result<(), TrainError> {
     let col = |name: &str| -> Result<&[f64], TrainError> {
-        t.column(name).ok_or_else(|| {
-            data_err(format!(
+        t.column(name).ok_or_else(|| match t.skipped(name) {
+            Some(holds) => data_err(format!(
+                "{}: column `{name}` holds {holds}, which hepml does not read: a column has \
+                 one number or bool per row",
+                path.display()
+            )),
+            None => data_err(format!(
                 "{}: no column `{name}` (columns: {})",
                 path.display(),
                 t.names.join(", ")
-            ))
+            )),
         })
     };
     let cols: Vec<&[f64]> = names.iter().map(|n| col(n)).collect::<Result<_, _>>()?;
