@@ -25,9 +25,14 @@
 //! - a compound dataset (a NumPy structured array written by h5py): a column per field.
 //!
 //! Only numbers and bools are columns; string, object and array columns are left out and
-//! listed in [`Table::skipped`] with what they hold, so that asking for one says why. A filter
-//! hdf5-pure cannot decompress (Blosc, bzip2, the hdf5plugin family) is an error naming it.
+//! listed in [`Table::skipped`] with what they hold, so that asking for one says why.
+//!
+//! Compression: what hdf5-pure decodes (deflate/zlib, shuffle, LZF, scale-offset, Fletcher-32),
+//! and Blosc and bzip2 (pandas' other `complib`s), whose chunks `chunks` reads and decodes
+//! itself. Another filter (szip, the hdf5plugin family) is an error naming it.
 
+mod blosc;
+mod chunks;
 mod pickle;
 mod read;
 mod write;
@@ -68,12 +73,11 @@ fn ctx<T>(
 }
 
 /// A dataset compressed with a filter hepml cannot decompress: which one, and how to write the
-/// file so that it can (hepml reads gzip/zlib, shuffle, LZF, scale-offset and Fletcher-32).
+/// file so that it can (hepml reads gzip/zlib, shuffle, LZF, scale-offset, Fletcher-32, and,
+/// through `chunks`, bzip2 and Blosc: every compressor pandas offers).
 fn unsupported_filter(path: &std::path::Path, what: &str, id: u16) -> H5Error {
     let name = match id {
         4 => "szip",
-        307 => "bzip2 (pandas complib='bzip2')",
-        32001 => "Blosc (pandas complib='blosc', the 'blosc:*' family)",
         32004 => "LZ4 (hdf5plugin)",
         32008 => "bitshuffle (hdf5plugin)",
         32015 => "Zstandard (hdf5plugin)",

@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use hdf5_pure::{AttrValue, CompoundMember, Dataset, Datatype, DatatypeByteOrder, File, Group};
+use hdf5_pure::{
+    AttrValue, CompoundMember, Dataset, Datatype, DatatypeByteOrder, File, FormatError, Group,
+};
 
-use super::{ctx, layout, pickle, H5Error, Table, SOURCES_ATTR};
+use super::{chunks, ctx, layout, pickle, H5Error, Table, SOURCES_ATTR};
 
 /// Values per chunk of [`read_table_chunks`]: 8 MB as f64.
 const CHUNK_VALUES: usize = 1 << 20;
@@ -257,7 +259,20 @@ impl Source {
 
 fn read_names(group: &Group, path: &Path, name: &str) -> Result<Vec<String>, H5Error> {
     let ds = ctx(group.dataset(name), path, name)?;
-    let v = ctx(ds.read_string(), path, format!("{name} (the column names)"))?;
+    let what = format!("{name} (the column names)");
+    let v = match ds.read_string() {
+        // Compressed with a filter decoded here: fixed-length strings, as pandas writes them.
+        Err(e @ hdf5_pure::Error::Format(FormatError::UnsupportedFilter(_))) => {
+            let Ok(Datatype::String { size, .. }) = ds.datatype() else {
+                return ctx(Err(e), path, what);
+            };
+            chunks::read_all(&ds, path, &what)?
+                .chunks(size.max(1) as usize)
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        }
+        r => ctx(r, path, what)?,
+    };
     Ok(v.into_iter()
         .map(|s| s.trim_end_matches('\0').to_owned())
         .collect())
@@ -391,11 +406,11 @@ impl Fixed {
             let k = b.items.len();
             let w = b.num.size;
             let (bytes, offset, stride, item_step) = if b.row_major {
-                let bytes = ctx(b.ds.read_raw_rows(r0 as u64, n as u64), path, what())?;
+                let bytes = chunks::read_rows(&b.ds, path, r0, n, &what())?;
                 (bytes, 0, k * w, w)
             } else {
                 // [items, rows]: rare (pandas writes [rows, items]); read whole.
-                let bytes = ctx(b.ds.read_raw(), path, what())?;
+                let bytes = chunks::read_all(&b.ds, path, &what())?;
                 (bytes, r0 * w, w, self.rows * w)
             };
             for (j, &p) in b.pos.iter().enumerate() {
@@ -540,11 +555,7 @@ impl Records {
     fn read(&self, path: &Path, r0: usize, r1: usize) -> Result<Vec<Vec<f64>>, H5Error> {
         let n = r1.saturating_sub(r0);
         let bytes = if n > 0 {
-            ctx(
-                self.ds.read_raw_rows(r0 as u64, n as u64),
-                path,
-                "read table",
-            )?
+            chunks::read_rows(&self.ds, path, r0, n, "read table")?
         } else {
             Vec::new()
         };
@@ -646,11 +657,7 @@ impl Columns {
                 if n == 0 {
                     return Ok(Vec::new());
                 }
-                let bytes = ctx(
-                    ds.read_raw_rows(r0 as u64, n as u64),
-                    path,
-                    format!("read {name}"),
-                )?;
+                let bytes = chunks::read_rows(ds, path, r0, n, &format!("read {name}"))?;
                 column(&bytes, *num, 0, num.size, n)
                     .ok_or_else(|| layout(path, format!("read {name}: short read")))
             })
