@@ -13,7 +13,7 @@ pub fn auc(scores: &[f32], labels: &[f32]) -> f64 {
 
 /// Area under the ROC curve with event weights (`None`: all 1): the weighted probability that
 /// a signal event (label 1) scores above a background one, tied scores counting half. NaN
-/// when a class has no weight.
+/// when a class has no weight, or when a score is NaN (such a model ranks nothing).
 pub fn auc_weighted(scores: &[f32], labels: &[f32], weights: Option<&[f32]>) -> f64 {
     auc_weighted_with(scores, labels, weights, &mut AucBuffers::default())
 }
@@ -34,6 +34,10 @@ pub fn auc_weighted_with(
     weights: Option<&[f32]>,
     buffers: &mut AucBuffers,
 ) -> f64 {
+    // A NaN would also never equal itself and end its tie group below.
+    if scores.iter().any(|s| s.is_nan()) {
+        return f64::NAN;
+    }
     let AucBuffers { ev, spare } = buffers;
     ev.clear();
     ev.extend(
@@ -213,6 +217,17 @@ mod tests {
         assert_eq!(auc(&[0.5, 0.5, 0.5, 0.5], &[1.0, 0.0, 1.0, 0.0]), 0.5);
         assert_eq!(auc(&[0.1, 0.2, 0.9, 0.8], &[0.0, 0.0, 1.0, 1.0]), 1.0);
         assert!(auc(&[0.1, 0.2], &[1.0, 1.0]).is_nan());
+    }
+
+    /// A model that outputs NaN (trained on a corrupt file, say) has no AUC; the tie groups'
+    /// walk looped for ever on a NaN score, which is not equal to itself.
+    #[test]
+    fn a_nan_score_gives_a_nan_auc() {
+        let labels = [1.0, 0.0, 1.0, 0.0];
+        for nan in [f32::NAN, -f32::NAN] {
+            let a = auc_weighted(&[0.2, nan, 0.9, 0.1], &labels, Some(&[1.0, 2.0, 1.0, 1.0]));
+            assert!(a.is_nan(), "{a}");
+        }
     }
 
     /// The radix order is `total_cmp`'s, stable: every sign, zeros of both signs, NaNs of both
