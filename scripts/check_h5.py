@@ -16,8 +16,11 @@
                                  lists them in the group attribute `columns` (hepml's earlier
                                  layout); prints {names, columns}.
   check_h5.py write-strings|write-table-strings FILE KEY N   pandas writes (fixed / table) a frame
-                                 with a string column `process` among float64 pt, int64 label
-                                 and float32 w; prints {names, columns} of the numeric columns.
+                                 with a string column `process` among float64 pt and huge (0 but
+                                 1e300 at row 7), int64 label and float32 w; prints {names,
+                                 columns} of the numeric columns.
+  check_h5.py write-h5py-sparse FILE KEY N   h5py makes a chunked float64 dataset KEY/x of
+                                 2^40 rows (8 TB, none written: a tiny file) and KEY/y of N.
   check_h5.py write-h5py-plain FILE KEY N   h5py writes one 1-D dataset per column under KEY
                                  (float64 x, float32 y, int16 n; chunked, gzip + shuffle), no
                                  `columns` attribute, plus a string dataset `tag` and a 2-D `img`
@@ -74,6 +77,7 @@ def main():
         i = np.arange(n)
         df = pd.DataFrame({
             "pt": (i * 0.25).astype(np.float64),
+            "huge": np.where(i == 7, 1e300, 0.0),
             "process": np.where(i % 3 == 0, "ttbar", "wjets"),
             "label": (i % 2).astype(np.int64),
             "w": (1 + i % 7).astype(np.float32),
@@ -82,6 +86,13 @@ def main():
         back = pd.read_hdf(path, key)
         num = [c for c in back.columns if c != "process"]
         json.dump({"names": num, "columns": [back[c].to_numpy(np.float64).tolist() for c in num]}, sys.stdout)
+        return
+    elif cmd == "write-h5py-sparse":
+        with h5py.File(path, "w") as h:
+            g = h.create_group(key)
+            g.create_dataset("x", shape=(2**40,), chunks=(4096,), dtype="f8")
+            g["y"] = np.arange(int(sys.argv[4]), dtype=np.float64)
+        print("{}")
         return
     elif cmd in ("write-h5py-plain", "write-h5py-records"):
         n = int(sys.argv[4])

@@ -354,7 +354,8 @@ fn bad_inputs_are_one_line_errors_and_leave_no_run() {
 }
 
 /// A DataFrame written by pandas with a string column (a sample name): training on its numeric
-/// columns works; asking for the string column is one line saying what it holds.
+/// columns works; asking for the string column is one line saying what it holds, and so is
+/// asking for a column with a value float32 cannot hold.
 #[test]
 fn string_columns_of_pandas_files_are_named_when_asked_for() {
     let dir = tempfile::tempdir().unwrap();
@@ -370,10 +371,18 @@ fn string_columns_of_pandas_files_are_named_when_asked_for() {
     };
     train_fails(
         d,
-        &[(
-            cfg("pt, process"),
-            "column `process` holds Python objects (a pandas object column)",
-        )],
+        &[
+            (
+                cfg("pt, process"),
+                "column `process` holds Python objects (a pandas object column)",
+            ),
+            // A finite double that no float32 holds: it made every score NaN (and the AUC's
+            // walk over tied scores loop for ever).
+            (
+                cfg("pt, huge"),
+                "column `huge` has the value 1e300, beyond float32's range (row 7)",
+            ),
+        ],
     );
     std::fs::write(d.join("ok.yaml"), cfg("pt")).unwrap();
     ok(&["train", &p(d, "ok.yaml"), "-o", &p(d, "run_ok"), "-q"]);

@@ -167,6 +167,23 @@ fn string_columns_are_left_out_and_named() {
     }
 }
 
+/// A dataset whose shape claims more than its file can hold (here a legal but empty 8 TB h5py
+/// dataset; a corrupt header reads the same) is refused at once: reading it window by window
+/// ran for ages on fill values, and a corrupt names dataset made hdf5-pure abort on a 200 TB
+/// allocation.
+#[test]
+fn datasets_larger_than_their_file_are_refused() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.h5");
+    check_h5(&["write-h5py-sparse", path.to_str().unwrap(), "events", "100"]);
+    let e = read_table(&path, "events").unwrap_err().to_string();
+    assert!(
+        e.contains("dataset x") && e.contains("[1099511627776]") && e.contains("more than this"),
+        "{e}"
+    );
+}
+
 /// Every compressor pandas offers besides zlib (`complib=`): bzip2 and the Blosc family (its
 /// five codecs, shuffling inside), in both layouts; hdf5-pure decodes neither, hepml's own
 /// chunk reader does. 20000 rows span several chunks, and the `fixed` layout's float64 block

@@ -19,6 +19,10 @@ const FLETCHER32: u16 = 3;
 const BZIP2: u16 = 307;
 const BLOSC: u16 = 32001;
 
+/// The largest decoded chunk read (a corrupt chunk shape must not claim gigabytes); HDF5
+/// writers default to chunks of about 1 MB, PyTables' largest are a few MB.
+const MAX_CHUNK: usize = 256 << 20;
+
 /// Whether a dataset that hdf5-pure refuses for filter `id` can be read here.
 fn decoded_here(id: u16) -> bool {
     matches!(id, BZIP2 | BLOSC)
@@ -70,13 +74,25 @@ fn own_rows(ds: &Dataset, path: &Path, r0: usize, n: usize) -> Result<Vec<u8>, S
     // Bytes of one row (every dimension but the first) and of one decoded chunk.
     let row_bytes = shape[1..].iter().product::<usize>() * elem;
     let chunk_bytes = chunk.iter().product::<usize>() * elem;
+    if chunk_bytes > MAX_CHUNK {
+        return Err(format!(
+            "a chunk of {chunk_bytes} bytes (chunk shape {chunk:?})"
+        ));
+    }
     let filters = ds.filter_pipeline();
     let file = File::open(path).map_err(|x| x.to_string())?;
+    let file_len = file.metadata().map_err(|x| x.to_string())?.len();
     let mut out = vec![0u8; n * row_bytes];
     for c in ds.chunks().map_err(e)? {
         let first = c.offset.first().copied().unwrap_or(0) as usize;
         if first >= r0 + n || first + chunk[0] <= r0 {
             continue;
+        }
+        if c.address.saturating_add(c.storage_size) > file_len {
+            return Err(format!(
+                "a chunk of {} bytes at byte {} of a {file_len}-byte file",
+                c.storage_size, c.address
+            ));
         }
         let mut stored = vec![0u8; c.storage_size as usize];
         file.read_exact_at(&mut stored, c.address)

@@ -257,9 +257,37 @@ impl Source {
     }
 }
 
+/// Refuses a dataset whose shape claims more data than the file could hold even compressed
+/// (a corrupt header: hdf5-pure sizes a whole read by the shape, and reading window by window
+/// a shape of 2^40 rows would run for ages on fill values), or, when it is read whole, more
+/// than `whole` bytes. Deflate stops near 1032:1; Blosc and zstd go much further on constant
+/// columns, hence the margin.
+fn plausible(ds: &Dataset, path: &Path, what: &str, whole: Option<u64>) -> Result<(), H5Error> {
+    const MAX_RATIO: u64 = 1 << 16;
+    let shape = ctx(ds.shape(), path, what)?;
+    let elem = ctx(ds.element_size(), path, what)?;
+    let bytes = shape.iter().try_fold(elem, |a, &d| a.checked_mul(d));
+    let file = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
+    let most = file
+        .saturating_mul(MAX_RATIO)
+        .saturating_add(64 << 20)
+        .min(whole.unwrap_or(u64::MAX));
+    match bytes {
+        Some(b) if b <= most => Ok(()),
+        _ => Err(layout(
+            path,
+            format!(
+                "{what}: shape {shape:?} of {elem}-byte values is more than this {file}-byte \
+                 file can hold (corrupt?)"
+            ),
+        )),
+    }
+}
+
 fn read_names(group: &Group, path: &Path, name: &str) -> Result<Vec<String>, H5Error> {
     let ds = ctx(group.dataset(name), path, name)?;
     let what = format!("{name} (the column names)");
+    plausible(&ds, path, &what, Some(64 << 20))?;
     let v = match ds.read_string() {
         // Compressed with a filter decoded here: fixed-length strings, as pandas writes them.
         Err(e @ hdf5_pure::Error::Format(FormatError::UnsupportedFilter(_))) => {
@@ -312,6 +340,7 @@ impl Fixed {
             let items = read_names(group, path, &format!("block{b}_items"))?;
             let name = format!("block{b}_values");
             let ds = ctx(group.dataset(&name), path, &name)?;
+            plausible(&ds, path, &name, None)?;
             let dt = ctx(ds.datatype(), path, &name)?;
             let Some(num) = Num::of(&dt) else {
                 // Strings or objects (a sample name, say): not read; named if asked for.
@@ -409,7 +438,8 @@ impl Fixed {
                 let bytes = chunks::read_rows(&b.ds, path, r0, n, &what())?;
                 (bytes, 0, k * w, w)
             } else {
-                // [items, rows]: rare (pandas writes [rows, items]); read whole.
+                // [items, rows]: rare (pandas writes [rows, items]); read whole, up to 2 GB.
+                plausible(&b.ds, path, &what(), Some(2 << 30))?;
                 let bytes = chunks::read_all(&b.ds, path, &what())?;
                 (bytes, r0 * w, w, self.rows * w)
             };
@@ -523,6 +553,7 @@ impl Records {
                 ),
             ));
         };
+        plausible(&ds, path, what, None)?;
         let shape = ctx(ds.shape(), path, what)?;
         let &[rows] = shape.as_slice() else {
             return Err(layout(
@@ -601,6 +632,7 @@ impl Columns {
         let mut rows: Option<(usize, String)> = None;
         for (name, ds) in members {
             let dt = ctx(ds.datatype(), path, format!("dataset {name}"))?;
+            plausible(&ds, path, &format!("dataset {name}"), None)?;
             let shape = ctx(ds.shape(), path, format!("dataset {name}"))?;
             let (Some(num), &[n]) = (Num::of(&dt), shape.as_slice()) else {
                 let holds = match (Num::of(&dt), shape.as_slice()) {

@@ -124,6 +124,12 @@ pub fn load(cfg: &TrainConfig, seed: u64) -> Result<Data, TrainError> {
     Ok(d)
 }
 
+/// Whether `v` is finite as the float32 that training computes with: 1e300 is a finite
+/// double but an infinite float, and turned a network's scores into NaN.
+fn finite32(v: f64) -> bool {
+    (v as f32).is_finite()
+}
+
 /// Appends one chunk of a source (rows `r0..` of `path`) to `d`: its features as f32 rows, the
 /// label (`label`, or the label column), the weight and the event number.
 #[allow(clippy::too_many_arguments)]
@@ -159,10 +165,15 @@ fn load_chunk(
     for (c, name) in cols.iter().zip(names) {
         if let Some(r) = c
             .iter()
-            .position(|v| !(v.is_finite() || nan_ok && v.is_nan()))
+            .position(|&v| !(finite32(v) || nan_ok && v.is_nan()))
         {
+            let what = if c[r].is_finite() {
+                format!("the value {:e}, beyond float32's range", c[r])
+            } else {
+                "a NaN/inf value".into()
+            };
             return Err(data_err(format!(
-                "{}: column `{name}` has a NaN/inf value (row {}); select such events away in convert",
+                "{}: column `{name}` has {what} (row {}); select such events away in convert",
                 path.display(),
                 r0 + r
             )));
@@ -180,7 +191,7 @@ fn load_chunk(
                 if classifier {
                     **v != 0.0 && **v != 1.0
                 } else {
-                    !v.is_finite()
+                    !finite32(**v)
                 }
             };
             if let Some(v) = l.iter().find(bad) {
@@ -196,7 +207,7 @@ fn load_chunk(
     match &feats.weight {
         Some(wc) => {
             let w = col(wc)?;
-            if let Some(v) = w.iter().find(|v| !v.is_finite()) {
+            if let Some(v) = w.iter().find(|&&v| !finite32(v)) {
                 return Err(data_err(format!(
                     "{}: weight column `{wc}` has the value {v}",
                     path.display()
