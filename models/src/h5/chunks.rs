@@ -9,7 +9,7 @@ use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use hdf5_pure::{Dataset, FormatError};
+use hdf5_pure::Dataset;
 
 use super::{blosc, ctx, layout, H5Error};
 
@@ -23,9 +23,13 @@ const BLOSC: u16 = 32001;
 /// writers default to chunks of about 1 MB, PyTables' largest are a few MB.
 const MAX_CHUNK: usize = 256 << 20;
 
-/// Whether a dataset that hdf5-pure refuses for filter `id` can be read here.
-fn decoded_here(id: u16) -> bool {
-    matches!(id, BZIP2 | BLOSC)
+/// Whether `ds` is compressed with a filter that hdf5-pure does not decode and this module
+/// does (then hdf5-pure's reader is not tried: it would size and fill its output before
+/// refusing).
+pub(super) fn decoded_here(ds: &Dataset) -> bool {
+    ds.filter_pipeline()
+        .iter()
+        .any(|f| matches!(f.id, BZIP2 | BLOSC))
 }
 
 /// The stored bytes of rows `r0..r0 + n` of `ds` (its first dimension), as hdf5-pure's
@@ -37,11 +41,10 @@ pub(super) fn read_rows(
     n: usize,
     what: &str,
 ) -> Result<Vec<u8>, H5Error> {
-    match ds.read_raw_rows(r0 as u64, n as u64) {
-        Err(hdf5_pure::Error::Format(FormatError::UnsupportedFilter(id))) if decoded_here(id) => {
-            own_rows(ds, path, r0, n).map_err(|e| layout(path, format!("{what}: {e}")))
-        }
-        r => ctx(r, path, what),
+    if decoded_here(ds) {
+        own_rows(ds, path, r0, n).map_err(|e| layout(path, format!("{what}: {e}")))
+    } else {
+        ctx(ds.read_raw_rows(r0 as u64, n as u64), path, what)
     }
 }
 

@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use hdf5_pure::{
-    AttrValue, CompoundMember, Dataset, Datatype, DatatypeByteOrder, File, FormatError, Group,
-};
+use hdf5_pure::{AttrValue, CompoundMember, Dataset, Datatype, DatatypeByteOrder, File, Group};
 
 use super::{chunks, ctx, layout, pickle, H5Error, Table, SOURCES_ATTR};
 
@@ -23,16 +21,32 @@ fn attr_str(attrs: &Attrs, name: &str) -> Option<String> {
     attrs.get(name)?.as_str().map(str::to_owned)
 }
 
+/// What a table's key names: a group (pandas, h5py columns) or a dataset (a compound one).
+enum Node {
+    Group(Group),
+    Dataset(Dataset),
+}
+
+/// The object `key` names in `path`, opened streaming: metadata and chunks are read as they are
+/// needed, never the whole file.
+fn node(path: &Path, key: &str) -> Result<Node, H5Error> {
+    let file = ctx(File::open_streaming(path), path, "open")?;
+    match file.group(key) {
+        Ok(g) => Ok(Node::Group(g)),
+        Err(hdf5_pure::Error::NotAGroup(_)) => {
+            Ok(Node::Dataset(ctx(file.dataset(key), path, key)?))
+        }
+        Err(e) => ctx(Err(e), path, format!("no group `{key}`")),
+    }
+}
+
 /// The column sources `hepml convert` recorded in `path` (see
 /// [`TableWriter::set_sources`](super::TableWriter::set_sources)); empty for files written by
 /// anything else, whose column names are taken as the branches.
 pub fn read_sources(path: &Path, key: &str) -> Result<BTreeMap<String, String>, H5Error> {
-    let file = ctx(File::open_streaming(path), path, "open")?;
-    let group = match file.group(key) {
-        Ok(g) => g,
-        // A compound dataset: no place for them.
-        Err(hdf5_pure::Error::NotAGroup(_)) => return Ok(Default::default()),
-        Err(e) => return ctx(Err(e), path, format!("no group `{key}`")),
+    // A compound dataset has no place for them.
+    let Node::Group(group) = node(path, key)? else {
+        return Ok(Default::default());
     };
     let attrs = attrs_of(group.attrs(), path, key)?;
     let Some(v) = attrs.get(SOURCES_ATTR) else {
@@ -195,16 +209,10 @@ enum Source {
 
 impl Source {
     fn open(path: &Path, key: &str) -> Result<Source, H5Error> {
-        // Streaming: metadata and chunks are read as they are needed, never the whole file.
-        let file = ctx(File::open_streaming(path), path, "open")?;
-        let group = match file.group(key) {
-            Ok(g) => g,
+        let group = match node(path, key)? {
+            Node::Group(g) => g,
             // A compound dataset (a NumPy structured array written by h5py): its fields.
-            Err(hdf5_pure::Error::NotAGroup(_)) => {
-                let ds = ctx(file.dataset(key), path, key)?;
-                return Ok(Source::Records(Records::plain(ds, path, key)?));
-            }
-            Err(e) => return ctx(Err(e), path, format!("no group `{key}`")),
+            Node::Dataset(ds) => return Ok(Source::Records(Records::plain(ds, path, key)?)),
         };
         let attrs = attrs_of(group.attrs(), path, key)?;
         match attr_str(&attrs, "pandas_type").as_deref() {
@@ -288,18 +296,15 @@ fn read_names(group: &Group, path: &Path, name: &str) -> Result<Vec<String>, H5E
     let ds = ctx(group.dataset(name), path, name)?;
     let what = format!("{name} (the column names)");
     plausible(&ds, path, &what, Some(64 << 20))?;
-    let v = match ds.read_string() {
+    let v = match ds.datatype() {
         // Compressed with a filter decoded here: fixed-length strings, as pandas writes them.
-        Err(e @ hdf5_pure::Error::Format(FormatError::UnsupportedFilter(_))) => {
-            let Ok(Datatype::String { size, .. }) = ds.datatype() else {
-                return ctx(Err(e), path, what);
-            };
+        Ok(Datatype::String { size, .. }) if chunks::decoded_here(&ds) => {
             chunks::read_all(&ds, path, &what)?
                 .chunks(size.max(1) as usize)
                 .map(|s| String::from_utf8_lossy(s).into_owned())
                 .collect()
         }
-        r => ctx(r, path, what)?,
+        _ => ctx(ds.read_string(), path, what)?,
     };
     Ok(v.into_iter()
         .map(|s| s.trim_end_matches('\0').to_owned())
@@ -634,17 +639,21 @@ impl Columns {
             let dt = ctx(ds.datatype(), path, format!("dataset {name}"))?;
             plausible(&ds, path, &format!("dataset {name}"), None)?;
             let shape = ctx(ds.shape(), path, format!("dataset {name}"))?;
-            let (Some(num), &[n]) = (Num::of(&dt), shape.as_slice()) else {
-                let holds = match (Num::of(&dt), shape.as_slice()) {
-                    (Some(_), [_, per @ ..]) => format!(
-                        "{} numbers per row (shape {shape:?})",
-                        per.iter().product::<u64>()
-                    ),
-                    (Some(_), []) => "a single number".into(),
-                    (None, _) => describe(&dt),
-                };
-                skipped.push((name, holds));
-                continue;
+            let holds = match (Num::of(&dt), shape.as_slice()) {
+                (Some(num), &[n]) => Ok((num, n)),
+                (Some(_), [_, per @ ..]) => Err(format!(
+                    "{} numbers per row (shape {shape:?})",
+                    per.iter().product::<u64>()
+                )),
+                (Some(_), []) => Err("a single number".into()),
+                (None, _) => Err(describe(&dt)),
+            };
+            let (num, n) = match holds {
+                Ok(column) => column,
+                Err(holds) => {
+                    skipped.push((name, holds));
+                    continue;
+                }
             };
             let n = n as usize;
             match &rows {
